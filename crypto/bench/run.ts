@@ -1,0 +1,234 @@
+// Benchmark (not a test): ops/s of the protocol's hot paths. `npm run bench -w crypto`; results in RESULTS.md.
+
+import { availableParallelism } from 'node:os';
+import {
+  acceptSession,
+  createAccountKeys,
+  createMessageId,
+  createSenderKey,
+  decryptFromDevice,
+  decryptGroupMessage,
+  derivePasswordKeys,
+  encryptGroupMessage,
+  encryptToDevice,
+  generateIdentity,
+  initiateSession,
+  KDF_PARAMS,
+  openEnvelope,
+  type PrekeyBundle,
+  randomBytes,
+  ratchetDecrypt,
+  ratchetEncrypt,
+  readPrekeyMessage,
+  ready,
+  safetyNumber,
+  sealEnvelope,
+  senderKeyDistribution,
+  type Session,
+  verifyPrekeyBundle,
+} from '../src/index.js';
+import { acceptSenderKeyDistribution } from '../src/sender-keys.js';
+
+interface Row {
+  name: string;
+  ops: number;
+  usPerOp: number;
+}
+
+const rows: Row[] = [];
+
+/** Runs `fn` for at least `minMs` (after a warm-up) and records ops/s. */
+function bench(name: string, fn: () => void, minMs = 1000, warmup = 50): void {
+  for (let i = 0; i < warmup; i++) fn();
+  let n = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  while (elapsed < minMs) {
+    fn();
+    n++;
+    elapsed = performance.now() - start;
+  }
+  rows.push({ name, ops: (n * 1000) / elapsed, usPerOp: (elapsed * 1000) / n });
+  console.error(`${name}: ${((n * 1000) / elapsed).toFixed(0)} ops/s`);
+}
+
+await ready();
+const body200 = randomBytes(200);
+
+// ── session start ──
+const alice = createAccountKeys({ oneTimePrekeyCount: 0 });
+const bob = createAccountKeys({ oneTimePrekeyCount: 100 });
+const bundles: PrekeyBundle[] = bob.upload.oneTimePrekeys.map((otk) =>
+  verifyPrekeyBundle({
+    identityKey: bob.upload.identityKey,
+    signedPrekey: bob.upload.signedPrekey,
+    oneTimePrekey: otk,
+  }),
+);
+let bundleIndex = 0;
+const start = (b: PrekeyBundle) =>
+  initiateSession({
+    identity: alice.identity,
+    localUserId: 'alice',
+    localDeviceId: 'a1',
+    peerUserId: 'bob',
+    peerDeviceId: 'b1',
+    bundle: b,
+  });
+bench('X3DH initiator: initiateSession (5 X25519)', () => {
+  start(bundles[bundleIndex++ % bundles.length]!);
+});
+bench('X3DH both sides: initiate + first message + accept + decrypt', () => {
+  const i = bundleIndex++ % bundles.length;
+  const sent = encryptToDevice(start(bundles[i]!), {
+    messageId: createMessageId(),
+    content: { kind: 'chat', body: body200 },
+  });
+  const env = openEnvelope(bob.identity, sent.body);
+  const otkId = readPrekeyMessage(env.payload).oneTimePrekeyId;
+  acceptSession({
+    identity: bob.identity,
+    localUserId: 'bob',
+    localDeviceId: 'b1',
+    envelope: env,
+    signedPrekey: bob.signedPrekey,
+    oneTimePrekey: bob.oneTimePrekeys.find((k) => k.keyId === otkId)!,
+    expectedPeerIdentityKey: alice.identity.publicKey,
+  });
+});
+
+// ── an established session ──
+function established(): { a: Session; b: Session } {
+  const sent = encryptToDevice(start(bundles[0]!), {
+    messageId: createMessageId(),
+    content: { kind: 'chat', body: body200 },
+  });
+  const env = openEnvelope(bob.identity, sent.body);
+  const accepted = acceptSession({
+    identity: bob.identity,
+    localUserId: 'bob',
+    localDeviceId: 'b1',
+    envelope: env,
+    signedPrekey: bob.signedPrekey,
+    oneTimePrekey: bob.oneTimePrekeys[0]!,
+    expectedPeerIdentityKey: alice.identity.publicKey,
+  });
+  const reply = encryptToDevice(accepted.session, {
+    messageId: createMessageId(),
+    content: { kind: 'chat', body: body200 },
+  });
+  const a = decryptFromDevice(sent.session, openEnvelope(alice.identity, reply.body)).session;
+  return { a, b: reply.session };
+}
+let { a, b } = established();
+
+bench('Double Ratchet encrypt + decrypt, 200 bytes (same chain)', () => {
+  const e = ratchetEncrypt(a, body200);
+  a = e.session;
+  b = ratchetDecrypt(b, e.type, e.payload).session;
+});
+bench('Double Ratchet ping-pong, 200 bytes (a DH ratchet step each way)', () => {
+  const e = ratchetEncrypt(a, body200);
+  a = e.session;
+  b = ratchetDecrypt(b, e.type, e.payload).session;
+  const r = ratchetEncrypt(b, body200);
+  b = r.session;
+  a = ratchetDecrypt(a, r.type, r.payload).session;
+});
+
+const recipient = generateIdentity();
+const payload = randomBytes(300);
+bench('seal + open envelope, 300-byte payload (incl. Ed25519→X25519 of the recipient key)', () => {
+  const sealed = sealEnvelope({
+    recipientIdentityKey: recipient.publicKey,
+    senderUserId: 'alice',
+    senderDeviceId: 'a1',
+    messageId: createMessageId(),
+    type: 'message',
+    payload,
+  });
+  openEnvelope(recipient, sealed);
+});
+
+({ a, b } = established());
+const pending: Uint8Array[] = [];
+bench('1:1 message send: pad + ratchet encrypt + seal (200 bytes)', () => {
+  const r = encryptToDevice(a, { messageId: createMessageId(), content: { kind: 'chat', body: body200 } });
+  a = r.session;
+  if (pending.length < 20000) pending.push(r.body);
+});
+let next = 0;
+bench(
+  '1:1 message receive: open + ratchet decrypt + unpad (200 bytes)',
+  () => {
+    const body = pending[next++]!;
+    b = decryptFromDevice(b, openEnvelope(bob.identity, body)).session;
+  },
+  Math.min(1000, pending.length * 0.2),
+  0,
+);
+
+// ── groups ──
+for (const size of [10, 100]) {
+  let own = createSenderKey(`group-${size}`);
+  // The other members' records: built to make the group real, never touched by the send path.
+  const records = Array.from({ length: size - 1 }, (_, i) =>
+    acceptSenderKeyDistribution(`u${i}`, `d${i}`, senderKeyDistribution(own)),
+  );
+  bench(`group encrypt + sign, ${records.length + 1} members (one ciphertext for all)`, () => {
+    own = encryptGroupMessage(own, {
+      messageId: createMessageId(),
+      content: { kind: 'chat', body: body200 },
+    }).senderKey;
+  });
+  if (size === 10) {
+    let sender = createSenderKey('g');
+    let record = acceptSenderKeyDistribution('s', 'd', senderKeyDistribution(sender));
+    const groupBodies: Uint8Array[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const r = encryptGroupMessage(sender, { messageId: createMessageId(), content: { kind: 'chat', body: body200 } });
+      sender = r.senderKey;
+      groupBodies.push(r.body);
+    }
+    let g = 0;
+    bench(
+      'group decrypt + verify, per receiving member',
+      () => {
+        record = decryptGroupMessage(record, { groupId: 'g', body: groupBodies[g++]! }).record;
+      },
+      500,
+      0,
+    );
+  }
+}
+
+bench(
+  'safety number (2 × 5200 BLAKE2b-512)',
+  () => {
+    safetyNumber({
+      localUserId: 'alice',
+      localIdentityKey: alice.identity.publicKey,
+      peerUserId: 'bob',
+      peerIdentityKey: bob.identity.publicKey,
+    });
+  },
+  1000,
+  2,
+);
+const salt = randomBytes(16);
+bench(
+  `Argon2id derivePasswordKeys (opslimit ${KDF_PARAMS.opslimit}, ${KDF_PARAMS.memlimit / 1024 / 1024} MiB)`,
+  () => {
+    derivePasswordKeys('correct horse battery staple', { salt, ...KDF_PARAMS });
+  },
+  3000,
+  1,
+);
+
+console.log(
+  `Date: ${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${availableParallelism()} cores · ${process.platform}/${process.arch}`,
+);
+console.log('');
+console.log('| operation | ops/s | µs/op |');
+console.log('| --- | ---: | ---: |');
+for (const r of rows) console.log(`| ${r.name} | ${r.ops.toFixed(r.ops < 10 ? 2 : 0)} | ${r.usPerOp.toFixed(1)} |`);

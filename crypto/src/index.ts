@@ -1,0 +1,480 @@
+// The public API of @weconnect/crypto: every function another package may call. Nothing deeper is imported.
+//
+// Pure and isomorphic: state in, new state out; no I/O, no clocks, no storage. Call `await ready()` once first.
+// Errors are always CryptoError with a code (see errors.ts); misuse names the argument in the message.
+
+import * as bytes from './bytes.js';
+import * as envelope from './envelope.js';
+import * as identity from './identity.js';
+import * as password from './password.js';
+import * as prekeys from './prekeys.js';
+import * as random from './random.js';
+import * as ratchet from './ratchet.js';
+import * as safety from './safety-number.js';
+import * as senderKeys from './sender-keys.js';
+import * as session from './session.js';
+import * as sodium from './sodium.js';
+import type {
+  AccountKeys,
+  Content,
+  Envelope,
+  EnvelopeType,
+  GroupMessage,
+  Identity,
+  KdfParams,
+  KeyBackup,
+  OneTimePrekey,
+  OwnSenderKey,
+  PasswordKeys,
+  PrekeyBundle,
+  PrekeyMessageInfo,
+  SafetyNumber,
+  SenderKeyRecord,
+  Session,
+  SignedPrekey,
+  WireOneTimePrekey,
+  WireSignedPrekey,
+} from './types.js';
+
+export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
+export type {
+  AccountKeys,
+  AccountUpload,
+  ChainState,
+  ContactVerification,
+  Content,
+  ContentKind,
+  Envelope,
+  EnvelopeType,
+  GroupMessage,
+  Identity,
+  KdfParams,
+  KeyBackup,
+  KeyPair,
+  OneTimePrekey,
+  OwnSenderKey,
+  PasswordKeys,
+  PrekeyBundle,
+  PrekeyMessageInfo,
+  SafetyNumber,
+  SenderKeyRecord,
+  Session,
+  SignedPrekey,
+  WireOneTimePrekey,
+  WireSignedPrekey,
+} from './types.js';
+export type {
+  SerializedIdentity,
+  SerializedOneTimePrekey,
+  SerializedOwnSenderKey,
+  SerializedSenderKeyRecord,
+  SerializedSession,
+  SerializedSignedPrekey,
+} from './serialize.js';
+
+/** Protocol version carried by every message, envelope, backup and serialized state. */
+export const PROTOCOL_VERSION = 1;
+/** Most skipped message keys one message may create (per ratchet step / per sender-key chain). */
+export const MAX_SKIP_PER_STEP = ratchet.MAX_SKIP_PER_STEP;
+/** Most skipped message keys a session or sender-key record keeps; the oldest are dropped first. */
+export const MAX_SKIPPED_KEYS = ratchet.MAX_SKIPPED_KEYS;
+/** Largest `Content.body` accepted (its padded form is 32 KiB, well inside the relay's 64 KiB body limit). */
+export const MAX_CONTENT_BYTES = envelope.MAX_CONTENT_BYTES;
+/** Argon2id parameters of protocol version 1 (PROTOCOL.md): opslimit 3, memlimit 64 MiB, 16-byte salt. */
+export const KDF_PARAMS = password.KDF_PARAMS;
+
+// ── setup and bytes ────────────────────────────────────────────────────────────────────────────────────────
+
+/** Loads libsodium (WebAssembly). Resolve it once before calling anything else; later calls are free. */
+export function ready(): Promise<void> {
+  return sodium.ready();
+}
+
+/** Encodes bytes as base64url without padding (the wire format of every binary JSON field). */
+export function toBase64Url(data: Uint8Array): string {
+  return bytes.toBase64Url(data);
+}
+
+/**
+ * Decodes strict base64url without padding. Throws `bad_input` (naming `name`) on any other alphabet,
+ * padding, non-canonical trailing bits, or a length different from `expectedLength` when given.
+ */
+export function fromBase64Url(text: string, expectedLength?: number, name = 'text'): Uint8Array {
+  return bytes.fromBase64Url(text, name, expectedLength);
+}
+
+/** Constant-time equality of two byte arrays (false if the lengths differ). */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return bytes.constantTimeEqual(a, b);
+}
+
+/** Overwrites secret bytes with zeros (`sodium.memzero`). Call it on keys you no longer need. */
+export function wipe(...secrets: (Uint8Array | null | undefined)[]): void {
+  bytes.wipe(...secrets);
+}
+
+/** `n` cryptographically random bytes, from one `crypto.getRandomValues` call. */
+export function randomBytes(n: number): Uint8Array {
+  return random.randomBytes(n);
+}
+
+/** A new message id: 16 random bytes as base64url (22 characters), the idempotency key of a send. */
+export function createMessageId(): string {
+  return bytes.toBase64Url(random.randomBytes(16));
+}
+
+// ── identity and prekeys ───────────────────────────────────────────────────────────────────────────────────
+
+/** Creates an account's identity (Ed25519, plus its X25519 form). Done once per account, on sign-up. */
+export function generateIdentity(): Identity {
+  return identity.generateIdentity();
+}
+
+/**
+ * Creates a signed prekey (X25519) and signs its 32 public-key bytes with the identity key. Rotate it every
+ * 7 days; keep the previous one for a while so in-flight prekey messages still decrypt.
+ */
+export function generateSignedPrekey(id: Identity, keyId: number): SignedPrekey {
+  return prekeys.generateSignedPrekey(id, keyId);
+}
+
+/** Creates `count` one-time prekeys with ids `firstKeyId`, `firstKeyId + 1`, … (uint32). */
+export function generateOneTimePrekeys(firstKeyId: number, count: number): OneTimePrekey[] {
+  return prekeys.generateOneTimePrekeys(firstKeyId, count);
+}
+
+/**
+ * Creates everything a new account's first device needs: identity, signed prekey (id `signedPrekeyId`,
+ * default 1) and `oneTimePrekeyCount` (default 100) one-time prekeys (ids from `firstOneTimePrekeyId`, default 1),
+ * with the public parts in the wire shapes of `POST /api/accounts`.
+ */
+export function createAccountKeys(
+  options: { oneTimePrekeyCount?: number; signedPrekeyId?: number; firstOneTimePrekeyId?: number } = {},
+): AccountKeys {
+  return prekeys.createAccountKeys(options);
+}
+
+/** Keys for a new device of an existing account (identity restored from the backup): signed + one-time prekeys. */
+export function createDeviceKeys(
+  id: Identity,
+  options: { oneTimePrekeyCount?: number; signedPrekeyId?: number; firstOneTimePrekeyId?: number } = {},
+): AccountKeys {
+  return prekeys.createDeviceKeys(id, options);
+}
+
+/** The identity key as the relay carries it (base64url of the 32 Ed25519 bytes). */
+export function identityKeyToWire(id: Identity | Uint8Array): string {
+  return identity.identityKeyToWire(id);
+}
+
+/** The public part of a signed prekey in PROTOCOL.md shape `{keyId, publicKey, signature}`. */
+export function signedPrekeyToWire(spk: SignedPrekey): WireSignedPrekey {
+  return prekeys.signedPrekeyToWire(spk);
+}
+
+/** The public parts of one-time prekeys in PROTOCOL.md shape `[{keyId, publicKey}]`. */
+export function oneTimePrekeysToWire(keys: readonly OneTimePrekey[]): WireOneTimePrekey[] {
+  return prekeys.oneTimePrekeysToWire(keys);
+}
+
+/**
+ * Checks a wire signed prekey against an identity key exactly as the relay does (Ed25519 over the 32 public-key
+ * bytes). Throws `invalid_signature`, `invalid_key` or `bad_input`.
+ */
+export function verifySignedPrekey(identityKey: Uint8Array | string, signedPrekey: unknown): void {
+  prekeys.verifySignedPrekey(identityKey, signedPrekey);
+}
+
+/**
+ * Parses and verifies one device of a relay bundle (`GET /api/users/:userId/bundle`): the account's
+ * `identityKey` plus that device's `signedPrekey` and `oneTimePrekey` (or null). Throws `bad_input`,
+ * `invalid_key` (all-zero, low-order or invalid keys) or `invalid_signature`.
+ */
+export function verifyPrekeyBundle(bundle: {
+  identityKey: unknown;
+  signedPrekey: unknown;
+  oneTimePrekey: unknown;
+}): PrekeyBundle {
+  return prekeys.verifyPrekeyBundle(bundle);
+}
+
+// ── pairwise sessions ──────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Starts a session with one remote device from its verified bundle (X3DH, initiator side). Messages sent on it
+ * are prekey messages until the peer's first reply decrypts. Check `bundle.identityKey` against the key you
+ * trust for `peerUserId` first (a changed key must be accepted by the user).
+ */
+export function initiateSession(params: {
+  identity: Identity;
+  localUserId: string;
+  localDeviceId: string;
+  peerUserId: string;
+  peerDeviceId: string;
+  bundle: PrekeyBundle;
+}): Session {
+  return session.initiateSession(params);
+}
+
+/** Reads the X3DH fields of a `prekey` envelope's payload so the caller can load the named prekeys. */
+export function readPrekeyMessage(payload: Uint8Array): PrekeyMessageInfo {
+  return session.readPrekeyMessage(payload);
+}
+
+/**
+ * True if `envelope` starts a session that `existing` is not (no session yet, or a prekey message with a
+ * different base key: the peer started over). Then call {@link acceptSession}; otherwise {@link decryptFromDevice}.
+ */
+export function isNewSession(existing: Session | null, env: Envelope): boolean {
+  return session.isNewSession(existing, env);
+}
+
+/**
+ * Accepts a `prekey` envelope (X3DH, responder side) and decrypts its first message. `expectedPeerIdentityKey`
+ * is the identity key you trust (or just fetched) for `envelope.senderUserId`: a different key in the message
+ * throws `sender_mismatch`. Pass the signed prekey and one-time prekey named by {@link readPrekeyMessage}
+ * (`unknown_prekey` if they do not match). On success, delete the one-time prekey from storage. If both devices
+ * started a session at the same time, keep the previous session for a while and try it when the new one fails:
+ * messages already in flight were encrypted with it.
+ */
+export function acceptSession(params: {
+  identity: Identity;
+  localUserId: string;
+  localDeviceId: string;
+  envelope: Envelope;
+  signedPrekey: SignedPrekey;
+  oneTimePrekey: OneTimePrekey | null;
+  expectedPeerIdentityKey: Uint8Array | string;
+}): { session: Session; content: Content } {
+  return session.acceptSession(params);
+}
+
+/**
+ * Encrypts content for the session's peer device: pads, ratchet-encrypts (the envelope fields are bound as
+ * associated data) and seals the envelope to the peer's identity X25519 key. Returns the new session (persist it)
+ * and the opaque `body` for `message:send` `{to: session.peerDeviceId, body}`.
+ */
+export function encryptToDevice(
+  s: Session,
+  params: { messageId: string; content: Content },
+): { session: Session; body: Uint8Array } {
+  return session.encryptToDevice(s, params);
+}
+
+/**
+ * Decrypts an opened envelope with the existing session. Throws `sender_mismatch` if the envelope claims a
+ * different sender than the session's peer, and `decrypt_failed` / `duplicate_message` / `too_many_skipped` /
+ * `invalid_key` on bad messages. The input session is never modified: persist the returned one.
+ */
+export function decryptFromDevice(s: Session, env: Envelope): { session: Session; content: Content } {
+  return session.decryptFromDevice(s, env);
+}
+
+/**
+ * Low-level Double Ratchet encryption of raw bytes (no padding, no envelope). Returns the payload and whether it
+ * is a `prekey` message. `associatedData` is bound to the message and must be passed again to decrypt.
+ */
+export function ratchetEncrypt(
+  s: Session,
+  plaintext: Uint8Array,
+  associatedData: Uint8Array = new Uint8Array(0),
+): { session: Session; type: EnvelopeType; payload: Uint8Array } {
+  return session.ratchetEncryptPayload(s, plaintext, associatedData);
+}
+
+/** Low-level Double Ratchet decryption (the reverse of {@link ratchetEncrypt}); never mutates `s`. */
+export function ratchetDecrypt(
+  s: Session,
+  type: EnvelopeType,
+  payload: Uint8Array,
+  associatedData: Uint8Array = new Uint8Array(0),
+): { session: Session; plaintext: Uint8Array } {
+  return session.ratchetDecryptPayload(s, type, payload, associatedData);
+}
+
+// ── envelopes and padding ──────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Seals `{version, senderUserId, senderDeviceId, messageId, type, payload}` to a recipient's Ed25519 identity key
+ * (`crypto_box_seal` to its X25519 form; byte-compatible with `crypto_box_seal_open`). The relay sees only the
+ * recipient device it routes to and an opaque blob.
+ */
+export function sealEnvelope(params: {
+  recipientIdentityKey: Uint8Array | string;
+  senderUserId: string;
+  senderDeviceId: string;
+  messageId: string;
+  type: EnvelopeType;
+  payload: Uint8Array;
+}): Uint8Array {
+  return envelope.sealEnvelope(params);
+}
+
+/** Opens a sealed envelope with our identity. Throws `decrypt_failed`, `bad_input` or `unsupported_version`. */
+export function openEnvelope(id: Identity, body: Uint8Array): Envelope {
+  return envelope.openEnvelope(id, body);
+}
+
+/** Pads to 256-byte blocks up to 4 KiB, then to the next power of two (ISO/IEC 7816-4, `sodium.pad`). */
+export function padPlaintext(data: Uint8Array): Uint8Array {
+  return envelope.padPlaintext(data);
+}
+
+/** Removes {@link padPlaintext} padding; throws `decrypt_failed` on a malformed padding. */
+export function unpadPlaintext(padded: Uint8Array): Uint8Array {
+  return envelope.unpadPlaintext(padded);
+}
+
+// ── groups (sender keys) ───────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Creates this device's sender key for a group (fresh chain key, Ed25519 signing key, random distribution id).
+ * Also the way to rotate: when a member leaves, every remaining member creates a new one and distributes it.
+ */
+export function createSenderKey(groupId: string): OwnSenderKey {
+  return senderKeys.createSenderKey(groupId);
+}
+
+/**
+ * The distribution message for our sender key at its current iteration: send it to each member device as
+ * `{kind: 'sender_key', body}` over the pairwise session ({@link encryptToDevice}).
+ */
+export function senderKeyDistribution(key: OwnSenderKey): Uint8Array {
+  return senderKeys.senderKeyDistribution(key);
+}
+
+/**
+ * Turns a received distribution into a record for decrypting that member's group messages. `session` is the
+ * pairwise session the distribution arrived on: it names the sender. Check that this sender is a member of
+ * `record.groupId` before storing it; if you already hold a record with the same distribution id, keep yours
+ * (it is further along, so old messages cannot be replayed through a re-sent distribution).
+ */
+export function acceptSenderKeyDistribution(s: Session, distribution: Uint8Array): SenderKeyRecord {
+  return senderKeys.acceptSenderKeyDistribution(s.peerUserId, s.peerDeviceId, distribution);
+}
+
+/**
+ * Encrypts and signs one group message, once, whatever the group size. The body is what `message:send`
+ * `{id, group, body}` carries; persist the returned sender key.
+ */
+export function encryptGroupMessage(
+  key: OwnSenderKey,
+  params: { messageId: string; content: Content },
+): { senderKey: OwnSenderKey; body: Uint8Array } {
+  return senderKeys.encryptGroupMessage(key, params);
+}
+
+/** The distribution id (base64url) a group message names, to find the sender's {@link SenderKeyRecord}. */
+export function readGroupMessageDistributionId(body: Uint8Array): string {
+  return senderKeys.readGroupMessageDistributionId(body);
+}
+
+/**
+ * Verifies and decrypts a group message with the sender's record. `groupId` is the group the relay delivered it
+ * for. Throws `unknown_sender_key`, `sender_mismatch`, `invalid_signature`, `decrypt_failed`,
+ * `duplicate_message`, `too_many_skipped`. Never mutates `record`: persist the returned one.
+ */
+export function decryptGroupMessage(
+  record: SenderKeyRecord,
+  params: { groupId: string; body: Uint8Array },
+): { record: SenderKeyRecord; message: GroupMessage } {
+  return senderKeys.decryptGroupMessage(record, params);
+}
+
+// ── safety numbers ─────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * The 60-digit safety number for us and a peer (Signal's format with BLAKE2b-512: 5200 iterations over
+ * version ‖ identity key ‖ user id per party, 30 digits each, sorted), and the QR bytes. Equal on both sides.
+ */
+export function safetyNumber(params: {
+  localUserId: string;
+  localIdentityKey: Uint8Array | string;
+  peerUserId: string;
+  peerIdentityKey: Uint8Array | string;
+}): SafetyNumber {
+  return safety.safetyNumber(params);
+}
+
+/** True if QR bytes scanned from the peer's screen match our safety number (their local is our peer, and back). */
+export function verifySafetyNumberQr(ours: SafetyNumber, scanned: Uint8Array): boolean {
+  return safety.verifySafetyNumberQr(ours, scanned);
+}
+
+// ── passwords, backup, wrapping ────────────────────────────────────────────────────────────────────────────
+
+/** A new random 16-byte per-user salt for Argon2id. */
+export function generateSalt(): Uint8Array {
+  return password.generateSalt();
+}
+
+/**
+ * Argon2id (`crypto_pwhash`) of the password (NFC-normalized), then `crypto_kdf` into the auth key and wrap key.
+ * Refuses parameters below protocol version 1 (a downgrade) or above sane maxima. ~1–2 s: run it in a worker.
+ */
+export function derivePasswordKeys(pass: string, params: KdfParams): PasswordKeys {
+  return password.derivePasswordKeys(pass, params);
+}
+
+/** Encrypts the key backup (identity + contact verification) with the wrap key, for `PUT /api/backup`. */
+export function sealBackup(wrapKey: Uint8Array, backup: KeyBackup): Uint8Array {
+  return password.sealBackup(wrapKey, backup);
+}
+
+/** Decrypts and strictly parses a key backup. A wrong password or tampering throws `decrypt_failed`. */
+export function openBackup(wrapKey: Uint8Array, sealed: Uint8Array): KeyBackup {
+  return password.openBackup(wrapKey, sealed);
+}
+
+/**
+ * Encrypts private material for local storage with the wrap key. `context` (e.g. `'session:<user>:<device>'`)
+ * is bound as associated data, so a blob cannot be swapped for another.
+ */
+export function wrapSecret(wrapKey: Uint8Array, context: string, plaintext: Uint8Array): Uint8Array {
+  return password.wrapSecret(wrapKey, context, plaintext);
+}
+
+/** Reverse of {@link wrapSecret}; throws `decrypt_failed` on a wrong key, context or tampering. */
+export function unwrapSecret(wrapKey: Uint8Array, context: string, wrapped: Uint8Array): Uint8Array {
+  return password.unwrapSecret(wrapKey, context, wrapped);
+}
+
+/** {@link wrapSecret} of a JSON-safe value (e.g. a serialized session). */
+export function wrapJson(wrapKey: Uint8Array, context: string, value: unknown): Uint8Array {
+  return password.wrapJson(wrapKey, context, value);
+}
+
+/** Reverse of {@link wrapJson}: returns `unknown`, to be given to a `deserialize…` function. */
+export function unwrapJson(wrapKey: Uint8Array, context: string, wrapped: Uint8Array): unknown {
+  return password.unwrapJson(wrapKey, context, wrapped);
+}
+
+// ── serialisation (JSON-safe, versioned, strictly parsed) ──────────────────────────────────────────────────
+
+// Each `serialize…` returns a JSON-safe object (base64url strings, numbers, a `version` field) holding secrets:
+// wrap it with `wrapJson` before storing. Each `deserialize…` takes `unknown` and validates every field's shape and
+// length, throwing `bad_input`, `invalid_key` or `unsupported_version`.
+export {
+  deserializeIdentity,
+  deserializeOneTimePrekey,
+  deserializeOwnSenderKey,
+  deserializeSenderKeyRecord,
+  deserializeSession,
+  deserializeSignedPrekey,
+  serializeIdentity,
+  serializeOneTimePrekey,
+  serializeOwnSenderKey,
+  serializeSenderKeyRecord,
+  serializeSession,
+  serializeSignedPrekey,
+} from './serialize.js';
+
+// ── test hooks ─────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Replaces the random source (for golden vectors), or restores `crypto.getRandomValues` with `null`.
+ * Throws `test_hooks_disabled` unless running under Vitest or `NODE_ENV === 'test'`.
+ */
+export function dangerousTestOnlySetRandomSource(source: ((n: number) => Uint8Array) | null): void {
+  random.dangerousTestOnlySetRandomSource(source);
+}

@@ -1,0 +1,381 @@
+// Serialisation of every state to JSON-safe objects (base64url strings, numbers) and strict parsing back.
+
+import { constantTimeEqual, fromBase64Url, toBase64Url } from './bytes.js';
+import { CryptoError } from './errors.js';
+import { checkIdentity, identityFromSeed, identitySeed } from './identity.js';
+import {
+  checkX25519PublicKey,
+  ed25519ToX25519PublicKey,
+  KEY_BYTES,
+  SIGNATURE_BYTES,
+  SIGNING_KEY_BYTES,
+} from './keys.js';
+import { MAX_PREVIOUS_REMOTE_KEYS, MAX_SKIPPED_KEYS } from './ratchet.js';
+import { DISTRIBUTION_ID_BYTES } from './sender-keys.js';
+import { sodium } from './sodium.js';
+import type {
+  ChainState,
+  Identity,
+  OneTimePrekey,
+  OwnSenderKey,
+  SenderKeyRecord,
+  Session,
+  SignedPrekey,
+} from './types.js';
+import { arrayArg, fail, idArg, objectArg, u32Arg, versionArg } from './validate.js';
+
+export interface SerializedIdentity {
+  version: 1;
+  publicKey: string;
+  seed: string;
+}
+export interface SerializedSignedPrekey {
+  version: 1;
+  keyId: number;
+  publicKey: string;
+  privateKey: string;
+  signature: string;
+}
+export interface SerializedOneTimePrekey {
+  version: 1;
+  keyId: number;
+  publicKey: string;
+  privateKey: string;
+}
+export interface SerializedChain {
+  key: string;
+  counter: number;
+}
+export interface SerializedSession {
+  version: 1;
+  localUserId: string;
+  localDeviceId: string;
+  peerUserId: string;
+  peerDeviceId: string;
+  localIdentityKey: string;
+  peerIdentityKey: string;
+  associatedData: string;
+  baseKey: string;
+  rootKey: string;
+  dhSelf: { publicKey: string; privateKey: string };
+  dhRemote: string | null;
+  sendChain: SerializedChain | null;
+  recvChain: SerializedChain | null;
+  previousCounter: number;
+  skipped: { ratchetKey: string; counter: number; messageKey: string }[];
+  previousRemoteKeys: string[];
+  pendingPrekey: { signedPrekeyId: number; oneTimePrekeyId: number | null } | null;
+}
+export interface SerializedOwnSenderKey {
+  version: 1;
+  groupId: string;
+  distributionId: string;
+  chainKey: string;
+  iteration: number;
+  signingPublicKey: string;
+  signingKey: string;
+}
+export interface SerializedSenderKeyRecord {
+  version: 1;
+  groupId: string;
+  senderUserId: string;
+  senderDeviceId: string;
+  distributionId: string;
+  chainKey: string;
+  iteration: number;
+  signingPublicKey: string;
+  skipped: { iteration: number; messageKey: string }[];
+}
+
+const b64 = toBase64Url;
+/** Longest associated data: label prefix + two keys + two length-prefixed ids of up to 255 bytes. */
+const MAX_AD_BYTES = 64 + 2 * KEY_BYTES + 2 * 256;
+
+function key(value: unknown, name: string, length = KEY_BYTES): Uint8Array {
+  return fromBase64Url(value, name, length);
+}
+
+function x25519(value: unknown, name: string): Uint8Array {
+  return checkX25519PublicKey(key(value, name), name);
+}
+
+/** Serializes an identity (secret: the Ed25519 seed) to a JSON-safe object. */
+export function serializeIdentity(identity: Identity): SerializedIdentity {
+  checkIdentity(identity);
+  return { version: 1, publicKey: b64(identity.publicKey), seed: b64(identitySeed(identity)) };
+}
+
+/** Parses a serialized identity and re-derives its keys; the stored public key must match the seed. */
+export function deserializeIdentity(value: unknown): Identity {
+  const o = objectArg(value, 'identity', ['version', 'publicKey', 'seed']);
+  versionArg(o['version'], 'identity');
+  const publicKey = key(o['publicKey'], 'identity.publicKey');
+  const identity = identityFromSeed(key(o['seed'], 'identity.seed'));
+  if (!constantTimeEqual(identity.publicKey, publicKey)) fail('identity.publicKey does not match identity.seed');
+  return identity;
+}
+
+/** Serializes a signed prekey (secret: its private key). */
+export function serializeSignedPrekey(spk: SignedPrekey): SerializedSignedPrekey {
+  return {
+    version: 1,
+    keyId: spk.keyId,
+    publicKey: b64(spk.keyPair.publicKey),
+    privateKey: b64(spk.keyPair.privateKey),
+    signature: b64(spk.signature),
+  };
+}
+
+/** Parses a serialized signed prekey. */
+export function deserializeSignedPrekey(value: unknown): SignedPrekey {
+  const o = objectArg(value, 'signedPrekey', ['version', 'keyId', 'publicKey', 'privateKey', 'signature']);
+  versionArg(o['version'], 'signedPrekey');
+  return {
+    keyId: u32Arg(o['keyId'], 'signedPrekey.keyId'),
+    keyPair: {
+      publicKey: x25519(o['publicKey'], 'signedPrekey.publicKey'),
+      privateKey: key(o['privateKey'], 'signedPrekey.privateKey'),
+    },
+    signature: key(o['signature'], 'signedPrekey.signature', SIGNATURE_BYTES),
+  };
+}
+
+/** Serializes a one-time prekey (secret: its private key). */
+export function serializeOneTimePrekey(otk: OneTimePrekey): SerializedOneTimePrekey {
+  return {
+    version: 1,
+    keyId: otk.keyId,
+    publicKey: b64(otk.keyPair.publicKey),
+    privateKey: b64(otk.keyPair.privateKey),
+  };
+}
+
+/** Parses a serialized one-time prekey. */
+export function deserializeOneTimePrekey(value: unknown): OneTimePrekey {
+  const o = objectArg(value, 'oneTimePrekey', ['version', 'keyId', 'publicKey', 'privateKey']);
+  versionArg(o['version'], 'oneTimePrekey');
+  return {
+    keyId: u32Arg(o['keyId'], 'oneTimePrekey.keyId'),
+    keyPair: {
+      publicKey: x25519(o['publicKey'], 'oneTimePrekey.publicKey'),
+      privateKey: key(o['privateKey'], 'oneTimePrekey.privateKey'),
+    },
+  };
+}
+
+function serializeChain(chain: ChainState | null): SerializedChain | null {
+  return chain ? { key: b64(chain.key), counter: chain.counter } : null;
+}
+
+function deserializeChain(value: unknown, name: string): ChainState | null {
+  if (value === null) return null;
+  const o = objectArg(value, name, ['key', 'counter']);
+  return { key: key(o['key'], `${name}.key`), counter: u32Arg(o['counter'], `${name}.counter`) };
+}
+
+/** Serializes a session (secret: root, chain and skipped message keys). */
+export function serializeSession(s: Session): SerializedSession {
+  if (typeof s !== 'object' || s === null || s.version !== 1) fail('session must be a Session');
+  const skipped: SerializedSession['skipped'] = [];
+  for (const [k, messageKey] of s.skipped) {
+    const [ratchetKey, counter] = k.split(':');
+    skipped.push({ ratchetKey: ratchetKey!, counter: Number(counter), messageKey: b64(messageKey) });
+  }
+  return {
+    version: 1,
+    localUserId: s.localUserId,
+    localDeviceId: s.localDeviceId,
+    peerUserId: s.peerUserId,
+    peerDeviceId: s.peerDeviceId,
+    localIdentityKey: b64(s.localIdentityKey),
+    peerIdentityKey: b64(s.peerIdentityKey),
+    associatedData: b64(s.associatedData),
+    baseKey: b64(s.baseKey),
+    rootKey: b64(s.rootKey),
+    dhSelf: { publicKey: b64(s.dhSelf.publicKey), privateKey: b64(s.dhSelf.privateKey) },
+    dhRemote: s.dhRemote ? b64(s.dhRemote) : null,
+    sendChain: serializeChain(s.sendChain),
+    recvChain: serializeChain(s.recvChain),
+    previousCounter: s.previousCounter,
+    skipped,
+    previousRemoteKeys: [...s.previousRemoteKeys],
+    pendingPrekey: s.pendingPrekey ? { ...s.pendingPrekey } : null,
+  };
+}
+
+const SESSION_KEYS = [
+  'version',
+  'localUserId',
+  'localDeviceId',
+  'peerUserId',
+  'peerDeviceId',
+  'localIdentityKey',
+  'peerIdentityKey',
+  'associatedData',
+  'baseKey',
+  'rootKey',
+  'dhSelf',
+  'dhRemote',
+  'sendChain',
+  'recvChain',
+  'previousCounter',
+  'skipped',
+  'previousRemoteKeys',
+  'pendingPrekey',
+] as const;
+
+/** Parses a serialized session, validating every field's shape and length. */
+export function deserializeSession(value: unknown): Session {
+  const o = objectArg(value, 'session', SESSION_KEYS);
+  versionArg(o['version'], 'session');
+  const associatedData = fromBase64Url(o['associatedData'], 'session.associatedData');
+  if (associatedData.length < 2 * KEY_BYTES || associatedData.length > MAX_AD_BYTES) {
+    fail('session.associatedData has an impossible length');
+  }
+  const dhSelf = objectArg(o['dhSelf'], 'session.dhSelf', ['publicKey', 'privateKey']);
+  const skipped = new Map<string, Uint8Array>();
+  for (const [i, entry] of arrayArg(o['skipped'], 'session.skipped', MAX_SKIPPED_KEYS).entries()) {
+    const e = objectArg(entry, `session.skipped[${i}]`, ['ratchetKey', 'counter', 'messageKey']);
+    const ratchetKey = key(e['ratchetKey'], `session.skipped[${i}].ratchetKey`);
+    const counter = u32Arg(e['counter'], `session.skipped[${i}].counter`);
+    skipped.set(`${b64(ratchetKey)}:${counter}`, key(e['messageKey'], `session.skipped[${i}].messageKey`));
+  }
+  const previousRemoteKeys = arrayArg(
+    o['previousRemoteKeys'],
+    'session.previousRemoteKeys',
+    MAX_PREVIOUS_REMOTE_KEYS,
+  ).map((k, i) => b64(key(k, `session.previousRemoteKeys[${i}]`)));
+  let pendingPrekey: Session['pendingPrekey'] = null;
+  if (o['pendingPrekey'] !== null) {
+    const pp = objectArg(o['pendingPrekey'], 'session.pendingPrekey', ['signedPrekeyId', 'oneTimePrekeyId']);
+    pendingPrekey = {
+      signedPrekeyId: u32Arg(pp['signedPrekeyId'], 'session.pendingPrekey.signedPrekeyId'),
+      oneTimePrekeyId:
+        pp['oneTimePrekeyId'] === null ? null : u32Arg(pp['oneTimePrekeyId'], 'session.pendingPrekey.oneTimePrekeyId'),
+    };
+  }
+  const peerIdentityKey = key(o['peerIdentityKey'], 'session.peerIdentityKey');
+  const localIdentityKey = key(o['localIdentityKey'], 'session.localIdentityKey');
+  ed25519ToX25519PublicKey(localIdentityKey, 'session.localIdentityKey');
+  return {
+    version: 1,
+    localUserId: idArg(o['localUserId'], 'session.localUserId'),
+    localDeviceId: idArg(o['localDeviceId'], 'session.localDeviceId'),
+    peerUserId: idArg(o['peerUserId'], 'session.peerUserId'),
+    peerDeviceId: idArg(o['peerDeviceId'], 'session.peerDeviceId'),
+    localIdentityKey,
+    peerIdentityKey,
+    peerIdentityDhKey: ed25519ToX25519PublicKey(peerIdentityKey, 'session.peerIdentityKey'),
+    associatedData,
+    baseKey: x25519(o['baseKey'], 'session.baseKey'),
+    rootKey: key(o['rootKey'], 'session.rootKey'),
+    dhSelf: {
+      publicKey: x25519(dhSelf['publicKey'], 'session.dhSelf.publicKey'),
+      privateKey: key(dhSelf['privateKey'], 'session.dhSelf.privateKey'),
+    },
+    dhRemote: o['dhRemote'] === null ? null : x25519(o['dhRemote'], 'session.dhRemote'),
+    sendChain: deserializeChain(o['sendChain'], 'session.sendChain'),
+    recvChain: deserializeChain(o['recvChain'], 'session.recvChain'),
+    previousCounter: u32Arg(o['previousCounter'], 'session.previousCounter'),
+    skipped,
+    previousRemoteKeys,
+    pendingPrekey,
+  };
+}
+
+/** Serializes our own sender key for a group (secret: chain and signing keys). */
+export function serializeOwnSenderKey(k: OwnSenderKey): SerializedOwnSenderKey {
+  return {
+    version: 1,
+    groupId: k.groupId,
+    distributionId: b64(k.distributionId),
+    chainKey: b64(k.chainKey),
+    iteration: k.iteration,
+    signingPublicKey: b64(k.signingPublicKey),
+    signingKey: b64(k.signingKey),
+  };
+}
+
+function signingPublicKey(value: unknown, name: string): Uint8Array {
+  const pk = key(value, name);
+  if (!sodium().crypto_core_ed25519_is_valid_point(pk)) {
+    throw new CryptoError('invalid_key', `${name} is not a valid Ed25519 public key`);
+  }
+  return pk;
+}
+
+/** Parses a serialized own sender key; the signing key must match its public key. */
+export function deserializeOwnSenderKey(value: unknown): OwnSenderKey {
+  const o = objectArg(value, 'senderKey', [
+    'version',
+    'groupId',
+    'distributionId',
+    'chainKey',
+    'iteration',
+    'signingPublicKey',
+    'signingKey',
+  ]);
+  versionArg(o['version'], 'senderKey');
+  const pk = signingPublicKey(o['signingPublicKey'], 'senderKey.signingPublicKey');
+  const sk = key(o['signingKey'], 'senderKey.signingKey', SIGNING_KEY_BYTES);
+  if (!constantTimeEqual(sk.subarray(KEY_BYTES), pk)) fail('senderKey.signingKey does not match signingPublicKey');
+  return {
+    version: 1,
+    groupId: idArg(o['groupId'], 'senderKey.groupId'),
+    distributionId: key(o['distributionId'], 'senderKey.distributionId', DISTRIBUTION_ID_BYTES),
+    chainKey: key(o['chainKey'], 'senderKey.chainKey'),
+    iteration: u32Arg(o['iteration'], 'senderKey.iteration'),
+    signingPublicKey: pk,
+    signingKey: sk,
+  };
+}
+
+/** Serializes another member's sender-key record (secret: chain and skipped message keys). */
+export function serializeSenderKeyRecord(r: SenderKeyRecord): SerializedSenderKeyRecord {
+  return {
+    version: 1,
+    groupId: r.groupId,
+    senderUserId: r.senderUserId,
+    senderDeviceId: r.senderDeviceId,
+    distributionId: b64(r.distributionId),
+    chainKey: b64(r.chainKey),
+    iteration: r.iteration,
+    signingPublicKey: b64(r.signingPublicKey),
+    skipped: [...r.skipped].map(([iteration, messageKey]) => ({ iteration, messageKey: b64(messageKey) })),
+  };
+}
+
+/** Parses a serialized sender-key record. */
+export function deserializeSenderKeyRecord(value: unknown): SenderKeyRecord {
+  const o = objectArg(value, 'record', [
+    'version',
+    'groupId',
+    'senderUserId',
+    'senderDeviceId',
+    'distributionId',
+    'chainKey',
+    'iteration',
+    'signingPublicKey',
+    'skipped',
+  ]);
+  versionArg(o['version'], 'record');
+  const skipped = new Map<number, Uint8Array>();
+  for (const [i, entry] of arrayArg(o['skipped'], 'record.skipped', MAX_SKIPPED_KEYS).entries()) {
+    const e = objectArg(entry, `record.skipped[${i}]`, ['iteration', 'messageKey']);
+    skipped.set(
+      u32Arg(e['iteration'], `record.skipped[${i}].iteration`),
+      key(e['messageKey'], `record.skipped[${i}].messageKey`),
+    );
+  }
+  return {
+    version: 1,
+    groupId: idArg(o['groupId'], 'record.groupId'),
+    senderUserId: idArg(o['senderUserId'], 'record.senderUserId'),
+    senderDeviceId: idArg(o['senderDeviceId'], 'record.senderDeviceId'),
+    distributionId: key(o['distributionId'], 'record.distributionId', DISTRIBUTION_ID_BYTES),
+    chainKey: key(o['chainKey'], 'record.chainKey'),
+    iteration: u32Arg(o['iteration'], 'record.iteration'),
+    signingPublicKey: signingPublicKey(o['signingPublicKey'], 'record.signingPublicKey'),
+    skipped,
+  };
+}

@@ -1,0 +1,95 @@
+// Shared test helpers: hex, text, accounts, and a started pairwise conversation.
+
+import {
+  acceptSession,
+  type AccountKeys,
+  createAccountKeys,
+  createMessageId,
+  CryptoError,
+  type CryptoErrorCode,
+  decryptFromDevice,
+  encryptToDevice,
+  initiateSession,
+  openEnvelope,
+  readPrekeyMessage,
+  type Session,
+  verifyPrekeyBundle,
+} from '../src/index.js';
+import { expect } from 'vitest';
+
+export const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
+export const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const str = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** Asserts that `fn` throws a CryptoError with `code` (and returns it). */
+export function expectCode(fn: () => unknown, code: CryptoErrorCode): CryptoError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(CryptoError);
+    expect((err as CryptoError).code, (err as Error).message).toBe(code);
+    return err as CryptoError;
+  }
+  throw new Error(`expected CryptoError ${code}, but nothing was thrown`);
+}
+
+export interface Party {
+  userId: string;
+  deviceId: string;
+  keys: AccountKeys;
+}
+
+export function party(userId: string, deviceId = `${userId}-d1`, oneTimePrekeyCount = 2): Party {
+  return { userId, deviceId, keys: createAccountKeys({ oneTimePrekeyCount }) };
+}
+
+/** Alice's session to Bob from Bob's bundle (with his first one-time prekey unless `withOneTime` is false). */
+export function initiate(alice: Party, bob: Party, withOneTime = true): Session {
+  const bundle = verifyPrekeyBundle({
+    identityKey: bob.keys.upload.identityKey,
+    signedPrekey: bob.keys.upload.signedPrekey,
+    oneTimePrekey: withOneTime ? bob.keys.upload.oneTimePrekeys[0] : null,
+  });
+  return initiateSession({
+    identity: alice.keys.identity,
+    localUserId: alice.userId,
+    localDeviceId: alice.deviceId,
+    peerUserId: bob.userId,
+    peerDeviceId: bob.deviceId,
+    bundle,
+  });
+}
+
+/** Bob accepts a prekey envelope body from Alice. */
+export function accept(bob: Party, alice: Party, body: Uint8Array) {
+  const env = openEnvelope(bob.keys.identity, body);
+  const info = readPrekeyMessage(env.payload);
+  return acceptSession({
+    identity: bob.keys.identity,
+    localUserId: bob.userId,
+    localDeviceId: bob.deviceId,
+    envelope: env,
+    signedPrekey: bob.keys.signedPrekey,
+    oneTimePrekey: bob.keys.oneTimePrekeys.find((k) => k.keyId === info.oneTimePrekeyId) ?? null,
+    expectedPeerIdentityKey: alice.keys.identity.publicKey,
+  });
+}
+
+export function send(session: Session, message: string) {
+  return encryptToDevice(session, { messageId: createMessageId(), content: { kind: 'chat', body: text(message) } });
+}
+
+export function receive(me: Party, session: Session, body: Uint8Array) {
+  return decryptFromDevice(session, openEnvelope(me.keys.identity, body));
+}
+
+/** A conversation where Alice sent "hello" and Bob accepted it: both sessions ready, Alice still pending. */
+export function startConversation(withOneTime = true) {
+  const alice = party('alice');
+  const bob = party('bob');
+  const first = send(initiate(alice, bob, withOneTime), 'hello');
+  const accepted = accept(bob, alice, first.body);
+  expect(str(accepted.content.body)).toBe('hello');
+  return { alice, bob, aliceSession: first.session, bobSession: accepted.session };
+}

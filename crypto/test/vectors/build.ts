@@ -1,0 +1,176 @@
+// Builds the golden vectors from fixed seeds. generate.ts writes them to JSON; vectors.test.ts checks that the
+// library still produces exactly the committed bytes.
+
+import {
+  acceptSession,
+  createAccountKeys,
+  createMessageId,
+  createSenderKey,
+  dangerousTestOnlySetRandomSource,
+  decryptFromDevice,
+  decryptGroupMessage,
+  derivePasswordKeys,
+  encryptGroupMessage,
+  encryptToDevice,
+  initiateSession,
+  KDF_PARAMS,
+  openEnvelope,
+  readPrekeyMessage,
+  safetyNumber,
+  sealBackup,
+  senderKeyDistribution,
+  serializeSession,
+  toBase64Url,
+  verifyPrekeyBundle,
+  type Session,
+} from '../../src/index.js';
+import { acceptSenderKeyDistribution } from '../../src/sender-keys.js';
+import { deterministicRandom } from './drbg.js';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const fromUtf8 = (b: Uint8Array) => new TextDecoder().decode(b);
+
+function withRandom<T>(seed: string, fn: () => T): T {
+  dangerousTestOnlySetRandomSource(deterministicRandom(seed));
+  try {
+    return fn();
+  } finally {
+    dangerousTestOnlySetRandomSource(null);
+  }
+}
+
+/** X3DH + three Double Ratchet messages (prekey message, reply, normal message), sealed. */
+function pairwise() {
+  const seed = 'weconnect-golden-pairwise-v1';
+  return withRandom(seed, () => {
+    const alice = createAccountKeys({ oneTimePrekeyCount: 1 });
+    const bob = createAccountKeys({ oneTimePrekeyCount: 1 });
+    const bundle = verifyPrekeyBundle({
+      identityKey: bob.upload.identityKey,
+      signedPrekey: bob.upload.signedPrekey,
+      oneTimePrekey: bob.upload.oneTimePrekeys[0],
+    });
+    let a: Session = initiateSession({
+      identity: alice.identity,
+      localUserId: 'alice',
+      localDeviceId: 'alice-phone',
+      peerUserId: 'bob',
+      peerDeviceId: 'bob-laptop',
+      bundle,
+    });
+    const messages: { from: string; messageId: string; plaintext: string; type: string; body: string }[] = [];
+    const m1 = { messageId: createMessageId(), plaintext: 'Hello Bob' };
+    const e1 = encryptToDevice(a, { messageId: m1.messageId, content: { kind: 'chat', body: utf8(m1.plaintext) } });
+    a = e1.session;
+    const env1 = openEnvelope(bob.identity, e1.body);
+    const accepted = acceptSession({
+      identity: bob.identity,
+      localUserId: 'bob',
+      localDeviceId: 'bob-laptop',
+      envelope: env1,
+      signedPrekey: bob.signedPrekey,
+      oneTimePrekey: bob.oneTimePrekeys.find((k) => k.keyId === readPrekeyMessage(env1.payload).oneTimePrekeyId)!,
+      expectedPeerIdentityKey: alice.identity.publicKey,
+    });
+    let b = accepted.session;
+    messages.push({ from: 'alice', ...m1, type: env1.type, body: hex(e1.body) });
+    if (fromUtf8(accepted.content.body) !== m1.plaintext) throw new Error('vector self-check failed');
+
+    const m2 = { messageId: createMessageId(), plaintext: 'Hi Alice, got it.' };
+    const e2 = encryptToDevice(b, { messageId: m2.messageId, content: { kind: 'chat', body: utf8(m2.plaintext) } });
+    b = e2.session;
+    const env2 = openEnvelope(alice.identity, e2.body);
+    a = decryptFromDevice(a, env2).session;
+    messages.push({ from: 'bob', ...m2, type: env2.type, body: hex(e2.body) });
+
+    const m3 = { messageId: createMessageId(), plaintext: 'typing…' };
+    const e3 = encryptToDevice(a, { messageId: m3.messageId, content: { kind: 'control', body: utf8(m3.plaintext) } });
+    a = e3.session;
+    const env3 = openEnvelope(bob.identity, e3.body);
+    b = decryptFromDevice(b, env3).session;
+    messages.push({ from: 'alice', ...m3, type: env3.type, body: hex(e3.body) });
+
+    return {
+      description: 'X3DH session start and three sealed Double Ratchet messages (prekey, message, message)',
+      randomSeed: seed,
+      alice: { userId: 'alice', deviceId: 'alice-phone', upload: alice.upload },
+      bob: { userId: 'bob', deviceId: 'bob-laptop', upload: bob.upload },
+      messages,
+      finalSessions: { alice: serializeSession(a), bob: serializeSession(b) },
+    };
+  });
+}
+
+/** A sender-key distribution and two signed group messages. */
+function group() {
+  const seed = 'weconnect-golden-group-v1';
+  return withRandom(seed, () => {
+    let own = createSenderKey('group-42');
+    const distribution = senderKeyDistribution(own);
+    let record = acceptSenderKeyDistribution('carol', 'carol-phone', distribution);
+    const bodies: { messageId: string; plaintext: string; body: string }[] = [];
+    for (const plaintext of ['Welcome to the group', 'Second message']) {
+      const messageId = createMessageId();
+      const r = encryptGroupMessage(own, { messageId, content: { kind: 'chat', body: utf8(plaintext) } });
+      own = r.senderKey;
+      const d = decryptGroupMessage(record, { groupId: 'group-42', body: r.body });
+      record = d.record;
+      if (fromUtf8(d.message.content.body) !== plaintext) throw new Error('vector self-check failed');
+      bodies.push({ messageId, plaintext, body: hex(r.body) });
+    }
+    return {
+      description: 'Sender-key distribution and two group messages of one sender (groupId group-42)',
+      randomSeed: seed,
+      groupId: 'group-42',
+      distribution: hex(distribution),
+      messages: bodies,
+    };
+  });
+}
+
+/** Safety number and QR bytes for two identities drawn from a fixed seed. */
+function safety() {
+  const seed = 'weconnect-golden-safety-v1';
+  return withRandom(seed, () => {
+    const a = createAccountKeys({ oneTimePrekeyCount: 0 }).upload.identityKey;
+    const b = createAccountKeys({ oneTimePrekeyCount: 0 }).upload.identityKey;
+    const sn = safetyNumber({ localUserId: 'user-a', localIdentityKey: a, peerUserId: 'user-b', peerIdentityKey: b });
+    return {
+      description: 'Safety number of (user-a, identityKeyA) and (user-b, identityKeyB), as seen by user-a',
+      randomSeed: seed,
+      localUserId: 'user-a',
+      localIdentityKey: a,
+      peerUserId: 'user-b',
+      peerIdentityKey: b,
+      digits: sn.digits,
+      qr: hex(sn.qr),
+    };
+  });
+}
+
+/** Argon2id split (protocol v1 parameters) and a sealed key backup. */
+function password() {
+  const seed = 'weconnect-golden-password-v1';
+  return withRandom(seed, () => {
+    const salt = new Uint8Array(16).map((_, i) => i * 17);
+    const keys = derivePasswordKeys('correct horse battery staple', { salt, ...KDF_PARAMS });
+    const identity = createAccountKeys({ oneTimePrekeyCount: 0 }).identity;
+    const contacts = [{ userId: 'bob', identityKey: toBase64Url(new Uint8Array(32).fill(0x42)), verified: true }];
+    return {
+      description: 'Argon2id (opslimit 3, memlimit 64 MiB) → crypto_kdf auth/wrap keys, and a sealed key backup',
+      randomSeed: seed,
+      password: 'correct horse battery staple',
+      salt: toBase64Url(salt),
+      ...KDF_PARAMS,
+      authKey: keys.authKeyBase64Url,
+      wrapKey: toBase64Url(keys.wrapKey),
+      backupIdentityKey: toBase64Url(identity.publicKey),
+      backupContacts: contacts,
+      backup: hex(sealBackup(keys.wrapKey, { identity, contacts })),
+    };
+  });
+}
+
+export const VECTORS = { pairwise, group, safety, password } as const;
+export type VectorName = keyof typeof VECTORS;
