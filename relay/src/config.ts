@@ -1,0 +1,117 @@
+// The relay's configuration: the only reader of the environment, parsed once with zod.
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { LIMITS } from './protocol.js';
+
+/** The relay package's directory (the same from src/ under tsx and from dist/ when built). */
+export const RELAY_PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+const envSchema = z.object({
+  PORT: int(0, 65535, 8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  ACCESS_TOKEN_TTL: int(10, 24 * 3600, 15 * 60),
+  REFRESH_TOKEN_TTL: int(60, 365 * 24 * 3600, 30 * 24 * 3600),
+  BCRYPT_COST: int(4, 15, 12),
+  JSON_BODY_LIMIT: int(1024, 16 * 1024 * 1024, LIMITS.jsonBodyBytes),
+  SOCKET_FRAME_LIMIT: int(1024, 64 * 1024 * 1024, LIMITS.socketFrameBytes),
+  SIGNIN_MAX_FAILURES: int(1, 1000, LIMITS.signinMaxFailures),
+  SIGNIN_WINDOW: int(1, 24 * 3600, LIMITS.signinWindowSeconds),
+  SEND_RATE_BURST: int(1, 1_000_000, LIMITS.sendRateBurst),
+  SEND_RATE_PER_SEC: int(1, 1_000_000, LIMITS.sendRatePerSecond),
+  MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
+  SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('NORMAL'),
+  TRUST_PROXY: z.string().default('false'),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  WEB_DIST: z.string().min(1).optional(),
+  MONGODB_URI: z.string().min(1).optional(),
+  REDIS_URL: z.string().min(1).optional(),
+});
+
+/** The names of every environment variable the relay reads. */
+export type EnvName = keyof z.input<typeof envSchema>;
+export const ENV_NAMES = Object.keys(envSchema.shape) as EnvName[];
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Absolute. Holds weconnect.db (+ -wal, -shm) and jwt-secret. */
+  dataDir: string;
+  /** From JWT_SECRET; when undefined the relay generates one into DATA_DIR/jwt-secret on first start. */
+  jwtSecret: string | undefined;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  bcryptCost: number;
+  jsonBodyLimitBytes: number;
+  socketFrameLimitBytes: number;
+  signinMaxFailures: number;
+  signinWindowSeconds: number;
+  sendRateBurst: number;
+  sendRatePerSecond: number;
+  mailboxTtlDays: number;
+  sqliteSynchronous: 'FULL' | 'NORMAL';
+  /** Express `trust proxy`: false, true, a hop count, or a comma-separated list of addresses/subnets. */
+  trustProxy: boolean | number | string;
+  logLevel: LogLevel;
+  /** Absolute path of the built web app; served when it exists. */
+  webDist: string;
+  mongodbUri: string | undefined;
+  redisUrl: string | undefined;
+}
+
+/** Thrown when the environment does not parse; the message names every offending variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function parseTrustProxy(value: string): boolean | number | string {
+  const v = value.trim();
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
+}
+
+/** Parses the environment (empty values count as unset). Throws ConfigError. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, string> = {};
+  for (const name of ENV_NAMES) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== '') raw[name] = value.trim();
+  }
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`Invalid configuration: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: resolve(e.DATA_DIR),
+    jwtSecret: e.JWT_SECRET,
+    accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
+    refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
+    bcryptCost: e.BCRYPT_COST,
+    jsonBodyLimitBytes: e.JSON_BODY_LIMIT,
+    socketFrameLimitBytes: e.SOCKET_FRAME_LIMIT,
+    signinMaxFailures: e.SIGNIN_MAX_FAILURES,
+    signinWindowSeconds: e.SIGNIN_WINDOW,
+    sendRateBurst: e.SEND_RATE_BURST,
+    sendRatePerSecond: e.SEND_RATE_PER_SEC,
+    mailboxTtlDays: e.MAILBOX_TTL_DAYS,
+    sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    logLevel: e.LOG_LEVEL,
+    webDist: e.WEB_DIST ? resolve(e.WEB_DIST) : resolve(RELAY_PACKAGE_DIR, '../web/dist'),
+    mongodbUri: e.MONGODB_URI,
+    redisUrl: e.REDIS_URL,
+  };
+}

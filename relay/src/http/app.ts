@@ -1,0 +1,62 @@
+// The Express application: security headers, logs, JSON limits, the /api routes, the web app, and errors.
+import express from 'express';
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { LIMITS } from '../protocol.js';
+import type { HealthAnswer } from '../protocol.js';
+import type { AccountService } from '../service/accounts.js';
+import type { DirectoryService } from '../service/directory.js';
+import type { GroupService } from '../service/groups.js';
+import { accountsRoutes } from './accounts.js';
+import { backupRoutes } from './backup.js';
+import { groupsRoutes } from './groups.js';
+import { healthRoutes } from './health.js';
+import { errorHandler, jsonBodies, notFound, requestLog } from './middleware.js';
+import { prekeysRoutes } from './prekeys.js';
+import { securityHeaders } from './security.js';
+import { sessionsRoutes } from './sessions.js';
+import { settingsRoutes } from './settings.js';
+import { usersRoutes } from './users.js';
+import { webApp } from './web.js';
+
+export interface HttpDeps {
+  config: Config;
+  log: Logger;
+  health: HealthAnswer;
+  accounts: AccountService;
+  directory: DirectoryService;
+  groups: GroupService;
+}
+
+/** The backup route's own limit: 64 KiB before base64url encoding, plus room for the JSON around it. */
+const BACKUP_BODY_LIMIT = Math.ceil((LIMITS.backupBytes * 4) / 3) + 1024;
+
+export function createHttpApp(deps: HttpDeps): Express {
+  const { config, log, accounts, directory, groups } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('etag', false);
+  app.use(securityHeaders());
+  app.use(requestLog(log));
+
+  const api = express.Router();
+  api.use(jsonBodies(config.jsonBodyLimitBytes, { '/backup': BACKUP_BODY_LIMIT }));
+  api.use(healthRoutes(deps.health));
+  api.use(accountsRoutes(accounts));
+  api.use(sessionsRoutes(accounts));
+  api.use(prekeysRoutes(accounts, directory));
+  api.use(usersRoutes(accounts, directory));
+  api.use(groupsRoutes(accounts, groups));
+  api.use(backupRoutes(accounts, directory));
+  api.use(settingsRoutes(accounts, directory));
+  api.use(notFound);
+  app.use('/api', api);
+
+  const web = webApp(config.webDist);
+  if (web) app.use(...web);
+  app.use(notFound);
+  app.use(errorHandler(log));
+  return app;
+}

@@ -1,0 +1,347 @@
+// The wire contract of protocol version 1 (PROTOCOL.md): limits, error codes, zod schemas of every HTTP body and
+// socket payload, and the one typed Socket.IO event map. Browser-safe: imports only zod.
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Default limits of the contract. The relay's configurable ones are overridden by its environment. */
+export const LIMITS = {
+  jsonBodyBytes: 64 * 1024,
+  socketFrameBytes: 256 * 1024,
+  messageBodyBytes: 64 * 1024,
+  envelopesPerSend: 100,
+  oneTimePrekeysPerRequest: 100,
+  /** A device never holds more unused one-time prekeys than this; an upload that would exceed it is rejected. */
+  oneTimePrekeysStored: 1000,
+  presenceWatchUsers: 200,
+  userSearchResults: 20,
+  backupBytes: 64 * 1024,
+  /** Members of one group, the creator included. */
+  groupMembers: 256,
+  /** Entries per `messages` event. */
+  mailboxBatch: 100,
+  signinMaxFailures: 5,
+  signinWindowSeconds: 15 * 60,
+  sendRateBurst: 200,
+  sendRatePerSecond: 50,
+  mailboxTtlDays: 30,
+  idempotencyDays: 30,
+} as const;
+
+/** The Argon2id parameters of protocol version 1; the kdf answer carries them so a later version can change them. */
+export const KDF_PARAMS = { opslimit: 3, memlimit: 64 * 1024 * 1024 } as const;
+
+export const ERROR_CODES = [
+  'invalid_input',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'username_taken',
+  'payload_too_large',
+  'rate_limited',
+  'unknown_recipient',
+  'internal',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The body of every error, HTTP or socket. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+/** An HTTP error answer. */
+export interface ErrorAnswer {
+  error: ErrorBody;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scalars
+
+const BASE64URL_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+const BASE64URL_CHARS = /^[A-Za-z0-9_-]*$/;
+
+/** True for a canonical unpadded base64url string (the unused low bits of the last character are zero). */
+export function isCanonicalBase64url(value: string): boolean {
+  if (!BASE64URL_CHARS.test(value)) return false;
+  const rest = value.length % 4;
+  if (rest === 1) return false;
+  if (rest === 0) return true;
+  const last = BASE64URL_ALPHABET.indexOf(value.charAt(value.length - 1));
+  return rest === 2 ? (last & 0x0f) === 0 : (last & 0x03) === 0;
+}
+
+/** Number of bytes an unpadded base64url string of this length decodes to. */
+export function base64urlDecodedLength(encodedLength: number): number {
+  return Math.floor((encodedLength * 3) / 4);
+}
+
+/** Length of the unpadded base64url encoding of `bytes` bytes. */
+export function base64urlEncodedLength(bytes: number): number {
+  return Math.ceil((bytes * 4) / 3);
+}
+
+/** A base64url (unpadded, canonical) string that decodes to exactly `bytes` bytes. */
+export function base64urlOf(bytes: number) {
+  const length = base64urlEncodedLength(bytes);
+  return z
+    .string()
+    .refine(
+      (s) => s.length === length && isCanonicalBase64url(s),
+      `must be ${bytes} bytes as base64url without padding`,
+    );
+}
+
+/** A base64url (unpadded, canonical) string of at least one byte; the size limit is the caller's. */
+export const base64urlNonEmpty = z
+  .string()
+  .refine((s) => s.length >= 2 && isCanonicalBase64url(s), 'must be base64url without padding');
+
+/** `userId`, `deviceId`, `groupId`: relay-assigned, 16 random bytes as base64url (22 characters). */
+export const idSchema = base64urlOf(16);
+/** A message `id`: made by the client, 16 random bytes as base64url (22 characters). */
+export const messageIdSchema = base64urlOf(16);
+
+/** 3–32 ASCII characters of `A-Z a-z 0-9 _`; the relay stores and compares them lower-cased. */
+export const usernameSchema = z.string().regex(/^[A-Za-z0-9_]{3,32}$/, 'must be 3-32 characters of A-Z a-z 0-9 _');
+
+export const keyIdSchema = z.number().int().nonnegative();
+export const publicKeySchema = base64urlOf(32);
+export const signatureSchema = base64urlOf(64);
+export const saltSchema = base64urlOf(16);
+export const authKeySchema = base64urlOf(32);
+
+export const signedPrekeySchema = z.strictObject({
+  keyId: keyIdSchema,
+  publicKey: publicKeySchema,
+  signature: signatureSchema,
+});
+export type SignedPrekey = z.infer<typeof signedPrekeySchema>;
+
+export const oneTimePrekeySchema = z.strictObject({ keyId: keyIdSchema, publicKey: publicKeySchema });
+export type OneTimePrekey = z.infer<typeof oneTimePrekeySchema>;
+
+const oneTimePrekeysSchema = z
+  .array(oneTimePrekeySchema)
+  .max(LIMITS.oneTimePrekeysPerRequest)
+  .refine((keys) => new Set(keys.map((k) => k.keyId)).size === keys.length, 'keyIds must be distinct');
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP
+
+/** `GET /api/health` → 200 */
+export interface HealthAnswer {
+  status: 'ok';
+  version: string;
+  store: 'sqlite' | 'mongodb';
+  fanout: 'local' | 'redis';
+}
+
+/** `GET /api/accounts/:username/kdf` → 200 */
+export interface KdfAnswer {
+  salt: string;
+  opslimit: number;
+  memlimit: number;
+}
+
+/** `POST /api/accounts` */
+export const createAccountBody = z.strictObject({
+  username: usernameSchema,
+  salt: saltSchema,
+  authKey: authKeySchema,
+  identityKey: publicKeySchema,
+  signedPrekey: signedPrekeySchema,
+  oneTimePrekeys: oneTimePrekeysSchema,
+});
+export type CreateAccountBody = z.infer<typeof createAccountBody>;
+
+/** `POST /api/accounts` → 201, `POST /api/sessions` → 200, `POST /api/sessions/refresh` → 200 */
+export interface SessionAnswer {
+  userId: string;
+  deviceId: string;
+  accessToken: string;
+  refreshToken: string;
+  /** Lifetime of `accessToken` in seconds. */
+  expiresIn: number;
+}
+
+/** `POST /api/sessions` */
+export const signInBody = z.strictObject({
+  username: usernameSchema,
+  authKey: authKeySchema,
+  deviceId: idSchema.optional(),
+});
+export type SignInBody = z.infer<typeof signInBody>;
+
+/** `POST /api/sessions/refresh` */
+export const refreshBody = z.strictObject({ refreshToken: z.string().min(1).max(256) });
+export type RefreshBody = z.infer<typeof refreshBody>;
+
+/** `PUT /api/devices/self/prekeys` */
+export const putPrekeysBody = z.strictObject({
+  signedPrekey: signedPrekeySchema.optional(),
+  oneTimePrekeys: oneTimePrekeysSchema.optional(),
+});
+export type PutPrekeysBody = z.infer<typeof putPrekeysBody>;
+
+/** `GET /api/devices/self/prekeys` → 200 */
+export interface PrekeyCountAnswer {
+  oneTimePrekeys: number;
+  /** null when the device never uploaded a signed prekey. */
+  signedPrekeyId: number | null;
+}
+
+/** `PUT /api/settings` */
+export const settingsBody = z.strictObject({ sharePresence: z.boolean() });
+export type SettingsBody = z.infer<typeof settingsBody>;
+/** `GET /api/settings` → 200 (an extension of the shared contract, see relay/PROTOCOL.md) */
+export type SettingsAnswer = SettingsBody;
+
+/** `GET /api/users?query=<prefix>` */
+export const userSearchQuery = z.strictObject({
+  query: z.string().regex(/^[A-Za-z0-9_]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 _'),
+});
+export interface UserSummary {
+  userId: string;
+  username: string;
+}
+export interface UserSearchAnswer {
+  users: UserSummary[];
+}
+
+/** `GET /api/users/:userId/bundle` → 200 */
+export interface BundleAnswer {
+  userId: string;
+  username: string;
+  identityKey: string;
+  devices: BundleDevice[];
+}
+export interface BundleDevice {
+  deviceId: string;
+  signedPrekey: SignedPrekey;
+  oneTimePrekey: OneTimePrekey | null;
+}
+
+/** `PUT /api/backup` (at most 64 KiB before encoding; larger is 413) and `GET /api/backup` → 200 */
+export const backupBody = z.strictObject({ backup: base64urlNonEmpty });
+export type BackupBody = z.infer<typeof backupBody>;
+
+const memberListSchema = z
+  .array(idSchema)
+  .max(LIMITS.groupMembers)
+  .refine((ids) => new Set(ids).size === ids.length, 'userIds must be distinct');
+
+/** `POST /api/groups` */
+export const createGroupBody = z.strictObject({ members: memberListSchema });
+export type CreateGroupBody = z.infer<typeof createGroupBody>;
+
+/** `PUT /api/groups/:groupId/members` */
+export const updateGroupMembersBody = z.strictObject({
+  add: memberListSchema.optional(),
+  remove: memberListSchema.optional(),
+});
+export type UpdateGroupMembersBody = z.infer<typeof updateGroupMembersBody>;
+
+/** A group as every group answer shows it; `members` in join order, `admins` a subset of it. */
+export interface GroupAnswer {
+  groupId: string;
+  members: string[];
+  admins: string[];
+}
+export interface GroupListAnswer {
+  groups: GroupAnswer[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Socket.IO
+
+/**
+ * Binary on the socket. The relay (Node) receives and sends `Buffer`s; msgpack in a browser decodes binary as
+ * `ArrayBuffer`, so a receiving client sees either.
+ */
+export type BinaryBody = Uint8Array | ArrayBuffer;
+
+const binaryBodySchema = z
+  .custom<BinaryBody>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'must be binary')
+  .refine(
+    (v) => v.byteLength >= 1 && v.byteLength <= LIMITS.messageBodyBytes,
+    `must be 1 to ${LIMITS.messageBodyBytes} bytes`,
+  );
+
+export const envelopeSchema = z.strictObject({ to: idSchema, body: binaryBodySchema });
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+export const directSendSchema = z.strictObject({
+  id: messageIdSchema,
+  envelopes: z
+    .array(envelopeSchema)
+    .min(1)
+    .max(LIMITS.envelopesPerSend)
+    .refine((envs) => new Set(envs.map((e) => e.to)).size === envs.length, 'each device at most once'),
+  ephemeral: z.boolean().optional(),
+});
+export type DirectSendPayload = z.infer<typeof directSendSchema>;
+
+export const groupSendSchema = z.strictObject({
+  id: messageIdSchema,
+  group: idSchema,
+  body: binaryBodySchema,
+  ephemeral: z.boolean().optional(),
+});
+export type GroupSendPayload = z.infer<typeof groupSendSchema>;
+
+/** `message:send` */
+export const messageSendSchema = z.union([directSendSchema, groupSendSchema]);
+export type MessageSendPayload = z.infer<typeof messageSendSchema>;
+
+/** `presence:watch`: replaces the connection's watch list. */
+export const presenceWatchSchema = z.strictObject({
+  userIds: z.array(idSchema).max(LIMITS.presenceWatchUsers),
+});
+export type PresenceWatchPayload = z.infer<typeof presenceWatchSchema>;
+
+/** One item of a `messages` event. `seq` is 0 for an ephemeral message (never stored, nothing to delete). */
+export interface DeliveredMessage {
+  id: string;
+  seq: number;
+  /** Milliseconds since the epoch, assigned by the relay when the send was committed. */
+  ts: number;
+  body: BinaryBody;
+  group?: string;
+}
+
+/** `presence` */
+export interface PresenceUpdate {
+  userId: string;
+  online: boolean;
+  /** Milliseconds since the epoch; null when unknown or not shared. */
+  lastSeen: number | null;
+}
+
+export type AckError = { ok: false; error: ErrorBody };
+export type SendAck = { ok: true; ts: number } | AckError;
+export type WatchAck = { ok: true } | AckError;
+
+/** What a client emits. The relay answers every event that carries an ack callback. */
+export interface ClientToServerEvents {
+  'message:send': (payload: MessageSendPayload, ack: (answer: SendAck) => void) => void;
+  'presence:watch': (payload: PresenceWatchPayload, ack: (answer: WatchAck) => void) => void;
+}
+
+/** What the relay emits. */
+export interface ServerToClientEvents {
+  /** Acknowledge once every item is stored; the relay then deletes those entries. */
+  messages: (batch: DeliveredMessage[], ack: () => void) => void;
+  presence: (update: PresenceUpdate) => void;
+}
+
+/** The handshake `auth` object. */
+export interface HandshakeAuth {
+  token: string;
+}
+
+/** What the relay knows about each authenticated connection. */
+export interface SocketData {
+  userId: string;
+  deviceId: string;
+  familyId: string;
+}

@@ -1,0 +1,200 @@
+// createRelay: builds one relay (store → services → HTTP + Socket.IO) from a Config, ready to listen and to close
+// gracefully. Tests and the benchmark run it in-process on port 0.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { RELAY_PACKAGE_DIR } from './config.js';
+import type { Config } from './config.js';
+import { createHttpApp } from './http/app.js';
+import { createLogger } from './log.js';
+import { LIMITS } from './protocol.js';
+import type { HealthAnswer } from './protocol.js';
+import { deriveKey, loadOrCreateSecret } from './secrets.js';
+import { AccountService } from './service/accounts.js';
+import { Delivery } from './service/delivery.js';
+import { DirectoryService } from './service/directory.js';
+import { GroupService } from './service/groups.js';
+import { MailboxService } from './service/mailbox.js';
+import { PresenceService } from './service/presence.js';
+import { FailureLimiter, TokenBuckets } from './service/rate-limit.js';
+import { TokenService } from './service/tokens.js';
+import { WriteBatcher } from './service/write-batcher.js';
+import { attachSocket } from './socket.js';
+import type { RelayServer } from './socket.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store, SweepResult } from './store/store.js';
+
+export interface RelayOptions {
+  logger?: Logger;
+  /** The relay's clock (ms since the epoch); tests inject one. */
+  now?: () => number;
+  /** How often expired mailbox entries, idempotency records and refresh tokens are swept (default 1 hour). */
+  sweepIntervalMs?: number;
+  /** How long a mailbox batch waits for its ack before it is sent again (default 30 s). */
+  ackTimeoutMs?: number;
+}
+
+export interface Relay {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly httpServer: HttpServer;
+  readonly io: RelayServer;
+  /** For operations and tests; the services own all writes during normal running. */
+  readonly store: Store;
+  /** Which store and fan-out this relay uses. */
+  readonly health: HealthAnswer;
+  /** Transactions committed by the write batcher so far. */
+  commits(): number;
+  listen(port?: number, host?: string): Promise<{ url: string; port: number }>;
+  /** Runs the expiry sweep now (it also runs periodically). */
+  sweep(): Promise<SweepResult>;
+  /** Stops accepting, drops sockets, lets in-flight requests finish, commits queued writes, closes the store. */
+  close(): Promise<void>;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+const CLOSE_GRACE_MS = 5000;
+
+function relayVersion(): string {
+  const pkg: unknown = JSON.parse(readFileSync(join(RELAY_PACKAGE_DIR, 'package.json'), 'utf8'));
+  const version = typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
+  return typeof version === 'string' ? version : 'unknown';
+}
+
+export async function createRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
+  if (config.mongodbUri !== undefined) {
+    throw new Error(
+      'MONGODB_URI is set, but this relay supports only its embedded SQLite store so far (MongoDB is not supported yet). Unset MONGODB_URI to use SQLite in DATA_DIR.',
+    );
+  }
+  if (config.redisUrl !== undefined) {
+    throw new Error(
+      'REDIS_URL is set, but this relay supports only in-process fan-out so far (Redis is not supported yet). Unset REDIS_URL to run a single relay.',
+    );
+  }
+  const log = options.logger ?? createLogger(config.logLevel);
+  const now = options.now ?? Date.now;
+
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  let jwtSecret = config.jwtSecret;
+  if (jwtSecret === undefined) {
+    const file = join(config.dataDir, 'jwt-secret');
+    const loaded = loadOrCreateSecret(file);
+    jwtSecret = loaded.secret;
+    if (loaded.created) log.info({ file }, 'generated a new JWT secret');
+    if (loaded.looseMode) log.warn({ file }, 'the JWT secret file is readable by other users: chmod 600 it');
+  }
+
+  const store = new SqliteStore({ file: join(config.dataDir, 'weconnect.db'), synchronous: config.sqliteSynchronous });
+  const health: HealthAnswer = { status: 'ok', version: relayVersion(), store: store.kind, fanout: 'local' };
+
+  const signinLimiter = new FailureLimiter(config.signinMaxFailures, config.signinWindowSeconds * 1000);
+  const eventLimiter = new TokenBuckets(config.sendRateBurst, config.sendRatePerSecond);
+  const tokens = new TokenService(jwtSecret, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds, now);
+
+  // Wiring order: the batcher hands commits to delivery, delivery hands acks back to the batcher.
+  const batcher: WriteBatcher = new WriteBatcher({
+    store,
+    now,
+    log,
+    onCommitted: (entries) => delivery.offer(entries),
+  });
+  const delivery: Delivery = new Delivery({
+    store,
+    writes: batcher,
+    log,
+    ...(options.ackTimeoutMs !== undefined ? { ackTimeoutMs: options.ackTimeoutMs } : {}),
+  });
+  const presence = new PresenceService(store, batcher, now);
+  const accounts: AccountService = new AccountService({
+    store,
+    tokens,
+    signinLimiter,
+    bcryptCost: config.bcryptCost,
+    fakeSaltKey: deriveKey(jwtSecret, 'fake kdf salt'),
+    now,
+    onFamilyRevoked: (familyId) => sockets.disconnectFamily(familyId),
+  });
+  try {
+    await accounts.init();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const directory = new DirectoryService(store, (userId, share) => {
+    presence.sharingChanged(userId, share).catch((err: unknown) => log.warn({ err }, 'presence update failed'));
+  });
+  const groups = new GroupService(store, now);
+  const mailbox = new MailboxService(store, batcher, delivery, now);
+
+  const app = createHttpApp({ config, log, health, accounts, directory, groups });
+  const httpServer = createServer(app);
+  const sockets = attachSocket(httpServer, { config, log, accounts, mailbox, presence, delivery, eventLimiter, now });
+
+  const sweep = async (): Promise<SweepResult> => {
+    const t = now();
+    signinLimiter.prune(t);
+    eventLimiter.prune(t);
+    const result = await store.sweepExpired({
+      mailboxBefore: t - config.mailboxTtlDays * DAY_MS,
+      sentBefore: t - LIMITS.idempotencyDays * DAY_MS,
+      now: t,
+    });
+    if (result.mailbox + result.sent + result.refreshTokens > 0) log.info(result, 'expired records swept');
+    return result;
+  };
+  const sweepTimer = setInterval(
+    () => {
+      sweep().catch((err: unknown) => log.error({ err }, 'sweep failed'));
+    },
+    options.sweepIntervalMs ?? 3600 * 1000,
+  );
+  sweepTimer.unref();
+  try {
+    await sweep();
+  } catch (err) {
+    clearInterval(sweepTimer);
+    await store.close();
+    throw err;
+  }
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    log,
+    httpServer,
+    io: sockets.io,
+    store,
+    health,
+    commits: () => batcher.commits,
+    sweep,
+    listen(port = config.port, host = config.host) {
+      return new Promise((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(port, host, () => {
+          httpServer.off('error', reject);
+          const address = httpServer.address() as AddressInfo;
+          const shown = address.address.includes(':') ? `[${address.address}]` : address.address;
+          resolve({ url: `http://${shown}:${address.port}`, port: address.port });
+        });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        clearInterval(sweepTimer);
+        const force = setTimeout(() => httpServer.closeAllConnections(), CLOSE_GRACE_MS);
+        force.unref();
+        const stopped = sockets.io.close(); // disconnects sockets, then waits for the HTTP server to close
+        httpServer.closeIdleConnections();
+        await stopped;
+        clearTimeout(force);
+        await batcher.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

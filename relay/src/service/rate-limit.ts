@@ -1,0 +1,91 @@
+// In-process rate limits: failed sign-ins per key in a sliding window, and token buckets for socket events.
+
+/** Counts failures per key (username + address) in a sliding window; attempts in flight count as failures. */
+export class FailureLimiter {
+  private readonly failures = new Map<string, number[]>();
+  private readonly inFlight = new Map<string, number>();
+
+  constructor(
+    private readonly maxFailures: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /**
+   * Reserves an attempt, or answers how many seconds to wait. Call before any expensive check, then exactly one
+   * of fail() or succeed().
+   */
+  begin(key: string, now: number): { ok: true } | { ok: false; retryAfterSeconds: number } {
+    const recent = this.recent(key, now);
+    const pending = this.inFlight.get(key) ?? 0;
+    if (recent.length + pending >= this.maxFailures) {
+      const oldest = recent[0];
+      const waitMs = oldest === undefined ? 1000 : oldest + this.windowMs - now;
+      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+    }
+    this.inFlight.set(key, pending + 1);
+    return { ok: true };
+  }
+
+  fail(key: string, now: number): void {
+    this.release(key);
+    const recent = this.recent(key, now);
+    recent.push(now);
+    this.failures.set(key, recent);
+  }
+
+  succeed(key: string): void {
+    this.release(key);
+    this.failures.delete(key);
+  }
+
+  /** Forgets windows that have passed (called by the periodic sweep). */
+  prune(now: number): void {
+    for (const key of this.failures.keys()) {
+      if (this.recent(key, now).length === 0) this.failures.delete(key);
+    }
+  }
+
+  private recent(key: string, now: number): number[] {
+    const list = (this.failures.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    if (list.length > 0) this.failures.set(key, list);
+    else this.failures.delete(key);
+    return list;
+  }
+
+  private release(key: string): void {
+    const pending = (this.inFlight.get(key) ?? 1) - 1;
+    if (pending > 0) this.inFlight.set(key, pending);
+    else this.inFlight.delete(key);
+  }
+}
+
+/** One token bucket per key: `burst` tokens, refilled at `perSecond`. */
+export class TokenBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly burst: number,
+    private readonly perSecond: number,
+  ) {}
+
+  /** Takes one token; false when the bucket is empty. */
+  take(key: string, now: number): boolean {
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      bucket = { tokens: this.burst, at: now };
+      this.buckets.set(key, bucket);
+    }
+    bucket.tokens = Math.min(this.burst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * this.perSecond);
+    bucket.at = now;
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  /** Drops buckets that have refilled completely: they behave exactly like new ones. */
+  prune(now: number): void {
+    for (const [key, b] of this.buckets) {
+      if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(key);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+// Group commit: every send, mailbox ack and last-seen update that arrives within one turn of the event loop is
+// committed in ONE store transaction (one fsync), and each sender is answered only after that commit.
+import type { Logger } from 'pino';
+import { RelayError } from '../errors.js';
+import type { MailboxEntry, SendOutcome, SendRequest, Store } from '../store/store.js';
+
+interface PendingSend {
+  request: SendRequest;
+  resolve: (outcome: SendOutcome) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface WriteBatcherOptions {
+  store: Store;
+  now: () => number;
+  log: Logger;
+  /** Called with every entry a commit stored, in seq order, before any sender is answered. */
+  onCommitted: (entries: MailboxEntry[]) => void;
+  /** Sends per transaction; more wait for the next one. */
+  maxSends?: number;
+}
+
+export class WriteBatcher {
+  private sends: PendingSend[] = [];
+  private acks = new Map<string, number[]>();
+  private lastSeen = new Map<string, number>();
+  private scheduled = false;
+  private running: Promise<void> | null = null;
+  private closed = false;
+  private readonly maxSends: number;
+  private idleWaiters: (() => void)[] = [];
+  /** Transactions committed so far (for tests and metrics). */
+  commits = 0;
+
+  constructor(private readonly o: WriteBatcherOptions) {
+    this.maxSends = o.maxSends ?? 1000;
+  }
+
+  /** Resolves once the send is committed (or found to be a duplicate or refused). */
+  send(request: SendRequest): Promise<SendOutcome> {
+    if (this.closed) return Promise.reject(new RelayError('internal', 'the relay is shutting down'));
+    return new Promise((resolve, reject) => {
+      this.sends.push({ request, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Queues the deletion of acknowledged entries of one device. */
+  ack(deviceId: string, seqs: number[]): void {
+    if (seqs.length === 0 || this.closed) return;
+    const list = this.acks.get(deviceId);
+    if (list) list.push(...seqs);
+    else this.acks.set(deviceId, [...seqs]);
+    this.schedule();
+  }
+
+  /** Queues a user's last-seen time (the newest per user wins). */
+  seen(userId: string, ts: number): void {
+    if (this.closed) return;
+    this.lastSeen.set(userId, ts);
+    this.schedule();
+  }
+
+  /** Resolves when everything queued so far is committed. */
+  idle(): Promise<void> {
+    if (!this.hasWork() && !this.running && !this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Refuses new sends and waits for the queued ones to commit. */
+  async close(): Promise<void> {
+    const done = this.idle();
+    this.closed = true;
+    await done;
+  }
+
+  private hasWork(): boolean {
+    return this.sends.length > 0 || this.acks.size > 0 || this.lastSeen.size > 0;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running) return;
+    this.scheduled = true;
+    // setImmediate runs after the I/O callbacks of this loop turn: all frames read in it join one transaction.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.running = this.drain().finally(() => {
+        this.running = null;
+        if (this.hasWork()) this.schedule();
+        else this.notifyIdle();
+      });
+    });
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Commits until the queues are empty; one transaction at a time, so seq order is commit order. */
+  private async drain(): Promise<void> {
+    while (this.hasWork()) {
+      const sends = this.sends.splice(0, this.maxSends);
+      const acks = [...this.acks].map(([deviceId, seqs]) => ({ deviceId, seqs }));
+      const lastSeen = [...this.lastSeen].map(([userId, ts]) => ({ userId, ts }));
+      this.acks.clear();
+      this.lastSeen.clear();
+      let outcomes: SendOutcome[];
+      try {
+        outcomes = await this.o.store.applyWrites({ sends: sends.map((s) => s.request), acks, lastSeen }, this.o.now());
+        this.commits++;
+      } catch (err) {
+        this.o.log.error({ err, sends: sends.length }, 'write batch failed');
+        for (const s of sends) s.reject(new RelayError('internal', 'could not store the message'));
+        continue;
+      }
+      const stored: MailboxEntry[] = [];
+      for (const outcome of outcomes) if (outcome.status === 'stored') stored.push(...outcome.entries);
+      if (stored.length > 0) {
+        try {
+          this.o.onCommitted(stored);
+        } catch (err) {
+          this.o.log.error({ err }, 'delivery after commit failed');
+        }
+      }
+      sends.forEach((s, i) => {
+        const outcome = outcomes[i];
+        if (outcome) s.resolve(outcome);
+        else s.reject(new RelayError('internal', 'the store answered fewer outcomes than sends'));
+      });
+    }
+  }
+}

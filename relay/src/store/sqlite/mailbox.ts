@@ -1,0 +1,134 @@
+// The hot path of the SQLite store: the statements of a write batch (sends, acks, last-seen) and mailbox reads,
+// prepared once, and the in-memory index of idempotency records. `apply` runs inside the store's transaction;
+// the caller then calls committed() or rolledBack().
+import type BetterSqlite3 from 'better-sqlite3';
+import type { GroupRecipientsOutcome, MailboxEntry, SendOutcome, SendRequest, WriteBatch } from '../store.js';
+
+interface EntryRow {
+  seq: number;
+  message_id: string;
+  group_id: string | null;
+  ts: number;
+  body: Buffer;
+}
+
+/** Device ids are base64url, so a NUL cannot occur in one: the key is unambiguous. */
+const sentKey = (deviceId: string, messageId: string): string => `${deviceId}\u0000${messageId}`;
+
+export class MailboxStatements {
+  /** (sending device, message id) → ts of every idempotency record in sent_messages. */
+  private readonly sent = new Map<string, number>();
+  /** Records written by the transaction in progress; they join `sent` only once it commits. */
+  private staged = new Map<string, number>();
+  private readonly recordSent: BetterSqlite3.Statement<[string, string, number]>;
+  private readonly deviceExists: BetterSqlite3.Statement<[string], { one: number }>;
+  private readonly insertEntry: BetterSqlite3.Statement<[string, string, string | null, number, Uint8Array]>;
+  private readonly deleteEntry: BetterSqlite3.Statement<[string, number]>;
+  private readonly updateLastSeen: BetterSqlite3.Statement<[number, string]>;
+  private readonly groupExists: BetterSqlite3.Statement<[string], { one: number }>;
+  private readonly isMember: BetterSqlite3.Statement<[string, string], { one: number }>;
+  private readonly memberDevices: BetterSqlite3.Statement<[string, string], { device_id: string }>;
+  private readonly selectEntries: BetterSqlite3.Statement<[string, number, number], EntryRow>;
+  private readonly countEntries: BetterSqlite3.Statement<[string], { n: number }>;
+
+  constructor(db: BetterSqlite3.Database) {
+    const all = db.prepare<[], { sender_device_id: string; message_id: string; ts: number }>(
+      'SELECT sender_device_id, message_id, ts FROM sent_messages ORDER BY rowid',
+    );
+    for (const r of all.iterate()) this.sent.set(sentKey(r.sender_device_id, r.message_id), r.ts);
+    this.recordSent = db.prepare('INSERT INTO sent_messages (sender_device_id, message_id, ts) VALUES (?, ?, ?)');
+    this.deviceExists = db.prepare('SELECT 1 AS one FROM devices WHERE device_id = ?');
+    this.insertEntry = db.prepare(
+      'INSERT INTO mailbox (device_id, message_id, group_id, ts, body) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.deleteEntry = db.prepare('DELETE FROM mailbox WHERE device_id = ? AND seq = ?');
+    this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ?');
+    this.groupExists = db.prepare('SELECT 1 AS one FROM groups WHERE group_id = ?');
+    this.isMember = db.prepare('SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?');
+    this.memberDevices = db.prepare(
+      `SELECT d.device_id FROM group_members m JOIN devices d ON d.user_id = m.user_id
+       WHERE m.group_id = ? AND d.device_id <> ? ORDER BY m.position, d.created_at, d.device_id`,
+    );
+    this.selectEntries = db.prepare(
+      'SELECT seq, message_id, group_id, ts, body FROM mailbox WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+    );
+    this.countEntries = db.prepare('SELECT count(*) AS n FROM mailbox WHERE device_id = ?');
+  }
+
+  /** The transaction that ran apply() committed. */
+  committed(): void {
+    for (const [key, ts] of this.staged) this.sent.set(key, ts);
+    this.staged = new Map();
+  }
+
+  /** The transaction that ran apply() was rolled back. */
+  rolledBack(): void {
+    this.staged = new Map();
+  }
+
+  /** Forgets idempotency records older than `before`, after their rows were deleted. */
+  forgetSentBefore(before: number): void {
+    for (const [key, ts] of this.sent) if (ts < before) this.sent.delete(key);
+  }
+
+  apply(batch: WriteBatch, now: number): SendOutcome[] {
+    const outcomes = batch.sends.map((send) => this.applySend(send, now));
+    for (const ack of batch.acks) for (const seq of ack.seqs) this.deleteEntry.run(ack.deviceId, seq);
+    for (const seen of batch.lastSeen) this.updateLastSeen.run(seen.ts, seen.userId);
+    return outcomes;
+  }
+
+  groupRecipients(groupId: string, senderUserId: string, senderDeviceId: string): GroupRecipientsOutcome {
+    if (!this.groupExists.get(groupId)) return { status: 'not_found' };
+    if (!this.isMember.get(groupId, senderUserId)) return { status: 'forbidden' };
+    return { status: 'ok', deviceIds: this.memberDevices.all(groupId, senderDeviceId).map((r) => r.device_id) };
+  }
+
+  fetch(deviceId: string, afterSeq: number, limit: number, maxBytes: number): MailboxEntry[] {
+    const entries: MailboxEntry[] = [];
+    let bytes = 0;
+    for (const row of this.selectEntries.iterate(deviceId, afterSeq, limit)) {
+      if (entries.length > 0 && bytes + row.body.length > maxBytes) break;
+      bytes += row.body.length;
+      const entry: MailboxEntry = { deviceId, seq: row.seq, id: row.message_id, ts: row.ts, body: row.body };
+      if (row.group_id !== null) entry.group = row.group_id;
+      entries.push(entry);
+    }
+    return entries;
+  }
+
+  count(deviceId: string): number {
+    return this.countEntries.get(deviceId)?.n ?? 0;
+  }
+
+  private applySend(send: SendRequest, now: number): SendOutcome {
+    const key = sentKey(send.senderDeviceId, send.id);
+    const previous = this.staged.get(key) ?? this.sent.get(key);
+    if (previous !== undefined) return { status: 'duplicate', ts: previous };
+
+    let deliveries: { to: string; body: Uint8Array }[];
+    let group: string | null = null;
+    if (send.target.kind === 'direct') {
+      for (const env of send.target.envelopes) {
+        if (!this.deviceExists.get(env.to)) return { status: 'unknown_recipient' };
+      }
+      deliveries = send.target.envelopes;
+    } else {
+      const recipients = this.groupRecipients(send.target.groupId, send.senderUserId, send.senderDeviceId);
+      if (recipients.status !== 'ok') return recipients;
+      group = send.target.groupId;
+      const body = send.target.body;
+      deliveries = recipients.deviceIds.map((to) => ({ to, body }));
+    }
+
+    this.recordSent.run(send.senderDeviceId, send.id, now);
+    this.staged.set(key, now);
+    const entries = deliveries.map(({ to, body }): MailboxEntry => {
+      const seq = Number(this.insertEntry.run(to, send.id, group, now, body).lastInsertRowid);
+      const entry: MailboxEntry = { deviceId: to, seq, id: send.id, ts: now, body };
+      if (group !== null) entry.group = group;
+      return entry;
+    });
+    return { status: 'stored', ts: now, entries };
+  }
+}

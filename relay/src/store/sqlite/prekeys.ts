@@ -1,0 +1,104 @@
+// Prekey rows of the SQLite store: uploads, counts, and bundles that hand each one-time prekey out once.
+// Synchronous; the SqliteStore wraps each call in a Promise.
+import type BetterSqlite3 from 'better-sqlite3';
+import type { BundleRecord, OneTimePrekeyRecord, SignedPrekeyRecord } from '../store.js';
+import type { Prepare } from './statements.js';
+
+export interface PrekeyUpload {
+  signedPrekey?: SignedPrekeyRecord | undefined;
+  oneTimePrekeys?: OneTimePrekeyRecord[] | undefined;
+}
+
+interface DeviceKeyRow {
+  device_id: string;
+  signed_prekey_id: number;
+  signed_prekey: Buffer;
+  signed_prekey_signature: Buffer;
+}
+
+export class PrekeyTables {
+  constructor(
+    private readonly db: BetterSqlite3.Database,
+    private readonly prepare: Prepare,
+  ) {}
+
+  /** Writes inside the caller's transaction. */
+  write(deviceId: string, keys: PrekeyUpload): void {
+    if (keys.signedPrekey) {
+      const s = keys.signedPrekey;
+      this.prepare(
+        'UPDATE devices SET signed_prekey_id = ?, signed_prekey = ?, signed_prekey_signature = ? WHERE device_id = ?',
+      ).run(s.keyId, s.publicKey, s.signature, deviceId);
+    }
+    const insert = this.prepare(
+      'INSERT OR REPLACE INTO one_time_prekeys (device_id, key_id, public_key) VALUES (?, ?, ?)',
+    );
+    for (const k of keys.oneTimePrekeys ?? []) insert.run(deviceId, k.keyId, k.publicKey);
+  }
+
+  /** Writes the upload unless the device would then hold more than `maxStored` one-time prekeys. */
+  put(deviceId: string, keys: PrekeyUpload, maxStored: number): 'stored' | 'too_many' {
+    const tooMany = Symbol('too many');
+    try {
+      this.db.transaction(() => {
+        this.write(deviceId, keys);
+        if (this.countOneTime(deviceId) > maxStored) throw tooMany; // rolls the transaction back
+      })();
+      return 'stored';
+    } catch (err) {
+      if (err === tooMany) return 'too_many';
+      throw err;
+    }
+  }
+
+  count(deviceId: string): { oneTimePrekeys: number; signedPrekeyId: number | null } {
+    const signed = this.prepare<[string], { signed_prekey_id: number | null }>(
+      'SELECT signed_prekey_id FROM devices WHERE device_id = ?',
+    ).get(deviceId);
+    return { oneTimePrekeys: this.countOneTime(deviceId), signedPrekeyId: signed?.signed_prekey_id ?? null };
+  }
+
+  /** One transaction: read the devices, and delete-and-return one one-time prekey of each. */
+  takeBundle(userId: string): BundleRecord | null {
+    return this.db.transaction((): BundleRecord | null => {
+      const user = this.prepare<[string], { user_id: string; username: string; identity_key: Buffer }>(
+        'SELECT user_id, username, identity_key FROM users WHERE user_id = ?',
+      ).get(userId);
+      if (!user) return null;
+      const devices = this.prepare<[string], DeviceKeyRow>(
+        `SELECT device_id, signed_prekey_id, signed_prekey, signed_prekey_signature FROM devices
+         WHERE user_id = ? AND signed_prekey IS NOT NULL ORDER BY created_at, device_id`,
+      ).all(userId);
+      const take = this.prepare<[string, string], { key_id: number; public_key: Buffer }>(
+        `DELETE FROM one_time_prekeys WHERE device_id = ?
+           AND key_id = (SELECT min(key_id) FROM one_time_prekeys WHERE device_id = ?)
+         RETURNING key_id, public_key`,
+      );
+      return {
+        userId: user.user_id,
+        username: user.username,
+        identityKey: user.identity_key,
+        devices: devices.map((d) => {
+          const otk = take.get(d.device_id, d.device_id);
+          return {
+            deviceId: d.device_id,
+            signedPrekey: {
+              keyId: d.signed_prekey_id,
+              publicKey: d.signed_prekey,
+              signature: d.signed_prekey_signature,
+            },
+            oneTimePrekey: otk ? { keyId: otk.key_id, publicKey: otk.public_key } : null,
+          };
+        }),
+      };
+    })();
+  }
+
+  private countOneTime(deviceId: string): number {
+    return (
+      this.prepare<[string], { n: number }>('SELECT count(*) AS n FROM one_time_prekeys WHERE device_id = ?').get(
+        deviceId,
+      )?.n ?? 0
+    );
+  }
+}

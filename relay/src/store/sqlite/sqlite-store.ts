@@ -1,0 +1,391 @@
+// The embedded Store backend: one SQLite file in WAL mode through better-sqlite3 (synchronous, so every method's
+// work is atomic with respect to the event loop; the Promise wrapper keeps the interface backend-neutral).
+import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import { migrate } from './migrate.js';
+import { GroupTables } from './groups.js';
+import { MailboxStatements } from './mailbox.js';
+import { PrekeyTables } from './prekeys.js';
+import { statementCache } from './statements.js';
+import type { Prepare } from './statements.js';
+import type {
+  BundleRecord,
+  Bytes,
+  GroupMemberRecord,
+  GroupRecipientsOutcome,
+  GroupRecord,
+  MailboxEntry,
+  NewAccount,
+  NewSession,
+  OneTimePrekeyRecord,
+  PresenceRecord,
+  RefreshTokenRecord,
+  RotateOutcome,
+  SendOutcome,
+  SessionRecord,
+  SignedPrekeyRecord,
+  Store,
+  SweepCutoffs,
+  SweepResult,
+  UserRecord,
+  WriteBatch,
+} from '../store.js';
+
+export interface SqliteStoreOptions {
+  /** Path of the database file (created when missing). */
+  file: string;
+  /**
+   * NORMAL (default; WAL): a commit survives a crash or SIGKILL of the relay process, but an OS crash or power
+   * loss can lose the last commits. FULL: every commit is fsynced before it returns (survives power loss).
+   */
+  synchronous?: 'FULL' | 'NORMAL';
+}
+
+interface UserRow {
+  user_id: string;
+  username: string;
+  salt: Buffer;
+  auth_hash: string;
+  identity_key: Buffer;
+  share_presence: number;
+  last_seen: number | null;
+}
+
+const toUser = (r: UserRow): UserRecord => ({
+  userId: r.user_id,
+  username: r.username,
+  salt: r.salt,
+  authHash: r.auth_hash,
+  identityKey: r.identity_key,
+  sharePresence: r.share_presence === 1,
+  lastSeen: r.last_seen,
+});
+
+/** Runs `fn` and turns its result or exception into a Promise, as an async backend would. */
+function later<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/** Splits a list for `IN (...)` queries, well below SQLite's bound-parameter limit. */
+function chunks<T>(items: T[], size = 500): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly db: BetterSqlite3.Database;
+  private readonly mailbox: MailboxStatements;
+  private readonly applyTransaction: (batch: WriteBatch, now: number) => SendOutcome[];
+  private readonly prekeys: PrekeyTables;
+  private readonly groups: GroupTables;
+  private readonly prepare: Prepare;
+  private closed = false;
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = new Database(options.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('cache_size = -65536');
+    migrate(this.db);
+    this.prepare = statementCache(this.db);
+    this.prekeys = new PrekeyTables(this.db, this.prepare);
+    this.groups = new GroupTables(this.db, this.prepare);
+    this.mailbox = new MailboxStatements(this.db);
+    this.applyTransaction = this.db.transaction((batch: WriteBatch, now: number) => this.mailbox.apply(batch, now));
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.db.close();
+    }
+    return Promise.resolve();
+  }
+
+  // Accounts -------------------------------------------------------------------------------------------------------
+
+  createAccount(a: NewAccount): Promise<'created' | 'username_taken'> {
+    return later(() =>
+      this.db.transaction(() => {
+        const inserted = this.prepare(
+          `INSERT INTO users (user_id, username, salt, auth_hash, identity_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`,
+        ).run(a.userId, a.username, a.salt, a.authHash, a.identityKey, a.now);
+        if (inserted.changes === 0) return 'username_taken' as const;
+        this.insertDevice(a.userId, a.deviceId, a.now);
+        this.prekeys.write(a.deviceId, { signedPrekey: a.signedPrekey, oneTimePrekeys: a.oneTimePrekeys });
+        this.insertSession(a.userId, a.deviceId, a.session, a.now);
+        return 'created' as const;
+      })(),
+    );
+  }
+
+  findUserByUsername(username: string): Promise<UserRecord | null> {
+    return later(() => {
+      const row = this.prepare<[string], UserRow>('SELECT * FROM users WHERE username = ?').get(username);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  getUser(userId: string): Promise<UserRecord | null> {
+    return later(() => {
+      const row = this.prepare<[string], UserRow>('SELECT * FROM users WHERE user_id = ?').get(userId);
+      return row ? toUser(row) : null;
+    });
+  }
+
+  deleteUser(userId: string): Promise<boolean> {
+    return later(() => this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0);
+  }
+
+  searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]> {
+    // A range over the unique index instead of LIKE: the prefix is taken literally (no wildcards), and every
+    // username character sorts below U+007F.
+    return later(() =>
+      this.prepare<[string, string, number], { user_id: string; username: string }>(
+        'SELECT user_id, username FROM users WHERE username >= ? AND username < ? ORDER BY username LIMIT ?',
+      )
+        .all(prefix, `${prefix}\u007f`, limit)
+        .map((r) => ({ userId: r.user_id, username: r.username })),
+    );
+  }
+
+  findUnknownUsers(userIds: string[]): Promise<string[]> {
+    return later(() => this.unknownIds('users', 'user_id', userIds));
+  }
+
+  setSharePresence(userId: string, share: boolean): Promise<void> {
+    return later(() => {
+      this.prepare('UPDATE users SET share_presence = ? WHERE user_id = ?').run(share ? 1 : 0, userId);
+    });
+  }
+
+  getPresence(userIds: string[]): Promise<PresenceRecord[]> {
+    return later(() =>
+      chunks(userIds).flatMap((part) =>
+        this.prepare<string[], { user_id: string; share_presence: number; last_seen: number | null }>(
+          `SELECT user_id, share_presence, last_seen FROM users WHERE user_id IN (${part.map(() => '?').join(',')})`,
+        )
+          .all(...part)
+          .map((r) => ({ userId: r.user_id, sharePresence: r.share_presence === 1, lastSeen: r.last_seen })),
+      ),
+    );
+  }
+
+  putBackup(userId: string, backup: Bytes): Promise<void> {
+    return later(() => {
+      this.prepare('UPDATE users SET backup = ? WHERE user_id = ?').run(backup, userId);
+    });
+  }
+
+  getBackup(userId: string): Promise<Bytes | null> {
+    return later(
+      () =>
+        this.prepare<[string], { backup: Buffer | null }>('SELECT backup FROM users WHERE user_id = ?').get(userId)
+          ?.backup ?? null,
+    );
+  }
+
+  // Devices and sessions ---------------------------------------------------------------------------------------------
+
+  getDeviceOwner(deviceId: string): Promise<string | null> {
+    return later(
+      () =>
+        this.prepare<[string], { user_id: string }>('SELECT user_id FROM devices WHERE device_id = ?').get(deviceId)
+          ?.user_id ?? null,
+    );
+  }
+
+  findUnknownDevices(deviceIds: string[]): Promise<string[]> {
+    return later(() => this.unknownIds('devices', 'device_id', deviceIds));
+  }
+
+  startSession(args: {
+    userId: string;
+    deviceId: string;
+    newDevice: boolean;
+    session: NewSession;
+    now: number;
+  }): Promise<void> {
+    return later(() =>
+      this.db.transaction(() => {
+        if (args.newDevice) this.insertDevice(args.userId, args.deviceId, args.now);
+        this.insertSession(args.userId, args.deviceId, args.session, args.now);
+      })(),
+    );
+  }
+
+  getSession(familyId: string): Promise<SessionRecord | null> {
+    return later(() => {
+      const row = this.prepare<[string], { user_id: string; device_id: string; revoked: number }>(
+        `SELECT f.user_id, f.device_id, f.revoked FROM session_families f
+           JOIN devices d ON d.device_id = f.device_id AND d.user_id = f.user_id WHERE f.family_id = ?`,
+      ).get(familyId);
+      return row ? { familyId, userId: row.user_id, deviceId: row.device_id, revoked: row.revoked === 1 } : null;
+    });
+  }
+
+  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome> {
+    return later(() =>
+      this.db.transaction((): RotateOutcome => {
+        const row = this.prepare<
+          [Bytes],
+          { family_id: string; used: number; expires_at: number; revoked: number; user_id: string; device_id: string }
+        >(
+          `SELECT r.family_id, r.used, r.expires_at, f.revoked, f.user_id, f.device_id FROM refresh_tokens r
+             JOIN session_families f ON f.family_id = r.family_id
+             JOIN devices d ON d.device_id = f.device_id AND d.user_id = f.user_id
+             WHERE r.token_hash = ?`,
+        ).get(tokenHash);
+        if (!row || row.revoked === 1) return { status: 'invalid' };
+        if (row.used === 1) {
+          this.prepare('UPDATE session_families SET revoked = 1 WHERE family_id = ?').run(row.family_id);
+          return { status: 'reused', familyId: row.family_id };
+        }
+        if (row.expires_at <= now) return { status: 'invalid' };
+        this.prepare('UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?').run(tokenHash);
+        this.prepare('INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES (?, ?, ?)').run(
+          next.tokenHash,
+          row.family_id,
+          next.expiresAt,
+        );
+        return {
+          status: 'rotated',
+          session: { familyId: row.family_id, userId: row.user_id, deviceId: row.device_id, revoked: false },
+        };
+      })(),
+    );
+  }
+
+  revokeFamily(familyId: string): Promise<void> {
+    return later(() => {
+      this.prepare('UPDATE session_families SET revoked = 1 WHERE family_id = ?').run(familyId);
+    });
+  }
+
+  // Prekeys --------------------------------------------------------------------------------------------------------
+
+  putPrekeys(
+    deviceId: string,
+    keys: { signedPrekey?: SignedPrekeyRecord; oneTimePrekeys?: OneTimePrekeyRecord[] },
+    maxStored: number,
+  ): Promise<'stored' | 'too_many'> {
+    return later(() => this.prekeys.put(deviceId, keys, maxStored));
+  }
+
+  countPrekeys(deviceId: string): Promise<{ oneTimePrekeys: number; signedPrekeyId: number | null }> {
+    return later(() => this.prekeys.count(deviceId));
+  }
+
+  takeBundle(userId: string): Promise<BundleRecord | null> {
+    return later(() => this.prekeys.takeBundle(userId));
+  }
+
+  // Groups ---------------------------------------------------------------------------------------------------------
+
+  createGroup(groupId: string, members: GroupMemberRecord[], now: number): Promise<GroupRecord> {
+    return later(() => this.groups.create(groupId, members, now));
+  }
+
+  getGroup(groupId: string): Promise<GroupRecord | null> {
+    return later(() => this.groups.read(groupId));
+  }
+
+  listGroups(userId: string): Promise<GroupRecord[]> {
+    return later(() => this.groups.listOf(userId));
+  }
+
+  replaceGroupMembers(
+    groupId: string,
+    expectedVersion: number,
+    members: GroupMemberRecord[],
+    _now: number,
+  ): Promise<boolean> {
+    return later(() => this.groups.replaceMembers(groupId, expectedVersion, members));
+  }
+
+  groupRecipients(groupId: string, senderUserId: string, senderDeviceId: string): Promise<GroupRecipientsOutcome> {
+    return later(() => this.mailbox.groupRecipients(groupId, senderUserId, senderDeviceId));
+  }
+
+  // Mailbox --------------------------------------------------------------------------------------------------------
+
+  applyWrites(batch: WriteBatch, now: number): Promise<SendOutcome[]> {
+    return later(() => {
+      try {
+        const outcomes = this.applyTransaction(batch, now);
+        this.mailbox.committed();
+        return outcomes;
+      } catch (err) {
+        this.mailbox.rolledBack();
+        throw err;
+      }
+    });
+  }
+
+  fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number): Promise<MailboxEntry[]> {
+    return later(() => this.mailbox.fetch(deviceId, afterSeq, limit, maxBytes));
+  }
+
+  countMailbox(deviceId: string): Promise<number> {
+    return later(() => this.mailbox.count(deviceId));
+  }
+
+  sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
+    return later(() =>
+      this.db.transaction((): SweepResult => {
+        const mailbox = this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
+        const sent = this.prepare('DELETE FROM sent_messages WHERE ts < ?').run(cutoffs.sentBefore).changes;
+        const refreshTokens = this.prepare('DELETE FROM refresh_tokens WHERE expires_at < ?').run(cutoffs.now).changes;
+        this.prepare(
+          `DELETE FROM session_families WHERE NOT EXISTS
+               (SELECT 1 FROM refresh_tokens r WHERE r.family_id = session_families.family_id)`,
+        ).run();
+        return { mailbox, sent, refreshTokens };
+      })(),
+    ).then((result) => {
+      this.mailbox.forgetSentBefore(cutoffs.sentBefore);
+      return result;
+    });
+  }
+
+  // Helpers (run inside the caller's transaction) ------------------------------------------------------------------
+
+  private insertDevice(userId: string, deviceId: string, now: number): void {
+    this.prepare('INSERT INTO devices (device_id, user_id, created_at) VALUES (?, ?, ?)').run(deviceId, userId, now);
+  }
+
+  private insertSession(userId: string, deviceId: string, session: NewSession, now: number): void {
+    this.prepare('INSERT INTO session_families (family_id, user_id, device_id, created_at) VALUES (?, ?, ?, ?)').run(
+      session.familyId,
+      userId,
+      deviceId,
+      now,
+    );
+    this.prepare('INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES (?, ?, ?)').run(
+      session.refresh.tokenHash,
+      session.familyId,
+      session.refresh.expiresAt,
+    );
+  }
+
+  private unknownIds(table: 'users' | 'devices', column: 'user_id' | 'device_id', ids: string[]): string[] {
+    const unique = [...new Set(ids)];
+    const found = new Set<string>();
+    for (const part of chunks(unique)) {
+      const rows = this.prepare<string[], Record<string, string>>(
+        `SELECT ${column} AS id FROM ${table} WHERE ${column} IN (${part.map(() => '?').join(',')})`,
+      ).all(...part);
+      for (const r of rows) if (r.id !== undefined) found.add(r.id);
+    }
+    return unique.filter((id) => !found.has(id));
+  }
+}

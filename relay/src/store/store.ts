@@ -1,0 +1,226 @@
+// The Store: everything the relay persists, behind one backend-neutral, Promise-returning interface.
+// Backends (SQLite now, MongoDB later) pass the same contract suite (relay/test/store.contract.ts).
+// The store has no clock: every time it needs is passed in by the caller (`now`, cutoffs, expiries).
+
+/** Binary values are Uint8Array (a Buffer is one). */
+export type Bytes = Uint8Array;
+
+export interface UserRecord {
+  userId: string;
+  /** Lower-cased. */
+  username: string;
+  salt: Bytes;
+  authHash: string;
+  identityKey: Bytes;
+  sharePresence: boolean;
+  lastSeen: number | null;
+}
+
+export interface SignedPrekeyRecord {
+  keyId: number;
+  publicKey: Bytes;
+  signature: Bytes;
+}
+
+export interface OneTimePrekeyRecord {
+  keyId: number;
+  publicKey: Bytes;
+}
+
+/** A refresh token as stored: only its SHA-256 hash. */
+export interface RefreshTokenRecord {
+  tokenHash: Bytes;
+  expiresAt: number;
+}
+
+export interface NewSession {
+  familyId: string;
+  refresh: RefreshTokenRecord;
+}
+
+export interface NewAccount {
+  userId: string;
+  username: string;
+  salt: Bytes;
+  authHash: string;
+  identityKey: Bytes;
+  deviceId: string;
+  signedPrekey: SignedPrekeyRecord;
+  oneTimePrekeys: OneTimePrekeyRecord[];
+  session: NewSession;
+  now: number;
+}
+
+/** A live session family (refresh-token family) whose user and device still exist. */
+export interface SessionRecord {
+  familyId: string;
+  userId: string;
+  deviceId: string;
+  revoked: boolean;
+}
+
+export type RotateOutcome =
+  | { status: 'rotated'; session: SessionRecord }
+  /** The token was already spent: the store has revoked its whole family. */
+  | { status: 'reused'; familyId: string }
+  /** Unknown, expired, or of a revoked family or vanished device. */
+  | { status: 'invalid' };
+
+export interface BundleRecord {
+  userId: string;
+  username: string;
+  identityKey: Bytes;
+  devices: { deviceId: string; signedPrekey: SignedPrekeyRecord; oneTimePrekey: OneTimePrekeyRecord | null }[];
+}
+
+export interface GroupMemberRecord {
+  userId: string;
+  admin: boolean;
+}
+
+export interface GroupRecord {
+  groupId: string;
+  /** Incremented by every change; replaceGroupMembers compares it. */
+  version: number;
+  /** In join order. */
+  members: GroupMemberRecord[];
+}
+
+export interface PresenceRecord {
+  userId: string;
+  sharePresence: boolean;
+  lastSeen: number | null;
+}
+
+/** One stored mailbox entry of one device. `seq` increases with every commit, so per device it is the order. */
+export interface MailboxEntry {
+  deviceId: string;
+  seq: number;
+  id: string;
+  ts: number;
+  body: Bytes;
+  group?: string;
+}
+
+export type SendTarget =
+  | { kind: 'direct'; envelopes: { to: string; body: Bytes }[] }
+  /** Fanned out to every device of every member except the sending device. */
+  | { kind: 'group'; groupId: string; body: Bytes };
+
+export interface SendRequest {
+  senderUserId: string;
+  senderDeviceId: string;
+  /** The client's message id; with the sender device, the idempotency key. */
+  id: string;
+  target: SendTarget;
+}
+
+export type SendOutcome =
+  | { status: 'stored'; ts: number; entries: MailboxEntry[] }
+  /** The sender device already sent this id: nothing stored, the first send's ts. */
+  | { status: 'duplicate'; ts: number }
+  /** A direct `to` names no device: nothing stored. */
+  | { status: 'unknown_recipient' }
+  /** Group sends: no such group. */
+  | { status: 'not_found' }
+  /** Group sends: the sender is not a member. */
+  | { status: 'forbidden' };
+
+export type GroupRecipientsOutcome =
+  { status: 'ok'; deviceIds: string[] } | { status: 'not_found' } | { status: 'forbidden' };
+
+/** Everything the write batcher commits in one durable transaction. */
+export interface WriteBatch {
+  sends: SendRequest[];
+  /** Acknowledged mailbox entries to delete: device → seqs. An entry of another device is never touched. */
+  acks: { deviceId: string; seqs: number[] }[];
+  lastSeen: { userId: string; ts: number }[];
+}
+
+export interface SweepCutoffs {
+  /** Mailbox entries with ts before this are deleted. */
+  mailboxBefore: number;
+  /** Idempotency records with ts before this are deleted. */
+  sentBefore: number;
+  /** Refresh tokens that expired before this are deleted, and families left without tokens. */
+  now: number;
+}
+
+export interface SweepResult {
+  mailbox: number;
+  sent: number;
+  refreshTokens: number;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'mongodb';
+  close(): Promise<void>;
+
+  // Accounts -----------------------------------------------------------------------------------------------------
+  /** Creates user, first device with its prekeys, and the first session, atomically. */
+  createAccount(account: NewAccount): Promise<'created' | 'username_taken'>;
+  findUserByUsername(username: string): Promise<UserRecord | null>;
+  getUser(userId: string): Promise<UserRecord | null>;
+  /** Deletes the user with devices, prekeys, sessions, memberships and mailboxes. */
+  deleteUser(userId: string): Promise<boolean>;
+  /** At most `limit` users whose username starts with `prefix` (taken literally), by username. */
+  searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]>;
+  /** Of these user ids, the ones that name no user. */
+  findUnknownUsers(userIds: string[]): Promise<string[]>;
+  setSharePresence(userId: string, share: boolean): Promise<void>;
+  /** Unknown ids are left out. */
+  getPresence(userIds: string[]): Promise<PresenceRecord[]>;
+  putBackup(userId: string, backup: Bytes): Promise<void>;
+  getBackup(userId: string): Promise<Bytes | null>;
+
+  // Devices and sessions -------------------------------------------------------------------------------------------
+  /** The owner of a device, or null. */
+  getDeviceOwner(deviceId: string): Promise<string | null>;
+  /** Of these device ids, the ones that name no device. */
+  findUnknownDevices(deviceIds: string[]): Promise<string[]>;
+  /** Starts a session family on a device, creating the device first when `newDevice`. */
+  startSession(args: {
+    userId: string;
+    deviceId: string;
+    newDevice: boolean;
+    session: NewSession;
+    now: number;
+  }): Promise<void>;
+  getSession(familyId: string): Promise<SessionRecord | null>;
+  /** Spends one refresh token and stores its successor, atomically; see RotateOutcome. */
+  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome>;
+  revokeFamily(familyId: string): Promise<void>;
+
+  // Prekeys ------------------------------------------------------------------------------------------------------
+  /** Replaces the signed prekey and adds one-time prekeys (same keyId replaces). 'too_many' stores nothing. */
+  putPrekeys(
+    deviceId: string,
+    keys: { signedPrekey?: SignedPrekeyRecord; oneTimePrekeys?: OneTimePrekeyRecord[] },
+    maxStored: number,
+  ): Promise<'stored' | 'too_many'>;
+  countPrekeys(deviceId: string): Promise<{ oneTimePrekeys: number; signedPrekeyId: number | null }>;
+  /** The user's devices that have a signed prekey, each with one one-time prekey taken (handed out once). */
+  takeBundle(userId: string): Promise<BundleRecord | null>;
+
+  // Groups -------------------------------------------------------------------------------------------------------
+  createGroup(groupId: string, members: GroupMemberRecord[], now: number): Promise<GroupRecord>;
+  getGroup(groupId: string): Promise<GroupRecord | null>;
+  listGroups(userId: string): Promise<GroupRecord[]>;
+  /** Compare-and-set on `version`; an empty member list deletes the group. False when the version moved. */
+  replaceGroupMembers(
+    groupId: string,
+    expectedVersion: number,
+    members: GroupMemberRecord[],
+    now: number,
+  ): Promise<boolean>;
+  /** Who an ephemeral group send reaches (read-only; stored sends resolve this inside applyWrites). */
+  groupRecipients(groupId: string, senderUserId: string, senderDeviceId: string): Promise<GroupRecipientsOutcome>;
+
+  // Mailbox ------------------------------------------------------------------------------------------------------
+  /** Commits a whole batch in one durable transaction; one outcome per send, in order. ts of new sends = now. */
+  applyWrites(batch: WriteBatch, now: number): Promise<SendOutcome[]>;
+  /** A device's entries with seq > afterSeq in seq order, at most `limit` and about `maxBytes` of bodies (≥ 1). */
+  fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number): Promise<MailboxEntry[]>;
+  countMailbox(deviceId: string): Promise<number>;
+  sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult>;
+}

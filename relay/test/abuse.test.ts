@@ -1,0 +1,139 @@
+// Hostile socket clients: malformed events, missing acks, reserved event names, oversized frames and garbage
+// bytes get the right answer or lose their own connection; nothing is stored and the relay keeps serving others.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectDevice, messageId, signUp, sleep, startRelay, waitFor } from './helpers.js';
+import type { TestAccount, TestDevice, TestRelay } from './helpers.js';
+
+let t: TestRelay;
+let alice: TestAccount;
+let bob: TestAccount;
+let bystander: TestDevice;
+beforeAll(async () => {
+  t = await startRelay();
+  [alice, bob] = await Promise.all([signUp(t.url), signUp(t.url)]);
+  bystander = await connectDevice(t.url, bob.accessToken);
+});
+afterAll(async () => {
+  bystander.close();
+  await t.close();
+});
+
+/** The relay still serves: a fresh send from alice reaches bob's connected device. */
+async function stillServing(): Promise<void> {
+  const device = await connectDevice(t.url, alice.accessToken);
+  const id = messageId();
+  const ack = await device.send({ id, envelopes: [{ to: bob.deviceId, body: randomBytes(8) }] });
+  expect(ack.ok).toBe(true);
+  await waitFor(() => bystander.messages.some((m) => m.id === id), 5000, 'the bystander delivery');
+  device.close();
+}
+
+describe('a hostile socket client', () => {
+  it('gets invalid_input for each of 100 malformed events in a burst, and nothing is stored', async () => {
+    const device = await connectDevice(t.url, alice.accessToken);
+    const payloads: unknown[] = [
+      null,
+      1,
+      'x',
+      [],
+      {},
+      { id: 1 },
+      { id: messageId(), envelopes: 'x' },
+      { id: messageId(), group: 5 },
+    ];
+    const acks = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        device.socket.timeout(10_000).emitWithAck('message:send', payloads[i % payloads.length]),
+      ),
+    );
+    for (const ack of acks) expect(ack).toMatchObject({ ok: false, error: { code: 'invalid_input' } });
+    expect(await t.relay.store.countMailbox(bob.deviceId)).toBe(0);
+    expect(device.socket.connected).toBe(true);
+    device.close();
+    await stillServing();
+  });
+
+  it('survives events without an ack callback, or with extra arguments', async () => {
+    const device = await connectDevice(t.url, alice.accessToken);
+    device.socket.emit('message:send', { nonsense: true });
+    device.socket.emit('message:send');
+    device.socket.emit('presence:watch', 'x', 'y', 3);
+    const withExtra = await device.socket
+      .timeout(5000)
+      .emitWithAck(
+        'message:send',
+        { id: messageId(), envelopes: [{ to: bob.deviceId, body: randomBytes(4) }] },
+        'extra',
+      );
+    expect(withExtra).toMatchObject({ ok: true });
+    await sleep(100);
+    expect(device.socket.connected).toBe(true);
+    device.close();
+    await stillServing();
+  });
+
+  it('gets invalid_input for an unknown event with an ack, and silence without one', async () => {
+    const device = await connectDevice(t.url, alice.accessToken);
+    expect(await device.socket.timeout(5000).emitWithAck('admin:drop-tables', {})).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_input' },
+    });
+    device.socket.emit('whatever', 1, 2, 3);
+    await sleep(50);
+    expect(device.socket.connected).toBe(true);
+    device.close();
+  });
+
+  it('loses its own connection for reserved event names ("error", "disconnect"), and the relay lives on', async () => {
+    for (const name of ['error', 'disconnect', 'disconnecting']) {
+      const device = await connectDevice(t.url, alice.accessToken);
+      // socket.io-client refuses to emit reserved names itself: write the packet directly
+      (device.socket as unknown as { packet(p: unknown): void }).packet({ type: 2, nsp: '/', data: [name, {}] });
+      await waitFor(() => !device.socket.connected, 5000, `the ${name} sender to be dropped`);
+    }
+    await stillServing();
+  });
+
+  it('loses its own connection for a frame over the limit, and the relay lives on', async () => {
+    const device = await connectDevice(t.url, alice.accessToken);
+    device.socket.emit('message:send', {
+      id: messageId(),
+      envelopes: [{ to: bob.deviceId, body: randomBytes(300 * 1024) }],
+    });
+    await waitFor(() => !device.socket.connected, 5000, 'the oversized sender to be dropped');
+    expect(await t.relay.store.countMailbox(bob.deviceId)).toBe(0);
+    await stillServing();
+  });
+
+  it('loses its own connection for bytes that are not msgpack, and the relay lives on', async () => {
+    const device = await connectDevice(t.url, alice.accessToken);
+    const engine = (device.socket.io as unknown as { engine: { write(data: unknown): void } }).engine;
+    engine.write(Buffer.from([0xc1, 0xff, 0x00, 0x13]));
+    await waitFor(() => !device.socket.connected, 5000, 'the garbage sender to be dropped');
+    const nil = await connectDevice(t.url, alice.accessToken);
+    (nil.socket.io as unknown as { engine: { write(data: unknown): void } }).engine.write(Buffer.from([0xc0]));
+    await waitFor(() => !nil.socket.connected, 5000, 'the nil sender to be dropped');
+    const deep = await connectDevice(t.url, alice.accessToken); // nesting deep enough to overflow the stack
+    (deep.socket.io as unknown as { engine: { write(data: unknown): void } }).engine.write(Buffer.alloc(200_000, 0x91));
+    await waitFor(() => !deep.socket.connected, 5000, 'the deeply nested sender to be dropped');
+    await stillServing();
+  });
+
+  it('gets rate_limited once its burst is spent, malformed events included', async () => {
+    const limited = await startRelay({ SEND_RATE_BURST: '10', SEND_RATE_PER_SEC: '1' });
+    try {
+      const a = await signUp(limited.url);
+      const device = await connectDevice(limited.url, a.accessToken);
+      const acks = await Promise.all(
+        Array.from({ length: 15 }, () => device.socket.timeout(5000).emitWithAck('message:send', { bad: true })),
+      );
+      const codes = acks.map((ack) => (ack as { error: { code: string } }).error.code);
+      expect(codes.filter((c) => c === 'invalid_input')).toHaveLength(10);
+      expect(codes.filter((c) => c === 'rate_limited')).toHaveLength(5);
+      device.close();
+    } finally {
+      await limited.close();
+    }
+  });
+});

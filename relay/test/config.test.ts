@@ -1,0 +1,102 @@
+// loadConfig (the environment) and what createRelay does with it at start.
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { createRelay } from '../src/server.js';
+import { api, signUp, startRelay } from './helpers.js';
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weconnect-config-'));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('loadConfig', () => {
+  it('has the documented defaults, bcrypt cost 12 among them', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      jwtSecret: undefined,
+      accessTokenTtlSeconds: 900,
+      refreshTokenTtlSeconds: 30 * 24 * 3600,
+      bcryptCost: 12,
+      jsonBodyLimitBytes: 65536,
+      socketFrameLimitBytes: 262144,
+      signinMaxFailures: 5,
+      signinWindowSeconds: 900,
+      sendRateBurst: 200,
+      sendRatePerSecond: 50,
+      mailboxTtlDays: 30,
+      sqliteSynchronous: 'NORMAL',
+      trustProxy: false,
+      logLevel: 'info',
+      mongodbUri: undefined,
+      redisUrl: undefined,
+    });
+    expect(config.dataDir).toBe(join(process.cwd(), 'data'));
+    expect(config.webDist).toMatch(/web[/\\]dist$/);
+  });
+
+  it('reads overrides and treats empty values as unset', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      BCRYPT_COST: '4',
+      TRUST_PROXY: '1',
+      HOST: '',
+      SQLITE_SYNCHRONOUS: 'FULL',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      bcryptCost: 4,
+      trustProxy: 1,
+      host: '127.0.0.1',
+      sqliteSynchronous: 'FULL',
+    });
+  });
+
+  it('names every invalid variable', () => {
+    expect(() => loadConfig({ PORT: 'eighty', BCRYPT_COST: '3', JWT_SECRET: 'short' })).toThrow(ConfigError);
+    try {
+      loadConfig({ PORT: 'eighty', BCRYPT_COST: '3', JWT_SECRET: 'short' });
+    } catch (err) {
+      expect((err as Error).message).toMatch(/PORT/);
+      expect((err as Error).message).toMatch(/BCRYPT_COST/);
+      expect((err as Error).message).toMatch(/JWT_SECRET/);
+    }
+  });
+});
+
+describe('createRelay', () => {
+  it('fails fast when MONGODB_URI or REDIS_URL is set: not supported yet', async () => {
+    const base = { DATA_DIR: tempDir(), LOG_LEVEL: 'silent' };
+    await expect(createRelay(loadConfig({ ...base, MONGODB_URI: 'mongodb://localhost/x' }))).rejects.toThrow(
+      /MONGODB_URI.*not supported yet/,
+    );
+    await expect(createRelay(loadConfig({ ...base, REDIS_URL: 'redis://localhost' }))).rejects.toThrow(
+      /REDIS_URL.*not supported yet/,
+    );
+  });
+
+  it('creates DATA_DIR and a 0600 jwt-secret once, and tokens survive a restart', async () => {
+    const dataDir = join(tempDir(), 'nested', 'data');
+    const first = await startRelay({ DATA_DIR: dataDir, JWT_SECRET: '' });
+    const secretFile = join(dataDir, 'jwt-secret');
+    expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+    const secret = readFileSync(secretFile, 'utf8');
+    const alice = await signUp(first.url);
+    await first.close();
+
+    const second = await startRelay({ DATA_DIR: dataDir, JWT_SECRET: '' });
+    expect(readFileSync(secretFile, 'utf8')).toBe(secret);
+    const res = await api(second.url, 'GET', '/api/devices/self/prekeys', { token: alice.accessToken });
+    expect(res.status).toBe(200);
+    await second.close();
+  });
+});

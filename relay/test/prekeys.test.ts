@@ -1,0 +1,95 @@
+// PUT and GET /api/devices/self/prekeys.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, newIdentity, oneTimePrekeys, signedPrekey, signIn, signUp, startRelay } from './helpers.js';
+import type { TestAccount, TestRelay } from './helpers.js';
+
+let t: TestRelay;
+let alice: TestAccount;
+beforeAll(async () => {
+  t = await startRelay();
+  alice = await signUp(t.url, undefined, { oneTimePrekeys: 0 });
+});
+afterAll(() => t.close());
+
+const put = (token: string, body: unknown) => api(t.url, 'PUT', '/api/devices/self/prekeys', { token, body });
+const count = async (token: string) => (await api(t.url, 'GET', '/api/devices/self/prekeys', { token })).body;
+
+describe('PUT /api/devices/self/prekeys', () => {
+  it('stores a new signed prekey and more one-time prekeys for the calling device only', async () => {
+    const session = await signIn(t.url, alice); // a second device, without keys yet
+    expect(await count(session.accessToken)).toEqual({ oneTimePrekeys: 0, signedPrekeyId: null });
+    const res = await put(session.accessToken, {
+      signedPrekey: signedPrekey(alice.identity, 42),
+      oneTimePrekeys: oneTimePrekeys(100),
+    });
+    expect(res.status).toBe(204);
+    expect(await count(session.accessToken)).toEqual({ oneTimePrekeys: 100, signedPrekeyId: 42 });
+    expect(await count(alice.accessToken)).toEqual({ oneTimePrekeys: 0, signedPrekeyId: 1 });
+  });
+
+  it('accepts only one-time prekeys, and an empty upload', async () => {
+    expect((await put(alice.accessToken, { oneTimePrekeys: oneTimePrekeys(3, 500) })).status).toBe(204);
+    expect((await put(alice.accessToken, {})).status).toBe(204);
+    expect((await count(alice.accessToken)).oneTimePrekeys).toBe(3);
+  });
+
+  const bad: [string, () => unknown][] = [
+    ['a signature by another identity key', () => ({ signedPrekey: signedPrekey(newIdentity()) })],
+    [
+      'a signature over other bytes',
+      () => ({ signedPrekey: { ...signedPrekey(alice.identity), publicKey: randomBytes(32).toString('base64url') } }),
+    ],
+    [
+      'a 63-byte signature',
+      () => ({ signedPrekey: { ...signedPrekey(alice.identity), signature: randomBytes(63).toString('base64url') } }),
+    ],
+    ['a 31-byte prekey', () => ({ oneTimePrekeys: [{ keyId: 1, publicKey: randomBytes(31).toString('base64url') }] })],
+    [
+      'an all-zero prekey',
+      () => ({ oneTimePrekeys: [{ keyId: 1, publicKey: Buffer.alloc(32).toString('base64url') }] }),
+    ],
+    ['101 one-time prekeys', () => ({ oneTimePrekeys: oneTimePrekeys(101) })],
+    ['a negative keyId', () => ({ oneTimePrekeys: [{ keyId: -5, publicKey: randomBytes(32).toString('base64url') }] })],
+    [
+      'a keyId as a string',
+      () => ({ oneTimePrekeys: [{ keyId: '1', publicKey: randomBytes(32).toString('base64url') }] }),
+    ],
+    ['an extra field', () => ({ oneTimePrekeys: [], deviceId: alice.deviceId })],
+    ['not an object', () => 'prekeys'],
+  ];
+  for (const [what, body] of bad) {
+    it(`rejects ${what} with invalid_input and stores nothing`, async () => {
+      const before = await count(alice.accessToken);
+      const res = await put(alice.accessToken, body());
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('invalid_input');
+      expect(await count(alice.accessToken)).toEqual(before);
+    });
+  }
+
+  it('refuses to hold more than 1000 one-time prekeys per device', async () => {
+    const session = await signIn(t.url, alice);
+    for (let i = 0; i < 10; i++) {
+      expect((await put(session.accessToken, { oneTimePrekeys: oneTimePrekeys(100, i * 100) })).status).toBe(204);
+    }
+    const res = await put(session.accessToken, { oneTimePrekeys: oneTimePrekeys(1, 5000) });
+    expect(res.status).toBe(400);
+    expect((await count(session.accessToken)).oneTimePrekeys).toBe(1000);
+  });
+
+  it('requires authentication', async () => {
+    expect((await api(t.url, 'PUT', '/api/devices/self/prekeys', { body: {} })).status).toBe(401);
+  });
+});
+
+describe('GET /api/devices/self/prekeys', () => {
+  it('answers the one-time prekey count and the signed prekey id', async () => {
+    const bob = await signUp(t.url, undefined, { oneTimePrekeys: 7 });
+    expect(await count(bob.accessToken)).toEqual({ oneTimePrekeys: 7, signedPrekeyId: 1 });
+  });
+
+  it('requires authentication', async () => {
+    expect((await api(t.url, 'GET', '/api/devices/self/prekeys')).status).toBe(401);
+  });
+});

@@ -1,0 +1,433 @@
+// The one contract every Store backend passes. Times are passed in explicitly: no assertion depends on a clock.
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Bytes, NewAccount, SendRequest, Store } from '../src/store/store.js';
+
+const id = (): string => randomBytes(16).toString('base64url');
+const bytes = (n: number, fill?: number): Buffer => (fill === undefined ? randomBytes(n) : Buffer.alloc(n, fill));
+const DAY = 24 * 3600 * 1000;
+export const T0 = 1_700_000_000_000;
+
+/** A complete NewAccount with random keys (times at T0). */
+export function newAccount(username: string, overrides: Partial<NewAccount> = {}): NewAccount {
+  return {
+    userId: id(),
+    username,
+    salt: bytes(16),
+    authHash: '$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot',
+    identityKey: bytes(32),
+    deviceId: id(),
+    signedPrekey: { keyId: 1, publicKey: bytes(32), signature: bytes(64) },
+    oneTimePrekeys: [],
+    session: { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } },
+    now: T0,
+    ...overrides,
+  };
+}
+
+const direct = (sender: NewAccount, msgId: string, to: string[], body: Bytes = bytes(8)): SendRequest => ({
+  senderUserId: sender.userId,
+  senderDeviceId: sender.deviceId,
+  id: msgId,
+  target: { kind: 'direct', envelopes: to.map((d) => ({ to: d, body })) },
+});
+
+const noWrites = { sends: [], acks: [], lastSeen: [] };
+
+export function runStoreContract(name: string, makeStore: () => Promise<Store>): void {
+  describe(`the ${name} store`, () => {
+    let store: Store;
+    let alice: NewAccount;
+    let bob: NewAccount;
+
+    beforeEach(async () => {
+      store = await makeStore();
+      alice = newAccount('alice');
+      bob = newAccount('bob');
+      expect(await store.createAccount(alice)).toBe('created');
+      expect(await store.createAccount(bob)).toBe('created');
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    describe('accounts', () => {
+      it('finds an account by username and by id, with its salt, hash and identity key', async () => {
+        const byName = await store.findUserByUsername('alice');
+        expect(byName).toMatchObject({ userId: alice.userId, username: 'alice', authHash: alice.authHash });
+        expect(Buffer.from(byName?.salt ?? [])).toEqual(alice.salt);
+        expect(Buffer.from(byName?.identityKey ?? [])).toEqual(alice.identityKey);
+        expect(byName?.sharePresence).toBe(true);
+        expect(await store.getUser(alice.userId)).toMatchObject({ username: 'alice' });
+        expect(await store.findUserByUsername('carol')).toBeNull();
+      });
+
+      it('refuses a second account with a taken username and stores nothing of it', async () => {
+        const again = newAccount('alice');
+        expect(await store.createAccount(again)).toBe('username_taken');
+        expect(await store.getUser(again.userId)).toBeNull();
+        expect(await store.getDeviceOwner(again.deviceId)).toBeNull();
+      });
+
+      it('searches usernames by literal prefix, in order, up to the limit', async () => {
+        for (const n of ['alfa', 'al_x', 'alxy', 'zed']) await store.createAccount(newAccount(n));
+        expect((await store.searchUsers('al', 10)).map((u) => u.username)).toEqual(['al_x', 'alfa', 'alice', 'alxy']);
+        expect((await store.searchUsers('al_', 10)).map((u) => u.username)).toEqual(['al_x']);
+        expect((await store.searchUsers('al%', 10)).map((u) => u.username)).toEqual([]);
+        expect(await store.searchUsers('al', 2)).toHaveLength(2);
+      });
+
+      it('tells which user and device ids are unknown', async () => {
+        const ghost = id();
+        expect(await store.findUnknownUsers([alice.userId, ghost, ghost])).toEqual([ghost]);
+        expect(await store.findUnknownDevices([bob.deviceId, ghost])).toEqual([ghost]);
+      });
+
+      it('stores presence settings, backups and last-seen times', async () => {
+        await store.setSharePresence(alice.userId, false);
+        await store.applyWrites({ ...noWrites, lastSeen: [{ userId: bob.userId, ts: T0 + 5 }] }, T0 + 6);
+        const presence = await store.getPresence([alice.userId, bob.userId, id()]);
+        expect(presence).toHaveLength(2);
+        expect(presence.find((p) => p.userId === alice.userId)).toMatchObject({ sharePresence: false, lastSeen: null });
+        expect(presence.find((p) => p.userId === bob.userId)).toMatchObject({ sharePresence: true, lastSeen: T0 + 5 });
+
+        expect(await store.getBackup(alice.userId)).toBeNull();
+        const backup = bytes(1000);
+        await store.putBackup(alice.userId, backup);
+        expect(Buffer.from((await store.getBackup(alice.userId)) ?? [])).toEqual(backup);
+      });
+
+      it('deletes a user with its devices and sessions', async () => {
+        expect(await store.deleteUser(alice.userId)).toBe(true);
+        expect(await store.getUser(alice.userId)).toBeNull();
+        expect(await store.getDeviceOwner(alice.deviceId)).toBeNull();
+        expect(await store.getSession(alice.session.familyId)).toBeNull();
+        expect(await store.deleteUser(alice.userId)).toBe(false);
+      });
+    });
+
+    describe('sessions', () => {
+      it('starts sessions on new and existing devices', async () => {
+        const deviceId = id();
+        const s1 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: alice.userId, deviceId, newDevice: true, session: s1, now: T0 });
+        expect(await store.getDeviceOwner(deviceId)).toBe(alice.userId);
+        const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: alice.userId, deviceId, newDevice: false, session: s2, now: T0 });
+        expect(await store.getSession(s2.familyId)).toEqual({
+          familyId: s2.familyId,
+          userId: alice.userId,
+          deviceId,
+          revoked: false,
+        });
+      });
+
+      it('rotates a refresh token once; reusing the spent one revokes the whole family', async () => {
+        const next = { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY };
+        const rotated = await store.rotateRefreshToken(alice.session.refresh.tokenHash, next, T0 + 1);
+        expect(rotated).toEqual({
+          status: 'rotated',
+          session: { familyId: alice.session.familyId, userId: alice.userId, deviceId: alice.deviceId, revoked: false },
+        });
+        const reused = await store.rotateRefreshToken(
+          alice.session.refresh.tokenHash,
+          { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY },
+          T0 + 2,
+        );
+        expect(reused).toEqual({ status: 'reused', familyId: alice.session.familyId });
+        expect((await store.getSession(alice.session.familyId))?.revoked).toBe(true);
+        // the successor died with its family
+        expect(
+          await store.rotateRefreshToken(next.tokenHash, { tokenHash: bytes(32), expiresAt: T0 + 3 * DAY }, T0 + 3),
+        ).toEqual({
+          status: 'invalid',
+        });
+      });
+
+      it('refuses unknown and expired refresh tokens', async () => {
+        expect(await store.rotateRefreshToken(bytes(32), { tokenHash: bytes(32), expiresAt: T0 + DAY }, T0)).toEqual({
+          status: 'invalid',
+        });
+        expect(
+          await store.rotateRefreshToken(
+            bob.session.refresh.tokenHash,
+            { tokenHash: bytes(32), expiresAt: T0 + 9 * DAY },
+            T0 + DAY,
+          ),
+        ).toEqual({ status: 'invalid' });
+      });
+
+      it('revokes a family', async () => {
+        await store.revokeFamily(bob.session.familyId);
+        expect((await store.getSession(bob.session.familyId))?.revoked).toBe(true);
+      });
+    });
+
+    describe('prekeys', () => {
+      const otk = (keyId: number) => ({ keyId, publicKey: bytes(32) });
+
+      it('counts one-time prekeys and reports the signed prekey id', async () => {
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(1), otk(2), otk(3)] }, 100);
+        await store.putPrekeys(
+          alice.deviceId,
+          { signedPrekey: { keyId: 7, publicKey: bytes(32), signature: bytes(64) } },
+          100,
+        );
+        expect(await store.countPrekeys(alice.deviceId)).toEqual({ oneTimePrekeys: 3, signedPrekeyId: 7 });
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(3)] }, 100); // same keyId replaces
+        expect((await store.countPrekeys(alice.deviceId)).oneTimePrekeys).toBe(3);
+      });
+
+      it('stores nothing of an upload that would exceed the maximum', async () => {
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(1), otk(2)] }, 3);
+        const outcome = await store.putPrekeys(
+          alice.deviceId,
+          { signedPrekey: { keyId: 9, publicKey: bytes(32), signature: bytes(64) }, oneTimePrekeys: [otk(3), otk(4)] },
+          3,
+        );
+        expect(outcome).toBe('too_many');
+        expect(await store.countPrekeys(alice.deviceId)).toEqual({ oneTimePrekeys: 2, signedPrekeyId: 1 });
+      });
+
+      it('hands each one-time prekey out once, lowest keyId first, then null', async () => {
+        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(5), otk(2)] }, 100);
+        const first = await store.takeBundle(bob.userId);
+        const second = await store.takeBundle(bob.userId);
+        const third = await store.takeBundle(bob.userId);
+        expect(first?.devices[0]?.oneTimePrekey?.keyId).toBe(2);
+        expect(second?.devices[0]?.oneTimePrekey?.keyId).toBe(5);
+        expect(third?.devices[0]?.oneTimePrekey).toBeNull();
+        expect(first).toMatchObject({ userId: bob.userId, username: 'bob' });
+        expect(first?.devices[0]?.signedPrekey.keyId).toBe(1);
+      });
+
+      it('hands a single one-time prekey to exactly one of 20 concurrent takers', async () => {
+        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(1)] }, 100);
+        const bundles = await Promise.all(Array.from({ length: 20 }, () => store.takeBundle(bob.userId)));
+        expect(bundles.filter((b) => b?.devices[0]?.oneTimePrekey !== null)).toHaveLength(1);
+      });
+
+      it('lists only devices that have a signed prekey, and nothing for an unknown user', async () => {
+        const bare = id();
+        await store.startSession({
+          userId: bob.userId,
+          deviceId: bare,
+          newDevice: true,
+          session: { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } },
+          now: T0,
+        });
+        const bundle = await store.takeBundle(bob.userId);
+        expect(bundle?.devices.map((d) => d.deviceId)).toEqual([bob.deviceId]);
+        expect(await store.takeBundle(id())).toBeNull();
+      });
+    });
+
+    describe('groups', () => {
+      it('creates, reads and lists groups with members in order', async () => {
+        const groupId = id();
+        const created = await store.createGroup(
+          groupId,
+          [
+            { userId: alice.userId, admin: true },
+            { userId: bob.userId, admin: false },
+          ],
+          T0,
+        );
+        expect(created.version).toBe(1);
+        expect(await store.getGroup(groupId)).toEqual(created);
+        expect((await store.listGroups(bob.userId)).map((g) => g.groupId)).toEqual([groupId]);
+        expect(await store.getGroup(id())).toBeNull();
+      });
+
+      it('replaces members only at the expected version, and deletes an emptied group', async () => {
+        const groupId = id();
+        await store.createGroup(groupId, [{ userId: alice.userId, admin: true }], T0);
+        const members = [
+          { userId: alice.userId, admin: true },
+          { userId: bob.userId, admin: false },
+        ];
+        expect(await store.replaceGroupMembers(groupId, 1, members, T0)).toBe(true);
+        expect(await store.replaceGroupMembers(groupId, 1, [], T0)).toBe(false);
+        expect(await store.getGroup(groupId)).toEqual({ groupId, version: 2, members });
+        expect(await store.replaceGroupMembers(groupId, 2, [], T0)).toBe(true);
+        expect(await store.getGroup(groupId)).toBeNull();
+      });
+
+      it('resolves group recipients: every member device but the sender', async () => {
+        const groupId = id();
+        await store.createGroup(groupId, [{ userId: alice.userId, admin: true }], T0);
+        expect(await store.groupRecipients(groupId, bob.userId, bob.deviceId)).toEqual({ status: 'forbidden' });
+        expect(await store.groupRecipients(id(), alice.userId, alice.deviceId)).toEqual({ status: 'not_found' });
+        await store.replaceGroupMembers(
+          groupId,
+          1,
+          [
+            { userId: alice.userId, admin: true },
+            { userId: bob.userId, admin: false },
+          ],
+          T0,
+        );
+        expect(await store.groupRecipients(groupId, alice.userId, alice.deviceId)).toEqual({
+          status: 'ok',
+          deviceIds: [bob.deviceId],
+        });
+      });
+    });
+
+    describe('mailbox', () => {
+      it('stores one entry per recipient device in one commit, in seq order', async () => {
+        const [outcome] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'm1', [bob.deviceId, alice.deviceId])] },
+          T0,
+        );
+        expect(outcome?.status).toBe('stored');
+        if (outcome?.status !== 'stored') return;
+        expect(outcome.ts).toBe(T0);
+        expect(outcome.entries.map((e) => e.deviceId)).toEqual([bob.deviceId, alice.deviceId]);
+        await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'm2', [bob.deviceId]), direct(alice, 'm3', [bob.deviceId])] },
+          T0 + 1,
+        );
+        const entries = await store.fetchMailbox(bob.deviceId, 0, 100, 1 << 20);
+        expect(entries.map((e) => e.id)).toEqual(['m1', 'm2', 'm3']);
+        expect(entries.map((e) => e.ts)).toEqual([T0, T0 + 1, T0 + 1]);
+        const seqs = entries.map((e) => e.seq);
+        expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+        expect(new Set(seqs).size).toBe(3);
+      });
+
+      it('stores nothing new for a resent id and answers the first ts', async () => {
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, 'same', [bob.deviceId])] }, T0);
+        const [again] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'same', [bob.deviceId])] },
+          T0 + 500,
+        );
+        expect(again).toEqual({ status: 'duplicate', ts: T0 });
+        const [inBatch, dup] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'twice', [bob.deviceId]), direct(alice, 'twice', [bob.deviceId])] },
+          T0 + 600,
+        );
+        expect(inBatch?.status).toBe('stored');
+        expect(dup).toEqual({ status: 'duplicate', ts: T0 + 600 });
+        expect(await store.countMailbox(bob.deviceId)).toBe(2);
+        // the key is per sending device: another device may use the same id
+        const [other] = await store.applyWrites(
+          { ...noWrites, sends: [direct(bob, 'same', [alice.deviceId])] },
+          T0 + 700,
+        );
+        expect(other?.status).toBe('stored');
+      });
+
+      it('stores nothing of a send naming an unknown device, and does not remember its id', async () => {
+        const [outcome] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'x', [bob.deviceId, id()])] },
+          T0,
+        );
+        expect(outcome).toEqual({ status: 'unknown_recipient' });
+        expect(await store.countMailbox(bob.deviceId)).toBe(0);
+        const [retry] = await store.applyWrites({ ...noWrites, sends: [direct(alice, 'x', [bob.deviceId])] }, T0 + 1);
+        expect(retry?.status).toBe('stored');
+      });
+
+      it('fans a group send out to member devices except the sender, marked with the group', async () => {
+        const groupId = id();
+        const aliceSecond = id();
+        await store.startSession({
+          userId: alice.userId,
+          deviceId: aliceSecond,
+          newDevice: true,
+          session: { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } },
+          now: T0,
+        });
+        await store.createGroup(
+          groupId,
+          [
+            { userId: alice.userId, admin: true },
+            { userId: bob.userId, admin: false },
+          ],
+          T0,
+        );
+        const send: SendRequest = {
+          senderUserId: alice.userId,
+          senderDeviceId: alice.deviceId,
+          id: 'g1',
+          target: { kind: 'group', groupId, body: bytes(4) },
+        };
+        const [outcome] = await store.applyWrites({ ...noWrites, sends: [send] }, T0);
+        expect(outcome?.status === 'stored' && outcome.entries.map((e) => e.deviceId).sort()).toEqual(
+          [aliceSecond, bob.deviceId].sort(),
+        );
+        expect((await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20))[0]).toMatchObject({ id: 'g1', group: groupId });
+        const [outsider] = await store.applyWrites(
+          { ...noWrites, sends: [{ ...send, id: 'g2', senderUserId: id(), senderDeviceId: id() }] },
+          T0,
+        );
+        expect(outsider).toEqual({ status: 'forbidden' });
+        const [missing] = await store.applyWrites(
+          { ...noWrites, sends: [{ ...send, id: 'g3', target: { kind: 'group', groupId: id(), body: bytes(4) } }] },
+          T0,
+        );
+        expect(missing).toEqual({ status: 'not_found' });
+      });
+
+      it('deletes exactly the acknowledged entries of that device', async () => {
+        await store.applyWrites(
+          { ...noWrites, sends: ['a', 'b', 'c'].map((m) => direct(alice, m, [bob.deviceId, alice.deviceId])) },
+          T0,
+        );
+        const bobEntries = await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20);
+        const aliceEntries = await store.fetchMailbox(alice.deviceId, 0, 10, 1 << 20);
+        const acked = [bobEntries[0]?.seq ?? -1, bobEntries[1]?.seq ?? -1];
+        await store.applyWrites(
+          {
+            ...noWrites,
+            acks: [
+              { deviceId: bob.deviceId, seqs: acked },
+              // another device's seq is never touched
+              { deviceId: bob.deviceId, seqs: [aliceEntries[0]?.seq ?? -1] },
+            ],
+          },
+          T0,
+        );
+        expect((await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20)).map((e) => e.id)).toEqual(['c']);
+        expect(await store.countMailbox(alice.deviceId)).toBe(3);
+      });
+
+      it('reads a mailbox after a seq, up to a count and a byte budget (always at least one entry)', async () => {
+        await store.applyWrites(
+          { ...noWrites, sends: ['1', '2', '3', '4'].map((m) => direct(alice, m, [bob.deviceId], bytes(100))) },
+          T0,
+        );
+        const all = await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20);
+        expect((await store.fetchMailbox(bob.deviceId, all[1]?.seq ?? 0, 10, 1 << 20)).map((e) => e.id)).toEqual([
+          '3',
+          '4',
+        ]);
+        expect(await store.fetchMailbox(bob.deviceId, 0, 3, 1 << 20)).toHaveLength(3);
+        expect(await store.fetchMailbox(bob.deviceId, 0, 10, 250)).toHaveLength(2);
+        expect(await store.fetchMailbox(bob.deviceId, 0, 10, 10)).toHaveLength(1);
+      });
+
+      it('sweeps expired entries, idempotency records and refresh tokens by the times it is given', async () => {
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, 'old', [bob.deviceId])] }, T0);
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, 'new', [bob.deviceId])] }, T0 + 10 * DAY);
+        const result = await store.sweepExpired({ mailboxBefore: T0 + DAY, sentBefore: T0 + DAY, now: T0 + 2 * DAY });
+        expect(result).toEqual({ mailbox: 1, sent: 1, refreshTokens: 2 });
+        expect((await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20)).map((e) => e.id)).toEqual(['new']);
+        // the expired idempotency record is gone: the same id is a new send again
+        const [resend] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'old', [bob.deviceId])] },
+          T0 + 11 * DAY,
+        );
+        expect(resend?.status).toBe('stored');
+        const [kept] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'new', [bob.deviceId])] },
+          T0 + 11 * DAY,
+        );
+        expect(kept).toEqual({ status: 'duplicate', ts: T0 + 10 * DAY });
+        // families left without refresh tokens are gone
+        expect(await store.getSession(alice.session.familyId)).toBeNull();
+      });
+    });
+  });
+}

@@ -1,0 +1,103 @@
+// The store contract on real SQLite files, plus what only the SQLite backend has: migrations, WAL, durability mode.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readMigrations } from '../src/store/sqlite/migrate.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { SendRequest } from '../src/store/store.js';
+import { T0, newAccount, runStoreContract } from './store.contract.js';
+
+const dirs: string[] = [];
+function tempFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'weconnect-store-'));
+  dirs.push(dir);
+  return join(dir, 'weconnect.db');
+}
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+runStoreContract('SQLite', () => Promise.resolve(new SqliteStore({ file: tempFile() })));
+
+describe('the SQLite backend', () => {
+  it('applies every numbered migration once and records it', async () => {
+    const file = tempFile();
+    await new SqliteStore({ file }).close();
+    await new SqliteStore({ file }).close(); // a second open applies nothing again
+    const db = new Database(file, { readonly: true });
+    const rows = db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all();
+    db.close();
+    expect(rows).toEqual(readMigrations().map((m) => ({ version: m.version, name: m.name })));
+  });
+
+  it('keeps its data across reopening', async () => {
+    const file = tempFile();
+    const first = new SqliteStore({ file });
+    const account = newAccount('carol');
+    await first.createAccount(account);
+    await first.close();
+    const second = new SqliteStore({ file });
+    expect(await second.findUserByUsername('carol')).toMatchObject({ userId: account.userId });
+    expect(await second.getSession(account.session.familyId)).toMatchObject({ deviceId: account.deviceId });
+    await second.close();
+  });
+
+  it('remembers sent ids across reopening (the idempotency index is rebuilt from the table)', async () => {
+    const file = tempFile();
+    const alice = newAccount('alice');
+    const send: SendRequest = {
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id: 'persisted',
+      target: { kind: 'direct', envelopes: [{ to: alice.deviceId, body: Buffer.from('x') }] },
+    };
+    const first = new SqliteStore({ file });
+    await first.createAccount(alice);
+    await first.applyWrites({ sends: [send], acks: [], lastSeen: [] }, T0);
+    await first.close();
+    const second = new SqliteStore({ file });
+    expect(await second.applyWrites({ sends: [send], acks: [], lastSeen: [] }, T0 + 1)).toEqual([
+      { status: 'duplicate', ts: T0 },
+    ]);
+    await second.close();
+  });
+
+  it('forgets the ids of a batch that was rolled back', async () => {
+    const store = new SqliteStore({ file: tempFile() });
+    const alice = newAccount('alice');
+    await store.createAccount(alice);
+    const send = (id: string, body: unknown): SendRequest => ({
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id,
+      target: { kind: 'direct', envelopes: [{ to: alice.deviceId, body: body as Uint8Array }] },
+    });
+    const broken = { sends: [send('a', Buffer.from('ok')), send('b', { not: 'bytes' })], acks: [], lastSeen: [] };
+    await expect(store.applyWrites(broken, T0)).rejects.toThrow();
+    expect(await store.countMailbox(alice.deviceId)).toBe(0);
+    const [again] = await store.applyWrites({ sends: [send('a', Buffer.from('ok'))], acks: [], lastSeen: [] }, T0 + 1);
+    expect(again?.status).toBe('stored');
+    await store.close();
+  });
+
+  it('runs in WAL mode with the chosen synchronous level', async () => {
+    const normal = new SqliteStore({ file: tempFile() });
+    expect(normal.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(normal.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+    await normal.close();
+    const full = new SqliteStore({ file: tempFile(), synchronous: 'FULL' });
+    expect(full.db.pragma('synchronous', { simple: true })).toBe(2);
+    await full.close();
+  });
+
+  it('refuses a database whose schema is newer than this relay', async () => {
+    const file = tempFile();
+    await new SqliteStore({ file }).close();
+    const db = new Database(file);
+    db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, ?, 0)').run('999_future.sql');
+    db.close();
+    expect(() => new SqliteStore({ file })).toThrow(/newer than this relay/);
+  });
+});

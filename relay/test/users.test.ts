@@ -1,0 +1,117 @@
+// GET /api/users?query=<prefix> and GET /api/users/:userId/bundle.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api, oneTimePrekeys, signIn, signUp, startRelay } from './helpers.js';
+import type { TestAccount, TestRelay } from './helpers.js';
+
+let t: TestRelay;
+let viewer: TestAccount;
+beforeAll(async () => {
+  t = await startRelay();
+  viewer = await signUp(t.url, 'viewer');
+});
+afterAll(() => t.close());
+
+const search = (query: string) => api(t.url, 'GET', `/api/users?query=${query}`, { token: viewer.accessToken });
+const bundle = (userId: string, token = viewer.accessToken) =>
+  api(t.url, 'GET', `/api/users/${userId}/bundle`, { token });
+
+describe('GET /api/users', () => {
+  it('finds users by lower-cased username prefix, at most 20, in name order', async () => {
+    const made = await Promise.all(
+      Array.from({ length: 22 }, (_, i) => signUp(t.url, `Pre_${String(i).padStart(2, '0')}`)),
+    );
+    const res = await search('PRE_');
+    expect(res.status).toBe(200);
+    expect(res.body.users).toHaveLength(20);
+    expect(res.body.users[0]).toEqual({ userId: made[0]?.userId, username: 'pre_00' });
+    const names = (res.body.users as { username: string }[]).map((u) => u.username);
+    expect(names).toEqual([...names].sort());
+  });
+
+  it('takes the prefix literally: _ is no wildcard', async () => {
+    await signUp(t.url, 'wild_card');
+    await signUp(t.url, 'wildxcard');
+    const res = await search('wild_');
+    expect((res.body.users as { username: string }[]).map((u) => u.username)).toEqual(['wild_card']);
+  });
+
+  it('rejects a missing, empty, too long or non-username query', async () => {
+    for (const path of [
+      '/api/users',
+      '/api/users?query=',
+      `/api/users?query=${'a'.repeat(33)}`,
+      '/api/users?query=a%25',
+      '/api/users?query=a&query=b',
+      '/api/users?query=a&x=1',
+    ]) {
+      const res = await api(t.url, 'GET', path, { token: viewer.accessToken });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('invalid_input');
+    }
+  });
+
+  it('requires authentication', async () => {
+    expect((await api(t.url, 'GET', '/api/users?query=pre')).status).toBe(401);
+  });
+});
+
+describe('GET /api/users/:userId/bundle', () => {
+  it('answers the identity key and, per device with a signed prekey, one one-time prekey', async () => {
+    const bob = await signUp(t.url, 'Bob', { oneTimePrekeys: 2 });
+    await signIn(t.url, bob); // a device without prekeys is not listed
+    const res = await bundle(bob.userId);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      userId: bob.userId,
+      username: 'bob',
+      identityKey: bob.identity.publicKey.toString('base64url'),
+      devices: [
+        {
+          deviceId: bob.deviceId,
+          signedPrekey: { keyId: 1, publicKey: expect.any(String), signature: expect.any(String) },
+          oneTimePrekey: { keyId: 1, publicKey: expect.any(String) },
+        },
+      ],
+    });
+  });
+
+  it('hands each one-time prekey out once, then null', async () => {
+    const carol = await signUp(t.url, 'carol', { oneTimePrekeys: 2 });
+    const keys = [];
+    for (let i = 0; i < 3; i++) keys.push((await bundle(carol.userId)).body.devices[0].oneTimePrekey);
+    expect(keys[0]).not.toBeNull();
+    expect(keys[1]).not.toBeNull();
+    expect(keys[0].publicKey).not.toBe(keys[1].publicKey);
+    expect(keys[2]).toBeNull();
+    expect(
+      (await api(t.url, 'GET', '/api/devices/self/prekeys', { token: carol.accessToken })).body.oneTimePrekeys,
+    ).toBe(0);
+  });
+
+  it('hands a one-time prekey fetched by 20 concurrent requests to exactly one of them', async () => {
+    const dave = await signUp(t.url, 'dave', { oneTimePrekeys: 0 });
+    await api(t.url, 'PUT', '/api/devices/self/prekeys', {
+      token: dave.accessToken,
+      body: { oneTimePrekeys: oneTimePrekeys(1, 77) },
+    });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => bundle(dave.userId)));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const handed = answers.map((a) => a.body.devices[0].oneTimePrekey).filter((k) => k !== null);
+    expect(handed).toHaveLength(1);
+    expect(handed[0].keyId).toBe(77);
+  });
+
+  it('answers 404 not_found for an unknown user and 400 for a malformed id', async () => {
+    const unknown = await bundle(randomBytes(16).toString('base64url'));
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('not_found');
+    const malformed = await bundle('not-an-id');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe('invalid_input');
+  });
+
+  it('requires authentication', async () => {
+    expect((await api(t.url, 'GET', `/api/users/${viewer.userId}/bundle`)).status).toBe(401);
+  });
+});

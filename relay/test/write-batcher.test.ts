@@ -1,0 +1,151 @@
+// Group commit: sends queued in one turn of the event loop share one transaction, and no sender hears back
+// before that transaction has committed. Runs on a real SQLite store whose commits the test can hold back.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { WriteBatcher } from '../src/service/write-batcher.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { MailboxEntry, SendOutcome, WriteBatch } from '../src/store/store.js';
+import { T0, newAccount } from './store.contract.js';
+
+/** A real SQLite store that records each batch and can hold its commits until released. */
+class GatedStore extends SqliteStore {
+  batches: WriteBatch[] = [];
+  private gate: Promise<void> = Promise.resolve();
+  private release: () => void = () => undefined;
+
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.release = resolve));
+  }
+  open(): void {
+    this.release();
+  }
+  override async applyWrites(batch: WriteBatch, now: number): Promise<SendOutcome[]> {
+    this.batches.push(batch);
+    await this.gate;
+    return super.applyWrites(batch, now);
+  }
+}
+
+let dir: string;
+let store: GatedStore;
+let committed: MailboxEntry[];
+let batcher: WriteBatcher;
+const alice = newAccount('alice');
+const bob = newAccount('bob');
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'weconnect-batcher-'));
+  store = new GatedStore({ file: join(dir, 'db') });
+  await store.createAccount(alice);
+  await store.createAccount(bob);
+  committed = [];
+  batcher = new WriteBatcher({
+    store,
+    now: () => T0,
+    log: pino({ level: 'silent' }),
+    onCommitted: (e) => committed.push(...e),
+  });
+});
+afterEach(async () => {
+  await batcher.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const send = (id: string) =>
+  batcher.send({
+    senderUserId: alice.userId,
+    senderDeviceId: alice.deviceId,
+    id,
+    target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
+  });
+
+describe('the write batcher', () => {
+  it('commits sends queued in the same turn in one transaction', async () => {
+    const outcomes = await Promise.all(Array.from({ length: 25 }, (_, i) => send(`m${i}`)));
+    expect(store.batches).toHaveLength(1);
+    expect(store.batches[0]?.sends).toHaveLength(25);
+    expect(outcomes.every((o) => o.status === 'stored')).toBe(true);
+    expect(await store.countMailbox(bob.deviceId)).toBe(25);
+  });
+
+  it('answers no sender before the commit, and hands the entries to delivery first', async () => {
+    store.hold();
+    let answered = false;
+    const pending = send('held').then((o) => {
+      answered = true;
+      expect(committed.map((e) => e.id)).toEqual(['held']);
+      return o;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(store.batches).toHaveLength(1);
+    expect(answered).toBe(false);
+    expect(await store.countMailbox(bob.deviceId)).toBe(0);
+    store.open();
+    expect((await pending).status).toBe('stored');
+    expect(answered).toBe(true);
+  });
+
+  it('queues what arrives during a commit for the next one, in order', async () => {
+    store.hold();
+    const first = send('first');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const later = [send('second'), send('third')];
+    batcher.ack(bob.deviceId, [12345]);
+    store.open();
+    await Promise.all([first, ...later]);
+    await batcher.idle();
+    expect(store.batches.map((b) => b.sends.map((s) => s.id))).toEqual([['first'], ['second', 'third']]);
+    expect(store.batches[1]?.acks).toEqual([{ deviceId: bob.deviceId, seqs: [12345] }]);
+    expect(committed.map((e) => e.id)).toEqual(['first', 'second', 'third']);
+  });
+
+  it('commits queued writes on close and refuses sends after it', async () => {
+    const pending = send('last');
+    batcher.seen(bob.userId, T0 + 9);
+    await batcher.close();
+    expect((await pending).status).toBe('stored');
+    expect((await store.getPresence([bob.userId]))[0]?.lastSeen).toBe(T0 + 9);
+    await expect(send('too late')).rejects.toMatchObject({ code: 'internal' });
+  });
+
+  it('rejects the sends of a batch whose commit failed, and keeps working', async () => {
+    const failing = new (class extends GatedStore {
+      fail = true;
+      override applyWrites(batch: WriteBatch, now: number): Promise<SendOutcome[]> {
+        if (this.fail) {
+          this.fail = false;
+          return Promise.reject(new Error('disk full'));
+        }
+        return super.applyWrites(batch, now);
+      }
+    })({ file: join(dir, 'failing') });
+    await failing.createAccount(newAccount('carol', { userId: alice.userId, deviceId: alice.deviceId }));
+    const b = new WriteBatcher({
+      store: failing,
+      now: () => T0,
+      log: pino({ level: 'silent' }),
+      onCommitted: () => undefined,
+    });
+    const lost = b.send({
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id: 'x',
+      target: { kind: 'direct', envelopes: [{ to: alice.deviceId, body: randomBytes(4) }] },
+    });
+    await expect(lost).rejects.toMatchObject({ code: 'internal' });
+    const retry = await b.send({
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id: 'x',
+      target: { kind: 'direct', envelopes: [{ to: alice.deviceId, body: randomBytes(4) }] },
+    });
+    expect(retry.status).toBe('stored');
+    await b.close();
+    await failing.close();
+  });
+});
