@@ -1,0 +1,351 @@
+// EngineBoot: everything before the chat engine runs — sign up, sign in (new device: restore the identity from the
+// relay's encrypted backup), unlock after a reload, "keep unlocked", one writer tab (Web Locks), forgetting data.
+
+import { z } from 'zod';
+import { RelayApi, TokenKeeper, request } from './api';
+import { ChatClient, type ChatClientOptions } from './chat-client';
+import { loadCrypto, type Crypto } from './crypto-loader';
+import { openEngineDB, wipeEngineDB, type EngineDB } from './db';
+import { ClientError } from './errors';
+import { deriveInWorker, type DerivedKeys, type KeyDeriver } from './kdf';
+import { OwnKeys } from './own-keys';
+import {
+  accountMetaSchema,
+  backupAnswerSchema,
+  kdfAnswerSchema,
+  sessionAnswerSchema,
+  tokensSchema,
+  type AccountMeta,
+  type SessionAnswer,
+} from './schemas';
+import { LocalStore, WriteBatch } from './store';
+import type { BootProgress, ChatEngineApi, EngineBootApi, LocalAccountState } from './types';
+import { Vault, deriveAtRestKey } from './vault';
+
+const CHECK = 'weconnect-at-rest-check-v1';
+
+/** Web Locks, or a stand-in where the platform has none (Node tests: one engine per database there). */
+export interface LockProvider {
+  /** Takes the named lock if free; resolves with a release function, or null when another holder has it. */
+  tryAcquire(name: string): Promise<(() => void) | null>;
+  /** True when someone else holds the named lock right now (without taking it). */
+  heldElsewhere?(name: string): Promise<boolean>;
+}
+
+export const webLocks: LockProvider = {
+  tryAcquire(name) {
+    const locks = (globalThis.navigator as Navigator | undefined)?.locks;
+    if (!locks) return Promise.resolve(() => undefined);
+    return new Promise((resolve) => {
+      void locks.request(name, { ifAvailable: true }, (lock) => {
+        if (!lock) {
+          resolve(null);
+          return undefined;
+        }
+        return new Promise<void>((release) => resolve(() => release()));
+      });
+    });
+  },
+  async heldElsewhere(name) {
+    const locks = (globalThis.navigator as Navigator | undefined)?.locks;
+    if (!locks) return false;
+    const state = await locks.query();
+    return (state.held ?? []).some((l) => l.name === name);
+  },
+};
+
+export interface BootOptions {
+  relayUrl: string;
+  dbName: string;
+  derive: KeyDeriver;
+  locks?: LockProvider;
+  /** The clock for keys and tokens (tests move it to exercise weekly rotation). */
+  now?: () => number;
+  /** Extra engine options (test hooks). */
+  engine?: Pick<ChatClientOptions, 'dangerousTestOnlyDropSendAcks' | 'dangerousTestOnlySkipInboundAcks'>;
+}
+
+export class EngineBoot implements EngineBootApi {
+  readonly #options: BootOptions;
+  #db: Promise<EngineDB> | null = null;
+  #release: (() => void) | null = null;
+
+  constructor(options: BootOptions) {
+    this.#options = options;
+  }
+
+  #now(): number {
+    return (this.#options.now ?? Date.now)();
+  }
+
+  #open(): Promise<EngineDB> {
+    this.#db ??= openEngineDB(this.#options.dbName);
+    return this.#db;
+  }
+
+  async #meta(): Promise<AccountMeta | null> {
+    const raw = await (await this.#open()).get('meta', 'account');
+    if (raw === undefined) return null;
+    const parsed = accountMetaSchema.safeParse(raw);
+    if (!parsed.success) throw new ClientError('corrupt_store', 'The account record on this device is damaged.');
+    return parsed.data;
+  }
+
+  async localAccount(): Promise<LocalAccountState> {
+    const meta = await this.#meta();
+    return meta ? { kind: 'locked', username: meta.username, userId: meta.userId } : { kind: 'none' };
+  }
+
+  get #lockName(): string {
+    return `weconnect:${this.#options.dbName}`;
+  }
+
+  async openElsewhere(): Promise<boolean> {
+    if (this.#release) return false;
+    const locks = this.#options.locks ?? webLocks;
+    return (await locks.heldElsewhere?.(this.#lockName)) ?? false;
+  }
+
+  async #lock(): Promise<void> {
+    if (this.#release) return;
+    const release = await (this.#options.locks ?? webLocks).tryAcquire(this.#lockName);
+    if (!release) {
+      throw new ClientError('locked', 'WeConnect is open in another tab. Close it there to use it here.');
+    }
+    this.#release = release;
+  }
+
+  #unlockLock(): void {
+    this.#release?.();
+    this.#release = null;
+  }
+
+  async #derive(password: string, params: { salt: string; opslimit: number; memlimit: number }): Promise<DerivedKeys> {
+    if (password.length === 0) throw new ClientError('invalid_input', 'Enter your password.');
+    return this.#options.derive(password, params);
+  }
+
+  async #vault(meta: AccountMeta, wrapKey: Uint8Array): Promise<Vault> {
+    const vault = new Vault(await deriveAtRestKey(wrapKey));
+    try {
+      const check = await vault.open('meta/check', meta.check, z.literal(CHECK));
+      if (check !== CHECK) throw new Error('check mismatch');
+    } catch {
+      throw new ClientError('wrong_password', 'That password is not right.');
+    }
+    return vault;
+  }
+
+  async tryAutoUnlock(): Promise<ChatEngineApi | null> {
+    const db = await this.#open();
+    const meta = await this.#meta();
+    const key = await db.get('devicekeys', 'unlock-key');
+    if (!meta || !key) return null;
+    const vault = new Vault(key);
+    try {
+      await vault.open('meta/check', meta.check, z.literal(CHECK));
+    } catch {
+      await db.delete('devicekeys', 'unlock-key');
+      return null;
+    }
+    try {
+      await this.#lock();
+    } catch {
+      return null; // the unlock screen explains the other tab when the user tries
+    }
+    return this.#start(meta, vault, null);
+  }
+
+  async unlock(password: string, keepUnlocked: boolean, progress?: BootProgress): Promise<ChatEngineApi> {
+    const meta = await this.#meta();
+    if (!meta) throw new ClientError('not_signed_in', 'There is no account on this device.');
+    await this.#lock();
+    try {
+      progress?.('deriving');
+      const keys = await this.#derive(password, meta);
+      const vault = await this.#vault(meta, keys.wrapKey);
+      keys.wrapKey.fill(0);
+      const db = await this.#open();
+      if (keepUnlocked) await db.put('devicekeys', vault.key, 'unlock-key');
+      else await db.delete('devicekeys', 'unlock-key');
+      progress?.('connecting');
+      // Fresh tokens from the password (the stored refresh token may have expired); offline, the stored one waits.
+      let fresh: SessionAnswer | null = null;
+      try {
+        fresh = await request(this.#options.relayUrl, 'POST', '/api/sessions', sessionAnswerSchema, {
+          username: meta.username,
+          authKey: keys.authKey,
+          deviceId: meta.deviceId,
+        });
+      } catch (e) {
+        if (!(e instanceof ClientError && e.code === 'relay_unreachable')) throw e;
+      }
+      return await this.#start(meta, vault, fresh);
+    } catch (e) {
+      this.#unlockLock();
+      throw e;
+    }
+  }
+
+  async signUp(username: string, password: string, progress?: BootProgress): Promise<ChatEngineApi> {
+    if (await this.#meta()) throw new ClientError('invalid_input', 'This browser already holds an account.');
+    await this.#lock();
+    try {
+      const c = await loadCrypto();
+      const params = { salt: c.toBase64Url(c.generateSalt()), ...kdfParams(c) };
+      progress?.('deriving');
+      const keys = await this.#derive(password, params);
+      progress?.('registering');
+      const account = c.createAccountKeys();
+      const answer = await request(this.#options.relayUrl, 'POST', '/api/accounts', sessionAnswerSchema, {
+        username,
+        salt: params.salt,
+        authKey: keys.authKey,
+        ...account.upload,
+      });
+      const backup = c.sealBackup(keys.wrapKey, { identity: account.identity, contacts: [] });
+      const meta = await this.#storeDevice(c, username, params, keys.wrapKey, answer, account);
+      keys.wrapKey.fill(0);
+      const engine = await this.#start(meta.meta, meta.vault, answer);
+      await request(
+        this.#options.relayUrl,
+        'PUT',
+        '/api/backup',
+        null,
+        { backup: c.toBase64Url(backup) },
+        answer.accessToken,
+      ).catch((e: unknown) => console.warn('key backup not stored on the relay yet', e));
+      return engine;
+    } catch (e) {
+      this.#unlockLock();
+      throw e;
+    }
+  }
+
+  async signIn(username: string, password: string, progress?: BootProgress): Promise<ChatEngineApi> {
+    const local = await this.#meta();
+    if (local && local.username.toLowerCase() === username.toLowerCase()) return this.unlock(password, false, progress);
+    await this.#lock();
+    try {
+      const base = this.#options.relayUrl;
+      const kdf = await request(base, 'GET', `/api/accounts/${encodeURIComponent(username)}/kdf`, kdfAnswerSchema);
+      progress?.('deriving');
+      const c = await loadCrypto();
+      const keys = await this.#derive(password, kdf);
+      const answer = await request(base, 'POST', '/api/sessions', sessionAnswerSchema, {
+        username,
+        authKey: keys.authKey,
+      }).catch((e: unknown) => {
+        if (e instanceof ClientError && e.code === 'unauthorized') {
+          throw new ClientError('unauthorized', 'Wrong username or password.');
+        }
+        throw e;
+      });
+      progress?.('restoring');
+      const { backup } = await request(base, 'GET', '/api/backup', backupAnswerSchema, undefined, answer.accessToken);
+      let restored;
+      try {
+        restored = c.openBackup(keys.wrapKey, c.fromBase64Url(backup));
+      } catch {
+        throw new ClientError('decrypt_failed', 'The key backup on the relay could not be opened with this password.');
+      }
+      const device = c.createDeviceKeys(restored.identity);
+      await request(
+        base,
+        'PUT',
+        '/api/devices/self/prekeys',
+        null,
+        {
+          signedPrekey: device.upload.signedPrekey,
+          oneTimePrekeys: device.upload.oneTimePrekeys,
+        },
+        answer.accessToken,
+      );
+      if (local) await wipeEngineDB(await this.#open());
+      const stored = await this.#storeDevice(c, username, kdf, keys.wrapKey, answer, device);
+      keys.wrapKey.fill(0);
+      return await this.#start(stored.meta, stored.vault, answer);
+    } catch (e) {
+      this.#unlockLock();
+      throw e;
+    }
+  }
+
+  async #storeDevice(
+    c: Crypto,
+    username: string,
+    params: { salt: string; opslimit: number; memlimit: number },
+    wrapKey: Uint8Array,
+    answer: SessionAnswer,
+    keys: Parameters<typeof OwnKeys.stageInitial>[3],
+  ): Promise<{ meta: AccountMeta; vault: Vault }> {
+    const vault = new Vault(await deriveAtRestKey(wrapKey));
+    const meta: AccountMeta = {
+      version: 1,
+      userId: answer.userId,
+      username: username.toLowerCase(),
+      deviceId: answer.deviceId,
+      salt: params.salt,
+      opslimit: params.opslimit,
+      memlimit: params.memlimit,
+      check: await vault.seal('meta/check', CHECK),
+    };
+    const db = await this.#open();
+    const store = new LocalStore(db, vault);
+    const batch = new WriteBatch();
+    await OwnKeys.stageInitial(store, batch, c, keys, this.#now());
+    await store.stage(batch, 'secrets', 'tokens', { refreshToken: answer.refreshToken });
+    batch.add('meta', (tx) => tx.objectStore('meta').put(meta, 'account'));
+    await store.commit(batch);
+    return { meta, vault };
+  }
+
+  async #start(meta: AccountMeta, vault: Vault, fresh: SessionAnswer | null): Promise<ChatEngineApi> {
+    const c = await loadCrypto();
+    const db = await this.#open();
+    const store = new LocalStore(db, vault);
+    const stored = await store.read('secrets', 'tokens', tokensSchema);
+    if (!stored && !fresh) throw new ClientError('not_signed_in', 'No relay session is stored; sign in again.');
+    const tokens = new TokenKeeper(
+      this.#options.relayUrl,
+      fresh?.refreshToken ?? stored?.refreshToken ?? '',
+      (t) => store.write('secrets', 'tokens', { refreshToken: t }),
+      () => this.#now(),
+    );
+    if (fresh) await tokens.set(fresh.accessToken, fresh.refreshToken, fresh.expiresIn);
+    const keys = await OwnKeys.load(c, store);
+    const client = await ChatClient.open({
+      crypto: c,
+      store,
+      api: new RelayApi(this.#options.relayUrl, tokens),
+      relayUrl: this.#options.relayUrl,
+      me: { userId: meta.userId, username: meta.username, deviceId: meta.deviceId },
+      keys,
+      now: () => this.#now(),
+      onClosed: () => {
+        this.#db = null;
+        this.#unlockLock();
+      },
+      ...this.#options.engine,
+    });
+    return client;
+  }
+
+  async forgetLocalAccount(): Promise<void> {
+    await this.#lock();
+    try {
+      await wipeEngineDB(await this.#open());
+    } finally {
+      this.#unlockLock();
+    }
+  }
+}
+
+function kdfParams(c: Crypto): { opslimit: number; memlimit: number } {
+  return { opslimit: c.KDF_PARAMS.opslimit, memlimit: c.KDF_PARAMS.memlimit };
+}
+
+/** The browser wiring: the relay is this page's origin; Argon2id runs in a worker; one tab writes. */
+export function createBrowserBoot(): EngineBootApi {
+  return new EngineBoot({ relayUrl: location.origin, dbName: 'weconnect', derive: deriveInWorker, locks: webLocks });
+}

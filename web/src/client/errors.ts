@@ -1,0 +1,32 @@
+// Typed errors of the chat engine: the UI shows `message`, tests and logic switch on `code`.
+
+export type ClientErrorCode =
+  | 'relay_unreachable'
+  | 'unauthorized'
+  | 'username_taken'
+  | 'invalid_input'
+  | 'rate_limited'
+  | 'wrong_password'
+  | 'not_signed_in'
+  | 'locked'
+  | 'decrypt_failed'
+  | 'identity_changed'
+  | 'no_devices'
+  | 'corrupt_store'
+  | 'relay_error';
+
+export class ClientError extends Error {
+  readonly code: ClientErrorCode;
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ClientError';
+    this.code = code;
+  }
+}
+
+/** A short human sentence for any thrown value, for the UI. */
+export function describeError(error: unknown): string {
+  if (error instanceof ClientError) return error.message;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

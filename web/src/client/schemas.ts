@@ -1,0 +1,187 @@
+// Schemas for everything the engine reads from outside its own memory: IndexedDB records, decrypted payloads,
+// relay answers. Each takes `unknown`; nothing is trusted until parsed.
+
+import { z } from 'zod';
+import { sealedSchema } from './vault';
+
+const id = z.string().min(1).max(128);
+const messageId = z.string().regex(/^[A-Za-z0-9_-]{22}$/);
+
+// ── IndexedDB records ──────────────────────────────────────────────────────────────────────────────────────
+
+/** meta 'account': readable before unlock (no secrets). */
+export const accountMetaSchema = z.object({
+  version: z.literal(1),
+  userId: id,
+  username: z.string().min(1).max(32),
+  deviceId: id,
+  salt: z.string(),
+  opslimit: z.number().int().positive(),
+  memlimit: z.number().int().positive(),
+  /** A sealed constant: opening it proves the password (and so the at-rest key) is right. */
+  check: sealedSchema,
+});
+export type AccountMeta = z.infer<typeof accountMetaSchema>;
+
+export const tokensSchema = z.object({ refreshToken: z.string().min(1) });
+
+export const signedPrekeysSchema = z.object({
+  keys: z.array(z.object({ keyId: z.number().int().nonnegative(), createdAt: z.number(), key: z.unknown() })).min(1),
+});
+export type SignedPrekeysRecord = z.infer<typeof signedPrekeysSchema>;
+
+export const oneTimePrekeysSchema = z.object({
+  nextKeyId: z.number().int().positive(),
+  keys: z.record(z.string(), z.unknown()),
+});
+export type OneTimePrekeysRecord = z.infer<typeof oneTimePrekeysSchema>;
+
+export const settingsSchema = z.object({ sharePresence: z.boolean() });
+
+export const contactSchema = z.object({
+  userId: id,
+  username: z.string().min(1).max(32),
+  identityKey: z.string(),
+  verified: z.boolean(),
+  /** The relay now shows a different key for this verified contact: sending waits until the user accepts it. */
+  pendingIdentityKey: z.string().optional(),
+  /** The key changed since we first saw it and the user has not acknowledged the banner yet. */
+  keyChanged: z.boolean().optional(),
+});
+export type Contact = z.infer<typeof contactSchema>;
+
+export const messageStatusSchema = z.enum(['pending', 'sent', 'delivered', 'read']);
+
+export const storedMessageSchema = z.object({
+  id,
+  conv: id,
+  mine: z.boolean(),
+  text: z.string(),
+  ts: z.number(),
+  status: messageStatusSchema,
+  failure: z.string().optional(),
+  sender: id.optional(),
+  senderName: z.string().max(32).optional(),
+});
+
+const personSchema = z.object({ userId: id, username: z.string().max(32) });
+
+export const groupInfoSchema = z.object({
+  name: z.string().max(100),
+  members: z.array(personSchema).max(256),
+  admins: z.array(id).max(256),
+  left: z.boolean(),
+});
+
+export const conversationSummarySchema = z.object({
+  username: z.string(),
+  group: groupInfoSchema.optional(),
+  lastText: z.string(),
+  lastTs: z.number(),
+  unread: z.number().int().nonnegative(),
+});
+
+export const outboxEntrySchema = z.object({
+  /** The sealed envelopes, made once and resent byte for byte; null until encryption succeeded. */
+  envelopes: z.array(z.object({ to: id, body: z.custom<Uint8Array>((v) => v instanceof Uint8Array) })).nullable(),
+  /** A group message: the one sender-key ciphertext, made once and resent byte for byte. */
+  groupBody: z.custom<Uint8Array>((v) => v instanceof Uint8Array).optional(),
+});
+export type OutboxEntry = z.infer<typeof outboxEntrySchema>;
+
+// ── decrypted payloads (Content.body, JSON) ────────────────────────────────────────────────────────────────
+
+export const MAX_TEXT = 20_000;
+
+export const chatPayloadSchema = z.object({
+  v: z.literal(1),
+  text: z.string().min(1).max(MAX_TEXT),
+  sentAt: z.number(),
+  /** The conversation as the sender sees it (its peer): lets the sender's own other devices file the copy. */
+  to: id.optional(),
+});
+export type ChatPayload = z.infer<typeof chatPayloadSchema>;
+
+export const controlPayloadSchema = z.discriminatedUnion('type', [
+  z.object({ v: z.literal(1), type: z.literal('typing') }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('receipt'),
+    status: z.enum(['delivered', 'read']),
+    ids: z.array(messageId).min(1).max(500),
+  }),
+  /** "I could not decrypt these; please send them again." */
+  z.object({ v: z.literal(1), type: z.literal('resend'), ids: z.array(messageId).min(1).max(50) }),
+]);
+export type ControlPayload = z.infer<typeof controlPayloadSchema>;
+
+// ── relay answers (PROTOCOL.md) ────────────────────────────────────────────────────────────────────────────
+
+export const errorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
+export const kdfAnswerSchema = z.object({
+  salt: z.string(),
+  opslimit: z.number().int().positive(),
+  memlimit: z.number().int().positive(),
+});
+
+export const sessionAnswerSchema = z.object({
+  userId: id,
+  deviceId: id,
+  accessToken: z.string().min(1),
+  refreshToken: z.string().min(1),
+  expiresIn: z.number().positive(),
+});
+export type SessionAnswer = z.infer<typeof sessionAnswerSchema>;
+
+export const refreshAnswerSchema = z.object({
+  accessToken: z.string().min(1),
+  refreshToken: z.string().min(1),
+  expiresIn: z.number().positive(),
+});
+
+export const usersAnswerSchema = z.object({ users: z.array(z.object({ userId: id, username: z.string() })) });
+
+export const bundleAnswerSchema = z.object({
+  userId: id,
+  username: z.string(),
+  identityKey: z.string(),
+  devices: z.array(z.object({ deviceId: id, signedPrekey: z.unknown(), oneTimePrekey: z.unknown() })),
+});
+export type BundleAnswer = z.infer<typeof bundleAnswerSchema>;
+
+export const prekeyCountSchema = z.object({
+  oneTimePrekeys: z.number().int().nonnegative(),
+  signedPrekeyId: z.number().int().nonnegative().nullable().optional(),
+});
+
+export const groupAnswerSchema = z.object({ groupId: id, members: z.array(id), admins: z.array(id) });
+export const groupListSchema = z.object({ groups: z.array(groupAnswerSchema) });
+
+export const backupAnswerSchema = z.object({ backup: z.string() });
+
+/** One relay mailbox entry on the socket. */
+const wireBytes = z.preprocess((v) => (v instanceof ArrayBuffer ? new Uint8Array(v) : v), z.instanceof(Uint8Array));
+
+export const inboundEntrySchema = z.object({
+  id: messageId,
+  seq: z.number(),
+  ts: z.number(),
+  body: wireBytes,
+  group: z.string().optional(),
+});
+export type InboundEntry = z.infer<typeof inboundEntrySchema>;
+
+export const sendAckSchema = z.union([
+  z.object({ ok: z.literal(true), ts: z.number() }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
+
+export const presenceEventSchema = z.object({
+  userId: id,
+  online: z.boolean(),
+  lastSeen: z
+    .union([z.number(), z.string(), z.null()])
+    .optional()
+    .transform((v) => (v === null || v === undefined ? null : typeof v === 'number' ? v : Date.parse(v) || null)),
+});

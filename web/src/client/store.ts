@@ -1,0 +1,169 @@
+// LocalStore: typed, sealed access to the engine's IndexedDB. Values are sealed before a transaction opens (an IDB
+// transaction closes at the first non-IDB await), then written together so related changes land atomically.
+
+import type { z } from 'zod';
+import type { IDBPTransaction, StoreNames } from 'idb';
+import type { EngineDB, MessageRow, OutboxRow, WeConnectDB } from './db';
+import {
+  contactSchema,
+  conversationSummarySchema,
+  outboxEntrySchema,
+  storedMessageSchema,
+  type Contact,
+  type OutboxEntry,
+} from './schemas';
+import type { ChatMessage, Conversation } from './types';
+import type { Sealed, Vault } from './vault';
+
+type SealedStore = 'secrets' | 'sessions' | 'contacts';
+
+/** Pending writes, applied in one readwrite transaction by `LocalStore.commit`. */
+export class WriteBatch {
+  readonly ops: ((tx: BatchTx) => Promise<unknown>)[] = [];
+  readonly stores = new Set<StoreNames<WeConnectDB>>();
+
+  add(store: StoreNames<WeConnectDB>, op: (tx: BatchTx) => Promise<unknown>): void {
+    this.stores.add(store);
+    this.ops.push(op);
+  }
+}
+
+type BatchTx = IDBPTransaction<WeConnectDB, StoreNames<WeConnectDB>[], 'readwrite'>;
+
+export class LocalStore {
+  readonly db: EngineDB;
+  readonly vault: Vault;
+
+  constructor(db: EngineDB, vault: Vault) {
+    this.db = db;
+    this.vault = vault;
+  }
+
+  async commit(batch: WriteBatch): Promise<void> {
+    if (batch.ops.length === 0) return;
+    const tx = this.db.transaction([...batch.stores], 'readwrite');
+    await Promise.all([...batch.ops.map((op) => op(tx)), tx.done]);
+  }
+
+  // ── generic sealed key/value stores ──────────────────────────────────────────────────────────────────────
+
+  async read<T>(store: SealedStore, key: string, schema: z.ZodType<T>): Promise<T | null> {
+    const sealed = await this.db.get(store, key);
+    if (sealed === undefined) return null;
+    return this.vault.open(`${store}/${key}`, sealed, schema);
+  }
+
+  async stage(batch: WriteBatch, store: SealedStore, key: string, value: unknown): Promise<void> {
+    const sealed = await this.vault.seal(`${store}/${key}`, value);
+    batch.add(store, (tx) => tx.objectStore(store).put(sealed, key));
+  }
+
+  stageDelete(batch: WriteBatch, store: SealedStore, key: string): void {
+    batch.add(store, (tx) => tx.objectStore(store).delete(key));
+  }
+
+  async write(store: SealedStore, key: string, value: unknown): Promise<void> {
+    const batch = new WriteBatch();
+    await this.stage(batch, store, key, value);
+    await this.commit(batch);
+  }
+
+  async keys(store: SealedStore, prefix: string): Promise<string[]> {
+    const range = IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+    return (await this.db.getAllKeys(store, range)).map(String);
+  }
+
+  // ── contacts ─────────────────────────────────────────────────────────────────────────────────────────────
+
+  contact(userId: string): Promise<Contact | null> {
+    return this.read('contacts', userId, contactSchema);
+  }
+
+  // ── history ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  async stageMessage(batch: WriteBatch, m: ChatMessage, sort: number): Promise<void> {
+    const sealed = await this.vault.seal(`messages/${m.id}`, m);
+    const row: MessageRow = { id: m.id, conv: m.conv, sort, sealed };
+    batch.add('messages', (tx) => tx.objectStore('messages').put(row));
+  }
+
+  async message(id: string): Promise<{ message: ChatMessage; sort: number } | null> {
+    const row = await this.db.get('messages', id);
+    if (!row) return null;
+    return { message: await this.openMessage(row), sort: row.sort };
+  }
+
+  async openMessage(row: MessageRow): Promise<ChatMessage> {
+    const m = await this.vault.open(`messages/${row.id}`, row.sealed, storedMessageSchema);
+    if (m.id !== row.id || m.conv !== row.conv) throw new Error(`Stored message ${row.id} does not match its row`);
+    return m.failure === undefined ? { ...m, failure: undefined } : m;
+  }
+
+  /** One page of a conversation, newest `limit` rows with sort < `before`, returned oldest first. */
+  async page(conv: string, before: number | null, limit: number): Promise<{ rows: MessageRow[]; more: boolean }> {
+    const upper = before === null ? [conv, Infinity] : [conv, before];
+    const range = IDBKeyRange.bound([conv, -Infinity], upper, false, before !== null);
+    const rows: MessageRow[] = [];
+    let cursor = await this.db.transaction('messages').store.index('byConv').openCursor(range, 'prev');
+    while (cursor && rows.length < limit + 1) {
+      rows.push(cursor.value);
+      cursor = await cursor.continue();
+    }
+    const more = rows.length > limit;
+    return { rows: rows.slice(0, limit).reverse(), more };
+  }
+
+  // ── conversations ────────────────────────────────────────────────────────────────────────────────────────
+
+  async stageConversation(batch: WriteBatch, c: Conversation): Promise<void> {
+    const { conv, ...summary } = c;
+    const sealed: Sealed = await this.vault.seal(`conversations/${conv}`, summary);
+    batch.add('conversations', (tx) => tx.objectStore('conversations').put({ conv, sealed }));
+  }
+
+  async conversations(): Promise<Conversation[]> {
+    const rows = await this.db.getAll('conversations');
+    const out: Conversation[] = [];
+    for (const row of rows) {
+      const s = await this.vault.open(`conversations/${row.conv}`, row.sealed, conversationSummarySchema);
+      out.push({ conv: row.conv, ...s });
+    }
+    return out;
+  }
+
+  // ── outbox ───────────────────────────────────────────────────────────────────────────────────────────────
+
+  async stageOutbox(batch: WriteBatch, id: string, conv: string, created: number, entry: OutboxEntry): Promise<void> {
+    const sealed = await this.vault.seal(`outbox/${id}`, entry);
+    const row: OutboxRow = { id, conv, created, sealed };
+    batch.add('outbox', (tx) => tx.objectStore('outbox').put(row));
+  }
+
+  async outbox(): Promise<{ row: OutboxRow; entry: OutboxEntry }[]> {
+    const rows = await this.db.getAllFromIndex('outbox', 'byCreated');
+    const out: { row: OutboxRow; entry: OutboxEntry }[] = [];
+    for (const row of rows)
+      out.push({ row, entry: await this.vault.open(`outbox/${row.id}`, row.sealed, outboxEntrySchema) });
+    return out;
+  }
+
+  // ── inbound dedupe ───────────────────────────────────────────────────────────────────────────────────────
+
+  async seen(id: string): Promise<boolean> {
+    return (await this.db.getKey('seen', id)) !== undefined;
+  }
+
+  stageSeen(batch: WriteBatch, id: string, at: number): void {
+    batch.add('seen', (tx) => tx.objectStore('seen').put({ id, at }));
+  }
+
+  /** Forgets handled ids older than the relay's 30-day idempotency window. */
+  async pruneSeen(now: number): Promise<void> {
+    const cutoff = now - 31 * 86_400_000;
+    const tx = this.db.transaction('seen', 'readwrite');
+    for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
+      if (c.value.at < cutoff) await c.delete();
+    }
+    await tx.done;
+  }
+}

@@ -1,0 +1,162 @@
+// The engine's public shapes: what the UI reads (snapshots, messages) and the events it subscribes to.
+
+export type ConnectionState = 'connecting' | 'online' | 'offline';
+
+/** pending: in the outbox; sent: the relay acknowledged; delivered / read: receipts from the peer. */
+export type MessageStatus = 'pending' | 'sent' | 'delivered' | 'read';
+
+export interface ChatMessage {
+  id: string;
+  /** The conversation: the peer's userId. */
+  conv: string;
+  mine: boolean;
+  text: string;
+  /** Milliseconds since the epoch: the relay time when known, else the local send time. */
+  ts: number;
+  status: MessageStatus;
+  /** Set when the message could not be decrypted; `text` is then empty. */
+  failure?: string;
+  /** Group messages from others: who sent it (user id and name). */
+  sender?: string;
+  senderName?: string;
+}
+
+/** A group conversation's membership as this device knows it (names arrive encrypted, ids from the relay). */
+export interface GroupInfo {
+  name: string;
+  members: Person[];
+  admins: string[];
+  /** We left or were removed: the conversation stays readable, sending is off. */
+  left: boolean;
+}
+
+export interface Conversation {
+  /** The peer's userId, or the groupId of a group. */
+  conv: string;
+  /** The peer's username, or the group's name. */
+  username: string;
+  group?: GroupInfo;
+  lastText: string;
+  lastTs: number;
+  unread: number;
+}
+
+/** What this device knows about a contact's identity key. */
+export interface ContactTrust {
+  /** The user compared safety numbers and marked the key as verified. */
+  verified: boolean;
+  /** The key changed since first seen (banner until acknowledged). */
+  keyChanged: boolean;
+  /** A verified contact's key changed: sending waits until the user accepts the new key. */
+  blocked: boolean;
+}
+
+export interface SafetyNumberView {
+  /** 60 digits, and the same in 12 groups of 5. */
+  digits: string;
+  groups: string[];
+  /** Bytes for the QR code (crypto `safetyNumber().qr`). */
+  qr: Uint8Array;
+  /** The key the number covers (what "Mark as verified" records). */
+  identityKey: string;
+  username: string;
+}
+
+export interface Person {
+  userId: string;
+  username: string;
+}
+
+export interface Presence {
+  online: boolean;
+  lastSeen: number | null;
+}
+
+export interface Me {
+  userId: string;
+  username: string;
+  deviceId: string;
+}
+
+export interface EngineSnapshot {
+  me: Me;
+  connection: ConnectionState;
+  /** Most recent first. */
+  conversations: readonly Conversation[];
+  presence: Readonly<Record<string, Presence>>;
+  /** userId → time (ms) until which "is typing…" shows. */
+  typingUntil: Readonly<Record<string, number>>;
+  /** conversation → who is typing (groups show the name). */
+  typingName: Readonly<Record<string, string>>;
+  /** userId → identity-key trust (verified badge, key-change banner). */
+  trust: Readonly<Record<string, ContactTrust>>;
+  sharePresence: boolean;
+  /** Human-readable problems to show (relay unreachable, a message failed to decrypt…), newest last. */
+  notices: readonly Notice[];
+}
+
+export interface Notice {
+  id: number;
+  kind: 'error' | 'info';
+  text: string;
+}
+
+/** What exists on this device before anyone signs in. */
+export type LocalAccountState = { kind: 'none' } | { kind: 'locked'; username: string; userId: string };
+
+export interface HistoryPage {
+  /** Oldest first. */
+  messages: ChatMessage[];
+  /** Pass as `before` to load the page before this one; null at the start of the conversation. */
+  cursor: number | null;
+}
+
+export type MessageListener = (conv: string, messages: readonly ChatMessage[]) => void;
+
+/** The signed-in engine as the UI sees it (implemented by ChatClient). */
+export interface ChatEngineApi {
+  subscribe(listener: () => void): () => void;
+  getSnapshot(): EngineSnapshot;
+  /** New or changed messages (arrivals, status ticks), per conversation. */
+  onMessages(listener: MessageListener): () => void;
+  searchPeople(query: string): Promise<Person[]>;
+  openConversation(person: Person): Promise<void>;
+  /** Queues a text message; resolves with its id once it is safely in the outbox. */
+  send(conv: string, text: string): Promise<string>;
+  loadHistory(conv: string, before: number | null, limit?: number): Promise<HistoryPage>;
+  markRead(conv: string): Promise<void>;
+  notifyTyping(conv: string): void;
+  setSharePresence(on: boolean): Promise<void>;
+  /** Creates a group (us as admin) and tells the members its name; returns the conversation id (the groupId). */
+  createGroup(name: string, members: readonly Person[]): Promise<string>;
+  addGroupMembers(conv: string, people: readonly Person[]): Promise<void>;
+  removeGroupMember(conv: string, userId: string): Promise<void>;
+  leaveGroup(conv: string): Promise<void>;
+  /** The safety number for a one-to-one conversation (digits and QR bytes). */
+  safetyNumber(conv: string): Promise<SafetyNumberView>;
+  /** Records that the user compared the safety number for `identityKey` (refused if the key changed meanwhile). */
+  markVerified(conv: string, identityKey: string): Promise<void>;
+  /** Accepts a contact's changed key (unblocks sending; the contact is unverified again) or dismisses the banner. */
+  acceptIdentityChange(conv: string): Promise<void>;
+  /** Asks the sender of a message that could not be decrypted to send it again. */
+  requestResend(conv: string, messageId: string): Promise<void>;
+  dismissNotice(id: number): void;
+  signOut(keepLocalData: boolean): Promise<void>;
+}
+
+/** Progress of a long step (Argon2id), for the progress indicator. */
+export type BootProgress = (step: 'deriving' | 'registering' | 'restoring' | 'connecting') => void;
+
+/** Before sign-in: what the first screens call. */
+export interface EngineBootApi {
+  localAccount(): Promise<LocalAccountState>;
+  /** True when another tab of this browser profile runs WeConnect (holds the one-writer lock). */
+  openElsewhere(): Promise<boolean>;
+  /** Resumes without a password when the user chose "keep unlocked on this device". */
+  tryAutoUnlock(): Promise<ChatEngineApi | null>;
+  signUp(username: string, password: string, progress?: BootProgress): Promise<ChatEngineApi>;
+  signIn(username: string, password: string, progress?: BootProgress): Promise<ChatEngineApi>;
+  unlock(password: string, keepUnlocked: boolean, progress?: BootProgress): Promise<ChatEngineApi>;
+  /** Deletes the local account (keys and history) of this browser profile. */
+  forgetLocalAccount(): Promise<void>;
+}

@@ -1,0 +1,17 @@
+// Entry point: applies the saved theme, then paints the first screen. The engine and libsodium load lazily.
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { App } from './ui/App';
+import { applyTheme, loadThemePreference } from './ui/theme';
+import './ui/styles/app.css';
+
+applyTheme(loadThemePreference());
+
+const root = document.getElementById('root');
+if (root) {
+  createRoot(root).render(
+    <StrictMode>
+      <App />
+    </StrictMode>,
+  );
+}

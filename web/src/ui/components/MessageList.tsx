@@ -1,0 +1,74 @@
+// MessageList: bubbles grouped by day with separators; text only (React escapes it), ticks on my messages.
+import { Fragment } from 'react';
+import type { ChatMessage } from '../../client/types';
+import { dayKey, dayLabel, timeLabel } from '../format';
+import { Ticks } from './Ticks';
+
+interface Props {
+  messages: readonly ChatMessage[];
+  peerName: string;
+  isGroup: boolean;
+  onResend: (id: string) => void;
+}
+
+export function MessageList({ messages, peerName, isGroup, onResend }: Props) {
+  let lastDay = '';
+  return (
+    <ol className="messages">
+      {messages.map((m, i) => {
+        const day = dayKey(m.ts);
+        const separator = day !== lastDay;
+        lastDay = day;
+        const prev = messages[i - 1];
+        const grouped =
+          !separator &&
+          prev !== undefined &&
+          prev.mine === m.mine &&
+          prev.sender === m.sender &&
+          m.ts - prev.ts < 120_000;
+        const who = m.mine ? 'You' : (m.senderName ?? peerName);
+        return (
+          <Fragment key={m.id}>
+            {separator ? (
+              <li className="day-separator" role="separator" aria-label={dayLabel(m.ts)}>
+                <span>{dayLabel(m.ts)}</span>
+              </li>
+            ) : null}
+            <li
+              className={`message ${m.mine ? 'mine' : 'theirs'}${grouped ? ' grouped' : ''}${m.failure ? ' failed' : ''}`}
+              data-id={m.id}
+              data-status={m.mine ? m.status : undefined}
+            >
+              <span className="sr-only">{who}: </span>
+              <div className="bubble">
+                {isGroup && !m.mine && !grouped ? (
+                  <span className="sender" aria-hidden="true">
+                    {who}
+                  </span>
+                ) : null}
+                {m.failure ? (
+                  <>
+                    <p className="text failure">
+                      <span className="icon icon-warn" aria-hidden="true" /> {m.failure}
+                    </p>
+                    {!m.mine && m.failure.startsWith('This message could not be decrypted') ? (
+                      <button type="button" className="link resend" onClick={() => onResend(m.id)}>
+                        Ask to resend
+                      </button>
+                    ) : null}
+                  </>
+                ) : (
+                  <p className="text">{m.text}</p>
+                )}
+                <span className="meta">
+                  <time dateTime={new Date(m.ts).toISOString()}>{timeLabel(m.ts)}</time>
+                  {m.mine ? <Ticks status={m.status} /> : null}
+                </span>
+              </div>
+            </li>
+          </Fragment>
+        );
+      })}
+    </ol>
+  );
+}

@@ -1,0 +1,147 @@
+// Sidebar: who I am, people search, and the conversation list (last message, unread count, online dot).
+import { useEffect, useState } from 'react';
+import type { ChatEngineApi, EngineSnapshot, Person } from '../../client/types';
+import { shortStamp } from '../format';
+import { Avatar } from './Avatar';
+
+interface Props {
+  engine: ChatEngineApi;
+  snapshot: EngineSnapshot;
+  selected: string | null;
+  onSelect: (conv: string) => void;
+  onSettings: () => void;
+  onNewGroup: () => void;
+}
+
+export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNewGroup }: Props) {
+  const [query, setQuery] = useState('');
+  const [results, setResults] = useState<Person[]>([]);
+  const [searchError, setSearchError] = useState<string | null>(null);
+
+  useEffect(() => {
+    const q = query.trim();
+    if (q.length === 0) {
+      setResults([]);
+      setSearchError(null);
+      return;
+    }
+    let cancelled = false;
+    const t = setTimeout(() => {
+      engine
+        .searchPeople(q)
+        .then((people) => {
+          if (cancelled) return;
+          setResults(people.filter((p) => p.userId !== snapshot.me.userId));
+          setSearchError(null);
+        })
+        .catch((e: unknown) => !cancelled && setSearchError(e instanceof Error ? e.message : String(e)));
+    }, 200);
+    return () => {
+      cancelled = true;
+      clearTimeout(t);
+    };
+  }, [engine, query, snapshot.me.userId]);
+
+  async function start(person: Person) {
+    await engine.openConversation(person);
+    setQuery('');
+    onSelect(person.userId);
+  }
+
+  const { me, connection } = snapshot;
+  return (
+    <aside className="sidebar" aria-label="Conversations sidebar">
+      <header className="sidebar-head">
+        <Avatar name={me.username} />
+        <div className="me">
+          <span className="me-name">{me.username}</span>
+          <span className={`conn conn-${connection}`}>
+            {connection === 'online' ? 'Connected' : connection === 'connecting' ? 'Connecting…' : 'Offline'}
+          </span>
+        </div>
+        <button type="button" className="icon-btn" aria-label="Settings" onClick={onSettings}>
+          <span className="icon icon-gear" aria-hidden="true" />
+        </button>
+      </header>
+      <div className="search">
+        <button type="button" className="btn btn-ghost new-group" onClick={onNewGroup}>
+          New group
+        </button>
+        <input
+          type="search"
+          aria-label="Find people"
+          placeholder="Find people"
+          value={query}
+          onChange={(e) => setQuery(e.target.value)}
+          onKeyDown={(e) => {
+            if (e.key === 'Escape') setQuery('');
+          }}
+        />
+      </div>
+      {query.trim() ? (
+        <section className="search-results" aria-label="People">
+          {searchError ? (
+            <p role="alert" className="form-error pad">
+              {searchError}
+            </p>
+          ) : results.length === 0 ? (
+            <p className="muted pad">No one found.</p>
+          ) : (
+            <ul>
+              {results.map((p) => (
+                <li key={p.userId}>
+                  <button type="button" className="person" onClick={() => void start(p)}>
+                    <Avatar name={p.username} size="sm" />
+                    <span>{p.username}</span>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )}
+        </section>
+      ) : null}
+      <nav className="conversations" aria-label="Conversations">
+        {snapshot.conversations.length === 0 ? (
+          <p className="muted pad">No conversations yet.</p>
+        ) : (
+          <ul>
+            {snapshot.conversations.map((c) => (
+              <li key={c.conv}>
+                <button
+                  type="button"
+                  className={`conversation${c.conv === selected ? ' selected' : ''}`}
+                  aria-current={c.conv === selected ? 'true' : undefined}
+                  aria-label={`${c.username}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
+                  onClick={() => onSelect(c.conv)}
+                >
+                  <Avatar
+                    name={c.username}
+                    online={!c.group && (snapshot.presence[c.conv]?.online ?? false)}
+                    group={Boolean(c.group)}
+                  />
+                  <span className="conv-body">
+                    <span className="conv-top">
+                      <span className="conv-name">
+                        {c.username}
+                        {snapshot.trust[c.conv]?.verified ? (
+                          <span className="verified-badge small" aria-hidden="true">
+                            <span className="icon icon-check" />
+                          </span>
+                        ) : null}
+                      </span>
+                      <span className="conv-time">{shortStamp(c.lastTs)}</span>
+                    </span>
+                    <span className="conv-bottom">
+                      <span className="conv-last">{c.lastText || 'No messages yet'}</span>
+                      {c.unread ? <span className="badge">{c.unread > 99 ? '99+' : c.unread}</span> : null}
+                    </span>
+                  </span>
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
+      </nav>
+    </aside>
+  );
+}

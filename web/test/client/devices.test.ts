@@ -1,0 +1,157 @@
+// Identity keys and devices against a real relay: safety numbers agree on both sides; a contact's changed key shows
+// (and blocks sending to a verified contact until accepted); a new browser restores the identity from the encrypted
+// backup and receives what contacts send afterwards; sent messages reach the sender's own other devices.
+import 'fake-indexeddb/auto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEVICE_CHECK_MS } from '../../src/client/sessions';
+import type { ChatEngineApi } from '../../src/client/types';
+import { asClient, boot, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { dangerousTestOnlyReplaceIdentity, startTestRelay, type TestRelay } from '../support/relay';
+
+let relay: TestRelay;
+let now = Date.now();
+const clock = { now: () => now };
+const engines: ChatEngineApi[] = [];
+
+async function user(prefix: string): Promise<TestUser> {
+  const u = await signUpUser(relay.url, prefix, clock);
+  engines.push(u.engine);
+  return u;
+}
+
+beforeAll(async () => {
+  relay = await startTestRelay();
+}, 60_000);
+
+afterAll(async () => {
+  for (const e of engines) asClient(e).close();
+  await relay?.close();
+});
+
+async function statusOf(engine: ChatEngineApi, conv: string, text: string) {
+  return (await history(engine, conv)).find((m) => m.text === text);
+}
+
+describe('safety numbers and key changes', () => {
+  it('shows the same safety number on both sides; marking it verified shows in the trust state', async () => {
+    const ann = await user('sn_ann');
+    const bo = await user('sn_bo');
+    await openWith(ann, bo);
+    await ann.engine.send(bo.userId, 'hello');
+    await until('bo got it', () => hasText(bo.engine, ann.userId, 'hello'));
+    const mine = await ann.engine.safetyNumber(bo.userId);
+    const theirs = await bo.engine.safetyNumber(ann.userId);
+    expect(mine.digits).toMatch(/^\d{60}$/);
+    expect(theirs.digits).toBe(mine.digits);
+    expect(mine.groups).toHaveLength(12);
+    await ann.engine.markVerified(bo.userId, mine.identityKey);
+    expect(ann.engine.getSnapshot().trust[bo.userId]).toEqual({ verified: true, keyChanged: false, blocked: false });
+  });
+
+  it('blocks sending to a verified contact whose key changed until the user accepts the new key', async () => {
+    const ann = await user('kc_ann');
+    const bo = await user('kc_bo');
+    await openWith(ann, bo);
+    await ann.engine.send(bo.userId, 'before the change');
+    await until('bo got it', () => hasText(bo.engine, ann.userId, 'before the change'));
+    const before = await ann.engine.safetyNumber(bo.userId);
+    await ann.engine.markVerified(bo.userId, before.identityKey);
+
+    await dangerousTestOnlyReplaceIdentity(relay, bo.userId);
+    // Bo's old device is gone: the relay answers unknown_recipient, ann refetches the bundle and sees the new key.
+    await ann.engine.send(bo.userId, 'after the change');
+    await until('blocked', () => ann.engine.getSnapshot().trust[bo.userId]?.blocked);
+    expect((await statusOf(ann.engine, bo.userId, 'after the change'))?.failure).toMatch(/security key changed/);
+    expect(ann.engine.getSnapshot().trust[bo.userId]).toMatchObject({ verified: true, keyChanged: true });
+    await expect(ann.engine.send(bo.userId, 'still blocked')).rejects.toMatchObject({ code: 'identity_changed' });
+    // The safety number still covers the verified key until the new one is accepted.
+    expect((await ann.engine.safetyNumber(bo.userId)).digits).toBe(before.digits);
+
+    await ann.engine.acceptIdentityChange(bo.userId);
+    expect(ann.engine.getSnapshot().trust[bo.userId]).toEqual({ verified: false, keyChanged: false, blocked: false });
+    expect((await ann.engine.safetyNumber(bo.userId)).digits).not.toBe(before.digits);
+    await ann.engine.send(bo.userId, 'after accepting');
+    await until(
+      'sent to the new key',
+      async () => (await statusOf(ann.engine, bo.userId, 'after accepting'))?.status === 'sent',
+    );
+  });
+
+  it('shows the change of an unverified contact without blocking', async () => {
+    const ann = await user('ku_ann');
+    const cy = await user('ku_cy');
+    await openWith(ann, cy);
+    await ann.engine.send(cy.userId, 'first');
+    await until('cy got it', () => hasText(cy.engine, ann.userId, 'first'));
+    await dangerousTestOnlyReplaceIdentity(relay, cy.userId);
+    await ann.engine.send(cy.userId, 'second');
+    await until('key change seen', () => ann.engine.getSnapshot().trust[cy.userId]?.keyChanged);
+    expect(ann.engine.getSnapshot().trust[cy.userId]?.blocked).toBe(false);
+    await until('sent', async () => (await statusOf(ann.engine, cy.userId, 'second'))?.status === 'sent');
+    await ann.engine.acceptIdentityChange(cy.userId); // "OK" on the banner
+    expect(ann.engine.getSnapshot().trust[cy.userId]?.keyChanged).toBe(false);
+  });
+});
+
+describe('a new device', () => {
+  it('restores the identity from the backup, gets messages sent afterwards, and both devices share what is sent', async () => {
+    const dan = await user('nd_dan');
+    const eve = await user('nd_eve');
+    await openWith(eve, dan);
+    await eve.engine.send(dan.userId, 'to the first device');
+    await until('dan1 got it', () => hasText(dan.engine, eve.userId, 'to the first device'));
+    const numberBefore = (await eve.engine.safetyNumber(dan.userId)).digits;
+
+    // Dan signs in on a browser that never saw the account.
+    const dan2 = await boot(relay.url, `${dan.db}-second`, clock).signIn(dan.name, dan.password);
+    engines.push(dan2);
+    expect(dan2.getSnapshot().me.userId).toBe(dan.userId);
+    expect(dan2.getSnapshot().me.deviceId).not.toBe(dan.engine.getSnapshot().me.deviceId);
+    await until('dan2 online', () => dan2.getSnapshot().connection === 'online');
+    // Same identity: eve's safety number for dan does not change and no key-change banner appears.
+    expect((await dan2.safetyNumber(eve.userId)).digits).toBe(numberBefore);
+
+    // Senders re-list a user's devices when their list is older than the check interval.
+    now += DEVICE_CHECK_MS + 1_000;
+    await eve.engine.send(dan.userId, 'to both devices');
+    await until('dan1 got it', () => hasText(dan.engine, eve.userId, 'to both devices'));
+    await until('dan2 got it', () => hasText(dan2, eve.userId, 'to both devices'));
+    expect(eve.engine.getSnapshot().trust[dan.userId]?.keyChanged ?? false).toBe(false);
+
+    // What dan sends from one device shows on the other as his own message.
+    await dan.engine.send(eve.userId, 'from dan1');
+    await until('eve got dan1', () => hasText(eve.engine, dan.userId, 'from dan1'));
+    const copy = await until('dan2 has the copy', () => statusOf(dan2, eve.userId, 'from dan1'));
+    expect(copy).toMatchObject({ mine: true });
+    await dan2.send(eve.userId, 'from dan2');
+    await until('eve got dan2', () => hasText(eve.engine, dan.userId, 'from dan2'));
+    expect(await until('dan1 has the copy', () => statusOf(dan.engine, eve.userId, 'from dan2'))).toMatchObject({
+      mine: true,
+    });
+  });
+});
+
+describe('a message that cannot be decrypted', () => {
+  it('shows in the conversation and can be asked for again', async () => {
+    const fay = await user('ud_fay');
+    const gus = await user('ud_gus');
+    await openWith(fay, gus);
+    await fay.engine.send(gus.userId, 'start');
+    await until('gus got it', () => hasText(gus.engine, fay.userId, 'start'));
+    await gus.engine.send(fay.userId, 'reply'); // fay's session is now past its prekey phase
+    await until('fay got it', () => hasText(fay.engine, gus.userId, 'reply'));
+
+    // Gus loses his session with fay (a restored profile, a storage fault): her next message cannot be decrypted.
+    await asClient(gus.engine).dangerousTestOnlyForgetSessions(fay.userId);
+    const id = await fay.engine.send(gus.userId, 'please read me');
+    const failed = await until('shown as undecryptable', async () =>
+      (await history(gus.engine, fay.userId)).find((m) => m.id === id && m.failure),
+    );
+    expect(failed.failure).toMatch(/could not be decrypted/);
+    expect(gus.engine.getSnapshot().conversations.find((c) => c.conv === fay.userId)?.lastText).toMatch(/could not/);
+
+    await gus.engine.requestResend(fay.userId, id);
+    await until('the message arrives again', () => hasText(gus.engine, fay.userId, 'please read me'));
+    expect((await history(gus.engine, fay.userId)).find((m) => m.id === id)?.failure).toMatch(/Asked the sender/);
+  });
+});

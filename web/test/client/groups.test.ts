@@ -1,0 +1,114 @@
+// Groups against a real relay: three people form a group (name sent encrypted), talk with sender keys (one
+// ciphertext per message), see typing and receipts; a removed member can read nothing sent afterwards because
+// everyone who stays rotates their sender key.
+import 'fake-indexeddb/auto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Person } from '../../src/client/types';
+import { asClient, hasText, history, signUpUser, until, type TestUser } from '../support/engine';
+import { startTestRelay, type TestRelay } from '../support/relay';
+
+let relay: TestRelay;
+let ann: TestUser;
+let ben: TestUser;
+let cat: TestUser;
+let group: string;
+
+const person = (u: TestUser): Person => ({ userId: u.userId, username: u.name.toLowerCase() });
+
+beforeAll(async () => {
+  relay = await startTestRelay();
+  [ann, ben, cat] = await Promise.all([
+    signUpUser(relay.url, 'g_ann'),
+    signUpUser(relay.url, 'g_ben'),
+    signUpUser(relay.url, 'g_cat'),
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  for (const u of [ann, ben, cat]) if (u) asClient(u.engine).close();
+  await relay?.close();
+});
+
+function groupOf(u: TestUser) {
+  return u.engine.getSnapshot().conversations.find((c) => c.conv === group)?.group;
+}
+
+describe('groups', () => {
+  it('creates a named group; every member learns the name and members over the pairwise sessions', async () => {
+    group = await ann.engine.createGroup('Weekend plans 🏕', [person(ben), person(cat)]);
+    for (const u of [ben, cat]) {
+      const g = await until(`${u.name} knows the group`, () => groupOf(u));
+      expect(g.name).toBe('Weekend plans 🏕');
+      expect(g.members.map((m) => m.username).sort()).toEqual([ann, ben, cat].map((x) => x.name.toLowerCase()).sort());
+      expect(g.admins).toEqual([ann.userId]);
+    }
+  });
+
+  it('delivers a message to every member with one encryption, and replies from the others', async () => {
+    const id = await ann.engine.send(group, 'hello group');
+    await until('sent', async () => (await history(ann.engine, group)).find((m) => m.id === id)?.status !== 'pending');
+    expect(asClient(ann.engine).dangerousTestOnlySentGroupBodies()).toHaveLength(1);
+    for (const u of [ben, cat]) {
+      const got = await until(`${u.name} got it`, async () =>
+        (await history(u.engine, group)).find((m) => m.id === id && m.text === 'hello group'),
+      );
+      expect(got).toMatchObject({ mine: false, sender: ann.userId, senderName: ann.name.toLowerCase() });
+    }
+    await ben.engine.send(group, 'hi from ben');
+    await cat.engine.send(group, 'hi from cat');
+    await until('ann has both replies', async () => {
+      const texts = (await history(ann.engine, group)).map((m) => m.text);
+      return texts.includes('hi from ben') && texts.includes('hi from cat');
+    });
+    await until('cat has ben', () => hasText(cat.engine, group, 'hi from ben'));
+  });
+
+  it('shows typing and moves ticks with group receipts', async () => {
+    ben.engine.notifyTyping(group);
+    await until('ann sees ben typing', () => ann.engine.getSnapshot().typingUntil[group]);
+    expect(ann.engine.getSnapshot().typingName[group]).toBe(ben.name.toLowerCase());
+
+    const id = await ann.engine.send(group, 'please read');
+    await until(
+      'delivered',
+      async () => (await history(ann.engine, group)).find((m) => m.id === id)?.status === 'delivered',
+    );
+    await until('cat has it', () => hasText(cat.engine, group, 'please read'));
+    await cat.engine.markRead(group);
+    await until('read', async () => (await history(ann.engine, group)).find((m) => m.id === id)?.status === 'read');
+  });
+
+  it('after a member is removed, everyone who stays rotates and the removed member can read nothing new', async () => {
+    // Cat keeps her sender-key records (her client never hears of the removal: she went offline before it).
+    asClient(cat.engine).dangerousTestOnlySetOnline(false);
+    await ann.engine.removeGroupMember(group, cat.userId);
+    await until('ben sees cat gone', () => groupOf(ben)?.members.length === 2);
+
+    await ann.engine.send(group, 'after removal from ann');
+    await until('ben got ann', () => hasText(ben.engine, group, 'after removal from ann'));
+    await ben.engine.send(group, 'after removal from ben');
+    await until('ann got ben', () => hasText(ann.engine, group, 'after removal from ben'));
+
+    const annBody = asClient(ann.engine).dangerousTestOnlySentGroupBodies().at(-1)!;
+    const benBody = asClient(ben.engine).dangerousTestOnlySentGroupBodies().at(-1)!;
+    // Cat held working records for both before the removal; the new ciphertexts name keys she never received.
+    await expect(asClient(cat.engine).dangerousTestOnlyOpenGroupBody(group, annBody)).rejects.toMatchObject({
+      code: 'decrypt_failed',
+    });
+    await expect(asClient(cat.engine).dangerousTestOnlyOpenGroupBody(group, benBody)).rejects.toMatchObject({
+      code: 'decrypt_failed',
+    });
+
+    // Back online, cat's client learns she is out; nothing sent after the removal reaches her.
+    asClient(cat.engine).dangerousTestOnlySetOnline(true);
+    await until('cat sees she left', () => groupOf(cat)?.left === true);
+    const catTexts = (await history(cat.engine, group)).map((m) => m.text);
+    expect(catTexts).not.toContain('after removal from ann');
+    expect(catTexts).not.toContain('after removal from ben');
+    await expect(cat.engine.send(group, 'still here?')).resolves.toBeTypeOf('string');
+    await until(
+      'cat’s send fails visibly',
+      async () => (await history(cat.engine, group)).find((m) => m.text === 'still here?')?.failure,
+    );
+  });
+});
