@@ -26,13 +26,22 @@ const envSchema = z.object({
   SIGNIN_WINDOW: int(1, 24 * 3600, LIMITS.signinWindowSeconds),
   SEND_RATE_BURST: int(1, 1_000_000, LIMITS.sendRateBurst),
   SEND_RATE_PER_SEC: int(1, 1_000_000, LIMITS.sendRatePerSecond),
+  BUNDLE_RATE_BURST: int(1, 1_000_000, 30),
+  BUNDLE_RATE_PER_MIN: int(1, 1_000_000, 2),
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('NORMAL'),
   TRUST_PROXY: z.string().default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   WEB_DIST: z.string().min(1).optional(),
-  MONGODB_URI: z.string().min(1).optional(),
-  REDIS_URL: z.string().min(1).optional(),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+    .optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .optional(),
+  CLUSTER_NODE_TIMEOUT: int(1, 600, 15),
 });
 
 /** The names of every environment variable the relay reads. */
@@ -55,6 +64,9 @@ export interface Config {
   signinWindowSeconds: number;
   sendRateBurst: number;
   sendRatePerSecond: number;
+  /** Bundle fetches (each takes one-time prekeys) per requesting user and target user: bucket size and refill. */
+  bundleRateBurst: number;
+  bundleRatePerMinute: number;
   mailboxTtlDays: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   /** Express `trust proxy`: false, true, a hop count, or a comma-separated list of addresses/subnets. */
@@ -62,8 +74,12 @@ export interface Config {
   logLevel: LogLevel;
   /** Absolute path of the built web app; served when it exists. */
   webDist: string;
+  /** The MongoDB store instead of SQLite (shared by every relay node). */
   mongodbUri: string | undefined;
+  /** Fan-out, presence and rate limits shared with the other relay nodes through Redis. */
   redisUrl: string | undefined;
+  /** With Redis: a node whose presence heartbeat is this many seconds old is taken for dead. */
+  clusterNodeTimeoutSeconds: number;
 }
 
 /** Thrown when the environment does not parse; the message names every offending variable. */
@@ -92,6 +108,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration: ${problems}`);
   }
   const e = parsed.data;
+  if (e.REDIS_URL !== undefined && e.JWT_SECRET === undefined) {
+    throw new ConfigError(
+      'Invalid configuration: JWT_SECRET: must be set when REDIS_URL is set (every relay node must sign and check tokens with the same secret)',
+    );
+  }
+  if (e.REDIS_URL !== undefined && e.MONGODB_URI === undefined) {
+    throw new ConfigError(
+      'Invalid configuration: REDIS_URL: needs MONGODB_URI (relay nodes must share one store; SQLite serves one process)',
+    );
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -106,6 +132,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     signinWindowSeconds: e.SIGNIN_WINDOW,
     sendRateBurst: e.SEND_RATE_BURST,
     sendRatePerSecond: e.SEND_RATE_PER_SEC,
+    bundleRateBurst: e.BUNDLE_RATE_BURST,
+    bundleRatePerMinute: e.BUNDLE_RATE_PER_MIN,
     mailboxTtlDays: e.MAILBOX_TTL_DAYS,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
@@ -113,5 +141,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webDist: e.WEB_DIST ? resolve(e.WEB_DIST) : resolve(RELAY_PACKAGE_DIR, '../web/dist'),
     mongodbUri: e.MONGODB_URI,
     redisUrl: e.REDIS_URL,
+    clusterNodeTimeoutSeconds: e.CLUSTER_NODE_TIMEOUT,
   };
 }

@@ -21,3 +21,14 @@ export const REDACT_PATHS = [
 export function createLogger(level: LogLevel): Logger {
   return pino({ level, base: { service: 'weconnect-relay' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
 }
+
+/** A URL as it may be logged or shown: without its password. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}

@@ -1,5 +1,6 @@
 // Entry point (wiring only): configuration → relay → listen; SIGTERM/SIGINT close it gracefully.
 import { ConfigError, loadConfig } from './config.js';
+import { redactUrl } from './log.js';
 import { createRelay } from './server.js';
 
 async function main(): Promise<void> {
@@ -10,8 +11,9 @@ async function main(): Promise<void> {
     { url, store: relay.health.store, fanout: relay.health.fanout, dataDir: config.dataDir },
     'relay listening',
   );
+  const where = config.mongodbUri !== undefined ? redactUrl(config.mongodbUri) : config.dataDir;
   console.log(
-    `WeConnect relay listening on ${url} (store: ${relay.health.store} in ${config.dataDir}, fan-out: ${relay.health.fanout})`,
+    `WeConnect relay listening on ${url} (store: ${relay.health.store} in ${where}, fan-out: ${relay.health.fanout})`,
   );
 
   let stopping = false;

@@ -18,12 +18,16 @@ import { Delivery } from './service/delivery.js';
 import { DirectoryService } from './service/directory.js';
 import { GroupService } from './service/groups.js';
 import { MailboxService } from './service/mailbox.js';
-import { PresenceService } from './service/presence.js';
+import { LocalPresenceRegistry, PresenceService } from './service/presence.js';
 import { FailureLimiter, TokenBuckets } from './service/rate-limit.js';
 import { TokenService } from './service/tokens.js';
 import { WriteBatcher } from './service/write-batcher.js';
 import { attachSocket } from './socket.js';
 import type { RelayServer } from './socket.js';
+import { LocalBus } from './cluster/bus.js';
+import { connectRedisCluster } from './cluster/redis.js';
+import type { RedisCluster } from './cluster/redis.js';
+import { MongoStore } from './store/mongo/mongo-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store, SweepResult } from './store/store.js';
 
@@ -64,17 +68,18 @@ function relayVersion(): string {
   return typeof version === 'string' ? version : 'unknown';
 }
 
+/** Opens the configured store: MongoDB when MONGODB_URI is set (failing within 5 s without a server), else SQLite. */
+async function openStore(config: Config): Promise<Store> {
+  if (config.mongodbUri === undefined) {
+    return new SqliteStore({ file: join(config.dataDir, 'weconnect.db'), synchronous: config.sqliteSynchronous });
+  }
+  return MongoStore.open({
+    uri: config.mongodbUri,
+    retentionDays: Math.max(config.mailboxTtlDays, LIMITS.idempotencyDays),
+  });
+}
+
 export async function createRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
-  if (config.mongodbUri !== undefined) {
-    throw new Error(
-      'MONGODB_URI is set, but this relay supports only its embedded SQLite store so far (MongoDB is not supported yet). Unset MONGODB_URI to use SQLite in DATA_DIR.',
-    );
-  }
-  if (config.redisUrl !== undefined) {
-    throw new Error(
-      'REDIS_URL is set, but this relay supports only in-process fan-out so far (Redis is not supported yet). Unset REDIS_URL to run a single relay.',
-    );
-  }
   const log = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
 
@@ -88,11 +93,37 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     if (loaded.looseMode) log.warn({ file }, 'the JWT secret file is readable by other users: chmod 600 it');
   }
 
-  const store = new SqliteStore({ file: join(config.dataDir, 'weconnect.db'), synchronous: config.sqliteSynchronous });
-  const health: HealthAnswer = { status: 'ok', version: relayVersion(), store: store.kind, fanout: 'local' };
+  const store = await openStore(config);
+  if (store instanceof MongoStore && !store.ttlIndexes) {
+    log.warn('the MongoDB server has no TTL indexes (FerretDB?): expiry relies on the relay sweep alone');
+  }
+  let cluster: RedisCluster | null = null;
+  if (config.redisUrl !== undefined) {
+    try {
+      cluster = await connectRedisCluster({
+        url: config.redisUrl,
+        log,
+        now,
+        nodeTimeoutMs: config.clusterNodeTimeoutSeconds * 1000,
+        signin: { maxFailures: config.signinMaxFailures, windowMs: config.signinWindowSeconds * 1000 },
+        events: { burst: config.sendRateBurst, perSecond: config.sendRatePerSecond },
+      });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+  const bus = cluster?.bus ?? new LocalBus();
+  const health: HealthAnswer = {
+    status: 'ok',
+    version: relayVersion(),
+    store: store.kind,
+    fanout: cluster ? 'redis' : 'local',
+  };
 
-  const signinLimiter = new FailureLimiter(config.signinMaxFailures, config.signinWindowSeconds * 1000);
-  const eventLimiter = new TokenBuckets(config.sendRateBurst, config.sendRatePerSecond);
+  const signinLimiter =
+    cluster?.signinLimiter ?? new FailureLimiter(config.signinMaxFailures, config.signinWindowSeconds * 1000);
+  const eventLimiter = cluster?.eventLimiter ?? new TokenBuckets(config.sendRateBurst, config.sendRatePerSecond);
   const tokens = new TokenService(jwtSecret, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds, now);
 
   // Wiring order: the batcher hands commits to delivery, delivery hands acks back to the batcher.
@@ -100,15 +131,24 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     store,
     now,
     log,
-    onCommitted: (entries) => delivery.offer(entries),
+    onCommitted: (entries) => delivery.committed(entries),
   });
   const delivery: Delivery = new Delivery({
     store,
     writes: batcher,
+    bus,
     log,
     ...(options.ackTimeoutMs !== undefined ? { ackTimeoutMs: options.ackTimeoutMs } : {}),
   });
-  const presence = new PresenceService(store, batcher, now);
+  const presence = new PresenceService({
+    store,
+    registry: cluster?.registry ?? new LocalPresenceRegistry(),
+    bus,
+    lastSeen: batcher,
+    now,
+    onError: (err) => log.warn({ err }, 'presence update failed'),
+  });
+  cluster?.onPresenceTransition((userId, online, at) => presence.registryTransition(userId, online, at));
   const accounts: AccountService = new AccountService({
     store,
     tokens,
@@ -121,6 +161,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   try {
     await accounts.init();
   } catch (err) {
+    await cluster?.close();
     await store.close();
     throw err;
   }
@@ -132,7 +173,17 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
 
   const app = createHttpApp({ config, log, health, accounts, directory, groups });
   const httpServer = createServer(app);
-  const sockets = attachSocket(httpServer, { config, log, accounts, mailbox, presence, delivery, eventLimiter, now });
+  const sockets = attachSocket(httpServer, {
+    config,
+    log,
+    accounts,
+    mailbox,
+    presence,
+    delivery,
+    eventLimiter,
+    now,
+    ...(cluster ? { adapter: cluster.adapter } : {}),
+  });
 
   const sweep = async (): Promise<SweepResult> => {
     const t = now();
@@ -157,6 +208,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     await sweep();
   } catch (err) {
     clearInterval(sweepTimer);
+    await sockets.io.close().catch(() => undefined); // stops the adapter's readers
+    await cluster?.close();
     await store.close();
     throw err;
   }
@@ -191,7 +244,9 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
         httpServer.closeIdleConnections();
         await stopped;
         clearTimeout(force);
+        await presence.idle(); // the last disconnects reach the shared registry: watchers elsewhere see them
         await batcher.close();
+        await cluster?.close();
         await store.close();
       })();
       return closing;

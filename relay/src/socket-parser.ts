@@ -1,6 +1,7 @@
 // The msgpack Socket.IO parser of the protocol, hardened on the receiving side: an event whose name is not a
 // string, or is one of the names Socket.IO and EventEmitter reserve ("disconnect", "error", ...), is rejected as
-// the default parser does, so no client can impersonate internal events (an unhandled "error" would crash Node).
+// the default parser does, so no client can impersonate internal events (an unhandled "error" would crash Node);
+// so is a payload with a "__proto__" map key (see assertPlainData).
 import * as msgpackParser from 'socket.io-msgpack-parser';
 
 const RESERVED_EVENTS = new Set([
@@ -12,6 +13,22 @@ const RESERVED_EVENTS = new Set([
   'newListener',
   'removeListener',
 ]);
+
+/**
+ * msgpack decodes a map key "__proto__" by assignment, which sets the decoded object's prototype instead of adding a
+ * field: the schemas would then read inherited fields. Every decoded object must be a plain one (or binary: a Buffer,
+ * or an ArrayBuffer, which notepack's ext type 0 decodes to).
+ */
+function assertPlainData(data: unknown): void {
+  const stack: unknown[] = [data];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value !== 'object' || value === null) continue;
+    if (value instanceof Uint8Array || value instanceof ArrayBuffer) continue; // msgpack bin, and ext type 0
+    if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) throw new Error('invalid payload');
+    for (const item of Array.isArray(value) ? (value as unknown[]) : Object.values(value)) stack.push(item);
+  }
+}
 
 interface DecodedPacket {
   type?: unknown;
@@ -25,6 +42,7 @@ class SafeDecoder extends msgpackParser.Decoder {
     if (decoded.type === msgpackParser.PacketType.EVENT) {
       const name: unknown = Array.isArray(decoded.data) ? decoded.data[0] : undefined;
       if (typeof name !== 'string' || RESERVED_EVENTS.has(name)) throw new Error('invalid payload');
+      assertPlainData(decoded.data);
     }
   }
 }

@@ -2,9 +2,10 @@
 // Every handler survives any payload: a missing or non-function ack is tolerated, anything thrown becomes an
 // error ack, and the per-device token bucket applies to every event a client emits.
 import type { Server as HttpServer } from 'node:http';
+import jwt from 'jsonwebtoken';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
-import type { Socket } from 'socket.io';
+import type { ServerOptions, Socket } from 'socket.io';
 import type { Config } from './config.js';
 import { RelayError, asRelayError } from './errors.js';
 import { messageSendSchema, presenceWatchSchema } from './protocol.js';
@@ -13,7 +14,7 @@ import type { AccountService } from './service/accounts.js';
 import type { Delivery, DeviceLink } from './service/delivery.js';
 import type { MailboxService } from './service/mailbox.js';
 import type { PresenceService, PresenceWatcher } from './service/presence.js';
-import type { TokenBuckets } from './service/rate-limit.js';
+import type { EventLimiter } from './service/rate-limit.js';
 import { ENGINE_HEADERS } from './http/security.js';
 import { relayParser } from './socket-parser.js';
 import { parseInput } from './validation.js';
@@ -29,13 +30,15 @@ export interface SocketDeps {
   mailbox: MailboxService;
   presence: PresenceService;
   delivery: Delivery;
-  eventLimiter: TokenBuckets;
+  eventLimiter: EventLimiter;
   now: () => number;
+  /** Socket.IO's adapter between relay nodes (the Redis streams adapter); in-memory when absent. */
+  adapter?: ServerOptions['adapter'];
 }
 
 export interface SocketLayer {
   io: RelayServer;
-  /** Drops every connection authenticated through this refresh family (after sign-out or token reuse). */
+  /** Drops every connection authenticated through this refresh family, on every node (sign-out, token reuse). */
   disconnectFamily(familyId: string): void;
 }
 
@@ -59,9 +62,15 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     maxHttpBufferSize: config.socketFrameLimitBytes,
     serveClient: false,
     connectTimeout: 10_000,
+    ...(deps.adapter ? { adapter: deps.adapter } : {}),
   });
-  const families = new Map<string, Set<RelaySocket>>();
 
+  // Engine.IO's own error answers (bad handshake, unknown session, unsupported protocol version) skip the two hooks
+  // below: set the security headers on every Engine.IO request before it is handled.
+  httpServer.prependListener('request', (req, res) => {
+    if (req.url?.startsWith('/socket.io/'))
+      for (const [name, value] of Object.entries(ENGINE_HEADERS)) res.setHeader(name, value);
+  });
   io.engine.on('initial_headers', (headers: Record<string, string>) => Object.assign(headers, ENGINE_HEADERS));
   io.engine.on('headers', (headers: Record<string, string>) => Object.assign(headers, ENGINE_HEADERS));
   // Socket.IO's memory advice: the engine's copy of the upgrade request is not needed after the handshake.
@@ -87,30 +96,40 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     );
   });
 
-  io.on('connection', (socket) => onConnection(socket, deps, families));
+  io.on('connection', (socket) => onConnection(socket, deps));
 
   return {
     io,
     disconnectFamily(familyId) {
-      for (const socket of families.get(familyId) ?? []) socket.disconnect(true);
+      // A room per family: through the adapter this reaches the family's sockets on every node.
+      io.in(familyRoom(familyId)).disconnectSockets(true);
     },
   };
 }
 
-function onConnection(socket: RelaySocket, deps: SocketDeps, families: Map<string, Set<RelaySocket>>): void {
+const familyRoom = (familyId: string): string => `family:${familyId}`;
+
+/** Milliseconds until the handshake's access token (verified by the middleware) expires, within setTimeout's range. */
+function tokenLifetimeMs(auth: unknown, now: number): number {
+  const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
+  const claims = typeof token === 'string' ? jwt.decode(token, { json: true }) : null;
+  const expiresAt = typeof claims?.exp === 'number' ? claims.exp * 1000 : now;
+  return Math.min(Math.max(0, expiresAt - now), 2 ** 31 - 1);
+}
+
+function onConnection(socket: RelaySocket, deps: SocketDeps): void {
   const { log, mailbox, presence, delivery, eventLimiter, now } = deps;
   const { userId, deviceId, familyId } = socket.data;
 
-  let family = families.get(familyId);
-  if (!family) {
-    family = new Set();
-    families.set(familyId, family);
-  }
-  family.add(socket);
+  void socket.join(familyRoom(familyId));
+  // A token authorizes its connection only until it expires. Closing the transport (not a Socket.IO disconnect,
+  // after which clients stay away) makes a client reconnect, and the handshake then needs a fresh token.
+  const expiry = setTimeout(() => socket.conn.close(), tokenLifetimeMs(socket.handshake.auth, now()));
+  expiry.unref();
 
   /** Every event costs one token of the device's bucket, whatever it carries. */
-  const admit = (): void => {
-    if (!eventLimiter.take(deviceId, now())) throw new RelayError('rate_limited', 'too many events; slow down');
+  const admit = async (): Promise<void> => {
+    if (!(await eventLimiter.take(deviceId, now()))) throw new RelayError('rate_limited', 'too many events; slow down');
   };
   const answer = (ack: Ack | undefined, value: unknown): void => {
     if (!ack) return;
@@ -157,7 +176,7 @@ function onConnection(socket: RelaySocket, deps: SocketDeps, families: Map<strin
     const { payload, ack } = splitArgs(args);
     void (async () => {
       try {
-        admit();
+        await admit();
         const input = parseInput(messageSendSchema, payload, 'payload');
         const { ts } = await mailbox.send(socket.data, input);
         answer(ack, { ok: true, ts });
@@ -171,7 +190,7 @@ function onConnection(socket: RelaySocket, deps: SocketDeps, families: Map<strin
     const { payload, ack } = splitArgs(args);
     void (async () => {
       try {
-        admit();
+        await admit();
         const input = parseInput(presenceWatchSchema, payload, 'payload');
         const updates = await presence.watch(watcher, input.userIds);
         answer(ack, { ok: true });
@@ -185,12 +204,10 @@ function onConnection(socket: RelaySocket, deps: SocketDeps, families: Map<strin
   socket.onAny((event: unknown, ...args: unknown[]) => {
     if (typeof event === 'string' && KNOWN_EVENTS.has(event)) return;
     const { ack } = splitArgs(args);
-    try {
-      admit();
-      throw new RelayError('invalid_input', 'unknown event');
-    } catch (err) {
-      fail(ack, err);
-    }
+    admit().then(
+      () => fail(ack, new RelayError('invalid_input', 'unknown event')),
+      (err: unknown) => fail(ack, err),
+    );
   });
 
   socket.on('error', (err) => log.debug({ err }, 'socket error'));
@@ -199,12 +216,10 @@ function onConnection(socket: RelaySocket, deps: SocketDeps, families: Map<strin
   presence.connected(userId);
 
   socket.on('disconnect', () => {
+    clearTimeout(expiry);
     detach();
     for (const finish of [...pendingSends]) finish(false);
     presence.unwatch(watcher);
     presence.disconnected(userId);
-    const set = families.get(familyId);
-    set?.delete(socket);
-    if (set?.size === 0) families.delete(familyId);
   });
 }

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createRelay } from '../src/server.js';
 import { api, signUp, startRelay } from './helpers.js';
+import { freePort } from './services.js';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -39,6 +40,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       mongodbUri: undefined,
       redisUrl: undefined,
+      clusterNodeTimeoutSeconds: 15,
     });
     expect(config.dataDir).toBe(join(process.cwd(), 'data'));
     expect(config.webDist).toMatch(/web[/\\]dist$/);
@@ -74,14 +76,31 @@ describe('loadConfig', () => {
 });
 
 describe('createRelay', () => {
-  it('fails fast when MONGODB_URI or REDIS_URL is set: not supported yet', async () => {
+  it('fails fast, naming the server, when MONGODB_URI or REDIS_URL points where nothing answers', async () => {
+    const closed = await freePort();
     const base = { DATA_DIR: tempDir(), LOG_LEVEL: 'silent' };
-    await expect(createRelay(loadConfig({ ...base, MONGODB_URI: 'mongodb://localhost/x' }))).rejects.toThrow(
-      /MONGODB_URI.*not supported yet/,
+    const started = Date.now();
+    await expect(
+      createRelay(loadConfig({ ...base, MONGODB_URI: `mongodb://127.0.0.1:${closed}/weconnect` })),
+    ).rejects.toThrow(
+      new RegExp(`cannot reach MongoDB at mongodb://127\\.0\\.0\\.1:${closed}/weconnect within 5000 ms`),
     );
-    await expect(createRelay(loadConfig({ ...base, REDIS_URL: 'redis://localhost' }))).rejects.toThrow(
-      /REDIS_URL.*not supported yet/,
+    expect(Date.now() - started).toBeLessThan(9000);
+  });
+
+  it('requires a shared JWT_SECRET and a shared store (MONGODB_URI) with REDIS_URL, and URLs of the right scheme', () => {
+    const secret = 'x'.repeat(32);
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', MONGODB_URI: 'mongodb://db/w' })).toThrow(
+      /JWT_SECRET/,
     );
+    expect(() => loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret })).toThrow(/MONGODB_URI/);
+    expect(() => loadConfig({ MONGODB_URI: 'http://db' })).toThrow(/MONGODB_URI/);
+    expect(() => loadConfig({ REDIS_URL: 'db:6379', JWT_SECRET: secret, MONGODB_URI: 'mongodb://db/w' })).toThrow(
+      /REDIS_URL/,
+    );
+    expect(
+      loadConfig({ REDIS_URL: 'redis://r:6379', JWT_SECRET: secret, MONGODB_URI: 'mongodb://db/w' }),
+    ).toMatchObject({ redisUrl: 'redis://r:6379', mongodbUri: 'mongodb://db/w', clusterNodeTimeoutSeconds: 15 });
   });
 
   it('creates DATA_DIR and a 0600 jwt-secret once, and tokens survive a restart', async () => {

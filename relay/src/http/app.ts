@@ -47,7 +47,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(accountsRoutes(accounts));
   api.use(sessionsRoutes(accounts));
   api.use(prekeysRoutes(accounts, directory));
-  api.use(usersRoutes(accounts, directory));
+  api.use(usersRoutes(accounts, directory, { burst: config.bundleRateBurst, perMinute: config.bundleRatePerMinute }));
   api.use(groupsRoutes(accounts, groups));
   api.use(backupRoutes(accounts, directory));
   api.use(settingsRoutes(accounts, directory));

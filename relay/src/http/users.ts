@@ -1,19 +1,40 @@
 // GET /api/users?query=<prefix> and GET /api/users/:userId/bundle.
 import { Router } from 'express';
+import { RelayError } from '../errors.js';
 import { idSchema, userSearchQuery } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { DirectoryService } from '../service/directory.js';
+import { TokenBuckets } from '../service/rate-limit.js';
 import { parseInput } from '../validation.js';
-import { requireAuth } from './middleware.js';
+import { authOf, requireAuth } from './middleware.js';
 
-export function usersRoutes(accounts: AccountService, directory: DirectoryService): Router {
+/** Bundle fetches per (requesting user, target user): each fetch hands out one-time prekeys, so a loop drains them. */
+export interface BundleRate {
+  burst: number;
+  perMinute: number;
+}
+
+/** How many fetches between sweeps of the refilled buckets (keeps the map bounded without a timer). */
+const PRUNE_EVERY = 1000;
+
+export function usersRoutes(accounts: AccountService, directory: DirectoryService, bundleRate: BundleRate): Router {
   const router = Router();
+  const buckets = new TokenBuckets(bundleRate.burst, bundleRate.perMinute / 60);
+  const retryAfterSeconds = Math.max(1, Math.ceil(60 / bundleRate.perMinute));
+  let fetches = 0;
   router.get('/users', requireAuth(accounts), async (req, res) => {
     const { query } = parseInput(userSearchQuery, req.query, 'query');
     res.json(await directory.search(query));
   });
   router.get('/users/:userId/bundle', requireAuth(accounts), async (req, res) => {
     const userId = parseInput(idSchema, req.params.userId, 'userId');
+    const now = Date.now();
+    if (++fetches % PRUNE_EVERY === 0) buckets.prune(now);
+    // Fetching one's own bundle (clients look for their own other devices) drains no one else's prekeys.
+    const requester = authOf(res).userId;
+    if (requester !== userId && !buckets.take(`${requester}:${userId}`, now)) {
+      throw new RelayError('rate_limited', 'too many bundle fetches for this user; slow down', { retryAfterSeconds });
+    }
     res.json(await directory.bundle(userId));
   });
   return router;

@@ -7,14 +7,14 @@ import { KDF_PARAMS } from '../protocol.js';
 import type { CreateAccountBody, KdfAnswer, RefreshBody, SessionAnswer, SignInBody } from '../protocol.js';
 import type { NewSession, Store } from '../store/store.js';
 import { checkedSignedPrekey, decodedOneTimePrekeys, fromBase64url, publicKeyFrom, toBase64url } from './keys.js';
-import type { FailureLimiter } from './rate-limit.js';
+import type { SigninLimiter } from './rate-limit.js';
 import { hashRefreshToken, newId } from './tokens.js';
 import type { AccessClaims, TokenService } from './tokens.js';
 
 export interface AccountServiceOptions {
   store: Store;
   tokens: TokenService;
-  signinLimiter: FailureLimiter;
+  signinLimiter: SigninLimiter;
   bcryptCost: number;
   /** Key of the keyed hash that makes the stable fake salts of unknown usernames. */
   fakeSaltKey: Buffer;
@@ -84,25 +84,26 @@ export class AccountService {
   async signIn(body: SignInBody, address: string): Promise<SessionAnswer> {
     const username = body.username.toLowerCase();
     const limitKey = `${username}\n${address}`;
-    const slot = this.o.signinLimiter.begin(limitKey, this.o.now());
-    if (!slot.ok) {
+    const admission = await this.o.signinLimiter.admit(limitKey, this.o.now());
+    if (!admission.ok) {
       throw new RelayError('rate_limited', 'too many failed sign-ins; try again later', {
-        retryAfterSeconds: slot.retryAfterSeconds,
+        retryAfterSeconds: admission.retryAfterSeconds,
       });
     }
+    const { slot } = admission;
     let userId: string;
     try {
       const user = await this.o.store.findUserByUsername(username);
       // An unknown user costs the same bcrypt comparison as a wrong key.
       const matches = await bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash);
       if (!user || !matches) {
-        this.o.signinLimiter.fail(limitKey, this.o.now());
+        slot.fail(this.o.now());
         throw new RelayError('unauthorized', UNAUTHORIZED);
       }
-      this.o.signinLimiter.succeed(limitKey);
+      slot.succeed();
       userId = user.userId;
     } catch (err) {
-      if (!(err instanceof RelayError)) this.o.signinLimiter.succeed(limitKey); // an internal error is no failure
+      if (!(err instanceof RelayError)) slot.succeed(); // an internal error is no failure
       throw err;
     }
 

@@ -1,6 +1,10 @@
-// Local fan-out: which devices are connected to this relay, and the delivery to each connection — first its
-// mailbox in seq order, one acknowledged batch at a time, then live entries as they are committed.
+// Fan-out: which devices are connected to this relay, and the delivery to each connection — first its mailbox in
+// seq order, one acknowledged batch at a time, then live entries as they are committed, on this node or (through
+// the cluster bus) on another. The store is the source of truth: whenever live pushes may have been missed — an
+// entry committed by another node with a lower seq than one already sent, a bus outage, a resent message — the
+// connection reads its mailbox again and sends what it has not got.
 import type { Logger } from 'pino';
+import type { ClusterBus } from '../cluster/bus.js';
 import { LIMITS } from '../protocol.js';
 import type { DeliveredMessage } from '../protocol.js';
 import type { MailboxEntry, Store } from '../store/store.js';
@@ -24,6 +28,7 @@ export interface AckSink {
 export interface DeliveryOptions {
   store: Store;
   writes: AckSink;
+  bus: ClusterBus;
   log: Logger;
   /** How long to wait for the ack of a mailbox batch before sending it again. */
   ackTimeoutMs?: number;
@@ -60,59 +65,55 @@ function batches(entries: MailboxEntry[], maxBytes: number): MailboxEntry[][] {
 
 /** The delivery state of one connection. */
 class Connection {
-  /** Highest seq sent on this connection: anything at or below it is not sent again. */
-  private lastSeq = 0;
+  /** Highest seq read and acknowledged while sending the stored mailbox. */
+  private cursor = 0;
   private live = false;
+  /** Entries offered while the mailbox was still being sent. */
   private held: MailboxEntry[] = [];
   private heldOverflow = false;
+  /** Set by resync() before the connection is live: the switch to live then reads the whole mailbox again. */
+  private resyncWanted = false;
+  /** Live and resent entries sent on this connection whose ack has not come (a resync skips them). */
+  private readonly inFlight = new Set<number>();
+  private resyncing: Promise<void> = Promise.resolve();
   closed = false;
 
   constructor(
     readonly link: DeviceLink,
-    private readonly d: Required<Omit<DeliveryOptions, 'log'>> & { log: Logger },
+    private readonly d: Required<Omit<DeliveryOptions, 'log' | 'bus'>> & { log: Logger },
   ) {}
 
   /** Sends the stored mailbox in order, one acknowledged batch at a time, then switches to live delivery. */
   async start(): Promise<void> {
     await this.d.writes.idle(); // acks and sends queued before this connection are committed first
     for (;;) {
-      for (;;) {
-        if (this.closed) return;
-        const entries = await this.d.store.fetchMailbox(
-          this.link.deviceId,
-          this.lastSeq,
-          LIMITS.mailboxBatch,
-          this.d.batchBytes,
-        );
-        if (this.closed || entries.length === 0) break;
-        const last = entries.at(-1)?.seq ?? this.lastSeq;
-        const acked = await this.link.send(entries.map(toWire), this.d.ackTimeoutMs);
-        // An ack counts even when the connection closed right after it (both can arrive in one read).
-        if (acked) {
-          this.lastSeq = last;
-          this.d.writes.ack(
-            this.link.deviceId,
-            entries.map((e) => e.seq),
-          );
-        }
-        // Unacknowledged within the timeout: the same batch is read and sent again.
-      }
+      await this.sendStored(this.cursor, Infinity, true);
       if (this.closed) return;
-      if (this.heldOverflow) {
-        // Too much arrived meanwhile to hold in memory: it is all stored, so read on.
-        this.heldOverflow = false;
-        this.held = [];
-        continue;
-      }
-      this.live = true;
-      const held = this.held;
+      if (!this.heldOverflow) break;
+      // Too much arrived meanwhile to hold in memory: it is all stored, so read on (and look behind the cursor).
+      this.heldOverflow = false;
       this.held = [];
-      this.push(held);
-      return;
+      this.resyncWanted = true;
     }
+    // Held entries at or below the cursor were either read above (and are acknowledged, so deleted once the
+    // writes are idle) or committed late by another node with an older seq: the store tells which.
+    const late = this.held.filter((e) => e.seq <= this.cursor);
+    const fresh = this.held.filter((e) => e.seq > this.cursor);
+    this.held = [];
+    if (late.length > 0 || this.resyncWanted) {
+      const from = this.resyncWanted ? 0 : Math.min(...late.map((e) => e.seq)) - 1;
+      this.resyncWanted = false;
+      await this.d.writes.idle();
+      await this.sendStored(from, this.cursor, false);
+      if (this.closed) return;
+    }
+    this.live = true;
+    const meanwhile = this.held;
+    this.held = [];
+    this.push([...fresh, ...meanwhile]);
   }
 
-  /** Entries committed for this device, in seq order. */
+  /** Entries committed for this device (in seq order per committing node). */
   offer(entries: MailboxEntry[]): void {
     if (this.closed) return;
     if (!this.live) {
@@ -127,21 +128,72 @@ class Connection {
     this.push(entries);
   }
 
+  /** Live pushes may have been missed: read the mailbox again and send what is not on its way. */
+  resync(): void {
+    if (this.closed) return;
+    if (!this.live) {
+      this.resyncWanted = true;
+      return;
+    }
+    this.resyncing = this.resyncing
+      .then(async () => {
+        await this.d.writes.idle();
+        await this.sendStored(0, Infinity, false);
+      })
+      .catch((err: unknown) => this.d.log.warn({ err }, 'mailbox resync failed'));
+  }
+
+  /**
+   * Sends stored entries with from < seq <= upTo that are not in flight, one acknowledged batch at a time (an
+   * unacknowledged batch is read and sent again). `advance` moves the mailbox cursor.
+   */
+  private async sendStored(from: number, upTo: number, advance: boolean): Promise<void> {
+    let after = from;
+    for (;;) {
+      if (this.closed) return;
+      const read = await this.d.store.fetchMailbox(this.link.deviceId, after, LIMITS.mailboxBatch, this.d.batchBytes);
+      const entries = read.filter((e) => e.seq <= upTo && !this.inFlight.has(e.seq));
+      const last = read.filter((e) => e.seq <= upTo).at(-1)?.seq;
+      if (this.closed || last === undefined) return;
+      if (entries.length === 0) {
+        after = last;
+        continue;
+      }
+      for (const e of entries) this.inFlight.add(e.seq);
+      const acked = await this.link.send(entries.map(toWire), this.d.ackTimeoutMs);
+      for (const e of entries) this.inFlight.delete(e.seq);
+      // An ack counts even when the connection closed right after it (both can arrive in one read).
+      if (acked) {
+        after = last;
+        if (advance) this.cursor = Math.max(this.cursor, last);
+        this.d.writes.ack(
+          this.link.deviceId,
+          entries.map((e) => e.seq),
+        );
+      }
+      // Unacknowledged within the timeout: the same batch is read and sent again.
+    }
+  }
+
   private push(entries: MailboxEntry[]): void {
-    const fresh = entries.filter((e) => e.seq > this.lastSeq);
+    const fresh = entries.filter((e) => !this.inFlight.has(e.seq));
     if (fresh.length === 0) return;
-    this.lastSeq = fresh.at(-1)?.seq ?? this.lastSeq;
     for (const batch of batches(fresh, this.d.batchBytes)) {
+      for (const e of batch) this.inFlight.add(e.seq);
       this.link.send(batch.map(toWire), this.d.ackTimeoutMs).then(
         (acked) => {
-          // Unacknowledged live entries stay stored and come again with the next connection's mailbox.
+          for (const e of batch) this.inFlight.delete(e.seq);
+          // Unacknowledged live entries stay stored and come again with the next connection's mailbox (or resync).
           if (acked)
             this.d.writes.ack(
               this.link.deviceId,
               batch.map((e) => e.seq),
             );
         },
-        (err: unknown) => this.d.log.warn({ err }, 'live delivery failed'),
+        (err: unknown) => {
+          for (const e of batch) this.inFlight.delete(e.seq);
+          this.d.log.warn({ err }, 'live delivery failed');
+        },
       );
     }
   }
@@ -149,10 +201,19 @@ class Connection {
 
 export class Delivery {
   private readonly connections = new Map<string, Set<Connection>>();
-  private readonly d: Required<Omit<DeliveryOptions, 'log'>> & { log: Logger };
+  private readonly d: Required<Omit<DeliveryOptions, 'log' | 'bus'>> & { log: Logger };
+  private readonly bus: ClusterBus;
 
   constructor(options: DeliveryOptions) {
-    this.d = { ackTimeoutMs: 30_000, batchBytes: 1024 * 1024, ...options };
+    const { bus, ...rest } = options;
+    this.d = { ackTimeoutMs: 30_000, batchBytes: 1024 * 1024, ...rest };
+    this.bus = bus;
+    bus.onEvent((event) => {
+      if (event.type === 'entries') this.offerHere(event.entries);
+      else if (event.type === 'ephemeral') this.ephemeralHere(event.deviceIds, event.message);
+      else if (event.type === 'resync') this.resyncHere(event.deviceIds);
+    });
+    bus.onResume(() => this.resyncAll());
   }
 
   /** Registers a connection and starts sending its mailbox; call the returned function on disconnect. */
@@ -177,8 +238,33 @@ export class Delivery {
     return this.connections.has(deviceId);
   }
 
-  /** Stored entries just committed (any devices, seq order): pushed to the connected ones. */
-  offer(entries: MailboxEntry[]): void {
+  /**
+   * Stored entries just committed on this node (any devices, seq order): pushed to the connected ones here, and
+   * told to the other nodes. Resolves once the other nodes were told (or telling them failed: they resync).
+   */
+  committed(entries: MailboxEntry[]): Promise<void> | undefined {
+    this.offerHere(entries);
+    return this.bus.kind === 'local' ? undefined : this.bus.publish({ type: 'entries', entries });
+  }
+
+  /** An ephemeral message (never stored, seq 0) to the connected ones of these devices; the rest miss it. */
+  offerEphemeral(deviceIds: string[], message: DeliveredMessage): void {
+    this.ephemeralHere(deviceIds, message);
+    void this.bus.publish({ type: 'ephemeral', deviceIds, message });
+  }
+
+  /** These devices' mailboxes may hold entries their connections missed, on any node. */
+  resync(deviceIds: string[]): void {
+    this.resyncHere(deviceIds);
+    void this.bus.publish({ type: 'resync', deviceIds });
+  }
+
+  /** Every connection on this node reads its mailbox again (after the bus was cut off). */
+  resyncAll(): void {
+    for (const set of this.connections.values()) for (const connection of set) connection.resync();
+  }
+
+  private offerHere(entries: MailboxEntry[]): void {
     const byDevice = new Map<string, MailboxEntry[]>();
     for (const e of entries) {
       if (!this.connections.has(e.deviceId)) continue;
@@ -191,8 +277,7 @@ export class Delivery {
     }
   }
 
-  /** An ephemeral message (never stored, seq 0) to the connected ones of these devices; the rest miss it. */
-  offerEphemeral(deviceIds: string[], message: DeliveredMessage): void {
+  private ephemeralHere(deviceIds: string[], message: DeliveredMessage): void {
     for (const deviceId of deviceIds) {
       for (const connection of this.connections.get(deviceId) ?? []) {
         connection.link
@@ -200,5 +285,10 @@ export class Delivery {
           .catch((err: unknown) => this.d.log.warn({ err }, 'ephemeral delivery failed'));
       }
     }
+  }
+
+  private resyncHere(deviceIds: string[]): void {
+    for (const deviceId of deviceIds)
+      for (const connection of this.connections.get(deviceId) ?? []) connection.resync();
   }
 }

@@ -31,7 +31,10 @@ export class MailboxService {
     });
     switch (outcome.status) {
       case 'stored':
+        return { ts: outcome.ts };
       case 'duplicate':
+        // A resend: the first send may have been stored by a node that died before it pushed the entries live.
+        this.nudgeRecipients(sender, target);
         return { ts: outcome.ts };
       case 'unknown_recipient':
         throw new RelayError('unknown_recipient', 'an envelope names a device that does not exist');
@@ -40,6 +43,20 @@ export class MailboxService {
       case 'forbidden':
         throw new RelayError('forbidden', 'only members can send to a group');
     }
+  }
+
+  /** Recipients' connections (on any node) look in their mailboxes again; costs a read only for resends. */
+  private nudgeRecipients(sender: AccessClaims, target: SendTarget): void {
+    if (target.kind === 'direct') {
+      this.delivery.resync(target.envelopes.map((e) => e.to));
+      return;
+    }
+    this.store.groupRecipients(target.groupId, sender.userId, sender.deviceId).then(
+      (recipients) => {
+        if (recipients.status === 'ok') this.delivery.resync(recipients.deviceIds);
+      },
+      () => undefined, // the nudge is an optimisation: the entries stay stored for the next connection
+    );
   }
 
   private async relayEphemeral(sender: AccessClaims, id: string, target: SendTarget): Promise<{ ts: number }> {

@@ -1,5 +1,8 @@
-// Presence: who is online on this relay, who watches whom, and the `presence` updates watchers are owed.
-// A user who does not share presence always appears as {online: false, lastSeen: null}.
+// Presence: who is online (a registry: this process alone, or shared by every node through Redis), who watches
+// whom on this node, and the `presence` updates watchers are owed. Changes seen on other nodes arrive over the
+// cluster bus. A user who does not share presence always appears as {online: false, lastSeen: null}; that check is
+// made here, on the watcher's node, in the order events arrive, so no interleaving of nodes can reveal such a user.
+import type { ClusterBus } from '../cluster/bus.js';
 import type { PresenceUpdate } from '../protocol.js';
 import type { Store } from '../store/store.js';
 
@@ -13,46 +16,103 @@ export interface LastSeenSink {
   seen(userId: string, ts: number): void;
 }
 
-interface Online {
-  connections: number;
-  /** While online: when the user came online; afterwards: when the last connection closed. */
+/** A user's state as the registry knows it; `lastSeen` is when they came online, or when they went offline. */
+export interface RegistryState {
+  online: boolean;
   lastSeen: number;
 }
 
+/** Counts connections per user; reports transitions. Every connected() is followed by one disconnected(). */
+export interface PresenceRegistry {
+  /** Resolves to the time the user came online when this connection did that, else null. */
+  connected(userId: string, now: number): Promise<number | null>;
+  /** Resolves to the time the user went offline when this was their last connection anywhere, else null. */
+  disconnected(userId: string, now: number): Promise<number | null>;
+  /** What the registry knows of these users (unknown users are left out). */
+  states(userIds: string[]): Promise<Map<string, RegistryState>>;
+}
+
+/** One relay: the registry is this process's memory. */
+export class LocalPresenceRegistry implements PresenceRegistry {
+  private readonly users = new Map<string, { connections: number; lastSeen: number }>();
+
+  connected(userId: string, now: number): Promise<number | null> {
+    const state = this.users.get(userId);
+    if (state && state.connections > 0) {
+      state.connections++;
+      return Promise.resolve(null);
+    }
+    this.users.set(userId, { connections: 1, lastSeen: now });
+    return Promise.resolve(now);
+  }
+
+  disconnected(userId: string, now: number): Promise<number | null> {
+    const state = this.users.get(userId);
+    if (!state || state.connections === 0) return Promise.resolve(null);
+    state.connections--;
+    if (state.connections > 0) return Promise.resolve(null);
+    state.lastSeen = now;
+    return Promise.resolve(now);
+  }
+
+  states(userIds: string[]): Promise<Map<string, RegistryState>> {
+    const out = new Map<string, RegistryState>();
+    for (const id of userIds) {
+      const state = this.users.get(id);
+      if (state) out.set(id, { online: state.connections > 0, lastSeen: state.lastSeen });
+    }
+    return Promise.resolve(out);
+  }
+}
+
+export interface PresenceServiceOptions {
+  store: Store;
+  registry: PresenceRegistry;
+  bus: ClusterBus;
+  lastSeen: LastSeenSink;
+  now: () => number;
+  onError: (err: unknown) => void;
+}
+
 export class PresenceService {
-  /** Users seen by this process: connection count and last-seen time. */
-  private readonly users = new Map<string, Online>();
   private readonly watchersOf = new Map<string, Set<PresenceWatcher>>();
   private readonly watching = new Map<PresenceWatcher, Set<string>>();
   /** The sharePresence setting of every watched user. */
   private readonly sharing = new Map<string, boolean>();
+  /** The real state of watched users as this node last heard it (from the registry or the bus). */
+  private readonly known = new Map<string, RegistryState>();
+  /** The last update this node sent about each watched user, so a resync sends only what changed. */
+  private readonly sent = new Map<string, PresenceUpdate>();
+  /** Per user, transitions are reported in the order connections opened and closed. */
+  private readonly queues = new Map<string, Promise<void>>();
 
-  constructor(
-    private readonly store: Store,
-    private readonly lastSeen: LastSeenSink,
-    private readonly now: () => number,
-  ) {}
+  constructor(private readonly o: PresenceServiceOptions) {
+    o.bus.onEvent((event) => {
+      if (event.type === 'presence') this.apply(event.update);
+      else if (event.type === 'sharing') void this.applySharing(event.userId, event.share);
+    });
+    o.bus.onResume(() => {
+      this.resync().catch(o.onError);
+    });
+  }
 
   connected(userId: string): void {
-    const state = this.users.get(userId);
-    if (state && state.connections > 0) {
-      state.connections++;
-      return;
-    }
-    const ts = this.now();
-    this.users.set(userId, { connections: 1, lastSeen: ts });
-    this.lastSeen.seen(userId, ts);
-    this.notify(userId);
+    this.serialize(userId, async () => {
+      const since = await this.o.registry.connected(userId, this.o.now());
+      if (since !== null) this.transition({ userId, online: true, lastSeen: since });
+    });
   }
 
   disconnected(userId: string): void {
-    const state = this.users.get(userId);
-    if (!state || state.connections === 0) return;
-    state.connections--;
-    if (state.connections > 0) return;
-    state.lastSeen = this.now();
-    this.lastSeen.seen(userId, state.lastSeen);
-    this.notify(userId);
+    this.serialize(userId, async () => {
+      const at = await this.o.registry.disconnected(userId, this.o.now());
+      if (at !== null) this.transition({ userId, online: false, lastSeen: at });
+    });
+  }
+
+  /** A transition the registry found by itself: a node stopped answering, or came back after a Redis outage. */
+  registryTransition(userId: string, online: boolean, at: number): void {
+    this.transition({ userId, online, lastSeen: at });
   }
 
   /**
@@ -71,12 +131,17 @@ export class PresenceService {
       }
       set.add(watcher);
     }
-    const records = await this.store.getPresence(wanted);
+    const [records, states] = await Promise.all([this.o.store.getPresence(wanted), this.o.registry.states(wanted)]);
     const updates: PresenceUpdate[] = [];
     for (const r of records) {
-      if (this.watchersOf.has(r.userId)) this.sharing.set(r.userId, r.sharePresence);
+      if (!this.watchersOf.has(r.userId)) continue; // unwatched meanwhile
+      this.sharing.set(r.userId, r.sharePresence);
+      const state = states.get(r.userId);
+      if (state && !this.known.has(r.userId)) this.known.set(r.userId, state);
       if (!this.watching.get(watcher)?.has(r.userId)) continue; // replaced by a newer watch meanwhile
-      updates.push(this.stateOf(r.userId, r.lastSeen));
+      const update = this.stateOf(r.userId, r.lastSeen);
+      this.sent.set(r.userId, update);
+      updates.push(update);
     }
     return updates;
   }
@@ -89,33 +154,86 @@ export class PresenceService {
       if (set?.size === 0) {
         this.watchersOf.delete(id);
         this.sharing.delete(id);
+        this.known.delete(id);
+        this.sent.delete(id);
       }
     }
     this.watching.delete(watcher);
   }
 
-  /** After a user changed sharePresence: watchers see the real state again, or the hidden one. */
+  /** After a user changed sharePresence on this node: every node's watchers see the real state, or the hidden one. */
   async sharingChanged(userId: string, share: boolean): Promise<void> {
+    void this.o.bus.publish({ type: 'sharing', userId, share });
+    await this.applySharing(userId, share);
+  }
+
+  /** After the bus was cut off: the registry and the store say what watchers should see now. */
+  async resync(): Promise<void> {
+    const ids = [...this.watchersOf.keys()];
+    if (ids.length === 0) return;
+    const [records, states] = await Promise.all([this.o.store.getPresence(ids), this.o.registry.states(ids)]);
+    for (const r of records) {
+      if (!this.watchersOf.has(r.userId)) continue;
+      this.sharing.set(r.userId, r.sharePresence);
+      const state = states.get(r.userId);
+      if (state) this.known.set(r.userId, state);
+      else if (this.known.get(r.userId)?.online) this.known.set(r.userId, { online: false, lastSeen: r.lastSeen ?? 0 });
+      this.sendIfChanged(r.userId, this.stateOf(r.userId, r.lastSeen));
+    }
+  }
+
+  /** Resolves when every connect and disconnect reported so far has reached the registry (before closing it). */
+  async idle(): Promise<void> {
+    while (this.queues.size > 0) await Promise.all(this.queues.values());
+  }
+
+  private serialize(userId: string, step: () => Promise<void>): void {
+    const previous = this.queues.get(userId) ?? Promise.resolve();
+    const next = previous.then(step).catch(this.o.onError);
+    this.queues.set(userId, next);
+    void next.then(() => {
+      if (this.queues.get(userId) === next) this.queues.delete(userId);
+    });
+  }
+
+  /** A transition seen on this node: persisted, told to the other nodes, applied here. */
+  private transition(update: PresenceUpdate & { lastSeen: number }): void {
+    this.o.lastSeen.seen(update.userId, update.lastSeen);
+    void this.o.bus.publish({ type: 'presence', update });
+    this.apply(update);
+  }
+
+  private apply(update: PresenceUpdate): void {
+    if (!this.watchersOf.has(update.userId)) return;
+    this.known.set(update.userId, { online: update.online, lastSeen: update.lastSeen ?? 0 });
+    if (this.sharing.get(update.userId) !== true) return;
+    this.sendIfChanged(update.userId, this.stateOf(update.userId, null));
+  }
+
+  private async applySharing(userId: string, share: boolean): Promise<void> {
     if (!this.watchersOf.has(userId)) return;
-    const stored = share && !this.users.has(userId) ? await this.store.getPresence([userId]) : [];
+    const stored = share && !this.known.has(userId) ? await this.o.store.getPresence([userId]) : [];
     if (!this.watchersOf.has(userId)) return;
     this.sharing.set(userId, share);
-    const update = this.stateOf(userId, stored[0]?.lastSeen ?? null);
+    this.send(userId, this.stateOf(userId, stored[0]?.lastSeen ?? null));
+  }
+
+  private sendIfChanged(userId: string, update: PresenceUpdate): void {
+    const last = this.sent.get(userId);
+    if (last && last.online === update.online && last.lastSeen === update.lastSeen) return;
+    this.send(userId, update);
+  }
+
+  private send(userId: string, update: PresenceUpdate): void {
+    this.sent.set(userId, update);
     for (const w of this.watchersOf.get(userId) ?? []) w.send(update);
   }
 
-  private notify(userId: string): void {
-    const watchers = this.watchersOf.get(userId);
-    if (!watchers || this.sharing.get(userId) !== true) return;
-    const update = this.stateOf(userId, null);
-    for (const w of watchers) w.send(update);
-  }
-
-  /** What watchers may see of a user; `storedLastSeen` is used when this process has not seen the user. */
+  /** What watchers may see of a user; `storedLastSeen` is used when no node has reported the user. */
   private stateOf(userId: string, storedLastSeen: number | null): PresenceUpdate {
     if (this.sharing.get(userId) !== true) return { userId, online: false, lastSeen: null };
-    const state = this.users.get(userId);
+    const state = this.known.get(userId);
     if (!state) return { userId, online: false, lastSeen: storedLastSeen };
-    return { userId, online: state.connections > 0, lastSeen: state.lastSeen };
+    return { userId, online: state.online, lastSeen: state.lastSeen };
   }
 }

@@ -1,7 +1,32 @@
-// In-process rate limits: failed sign-ins per key in a sliding window, and token buckets for socket events.
+// Rate limits: failed sign-ins per key in a sliding window, and token buckets for socket events. The classes here
+// keep their counts in this process; with REDIS_URL the relay shares them through Redis (cluster/redis-limits.ts),
+// falling back to these while Redis is unreachable.
+
+/** One admitted sign-in attempt: exactly one of fail() or succeed() follows. */
+export interface SigninSlot {
+  fail(now: number): void;
+  succeed(): void;
+}
+
+export type SigninAdmission = { ok: true; slot: SigninSlot } | { ok: false; retryAfterSeconds: number };
+
+/** Failed sign-ins per key (username + address); attempts in flight count as failures. */
+export interface SigninLimiter {
+  /** Reserves an attempt before any expensive check, or answers how many seconds to wait. */
+  admit(key: string, now: number): Promise<SigninAdmission>;
+  /** Forgets windows that have passed (called by the periodic sweep). */
+  prune(now: number): void;
+}
+
+/** Token buckets per key (a device): every socket event takes one token. */
+export interface EventLimiter {
+  /** Takes one token; false when the bucket is empty. */
+  take(key: string, now: number): boolean | Promise<boolean>;
+  prune(now: number): void;
+}
 
 /** Counts failures per key (username + address) in a sliding window; attempts in flight count as failures. */
-export class FailureLimiter {
+export class FailureLimiter implements SigninLimiter {
   private readonly failures = new Map<string, number[]>();
   private readonly inFlight = new Map<string, number>();
 
@@ -24,6 +49,15 @@ export class FailureLimiter {
     }
     this.inFlight.set(key, pending + 1);
     return { ok: true };
+  }
+
+  admit(key: string, now: number): Promise<SigninAdmission> {
+    const begun = this.begin(key, now);
+    if (!begun.ok) return Promise.resolve(begun);
+    return Promise.resolve({
+      ok: true,
+      slot: { fail: (at: number) => this.fail(key, at), succeed: () => this.succeed(key) },
+    });
   }
 
   fail(key: string, now: number): void {
@@ -60,7 +94,7 @@ export class FailureLimiter {
 }
 
 /** One token bucket per key: `burst` tokens, refilled at `perSecond`. */
-export class TokenBuckets {
+export class TokenBuckets implements EventLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(

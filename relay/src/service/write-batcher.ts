@@ -14,8 +14,12 @@ export interface WriteBatcherOptions {
   store: Store;
   now: () => number;
   log: Logger;
-  /** Called with every entry a commit stored, in seq order, before any sender is answered. */
-  onCommitted: (entries: MailboxEntry[]) => void;
+  /**
+   * Called with every entry a commit stored, in seq order, before any sender is answered; a returned promise
+   * (telling the other relay nodes) is awaited first, at most `committedWaitMs`.
+   */
+  onCommitted: (entries: MailboxEntry[]) => unknown;
+  committedWaitMs?: number;
   /** Sends per transaction; more wait for the next one. */
   maxSends?: number;
 }
@@ -119,7 +123,8 @@ export class WriteBatcher {
       for (const outcome of outcomes) if (outcome.status === 'stored') stored.push(...outcome.entries);
       if (stored.length > 0) {
         try {
-          this.o.onCommitted(stored);
+          const told = this.o.onCommitted(stored);
+          if (told instanceof Promise) await waitAtMost(told, this.o.committedWaitMs ?? 1000);
         } catch (err) {
           this.o.log.error({ err }, 'delivery after commit failed');
         }
@@ -131,4 +136,14 @@ export class WriteBatcher {
       });
     }
   }
+}
+
+/** Waits for `promise`, but no longer than `ms`: the commit is durable either way, and nodes that missed it resync. */
+async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
 }

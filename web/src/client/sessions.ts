@@ -181,7 +181,10 @@ export class Sessions {
     let sessions = await this.#load(peerUserId);
     const last = this.#checked.get(peerUserId);
     const stale = last === undefined || this.#now() - last >= this.#checkEveryMs;
-    if (!existingOnly && (sessions.length === 0 || stale)) {
+    // Our own account often has no other device: "no session" is then the normal state, not a reason to fetch
+    // the device list (and spend one-time prekeys) on every send; the staleness check still finds new devices.
+    const self = peerUserId === this.#me.userId;
+    if (!existingOnly && ((sessions.length === 0 && !self) || stale)) {
       sessions = await this.#refreshDevices(peerUserId, sessions, batch);
     }
     const envelopes: { to: string; body: Uint8Array }[] = [];

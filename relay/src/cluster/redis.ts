@@ -1,0 +1,222 @@
+// REDIS_URL: what relay nodes share through Redis — Socket.IO's Redis streams adapter (rooms across nodes, e.g. the
+// sockets of a revoked session), the cluster bus (committed entries, ephemeral messages, resync requests and
+// presence changes, over pub/sub), presence, and the rate limits. Redis carries no state that a message depends
+// on: every acknowledged message is in the store, and after an outage each node resyncs its connections from there.
+import { deserialize, serialize } from 'node:v8';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import type { Logger } from 'pino';
+import { redactUrl } from '../log.js';
+import { createClient } from 'redis';
+import type { ServerOptions } from 'socket.io';
+import type { EventLimiter, SigninLimiter } from '../service/rate-limit.js';
+import type { ClusterBus, ClusterEvent } from './bus.js';
+import { RedisEventLimiter, RedisSigninLimiter } from './redis-limits.js';
+import { RedisPresenceRegistry } from './redis-presence.js';
+import type { RedisClient } from './scripts.js';
+
+const CHANNEL = 'wc:cluster';
+
+export interface RedisClusterOptions {
+  url: string;
+  log: Logger;
+  now: () => number;
+  /** How long to wait for Redis at start before giving up. */
+  connectTimeoutMs?: number;
+  /** A node whose presence heartbeat is this old is taken for dead. */
+  nodeTimeoutMs: number;
+  signin: { maxFailures: number; windowMs: number };
+  events: { burst: number; perSecond: number };
+}
+
+export interface RedisCluster {
+  bus: RedisBus;
+  registry: RedisPresenceRegistry;
+  /** Where the registry reports transitions it finds itself (reaped nodes, users back after an outage). */
+  onPresenceTransition(handler: (userId: string, online: boolean, at: number) => void): void;
+  signinLimiter: SigninLimiter;
+  eventLimiter: EventLimiter;
+  adapter: ServerOptions['adapter'];
+  close(): Promise<void>;
+}
+
+async function connectWithin(client: RedisClient, url: string, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`cannot reach Redis at ${redactUrl(url)} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    await Promise.race([client.connect(), timedOut]);
+  } catch (err) {
+    client.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Envelope {
+  from: string;
+  event: ClusterEvent;
+}
+
+/** The cluster bus over Redis pub/sub; `onResume` fires once the subscription is back after a cut. */
+export class RedisBus implements ClusterBus {
+  readonly kind = 'redis' as const;
+  private readonly handlers: ((event: ClusterEvent) => void)[] = [];
+  private readonly resumeHandlers: (() => void)[] = [];
+  /** Events were lost on the way out: once the publisher is back, every node is asked to resync. */
+  private owesResume = false;
+
+  constructor(
+    private readonly publisher: RedisClient,
+    private readonly nodeId: string,
+    private readonly log: Logger,
+  ) {
+    publisher.on('ready', () => {
+      if (!this.owesResume) return;
+      this.owesResume = false;
+      void this.publish({ type: 'resume' });
+    });
+  }
+
+  async publish(event: ClusterEvent): Promise<void> {
+    if (!this.publisher.isReady) {
+      this.owesResume = true; // lost: the receivers resync when the bus is back
+      return;
+    }
+    try {
+      await this.publisher.publish(CHANNEL, serialize({ from: this.nodeId, event } satisfies Envelope));
+    } catch (err) {
+      this.owesResume = true;
+      this.log.warn({ err, type: event.type }, 'cluster event not published');
+    }
+  }
+
+  onEvent(handler: (event: ClusterEvent) => void): void {
+    this.handlers.push(handler);
+  }
+
+  onResume(handler: () => void): void {
+    this.resumeHandlers.push(handler);
+  }
+
+  /** A message from the channel (v8-serialized: every node runs the same relay build). */
+  receive(message: Buffer): void {
+    let envelope: Envelope;
+    try {
+      envelope = deserialize(message) as Envelope;
+    } catch (err) {
+      this.log.warn({ err }, 'unreadable cluster event');
+      return;
+    }
+    if (envelope.from === this.nodeId) return;
+    if (envelope.event.type === 'resume') {
+      this.resumed();
+      return;
+    }
+    for (const handler of this.handlers) {
+      try {
+        handler(envelope.event);
+      } catch (err) {
+        this.log.error({ err, type: envelope.event.type }, 'cluster event handler failed');
+      }
+    }
+  }
+
+  resumed(): void {
+    for (const handler of this.resumeHandlers) {
+      try {
+        handler();
+      } catch (err) {
+        this.log.error({ err }, 'cluster resume handler failed');
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Connects three clients: commands (scripts, publish; fails fast while Redis is away instead of queueing), the
+ * bus subscriber, and the Socket.IO adapter's client (queues while Redis is away, so the adapter's stream
+ * messages survive a blip). Fails within connectTimeoutMs when Redis does not answer.
+ */
+export async function connectRedisCluster(o: RedisClusterOptions): Promise<RedisCluster> {
+  const timeout = o.connectTimeoutMs ?? 5000;
+  const socket = {
+    connectTimeout: timeout,
+    reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000),
+  };
+  const command = createClient({ url: o.url, disableOfflineQueue: true, socket }) as RedisClient;
+  const subscriber = createClient({ url: o.url, socket }) as RedisClient;
+  const adapterClient = createClient({ url: o.url, socket }) as RedisClient;
+  const clients = [command, subscriber, adapterClient];
+
+  let down = false;
+  const cut = (err?: unknown): void => {
+    if (!down) o.log.warn({ err }, 'Redis connection lost; live fan-out paused, delivery continues from the store');
+    down = true;
+  };
+  for (const client of clients) client.on('error', (err: unknown) => o.log.debug({ err }, 'Redis client error'));
+  subscriber.on('error', cut);
+  subscriber.on('reconnecting', () => cut());
+  command.on('error', cut);
+
+  try {
+    await connectWithin(command, o.url, timeout);
+    await connectWithin(subscriber, o.url, timeout);
+    await connectWithin(adapterClient, o.url, timeout);
+  } catch (err) {
+    for (const client of clients) if (client.isOpen) client.destroy();
+    throw err;
+  }
+
+  let onTransition: (userId: string, online: boolean, at: number) => void = () => undefined;
+  const registry = new RedisPresenceRegistry({
+    client: command,
+    log: o.log,
+    now: o.now,
+    nodeTimeoutMs: o.nodeTimeoutMs,
+    onTransition: (userId, online, at) => onTransition(userId, online, at),
+  });
+  const theBus = new RedisBus(command, registry.nodeId, o.log);
+
+  await subscriber.subscribe(CHANNEL, (message: Buffer) => theBus.receive(message), true);
+  await registry.beat();
+
+  // The subscriber is re-subscribed before it reports ready; then the command client must be back too.
+  subscriber.on('ready', () => {
+    if (!down) return;
+    void (async () => {
+      while (!command.isReady) await new Promise((r) => setTimeout(r, 50));
+      down = false;
+      o.log.info('Redis is back; resyncing presence and mailboxes');
+      await registry.reassert().catch((err: unknown) => o.log.warn({ err }, 'presence reassert failed'));
+      theBus.resumed();
+    })();
+  });
+
+  return {
+    bus: theBus,
+    registry,
+    onPresenceTransition(handler) {
+      onTransition = handler;
+    },
+    signinLimiter: new RedisSigninLimiter(command, o.signin.maxFailures, o.signin.windowMs, o.log),
+    eventLimiter: new RedisEventLimiter(command, o.events.burst, o.events.perSecond),
+    adapter: createAdapter(adapterClient, { blockTimeInMs: 2000 }) as ServerOptions['adapter'],
+    async close() {
+      registry.close();
+      for (const client of clients) {
+        if (!client.isOpen) continue;
+        if (client.isReady) await client.close().catch(() => client.destroy());
+        else client.destroy();
+      }
+    },
+  };
+}

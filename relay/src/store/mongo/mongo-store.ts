@@ -1,0 +1,561 @@
+// The MongoDB Store backend (mongoose), for relays that share one database across nodes. Writes that must be atomic
+// are single-document writes guarded by unique indexes or compare-and-set filters; writes use write concern
+// "majority", so an acknowledged send survives the loss of the primary. Also runs on FerretDB 1.x (no TTL indexes,
+// no transactions): the relay's periodic sweep is the portable expiry, TTL indexes the backstop where they exist.
+import mongoose from 'mongoose';
+import type { Connection } from 'mongoose';
+import type {
+  BundleRecord,
+  Bytes,
+  GroupMemberRecord,
+  GroupRecipientsOutcome,
+  GroupRecord,
+  MailboxEntry,
+  NewAccount,
+  NewSession,
+  OneTimePrekeyRecord,
+  PresenceRecord,
+  RefreshTokenRecord,
+  RotateOutcome,
+  SendOutcome,
+  SessionRecord,
+  SignedPrekeyRecord,
+  Store,
+  SweepCutoffs,
+  SweepResult,
+  UserRecord,
+  WriteBatch,
+} from '../store.js';
+import { MongoMailbox } from './mailbox.js';
+import { TTL_INDEXES, defineModels } from './models.js';
+import type { DeviceDoc, FamilyDoc, GroupDoc, Models, PrekeyDoc, UserDoc } from './models.js';
+import { redactUrl } from '../../log.js';
+import { bytesOf, isDuplicateKey, isNotImplemented, requiredBytes } from './util.js';
+
+export interface MongoStoreOptions {
+  /** mongodb:// or mongodb+srv:// URI; its path names the database (default `weconnect`). */
+  uri: string;
+  /** Overrides the database named by the URI (tests use one per store). */
+  dbName?: string;
+  /** How long a message document may live at most: the longer of mailbox TTL and idempotency window. */
+  retentionDays: number;
+  /** Create TTL indexes (default true). Tests with fixed past times turn them off: the server's clock would expire them. */
+  ttlIndexes?: boolean;
+  /** How long to look for a server before giving up (default 5000 ms). */
+  serverSelectionTimeoutMs?: number;
+}
+
+const toUser = (d: UserDoc): UserRecord => ({
+  userId: d._id,
+  username: d.username,
+  salt: requiredBytes(d.salt),
+  authHash: d.authHash,
+  identityKey: requiredBytes(d.identityKey),
+  sharePresence: d.sharePresence,
+  lastSeen: d.lastSeen ?? null,
+});
+
+const toGroup = (d: GroupDoc): GroupRecord => ({
+  groupId: d._id,
+  version: d.version,
+  members: d.members.map((m) => ({ userId: m.userId, admin: m.admin })),
+});
+
+const signedOf = (d: DeviceDoc): SignedPrekeyRecord | null =>
+  d.signedPrekey
+    ? {
+        keyId: d.signedPrekey.keyId,
+        publicKey: requiredBytes(d.signedPrekey.publicKey),
+        signature: requiredBytes(d.signedPrekey.signature),
+      }
+    : null;
+
+export class MongoStore implements Store {
+  readonly kind = 'mongodb' as const;
+  private closed = false;
+
+  private constructor(
+    private readonly connection: Connection,
+    private readonly m: Models,
+    private readonly mailbox: MongoMailbox,
+    /** Whether the server accepted the TTL indexes (FerretDB 1.x does not: the sweep alone expires). */
+    readonly ttlIndexes: boolean,
+  ) {}
+
+  /** Connects (failing within serverSelectionTimeoutMs when no server answers) and creates the indexes. */
+  static async open(options: MongoStoreOptions): Promise<MongoStore> {
+    const timeout = options.serverSelectionTimeoutMs ?? 5000;
+    const connection = mongoose.createConnection(options.uri, {
+      bufferCommands: false,
+      autoIndex: false,
+      autoCreate: false,
+      serverSelectionTimeoutMS: timeout,
+      writeConcern: { w: 'majority' },
+      ...(options.dbName !== undefined ? { dbName: options.dbName } : {}),
+    });
+    try {
+      await connection.asPromise();
+    } catch (err) {
+      await connection.close().catch(() => undefined);
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new Error(`cannot reach MongoDB at ${redactUrl(options.uri)} within ${timeout} ms: ${reason}`);
+    }
+    try {
+      const models = defineModels(connection);
+      for (const model of Object.values(models)) await model.createIndexes();
+      let ttl = options.ttlIndexes ?? true;
+      if (ttl) {
+        for (const { model, field } of TTL_INDEXES) {
+          try {
+            await models[model].collection.createIndex({ [field]: 1 }, { expireAfterSeconds: 0 });
+          } catch (err) {
+            if (!isNotImplemented(err)) throw err;
+            ttl = false;
+          }
+        }
+      }
+      const mailbox = new MongoMailbox(models, { retentionDays: options.retentionDays });
+      await mailbox.init();
+      return new MongoStore(connection, models, mailbox, ttl);
+    } catch (err) {
+      await connection.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.connection.close();
+  }
+
+  /** Drops this store's database (tests). */
+  async dangerousTestOnlyDropDatabase(): Promise<void> {
+    if (process.env.VITEST === undefined) throw new Error('dangerousTestOnlyDropDatabase is for tests only');
+    await this.connection.dropDatabase();
+  }
+
+  // Accounts -------------------------------------------------------------------------------------------------------
+
+  /**
+   * The device, its keys and the session are written first, under ids nobody knows yet; inserting the user (whose
+   * username is unique) is the commit point. A taken name removes what was written.
+   */
+  async createAccount(a: NewAccount): Promise<'created' | 'username_taken'> {
+    if (await this.m.users.exists({ username: a.username })) return 'username_taken';
+    await this.insertDevice(a.userId, a.deviceId, a.now, a.signedPrekey);
+    if (a.oneTimePrekeys.length > 0) {
+      await this.m.prekeys.insertMany(
+        a.oneTimePrekeys.map((k) => ({ deviceId: a.deviceId, keyId: k.keyId, publicKey: Buffer.from(k.publicKey) })),
+        { ordered: true, lean: true },
+      );
+    }
+    await this.insertFamily(a.userId, a.deviceId, a.session, a.now);
+    try {
+      await this.m.users.create({
+        _id: a.userId,
+        username: a.username,
+        salt: Buffer.from(a.salt),
+        authHash: a.authHash,
+        identityKey: Buffer.from(a.identityKey),
+        sharePresence: true,
+        lastSeen: null,
+        backup: null,
+        createdAt: a.now,
+      });
+      return 'created';
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      await Promise.all([
+        this.m.families.deleteOne({ _id: a.session.familyId }),
+        this.m.prekeys.deleteMany({ deviceId: a.deviceId }),
+        this.m.devices.deleteOne({ _id: a.deviceId }),
+      ]);
+      return 'username_taken';
+    }
+  }
+
+  async findUserByUsername(username: string): Promise<UserRecord | null> {
+    const doc = await this.m.users.findOne({ username }, { backup: 0 }).lean();
+    return doc ? toUser(doc) : null;
+  }
+
+  async getUser(userId: string): Promise<UserRecord | null> {
+    const doc = await this.m.users.findById(userId, { backup: 0 }).lean();
+    return doc ? toUser(doc) : null;
+  }
+
+  async deleteUser(userId: string): Promise<boolean> {
+    const deleted = await this.m.users.deleteOne({ _id: userId });
+    const devices = (await this.m.devices.find({ userId }, { _id: 1 }).lean()).map((d) => d._id);
+    for (const deviceId of devices) {
+      await this.m.messages.updateMany(
+        { to: deviceId },
+        { $unset: { [`entries.${deviceId}`]: '' }, $pull: { to: deviceId } },
+      );
+    }
+    await Promise.all([
+      this.m.prekeys.deleteMany({ deviceId: { $in: devices } }),
+      this.m.families.deleteMany({ userId }),
+      this.m.devices.deleteMany({ userId }),
+    ]);
+    for (const group of await this.m.groups.find({ memberIds: userId }).lean()) {
+      await this.removeMember(group, userId);
+    }
+    return deleted.deletedCount > 0;
+  }
+
+  async searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]> {
+    // A range instead of a regex: the prefix is literal, and every username character sorts below U+007F.
+    const docs = await this.m.users
+      .find({ username: { $gte: prefix, $lt: `${prefix}\u007f` } }, { username: 1 })
+      .sort({ username: 1 })
+      .limit(limit)
+      .lean();
+    return docs.map((d) => ({ userId: d._id, username: d.username }));
+  }
+
+  async findUnknownUsers(userIds: string[]): Promise<string[]> {
+    const unique = [...new Set(userIds)];
+    const found = new Set((await this.m.users.find({ _id: { $in: unique } }, { _id: 1 }).lean()).map((d) => d._id));
+    return unique.filter((id) => !found.has(id));
+  }
+
+  async setSharePresence(userId: string, share: boolean): Promise<void> {
+    await this.m.users.updateOne({ _id: userId }, { $set: { sharePresence: share } });
+  }
+
+  async getPresence(userIds: string[]): Promise<PresenceRecord[]> {
+    const docs = await this.m.users
+      .find({ _id: { $in: [...new Set(userIds)] } }, { sharePresence: 1, lastSeen: 1 })
+      .lean();
+    return docs.map((d) => ({ userId: d._id, sharePresence: d.sharePresence, lastSeen: d.lastSeen ?? null }));
+  }
+
+  async putBackup(userId: string, backup: Bytes): Promise<void> {
+    await this.m.users.updateOne({ _id: userId }, { $set: { backup: Buffer.from(backup) } });
+  }
+
+  async getBackup(userId: string): Promise<Bytes | null> {
+    const doc = await this.m.users.findById(userId, { backup: 1 }).lean();
+    return bytesOf(doc?.backup);
+  }
+
+  // Devices and sessions ---------------------------------------------------------------------------------------------
+
+  async getDeviceOwner(deviceId: string): Promise<string | null> {
+    return (await this.m.devices.findById(deviceId, { userId: 1 }).lean())?.userId ?? null;
+  }
+
+  async findUnknownDevices(deviceIds: string[]): Promise<string[]> {
+    const unique = [...new Set(deviceIds)];
+    const found = new Set((await this.m.devices.find({ _id: { $in: unique } }, { _id: 1 }).lean()).map((d) => d._id));
+    return unique.filter((id) => !found.has(id));
+  }
+
+  async startSession(args: {
+    userId: string;
+    deviceId: string;
+    newDevice: boolean;
+    session: NewSession;
+    now: number;
+  }): Promise<void> {
+    if (args.newDevice) await this.insertDevice(args.userId, args.deviceId, args.now, null);
+    await this.insertFamily(args.userId, args.deviceId, args.session, args.now);
+  }
+
+  async getSession(familyId: string): Promise<SessionRecord | null> {
+    const family = await this.m.families.findById(familyId, { userId: 1, deviceId: 1, revoked: 1 }).lean();
+    if (!family || !(await this.deviceBelongs(family.deviceId, family.userId))) return null;
+    return { familyId, userId: family.userId, deviceId: family.deviceId, revoked: family.revoked };
+  }
+
+  async rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome> {
+    const hash = Buffer.from(tokenHash);
+    const family = await this.familyOfToken(hash);
+    if (!family || family.revoked || !(await this.deviceBelongs(family.deviceId, family.userId))) {
+      return { status: 'invalid' };
+    }
+    if (!requiredBytes(family.token).equals(hash)) return this.revokeReused(family._id);
+    if (family.tokenExpiresAt <= now) return { status: 'invalid' };
+    // Compare-and-set on the live token: of two concurrent refreshes with one token, exactly one rotates.
+    const rotated = await this.m.families.updateOne(
+      { _id: family._id, token: hash, revoked: false },
+      {
+        $set: {
+          token: Buffer.from(next.tokenHash),
+          tokenExpiresAt: next.expiresAt,
+          expireAt: new Date(next.expiresAt),
+        },
+        $push: { spent: { hash, expiresAt: family.tokenExpiresAt } },
+        $min: { spentExpiresFirst: family.tokenExpiresAt },
+      },
+    );
+    if (rotated.modifiedCount === 1) {
+      return {
+        status: 'rotated',
+        session: { familyId: family._id, userId: family.userId, deviceId: family.deviceId, revoked: false },
+      };
+    }
+    const now2 = await this.familyOfToken(hash);
+    if (!now2 || now2.revoked) return { status: 'invalid' };
+    return this.revokeReused(now2._id); // the race was lost: the token is spent now
+  }
+
+  async revokeFamily(familyId: string): Promise<void> {
+    await this.m.families.updateOne({ _id: familyId }, { $set: { revoked: true } });
+  }
+
+  // Prekeys --------------------------------------------------------------------------------------------------------
+
+  /**
+   * Checks the cap, then writes. Without a transaction two uploads of one device that run at the same moment can
+   * both pass the check: the cap can then be exceeded by one upload (at most 100 keys).
+   */
+  async putPrekeys(
+    deviceId: string,
+    keys: { signedPrekey?: SignedPrekeyRecord; oneTimePrekeys?: OneTimePrekeyRecord[] },
+    maxStored: number,
+  ): Promise<'stored' | 'too_many'> {
+    const oneTime = keys.oneTimePrekeys ?? [];
+    if (oneTime.length > 0) {
+      const keyIds = [...new Set(oneTime.map((k) => k.keyId))];
+      const [stored, replaced] = await Promise.all([
+        this.m.prekeys.countDocuments({ deviceId }),
+        this.m.prekeys.countDocuments({ deviceId, keyId: { $in: keyIds } }),
+      ]);
+      if (stored + keyIds.length - replaced > maxStored) return 'too_many';
+    }
+    if (keys.signedPrekey) {
+      const s = keys.signedPrekey;
+      await this.m.devices.updateOne(
+        { _id: deviceId },
+        {
+          $set: {
+            signedPrekey: { keyId: s.keyId, publicKey: Buffer.from(s.publicKey), signature: Buffer.from(s.signature) },
+          },
+        },
+      );
+    }
+    if (oneTime.length > 0) {
+      await this.m.prekeys.bulkWrite(
+        oneTime.map((k) => ({
+          updateOne: {
+            filter: { deviceId, keyId: k.keyId },
+            update: { $set: { publicKey: Buffer.from(k.publicKey) } },
+            upsert: true,
+          },
+        })),
+        { ordered: true },
+      );
+    }
+    return 'stored';
+  }
+
+  async countPrekeys(deviceId: string): Promise<{ oneTimePrekeys: number; signedPrekeyId: number | null }> {
+    const [count, device] = await Promise.all([
+      this.m.prekeys.countDocuments({ deviceId }),
+      this.m.devices.findById(deviceId, { signedPrekey: 1 }).lean(),
+    ]);
+    return { oneTimePrekeys: count, signedPrekeyId: device?.signedPrekey?.keyId ?? null };
+  }
+
+  /** Each device's lowest one-time prekey, claimed by a delete that only one taker can win (handed out once). */
+  async takeBundle(userId: string): Promise<BundleRecord | null> {
+    const user = await this.m.users.findById(userId, { username: 1, identityKey: 1 }).lean();
+    if (!user) return null;
+    const devices = await this.m.devices.find({ userId }).sort({ createdAt: 1, _id: 1 }).lean();
+    const bundle: BundleRecord = {
+      userId,
+      username: user.username,
+      identityKey: requiredBytes(user.identityKey),
+      devices: [],
+    };
+    for (const device of devices) {
+      const signedPrekey = signedOf(device);
+      if (!signedPrekey) continue;
+      const taken = await this.takeOneTimePrekey(device._id);
+      bundle.devices.push({
+        deviceId: device._id,
+        signedPrekey,
+        oneTimePrekey: taken ? { keyId: taken.keyId, publicKey: requiredBytes(taken.publicKey) } : null,
+      });
+    }
+    return bundle;
+  }
+
+  // Groups ---------------------------------------------------------------------------------------------------------
+
+  async createGroup(groupId: string, members: GroupMemberRecord[], now: number): Promise<GroupRecord> {
+    const doc: GroupDoc = {
+      _id: groupId,
+      version: 1,
+      members: members.map((m) => ({ userId: m.userId, admin: m.admin })),
+      memberIds: members.map((m) => m.userId),
+      createdAt: now,
+    };
+    await this.m.groups.create(doc);
+    return toGroup(doc);
+  }
+
+  async getGroup(groupId: string): Promise<GroupRecord | null> {
+    const doc = await this.m.groups.findById(groupId).lean();
+    return doc ? toGroup(doc) : null;
+  }
+
+  async listGroups(userId: string): Promise<GroupRecord[]> {
+    const docs = await this.m.groups.find({ memberIds: userId }).sort({ createdAt: 1, _id: 1 }).lean();
+    return docs.map(toGroup);
+  }
+
+  async replaceGroupMembers(
+    groupId: string,
+    expectedVersion: number,
+    members: GroupMemberRecord[],
+    _now: number,
+  ): Promise<boolean> {
+    if (members.length === 0) {
+      return (await this.m.groups.deleteOne({ _id: groupId, version: expectedVersion })).deletedCount === 1;
+    }
+    const res = await this.m.groups.updateOne(
+      { _id: groupId, version: expectedVersion },
+      {
+        $set: {
+          version: expectedVersion + 1,
+          members: members.map((m) => ({ userId: m.userId, admin: m.admin })),
+          memberIds: members.map((m) => m.userId),
+        },
+      },
+    );
+    return res.matchedCount === 1;
+  }
+
+  groupRecipients(groupId: string, senderUserId: string, senderDeviceId: string): Promise<GroupRecipientsOutcome> {
+    return this.mailbox.groupRecipients(groupId, senderUserId, senderDeviceId);
+  }
+
+  // Mailbox --------------------------------------------------------------------------------------------------------
+
+  /**
+   * Not one transaction: each stored send is one atomic insert (its idempotency key and every entry), acks and
+   * last-seen times are idempotent updates. A failure part-way leaves every send either wholly stored or absent;
+   * the batch then rejects and its senders, unanswered, send again (a duplicate answers the first ts).
+   */
+  applyWrites(batch: WriteBatch, now: number): Promise<SendOutcome[]> {
+    return this.mailbox.apply(batch, now);
+  }
+
+  fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number): Promise<MailboxEntry[]> {
+    return this.mailbox.fetch(deviceId, afterSeq, limit, maxBytes);
+  }
+
+  countMailbox(deviceId: string): Promise<number> {
+    return this.mailbox.count(deviceId);
+  }
+
+  async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
+    const { mailbox, sent } = await this.mailbox.sweep(cutoffs);
+    return { mailbox, sent, refreshTokens: await this.sweepRefreshTokens(cutoffs.now) };
+  }
+
+  // Helpers --------------------------------------------------------------------------------------------------------
+
+  private async insertDevice(
+    userId: string,
+    deviceId: string,
+    now: number,
+    signed: SignedPrekeyRecord | null,
+  ): Promise<void> {
+    await this.m.devices.create({
+      _id: deviceId,
+      userId,
+      signedPrekey: signed
+        ? { keyId: signed.keyId, publicKey: Buffer.from(signed.publicKey), signature: Buffer.from(signed.signature) }
+        : null,
+      createdAt: now,
+    });
+  }
+
+  private async insertFamily(userId: string, deviceId: string, session: NewSession, now: number): Promise<void> {
+    await this.m.families.create({
+      _id: session.familyId,
+      userId,
+      deviceId,
+      revoked: false,
+      token: Buffer.from(session.refresh.tokenHash),
+      tokenExpiresAt: session.refresh.expiresAt,
+      spent: [],
+      spentExpiresFirst: null,
+      expireAt: new Date(session.refresh.expiresAt),
+      createdAt: now,
+    });
+  }
+
+  /**
+   * Claims the lowest unused one-time prekey: the taker whose deleteOne removed the document owns it. Not
+   * findOneAndDelete: FerretDB 1.x runs it as a read and a delete, and hands one key to several concurrent callers
+   * (measured here); a deleteOne counts once on MongoDB and on FerretDB alike.
+   */
+  private async takeOneTimePrekey(deviceId: string): Promise<PrekeyDoc | null> {
+    for (;;) {
+      const candidates = await this.m.prekeys.find({ deviceId }).sort({ keyId: 1 }).limit(8).lean();
+      if (candidates.length === 0) return null;
+      for (const candidate of candidates) {
+        if ((await this.m.prekeys.deleteOne({ _id: candidate._id })).deletedCount === 1) return candidate;
+      }
+      // Every candidate went to a concurrent taker: look again.
+    }
+  }
+
+  private async deviceBelongs(deviceId: string, userId: string): Promise<boolean> {
+    return (await this.m.devices.exists({ _id: deviceId, userId })) !== null;
+  }
+
+  private familyOfToken(hash: Buffer): Promise<FamilyDoc | null> {
+    return this.m.families.findOne({ $or: [{ token: hash }, { 'spent.hash': hash }] }).lean();
+  }
+
+  private async revokeReused(familyId: string): Promise<RotateOutcome> {
+    await this.m.families.updateOne({ _id: familyId }, { $set: { revoked: true } });
+    return { status: 'reused', familyId };
+  }
+
+  /** Families whose live token expired go whole; spent tokens that expired leave their family. */
+  private async sweepRefreshTokens(now: number): Promise<number> {
+    let removed = 0;
+    const expired = await this.m.families.find({ tokenExpiresAt: { $lt: now } }, { spent: 1 }).lean();
+    for (const family of expired) {
+      const res = await this.m.families.deleteOne({ _id: family._id, tokenExpiresAt: { $lt: now } });
+      if (res.deletedCount === 1) removed += 1 + family.spent.length;
+    }
+    const partly = await this.m.families.find({ spentExpiresFirst: { $lt: now } }, { token: 1, spent: 1 }).lean();
+    for (const family of partly) {
+      const keep = family.spent.filter((s) => s.expiresAt >= now);
+      const first = keep.reduce<number | null>(
+        (min, s) => (min === null || s.expiresAt < min ? s.expiresAt : min),
+        null,
+      );
+      // Guarded by the live token: a rotation in between makes this a no-op until the next sweep.
+      const res = await this.m.families.updateOne(
+        { _id: family._id, token: family.token },
+        { $set: { spent: keep, spentExpiresFirst: first } },
+      );
+      if (res.modifiedCount === 1) removed += family.spent.length - keep.length;
+    }
+    return removed;
+  }
+
+  /** Removes a member with compare-and-set on the version (a deleted user leaves every group). */
+  private async removeMember(group: GroupDoc, userId: string): Promise<void> {
+    let current: GroupDoc | null = group;
+    for (let attempt = 0; current && attempt < 10; attempt++) {
+      const members = current.members.filter((m) => m.userId !== userId); // as SQLite's cascade: nothing else
+      const res = await this.m.groups.updateOne(
+        { _id: current._id, version: current.version },
+        { $set: { version: current.version + 1, members, memberIds: members.map((m) => m.userId) } },
+      );
+      if (res.matchedCount === 1) return;
+      current = await this.m.groups.findById(current._id).lean();
+    }
+  }
+}

@@ -1,0 +1,146 @@
+// Delivery when relay nodes commit concurrently: an entry with an older seq that is committed (or reaches this node)
+// after a newer one was sent still arrives, and a resync sends whatever the store holds that a connection missed.
+// Runs on a real SQLite store; the device link is a recording stand-in for a socket (it acks every batch).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalBus } from '../src/cluster/bus.js';
+import type { DeliveredMessage } from '../src/protocol.js';
+import { Delivery } from '../src/service/delivery.js';
+import type { DeviceLink } from '../src/service/delivery.js';
+import { WriteBatcher } from '../src/service/write-batcher.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { MailboxEntry } from '../src/store/store.js';
+import { waitFor } from './helpers.js';
+import { T0, newAccount } from './store.contract.js';
+
+/** A real store whose mailbox reads can leave out given seqs, as if their commits were not visible yet. */
+class LaggingStore extends SqliteStore {
+  hidden = new Set<number>();
+  override async fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number) {
+    const entries = await super.fetchMailbox(deviceId, afterSeq, limit, maxBytes);
+    return entries.filter((e) => !this.hidden.has(e.seq));
+  }
+}
+
+let dir: string;
+let store: LaggingStore;
+let batcher: WriteBatcher;
+let delivery: Delivery;
+const alice = newAccount('alice');
+const bob = newAccount('bob');
+const log = pino({ level: 'silent' });
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'weconnect-delivery-'));
+  store = new LaggingStore({ file: join(dir, 'db') });
+  await store.createAccount(alice);
+  await store.createAccount(bob);
+  batcher = new WriteBatcher({ store, now: () => T0, log, onCommitted: () => undefined });
+  delivery = new Delivery({ store, writes: batcher, bus: new LocalBus(), log, ackTimeoutMs: 1000 });
+});
+afterEach(async () => {
+  await batcher.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Stores sends to bob without offering them (as another node's commit would be). */
+async function storeForBob(...ids: string[]): Promise<MailboxEntry[]> {
+  const outcomes = await store.applyWrites(
+    {
+      sends: ids.map((id) => ({
+        senderUserId: alice.userId,
+        senderDeviceId: alice.deviceId,
+        id,
+        target: { kind: 'direct' as const, envelopes: [{ to: bob.deviceId, body: Buffer.from(id) }] },
+      })),
+      acks: [],
+      lastSeen: [],
+    },
+    T0,
+  );
+  return outcomes.flatMap((o) => (o.status === 'stored' ? o.entries : []));
+}
+
+/** A link that records and acknowledges every batch; `gate` holds the first mailbox batch until released. */
+function recordingLink(): DeviceLink & { received: DeliveredMessage[]; release(): void; held: Promise<void> } {
+  let release = (): void => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let first = true;
+  const link = {
+    deviceId: bob.deviceId,
+    received: [] as DeliveredMessage[],
+    held,
+    release,
+    async send(batch: DeliveredMessage[]) {
+      link.received.push(...batch);
+      if (first) {
+        first = false;
+        await held;
+      }
+      return true;
+    },
+  };
+  return link;
+}
+
+const ids = (messages: DeliveredMessage[]) => messages.map((m) => m.id);
+
+describe('delivery with concurrent committers', () => {
+  it('pushes a live entry whose seq is older than one already sent', async () => {
+    const link = recordingLink();
+    link.release();
+    delivery.attach(link);
+    await new Promise((r) => setTimeout(r, 50)); // the empty mailbox is read: live now
+    const [older, newer] = await storeForBob('older', 'newer');
+    delivery.committed([newer as MailboxEntry]);
+    delivery.committed([older as MailboxEntry]); // another node's commit, arriving late
+    await waitFor(() => link.received.length === 2, 2000, 'both entries');
+    expect(ids(link.received)).toEqual(['newer', 'older']);
+  });
+
+  it('sends an older entry committed while the mailbox was being sent, once, after the mailbox', async () => {
+    const [late, first, second] = await storeForBob('late', 'first', 'second');
+    store.hidden.add(late?.seq ?? -1); // its commit is not visible when the mailbox is read
+    const link = recordingLink();
+    delivery.attach(link);
+    await waitFor(() => link.received.length === 2, 2000, 'the visible mailbox');
+    store.hidden.clear();
+    delivery.committed([late as MailboxEntry]); // held: the connection is not live yet
+    link.release();
+    await waitFor(() => link.received.length === 3, 2000, 'the late entry');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ids(link.received)).toEqual(['first', 'second', 'late']);
+    expect([first?.seq, second?.seq].every((s) => (s ?? 0) > (late?.seq ?? Infinity))).toBe(true);
+    await batcher.idle();
+    expect(await store.countMailbox(bob.deviceId)).toBe(0);
+  });
+
+  it('does not send again what the mailbox already delivered when its commit is also offered', async () => {
+    const link = recordingLink();
+    delivery.attach(link);
+    const [entry] = await storeForBob('both-ways');
+    delivery.committed([entry as MailboxEntry]); // held, and also read from the store
+    link.release();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(ids(link.received)).toEqual(['both-ways']);
+  });
+
+  it('resyncs a live connection from the store when a push was lost', async () => {
+    const link = recordingLink();
+    link.release();
+    delivery.attach(link);
+    await new Promise((r) => setTimeout(r, 50));
+    await storeForBob('lost-1', 'lost-2'); // committed elsewhere; its push never came
+    expect(link.received).toEqual([]);
+    delivery.resync([bob.deviceId]);
+    await waitFor(() => link.received.length === 2, 2000, 'the resynced entries');
+    expect(ids(link.received)).toEqual(['lost-1', 'lost-2']);
+    delivery.resync([bob.deviceId]); // acknowledged and deleted: nothing more
+    await new Promise((r) => setTimeout(r, 100));
+    expect(link.received).toHaveLength(2);
+  });
+});

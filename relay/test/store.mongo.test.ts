@@ -1,0 +1,188 @@
+// The store contract on a MongoDB-wire server (FerretDB spawned here, or MONGODB_URI_TEST), plus what only the
+// MongoDB backend has to prove: idempotency across two store instances (two relay nodes), expiry documents, the
+// durable write concern, and failing fast without a server.
+import { randomBytes } from 'node:crypto';
+import type mongoose from 'mongoose';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MongoStore } from '../src/store/mongo/mongo-store.js';
+import type { SendRequest } from '../src/store/store.js';
+import { freePort, startMongo } from './services.js';
+import type { Service } from './services.js';
+import { T0, newAccount, runStoreContract } from './store.contract.js';
+
+const started = await startMongo();
+const mongo: Service | null = 'service' in started ? started.service : null;
+if (!mongo) console.warn(`[store.mongo] skipped: ${'skip' in started ? started.skip : ''}`);
+
+const stores: MongoStore[] = [];
+async function openStore(dbName = `contract_${randomBytes(6).toString('hex')}`): Promise<MongoStore> {
+  if (!mongo) throw new Error('no server');
+  // The contract writes at fixed times in 2023: a TTL monitor on the server's clock would expire them mid-test.
+  const store = await MongoStore.open({ uri: mongo.url, dbName, retentionDays: 30, ttlIndexes: false });
+  stores.push(store);
+  return store;
+}
+
+afterAll(async () => {
+  for (const store of stores) {
+    await store.dangerousTestOnlyDropDatabase().catch(() => undefined);
+    await store.close();
+  }
+  await mongo?.stop();
+});
+
+describe.skipIf(!mongo)('MongoDB store', () => {
+  runStoreContract('MongoDB', () => openStore());
+
+  describe('the MongoDB backend', () => {
+    const send = (sender: ReturnType<typeof newAccount>, id: string, to: string): SendRequest => ({
+      senderUserId: sender.userId,
+      senderDeviceId: sender.deviceId,
+      id,
+      target: { kind: 'direct', envelopes: [{ to, body: Buffer.from(id) }] },
+    });
+
+    it('enforces idempotency in the database: two stores (two relay nodes) racing one id store it once', async () => {
+      const dbName = `race_${randomBytes(6).toString('hex')}`;
+      const one = await openStore(dbName);
+      const two = await openStore(dbName);
+      const alice = newAccount('alice');
+      const bob = newAccount('bob');
+      await one.createAccount(alice);
+      await one.createAccount(bob);
+      for (let round = 0; round < 5; round++) {
+        const id = `race${round}`;
+        const [a, b] = await Promise.all([
+          one.applyWrites({ sends: [send(alice, id, bob.deviceId)], acks: [], lastSeen: [] }, T0 + round * 10),
+          two.applyWrites({ sends: [send(alice, id, bob.deviceId)], acks: [], lastSeen: [] }, T0 + round * 10 + 1),
+        ]);
+        const statuses = [a?.[0]?.status, b?.[0]?.status].sort();
+        expect(statuses).toEqual(['duplicate', 'stored']);
+        const stored = [a?.[0], b?.[0]].find((o) => o?.status === 'stored');
+        const dup = [a?.[0], b?.[0]].find((o) => o?.status === 'duplicate');
+        expect(dup).toEqual({ status: 'duplicate', ts: stored?.status === 'stored' ? stored.ts : -1 });
+      }
+      expect(await one.countMailbox(bob.deviceId)).toBe(5);
+      expect(await two.countMailbox(bob.deviceId)).toBe(5);
+    });
+
+    it('numbers concurrent sends of two stores uniquely: every send stored once, every seq distinct', async () => {
+      const dbName = `number_${randomBytes(6).toString('hex')}`;
+      const one = await openStore(dbName);
+      const two = await openStore(dbName);
+      const alice = newAccount('alice');
+      const bob = newAccount('bob');
+      await one.createAccount(alice);
+      await one.createAccount(bob);
+      // Each node's write batcher commits one batch at a time; the two nodes run side by side.
+      const node = async (store: MongoStore, from: number) => {
+        const outcomes = [];
+        for (let i = from; i < 30; i += 2) {
+          const batch = { sends: [send(alice, `n${i}`, bob.deviceId), send(bob, `n${i}`, alice.deviceId)] };
+          outcomes.push(...(await store.applyWrites({ ...batch, acks: [], lastSeen: [] }, T0 + i)));
+        }
+        return outcomes;
+      };
+      const stored = (await Promise.all([node(one, 0), node(two, 1)])).flat();
+      expect(stored.every((o) => o.status === 'stored')).toBe(true);
+      const seqs = stored.flatMap((o) => (o.status === 'stored' ? o.entries.map((e) => e.seq) : []));
+      expect(new Set(seqs).size).toBe(60);
+      const mailbox = await two.fetchMailbox(bob.deviceId, 0, 100, 1 << 20);
+      expect(mailbox.map((e) => e.id).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `n${i}`).sort());
+    });
+
+    it('hands a one-time prekey to exactly one of many concurrent bundle fetches', async () => {
+      const dbName = `bundle_${randomBytes(6).toString('hex')}`;
+      const one = await openStore(dbName);
+      const two = await openStore(dbName);
+      const bob = newAccount('bob', {
+        oneTimePrekeys: Array.from({ length: 5 }, (_, i) => ({ keyId: i + 1, publicKey: randomBytes(32) })),
+      });
+      await one.createAccount(bob);
+      const bundles = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? one : two).takeBundle(bob.userId)),
+      );
+      const handed = bundles.map((b) => b?.devices[0]?.oneTimePrekey?.keyId).filter((k) => k !== undefined);
+      expect(handed.sort()).toEqual([1, 2, 3, 4, 5]);
+    });
+
+    it('keeps a fully acknowledged message as a bodiless idempotency record', async () => {
+      const store = await openStore();
+      const alice = newAccount('alice');
+      const bob = newAccount('bob');
+      await store.createAccount(alice);
+      await store.createAccount(bob);
+      const group = randomBytes(16).toString('base64url');
+      await store.createGroup(
+        group,
+        [
+          { userId: alice.userId, admin: true },
+          { userId: bob.userId, admin: false },
+        ],
+        T0,
+      );
+      const groupSend: SendRequest = {
+        senderUserId: alice.userId,
+        senderDeviceId: alice.deviceId,
+        id: 'g',
+        target: { kind: 'group', groupId: group, body: Buffer.from('group body') },
+      };
+      const [outcome] = await store.applyWrites({ sends: [groupSend], acks: [], lastSeen: [] }, T0);
+      expect(outcome?.status).toBe('stored');
+      const seqs = outcome?.status === 'stored' ? outcome.entries.map((e) => e.seq) : [];
+      await store.applyWrites({ sends: [], acks: [{ deviceId: bob.deviceId, seqs }], lastSeen: [] }, T0);
+      expect(await store.countMailbox(bob.deviceId)).toBe(0);
+      const raw = await rawMessage(store, 'g');
+      expect(raw).toMatchObject({ to: [], entries: {} });
+      expect(raw?.body ?? null).toBeNull();
+      expect(await store.applyWrites({ sends: [groupSend], acks: [], lastSeen: [] }, T0 + 5)).toEqual([
+        { status: 'duplicate', ts: T0 },
+      ]);
+    });
+
+    it('stamps each message with the expiry a TTL index acts on, where the server has TTL indexes', async () => {
+      const store = await MongoStore.open({
+        uri: mongo?.url ?? '',
+        dbName: `ttl_${randomBytes(6).toString('hex')}`,
+        retentionDays: 30,
+      });
+      stores.push(store);
+      const alice = newAccount('alice');
+      await store.createAccount(alice);
+      const now = Date.now();
+      await store.applyWrites({ sends: [send(alice, 'ttl', alice.deviceId)], acks: [], lastSeen: [] }, now);
+      const raw = await rawMessage(store, 'ttl');
+      expect((raw?.expireAt as Date).getTime()).toBe(now + 30 * 24 * 3600 * 1000);
+      const indexes = await collection(store, 'messages').listIndexes().toArray();
+      const ttl = indexes.find((i) => i.expireAfterSeconds !== undefined);
+      if (store.ttlIndexes) expect(ttl).toMatchObject({ key: { expireAt: 1 }, expireAfterSeconds: 0 });
+      else expect(ttl).toBeUndefined(); // FerretDB 1.x: the relay's sweep is the only expiry
+    });
+  });
+});
+
+describe('MongoStore.open without a server', () => {
+  it('fails within the server-selection timeout with a message naming the URI but not the password', async () => {
+    const port = await freePort(); // nothing listens there
+    const started = Date.now();
+    const opening = MongoStore.open({
+      uri: `mongodb://relay:s3cret@127.0.0.1:${port}/weconnect`,
+      retentionDays: 30,
+      serverSelectionTimeoutMs: 1500,
+    });
+    await expect(opening).rejects.toThrow(
+      /cannot reach MongoDB at mongodb:\/\/relay:\*\*\*@127\.0\.0\.1:\d+\/weconnect/,
+    );
+    await opening.catch((err: Error) => expect(err.message).not.toContain('s3cret'));
+    expect(Date.now() - started).toBeLessThan(6000);
+  });
+});
+
+// Raw reads, to look at what the backend stored.
+function collection(store: MongoStore, name: string): mongoose.mongo.Collection {
+  return (store as unknown as { connection: mongoose.Connection }).connection.db!.collection(name);
+}
+
+function rawMessage(store: MongoStore, id: string) {
+  return collection(store, 'messages').findOne({ key: { $regex: `:${id}$` } });
+}
