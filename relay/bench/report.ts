@@ -261,7 +261,7 @@ export function renderReport(input: ReportInput): string {
     busyBackground > 0.3
       ? `**Background load**: other processes used a median ${fmt(busyBackground, 2)} of the ${machine.cores} ` +
         'cores during the windows: measured throughput and latency are depressed and noisy; the per-delivery costs ' +
-        '(and their ratios) hold up better, the main-thread figure best.'
+        '(and their ratios) hold up better. Rerun on a quiet machine before quoting absolute figures.'
       : `Background load was low (median ${fmt(busyBackground, 2)} cores used by other processes).`;
 
   const loadgenLimited =
@@ -315,7 +315,7 @@ messages of the window still undelivered ${settings.drainMs / 1000} s after it a
 - Main-thread µs/delivery: the event-loop thread's time on a CPU plus its time blocked in synchronous calls (SQLite's
   fsync, for instance), without the time it waited for a CPU other processes held (Linux schedstat). A Node server
   saturates when its one event loop does, so 1e6 ÷ this is its capacity in deliveries/s on an uncontended core,
-  and the ratio of this figure is the capacity ratio, robust to background load.
+  and the ratio of this figure is the capacity ratio, much less sensitive to background load than throughput.
 - Loop busy = on CPU + waiting for a CPU + blocked (shares of the window, from \`eventLoopUtilization\` and schedstat).
   Blocked is derived as loop busy − on CPU − waiting, so it is a lower bound: a wait for the CPU right after a
   wake-up from idle counts in schedstat but not in the loop's busy time. With little background load it is exact

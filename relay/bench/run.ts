@@ -196,7 +196,7 @@ async function runServer(
   }
 }
 
-export function describe(workload: Workload): string {
+function describe(workload: Workload): string {
   return workload.kind === 'closed' ? `closed K=${workload.inFlightPerSender}` : `open ${workload.ratePerSec}/s`;
 }
 
