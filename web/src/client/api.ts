@@ -5,7 +5,13 @@ import type { z } from 'zod';
 import { ClientError, type ClientErrorCode } from './errors';
 import { errorBodySchema, refreshAnswerSchema } from './schemas';
 
-const KNOWN: ReadonlySet<string> = new Set(['unauthorized', 'username_taken', 'invalid_input', 'rate_limited']);
+const KNOWN: ReadonlySet<string> = new Set([
+  'unauthorized',
+  'username_taken',
+  'invalid_input',
+  'rate_limited',
+  'not_found',
+]);
 
 function mapCode(code: string): ClientErrorCode {
   return KNOWN.has(code) ? (code as ClientErrorCode) : 'relay_error';

@@ -1,13 +1,15 @@
 // EngineBoot: everything before the chat engine runs — sign up, sign in (new device: restore the identity from the
 // relay's encrypted backup), unlock after a reload, "keep unlocked", one writer tab (Web Locks), forgetting data.
 
+import type { AccountKeys, ContactVerification } from '@weconnect/crypto';
 import { z } from 'zod';
 import { RelayApi, TokenKeeper, request } from './api';
 import { ChatClient, type ChatClientOptions } from './chat-client';
 import { loadCrypto, type Crypto } from './crypto-loader';
 import { openEngineDB, wipeEngineDB, type EngineDB } from './db';
-import { ClientError } from './errors';
+import { ClientError, describeError } from './errors';
 import { deriveInWorker, type DerivedKeys, type KeyDeriver } from './kdf';
+import { webLocks, type LockProvider } from './locks';
 import { OwnKeys } from './own-keys';
 import {
   accountMetaSchema,
@@ -16,6 +18,7 @@ import {
   sessionAnswerSchema,
   tokensSchema,
   type AccountMeta,
+  type Contact,
   type SessionAnswer,
 } from './schemas';
 import { LocalStore, WriteBatch } from './store';
@@ -24,35 +27,7 @@ import { Vault, deriveAtRestKey } from './vault';
 
 const CHECK = 'weconnect-at-rest-check-v1';
 
-/** Web Locks, or a stand-in where the platform has none (Node tests: one engine per database there). */
-export interface LockProvider {
-  /** Takes the named lock if free; resolves with a release function, or null when another holder has it. */
-  tryAcquire(name: string): Promise<(() => void) | null>;
-  /** True when someone else holds the named lock right now (without taking it). */
-  heldElsewhere?(name: string): Promise<boolean>;
-}
-
-export const webLocks: LockProvider = {
-  tryAcquire(name) {
-    const locks = (globalThis.navigator as Navigator | undefined)?.locks;
-    if (!locks) return Promise.resolve(() => undefined);
-    return new Promise((resolve) => {
-      void locks.request(name, { ifAvailable: true }, (lock) => {
-        if (!lock) {
-          resolve(null);
-          return undefined;
-        }
-        return new Promise<void>((release) => resolve(() => release()));
-      });
-    });
-  },
-  async heldElsewhere(name) {
-    const locks = (globalThis.navigator as Navigator | undefined)?.locks;
-    if (!locks) return false;
-    const state = await locks.query();
-    return (state.held ?? []).some((l) => l.name === name);
-  },
-};
+export { webLocks, type LockProvider };
 
 export interface BootOptions {
   relayUrl: string;
@@ -139,8 +114,12 @@ export class EngineBoot implements EngineBootApi {
   async tryAutoUnlock(): Promise<ChatEngineApi | null> {
     const db = await this.#open();
     const meta = await this.#meta();
-    const key = await db.get('devicekeys', 'unlock-key');
-    if (!meta || !key) return null;
+    const key: unknown = await db.get('devicekeys', 'unlock-key');
+    if (!meta || key === undefined) return null;
+    if (!(key instanceof CryptoKey)) {
+      await db.delete('devicekeys', 'unlock-key'); // not what we store there: ask for the password instead
+      return null;
+    }
     const vault = new Vault(key);
     try {
       await vault.open('meta/check', meta.check, z.literal(CHECK));
@@ -163,8 +142,14 @@ export class EngineBoot implements EngineBootApi {
     try {
       progress?.('deriving');
       const keys = await this.#derive(password, meta);
-      const vault = await this.#vault(meta, keys.wrapKey);
-      keys.wrapKey.fill(0);
+      let vault: Vault;
+      try {
+        vault = await this.#vault(meta, keys.wrapKey);
+        // Kept sealed (accounts made before it was stored get it here): re-sealing the key backup needs it.
+        await new LocalStore(await this.#open(), vault).write('secrets', 'wrap-key', { key: keys.wrapKey });
+      } finally {
+        keys.wrapKey.fill(0);
+      }
       const db = await this.#open();
       if (keepUnlocked) await db.put('devicekeys', vault.key, 'unlock-key');
       else await db.delete('devicekeys', 'unlock-key');
@@ -195,17 +180,24 @@ export class EngineBoot implements EngineBootApi {
       const params = { salt: c.toBase64Url(c.generateSalt()), ...kdfParams(c) };
       progress?.('deriving');
       const keys = await this.#derive(password, params);
-      progress?.('registering');
-      const account = c.createAccountKeys();
-      const answer = await request(this.#options.relayUrl, 'POST', '/api/accounts', sessionAnswerSchema, {
-        username,
-        salt: params.salt,
-        authKey: keys.authKey,
-        ...account.upload,
-      });
-      const backup = c.sealBackup(keys.wrapKey, { identity: account.identity, contacts: [] });
-      const meta = await this.#storeDevice(c, username, params, keys.wrapKey, answer, account);
-      keys.wrapKey.fill(0);
+      let backup: Uint8Array;
+      let meta: { meta: AccountMeta; vault: Vault };
+      let answer: SessionAnswer;
+      try {
+        progress?.('registering');
+        const account = c.createAccountKeys();
+        answer = await request(this.#options.relayUrl, 'POST', '/api/accounts', sessionAnswerSchema, {
+          username,
+          salt: params.salt,
+          authKey: keys.authKey,
+          ...account.upload,
+        });
+        backup = c.sealBackup(keys.wrapKey, { identity: account.identity, contacts: [] });
+        meta = await this.#storeDevice(c, username, params, keys.wrapKey, answer, account, null);
+        wipeAccountKeys(c, account); // stored sealed; the engine loads its own copy
+      } finally {
+        keys.wrapKey.fill(0);
+      }
       const engine = await this.#start(meta.meta, meta.vault, answer);
       await request(
         this.#options.relayUrl,
@@ -214,7 +206,7 @@ export class EngineBoot implements EngineBootApi {
         null,
         { backup: c.toBase64Url(backup) },
         answer.accessToken,
-      ).catch((e: unknown) => console.warn('key backup not stored on the relay yet', e));
+      ).catch((e: unknown) => console.warn('key backup not stored on the relay yet:', describeError(e)));
       return engine;
     } catch (e) {
       this.#unlockLock();
@@ -232,38 +224,48 @@ export class EngineBoot implements EngineBootApi {
       progress?.('deriving');
       const c = await loadCrypto();
       const keys = await this.#derive(password, kdf);
-      const answer = await request(base, 'POST', '/api/sessions', sessionAnswerSchema, {
-        username,
-        authKey: keys.authKey,
-      }).catch((e: unknown) => {
-        if (e instanceof ClientError && e.code === 'unauthorized') {
-          throw new ClientError('unauthorized', 'Wrong username or password.');
-        }
-        throw e;
-      });
-      progress?.('restoring');
-      const { backup } = await request(base, 'GET', '/api/backup', backupAnswerSchema, undefined, answer.accessToken);
-      let restored;
+      let stored: { meta: AccountMeta; vault: Vault };
+      let answer: SessionAnswer;
       try {
-        restored = c.openBackup(keys.wrapKey, c.fromBase64Url(backup));
-      } catch {
-        throw new ClientError('decrypt_failed', 'The key backup on the relay could not be opened with this password.');
+        answer = await request(base, 'POST', '/api/sessions', sessionAnswerSchema, {
+          username,
+          authKey: keys.authKey,
+        }).catch((e: unknown) => {
+          if (e instanceof ClientError && e.code === 'unauthorized') {
+            throw new ClientError('unauthorized', 'Wrong username or password.');
+          }
+          throw e;
+        });
+        progress?.('restoring');
+        const { backup } = await request(base, 'GET', '/api/backup', backupAnswerSchema, undefined, answer.accessToken);
+        let restored;
+        try {
+          restored = c.openBackup(keys.wrapKey, c.fromBase64Url(backup));
+        } catch {
+          throw new ClientError(
+            'decrypt_failed',
+            'The key backup on the relay could not be opened with this password.',
+          );
+        }
+        const device = c.createDeviceKeys(restored.identity);
+        await request(
+          base,
+          'PUT',
+          '/api/devices/self/prekeys',
+          null,
+          {
+            signedPrekey: device.upload.signedPrekey,
+            oneTimePrekeys: device.upload.oneTimePrekeys,
+          },
+          answer.accessToken,
+        );
+        if (local) await wipeEngineDB(await this.#open());
+        stored = await this.#storeDevice(c, username, kdf, keys.wrapKey, answer, device, restored.contacts);
+        wipeAccountKeys(c, device);
+        c.wipe(restored.identity.signingKey, restored.identity.dhPrivateKey);
+      } finally {
+        keys.wrapKey.fill(0);
       }
-      const device = c.createDeviceKeys(restored.identity);
-      await request(
-        base,
-        'PUT',
-        '/api/devices/self/prekeys',
-        null,
-        {
-          signedPrekey: device.upload.signedPrekey,
-          oneTimePrekeys: device.upload.oneTimePrekeys,
-        },
-        answer.accessToken,
-      );
-      if (local) await wipeEngineDB(await this.#open());
-      const stored = await this.#storeDevice(c, username, kdf, keys.wrapKey, answer, device);
-      keys.wrapKey.fill(0);
       return await this.#start(stored.meta, stored.vault, answer);
     } catch (e) {
       this.#unlockLock();
@@ -278,6 +280,7 @@ export class EngineBoot implements EngineBootApi {
     wrapKey: Uint8Array,
     answer: SessionAnswer,
     keys: Parameters<typeof OwnKeys.stageInitial>[3],
+    restored: readonly ContactVerification[] | null,
   ): Promise<{ meta: AccountMeta; vault: Vault }> {
     const vault = new Vault(await deriveAtRestKey(wrapKey));
     const meta: AccountMeta = {
@@ -295,6 +298,21 @@ export class EngineBoot implements EngineBootApi {
     const batch = new WriteBatch();
     await OwnKeys.stageInitial(store, batch, c, keys, this.#now());
     await store.stage(batch, 'secrets', 'tokens', { refreshToken: answer.refreshToken });
+    await store.stage(batch, 'secrets', 'wrap-key', { key: wrapKey });
+    // A device added to an existing account learns its groups from the relay on its first connect.
+    if (restored) await store.stage(batch, 'secrets', 'group-sync', { pending: true });
+    // Contacts verified on another device (from the key backup); the relay's bundle names them on first contact.
+    for (const v of restored ?? []) {
+      if (!v.verified) continue;
+      const contact: Contact = {
+        userId: v.userId,
+        username: 'contact',
+        identityKey: v.identityKey,
+        verified: true,
+        restored: true,
+      };
+      await store.stage(batch, 'contacts', v.userId, contact);
+    }
     batch.add('meta', (tx) => tx.objectStore('meta').put(meta, 'account'));
     await store.commit(batch);
     return { meta, vault };
@@ -339,6 +357,16 @@ export class EngineBoot implements EngineBootApi {
       this.#unlockLock();
     }
   }
+}
+
+/** Overwrites the private halves of freshly made keys once they are stored (sealed) in IndexedDB. */
+function wipeAccountKeys(c: Crypto, keys: AccountKeys): void {
+  c.wipe(
+    keys.identity.signingKey,
+    keys.identity.dhPrivateKey,
+    keys.signedPrekey.keyPair.privateKey,
+    ...keys.oneTimePrekeys.map((k) => k.keyPair.privateKey),
+  );
 }
 
 function kdfParams(c: Crypto): { opslimit: number; memlimit: number } {

@@ -13,6 +13,7 @@ export type ClientErrorCode =
   | 'identity_changed'
   | 'no_devices'
   | 'corrupt_store'
+  | 'not_found'
   | 'relay_error';
 
 export class ClientError extends Error {

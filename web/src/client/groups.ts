@@ -10,7 +10,19 @@ import { z } from 'zod';
 import type { Crypto } from './crypto-loader';
 import type { LocalStore, WriteBatch } from './store';
 
-const ownKeySchema = z.object({ key: z.unknown(), sentTo: z.array(z.string()) });
+/** `sentTo`: members (user ids) who got the key; `devices`: which of their devices did (`userId/deviceId`). */
+const ownKeySchema = z.object({
+  key: z.unknown(),
+  sentTo: z.array(z.string()),
+  devices: z.array(z.string()).max(10_000).optional(),
+});
+
+/** Our sender key for a group and who already holds it. */
+export interface OwnGroupKey {
+  key: OwnSenderKey;
+  sentTo: string[];
+  devices: string[];
+}
 
 /** Pairwise `chat`-kind payload that tells members a group's name and member names (the relay sees only ids). */
 export const groupInfoPayloadSchema = z.object({
@@ -32,18 +44,26 @@ export class GroupKeys {
   }
 
   /** Our sender key for the group (created when missing or after a rotation) and who already has it. */
-  async own(groupId: string): Promise<{ key: OwnSenderKey; sentTo: string[] }> {
-    const rec = await this.#store.read('secrets', `gsk/${groupId}`, ownKeySchema);
-    if (rec) return { key: this.#c.deserializeOwnSenderKey(rec.key), sentTo: rec.sentTo };
+  async own(groupId: string): Promise<OwnGroupKey> {
+    const existing = await this.peekOwn(groupId);
+    if (existing) return existing;
     const key = this.#c.createSenderKey(groupId);
     await this.#store.write('secrets', `gsk/${groupId}`, { key: this.#c.serializeOwnSenderKey(key), sentTo: [] });
-    return { key, sentTo: [] };
+    return { key, sentTo: [], devices: [] };
   }
 
-  async stageOwn(batch: WriteBatch, groupId: string, key: OwnSenderKey, sentTo: string[]): Promise<void> {
+  /** Our sender key for the group if we have one (nothing is created). */
+  async peekOwn(groupId: string): Promise<OwnGroupKey | null> {
+    const rec = await this.#store.read('secrets', `gsk/${groupId}`, ownKeySchema);
+    if (!rec) return null;
+    return { key: this.#c.deserializeOwnSenderKey(rec.key), sentTo: rec.sentTo, devices: rec.devices ?? [] };
+  }
+
+  async stageOwn(batch: WriteBatch, groupId: string, own: OwnGroupKey): Promise<void> {
     await this.#store.stage(batch, 'secrets', `gsk/${groupId}`, {
-      key: this.#c.serializeOwnSenderKey(key),
-      sentTo,
+      key: this.#c.serializeOwnSenderKey(own.key),
+      sentTo: own.sentTo,
+      devices: own.devices,
     });
   }
 

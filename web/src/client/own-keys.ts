@@ -4,7 +4,8 @@
 import type { Identity, OneTimePrekey, SignedPrekey } from '@weconnect/crypto';
 import { z } from 'zod';
 import type { Crypto } from './crypto-loader';
-import { signedPrekeysSchema, type SignedPrekeysRecord } from './schemas';
+import type { RelayApi } from './api';
+import { prekeyCountSchema, signedPrekeysSchema, type SignedPrekeysRecord } from './schemas';
 import { WriteBatch, type LocalStore } from './store';
 
 export const ONE_TIME_PREKEY_TARGET = 100;
@@ -71,6 +72,22 @@ export class OwnKeys {
   }
 
   /**
+   * The periodic key check (every connect and hourly): asks the relay what it holds for this device, refills
+   * one-time prekeys and uploads a rotated (or not yet uploaded) signed prekey.
+   */
+  async maintain(api: RelayApi, now: number): Promise<void> {
+    const count = await api.call('GET', '/api/devices/self/prekeys', prekeyCountSchema);
+    const oneTimePrekeys = await this.refill(count.oneTimePrekeys);
+    const signedPrekey = await this.signedPrekeyToUpload(now, count.signedPrekeyId ?? null);
+    if (oneTimePrekeys || signedPrekey) {
+      await api.call('PUT', '/api/devices/self/prekeys', null, {
+        ...(oneTimePrekeys ? { oneTimePrekeys } : {}),
+        ...(signedPrekey ? { signedPrekey } : {}),
+      });
+    }
+  }
+
+  /**
    * Makes `ONE_TIME_PREKEY_TARGET - serverCount` new one-time prekeys and stores their private halves first;
    * returns the public halves to upload. Keys stored but never uploaded are harmless.
    */
@@ -84,7 +101,9 @@ export class OwnKeys {
       await this.#store.stage(batch, 'secrets', `otk/${k.keyId}`, this.#c.serializeOneTimePrekey(k));
     await this.#store.stage(batch, 'secrets', 'otk-meta', { nextKeyId: meta.nextKeyId + count });
     await this.#store.commit(batch);
-    return this.#c.oneTimePrekeysToWire(keys);
+    const wire = this.#c.oneTimePrekeysToWire(keys);
+    this.#c.wipe(...keys.map((k) => k.keyPair.privateKey)); // stored sealed; loaded again when one is used
+    return wire;
   }
 
   /**

@@ -36,6 +36,16 @@ export const oneTimePrekeysSchema = z.object({
 });
 export type OneTimePrekeysRecord = z.infer<typeof oneTimePrekeysSchema>;
 
+/**
+ * secrets 'wrap-key': the password's wrap key, sealed under the at-rest key (itself derived from it, so keeping it
+ * exposes nothing the vault does not already hold). The engine needs it to re-seal the relay key backup whenever the
+ * verification state changes, also after "keep unlocked" resumed without a password.
+ */
+export const wrapKeySchema = z.object({ key: z.instanceof(Uint8Array).refine((k) => k.length === 32) });
+
+/** secrets 'group-sync': a device added to an existing account still has to learn its groups from the relay. */
+export const groupSyncSchema = z.object({ pending: z.boolean() });
+
 export const settingsSchema = z.object({ sharePresence: z.boolean() });
 
 export const contactSchema = z.object({
@@ -47,6 +57,8 @@ export const contactSchema = z.object({
   pendingIdentityKey: z.string().optional(),
   /** The key changed since we first saw it and the user has not acknowledged the banner yet. */
   keyChanged: z.boolean().optional(),
+  /** Verification restored from the key backup: the username is a placeholder until the relay's bundle names it. */
+  restored: z.boolean().optional(),
 });
 export type Contact = z.infer<typeof contactSchema>;
 
@@ -71,6 +83,8 @@ export const groupInfoSchema = z.object({
   members: z.array(personSchema).max(256),
   admins: z.array(id).max(256),
   left: z.boolean(),
+  /** Known only from the relay's list (a new device of ours): no name yet, never announced to anyone. */
+  placeholder: z.boolean().optional(),
 });
 
 export const conversationSummarySchema = z.object({
@@ -80,14 +94,6 @@ export const conversationSummarySchema = z.object({
   lastTs: z.number(),
   unread: z.number().int().nonnegative(),
 });
-
-export const outboxEntrySchema = z.object({
-  /** The sealed envelopes, made once and resent byte for byte; null until encryption succeeded. */
-  envelopes: z.array(z.object({ to: id, body: z.custom<Uint8Array>((v) => v instanceof Uint8Array) })).nullable(),
-  /** A group message: the one sender-key ciphertext, made once and resent byte for byte. */
-  groupBody: z.custom<Uint8Array>((v) => v instanceof Uint8Array).optional(),
-});
-export type OutboxEntry = z.infer<typeof outboxEntrySchema>;
 
 // ── decrypted payloads (Content.body, JSON) ────────────────────────────────────────────────────────────────
 
@@ -112,8 +118,20 @@ export const controlPayloadSchema = z.discriminatedUnion('type', [
   }),
   /** "I could not decrypt these; please send them again." */
   z.object({ v: z.literal(1), type: z.literal('resend'), ids: z.array(messageId).min(1).max(50) }),
+  /** Own devices only: "I read these in `conv`" — the other devices clear their unread count for them. */
+  z.object({ v: z.literal(1), type: z.literal('read'), conv: id, ids: z.array(messageId).min(1).max(500) }),
 ]);
 export type ControlPayload = z.infer<typeof controlPayloadSchema>;
+
+export const outboxEntrySchema = z.object({
+  /** The sealed envelopes, made once and resent byte for byte; null until encryption succeeded. */
+  envelopes: z.array(z.object({ to: id, body: z.custom<Uint8Array>((v) => v instanceof Uint8Array) })).nullable(),
+  /** A group message: the one sender-key ciphertext, made once and resent byte for byte. */
+  groupBody: z.custom<Uint8Array>((v) => v instanceof Uint8Array).optional(),
+  /** A stored control for our own other devices (read state): sent to them alone, nothing in history. */
+  control: z.lazy(() => controlPayloadSchema).optional(),
+});
+export type OutboxEntry = z.infer<typeof outboxEntrySchema>;
 
 // ── relay answers (PROTOCOL.md) ────────────────────────────────────────────────────────────────────────────
 

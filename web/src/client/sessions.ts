@@ -28,6 +28,11 @@ export interface Me {
 export interface SessionEvents {
   /** A contact's identity key changed (re-installed, new account key): the UI says so plainly. */
   identityChanged(contact: Contact): void;
+  /**
+   * A session started with a device we had none with (from its bundle or its first message): a new device of the
+   * user, or one we never wrote to. Called before the session is committed; handlers must not wait on the peer.
+   */
+  deviceAdded?(userId: string, deviceId: string): void;
 }
 
 export class Sessions {
@@ -111,8 +116,8 @@ export class Sessions {
   async #acceptIdentity(userId: string, username: string, identityKey: string): Promise<Contact> {
     const known = await this.#store.contact(userId);
     if (known && known.identityKey === identityKey) {
-      if (known.username !== username || known.pendingIdentityKey !== undefined) {
-        const { pendingIdentityKey: _stale, ...rest } = known;
+      if (known.username !== username || known.pendingIdentityKey !== undefined || known.restored) {
+        const { pendingIdentityKey: _stale, restored: _restored, ...rest } = known;
         const renamed = { ...rest, username };
         await this.#store.write('contacts', userId, renamed);
         return renamed;
@@ -120,8 +125,9 @@ export class Sessions {
       return known;
     }
     if (known?.verified) {
-      if (known.pendingIdentityKey !== identityKey) {
-        const blocked: Contact = { ...known, pendingIdentityKey: identityKey, keyChanged: true };
+      if (known.pendingIdentityKey !== identityKey || known.restored) {
+        const { restored: _restored, ...rest } = known;
+        const blocked: Contact = { ...rest, username, pendingIdentityKey: identityKey, keyChanged: true };
         await this.#store.write('contacts', userId, blocked);
         this.#events.identityChanged(blocked);
       }
@@ -164,12 +170,15 @@ export class Sessions {
 
   /** The contact for a user, fetching the bundle once if we never met them. */
   async contact(userId: string): Promise<Contact> {
-    return (await this.#store.contact(userId)) ?? (await this.fetchBundle(userId)).contact;
+    const known = await this.#store.contact(userId);
+    // A contact restored from the key backup has no username yet: the bundle names it (and checks its key).
+    return known && !known.restored ? known : (await this.fetchBundle(userId)).contact;
   }
 
   /**
    * Encrypts `content` to every device of the peer, starting sessions from a fresh bundle when there are none
-   * (unless `existingOnly`, for ephemeral messages). Stages the advanced sessions in `batch`.
+   * (unless `existingOnly`, for ephemeral messages). With `onlyDevices`, only those devices get it. Stages the
+   * advanced sessions in `batch`.
    */
   async encrypt(
     peerUserId: string,
@@ -177,6 +186,7 @@ export class Sessions {
     content: Content,
     batch: WriteBatch,
     existingOnly = false,
+    onlyDevices?: readonly string[],
   ): Promise<{ to: string; body: Uint8Array }[]> {
     let sessions = await this.#load(peerUserId);
     const last = this.#checked.get(peerUserId);
@@ -189,6 +199,7 @@ export class Sessions {
     }
     const envelopes: { to: string; body: Uint8Array }[] = [];
     for (const s of sessions) {
+      if (onlyDevices && !onlyDevices.includes(s.peerDeviceId)) continue;
       const { session, body } = this.#c.encryptToDevice(s, { messageId, content });
       await this.#stageSession(batch, session);
       envelopes.push({ to: s.peerDeviceId, body });
@@ -220,6 +231,7 @@ export class Sessions {
         signedPrekey: device.signedPrekey,
         oneTimePrekey: device.oneTimePrekey,
       });
+      this.#events.deviceAdded?.(peerUserId, device.deviceId);
       sessions.push(
         this.#c.initiateSession({
           identity: this.#keys.identity,
@@ -256,7 +268,7 @@ export class Sessions {
     const info = this.#c.readPrekeyMessage(env.payload);
     let contact = await this.#store.contact(env.senderUserId);
     const claimed = this.#c.toBase64Url(info.identityKey);
-    if (!contact || contact.identityKey !== claimed) {
+    if (!contact || contact.restored || contact.identityKey !== claimed) {
       // Unknown sender, or a key different from the one we trust: ask the relay which key this account has now.
       contact = (await this.fetchBundle(env.senderUserId)).contact;
     }
@@ -278,6 +290,7 @@ export class Sessions {
     });
     await this.#stageSession(batch, session);
     if (info.oneTimePrekeyId !== null) this.#keys.stageUsedOneTimePrekey(batch, info.oneTimePrekeyId);
+    if (!existing) this.#events.deviceAdded?.(env.senderUserId, env.senderDeviceId);
     return { content, contact, session };
   }
 }

@@ -28,6 +28,8 @@ export interface GroupInfo {
   admins: string[];
   /** We left or were removed: the conversation stays readable, sending is off. */
   left: boolean;
+  /** Known only from the relay's member list (a new device of ours) until our other device sends the name. */
+  placeholder?: boolean;
 }
 
 export interface Conversation {

@@ -1,0 +1,239 @@
+// EngineContext: what every part of the chat engine shares — its dependencies (crypto, store, relay API, keys,
+// sessions, transport, the per-peer queue), the in-memory conversations and the snapshot the UI reads. The parts
+// (outbound, inbound, receipts, group membership and messaging, trust) each hold one concern and reach the others
+// through `parts`, wired once by the ChatClient facade.
+
+import { z } from 'zod';
+import type { RelayApi } from './api';
+import type { Crypto } from './crypto-loader';
+import { GroupKeys } from './groups';
+import type { GroupMembership } from './group-membership';
+import type { GroupMessaging } from './group-messaging';
+import type { Inbound } from './inbound';
+import type { Outbound } from './outbound';
+import type { OwnKeys } from './own-keys';
+import type { Receipts } from './receipts';
+import { conversationSummarySchema, type Contact } from './schemas';
+import { KeyedSerialQueue } from './serial-queue';
+import type { Sessions } from './sessions';
+import type { LocalStore, WriteBatch } from './store';
+import type { Transport } from './transport';
+import type { Trust } from './trust';
+import type {
+  ChatMessage,
+  ContactTrust,
+  Conversation,
+  EngineSnapshot,
+  Me,
+  MessageListener,
+  MessageStatus,
+  Notice,
+} from './types';
+
+export const RANK: Record<MessageStatus, number> = { pending: 0, sent: 1, delivered: 2, read: 3 };
+export const TYPING_SHOW_MS = 6_000;
+export const encoder = new TextEncoder();
+export const decoder = new TextDecoder();
+
+/** A conversation as the engine keeps it: the summary plus the ids still unread (for read receipts). */
+export interface ConvState extends Conversation {
+  unreadIds: string[];
+}
+
+export const convRecordSchema = conversationSummarySchema.extend({ unreadIds: z.array(z.string()).max(1000) });
+
+export interface EngineDeps {
+  crypto: Crypto;
+  store: LocalStore;
+  api: RelayApi;
+  me: Me;
+  keys: OwnKeys;
+  now: () => number;
+  /** Test-only: ignore relay acks for sends (simulates an ack lost on the way back). */
+  dangerousTestOnlyDropSendAcks?: boolean;
+  /** Test-only: store inbound messages but never ack them (simulates a crash before the ack). */
+  dangerousTestOnlySkipInboundAcks?: boolean;
+}
+
+/** The engine's parts, each named after what it holds. */
+export interface EngineParts {
+  outbound: Outbound;
+  inbound: Inbound;
+  receipts: Receipts;
+  membership: GroupMembership;
+  groupMessages: GroupMessaging;
+  trust: Trust;
+}
+
+export class EngineContext {
+  readonly c: Crypto;
+  readonly store: LocalStore;
+  readonly api: RelayApi;
+  readonly keys: OwnKeys;
+  readonly me: Me;
+  readonly now: () => number;
+  readonly deps: EngineDeps;
+  readonly queue = new KeyedSerialQueue();
+  readonly groupKeys: GroupKeys;
+  readonly convs = new Map<string, ConvState>();
+  #snapshot: EngineSnapshot;
+  #noticeId = 0;
+  readonly #listeners = new Set<() => void>();
+  readonly #messageListeners = new Set<MessageListener>();
+  #sessions: Sessions | null = null;
+  #transport: Transport | null = null;
+  #parts: EngineParts | null = null;
+  closed = false;
+
+  constructor(deps: EngineDeps) {
+    this.deps = deps;
+    this.c = deps.crypto;
+    this.store = deps.store;
+    this.api = deps.api;
+    this.keys = deps.keys;
+    this.me = deps.me;
+    this.now = deps.now;
+    this.groupKeys = new GroupKeys(this.c, this.store);
+    this.#snapshot = {
+      me: deps.me,
+      connection: 'connecting',
+      conversations: [],
+      presence: {},
+      typingUntil: {},
+      typingName: {},
+      trust: {},
+      sharePresence: true,
+      notices: [],
+    };
+  }
+
+  /** Called once by the facade after every part exists (they refer to each other). */
+  wire(sessions: Sessions, transport: Transport, parts: EngineParts): void {
+    this.#sessions = sessions;
+    this.#transport = transport;
+    this.#parts = parts;
+  }
+
+  get sessions(): Sessions {
+    if (!this.#sessions) throw new Error('EngineContext used before wire()');
+    return this.#sessions;
+  }
+
+  get transport(): Transport {
+    if (!this.#transport) throw new Error('EngineContext used before wire()');
+    return this.#transport;
+  }
+
+  get parts(): EngineParts {
+    if (!this.#parts) throw new Error('EngineContext used before wire()');
+    return this.#parts;
+  }
+
+  // ── snapshot ─────────────────────────────────────────────────────────────────────────────────────────────
+
+  get snapshot(): EngineSnapshot {
+    return this.#snapshot;
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  onMessages(listener: MessageListener): () => void {
+    this.#messageListeners.add(listener);
+    return () => this.#messageListeners.delete(listener);
+  }
+
+  set(patch: Partial<EngineSnapshot>, publish = true): void {
+    this.#snapshot = { ...this.#snapshot, ...patch };
+    if (publish) for (const l of this.#listeners) l();
+  }
+
+  emitMessages(conv: string, messages: ChatMessage[]): void {
+    if (messages.length === 0) return;
+    for (const l of this.#messageListeners) l(conv, messages);
+  }
+
+  setTrust(contact: Contact, publish = true): void {
+    const trust: ContactTrust = {
+      verified: contact.verified,
+      keyChanged: contact.keyChanged ?? false,
+      blocked: contact.pendingIdentityKey !== undefined,
+    };
+    this.set({ trust: { ...this.#snapshot.trust, [contact.userId]: trust } }, publish);
+  }
+
+  notice(kind: Notice['kind'], text: string): void {
+    const notices = [...this.#snapshot.notices, { id: ++this.#noticeId, kind, text }].slice(-5);
+    this.set({ notices });
+  }
+
+  clearTyping(conv: string): void {
+    if (!this.#snapshot.typingUntil[conv]) return;
+    const { [conv]: _gone, ...rest } = this.#snapshot.typingUntil;
+    this.set({ typingUntil: rest });
+  }
+
+  // ── conversations ────────────────────────────────────────────────────────────────────────────────────────
+
+  sortedConvs(): Conversation[] {
+    return [...this.convs.values()].sort((a, b) => b.lastTs - a.lastTs).map(({ unreadIds: _unreadIds, ...c }) => c);
+  }
+
+  async stageConv(batch: WriteBatch, c: ConvState): Promise<void> {
+    const { conv, ...rest } = c;
+    const sealed = await this.store.vault.seal(`conversations/${conv}`, rest);
+    batch.add('conversations', (tx) => tx.objectStore('conversations').put({ conv, sealed }));
+  }
+
+  publishConvs(): void {
+    this.set({ conversations: this.sortedConvs() });
+  }
+
+  /** Asks the relay for the presence of every one-to-one peer we have a conversation with. */
+  watchPresence(): void {
+    this.transport.watch([...this.convs.values()].filter((c) => !c.group).map((c) => c.conv));
+  }
+
+  /** Stores a message from someone else (or one that failed to decrypt) and counts it as unread; commits. */
+  async storeIncoming(batch: WriteBatch, conv: string, username: string, message: ChatMessage): Promise<void> {
+    const existing = this.convs.get(conv);
+    const next: ConvState = {
+      ...existing,
+      conv,
+      username,
+      lastText: message.failure ? 'Message could not be decrypted' : message.text.slice(0, 200),
+      lastTs: Math.max(existing?.lastTs ?? 0, message.ts),
+      unread: (existing?.unread ?? 0) + 1,
+      unreadIds: [...(existing?.unreadIds ?? []), message.id].slice(-1000),
+    };
+    await this.store.stageMessage(batch, message, message.ts);
+    await this.stageConv(batch, next);
+    await this.store.commit(batch);
+    this.convs.set(conv, next);
+    this.publishConvs();
+    this.emitMessages(conv, [message]);
+    if (!existing) this.watchPresence();
+  }
+}
+
+/** Parses decrypted JSON; anything that is not JSON becomes null (and then fails its schema). */
+export function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch {
+    return null;
+  }
+}
+
+/** Test hooks throw outside Vitest / NODE_ENV=test. */
+export function assertTest(): void {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  if (!env || (env.VITEST === undefined && env.NODE_ENV !== 'test')) throw new Error('test hooks are disabled');
+}
+
+/** True for a crypto or client error with this code. */
+export function hasCode(e: unknown, code: string): boolean {
+  return e instanceof Error && 'code' in e && e.code === code;
+}

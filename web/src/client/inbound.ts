@@ -1,0 +1,220 @@
+// Inbound: the receive pipeline for pairwise mailbox entries — batches in order, dedupe by id, open the sealed
+// envelope, decrypt on the sender's queue, store, and only then ack. Group entries go to GroupMessaging.
+
+import type { Envelope } from '@weconnect/crypto';
+import { TYPING_SHOW_MS, hasCode, parseJson, type ConvState, type EngineContext } from './context';
+import { ClientError, describeError } from './errors';
+import { groupInfoPayloadSchema, type GroupInfoPayload } from './groups';
+import { chatPayloadSchema, controlPayloadSchema, inboundEntrySchema, type InboundEntry } from './schemas';
+import { WriteBatch } from './store';
+import type { ChatMessage } from './types';
+
+/** A stored chat message that should get a delivery receipt. */
+export type Delivered = { conv: string; id: string } | null;
+
+export class Inbound {
+  readonly #ctx: EngineContext;
+  #chain: Promise<void> = Promise.resolve();
+  duplicatesDropped = 0;
+
+  constructor(ctx: EngineContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Resolves when every batch handed over so far is handled. */
+  get idle(): Promise<void> {
+    return this.#chain;
+  }
+
+  onMessages(batch: unknown[], ack: () => void): void {
+    const ctx = this.#ctx;
+    // Batches are handled strictly in order; the ack goes back only after every entry is stored.
+    this.#chain = this.#chain.then(async () => {
+      const receipts = new Map<string, string[]>();
+      try {
+        for (const raw of batch) {
+          const parsed = inboundEntrySchema.safeParse(raw);
+          if (!parsed.success) {
+            ctx.notice('error', 'The relay delivered a malformed message; it was dropped.');
+            continue;
+          }
+          const delivered = await this.#receive(parsed.data);
+          if (delivered) receipts.set(delivered.conv, [...(receipts.get(delivered.conv) ?? []), delivered.id]);
+        }
+      } catch (e) {
+        // Storage failed: do not ack, so the relay delivers these entries again.
+        ctx.notice('error', `Incoming messages could not be stored: ${describeError(e)}`);
+        return;
+      }
+      if (!ctx.deps.dangerousTestOnlySkipInboundAcks) ack();
+      for (const [conv, ids] of receipts) {
+        void ctx.parts.outbound
+          .sendControl(conv, { v: 1, type: 'receipt', status: 'delivered', ids })
+          .catch((e: unknown) => console.warn('delivery receipt not sent:', describeError(e)));
+      }
+    });
+  }
+
+  /** Handles one mailbox entry; returns the chat message it stored, if any. Throws only when storage fails. */
+  async #receive(entry: InboundEntry): Promise<Delivered> {
+    const ctx = this.#ctx;
+    if (await ctx.store.seen(entry.id)) {
+      this.duplicatesDropped++;
+      return null;
+    }
+    if (entry.group !== undefined) {
+      const groupId = entry.group;
+      return ctx.queue.run(`group:${groupId}`, () => ctx.parts.groupMessages.receive(groupId, entry));
+    }
+    let env: Envelope;
+    try {
+      env = ctx.c.openEnvelope(ctx.keys.identity, entry.body);
+      if (env.messageId !== entry.id) throw new ClientError('decrypt_failed', 'message id mismatch');
+    } catch {
+      ctx.notice('error', 'A message could not be decrypted (its envelope did not open) and was dropped.');
+      const batch = new WriteBatch();
+      ctx.store.stageSeen(batch, entry.id, ctx.now());
+      await ctx.store.commit(batch);
+      return null;
+    }
+    // Group info waits for the group's queue, and a group send holds that queue while it waits for this peer's:
+    // it is therefore handled after the peer's queue is released (still before the next entry of the batch).
+    let groupInfo: GroupInfoPayload | null = null;
+    const delivered = await ctx.queue.run(env.senderUserId, () =>
+      this.#receiveFrom(env, entry, (info) => {
+        groupInfo = info;
+      }),
+    );
+    const info: GroupInfoPayload | null = groupInfo;
+    if (info) await ctx.parts.membership.onGroupInfo(env.senderUserId, info);
+    return delivered;
+  }
+
+  async #receiveFrom(
+    env: Envelope,
+    entry: InboundEntry,
+    onGroupInfo: (info: GroupInfoPayload) => void,
+  ): Promise<Delivered> {
+    const ctx = this.#ctx;
+    const batch = new WriteBatch();
+    ctx.store.stageSeen(batch, entry.id, ctx.now());
+    let out;
+    try {
+      out = await ctx.sessions.decrypt(env, batch);
+    } catch (e) {
+      if (e instanceof ClientError && e.code === 'relay_unreachable') throw e;
+      const clean = new WriteBatch();
+      ctx.store.stageSeen(clean, entry.id, ctx.now());
+      if (!hasCode(e, 'duplicate_message') && entry.seq !== 0) {
+        // A stored (non-ephemeral) message failed: show it in the conversation rather than losing it silently.
+        const contact = await ctx.store.contact(env.senderUserId);
+        await ctx.storeIncoming(clean, env.senderUserId, contact?.username ?? 'Unknown sender', {
+          id: entry.id,
+          conv: env.senderUserId,
+          mine: false,
+          text: '',
+          ts: entry.ts,
+          status: 'delivered',
+          failure: `This message could not be decrypted (${describeError(e)}).`,
+        });
+        ctx.notice('error', `A message from ${contact?.username ?? 'an unknown sender'} could not be decrypted.`);
+        return null;
+      }
+      await ctx.store.commit(clean);
+      return null;
+    }
+    const { content, session } = out;
+    const from = env.senderUserId;
+    if (content.kind === 'chat') {
+      const json = parseJson(content.body);
+      const info = groupInfoPayloadSchema.safeParse(json);
+      if (info.success) {
+        await ctx.store.commit(batch);
+        onGroupInfo(info.data);
+        return null;
+      }
+      return this.#chat(batch, entry, from, out.contact.username, json);
+    }
+    if (content.kind === 'control') {
+      const parsed = controlPayloadSchema.safeParse(parseJson(content.body));
+      if (!parsed.success) {
+        await ctx.store.commit(batch);
+        return null;
+      }
+      const control = parsed.data;
+      if (from === ctx.me.userId) {
+        if (control.type === 'read') await ctx.parts.receipts.applyReadSync(batch, control.conv, control.ids);
+        else await ctx.store.commit(batch);
+      } else if (control.type === 'read') {
+        await ctx.store.commit(batch); // only our own devices may say what we read
+      } else if (control.type === 'typing') {
+        await ctx.store.commit(batch);
+        ctx.set({ typingUntil: { ...ctx.snapshot.typingUntil, [from]: ctx.now() + TYPING_SHOW_MS } });
+      } else if (control.type === 'resend') {
+        await ctx.store.commit(batch);
+        await ctx.parts.outbound.queueResend(from, control.ids);
+      } else {
+        await ctx.parts.receipts.applyReceipt(batch, from, control.status, control.ids);
+      }
+      return null;
+    }
+    if (content.kind === 'sender_key') {
+      await ctx.parts.groupMessages.acceptDistribution(batch, session, content.body);
+    }
+    await ctx.store.commit(batch);
+    return null;
+  }
+
+  /** A decrypted `chat` payload: a copy of our own other device's message, or a message to us. */
+  async #chat(
+    batch: WriteBatch,
+    entry: InboundEntry,
+    from: string,
+    username: string,
+    json: unknown,
+  ): Promise<Delivered> {
+    const ctx = this.#ctx;
+    const parsed = chatPayloadSchema.safeParse(json);
+    if (from === ctx.me.userId) {
+      // Our own other device sent this to `to`: file it there as ours.
+      if (!parsed.success || !parsed.data.to) {
+        await ctx.store.commit(batch);
+        return null;
+      }
+      await this.#storeOwnCopy(batch, parsed.data.to, { id: entry.id, text: parsed.data.text, ts: entry.ts });
+      return null;
+    }
+    const message: ChatMessage = parsed.success
+      ? { id: entry.id, conv: from, mine: false, text: parsed.data.text, ts: entry.ts, status: 'delivered' }
+      : {
+          id: entry.id,
+          conv: from,
+          mine: false,
+          text: '',
+          ts: entry.ts,
+          status: 'delivered',
+          failure: 'This message has an unsupported format.',
+        };
+    await ctx.storeIncoming(batch, from, username, message);
+    ctx.clearTyping(from);
+    return { conv: from, id: entry.id };
+  }
+
+  /** A copy of a message our other device sent: stored as ours in its conversation (created if new). */
+  async #storeOwnCopy(batch: WriteBatch, conv: string, m: { id: string; text: string; ts: number }): Promise<void> {
+    const ctx = this.#ctx;
+    let existing = ctx.convs.get(conv);
+    if (!existing) {
+      const contact = await ctx.sessions.contact(conv);
+      existing = { conv, username: contact.username, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
+    }
+    const message: ChatMessage = { id: m.id, conv, mine: true, text: m.text, ts: m.ts, status: 'sent' };
+    const next: ConvState = { ...existing, lastText: m.text.slice(0, 200), lastTs: Math.max(existing.lastTs, m.ts) };
+    await ctx.store.stageMessage(batch, message, m.ts);
+    await ctx.stageConv(batch, next);
+    await ctx.store.commit(batch);
+    ctx.convs.set(conv, next);
+    ctx.publishConvs();
+    ctx.emitMessages(conv, [message]);
+  }
+}

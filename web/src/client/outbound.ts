@@ -1,0 +1,347 @@
+// Outbound: everything that leaves this device pairwise — the outbox (queued, encrypted once, resent byte for byte
+// until the relay acknowledges), stored sends made now (group info, sender keys), ephemeral controls, resends.
+
+import type { Content } from '@weconnect/crypto';
+import { newMessageId } from './bytes';
+import { RANK, encoder, type ConvState, type EngineContext } from './context';
+import { ClientError, describeError } from './errors';
+import { MAX_TEXT, type ControlPayload, type OutboxEntry } from './schemas';
+import { WriteBatch } from './store';
+import type { ChatMessage } from './types';
+
+/** How long the outbox waits after the relay answered `rate_limited`. */
+const RATE_LIMIT_RETRY_MS = 1_000;
+
+export class Outbound {
+  readonly #ctx: EngineContext;
+  #flushing: Promise<void> | null = null;
+  #flushAgain = false;
+  #retry: ReturnType<typeof setTimeout> | null = null;
+  /** Outbox ids of re-sends (a peer could not decrypt) → the original message they repeat. */
+  readonly #resendOf = new Map<string, string>();
+
+  constructor(ctx: EngineContext) {
+    this.#ctx = ctx;
+  }
+
+  async send(conv: string, text: string): Promise<string> {
+    const ctx = this.#ctx;
+    if (text.trim().length === 0) throw new ClientError('invalid_input', 'The message is empty.');
+    if (text.length > MAX_TEXT) throw new ClientError('invalid_input', `Messages are at most ${MAX_TEXT} characters.`);
+    const c = ctx.convs.get(conv);
+    if (!c) throw new ClientError('invalid_input', 'Open the conversation first.');
+    if (ctx.snapshot.trust[conv]?.blocked) {
+      throw new ClientError('identity_changed', `${c.username}'s security key changed. Accept the new key to send.`);
+    }
+    const id = newMessageId();
+    const now = ctx.now();
+    const message: ChatMessage = { id, conv, mine: true, text, ts: now, status: 'pending' };
+    const next: ConvState = { ...c, lastText: text.slice(0, 200), lastTs: now };
+    const batch = new WriteBatch();
+    await ctx.store.stageMessage(batch, message, now);
+    await ctx.stageConv(batch, next);
+    await ctx.store.stageOutbox(batch, id, conv, now, { envelopes: null });
+    await ctx.store.commit(batch);
+    ctx.convs.set(conv, next);
+    ctx.parts.receipts.sentMessage(conv);
+    ctx.publishConvs();
+    ctx.emitMessages(conv, [message]);
+    void this.flushOutbox();
+    return id;
+  }
+
+  /** The relay asked us to slow down: flush again after a pause (nothing else would until the next send). */
+  retryLater(): void {
+    if (this.#retry || this.#ctx.closed) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      if (!this.#ctx.closed) void this.flushOutbox();
+    }, RATE_LIMIT_RETRY_MS);
+  }
+
+  /** Stops the retry timer (the engine is closing). */
+  stop(): void {
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = null;
+  }
+
+  /** Sends what the outbox holds, oldest first, until it is empty or the relay is unreachable. */
+  flushOutbox(): Promise<void> {
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return this.#flushing;
+    }
+    this.#flushing = (async () => {
+      do {
+        this.#flushAgain = false;
+        await this.#flushOnce();
+      } while (this.#flushAgain && this.#ctx.transport.connected);
+    })()
+      .catch((e: unknown) => this.#ctx.notice('error', `Sending failed: ${describeError(e)}`))
+      .finally(() => {
+        this.#flushing = null;
+      });
+    return this.#flushing;
+  }
+
+  async #flushOnce(): Promise<void> {
+    const ctx = this.#ctx;
+    for (const { row, entry } of await ctx.store.outbox()) {
+      if (!ctx.transport.connected || ctx.closed) return;
+      if (entry.control) {
+        if ((await this.#flushOwnControl(row, entry.control, entry.envelopes)) === 'stop') return;
+        continue;
+      }
+      const group = ctx.convs.get(row.conv)?.group;
+      if (group) {
+        if ((await ctx.parts.groupMessages.flushRow(row, entry.groupBody, group)) === 'stop') return;
+        continue;
+      }
+      let envelopes = entry.envelopes;
+      if (!envelopes) {
+        try {
+          envelopes = await ctx.queue.run(row.conv, async () => {
+            const batch = new WriteBatch();
+            const chat = { v: 1, text: await this.outgoingText(row.id), sentAt: row.created, to: row.conv };
+            const content = { kind: 'chat', body: encoder.encode(JSON.stringify(chat)) } as const;
+            // The peer's devices and our own other devices (so each of them shows the whole conversation).
+            const made = [
+              ...(await ctx.sessions.encrypt(row.conv, row.id, content, batch)),
+              ...(await ctx.sessions.encrypt(ctx.me.userId, row.id, content, batch)),
+            ];
+            await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: made });
+            await ctx.store.commit(batch);
+            return made;
+          });
+        } catch (e) {
+          if (e instanceof ClientError && e.code === 'relay_unreachable') return;
+          const keyChanged = e instanceof ClientError && e.code === 'identity_changed';
+          await this.failOutgoing(row.id, row.conv, describeError(e), !keyChanged);
+          continue;
+        }
+      }
+      let ack;
+      try {
+        ack = await ctx.transport.send({ id: row.id, envelopes: envelopes ?? [] });
+      } catch {
+        return; // offline or no ack in time: the entry stays and goes out again, with the same id, on reconnect
+      }
+      if (ctx.deps.dangerousTestOnlyDropSendAcks) continue;
+      if (ack.ok) {
+        await this.acknowledged(row.id, row.conv);
+      } else if (ack.error.code === 'unknown_recipient') {
+        // A device of the peer is gone: forget the sessions and encrypt again from a fresh bundle, same id.
+        await ctx.queue.run(row.conv, async () => {
+          const batch = new WriteBatch();
+          await ctx.sessions.forget(row.conv, batch);
+          await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: null });
+          await ctx.store.commit(batch);
+        });
+        this.#flushAgain = true;
+        return; // start over from the oldest row, so later messages never overtake this one
+      } else if (ack.error.code === 'rate_limited') {
+        this.retryLater();
+        return;
+      } else {
+        await this.failOutgoing(row.id, row.conv, ack.error.message);
+      }
+    }
+  }
+
+  /** Queues a stored control for our own other devices (read state); it waits in the outbox while offline. */
+  async queueOwnControl(payload: ControlPayload): Promise<void> {
+    const ctx = this.#ctx;
+    const batch = new WriteBatch();
+    await ctx.store.stageOutbox(batch, newMessageId(), ctx.me.userId, ctx.now(), { envelopes: null, control: payload });
+    await ctx.store.commit(batch);
+    void this.flushOutbox();
+  }
+
+  /** One queued own-device control: encrypt once to our other devices, send, drop from the outbox. */
+  async #flushOwnControl(
+    row: { id: string; conv: string; created: number },
+    control: ControlPayload,
+    made: OutboxEntry['envelopes'],
+  ): Promise<'next' | 'stop'> {
+    const ctx = this.#ctx;
+    const me = ctx.me.userId;
+    const drop = async () => {
+      const batch = new WriteBatch();
+      batch.add('outbox', (tx) => tx.objectStore('outbox').delete(row.id));
+      await ctx.store.commit(batch);
+    };
+    let envelopes = made;
+    if (!envelopes) {
+      try {
+        envelopes = await ctx.queue.run(me, async () => {
+          const batch = new WriteBatch();
+          const content = { kind: 'control', body: encoder.encode(JSON.stringify(control)) } as const;
+          const out = await ctx.sessions.encrypt(me, row.id, content, batch);
+          await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: out, control });
+          await ctx.store.commit(batch);
+          return out;
+        });
+      } catch (e) {
+        if (e instanceof ClientError && e.code === 'relay_unreachable') return 'stop';
+        console.warn('read state not synced to our other devices:', describeError(e));
+        await drop();
+        return 'next';
+      }
+    }
+    if (envelopes.length === 0) {
+      await drop(); // no other device of ours
+      return 'next';
+    }
+    let ack;
+    try {
+      ack = await ctx.transport.send({ id: row.id, envelopes });
+    } catch {
+      return 'stop';
+    }
+    if (ack.ok) {
+      await drop();
+    } else if (ack.error.code === 'unknown_recipient') {
+      await ctx.queue.run(me, async () => {
+        const batch = new WriteBatch();
+        await ctx.sessions.forget(me, batch);
+        await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: null, control });
+        await ctx.store.commit(batch);
+      });
+      this.#flushAgain = true;
+    } else if (ack.error.code === 'rate_limited') {
+      this.retryLater();
+      return 'stop';
+    } else {
+      console.warn('read state not synced to our other devices:', ack.error.code);
+      await drop();
+    }
+    return 'next';
+  }
+
+  /** The text of a queued message (a re-send repeats its original). */
+  async outgoingText(id: string): Promise<string> {
+    const found = await this.#ctx.store.message(this.#resendOf.get(id) ?? id);
+    if (!found) throw new ClientError('corrupt_store', 'The queued message is missing from history');
+    return found.message.text;
+  }
+
+  /** The relay stored the send: drop it from the outbox and tick it `sent`. */
+  async acknowledged(id: string, conv: string): Promise<void> {
+    const ctx = this.#ctx;
+    const found = await ctx.store.message(id);
+    const batch = new WriteBatch();
+    batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
+    let updated: ChatMessage | null = null;
+    if (found && RANK[found.message.status] < RANK.sent) {
+      updated = { ...found.message, status: 'sent' };
+      await ctx.store.stageMessage(batch, updated, found.sort);
+    }
+    await ctx.store.commit(batch);
+    if (updated) ctx.emitMessages(conv, [updated]);
+  }
+
+  /** The send cannot succeed: drop it from the outbox and show why on the message. */
+  async failOutgoing(id: string, conv: string, reason: string, notify = true): Promise<void> {
+    const ctx = this.#ctx;
+    const found = await ctx.store.message(id);
+    const batch = new WriteBatch();
+    batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
+    let updated: ChatMessage | null = null;
+    if (found) {
+      updated = { ...found.message, failure: `Not sent: ${reason}` };
+      await ctx.store.stageMessage(batch, updated, found.sort);
+    }
+    await ctx.store.commit(batch);
+    if (updated) ctx.emitMessages(conv, [updated]);
+    if (notify) ctx.notice('error', `A message could not be sent: ${reason}`);
+  }
+
+  /** Encrypted control message (typing, receipts) to connected devices only; never stored, never retried. */
+  async sendControl(conv: string, payload: ControlPayload): Promise<void> {
+    const ctx = this.#ctx;
+    if (!ctx.transport.connected) return;
+    if (ctx.convs.get(conv)?.group) return ctx.parts.groupMessages.sendControl(conv, payload);
+    await ctx.queue.run(conv, async () => {
+      const id = newMessageId();
+      const batch = new WriteBatch();
+      const envelopes = await ctx.sessions.encrypt(
+        conv,
+        id,
+        { kind: 'control', body: encoder.encode(JSON.stringify(payload)) },
+        batch,
+        true,
+      );
+      if (envelopes.length === 0) return;
+      await ctx.store.commit(batch);
+      await ctx.transport.send({ id, envelopes, ephemeral: true }).catch(() => undefined);
+    });
+  }
+
+  /**
+   * A stored pairwise send made and emitted now (group info, sender keys); throws when it did not go out. With
+   * `onlyDevices`, only those devices of the peer get it. Returns the devices it went to.
+   */
+  async sendPairwiseNow(peer: string, content: Content, onlyDevices?: readonly string[]): Promise<string[]> {
+    const ctx = this.#ctx;
+    for (let attempt = 0; ; attempt++) {
+      const id = newMessageId();
+      const envelopes = await ctx.queue.run(peer, async () => {
+        const batch = new WriteBatch();
+        const made = await ctx.sessions.encrypt(peer, id, content, batch, false, onlyDevices);
+        await ctx.store.commit(batch);
+        return made;
+      });
+      if (envelopes.length === 0) return []; // our own account with no other device
+      const ack = await ctx.transport.send({ id, envelopes });
+      if (ack.ok) return envelopes.map((e) => e.to);
+      if (ack.error.code !== 'unknown_recipient' || attempt > 0) {
+        throw new ClientError('relay_error', ack.error.message);
+      }
+      await ctx.queue.run(peer, async () => {
+        const batch = new WriteBatch();
+        await ctx.sessions.forget(peer, batch);
+        await ctx.store.commit(batch);
+      });
+    }
+  }
+
+  /** The peer could not decrypt some of our messages: queue each again under a new id (same text). */
+  async queueResend(from: string, ids: readonly string[]): Promise<void> {
+    // No session reset here: the request itself arrived on the fresh session the requester started, which
+    // replaced ours, so the re-sends go out on it. (This runs inside the peer's queue: never queue on it again.)
+    const ctx = this.#ctx;
+    let queued = 0;
+    for (const original of ids) {
+      const found = await ctx.store.message(original);
+      if (!found || !found.message.mine || found.message.conv !== from || found.message.failure) continue;
+      const id = newMessageId();
+      this.#resendOf.set(id, original);
+      const batch = new WriteBatch();
+      await ctx.store.stageOutbox(batch, id, from, ctx.now(), { envelopes: null });
+      await ctx.store.commit(batch);
+      queued++;
+    }
+    if (queued > 0) void this.flushOutbox();
+  }
+
+  /** Asks the sender of a message we could not decrypt to send it again (over a fresh session if need be). */
+  async requestResend(conv: string, messageId: string): Promise<void> {
+    const ctx = this.#ctx;
+    const found = await ctx.store.message(messageId);
+    if (!found || found.message.mine || !found.message.failure) return;
+    const peer = found.message.sender ?? conv;
+    ctx.parts.membership.requireOnline();
+    await ctx.queue.run(peer, async () => {
+      const batch = new WriteBatch();
+      await ctx.sessions.forget(peer, batch); // the session may be what broke: the next message starts afresh
+      await ctx.store.commit(batch);
+    });
+    const payload: ControlPayload = { v: 1, type: 'resend', ids: [messageId] };
+    await this.sendPairwiseNow(peer, { kind: 'control', body: encoder.encode(JSON.stringify(payload)) });
+    const updated: ChatMessage = { ...found.message, failure: 'Could not be decrypted. Asked the sender to resend.' };
+    const batch = new WriteBatch();
+    await ctx.store.stageMessage(batch, updated, found.sort);
+    await ctx.store.commit(batch);
+    ctx.emitMessages(conv, [updated]);
+  }
+}

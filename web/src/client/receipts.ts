@@ -1,0 +1,108 @@
+// Receipts: typing indicators, read state and ticks — what we tell peers (typing, delivered, read) and what their
+// receipts change on our messages. Ticks only move forward, and only the conversation's peer (or a group member)
+// can move them.
+
+import { RANK, type ConvState, type EngineContext } from './context';
+import { describeError } from './errors';
+import { WriteBatch } from './store';
+import type { ChatMessage } from './types';
+
+const TYPING_SEND_EVERY_MS = 3_000;
+
+export class Receipts {
+  readonly #ctx: EngineContext;
+  readonly #lastTypingSent = new Map<string, number>();
+
+  constructor(ctx: EngineContext) {
+    this.#ctx = ctx;
+  }
+
+  /** We sent a message in `conv`: the peer cleared "typing" on it, so the next keystroke says so again. */
+  sentMessage(conv: string): void {
+    this.#lastTypingSent.delete(conv);
+  }
+
+  notifyTyping(conv: string): void {
+    const now = this.#ctx.now();
+    if (now - (this.#lastTypingSent.get(conv) ?? 0) < TYPING_SEND_EVERY_MS) return;
+    this.#lastTypingSent.set(conv, now);
+    void this.#ctx.parts.outbound
+      .sendControl(conv, { v: 1, type: 'typing' })
+      .catch((e: unknown) => console.warn('typing indicator not sent:', describeError(e)));
+  }
+
+  async markRead(conv: string): Promise<void> {
+    const ctx = this.#ctx;
+    const c = ctx.convs.get(conv);
+    if (!c || (c.unread === 0 && c.unreadIds.length === 0)) return;
+    const ids = c.unreadIds;
+    const next: ConvState = { ...c, unread: 0, unreadIds: [] };
+    ctx.convs.set(conv, next);
+    ctx.publishConvs();
+    const batch = new WriteBatch();
+    const changed: ChatMessage[] = [];
+    for (const id of ids) {
+      const found = await ctx.store.message(id);
+      if (found && !found.message.mine && found.message.status !== 'read') {
+        const m: ChatMessage = { ...found.message, status: 'read' };
+        await ctx.store.stageMessage(batch, m, found.sort);
+        changed.push(m);
+      }
+    }
+    await ctx.stageConv(batch, next);
+    await ctx.store.commit(batch);
+    ctx.emitMessages(conv, changed);
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      // Our other devices clear the same messages (stored, so an offline one catches up); then the peer's ticks.
+      await ctx.parts.outbound.queueOwnControl({ v: 1, type: 'read', conv, ids: chunk });
+      await ctx.parts.outbound.sendControl(conv, { v: 1, type: 'receipt', status: 'read', ids: chunk });
+    }
+  }
+
+  /** Our other device read `ids` in `conv`: they are no longer unread here (no receipt goes out: it sent one). */
+  async applyReadSync(batch: WriteBatch, conv: string, ids: readonly string[]): Promise<void> {
+    const ctx = this.#ctx;
+    const c = ctx.convs.get(conv);
+    if (!c) {
+      await ctx.store.commit(batch);
+      return;
+    }
+    const read = new Set(ids);
+    const unreadIds = c.unreadIds.filter((id) => !read.has(id));
+    const next: ConvState = {
+      ...c,
+      unread: Math.max(0, c.unread - (c.unreadIds.length - unreadIds.length)),
+      unreadIds,
+    };
+    const changed: ChatMessage[] = [];
+    for (const id of ids) {
+      const found = await ctx.store.message(id);
+      if (!found || found.message.mine || found.message.conv !== conv || found.message.status === 'read') continue;
+      const m: ChatMessage = { ...found.message, status: 'read' };
+      await ctx.store.stageMessage(batch, m, found.sort);
+      changed.push(m);
+    }
+    await ctx.stageConv(batch, next);
+    await ctx.store.commit(batch);
+    ctx.convs.set(conv, next);
+    ctx.publishConvs();
+    ctx.emitMessages(conv, changed);
+  }
+
+  /** Ticks my messages in `conv`; callers pass only receipts from the conversation's peer or group members. */
+  async applyReceipt(batch: WriteBatch, conv: string, status: 'delivered' | 'read', ids: string[]): Promise<void> {
+    const ctx = this.#ctx;
+    const changed: ChatMessage[] = [];
+    for (const id of ids) {
+      const found = await ctx.store.message(id);
+      if (!found || !found.message.mine || found.message.conv !== conv) continue;
+      if (RANK[found.message.status] >= RANK[status]) continue;
+      const m: ChatMessage = { ...found.message, status };
+      await ctx.store.stageMessage(batch, m, found.sort);
+      changed.push(m);
+    }
+    await ctx.store.commit(batch);
+    ctx.emitMessages(conv, changed);
+  }
+}

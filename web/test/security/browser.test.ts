@@ -1,0 +1,296 @@
+// The web app under attack in a real Chromium: a strict CSP on every route (errors and 404s included), XSS payloads
+// in messages and group names render as literal text with no script run, no foreign request and no CSP violation,
+// usernames cannot carry markup, and IndexedDB holds neither private keys nor message text in the clear.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCrypto } from '../../src/client/crypto-loader';
+import { WEB_DIR, cspViolations, launch, skipReason, watchedPage, type WatchedPage } from '../e2e/harness';
+import { startTestRelay, type TestRelay } from '../support/relay';
+
+const reason = skipReason();
+if (reason) console.warn(reason);
+
+const stamp = Date.now().toString(36);
+const ALICE = `xss_alice_${stamp}`;
+const BOB = `xss_bob_${stamp}`;
+const CAROL = `xss_carol_${stamp}`; // a group needs two other members; carol is a bare relay account
+const PASSWORD = 'a long enough password';
+
+/** Each payload sets window.__xss or loads from a foreign host if it ever runs or renders as markup. */
+const PAYLOADS = [
+  '<img src=x onerror="window.__xss=1">',
+  '<script>window.__xss=1</script>',
+  '"><svg onload=window.__xss=1>',
+  '<a href="javascript:window.__xss=1">click me</a>',
+  'javascript:window.__xss=1',
+  '<iframe src="https://evil.example/frame"></iframe>',
+  '<img src="https://evil.example/pixel.png">',
+  '<style>body{background:url(https://evil.example/css)}</style>',
+  '<math><mtext><table><mglyph><style><img src=x onerror=window.__xss=1>',
+  "{{constructor.constructor('window.__xss=1')()}}",
+];
+const GROUP_NAME = '<img src=x onerror=window.__xss=1> crew';
+
+/** Builds the production web app into its own directory (other suites build web/dist concurrently). */
+function buildInto(dir: string): void {
+  const result = spawnSync('npx', ['vite', 'build', '--logLevel', 'error', '--outDir', dir, '--emptyOutDir'], {
+    cwd: WEB_DIR,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  if (result.status !== 0) throw new Error(`vite build failed:\n${result.stdout}\n${result.stderr}`);
+}
+
+/** Parses a CSP header into directive → sources. */
+function directives(header: string | null): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const part of (header ?? '').split(';')) {
+    const [name, ...sources] = part.trim().split(/\s+/);
+    if (name) out.set(name.toLowerCase(), sources);
+  }
+  return out;
+}
+
+function expectStrictCsp(header: string | null, what: string): void {
+  const csp = directives(header);
+  expect(csp.get('default-src'), what).toEqual(["'self'"]);
+  const script = csp.get('script-src') ?? [];
+  expect(script, what).toEqual(expect.arrayContaining(["'self'"]));
+  for (const source of [...script, ...(csp.get('style-src') ?? [])]) {
+    expect(source, what).not.toMatch(
+      /^'unsafe-inline'$|^'unsafe-eval'$|^'unsafe-hashes'$|^\*$|^https?:$|^data:$|nonce-|sha\d+-/,
+    );
+  }
+  expect(csp.get('style-src'), what).toEqual(["'self'"]);
+  expect(csp.get('frame-ancestors'), what).toEqual(["'none'"]);
+}
+
+describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
+  let dist: string;
+  let relay: TestRelay;
+  let browser: Browser;
+  let alice: WatchedPage;
+  let bob: WatchedPage;
+  const foreign: string[] = [];
+
+  async function guarded(): Promise<WatchedPage> {
+    const w = await watchedPage(browser);
+    await fence(w.context);
+    return w;
+  }
+
+  /** Aborts and records every request to a host other than this machine. */
+  async function fence(context: BrowserContext): Promise<void> {
+    await context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (/^(https?|wss?):$/.test(url.protocol) && !['localhost', '127.0.0.1'].includes(url.hostname)) {
+        foreign.push(url.href);
+        return route.abort();
+      }
+      return route.continue();
+    });
+  }
+
+  async function signUp(page: Page, name: string): Promise<void> {
+    await page.goto(relay.url);
+    await page.getByRole('textbox', { name: 'Username' }).fill(name);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account', exact: true }).click();
+    await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+  }
+
+  const log = (page: Page) => page.getByRole('log', { name: 'Messages' });
+
+  beforeAll(async () => {
+    dist = mkdtempSync(join(tmpdir(), 'weconnect-security-dist-'));
+    buildInto(dist);
+    relay = await startTestRelay({ WEB_DIST: dist });
+    browser = await launch();
+    [alice, bob] = await Promise.all([guarded(), guarded()]);
+    await Promise.all([signUp(alice.page, ALICE), signUp(bob.page, BOB)]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await relay?.close();
+    if (dist) rmSync(dist, { recursive: true, force: true });
+  });
+
+  it('sends a strict CSP (no inline script or style) on every route, 404s and errors included', async () => {
+    const asset = readdirSync(join(dist, 'assets')).find((f) => f.endsWith('.js'))!;
+    const requests: [string, RequestInit?][] = [
+      ['/'],
+      ['/index.html'],
+      ['/a/deep/link?x=<script>'],
+      [`/assets/${asset}`],
+      ['/assets/missing.js'],
+      ['/favicon.svg'],
+      ['/api/health'],
+      ['/api/no-such-route'],
+      ['/api/accounts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' }],
+      ['/api/devices/self/prekeys'],
+      ['/', { method: 'DELETE' }],
+      ['/socket.io/?EIO=4&transport=polling'],
+      ['/socket.io/?EIO=3&transport=polling'],
+    ];
+    for (const [path, init] of requests) {
+      const res = await fetch(new URL(path, relay.url), init);
+      await res.arrayBuffer();
+      expectStrictCsp(res.headers.get('content-security-policy'), `${init?.method ?? 'GET'} ${path} (${res.status})`);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+  });
+
+  it('refuses usernames that are not [A-Za-z0-9_], so a name can never carry markup', async () => {
+    const c = await loadCrypto();
+    const keys = c.createAccountKeys({ oneTimePrekeyCount: 1 });
+    for (const username of ['<img src=x onerror=alert(1)>', 'bob"><script>', 'al ice', 'ålice', 'a&amp;b']) {
+      const res = await fetch(new URL('/api/accounts', relay.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          username,
+          salt: c.toBase64Url(c.randomBytes(16)),
+          authKey: c.toBase64Url(c.randomBytes(32)),
+          ...keys.upload,
+        }),
+      });
+      expect(res.status).toBe(400);
+    }
+    const w = await guarded();
+    await w.page.goto(relay.url);
+    await w.page.getByRole('textbox', { name: 'Username' }).fill('<img src=x onerror=window.__xss=1>');
+    await w.page.getByLabel('Password').fill(PASSWORD);
+    await w.page.getByRole('button', { name: 'Create account', exact: true }).click();
+    await w.page.waitForTimeout(1500);
+    expect(await w.page.getByRole('searchbox', { name: 'Find people' }).count()).toBe(0);
+    expect(await w.page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(w.dialogs).toEqual([]);
+    await w.context.close();
+  });
+
+  it('renders XSS payloads in messages and a group name as literal text: no script, no foreign request, no CSP report', async () => {
+    const a = alice.page;
+    const b = bob.page;
+    const c = await loadCrypto();
+    const carolKeys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
+    const carol = await fetch(new URL('/api/accounts', relay.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        username: CAROL,
+        salt: c.toBase64Url(c.randomBytes(16)),
+        authKey: c.toBase64Url(c.randomBytes(32)),
+        ...carolKeys.upload,
+      }),
+    });
+    expect(carol.status).toBe(201);
+    // the group first: bob is then not yet in alice's conversation list, only in the "Add people" results
+    await a.getByRole('button', { name: 'New group' }).click();
+    await a.getByRole('textbox', { name: 'Group name' }).fill(GROUP_NAME);
+    for (const name of [BOB, CAROL]) {
+      await a.getByRole('searchbox', { name: 'Add people' }).fill(name);
+      await a.getByRole('button', { name: name.toLowerCase(), exact: true }).click();
+    }
+    await a.getByRole('button', { name: 'Create group' }).click();
+    await log(a).waitFor();
+    await a.getByRole('textbox', { name: 'Message' }).fill(PAYLOADS[0]!);
+    await a.getByRole('textbox', { name: 'Message' }).press('Enter');
+    const group = b.getByRole('button', { name: /\(group\)/ });
+    await group.first().waitFor({ timeout: 20_000 });
+    expect(await group.first().textContent()).toContain(GROUP_NAME);
+    await group.first().click();
+    await log(b).locator('.message .text').filter({ hasText: PAYLOADS[0]! }).first().waitFor({ timeout: 15_000 });
+
+    await a.getByRole('searchbox', { name: 'Find people' }).fill(BOB);
+    await a.getByRole('button', { name: BOB.toLowerCase(), exact: true }).click();
+    await log(a).waitFor();
+    for (const payload of PAYLOADS) {
+      await a.getByRole('textbox', { name: 'Message' }).fill(payload);
+      await a.getByRole('textbox', { name: 'Message' }).press('Enter');
+    }
+    await b.getByRole('button', { name: new RegExp(`^${ALICE.toLowerCase()}`) }).click();
+    const texts = () => log(b).locator('.message .text').allTextContents();
+    await expect.poll(texts, { timeout: 20_000 }).toEqual(expect.arrayContaining(PAYLOADS));
+
+    for (const w of [alice, bob]) {
+      expect(await w.page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+      expect(await log(w.page).locator('img, iframe, script, style, svg a, a[href^="javascript"]').count()).toBe(0);
+      expect(w.dialogs).toEqual([]);
+      expect(w.errors).toEqual([]);
+      expect(cspViolations(w)).toEqual([]);
+    }
+    expect(foreign).toEqual([]);
+  });
+
+  it('keeps no private key and no message text in the clear in IndexedDB', async () => {
+    // The test knows alice's password: recover her real private keys from her encrypted backup on the relay.
+    const c = await loadCrypto();
+    const kdf = (await (await fetch(new URL(`/api/accounts/${ALICE}/kdf`, relay.url))).json()) as {
+      salt: string;
+      opslimit: number;
+      memlimit: number;
+    };
+    const keys = c.derivePasswordKeys(PASSWORD, kdf);
+    const session = (await (
+      await fetch(new URL('/api/sessions', relay.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: ALICE, authKey: keys.authKeyBase64Url }),
+      })
+    ).json()) as { accessToken: string };
+    const backup = (await (
+      await fetch(new URL('/api/backup', relay.url), { headers: { authorization: `Bearer ${session.accessToken}` } })
+    ).json()) as { backup: string };
+    const identity = c.openBackup(keys.wrapKey, c.fromBase64Url(backup.backup)).identity;
+    const secrets = [identity.signingKey.slice(0, 32), identity.dhPrivateKey, keys.wrapKey];
+
+    const dump = await alice.page.evaluate(async () => {
+      const hex = (bytes: Uint8Array) => Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join('');
+      const plain = (v: unknown): unknown => {
+        if (v instanceof ArrayBuffer) return { hex: hex(new Uint8Array(v)) };
+        if (ArrayBuffer.isView(v)) return { hex: hex(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)) };
+        if (typeof CryptoKey !== 'undefined' && v instanceof CryptoKey) {
+          return { cryptoKey: v.algorithm.name, extractable: v.extractable };
+        }
+        if (Array.isArray(v)) return v.map(plain);
+        if (typeof v === 'object' && v !== null) {
+          return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+        }
+        return v;
+      };
+      const req = <T>(r: IDBRequest<T>) =>
+        new Promise<T>((resolve, reject) => {
+          r.onsuccess = () => resolve(r.result);
+          r.onerror = () => reject(r.error);
+        });
+      const out: { db: string; store: string; records: unknown[] }[] = [];
+      for (const info of await indexedDB.databases()) {
+        const db = await req(indexedDB.open(info.name!));
+        for (const store of Array.from(db.objectStoreNames)) {
+          const os = db.transaction(store, 'readonly').objectStore(store);
+          const [keys, values] = await Promise.all([req(os.getAllKeys()), req(os.getAll())]);
+          out.push({ db: db.name, store, records: values.map((v, i) => ({ key: plain(keys[i]), value: plain(v) })) });
+        }
+        db.close();
+      }
+      return JSON.stringify(out);
+    });
+
+    expect(dump.length).toBeGreaterThan(1000); // the database is really there
+    const lower = dump.toLowerCase();
+    for (const secret of secrets) {
+      const b = Buffer.from(secret);
+      for (const form of [b.toString('hex'), b.toString('base64url'), b.toString('base64')]) {
+        expect(lower.includes(form.toLowerCase()) || dump.includes(form)).toBe(false);
+      }
+    }
+    for (const text of [...PAYLOADS, GROUP_NAME, 'window.__xss']) expect(dump).not.toContain(text);
+    for (const match of dump.matchAll(/"cryptoKey":"[^"]+","extractable":(true|false)/g))
+      expect(match[1]).toBe('false');
+  });
+});

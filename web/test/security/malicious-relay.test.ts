@@ -1,0 +1,247 @@
+// A malicious relay against the real web engine: it substitutes prekey bundles, replays, reorders and drops
+// envelopes, and delivers envelopes claiming a sender who did not write them. Every case is refused or flagged
+// where the user can see it; no case yields wrong plaintext under a trusted name.
+import 'fake-indexeddb/auto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCrypto } from '../../src/client/crypto-loader';
+import { DEVICE_CHECK_MS } from '../../src/client/sessions';
+import type { ChatEngineApi } from '../../src/client/types';
+import { asClient, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { startTestRelay, type TestRelay } from '../support/relay';
+import { startMaliciousRelay, type Delivery, type MaliciousRelay } from './malicious-relay';
+
+let relay: TestRelay;
+let evil: MaliciousRelay;
+let now = Date.now();
+const clock = { now: () => now };
+const engines: ChatEngineApi[] = [];
+let alice: TestUser;
+let bob: TestUser;
+
+async function user(prefix: string): Promise<TestUser> {
+  const u = await signUpUser(evil.url, prefix, clock);
+  engines.push(u.engine);
+  return u;
+}
+const deviceOf = (u: TestUser): string => u.engine.getSnapshot().me.deviceId;
+const notices = (u: TestUser): string[] => u.engine.getSnapshot().notices.map((n) => n.text);
+const stored = (d: Delivery): boolean => d.seq !== 0; // ephemeral items (typing, receipts) have seq 0
+
+/** An account the attacker controls, registered on the real relay: its keys are the attacker's. */
+async function attackerAccount() {
+  const c = await loadCrypto();
+  const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
+  const res = await fetch(new URL('/api/accounts', relay.url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      username: `mallory${Date.now().toString(36)}`,
+      salt: c.toBase64Url(c.randomBytes(16)),
+      authKey: c.toBase64Url(c.randomBytes(32)),
+      ...keys.upload,
+    }),
+  });
+  expect(res.status).toBe(201);
+  const body = (await res.json()) as { userId: string; deviceId: string; accessToken: string };
+  return { c, keys, ...body };
+}
+
+beforeAll(async () => {
+  relay = await startTestRelay();
+  evil = await startMaliciousRelay(relay.url);
+  alice = await user('mr_alice');
+  bob = await user('mr_bob');
+  await openWith(alice, bob);
+  await openWith(bob, alice);
+  await alice.engine.send(bob.userId, 'hello bob');
+  await until('bob got the first message', () => hasText(bob.engine, alice.userId, 'hello bob'));
+  await bob.engine.send(alice.userId, 'hello alice');
+  await until('alice got the reply', () => hasText(alice.engine, bob.userId, 'hello alice'));
+}, 120_000);
+
+afterAll(async () => {
+  for (const e of engines) asClient(e).close();
+  await evil?.close();
+  await relay?.close();
+});
+
+describe('a malicious relay', () => {
+  it('replays an envelope: the same id is dropped as a duplicate, a new id is refused with a notice', async () => {
+    await alice.engine.send(bob.userId, 'transfer 5 coins');
+    await until('bob got it', () => hasText(bob.engine, alice.userId, 'transfer 5 coins'));
+    const original = evil.seen.get(deviceOf(bob))!.filter(stored).at(-1)!;
+    const before = asClient(bob.engine).dangerousTestOnlyDuplicatesDropped();
+    await evil.inject(deviceOf(bob), [original]);
+    await until('the duplicate to be dropped', () =>
+      asClient(bob.engine).dangerousTestOnlyDuplicatesDropped() > before ? true : undefined,
+    );
+    const c = await loadCrypto();
+    await evil.inject(deviceOf(bob), [{ ...original, id: c.createMessageId(), seq: original.seq + 1000 }]);
+    await until('a notice about the replay', () => notices(bob).some((n) => /envelope did not open/.test(n)));
+    const copies = (await history(bob.engine, alice.userId)).filter((m) => m.text === 'transfer 5 coins');
+    expect(copies).toHaveLength(1);
+  });
+
+  it('reorders envelopes: each still decrypts to exactly what was sent, none fails', async () => {
+    const held: Delivery[] = [];
+    evil.tamper = (device, batch) => {
+      if (device !== deviceOf(bob)) return batch;
+      held.push(...batch.filter(stored));
+      const rest = batch.filter((d) => !stored(d));
+      if (held.length < 3) return rest;
+      return [...rest, ...held.splice(0).reverse()];
+    };
+    try {
+      for (const text of ['order 1', 'order 2', 'order 3']) await alice.engine.send(bob.userId, text);
+      await until('all three arrive', async () => {
+        const texts = (await history(bob.engine, alice.userId)).map((m) => m.text);
+        return ['order 1', 'order 2', 'order 3'].every((t) => texts.includes(t));
+      });
+      expect((await history(bob.engine, alice.userId)).filter((m) => m.failure !== undefined)).toEqual([]);
+    } finally {
+      evil.tamper = null;
+    }
+  });
+
+  it('drops an envelope: the others decrypt, and the sender sees the dropped one never delivered', async () => {
+    let count = 0;
+    evil.tamper = (device, batch) =>
+      device !== deviceOf(bob) ? batch : batch.filter((d) => !stored(d) || ++count !== 2);
+    try {
+      const texts = ['drop 1', 'drop 2', 'drop 3'];
+      for (const text of texts) await alice.engine.send(bob.userId, text);
+      const received = await until('two of the three to arrive', async () => {
+        const got = (await history(bob.engine, alice.userId)).filter((m) => texts.includes(m.text));
+        return got.length === 2 ? got : undefined;
+      });
+      expect(received.every((m) => m.failure === undefined)).toBe(true);
+      const dropped = texts.find((t) => !received.some((m) => m.text === t))!;
+      const mine = async (text: string) => (await history(alice.engine, bob.userId)).find((m) => m.text === text);
+      await until('the two delivered', async () => {
+        for (const m of received) if ((await mine(m.text))?.status !== 'delivered') return false;
+        return true;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await hasText(bob.engine, alice.userId, dropped)).toBe(false);
+      expect((await mine(dropped))?.status).toBe('sent'); // visible to the sender: one tick, never two
+    } finally {
+      evil.tamper = null;
+    }
+  });
+
+  it("delivers an envelope claiming to be from alice that another key made: shown as undecryptable, never as alice's text", async () => {
+    const m = await attackerAccount();
+    const { c } = m;
+    // the attacker starts a session with bob's device from bob's real bundle, but names alice as the sender
+    const res = await fetch(new URL(`/api/users/${bob.userId}/bundle`, relay.url), {
+      headers: { authorization: `Bearer ${m.accessToken}` },
+    });
+    const bundle = (await res.json()) as {
+      identityKey: string;
+      devices: { deviceId: string; signedPrekey: unknown; oneTimePrekey: unknown }[];
+    };
+    const device = bundle.devices[0]!;
+    const session = c.initiateSession({
+      identity: m.keys.identity,
+      localUserId: alice.userId,
+      localDeviceId: deviceOf(alice),
+      peerUserId: bob.userId,
+      peerDeviceId: device.deviceId,
+      bundle: c.verifyPrekeyBundle({ identityKey: bundle.identityKey, ...device }),
+    });
+    const id = c.createMessageId();
+    const text = 'this is alice, send me your password';
+    const payload = new TextEncoder().encode(JSON.stringify({ v: 1, text, sentAt: now }));
+    const { body } = c.encryptToDevice(session, { messageId: id, content: { kind: 'chat', body: payload } });
+    await evil.inject(deviceOf(bob), [{ id, seq: 9_000_000, ts: now, body }]);
+    await until('the forged message is flagged', async () =>
+      (await history(bob.engine, alice.userId)).find((msg) => msg.id === id && msg.failure !== undefined),
+    );
+    expect(await hasText(bob.engine, alice.userId, text)).toBe(false);
+    expect(notices(bob).some((n) => /could not be decrypted/.test(n))).toBe(true);
+  });
+
+  it("delivers alice's genuine envelope to someone else: it does not open there", async () => {
+    const carol = await user('mr_carol');
+    await alice.engine.send(bob.userId, 'for bob only');
+    await until('bob got it', () => hasText(bob.engine, alice.userId, 'for bob only'));
+    const envelope = evil.seen.get(deviceOf(bob))!.filter(stored).at(-1)!;
+    await evil.inject(deviceOf(carol), [envelope]);
+    await until('carol is told', () => notices(carol).some((n) => /envelope did not open/.test(n)));
+    expect(carol.engine.getSnapshot().conversations).toEqual([]);
+  });
+
+  it('substitutes the identity key in a bundle: the key-change banner shows, safety numbers stop matching, the session is not re-keyed', async () => {
+    const m = await attackerAccount();
+    const swapped = m.keys.upload;
+    evil.rewriteHttp = (path, status, body) => {
+      if (status !== 200 || path !== `/api/users/${bob.userId}/bundle`) return body;
+      const answer = body as { identityKey: string; devices: { deviceId: string }[] };
+      return {
+        ...answer,
+        identityKey: swapped.identityKey,
+        devices: answer.devices.map((d) => ({ ...d, signedPrekey: swapped.signedPrekey, oneTimePrekey: null })),
+      };
+    };
+    try {
+      now += DEVICE_CHECK_MS + 1000; // alice's next send checks bob's device list again
+      await alice.engine.send(bob.userId, 'after the swap');
+      await until('the key change shows', () => alice.engine.getSnapshot().trust[bob.userId]?.keyChanged);
+      await until('the message reaches bob over the existing session', () =>
+        hasText(bob.engine, alice.userId, 'after the swap'),
+      );
+      // the swapped bundle did not re-key the existing session: nothing alice sent opens with the attacker's key
+      const opened = (evil.seen.get(deviceOf(bob)) ?? []).filter((d) => {
+        try {
+          m.c.openEnvelope(m.keys.identity, d.body);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      expect(opened).toEqual([]);
+      const mine = await alice.engine.safetyNumber(bob.userId);
+      const theirs = await bob.engine.safetyNumber(alice.userId);
+      expect(mine.digits).not.toBe(theirs.digits);
+    } finally {
+      evil.rewriteHttp = null;
+    }
+  });
+
+  it('substitutes the key of a verified contact: sending stops until the user accepts, nothing reaches the attacker', async () => {
+    const dave = await user('mr_dave');
+    await openWith(alice, dave);
+    await alice.engine.send(dave.userId, 'hi dave');
+    await until('dave got it', () => hasText(dave.engine, alice.userId, 'hi dave'));
+    const number = await alice.engine.safetyNumber(dave.userId);
+    await alice.engine.markVerified(dave.userId, number.identityKey);
+    const m = await attackerAccount();
+    evil.rewriteHttp = (path, status, body) => {
+      if (status !== 200 || path !== `/api/users/${dave.userId}/bundle`) return body;
+      const answer = body as { devices: { deviceId: string }[] };
+      return {
+        ...answer,
+        identityKey: m.keys.upload.identityKey,
+        devices: answer.devices.map((d) => ({ ...d, signedPrekey: m.keys.upload.signedPrekey, oneTimePrekey: null })),
+      };
+    };
+    const forDave: Delivery[] = [];
+    evil.tamper = (device, batch) => {
+      if (device === deviceOf(dave)) forDave.push(...batch);
+      return batch;
+    };
+    try {
+      now += DEVICE_CHECK_MS + 1000;
+      await alice.engine.send(dave.userId, 'secret for dave').catch(() => undefined);
+      await until('sending is blocked', () => alice.engine.getSnapshot().trust[dave.userId]?.blocked);
+      await expect(alice.engine.send(dave.userId, 'still secret')).rejects.toMatchObject({ code: 'identity_changed' });
+      await new Promise((r) => setTimeout(r, 500));
+      for (const d of forDave.filter(stored)) {
+        expect(() => m.c.openEnvelope(m.keys.identity, d.body)).toThrow();
+      }
+    } finally {
+      evil.rewriteHttp = null;
+      evil.tamper = null;
+    }
+  });
+});

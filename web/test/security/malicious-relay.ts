@@ -1,0 +1,148 @@
+// A malicious relay for tests: an HTTP + Socket.IO proxy in front of the real relay that can rewrite HTTP answers
+// (prekey bundles) and hold, drop, reorder, replay or forge `messages` deliveries. Clients connect to it exactly as
+// to a relay; each client socket gets its own upstream socket to the real relay with the client's own token.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server, type Socket as ServerSocket } from 'socket.io';
+import { io as connectUpstream, type Socket as ClientSocket } from 'socket.io-client';
+import * as msgpackParser from 'socket.io-msgpack-parser';
+
+/** One `messages` item as the relay delivers it. */
+export interface Delivery {
+  id: string;
+  seq: number;
+  ts: number;
+  body: Uint8Array;
+  group?: string;
+}
+
+export interface MaliciousRelay {
+  url: string;
+  /** Rewrites a JSON answer of the real relay (path without query); return it unchanged to pass it on. */
+  rewriteHttp: ((path: string, status: number, body: unknown) => unknown) | null;
+  /**
+   * Decides what reaches a device of each `messages` event: returns the items to deliver (possibly none). The
+   * real relay is acknowledged as soon as the decision is made, so whatever is withheld is gone from it.
+   */
+  tamper: ((deviceId: string, batch: Delivery[]) => Delivery[]) | null;
+  /** Every item the real relay handed to each device, in arrival order (what the operator could replay). */
+  seen: Map<string, Delivery[]>;
+  /** Delivers items of the relay's choosing to a connected device; resolves when the device acknowledges. */
+  inject(deviceId: string, items: Delivery[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+function deviceOf(token: unknown): string {
+  if (typeof token !== 'string') return '';
+  const payload = token.split('.')[1] ?? '';
+  try {
+    return String((JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { dev?: unknown }).dev ?? '');
+  } catch {
+    return '';
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function startMaliciousRelay(upstreamUrl: string): Promise<MaliciousRelay> {
+  const clients = new Map<string, ServerSocket>();
+  const upstreams = new Set<ClientSocket>();
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    void (async () => {
+      const body = await readBody(req);
+      const headers: Record<string, string> = {};
+      for (const name of ['authorization', 'content-type']) {
+        const value = req.headers[name];
+        if (typeof value === 'string') headers[name] = value;
+      }
+      const answer = await fetch(new URL(req.url ?? '/', upstreamUrl), {
+        method: req.method,
+        headers,
+        body: body.length > 0 ? body.toString('utf8') : undefined, // the relay's API is JSON text
+      });
+      let text = await answer.text();
+      const path = (req.url ?? '/').split('?')[0]!;
+      if (relay.rewriteHttp && (answer.headers.get('content-type') ?? '').includes('json')) {
+        text = JSON.stringify(relay.rewriteHttp(path, answer.status, JSON.parse(text)));
+      }
+      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
+      res.end(text);
+    })().catch(() => {
+      res.writeHead(502);
+      res.end();
+    });
+  };
+
+  const httpServer = createServer(onRequest);
+  const ioServer = new Server(httpServer, { parser: msgpackParser, serveClient: false });
+
+  ioServer.use((socket, next) => {
+    const token = (socket.handshake.auth as { token?: unknown }).token;
+    const up = connectUpstream(upstreamUrl, {
+      parser: msgpackParser,
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      auth: { token },
+    });
+    up.once('connect', () => {
+      upstreams.add(up);
+      (socket.data as { up?: ClientSocket }).up = up;
+      next();
+    });
+    up.once('connect_error', (err: Error & { data?: unknown }) => {
+      up.close();
+      const refusal = new Error(err.message) as Error & { data?: unknown };
+      refusal.data = err.data;
+      next(refusal);
+    });
+  });
+
+  ioServer.on('connection', (socket) => {
+    const up = (socket.data as { up: ClientSocket }).up;
+    const deviceId = deviceOf((socket.handshake.auth as { token?: unknown }).token);
+    clients.set(deviceId, socket);
+    up.on('messages', (batch: Delivery[], ack: () => void) => {
+      relay.seen.set(deviceId, [...(relay.seen.get(deviceId) ?? []), ...batch]);
+      const out = relay.tamper ? relay.tamper(deviceId, batch) : batch;
+      if (out.length === 0 || relay.tamper) ack(); // what the malicious relay withholds is gone
+      if (out.length > 0) socket.emit('messages', out, relay.tamper ? () => undefined : ack);
+    });
+    up.on('presence', (update: unknown) => socket.emit('presence', update));
+    up.on('disconnect', () => socket.disconnect(true));
+    socket.onAny((event: string, ...args: unknown[]) => {
+      up.emit(event, ...args);
+    });
+    socket.on('disconnect', () => {
+      if (clients.get(deviceId) === socket) clients.delete(deviceId);
+      upstreams.delete(up);
+      up.close();
+    });
+  });
+
+  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  const { port } = httpServer.address() as AddressInfo;
+
+  const relay: MaliciousRelay = {
+    url: `http://127.0.0.1:${port}`,
+    rewriteHttp: null,
+    tamper: null,
+    seen: new Map(),
+    inject(deviceId, items) {
+      const socket = clients.get(deviceId);
+      if (!socket) return Promise.reject(new Error(`device ${deviceId} is not connected`));
+      return new Promise((resolve) => socket.emit('messages', items, () => resolve()));
+    },
+    async close() {
+      for (const up of upstreams) up.close();
+      await ioServer.close();
+      httpServer.closeAllConnections();
+    },
+  };
+  return relay;
+}
