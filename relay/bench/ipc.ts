@@ -37,7 +37,10 @@ export type ServerCommand = { type: 'sample' } | { type: 'stop' };
 
 /** What the load generator drives: the server's URL and how devices authenticate. */
 export interface LoadgenSetup {
+  /** Where devices sign up and senders connect. */
   url: string;
+  /** Where recipients connect: `url` for one node, the second node for a two-node run. */
+  recipientUrl: string;
   /** `weconnect` signs up accounts and sends access tokens; `bare` sends a made-up device id. */
   auth: 'weconnect' | 'bare';
   parser: 'default' | 'msgpack';

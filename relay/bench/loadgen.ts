@@ -35,8 +35,8 @@ async function makeDevices(setup: LoadgenSetup): Promise<Device[]> {
   return accounts.map((a) => ({ deviceId: a.deviceId, auth: { token: a.accessToken } }));
 }
 
-function connect(setup: LoadgenSetup, device: Device): Promise<Socket> {
-  const socket = io(setup.url, {
+function connect(setup: LoadgenSetup, device: Device, url: string): Promise<Socket> {
+  const socket = io(url, {
     ...(setup.parser === 'msgpack' ? { parser: msgpackParser } : {}),
     auth: device.auth,
     transports: ['websocket'],
@@ -63,7 +63,10 @@ async function handle(command: LoadgenCommand): Promise<void> {
       const devices = await makeDevices(command.setup);
       sockets = [];
       for (let i = 0; i < devices.length; i += 50) {
-        const batch = devices.slice(i, i + 50).map((d) => connect(command.setup, d));
+        // Even indexes are senders (node 1), odd ones their recipients (`recipientUrl`: node 2 of a two-node run).
+        const batch = devices
+          .slice(i, i + 50)
+          .map((d, j) => connect(command.setup, d, (i + j) % 2 === 0 ? command.setup.url : command.setup.recipientUrl));
         sockets.push(...(await Promise.all(batch)));
       }
       const pairs: Pair[] = [];

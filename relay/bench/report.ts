@@ -137,6 +137,114 @@ function table(header: string[], rows: string[][]): string {
   return [header, align, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
 
+/** The two-node server and what it is compared with (one node on SQLite, one node on the same FerretDB store). */
+export const TWO_NODE = 'weconnect-2node';
+const TWO_NODE_REFERENCES = ['weconnect', 'weconnect-ferret'];
+export const TWO_NODE_HEADING = '## Two nodes through Redis';
+
+/**
+ * The "Two nodes through Redis" section: per workload, one node vs two nodes side by side (delivered/s, p99, server
+ * CPU per delivery summed over the node processes) and the two-node figures as ratios of each one-node run. Empty
+ * when the two-node server did not run.
+ */
+export function renderTwoNodeSection(input: ReportInput): string {
+  const { settings, runs, workloads } = input;
+  if (!settings.servers.includes(TWO_NODE)) return '';
+  const shown = [...TWO_NODE_REFERENCES, TWO_NODE].filter((s) => settings.servers.includes(s));
+  const reps = Array.from({ length: settings.reps }, (_, i) => i);
+  const get = (server: string, rep: number, w: number): Figures | undefined => {
+    const phase = runs.find((run) => run.server === server && run.rep === rep)?.phases[w];
+    return phase === undefined ? undefined : figures(phase);
+  };
+  const med = (server: string, w: number, pick: (f: Figures) => number): number =>
+    median(reps.flatMap((rep) => (get(server, rep, w) === undefined ? [] : [pick(get(server, rep, w) as Figures)])));
+  /** Median over repetitions of two-node ÷ reference, both from the same repetition. */
+  const ratio = (reference: string, w: number, pick: (f: Figures) => number): number =>
+    median(
+      reps.flatMap((rep) => {
+        const two = get(TWO_NODE, rep, w);
+        const one = get(reference, rep, w);
+        return two === undefined || one === undefined ? [] : [pick(two) / pick(one)];
+      }),
+    );
+  const references = TWO_NODE_REFERENCES.filter((s) => settings.servers.includes(s));
+  const rows = workloads.flatMap((label, w) =>
+    shown.map((server) => [
+      label,
+      server,
+      fmt(med(server, w, (f) => f.deliveredPerSec)),
+      fmt(
+        med(server, w, (f) => f.p99),
+        1,
+      ),
+      fmt(
+        med(server, w, (f) => f.usPerDelivery),
+        1,
+      ),
+      fmt(med(server, w, (f) => f.undelivered)),
+      ...references.flatMap((reference) =>
+        server === TWO_NODE
+          ? [
+              fmt(
+                ratio(reference, w, (f) => f.deliveredPerSec),
+                2,
+              ),
+              fmt(
+                ratio(reference, w, (f) => f.p99),
+                2,
+              ),
+              fmt(
+                ratio(reference, w, (f) => f.usPerDelivery),
+                2,
+              ),
+            ]
+          : ['', '', ''],
+      ),
+    ]),
+  );
+  // Undelivered messages while the node processes sat nearly idle: the relay was waiting (on the store, or stalled),
+  // not short of CPU. Said explicitly, since the table alone reads like a slow relay.
+  const stalls = workloads.flatMap((label, w) =>
+    shown.flatMap((server) => {
+      const undelivered = med(server, w, (f) => f.undelivered);
+      const cores = med(server, w, (f) => f.serverCores);
+      const other = med(server, w, (f) => f.otherCores);
+      return undelivered > 0 && cores < 0.1
+        ? [
+            `- \`${server}\`, ${label}: ${fmt(undelivered)} messages undelivered while its node process(es) used ` +
+              `${fmt(cores, 2)} core and everything else on the machine ${fmt(other, 2)}: deliveries waited, not ` +
+              'for relay CPU.',
+          ]
+        : [];
+    }),
+  );
+  const stallNote = stalls.length === 0 ? '' : `\n${stalls.join('\n')}\n`;
+  const ratioHeaders = references.flatMap((reference) => [
+    `delivered/s ÷ ${reference}`,
+    `p99 ÷ ${reference}`,
+    `CPU ÷ ${reference}`,
+  ]);
+  return `${TWO_NODE_HEADING}
+
+\`${TWO_NODE}\`: two relay processes sharing one FerretDB store, fan-out through Redis; every sender is connected to
+node 1 and its recipient to node 2, so every delivery crosses Redis. Same load as the one-node runs (same pairs,
+body size and workloads, in the same invocation). Server CPU µs/delivery is the CPU of both node processes summed
+(FerretDB's and redis-server's own CPU is **not** counted: it shows in "other load" of the full report). Ratios
+are two nodes ÷ one node, within each repetition: above 1 for delivered/s is better, above 1 for p99 and CPU is
+worse. \`weconnect\` is one node on SQLite; \`weconnect-ferret\` is one node on the same kind of FerretDB store, so
+two nodes ÷ \`weconnect-ferret\` isolates the Redis fan-out cost, while two nodes ÷ \`weconnect\` mixes it with the
+store change. **FerretDB (SQLite backend, a Go proxy translating the wire protocol) is far slower than a real
+MongoDB**: the FerretDB runs are bounded by the store, and open-loop rates above its capacity leave most messages
+undelivered (p99 then only covers the few that arrived). Do not read their absolute figures as what a two-node
+deployment on MongoDB would do.
+
+${table(
+  ['workload', 'server', 'delivered/s', 'p99 ms', 'server CPU µs/delivery', 'undelivered', ...ratioHeaders],
+  rows,
+)}
+${stallNote}`;
+}
+
 export function renderReport(input: ReportInput): string {
   const { settings, machine, runs, baseline, workloads } = input;
   const byKey = new Map<string, Figures>();
@@ -368,7 +476,7 @@ ${table(
   costRows,
 )}
 
-${failures}
+${renderTwoNodeSection(input)}${failures}
 ## Setup and memory
 
 ${table(['server', 'rep', 'setup s', 'RSS idle', 'RSS with devices', 'RSS growth per device, KiB (WeConnect: includes sign-up garbage)'], setupRows)}

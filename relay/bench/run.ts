@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { ChildChannel, forkTs } from './ipc.js';
@@ -19,14 +19,14 @@ import type {
 } from './ipc.js';
 import { machineIdleUs, machineInfo } from './machine.js';
 import type { MachineInfo } from './machine.js';
-import { renderReport } from './report.js';
+import { TWO_NODE, TWO_NODE_HEADING, renderReport, renderTwoNodeSection } from './report.js';
 import type { BenchSettings, PhaseRun, ServerRun } from './report.js';
 import { BASELINE, SERVERS } from './servers/index.js';
 import type { ServerDefinition } from './servers/index.js';
 
 const HARD_LIMIT_MS = 10 * 60_000;
 
-function parseArgs(argv: string[]): BenchSettings & { write: boolean; profileDir: string | null } {
+function parseArgs(argv: string[]): BenchSettings & { write: boolean; append: boolean; profileDir: string | null } {
   const flag = (name: string): boolean => argv.includes(`--${name}`);
   const value = (name: string): string | undefined => {
     const i = argv.indexOf(`--${name}`);
@@ -63,6 +63,7 @@ function parseArgs(argv: string[]): BenchSettings & { write: boolean; profileDir
     durationMs: number('duration', quick ? 4 : 8) * 1000,
     drainMs: number('drain', 5) * 1000,
     write: flag('write'),
+    append: flag('append-two-node'),
     profileDir: flag('profile') ? join(tmpdir(), `weconnect-bench-profiles-${Date.now()}`) : null,
   };
 }
@@ -79,9 +80,44 @@ function workloadsOf(settings: BenchSettings): Workload[] {
 
 type ServerChannel = ChildChannel<ServerEvent, ServerCommand>;
 
-async function sampleServer(server: ServerChannel): Promise<ServerSample> {
+async function sampleOne(server: ServerChannel): Promise<ServerSample> {
   server.send({ type: 'sample' });
   return server.next('sample', 30_000);
+}
+
+/**
+ * Samples every node process of a server at once and sums them (CPU, RSS, loop and main-thread times, counters);
+ * the loop delay is the worst node's.
+ */
+async function sampleServer(nodes: ServerChannel[]): Promise<ServerSample> {
+  const samples = await Promise.all(nodes.map(sampleOne));
+  const [first, ...rest] = samples;
+  if (first === undefined) throw new Error('no server process');
+  return rest.reduce<ServerSample>(
+    (sum, s) => ({
+      cpu: { user: sum.cpu.user + s.cpu.user, system: sum.cpu.system + s.cpu.system },
+      rss: sum.rss + s.rss,
+      loopActiveMs: sum.loopActiveMs + s.loopActiveMs,
+      mainThread:
+        sum.mainThread === null || s.mainThread === null
+          ? null
+          : {
+              onCpuMs: sum.mainThread.onCpuMs + s.mainThread.onCpuMs,
+              runQueueWaitMs: sum.mainThread.runQueueWaitMs + s.mainThread.runQueueWaitMs,
+            },
+      loopDelay: {
+        p99Ms: Math.max(sum.loopDelay.p99Ms, s.loopDelay.p99Ms),
+        maxMs: Math.max(sum.loopDelay.maxMs, s.loopDelay.maxMs),
+      },
+      counters: Object.fromEntries(
+        [...new Set([...Object.keys(sum.counters), ...Object.keys(s.counters)])].map((name) => [
+          name,
+          (sum.counters[name] ?? 0) + (s.counters[name] ?? 0),
+        ]),
+      ),
+    }),
+    first,
+  );
 }
 
 const cpuUs = (c: CpuSample): number => c.user + c.system;
@@ -95,17 +131,25 @@ async function runServer(
   profileDir: string | null,
   machine: MachineInfo,
 ): Promise<ServerRun> {
-  const prepared = definition.prepare();
   const execArgv = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const server: ServerChannel = new ChildChannel(
-    forkTs(definition.script, definition.args, prepared.env, execArgv),
-    `server ${definition.name}`,
-  );
-  live.add(server as ChildChannel<{ type: string }, unknown>);
+  const servers: ServerChannel[] = [];
   let loadgen: ChildChannel<LoadgenEvent, LoadgenCommand> | null = null;
+  let cleanup = async (): Promise<void> => {};
   try {
-    const ready = await server.next('ready', 30_000);
-    const url = `http://127.0.0.1:${ready.port}`;
+    const prepared = await definition.prepare();
+    cleanup = prepared.cleanup;
+    prepared.envs.forEach((env, i) => {
+      const server: ServerChannel = new ChildChannel(
+        forkTs(definition.script, definition.args, env, execArgv),
+        `server ${definition.name}${prepared.envs.length > 1 ? ` node ${i + 1}` : ''}`,
+      );
+      servers.push(server);
+      live.add(server as ChildChannel<{ type: string }, unknown>);
+    });
+    const readies = await Promise.all(servers.map((server) => server.next('ready', 30_000)));
+    const urls = readies.map((ready) => `http://127.0.0.1:${ready.port}`);
+    const url = urls[0] ?? '';
+    const ready = { rss: readies.reduce((sum, r) => sum + r.rss, 0) };
     loadgen = new ChildChannel(
       forkTs(fileURLToPath(new URL('./loadgen.ts', import.meta.url)), [], process.env),
       'load generator',
@@ -115,6 +159,7 @@ async function runServer(
       type: 'setup',
       setup: {
         url,
+        recipientUrl: urls[urls.length - 1] ?? url,
         auth: definition.auth,
         parser: definition.parser,
         pairs: settings.pairs,
@@ -122,7 +167,7 @@ async function runServer(
       },
     });
     const { setupMs } = await loadgen.next('ready', 120_000);
-    const connected = await sampleServer(server);
+    const connected = await sampleServer(servers);
 
     const phases: PhaseRun[] = [];
     let failure: string | null = null;
@@ -133,9 +178,9 @@ async function runServer(
         await loadgen.next('window-start', workload.warmupMs + 30_000);
         const machineStart = machineIdleUs();
         const wallStart = performance.now();
-        const before = await sampleServer(server);
+        const before = await sampleServer(servers);
         await loadgen.next('window-end', workload.durationMs + 30_000);
-        const after = await sampleServer(server);
+        const after = await sampleServer(servers);
         const machineEnd = machineIdleUs();
         const wallUs = (performance.now() - wallStart) * 1000;
         const { result } = await loadgen.next('result', workload.drainMs + 30_000);
@@ -189,10 +234,10 @@ async function runServer(
       await loadgen.exit(5_000);
       live.delete(loadgen as ChildChannel<{ type: string }, unknown>);
     }
-    server.send({ type: 'stop' });
-    await server.exit(10_000);
-    live.delete(server as ChildChannel<{ type: string }, unknown>);
-    prepared.cleanup();
+    for (const server of servers) server.send({ type: 'stop' });
+    await Promise.all(servers.map((server) => server.exit(10_000)));
+    for (const server of servers) live.delete(server as ChildChannel<{ type: string }, unknown>);
+    await cleanup().catch((error: unknown) => console.error(`  ${definition.name}: cleanup failed: ${String(error)}`));
   }
 }
 
@@ -220,7 +265,7 @@ async function main(): Promise<void> {
       if (definition !== undefined) runs.push(await runServer(definition, settings, rep, settings.profileDir, machine));
     }
   }
-  const report = renderReport({
+  const input = {
     settings,
     machine,
     runs,
@@ -228,12 +273,26 @@ async function main(): Promise<void> {
     servers: SERVERS.filter((s) => settings.servers.includes(s.name)),
     workloads: workloadsOf(settings).map(describe),
     elapsedS: Math.round((Date.now() - started) / 1000),
-  });
+  };
+  const report = renderReport(input);
   console.log(`\n${report}`);
+  const target = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
   if (settings.write) {
-    const target = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
     await writeFile(target, report);
     console.log(`wrote ${target}`);
+  } else if (settings.append) {
+    // Keeps RESULTS.md up to the two-node section and replaces that section with this run's: the section's table,
+    // then this run's whole report with its headings demoted.
+    if (!settings.servers.includes(TWO_NODE)) throw new Error(`--append-two-node needs ${TWO_NODE} in --servers`);
+    const existing = await readFile(target, 'utf8').catch(() => '');
+    const at = existing.indexOf(`\n${TWO_NODE_HEADING}\n`);
+    const kept = (at >= 0 ? existing.slice(0, at) : existing).trimEnd();
+    const demoted = report.replace(/^(#+) /gm, '$1## ');
+    const section =
+      `${renderTwoNodeSection(input).trimEnd()}\n\nCommand: \`npm run bench -w relay -- ${process.argv.slice(2).join(' ')}\`` +
+      `\n\n<details><summary>The whole report of that run</summary>\n\n${demoted.trimEnd()}\n\n</details>\n`;
+    await writeFile(target, `${kept}\n\n${section}`);
+    console.log(`updated the "${TWO_NODE_HEADING.slice(3)}" section of ${target}`);
   }
   if (settings.profileDir !== null) console.log(`server CPU profiles in ${settings.profileDir}`);
 }
@@ -244,6 +303,14 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, HARD_LIMIT_MS);
 watchdog.unref();
+
+// Ctrl-C or a kill: take the children down too (test/services.ts kills FerretDB and redis-server on exit).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const channel of live) channel.child.kill('SIGKILL');
+    process.exit(130);
+  });
+}
 
 main().then(
   () => process.exit(0),
