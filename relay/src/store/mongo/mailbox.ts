@@ -288,7 +288,7 @@ export class MongoMailbox {
   /** Reserves `count` document numbers; answers the first. */
   private async allocate(count: number): Promise<number> {
     const counter = await this.m.counters
-      .findOneAndUpdate({ _id: COUNTER }, { $inc: { n: count } }, { new: true })
+      .findOneAndUpdate({ _id: COUNTER }, { $inc: { n: count } }, { returnDocument: 'after' })
       .lean();
     if (!counter) throw new Error('the message counter is missing');
     return counter.n - count + 1;
