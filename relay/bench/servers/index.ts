@@ -1,4 +1,5 @@
 // The servers the bench can drive. Each runs as its own child process (see host.ts); add a server here to bench it.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,8 @@ function weconnect(
         for (const service of services) await service.stop();
         for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
       };
+      // One secret per run, shared by the nodes so a token from one is accepted by the other.
+      const jwtSecret = randomBytes(32).toString('base64url');
       const storeEnv: Record<string, string> = {};
       try {
         if (topology !== 'sqlite') {
@@ -98,7 +101,7 @@ function weconnect(
           HOST: '127.0.0.1',
           PORT: '0',
           DATA_DIR: dataDir,
-          JWT_SECRET: 'bench-only-secret-bench-only-secret-0123456789',
+          JWT_SECRET: jwtSecret,
         })),
         cleanup,
       };
