@@ -6,6 +6,7 @@ import { useConversationMessages, useNow } from '../hooks/useEngine';
 import { Avatar } from './Avatar';
 import { Composer } from './Composer';
 import { MessageList } from './MessageList';
+import { FormError } from './FormError';
 
 interface Props {
   engine: ChatEngineApi;
@@ -141,11 +142,7 @@ export function ConversationView({
         ) : messages.length > 0 ? (
           <p className="log-start muted">This is the beginning of your conversation with {username}.</p>
         ) : null}
-        {error ? (
-          <p role="alert" className="form-error">
-            {error}
-          </p>
-        ) : null}
+        <FormError error={error} />
         <MessageList
           messages={messages}
           peerName={username}

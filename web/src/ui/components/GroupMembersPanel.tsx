@@ -3,6 +3,8 @@ import { useState } from 'react';
 import type { ChatEngineApi, Conversation, Person } from '../../client/types';
 import { Avatar } from './Avatar';
 import { PeoplePicker } from './PeoplePicker';
+import { FormError } from './FormError';
+import { PanelHeader } from './PanelHeader';
 
 interface Props {
   engine: ChatEngineApi;
@@ -32,18 +34,14 @@ export function GroupMembersPanel({ engine, me, conversation, onClose }: Props) 
 
   return (
     <section className="settings" aria-labelledby="members-title">
-      <header className="conv-head">
-        <button type="button" className="icon-btn" aria-label="Back to the conversation" onClick={onClose}>
-          <span className="icon icon-back" aria-hidden="true" />
-        </button>
-        <h2 id="members-title">{group.name}: members</h2>
-      </header>
+      <PanelHeader
+        titleId="members-title"
+        title={`${group.name}: members`}
+        closeLabel="Back to the conversation"
+        onClose={onClose}
+      />
       <div className="settings-body">
-        {error ? (
-          <p role="alert" className="form-error">
-            {error}
-          </p>
-        ) : null}
+        <FormError error={error} />
         <fieldset className="card">
           <legend>{group.members.length} members</legend>
           <ul className="member-list">

@@ -2,6 +2,8 @@
 import { useState, type FormEvent } from 'react';
 import type { ChatEngineApi, Person } from '../../client/types';
 import { PeoplePicker } from './PeoplePicker';
+import { FormError } from './FormError';
+import { PanelHeader } from './PanelHeader';
 
 interface Props {
   engine: ChatEngineApi;
@@ -30,12 +32,7 @@ export function NewGroupPanel({ engine, me, onCreated, onClose }: Props) {
 
   return (
     <section className="settings" aria-labelledby="new-group-title">
-      <header className="conv-head">
-        <button type="button" className="icon-btn" aria-label="Cancel new group" onClick={onClose}>
-          <span className="icon icon-back" aria-hidden="true" />
-        </button>
-        <h2 id="new-group-title">New group</h2>
-      </header>
+      <PanelHeader titleId="new-group-title" title="New group" closeLabel="Cancel new group" onClose={onClose} />
       <form className="settings-body" onSubmit={(e) => void submit(e)}>
         <div className="card">
           <label className="field">
@@ -48,11 +45,7 @@ export function NewGroupPanel({ engine, me, onCreated, onClose }: Props) {
           <legend>Members</legend>
           <PeoplePicker engine={engine} exclude={[me]} picked={people} onChange={setPeople} />
         </fieldset>
-        {error ? (
-          <p role="alert" className="form-error">
-            {error}
-          </p>
-        ) : null}
+        <FormError error={error} />
         <button type="submit" className="btn btn-primary" disabled={busy || people.length < 2 || !name.trim()}>
           Create group
         </button>

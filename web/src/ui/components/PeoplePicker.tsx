@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'react';
 import type { ChatEngineApi, Person } from '../../client/types';
 import { Avatar } from './Avatar';
+import { FormError } from './FormError';
 
 interface Props {
   engine: ChatEngineApi;
@@ -67,11 +68,7 @@ export function PeoplePicker({ engine, exclude, picked, onChange }: Props) {
         value={query}
         onChange={(e) => setQuery(e.target.value)}
       />
-      {error ? (
-        <p role="alert" className="form-error">
-          {error}
-        </p>
-      ) : null}
+      <FormError error={error} />
       {query.trim() && results.length === 0 && !error ? <p className="muted">No one found.</p> : null}
       <ul className="picker-results">
         {results.map((p) => (

@@ -2,6 +2,8 @@
 import { useEffect, useState } from 'react';
 import type { ChatEngineApi, ContactTrust, SafetyNumberView } from '../../client/types';
 import { QrCode } from './QrCode';
+import { FormError } from './FormError';
+import { PanelHeader } from './PanelHeader';
 
 interface Props {
   engine: ChatEngineApi;
@@ -38,18 +40,14 @@ export function SafetyNumberPanel({ engine, conv, username, trust, onClose }: Pr
 
   return (
     <section className="safety" aria-labelledby="safety-title">
-      <header className="conv-head">
-        <button type="button" className="icon-btn" aria-label="Back to the conversation" onClick={onClose}>
-          <span className="icon icon-back" aria-hidden="true" />
-        </button>
-        <h2 id="safety-title">Safety number with {username}</h2>
-      </header>
+      <PanelHeader
+        titleId="safety-title"
+        title={`Safety number with ${username}`}
+        closeLabel="Back to the conversation"
+        onClose={onClose}
+      />
       <div className="settings-body">
-        {error ? (
-          <p role="alert" className="form-error">
-            {error}
-          </p>
-        ) : null}
+        <FormError error={error} />
         <div className="card safety-card">
           <p className="hint">
             Compare these numbers with {username}, in person or on a call, or scan the code on their screen. If they

@@ -2,6 +2,8 @@
 import { useState } from 'react';
 import type { ChatEngineApi } from '../../client/types';
 import { loadThemePreference, saveThemePreference, type ThemePreference } from '../theme';
+import { FormError } from './FormError';
+import { PanelHeader } from './PanelHeader';
 
 interface Props {
   engine: ChatEngineApi;
@@ -45,18 +47,9 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
 
   return (
     <section className="settings" aria-labelledby="settings-title">
-      <header className="conv-head">
-        <button type="button" className="icon-btn" aria-label="Close settings" onClick={onClose}>
-          <span className="icon icon-back" aria-hidden="true" />
-        </button>
-        <h2 id="settings-title">Settings</h2>
-      </header>
+      <PanelHeader titleId="settings-title" title="Settings" closeLabel="Close settings" onClose={onClose} />
       <div className="settings-body">
-        {error ? (
-          <p role="alert" className="form-error">
-            {error}
-          </p>
-        ) : null}
+        <FormError error={error} />
         <fieldset className="card">
           <legend>Theme</legend>
           <div className="segmented">

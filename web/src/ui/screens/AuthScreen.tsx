@@ -3,6 +3,7 @@ import { useId, useState, type FormEvent } from 'react';
 import type { BootProgress, ChatEngineApi, EngineBootApi } from '../../client/types';
 import { Logo } from '../components/Logo';
 import { ProgressNote, type Step } from '../components/ProgressNote';
+import { FormError } from '../components/FormError';
 
 const USERNAME = /^[A-Za-z0-9_]{3,32}$/;
 
@@ -78,11 +79,7 @@ export function AuthScreen({ boot, onSignedIn }: { boot: EngineBootApi; onSigned
         <p id={hintId} className="hint">
           {signup ? 'Letters, digits and _ · at least 8 characters of password' : ' '}
         </p>
-        {error ? (
-          <p role="alert" className="form-error">
-            {error}
-          </p>
-        ) : null}
+        <FormError error={error} />
         {step ? <ProgressNote step={step} /> : null}
         <button type="submit" className="btn btn-primary btn-block" disabled={busy}>
           {signup ? 'Create account' : 'Sign in'}

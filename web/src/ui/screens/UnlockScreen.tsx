@@ -4,6 +4,7 @@ import type { BootProgress, ChatEngineApi, EngineBootApi } from '../../client/ty
 import { Avatar } from '../components/Avatar';
 import { Logo } from '../components/Logo';
 import { ProgressNote, type Step } from '../components/ProgressNote';
+import { FormError } from '../components/FormError';
 
 interface Props {
   boot: EngineBootApi;
@@ -87,11 +88,7 @@ export function UnlockScreen({ boot, username, onUnlocked, onForgotten }: Props)
             WeConnect is open in another tab. Close it there to use it here.
           </p>
         ) : null}
-        {error ? (
-          <p role="alert" className="form-error">
-            {error}
-          </p>
-        ) : null}
+        <FormError error={error} />
         {step ? <ProgressNote step={step} /> : null}
         <button type="submit" className="btn btn-primary btn-block" disabled={busy}>
           Unlock
