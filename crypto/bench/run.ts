@@ -28,6 +28,7 @@ import {
   verifyPrekeyBundle,
 } from '../src/index.js';
 import { acceptSenderKeyDistribution } from '../src/sender-keys.js';
+import { x25519Backend } from '../src/x25519.js';
 
 interface Row {
   name: string;
@@ -38,13 +39,13 @@ interface Row {
 const rows: Row[] = [];
 
 /** Runs `fn` for at least `minMs` (after a warm-up) and records ops/s. */
-function bench(name: string, fn: () => void, minMs = 1000, warmup = 50): void {
-  for (let i = 0; i < warmup; i++) fn();
+async function bench(name: string, fn: () => unknown, minMs = 1000, warmup = 50): Promise<void> {
+  for (let i = 0; i < warmup; i++) await fn();
   let n = 0;
   const start = performance.now();
   let elapsed = 0;
   while (elapsed < minMs) {
-    fn();
+    await fn();
     n++;
     elapsed = performance.now() - start;
   }
@@ -75,16 +76,16 @@ const start = (b: PrekeyBundle) =>
     peerDeviceId: 'b1',
     bundle: b,
   });
-bench('X3DH initiator: initiateSession (5 X25519)', () => {
+await bench('X3DH initiator: initiateSession (5 X25519)', () => {
   start(bundles[bundleIndex++ % bundles.length]!);
 });
-bench('X3DH both sides: initiate + first message + accept + decrypt', () => {
+await bench('X3DH both sides: initiate + first message + accept + decrypt', async () => {
   const i = bundleIndex++ % bundles.length;
-  const sent = encryptToDevice(start(bundles[i]!), {
+  const sent = await encryptToDevice(start(bundles[i]!), {
     messageId: createMessageId(),
     content: { kind: 'chat', body: body200 },
   });
-  const env = openEnvelope(bob.identity, sent.body);
+  const env = await openEnvelope(bob.identity, sent.body);
   const otkId = readPrekeyMessage(env.payload).oneTimePrekeyId;
   acceptSession({
     identity: bob.identity,
@@ -98,12 +99,12 @@ bench('X3DH both sides: initiate + first message + accept + decrypt', () => {
 });
 
 // ── an established session ──
-function established(): { a: Session; b: Session } {
-  const sent = encryptToDevice(start(bundles[0]!), {
+async function established(): Promise<{ a: Session; b: Session }> {
+  const sent = await encryptToDevice(start(bundles[0]!), {
     messageId: createMessageId(),
     content: { kind: 'chat', body: body200 },
   });
-  const env = openEnvelope(bob.identity, sent.body);
+  const env = await openEnvelope(bob.identity, sent.body);
   const accepted = acceptSession({
     identity: bob.identity,
     localUserId: 'bob',
@@ -113,21 +114,21 @@ function established(): { a: Session; b: Session } {
     oneTimePrekey: bob.oneTimePrekeys[0]!,
     expectedPeerIdentityKey: alice.identity.publicKey,
   });
-  const reply = encryptToDevice(accepted.session, {
+  const reply = await encryptToDevice(accepted.session, {
     messageId: createMessageId(),
     content: { kind: 'chat', body: body200 },
   });
-  const a = decryptFromDevice(sent.session, openEnvelope(alice.identity, reply.body)).session;
+  const a = decryptFromDevice(sent.session, await openEnvelope(alice.identity, reply.body)).session;
   return { a, b: reply.session };
 }
-let { a, b } = established();
+let { a, b } = await established();
 
-bench('Double Ratchet encrypt + decrypt, 200 bytes (same chain)', () => {
+await bench('Double Ratchet encrypt + decrypt, 200 bytes (same chain)', () => {
   const e = ratchetEncrypt(a, body200);
   a = e.session;
   b = ratchetDecrypt(b, e.type, e.payload).session;
 });
-bench('Double Ratchet ping-pong, 200 bytes (a DH ratchet step each way)', () => {
+await bench('Double Ratchet ping-pong, 200 bytes (a DH ratchet step each way)', () => {
   const e = ratchetEncrypt(a, body200);
   a = e.session;
   b = ratchetDecrypt(b, e.type, e.payload).session;
@@ -138,8 +139,8 @@ bench('Double Ratchet ping-pong, 200 bytes (a DH ratchet step each way)', () => 
 
 const recipient = generateIdentity();
 const payload = randomBytes(300);
-bench('seal + open envelope, 300-byte payload (incl. Ed25519→X25519 of the recipient key)', () => {
-  const sealed = sealEnvelope({
+await await bench('seal + open envelope, 300-byte payload (incl. Ed25519→X25519 of the recipient key)', async () => {
+  const sealed = await sealEnvelope({
     recipientIdentityKey: recipient.publicKey,
     senderUserId: 'alice',
     senderDeviceId: 'a1',
@@ -147,22 +148,22 @@ bench('seal + open envelope, 300-byte payload (incl. Ed25519→X25519 of the rec
     type: 'message',
     payload,
   });
-  openEnvelope(recipient, sealed);
+  await openEnvelope(recipient, sealed);
 });
 
-({ a, b } = established());
+({ a, b } = await established());
 const pending: Uint8Array[] = [];
-bench('1:1 message send: pad + ratchet encrypt + seal (200 bytes)', () => {
-  const r = encryptToDevice(a, { messageId: createMessageId(), content: { kind: 'chat', body: body200 } });
+await await bench('1:1 message send: pad + ratchet encrypt + seal (200 bytes)', async () => {
+  const r = await encryptToDevice(a, { messageId: createMessageId(), content: { kind: 'chat', body: body200 } });
   a = r.session;
   if (pending.length < 20000) pending.push(r.body);
 });
 let next = 0;
-bench(
+await bench(
   '1:1 message receive: open + ratchet decrypt + unpad (200 bytes)',
-  () => {
+  async () => {
     const body = pending[next++]!;
-    b = decryptFromDevice(b, openEnvelope(bob.identity, body)).session;
+    b = decryptFromDevice(b, await openEnvelope(bob.identity, body)).session;
   },
   Math.min(1000, pending.length * 0.2),
   0,
@@ -175,7 +176,7 @@ for (const size of [10, 100]) {
   const records = Array.from({ length: size - 1 }, (_, i) =>
     acceptSenderKeyDistribution(`u${i}`, `d${i}`, senderKeyDistribution(own)),
   );
-  bench(`group encrypt + sign, ${records.length + 1} members (one ciphertext for all)`, () => {
+  await bench(`group encrypt + sign, ${records.length + 1} members (one ciphertext for all)`, () => {
     own = encryptGroupMessage(own, {
       messageId: createMessageId(),
       content: { kind: 'chat', body: body200 },
@@ -191,7 +192,7 @@ for (const size of [10, 100]) {
       groupBodies.push(r.body);
     }
     let g = 0;
-    bench(
+    await bench(
       'group decrypt + verify, per receiving member',
       () => {
         record = decryptGroupMessage(record, { groupId: 'g', body: groupBodies[g++]! }).record;
@@ -202,7 +203,7 @@ for (const size of [10, 100]) {
   }
 }
 
-bench(
+await bench(
   'safety number (2 × 5200 BLAKE2b-512)',
   () => {
     safetyNumber({
@@ -216,7 +217,7 @@ bench(
   2,
 );
 const salt = randomBytes(16);
-bench(
+await bench(
   `Argon2id derivePasswordKeys (opslimit ${KDF_PARAMS.opslimit}, ${KDF_PARAMS.memlimit / 1024 / 1024} MiB)`,
   () => {
     derivePasswordKeys('correct horse battery staple', { salt, ...KDF_PARAMS });
@@ -226,7 +227,7 @@ bench(
 );
 
 console.log(
-  `Date: ${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${availableParallelism()} cores · ${process.platform}/${process.arch}`,
+  `Date: ${new Date().toISOString().slice(0, 10)} · Node ${process.version} · ${availableParallelism()} cores · ${process.platform}/${process.arch} · X25519 (sealed box): ${x25519Backend()}`,
 );
 console.log('');
 console.log('| operation | ops/s | µs/op |');

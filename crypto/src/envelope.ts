@@ -4,10 +4,11 @@ import { concat, fromBase64Url, lp8, Reader, toBase64Url, wipe } from './bytes.j
 import { CryptoError } from './errors.js';
 import { checkIdentity } from './identity.js';
 import { ed25519ToX25519PublicKey, KEY_BYTES } from './keys.js';
-import { randomBytes } from './random.js';
+import { randomBytes, randomSourceReplaced } from './random.js';
 import { sodium } from './sodium.js';
 import type { Content, ContentKind, Envelope, EnvelopeType, Identity } from './types.js';
 import { bytesArg, fail, idArg, keyArg } from './validate.js';
+import { ephemeralDh, staticDh } from './x25519.js';
 
 export const ENVELOPE_VERSION = 1;
 export const MESSAGE_ID_BYTES = 16;
@@ -98,24 +99,69 @@ export function decodeContent(framed: Uint8Array, allowed: readonly ContentKind[
   return { kind, body: framed.slice(1) } satisfies Content;
 }
 
-/** crypto_box_seal with our own ephemeral key (one getRandomValues call); opens with crypto_box_seal_open. */
-function boxSeal(message: Uint8Array, recipient: Uint8Array): Uint8Array {
-  const lib = sodium();
-  const ephemeralSecret = randomBytes(KEY_BYTES);
-  const ephemeralPublic = lib.crypto_scalarmult_base(ephemeralSecret);
-  const nonce = lib.crypto_generichash(24, concat(ephemeralPublic, recipient), null);
+/** HSalsa20's input for crypto_box_beforenm: 16 zero bytes. */
+const HSALSA20_ZERO = new Uint8Array(16);
+
+/** crypto_box_beforenm's key from an X25519 output: HSalsa20(shared, 0). Wipes `shared`. */
+function boxKey(shared: Uint8Array): Uint8Array {
   try {
-    return concat(ephemeralPublic, lib.crypto_box_easy(message, nonce, recipient, ephemeralSecret));
+    return sodium().crypto_core_hsalsa20(HSALSA20_ZERO, shared, null);
   } finally {
-    wipe(ephemeralSecret);
+    wipe(shared);
+  }
+}
+
+/** crypto_box_seal's nonce: BLAKE2b-192(ephemeral public key ‖ recipient public key). */
+function sealNonce(ephemeralPublic: Uint8Array, recipient: Uint8Array): Uint8Array {
+  return sodium().crypto_generichash(24, concat(ephemeralPublic, recipient), null);
+}
+
+/**
+ * crypto_box_seal, byte for byte (opens with crypto_box_seal_open): ephemeral public key ‖ XSalsa20-Poly1305 box
+ * with nonce = BLAKE2b-192(epk ‖ rpk) and key = HSalsa20(X25519(esk, rpk), 0). The two X25519 operations run on the
+ * platform when it is faster (x25519.ts). A test-replaced random source still fixes the ephemeral key (vectors).
+ */
+async function boxSeal(message: Uint8Array, recipient: Uint8Array): Promise<Uint8Array> {
+  const secret = randomSourceReplaced() ? randomBytes(KEY_BYTES) : null;
+  let eph: { publicKey: Uint8Array; shared: Uint8Array };
+  try {
+    eph = await ephemeralDh(recipient, secret);
+  } finally {
+    wipe(secret);
+  }
+  const key = boxKey(eph.shared);
+  try {
+    const nonce = sealNonce(eph.publicKey, recipient);
+    return concat(eph.publicKey, sodium().crypto_box_easy_afternm(message, nonce, key));
+  } finally {
+    wipe(key);
+  }
+}
+
+/** crypto_box_seal_open, byte for byte; any failure is `decrypt_failed`. */
+async function boxSealOpen(body: Uint8Array, identity: Identity): Promise<Uint8Array> {
+  const ephemeralPublic = body.subarray(0, KEY_BYTES);
+  let key: Uint8Array;
+  try {
+    key = boxKey(await staticDh(identity.dhPrivateKey, ephemeralPublic));
+  } catch {
+    throw new CryptoError('decrypt_failed', 'envelope failed to open');
+  }
+  try {
+    const nonce = sealNonce(ephemeralPublic, identity.dhPublicKey);
+    return sodium().crypto_box_open_easy_afternm(body.subarray(KEY_BYTES), nonce, key);
+  } catch {
+    throw new CryptoError('decrypt_failed', 'envelope failed to open');
+  } finally {
+    wipe(key);
   }
 }
 
 /** Seals to an X25519 key already validated (the session caches the peer's). */
-export function sealEnvelopeTo(
+export async function sealEnvelopeTo(
   recipientDhKey: Uint8Array,
   p: { senderUserId: string; senderDeviceId: string; messageId: string; type: EnvelopeType; payload: Uint8Array },
-): Uint8Array {
+): Promise<Uint8Array> {
   const type = codeOf(ENVELOPE_TYPES, p.type, 'type');
   bytesArg(p.payload, 'payload');
   const inner = concat(
@@ -128,14 +174,14 @@ export function sealEnvelopeTo(
   return boxSeal(inner, recipientDhKey);
 }
 
-export function sealEnvelope(p: {
+export async function sealEnvelope(p: {
   recipientIdentityKey: Uint8Array | string;
   senderUserId: string;
   senderDeviceId: string;
   messageId: string;
   type: EnvelopeType;
   payload: Uint8Array;
-}): Uint8Array {
+}): Promise<Uint8Array> {
   if (typeof p !== 'object' || p === null) fail('params must be an object');
   const recipient = ed25519ToX25519PublicKey(
     keyArg(p.recipientIdentityKey, 'recipientIdentityKey', KEY_BYTES),
@@ -144,16 +190,11 @@ export function sealEnvelope(p: {
   return sealEnvelopeTo(recipient, p);
 }
 
-export function openEnvelope(identity: Identity, body: Uint8Array): Envelope {
+export async function openEnvelope(identity: Identity, body: Uint8Array): Promise<Envelope> {
   checkIdentity(identity);
   bytesArg(body, 'body');
   if (body.length < SEAL_OVERHEAD + 2) throw new CryptoError('decrypt_failed', 'envelope is truncated');
-  let inner: Uint8Array;
-  try {
-    inner = sodium().crypto_box_seal_open(body, identity.dhPublicKey, identity.dhPrivateKey);
-  } catch {
-    throw new CryptoError('decrypt_failed', 'envelope failed to open');
-  }
+  const inner = await boxSealOpen(body, identity);
   const r = new Reader(inner, 'envelope');
   try {
     const version = r.u8();

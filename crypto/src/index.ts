@@ -14,6 +14,7 @@ import * as safety from './safety-number.js';
 import * as senderKeys from './sender-keys.js';
 import * as session from './session.js';
 import * as sodium from './sodium.js';
+import * as x25519 from './x25519.js';
 import type {
   AccountKeys,
   Content,
@@ -85,9 +86,13 @@ export const KDF_PARAMS = password.KDF_PARAMS;
 
 // ── setup and bytes ────────────────────────────────────────────────────────────────────────────────────────
 
-/** Loads libsodium (WebAssembly). Resolve it once before calling anything else; later calls are free. */
-export function ready(): Promise<void> {
-  return sodium.ready();
+/**
+ * Loads libsodium (WebAssembly) and picks the X25519 the sealed box uses (node:crypto in Node, WebCrypto in
+ * browsers, libsodium where neither passes a self-test). Resolve it once before anything else; later calls are free.
+ */
+export async function ready(): Promise<void> {
+  await sodium.ready();
+  await x25519.selectX25519();
 }
 
 /** Encodes bytes as base64url without padding (the wire format of every binary JSON field). */
@@ -251,13 +256,14 @@ export function acceptSession(params: {
 
 /**
  * Encrypts content for the session's peer device: pads, ratchet-encrypts (the envelope fields are bound as
- * associated data) and seals the envelope to the peer's identity X25519 key. Returns the new session (persist it)
- * and the opaque `body` for `message:send` `{to: session.peerDeviceId, body}`.
+ * associated data) and seals the envelope to the peer's identity X25519 key. Resolves to the new session (persist
+ * it) and the opaque `body` for `message:send` `{to: session.peerDeviceId, body}`. Asynchronous because the seal's
+ * X25519 may run in WebCrypto; the input session is never modified.
  */
 export function encryptToDevice(
   s: Session,
   params: { messageId: string; content: Content },
-): { session: Session; body: Uint8Array } {
+): Promise<{ session: Session; body: Uint8Array }> {
   return session.encryptToDevice(s, params);
 }
 
@@ -306,12 +312,15 @@ export function sealEnvelope(params: {
   messageId: string;
   type: EnvelopeType;
   payload: Uint8Array;
-}): Uint8Array {
+}): Promise<Uint8Array> {
   return envelope.sealEnvelope(params);
 }
 
-/** Opens a sealed envelope with our identity. Throws `decrypt_failed`, `bad_input` or `unsupported_version`. */
-export function openEnvelope(id: Identity, body: Uint8Array): Envelope {
+/**
+ * Opens a sealed envelope with our identity (its X25519 key is imported into the platform once and cached). Rejects
+ * with `decrypt_failed`, `bad_input` or `unsupported_version`.
+ */
+export function openEnvelope(id: Identity, body: Uint8Array): Promise<Envelope> {
   return envelope.openEnvelope(id, body);
 }
 

@@ -24,6 +24,11 @@ export function randomBytes(n: number): Uint8Array {
   return out;
 }
 
+/** True while a test has replaced the random source (golden vectors): then every random byte must come from it. */
+export function randomSourceReplaced(): boolean {
+  return override !== null;
+}
+
 /**
  * True only under a test runner. Reads `process` through globalThis so bundlers neither inline nor polyfill it:
  * in a browser there is no `process`, so the hooks stay disabled.

@@ -244,17 +244,17 @@ export function acceptSession(p: {
   return finishDecrypt(ratchetDecrypt(initial, info.message, extra));
 }
 
-export function encryptToDevice(
+export async function encryptToDevice(
   session: Session,
   p: { messageId: string; content: Content },
-): { session: Session; body: Uint8Array } {
+): Promise<{ session: Session; body: Uint8Array }> {
   checkSession(session);
   if (typeof p !== 'object' || p === null) fail('params must be an object');
   const extra = envelopeBinding(session.localUserId, session.localDeviceId, p.messageId);
   const padded = padPlaintext(encodeContent(p.content));
   try {
     const { session: next, type, payload } = ratchetEncryptPayload(session, padded, extra);
-    const body = sealEnvelopeTo(session.peerIdentityDhKey, {
+    const body = await sealEnvelopeTo(session.peerIdentityDhKey, {
       senderUserId: session.localUserId,
       senderDeviceId: session.localDeviceId,
       messageId: p.messageId,

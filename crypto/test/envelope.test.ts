@@ -17,11 +17,11 @@ import {
 } from '../src/index.js';
 import { paddedLength } from '../src/envelope.js';
 import { sodium } from '../src/sodium.js';
-import { expectCode, receive, startConversation, text } from './helpers.js';
+import { expectCode, expectCodeAsync, receive, startConversation, text } from './helpers.js';
 
-function sealed(recipient = generateIdentity()) {
+async function sealed(recipient = generateIdentity()) {
   const messageId = createMessageId();
-  const body = sealEnvelope({
+  const body = await sealEnvelope({
     recipientIdentityKey: toBase64Url(recipient.publicKey),
     senderUserId: 'alice',
     senderDeviceId: 'alice-d1',
@@ -33,9 +33,9 @@ function sealed(recipient = generateIdentity()) {
 }
 
 describe('sealed envelopes', () => {
-  it('round-trips every field', () => {
-    const { recipient, messageId, body } = sealed();
-    expect(openEnvelope(recipient, body)).toEqual({
+  it('round-trips every field', async () => {
+    const { recipient, messageId, body } = await sealed();
+    expect(await openEnvelope(recipient, body)).toEqual({
       version: 1,
       type: 'message',
       senderUserId: 'alice',
@@ -45,31 +45,31 @@ describe('sealed envelopes', () => {
     });
   });
 
-  it('is in crypto_box_seal format, to the X25519 form of the identity key', () => {
-    const { recipient, body } = sealed();
+  it('is in crypto_box_seal format, to the X25519 form of the identity key', async () => {
+    const { recipient, body } = await sealed();
     const inner = sodium().crypto_box_seal_open(body, recipient.dhPublicKey, recipient.dhPrivateKey);
     expect(inner[0]).toBe(1);
     const lib = sodium().crypto_box_seal(inner, recipient.dhPublicKey);
-    expect(openEnvelope(recipient, lib).senderUserId).toBe('alice');
+    expect((await openEnvelope(recipient, lib)).senderUserId).toBe('alice');
   });
 
-  it('hides the sender: the sealed bytes contain no identifier in clear', () => {
-    const { body } = sealed();
+  it('hides the sender: the sealed bytes contain no identifier in clear', async () => {
+    const { body } = await sealed();
     expect(Buffer.from(body).includes(Buffer.from('alice'))).toBe(false);
   });
 
-  it('cannot be opened by anyone else, nor after tampering', () => {
-    const { recipient, body } = sealed();
-    expectCode(() => openEnvelope(generateIdentity(), body), 'decrypt_failed');
+  it('cannot be opened by anyone else, nor after tampering', async () => {
+    const { recipient, body } = await sealed();
+    await expectCodeAsync(async () => await openEnvelope(generateIdentity(), body), 'decrypt_failed');
     for (const i of [0, 31, 32, 40, body.length - 1]) {
       const t = body.slice();
       t[i]! ^= 0x10;
-      expectCode(() => openEnvelope(recipient, t), 'decrypt_failed');
+      await expectCodeAsync(async () => await openEnvelope(recipient, t), 'decrypt_failed');
     }
-    expectCode(() => openEnvelope(recipient, body.subarray(0, 20)), 'decrypt_failed');
+    await expectCodeAsync(async () => await openEnvelope(recipient, body.subarray(0, 20)), 'decrypt_failed');
   });
 
-  it('rejects a malformed message id or sender when sealing', () => {
+  it('rejects a malformed message id or sender when sealing', async () => {
     const base = {
       recipientIdentityKey: generateIdentity().publicKey,
       senderUserId: 'a',
@@ -78,9 +78,16 @@ describe('sealed envelopes', () => {
       type: 'message' as const,
       payload: new Uint8Array(1),
     };
-    expect(expectCode(() => sealEnvelope({ ...base, messageId: 'short' }), 'bad_input').message).toMatch(/messageId/);
-    expect(expectCode(() => sealEnvelope({ ...base, senderUserId: '' }), 'bad_input').message).toMatch(/senderUserId/);
-    expectCode(() => sealEnvelope({ ...base, recipientIdentityKey: new Uint8Array(32) }), 'invalid_key');
+    expect(
+      (await expectCodeAsync(async () => await sealEnvelope({ ...base, messageId: 'short' }), 'bad_input')).message,
+    ).toMatch(/messageId/);
+    expect(
+      (await expectCodeAsync(async () => await sealEnvelope({ ...base, senderUserId: '' }), 'bad_input')).message,
+    ).toMatch(/senderUserId/);
+    await expectCodeAsync(
+      async () => await sealEnvelope({ ...base, recipientIdentityKey: new Uint8Array(32) }),
+      'invalid_key',
+    );
   });
 
   it('makes 22-character message ids of 16 random bytes', () => {
@@ -124,12 +131,12 @@ describe('padding', () => {
 });
 
 describe('size limits', () => {
-  it('accepts the largest content pairwise and in groups, within the relay body limit, and refuses one byte more', () => {
-    const { alice, aliceSession, bobSession } = startConversation();
+  it('accepts the largest content pairwise and in groups, within the relay body limit, and refuses one byte more', async () => {
+    const { alice, aliceSession, bobSession } = await startConversation();
     const body = randomBytes(MAX_CONTENT_BYTES);
-    const sent = encryptToDevice(bobSession, { messageId: createMessageId(), content: { kind: 'chat', body } });
+    const sent = await encryptToDevice(bobSession, { messageId: createMessageId(), content: { kind: 'chat', body } });
     expect(sent.body.length).toBeLessThan(64 * 1024);
-    expect(receive(alice, aliceSession, sent.body).content.body).toEqual(body);
+    expect((await receive(alice, aliceSession, sent.body)).content.body).toEqual(body);
     const group = encryptGroupMessage(createSenderKey('g'), {
       messageId: createMessageId(),
       content: { kind: 'chat', body },
@@ -139,7 +146,7 @@ describe('size limits', () => {
       messageId: createMessageId(),
       content: { kind: 'chat' as const, body: randomBytes(MAX_CONTENT_BYTES + 1) },
     };
-    expectCode(() => encryptToDevice(bobSession, tooBig), 'bad_input');
+    await expectCodeAsync(async () => await encryptToDevice(bobSession, tooBig), 'bad_input');
     expectCode(() => encryptGroupMessage(createSenderKey('g'), tooBig), 'bad_input');
   });
 });

@@ -34,6 +34,18 @@ export function expectCode(fn: () => unknown, code: CryptoErrorCode): CryptoErro
   throw new Error(`expected CryptoError ${code}, but nothing was thrown`);
 }
 
+/** Asserts that `fn` rejects with a CryptoError with `code` (and returns it). */
+export async function expectCodeAsync(fn: () => Promise<unknown>, code: CryptoErrorCode): Promise<CryptoError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(CryptoError);
+    expect((err as CryptoError).code, (err as Error).message).toBe(code);
+    return err as CryptoError;
+  }
+  throw new Error(`expected CryptoError ${code}, but nothing was thrown`);
+}
+
 export interface Party {
   userId: string;
   deviceId: string;
@@ -62,8 +74,8 @@ export function initiate(alice: Party, bob: Party, withOneTime = true): Session 
 }
 
 /** Bob accepts a prekey envelope body from Alice. */
-export function accept(bob: Party, alice: Party, body: Uint8Array) {
-  const env = openEnvelope(bob.keys.identity, body);
+export async function accept(bob: Party, alice: Party, body: Uint8Array) {
+  const env = await openEnvelope(bob.keys.identity, body);
   const info = readPrekeyMessage(env.payload);
   return acceptSession({
     identity: bob.keys.identity,
@@ -76,20 +88,23 @@ export function accept(bob: Party, alice: Party, body: Uint8Array) {
   });
 }
 
-export function send(session: Session, message: string) {
-  return encryptToDevice(session, { messageId: createMessageId(), content: { kind: 'chat', body: text(message) } });
+export async function send(session: Session, message: string) {
+  return await encryptToDevice(session, {
+    messageId: createMessageId(),
+    content: { kind: 'chat', body: text(message) },
+  });
 }
 
-export function receive(me: Party, session: Session, body: Uint8Array) {
-  return decryptFromDevice(session, openEnvelope(me.keys.identity, body));
+export async function receive(me: Party, session: Session, body: Uint8Array) {
+  return decryptFromDevice(session, await openEnvelope(me.keys.identity, body));
 }
 
 /** A conversation where Alice sent "hello" and Bob accepted it: both sessions ready, Alice still pending. */
-export function startConversation(withOneTime = true) {
+export async function startConversation(withOneTime = true) {
   const alice = party('alice');
   const bob = party('bob');
-  const first = send(initiate(alice, bob, withOneTime), 'hello');
-  const accepted = accept(bob, alice, first.body);
+  const first = await send(initiate(alice, bob, withOneTime), 'hello');
+  const accepted = await accept(bob, alice, first.body);
   expect(str(accepted.content.body)).toBe('hello');
   return { alice, bob, aliceSession: first.session, bobSession: accepted.session };
 }

@@ -46,10 +46,10 @@ function expectRejected(fn: () => unknown, codes: readonly string[]) {
 }
 
 describe('properties', () => {
-  it('delivers every pairwise message exactly once, whatever the interleaving (both directions)', () => {
-    fc.assert(
-      fc.property(fc.array(action(2), { maxLength: 40 }), (actions) => {
-        const c = startConversation();
+  it('delivers every pairwise message exactly once, whatever the interleaving (both directions)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(action(2), { maxLength: 40 }), async (actions) => {
+        const c = await startConversation();
         const sessions: Session[] = [c.aliceSession, c.bobSession];
         const parties = [c.alice, c.bob];
         // inFlight[i]: messages sent by party i, not yet delivered to the other party.
@@ -61,7 +61,7 @@ describe('properties', () => {
           const to = 1 - from;
           if (a.op === 'send') {
             const plaintext = `m${counter++}`;
-            const r = encryptToDevice(sessions[from]!, {
+            const r = await encryptToDevice(sessions[from]!, {
               messageId: createMessageId(),
               content: { kind: 'chat', body: text(plaintext) },
             });
@@ -72,7 +72,7 @@ describe('properties', () => {
             if (queue.length === 0) continue;
             const [m] = queue.splice(a.pick % queue.length, 1);
             if (a.op === 'drop') continue;
-            const got = decryptFromDevice(sessions[to]!, openEnvelope(parties[to]!.keys.identity, m!.body));
+            const got = decryptFromDevice(sessions[to]!, await openEnvelope(parties[to]!.keys.identity, m!.body));
             expect(str(got.content.body)).toBe(m!.plaintext);
             sessions[to] = got.session;
             delivered[from]!.push(m!);
@@ -81,7 +81,7 @@ describe('properties', () => {
             if (done.length === 0) continue;
             const m = done[a.pick % done.length]!;
             const before = sessions[to]!;
-            const env = openEnvelope(parties[to]!.keys.identity, m.body);
+            const env = await openEnvelope(parties[to]!.keys.identity, m.body);
             // A replay from a long-finished chain fails authentication instead; both are rejections.
             expectRejected(() => decryptFromDevice(before, env), ['duplicate_message', 'decrypt_failed']);
             expect(sessions[to]).toBe(before);
@@ -91,7 +91,7 @@ describe('properties', () => {
         for (const from of [0, 1]) {
           for (const m of inFlight[from]!.reverse()) {
             const to = 1 - from;
-            const got = decryptFromDevice(sessions[to]!, openEnvelope(parties[to]!.keys.identity, m.body));
+            const got = decryptFromDevice(sessions[to]!, await openEnvelope(parties[to]!.keys.identity, m.body));
             expect(str(got.content.body)).toBe(m.plaintext);
             sessions[to] = got.session;
           }

@@ -60,14 +60,14 @@ function group(...names: string[]) {
 }
 
 describe('sender keys', () => {
-  it('distributes a sender key over a pairwise session', () => {
-    const { alice, aliceSession, bobSession } = startConversation();
+  it('distributes a sender key over a pairwise session', async () => {
+    const { alice, aliceSession, bobSession } = await startConversation();
     const own = createSenderKey(GROUP);
-    const sent = encryptToDevice(bobSession, {
+    const sent = await encryptToDevice(bobSession, {
       messageId: createMessageId(),
       content: { kind: 'sender_key', body: senderKeyDistribution(own) },
     });
-    const got = decryptFromDevice(aliceSession, openEnvelope(alice.keys.identity, sent.body));
+    const got = decryptFromDevice(aliceSession, await openEnvelope(alice.keys.identity, sent.body));
     expect(got.content.kind).toBe('sender_key');
     const record = acceptSenderKeyDistribution(got.session, got.content.body);
     expect(record.senderUserId).toBe('bob');

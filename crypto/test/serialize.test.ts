@@ -39,36 +39,36 @@ describe('serialisation', () => {
     expect(serializeIdentity(keys.identity).version).toBe(1);
   });
 
-  it('saves and loads sessions mid-conversation, then continues both ways', () => {
-    const { alice, bob, ...started } = startConversation();
+  it('saves and loads sessions mid-conversation, then continues both ways', async () => {
+    const { alice, bob, ...started } = await startConversation();
     let { aliceSession, bobSession } = started;
     const reload = (s: Session) => deserializeSession(viaJson(serializeSession(s)));
     // Leave skipped keys in Alice's session so they are serialized too.
-    const m0 = send(bobSession, 'm0');
-    const m1 = send(m0.session, 'm1');
+    const m0 = await send(bobSession, 'm0');
+    const m1 = await send(m0.session, 'm1');
     bobSession = m1.session;
-    aliceSession = receive(alice, aliceSession, m1.body).session;
+    aliceSession = (await receive(alice, aliceSession, m1.body)).session;
     expect(aliceSession.skipped.size).toBe(1);
     aliceSession = reload(aliceSession);
     bobSession = reload(bobSession);
     expect(aliceSession.skipped.size).toBe(1);
-    expect(str(receive(alice, aliceSession, m0.body).content.body)).toBe('m0');
+    expect(str((await receive(alice, aliceSession, m0.body)).content.body)).toBe('m0');
     for (let i = 0; i < 3; i++) {
-      const a = send(aliceSession, `a${i}`);
+      const a = await send(aliceSession, `a${i}`);
       aliceSession = reload(a.session);
-      const got = receive(bob, bobSession, a.body);
+      const got = await receive(bob, bobSession, a.body);
       bobSession = reload(got.session);
       expect(str(got.content.body)).toBe(`a${i}`);
-      const b = send(bobSession, `b${i}`);
+      const b = await send(bobSession, `b${i}`);
       bobSession = reload(b.session);
-      const back = receive(alice, aliceSession, b.body);
+      const back = await receive(alice, aliceSession, b.body);
       aliceSession = reload(back.session);
       expect(str(back.content.body)).toBe(`b${i}`);
     }
   });
 
-  it('keeps a pending prekey state across a reload', () => {
-    const { aliceSession } = startConversation();
+  it('keeps a pending prekey state across a reload', async () => {
+    const { aliceSession } = await startConversation();
     const loaded = deserializeSession(viaJson(serializeSession(aliceSession)));
     expect(loaded.pendingPrekey).toEqual(aliceSession.pendingPrekey);
     expect(serializeSession(loaded)).toEqual(serializeSession(aliceSession));
@@ -97,8 +97,8 @@ describe('serialisation', () => {
     expect(str(decryptGroupMessage(record, { groupId: 'g', body: next.body }).message.content.body)).toBe('g3');
   });
 
-  it('rejects wrong shapes, lengths and versions with errors naming the field', () => {
-    const { aliceSession } = startConversation();
+  it('rejects wrong shapes, lengths and versions with errors naming the field', async () => {
+    const { aliceSession } = await startConversation();
     const good = serializeSession(aliceSession);
     const cases: [unknown, string, RegExp][] = [
       [null, 'bad_input', /session/],

@@ -66,47 +66,47 @@ describe('X3DH', () => {
 });
 
 describe('sessions', () => {
-  it('starts a session without a one-time prekey', () => {
-    const { alice, aliceSession, bobSession } = startConversation(false);
+  it('starts a session without a one-time prekey', async () => {
+    const { alice, aliceSession, bobSession } = await startConversation(false);
     expect(aliceSession.pendingPrekey?.oneTimePrekeyId).toBeNull();
-    expect(str(receive(alice, aliceSession, send(bobSession, 'hi').body).content.body)).toBe('hi');
+    expect(str((await receive(alice, aliceSession, (await send(bobSession, 'hi')).body)).content.body)).toBe('hi');
   });
 
-  it('exposes the prekey ids and identity key of a prekey message', () => {
+  it('exposes the prekey ids and identity key of a prekey message', async () => {
     const alice = party('alice');
     const bob = party('bob');
-    const env = openEnvelope(bob.keys.identity, send(initiate(alice, bob), 'x').body);
+    const env = await openEnvelope(bob.keys.identity, (await send(initiate(alice, bob), 'x')).body);
     const info = readPrekeyMessage(env.payload);
     expect(info.identityKey).toEqual(alice.keys.identity.publicKey);
     expect(info.signedPrekeyId).toBe(bob.keys.signedPrekey.keyId);
     expect(info.oneTimePrekeyId).toBe(bob.keys.oneTimePrekeys[0]!.keyId);
   });
 
-  it('decrypts further prekey messages of the same start with the accepted session', () => {
+  it('decrypts further prekey messages of the same start with the accepted session', async () => {
     const alice = party('alice');
     const bob = party('bob');
-    const first = send(initiate(alice, bob), 'one');
-    const second = send(first.session, 'two');
-    const accepted = accept(bob, alice, first.body);
-    const env2 = openEnvelope(bob.keys.identity, second.body);
+    const first = await send(initiate(alice, bob), 'one');
+    const second = await send(first.session, 'two');
+    const accepted = await accept(bob, alice, first.body);
+    const env2 = await openEnvelope(bob.keys.identity, second.body);
     expect(isNewSession(accepted.session, env2)).toBe(false);
     expect(str(decryptFromDevice(accepted.session, env2).content.body)).toBe('two');
   });
 
-  it('rejects a replayed prekey message once the session is accepted', () => {
+  it('rejects a replayed prekey message once the session is accepted', async () => {
     const alice = party('alice');
     const bob = party('bob');
-    const first = send(initiate(alice, bob), 'once');
-    const accepted = accept(bob, alice, first.body);
-    const replay = openEnvelope(bob.keys.identity, first.body);
+    const first = await send(initiate(alice, bob), 'once');
+    const accepted = await accept(bob, alice, first.body);
+    const replay = await openEnvelope(bob.keys.identity, first.body);
     expect(isNewSession(accepted.session, replay)).toBe(false);
     expectCode(() => decryptFromDevice(accepted.session, replay), 'duplicate_message');
   });
 
-  it('rejects a prekey message with an all-zero or low-order base key', () => {
+  it('rejects a prekey message with an all-zero or low-order base key', async () => {
     const alice = party('alice');
     const bob = party('bob');
-    const env = openEnvelope(bob.keys.identity, send(initiate(alice, bob), 'x').body);
+    const env = await openEnvelope(bob.keys.identity, (await send(initiate(alice, bob), 'x')).body);
     for (const bad of [new Uint8Array(32), Uint8Array.of(1, ...new Array<number>(31).fill(0))]) {
       const payload = env.payload.slice();
       payload.set(bad, 33);
@@ -126,21 +126,21 @@ describe('sessions', () => {
     }
   });
 
-  it('tells a restarted session from the current one', () => {
-    const { alice, bob, bobSession } = startConversation();
-    const restart = send(initiate(alice, bob, false), 'again');
-    const env = openEnvelope(bob.keys.identity, restart.body);
+  it('tells a restarted session from the current one', async () => {
+    const { alice, bob, bobSession } = await startConversation();
+    const restart = await send(initiate(alice, bob, false), 'again');
+    const env = await openEnvelope(bob.keys.identity, restart.body);
     expect(isNewSession(null, env)).toBe(true);
     expect(isNewSession(bobSession, env)).toBe(true);
     expectCode(() => decryptFromDevice(bobSession, env), 'bad_input');
-    expect(str(accept(bob, alice, restart.body).content.body)).toBe('again');
+    expect(str((await accept(bob, alice, restart.body)).content.body)).toBe('again');
   });
 
-  it('rejects a prekey message whose identity key is not the one expected for the sender', () => {
+  it('rejects a prekey message whose identity key is not the one expected for the sender', async () => {
     const alice = party('alice');
     const bob = party('bob');
     const mallory = party('mallory');
-    const env = openEnvelope(bob.keys.identity, send(initiate(mallory, bob), 'I am alice').body);
+    const env = await openEnvelope(bob.keys.identity, (await send(initiate(mallory, bob), 'I am alice')).body);
     expectCode(
       () =>
         acceptSession({
@@ -156,10 +156,10 @@ describe('sessions', () => {
     );
   });
 
-  it('rejects a prekey message naming prekeys the caller did not supply', () => {
+  it('rejects a prekey message naming prekeys the caller did not supply', async () => {
     const alice = party('alice');
     const bob = party('bob');
-    const env = openEnvelope(bob.keys.identity, send(initiate(alice, bob), 'x').body);
+    const env = await openEnvelope(bob.keys.identity, (await send(initiate(alice, bob), 'x')).body);
     const base = {
       identity: bob.keys.identity,
       localUserId: bob.userId,
@@ -172,10 +172,10 @@ describe('sessions', () => {
     expectCode(() => acceptSession({ ...base, oneTimePrekey: bob.keys.oneTimePrekeys[1]! }), 'unknown_prekey');
   });
 
-  it('fails to decrypt when the wrong private prekey is supplied', () => {
+  it('fails to decrypt when the wrong private prekey is supplied', async () => {
     const alice = party('alice');
     const bob = party('bob');
-    const env = openEnvelope(bob.keys.identity, send(initiate(alice, bob), 'x').body);
+    const env = await openEnvelope(bob.keys.identity, (await send(initiate(alice, bob), 'x')).body);
     const wrong = { keyId: bob.keys.oneTimePrekeys[0]!.keyId, keyPair: bob.keys.oneTimePrekeys[1]!.keyPair };
     expectCode(
       () =>
@@ -192,11 +192,11 @@ describe('sessions', () => {
     );
   });
 
-  it('rejects a prekey message accepted under a different user id than the initiator bound', () => {
+  it('rejects a prekey message accepted under a different user id than the initiator bound', async () => {
     const alice = party('alice');
     const bob = party('bob');
-    const first = send(initiate(alice, bob), 'x');
-    const env = openEnvelope(bob.keys.identity, first.body);
+    const first = await send(initiate(alice, bob), 'x');
+    const env = await openEnvelope(bob.keys.identity, first.body);
     const forged: Envelope = { ...env, senderUserId: 'carol' };
     expectCode(
       () =>
@@ -213,9 +213,9 @@ describe('sessions', () => {
     );
   });
 
-  it('rejects an envelope whose claimed sender is not the session peer', () => {
-    const { alice, aliceSession, bobSession } = startConversation();
-    const env = openEnvelope(alice.keys.identity, send(bobSession, 'x').body);
+  it('rejects an envelope whose claimed sender is not the session peer', async () => {
+    const { alice, aliceSession, bobSession } = await startConversation();
+    const env = await openEnvelope(alice.keys.identity, (await send(bobSession, 'x')).body);
     expectCode(() => decryptFromDevice(aliceSession, { ...env, senderUserId: 'carol' }), 'sender_mismatch');
     expectCode(() => decryptFromDevice(aliceSession, { ...env, senderDeviceId: 'bob-d2' }), 'sender_mismatch');
   });

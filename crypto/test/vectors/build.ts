@@ -31,10 +31,11 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const fromUtf8 = (b: Uint8Array) => new TextDecoder().decode(b);
 
-function withRandom<T>(seed: string, fn: () => T): T {
+/** Runs `fn` (sync or async) with the deterministic random source; every vector is built through it. */
+async function withRandom<T>(seed: string, fn: () => T | Promise<T>): Promise<T> {
   dangerousTestOnlySetRandomSource(deterministicRandom(seed));
   try {
-    return fn();
+    return await fn();
   } finally {
     dangerousTestOnlySetRandomSource(null);
   }
@@ -43,7 +44,7 @@ function withRandom<T>(seed: string, fn: () => T): T {
 /** X3DH + three Double Ratchet messages (prekey message, reply, normal message), sealed. */
 function pairwise() {
   const seed = 'weconnect-golden-pairwise-v1';
-  return withRandom(seed, () => {
+  return withRandom(seed, async () => {
     const alice = createAccountKeys({ oneTimePrekeyCount: 1 });
     const bob = createAccountKeys({ oneTimePrekeyCount: 1 });
     const bundle = verifyPrekeyBundle({
@@ -61,9 +62,12 @@ function pairwise() {
     });
     const messages: { from: string; messageId: string; plaintext: string; type: string; body: string }[] = [];
     const m1 = { messageId: createMessageId(), plaintext: 'Hello Bob' };
-    const e1 = encryptToDevice(a, { messageId: m1.messageId, content: { kind: 'chat', body: utf8(m1.plaintext) } });
+    const e1 = await encryptToDevice(a, {
+      messageId: m1.messageId,
+      content: { kind: 'chat', body: utf8(m1.plaintext) },
+    });
     a = e1.session;
-    const env1 = openEnvelope(bob.identity, e1.body);
+    const env1 = await openEnvelope(bob.identity, e1.body);
     const accepted = acceptSession({
       identity: bob.identity,
       localUserId: 'bob',
@@ -78,16 +82,22 @@ function pairwise() {
     if (fromUtf8(accepted.content.body) !== m1.plaintext) throw new Error('vector self-check failed');
 
     const m2 = { messageId: createMessageId(), plaintext: 'Hi Alice, got it.' };
-    const e2 = encryptToDevice(b, { messageId: m2.messageId, content: { kind: 'chat', body: utf8(m2.plaintext) } });
+    const e2 = await encryptToDevice(b, {
+      messageId: m2.messageId,
+      content: { kind: 'chat', body: utf8(m2.plaintext) },
+    });
     b = e2.session;
-    const env2 = openEnvelope(alice.identity, e2.body);
+    const env2 = await openEnvelope(alice.identity, e2.body);
     a = decryptFromDevice(a, env2).session;
     messages.push({ from: 'bob', ...m2, type: env2.type, body: hex(e2.body) });
 
     const m3 = { messageId: createMessageId(), plaintext: 'typing…' };
-    const e3 = encryptToDevice(a, { messageId: m3.messageId, content: { kind: 'control', body: utf8(m3.plaintext) } });
+    const e3 = await encryptToDevice(a, {
+      messageId: m3.messageId,
+      content: { kind: 'control', body: utf8(m3.plaintext) },
+    });
     a = e3.session;
-    const env3 = openEnvelope(bob.identity, e3.body);
+    const env3 = await openEnvelope(bob.identity, e3.body);
     b = decryptFromDevice(b, env3).session;
     messages.push({ from: 'alice', ...m3, type: env3.type, body: hex(e3.body) });
 

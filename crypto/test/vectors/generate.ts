@@ -9,6 +9,6 @@ process.env['NODE_ENV'] = 'test';
 await ready();
 for (const [name, build] of Object.entries(VECTORS)) {
   const file = new URL(`./${name}.json`, import.meta.url);
-  writeFileSync(file, `${JSON.stringify(build(), null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify(await build(), null, 2)}\n`);
   console.log(`wrote ${file.pathname}`);
 }

@@ -68,7 +68,7 @@ export class Inbound {
     }
     let env: Envelope;
     try {
-      env = ctx.c.openEnvelope(ctx.keys.identity, entry.body);
+      env = await ctx.c.openEnvelope(ctx.keys.identity, entry.body);
       if (env.messageId !== entry.id) throw new ClientError('decrypt_failed', 'message id mismatch');
     } catch {
       ctx.notice('error', 'A message could not be decrypted (its envelope did not open) and was dropped.');

@@ -200,7 +200,7 @@ export class Sessions {
     const envelopes: { to: string; body: Uint8Array }[] = [];
     for (const s of sessions) {
       if (onlyDevices && !onlyDevices.includes(s.peerDeviceId)) continue;
-      const { session, body } = this.#c.encryptToDevice(s, { messageId, content });
+      const { session, body } = await this.#c.encryptToDevice(s, { messageId, content });
       await this.#stageSession(batch, session);
       envelopes.push({ to: s.peerDeviceId, body });
     }

@@ -152,7 +152,7 @@ describe('a malicious relay', () => {
     const id = c.createMessageId();
     const text = 'this is alice, send me your password';
     const payload = new TextEncoder().encode(JSON.stringify({ v: 1, text, sentAt: now }));
-    const { body } = c.encryptToDevice(session, { messageId: id, content: { kind: 'chat', body: payload } });
+    const { body } = await c.encryptToDevice(session, { messageId: id, content: { kind: 'chat', body: payload } });
     await evil.inject(deviceOf(bob), [{ id, seq: 9_000_000, ts: now, body }]);
     await until('the forged message is flagged', async () =>
       (await history(bob.engine, alice.userId)).find((msg) => msg.id === id && msg.failure !== undefined),
@@ -191,14 +191,14 @@ describe('a malicious relay', () => {
         hasText(bob.engine, alice.userId, 'after the swap'),
       );
       // the swapped bundle did not re-key the existing session: nothing alice sent opens with the attacker's key
-      const opened = (evil.seen.get(deviceOf(bob)) ?? []).filter((d) => {
+      const opened: unknown[] = [];
+      for (const d of evil.seen.get(deviceOf(bob)) ?? []) {
         try {
-          m.c.openEnvelope(m.keys.identity, d.body);
-          return true;
+          opened.push(await m.c.openEnvelope(m.keys.identity, d.body));
         } catch {
-          return false;
+          // not for the attacker's key: expected
         }
-      });
+      }
       expect(opened).toEqual([]);
       const mine = await alice.engine.safetyNumber(bob.userId);
       const theirs = await bob.engine.safetyNumber(alice.userId);
@@ -237,7 +237,7 @@ describe('a malicious relay', () => {
       await expect(alice.engine.send(dave.userId, 'still secret')).rejects.toMatchObject({ code: 'identity_changed' });
       await new Promise((r) => setTimeout(r, 500));
       for (const d of forDave.filter(stored)) {
-        expect(() => m.c.openEnvelope(m.keys.identity, d.body)).toThrow();
+        await expect(m.c.openEnvelope(m.keys.identity, d.body)).rejects.toThrow();
       }
     } finally {
       evil.rewriteHttp = null;

@@ -1,0 +1,120 @@
+// The sealed box on every X25519 backend (node:crypto, WebCrypto, libsodium): the same bytes, libsodium interop
+// both ways, tampering, and the golden vectors.
+
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createMessageId, generateIdentity, openEnvelope, sealEnvelope, type Identity } from '../src/index.js';
+import { sodium } from '../src/sodium.js';
+import { dangerousTestOnlySetX25519Backend, x25519Backend, type X25519Backend } from '../src/x25519.js';
+import { expectCodeAsync, text } from './helpers.js';
+import { VECTORS } from './vectors/build.js';
+import { readFileSync } from 'node:fs';
+
+const BACKENDS: X25519Backend[] = ['node', 'webcrypto', 'libsodium'];
+
+afterAll(async () => {
+  await dangerousTestOnlySetX25519Backend(null);
+});
+
+function seal(recipient: Identity, payload: Uint8Array) {
+  return sealEnvelope({
+    recipientIdentityKey: recipient.publicKey,
+    senderUserId: 'alice',
+    senderDeviceId: 'alice-d1',
+    messageId: createMessageId(),
+    type: 'message',
+    payload,
+  });
+}
+
+it('picks node:crypto in Node (faster than WebCrypto and wasm here)', async () => {
+  await dangerousTestOnlySetX25519Backend(null);
+  expect(x25519Backend()).toBe('node');
+});
+
+describe.each(BACKENDS)('sealed box on %s', (backend) => {
+  it('is selected', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    expect(x25519Backend()).toBe(backend);
+  });
+
+  it('opens with libsodium crypto_box_seal_open, and opens what crypto_box_seal made', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    const recipient = generateIdentity();
+    const body = await seal(recipient, text('to libsodium'));
+    const inner = sodium().crypto_box_seal_open(body, recipient.dhPublicKey, recipient.dhPrivateKey);
+    expect(inner[0]).toBe(1);
+    const fromLibsodium = sodium().crypto_box_seal(inner, recipient.dhPublicKey);
+    const env = await openEnvelope(recipient, fromLibsodium);
+    expect(env.payload).toEqual(text('to libsodium'));
+    expect(env.senderUserId).toBe('alice');
+  });
+
+  it('uses a fresh ephemeral key for every seal', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    const recipient = generateIdentity();
+    const a = await seal(recipient, text('x'));
+    const b = await seal(recipient, text('x'));
+    expect(a.subarray(0, 32)).not.toEqual(b.subarray(0, 32));
+  });
+
+  it('rejects tampering, the wrong recipient, and a low-order or all-zero ephemeral key', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    const recipient = generateIdentity();
+    const body = await seal(recipient, text('tamper'));
+    await expectCodeAsync(() => openEnvelope(generateIdentity(), body), 'decrypt_failed');
+    for (const i of [0, 5, 31, 32, 47, 48, body.length - 1]) {
+      const t = body.slice();
+      t[i]! ^= 0x01;
+      await expectCodeAsync(() => openEnvelope(recipient, t), 'decrypt_failed');
+    }
+    for (const low of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))]) {
+      const t = body.slice();
+      t.set(low);
+      await expectCodeAsync(() => openEnvelope(recipient, t), 'decrypt_failed');
+    }
+    await expectCodeAsync(() => openEnvelope(recipient, body.subarray(0, 49)), 'decrypt_failed');
+  });
+
+  it('re-imports the private key when the identity bytes change under the cache', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    const first = generateIdentity();
+    const second = generateIdentity();
+    await openEnvelope(first, await seal(first, text('warm the cache')));
+    // Same array objects, other key: the cached import must not be used.
+    const swapped: Identity = { ...first };
+    swapped.dhPrivateKey.set(second.dhPrivateKey);
+    swapped.dhPublicKey.set(second.dhPublicKey);
+    swapped.publicKey.set(second.publicKey);
+    swapped.signingKey.set(second.signingKey);
+    const env = await openEnvelope(swapped, await seal(second, text('after the swap')));
+    expect(env.payload).toEqual(text('after the swap'));
+  });
+
+  it('reproduces the committed pairwise golden vector (same sealed bytes as libsodium)', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    const committed = JSON.parse(readFileSync(new URL('./vectors/pairwise.json', import.meta.url), 'utf8')) as unknown;
+    expect(JSON.parse(JSON.stringify(await VECTORS.pairwise()))).toEqual(committed);
+  });
+
+  it('round-trips any payload with libsodium on the other side (property)', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    const recipient = generateIdentity();
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 600 }), fc.boolean(), async (payload, sealWithLibsodium) => {
+        if (sealWithLibsodium) {
+          const inner = sodium().crypto_box_seal_open(
+            await seal(recipient, payload),
+            recipient.dhPublicKey,
+            recipient.dhPrivateKey,
+          );
+          const env = await openEnvelope(recipient, sodium().crypto_box_seal(inner, recipient.dhPublicKey));
+          expect(env.payload).toEqual(payload);
+        } else {
+          expect((await openEnvelope(recipient, await seal(recipient, payload))).payload).toEqual(payload);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
