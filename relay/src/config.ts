@@ -30,6 +30,7 @@ const envSchema = z.object({
   BUNDLE_RATE_PER_MIN: int(1, 1_000_000, 2),
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('NORMAL'),
+  COMMIT_WINDOW_MS: int(0, 100, 0),
   TRUST_PROXY: z.string().default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   WEB_DIST: z.string().min(1).optional(),
@@ -69,6 +70,8 @@ export interface Config {
   bundleRatePerMinute: number;
   mailboxTtlDays: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
+  /** With fewer than 16 sends queued, wait this long for more before a commit (0: commit after the loop turn). */
+  commitWindowMs: number;
   /** Express `trust proxy`: false, true, a hop count, or a comma-separated list of addresses/subnets. */
   trustProxy: boolean | number | string;
   logLevel: LogLevel;
@@ -136,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bundleRatePerMinute: e.BUNDLE_RATE_PER_MIN,
     mailboxTtlDays: e.MAILBOX_TTL_DAYS,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
+    commitWindowMs: e.COMMIT_WINDOW_MS,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,
     webDist: e.WEB_DIST ? resolve(e.WEB_DIST) : resolve(RELAY_PACKAGE_DIR, '../web/dist'),

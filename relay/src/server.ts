@@ -39,6 +39,8 @@ export interface RelayOptions {
   sweepIntervalMs?: number;
   /** How long a mailbox batch waits for its ack before it is sent again (default 30 s). */
   ackTimeoutMs?: number;
+  /** The write batcher's commit window at low load, in ms (default: config.commitWindowMs, from COMMIT_WINDOW_MS). */
+  commitWindowMs?: number;
 }
 
 export interface Relay {
@@ -61,6 +63,22 @@ export interface Relay {
 
 const DAY_MS = 24 * 3600 * 1000;
 const CLOSE_GRACE_MS = 5000;
+/** How long close() waits for queued writes to commit. */
+const CLOSE_WRITES_MS = 10_000;
+
+/** Whether `promise` settles within `ms` (its rejection counts as settled). */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
 
 function relayVersion(): string {
   const pkg: unknown = JSON.parse(readFileSync(join(RELAY_PACKAGE_DIR, 'package.json'), 'utf8'));
@@ -132,6 +150,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     now,
     log,
     onCommitted: (entries) => delivery.committed(entries),
+    commitWindowMs: options.commitWindowMs ?? config.commitWindowMs,
   });
   const delivery: Delivery = new Delivery({
     store,
@@ -245,7 +264,14 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
         await stopped;
         clearTimeout(force);
         await presence.idle(); // the last disconnects reach the shared registry: watchers elsewhere see them
-        await batcher.close();
+        // A store that stops answering (seen with FerretDB under heavy CPU load) must not keep the relay from
+        // stopping: whatever is still queued was never acknowledged, so the senders resend it.
+        if (!(await settlesWithin(batcher.close(), CLOSE_WRITES_MS))) {
+          log.error(
+            { waitedMs: CLOSE_WRITES_MS },
+            'queued writes did not commit before shutdown; they were not acknowledged',
+          );
+        }
         await cluster?.close();
         await store.close();
       })();

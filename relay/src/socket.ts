@@ -9,18 +9,19 @@ import type { ServerOptions, Socket } from 'socket.io';
 import type { Config } from './config.js';
 import { RelayError, asRelayError } from './errors.js';
 import { messageSendSchema, presenceWatchSchema } from './protocol.js';
-import type { AckError, ClientToServerEvents, ServerToClientEvents, SocketData } from './protocol.js';
+import type { AckError, ClientToServerEvents, ServerToClientEvents } from './protocol.js';
 import type { AccountService } from './service/accounts.js';
-import type { Delivery, DeviceLink } from './service/delivery.js';
+import type { Delivery } from './service/delivery.js';
 import type { MailboxService } from './service/mailbox.js';
-import type { PresenceService, PresenceWatcher } from './service/presence.js';
+import type { PresenceService } from './service/presence.js';
 import type { EventLimiter } from './service/rate-limit.js';
 import { ENGINE_HEADERS } from './http/security.js';
+import { ExpiryWheel, SocketLink } from './socket-link.js';
 import { relayParser } from './socket-parser.js';
 import { parseInput } from './validation.js';
 
-export type RelayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
-type RelaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type RelayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketLink>;
+type RelaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketLink>;
 type Ack = (answer: unknown) => void;
 
 export interface SocketDeps {
@@ -41,8 +42,6 @@ export interface SocketLayer {
   /** Drops every connection authenticated through this refresh family, on every node (sign-out, token reuse). */
   disconnectFamily(familyId: string): void;
 }
-
-const KNOWN_EVENTS = new Set(['message:send', 'presence:watch']);
 
 function errorAck(err: RelayError): AckError {
   return { ok: false, error: { code: err.code, message: err.message } };
@@ -74,8 +73,10 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
   io.engine.on('initial_headers', (headers: Record<string, string>) => Object.assign(headers, ENGINE_HEADERS));
   io.engine.on('headers', (headers: Record<string, string>) => Object.assign(headers, ENGINE_HEADERS));
   // Socket.IO's memory advice: the engine's copy of the upgrade request is not needed after the handshake.
-  io.engine.on('connection', (raw: { request: unknown }) => {
+  io.engine.on('connection', (raw: EngineSocket) => {
     raw.request = null;
+    if (raw.transport?.name === 'websocket') releaseUpgradeRequest(raw.transport);
+    else raw.once('upgrade', releaseUpgradeRequest); // long-polling first: the WebSocket comes later, if at all
   });
 
   io.use((socket, next) => {
@@ -83,7 +84,14 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
     accounts.authenticate(token).then(
       (claims) => {
-        socket.data = claims;
+        socket.data = new SocketLink(socket, claims, tokenExpiry(token, deps.now()), deps.now);
+        // Nothing reads the handshake again: do not hold the token (its expiry is kept), nor the rest, for the
+        // connection's lifetime.
+        const handshake = socket.handshake;
+        handshake.auth = EMPTY;
+        handshake.headers = EMPTY;
+        handshake.query = EMPTY;
+        handshake.time = '';
         next();
       },
       (err: unknown) => {
@@ -96,7 +104,11 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     );
   });
 
-  io.on('connection', (socket) => onConnection(socket, deps));
+  // A token authorizes its connection only until it expires. Closing the transport (not a Socket.IO disconnect,
+  // after which clients stay away) makes a client reconnect, and the handshake then needs a fresh token.
+  const expiry = new ExpiryWheel<RelaySocket>(deps.now, (socket) => socket.conn.close());
+  const handlers = eventHandlers(deps, expiry);
+  io.on('connection', (socket) => onConnection(socket, deps, handlers, expiry));
 
   return {
     io,
@@ -107,29 +119,63 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
   };
 }
 
-const familyRoom = (familyId: string): string => `family:${familyId}`;
-
-/** Milliseconds until the handshake's access token (verified by the middleware) expires, within setTimeout's range. */
-function tokenLifetimeMs(auth: unknown, now: number): number {
-  const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
-  const claims = typeof token === 'string' ? jwt.decode(token, { json: true }) : null;
-  const expiresAt = typeof claims?.exp === 'number' ? claims.exp * 1000 : now;
-  return Math.min(Math.max(0, expiresAt - now), 2 ** 31 - 1);
+interface EngineTransport {
+  name?: string;
+  socket?: { _socket?: NodeJS.EventEmitter | null };
+}
+interface EngineSocket extends NodeJS.EventEmitter {
+  request: unknown;
+  transport?: EngineTransport;
 }
 
-function onConnection(socket: RelaySocket, deps: SocketDeps): void {
-  const { log, mailbox, presence, delivery, eventLimiter, now } = deps;
-  const { userId, deviceId, familyId } = socket.data;
+/** The listener engine.io's WebSocketResponse leaves on the TCP socket; it holds the whole upgrade request. */
+const UPGRADE_CLOSE_LISTENER = '() => this.emit("close")';
 
-  void socket.join(familyRoom(familyId));
-  // A token authorizes its connection only until it expires. Closing the transport (not a Socket.IO disconnect,
-  // after which clients stay away) makes a client reconnect, and the handshake then needs a fresh token.
-  const expiry = setTimeout(() => socket.conn.close(), tokenLifetimeMs(socket.handshake.auth, now()));
-  expiry.unref();
+/**
+ * engine.io 6.6 wraps each WebSocket upgrade in a WebSocketResponse (for its HTTP middlewares, which the relay does not
+ * use) that listens for the TCP socket's close with a closure holding the upgrade request (about 1.5 KiB with its
+ * headers) for the connection's lifetime. Removing that listener only drops a `close` event nobody listens to.
+ */
+function releaseUpgradeRequest(transport: EngineTransport): void {
+  const tcp = transport.socket?._socket;
+  if (!tcp) return;
+  for (const raw of tcp.rawListeners('close')) {
+    const listener = (raw as { listener?: unknown }).listener ?? raw;
+    if (typeof listener === 'function' && listener.toString() === UPGRADE_CLOSE_LISTENER) {
+      tcp.removeListener('close', listener as () => void);
+    }
+  }
+}
+
+/** Shared by every trimmed handshake; frozen, so no one can write through it. */
+const EMPTY = Object.freeze({});
+
+const familyRoom = (familyId: string): string => `family:${familyId}`;
+
+/** When the handshake's access token (verified by the middleware) expires, in ms since the epoch. */
+function tokenExpiry(token: unknown, now: number): number {
+  const claims = typeof token === 'string' ? jwt.decode(token, { json: true }) : null;
+  return typeof claims?.exp === 'number' ? claims.exp * 1000 : now;
+}
+
+interface EventHandlers {
+  /** Every client event, by name (one catch-all listener keeps each socket's listener table small). */
+  event: (this: RelaySocket, event: unknown, ...args: unknown[]) => void;
+  disconnect: (this: RelaySocket) => void;
+}
+
+/**
+ * The listeners of every socket, made once per server: Socket.IO calls them with the socket as `this`, so an idle
+ * connection holds no closures of its own.
+ */
+function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): EventHandlers {
+  const { log, mailbox, presence, delivery, eventLimiter, now } = deps;
 
   /** Every event costs one token of the device's bucket, whatever it carries. */
-  const admit = async (): Promise<void> => {
-    if (!(await eventLimiter.take(deviceId, now()))) throw new RelayError('rate_limited', 'too many events; slow down');
+  const admit = async (link: SocketLink): Promise<void> => {
+    if (!(await eventLimiter.take(link.deviceId, now()))) {
+      throw new RelayError('rate_limited', 'too many events; slow down');
+    }
   };
   const answer = (ack: Ack | undefined, value: unknown): void => {
     if (!ack) return;
@@ -145,81 +191,70 @@ function onConnection(socket: RelaySocket, deps: SocketDeps): void {
     answer(ack, errorAck(e));
   };
 
-  const pendingSends = new Set<(acked: boolean) => void>();
-  const link: DeviceLink = {
-    deviceId,
-    send: (batch, ackTimeoutMs) =>
-      new Promise<boolean>((resolve) => {
-        if (!socket.connected) {
-          resolve(false);
-          return;
-        }
-        let done = false;
-        const finish = (acked: boolean): void => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          pendingSends.delete(finish);
-          resolve(acked);
-        };
-        pendingSends.add(finish);
-        // Our own timer, not socket.timeout(): that one is not cleared on disconnect and would keep a closed
-        // relay's process alive until it fires.
-        const timer = setTimeout(() => finish(false), ackTimeoutMs);
-        timer.unref();
-        socket.emit('messages', batch, () => finish(true));
-      }),
+  const send = async (link: SocketLink, payload: unknown, ack: Ack | undefined): Promise<void> => {
+    try {
+      await admit(link);
+      const input = parseInput(messageSendSchema, payload, 'payload');
+      const { ts } = await mailbox.send(link, input);
+      answer(ack, { ok: true, ts });
+    } catch (err) {
+      fail(ack, err);
+    }
   };
-  const watcher: PresenceWatcher = { send: (update) => socket.emit('presence', update) };
 
-  socket.on('message:send', (...args: unknown[]) => {
-    const { payload, ack } = splitArgs(args);
-    void (async () => {
-      try {
-        await admit();
-        const input = parseInput(messageSendSchema, payload, 'payload');
-        const { ts } = await mailbox.send(socket.data, input);
-        answer(ack, { ok: true, ts });
-      } catch (err) {
-        fail(ack, err);
+  const watch = async (link: SocketLink, payload: unknown, ack: Ack | undefined): Promise<void> => {
+    try {
+      await admit(link);
+      const input = parseInput(presenceWatchSchema, payload, 'payload');
+      const watcher = link.watcher;
+      const updates = await presence.watch(watcher, input.userIds);
+      answer(ack, { ok: true });
+      for (const update of updates) watcher.send(update);
+    } catch (err) {
+      fail(ack, err);
+    }
+  };
+
+  return {
+    event(event, ...args) {
+      const { payload, ack } = splitArgs(args);
+      if (event === 'message:send') {
+        void send(this.data, payload, ack);
+      } else if (event === 'presence:watch') {
+        void watch(this.data, payload, ack);
+      } else {
+        admit(this.data).then(
+          () => fail(ack, new RelayError('invalid_input', 'unknown event')),
+          (err: unknown) => fail(ack, err),
+        );
       }
-    })();
-  });
+    },
+    disconnect() {
+      const link = this.data;
+      expiry.remove(this, link.expiresAt);
+      link.close();
+      delivery.detach(link.delivery);
+      const watcher = link.watcherIfAny;
+      if (watcher) presence.unwatch(watcher);
+      presence.disconnected(link.userId);
+    },
+  };
+}
 
-  socket.on('presence:watch', (...args: unknown[]) => {
-    const { payload, ack } = splitArgs(args);
-    void (async () => {
-      try {
-        await admit();
-        const input = parseInput(presenceWatchSchema, payload, 'payload');
-        const updates = await presence.watch(watcher, input.userIds);
-        answer(ack, { ok: true });
-        for (const update of updates) socket.emit('presence', update);
-      } catch (err) {
-        fail(ack, err);
-      }
-    })();
-  });
+function onConnection(
+  socket: RelaySocket,
+  deps: SocketDeps,
+  handlers: EventHandlers,
+  expiry: ExpiryWheel<RelaySocket>,
+): void {
+  const link = socket.data;
+  void socket.join(familyRoom(link.familyId));
+  expiry.add(socket, link.expiresAt);
 
-  socket.onAny((event: unknown, ...args: unknown[]) => {
-    if (typeof event === 'string' && KNOWN_EVENTS.has(event)) return;
-    const { ack } = splitArgs(args);
-    admit().then(
-      () => fail(ack, new RelayError('invalid_input', 'unknown event')),
-      (err: unknown) => fail(ack, err),
-    );
-  });
+  // Socket.IO itself listens for `error` (a noop), so an error event cannot throw.
+  socket.onAny(handlers.event);
+  socket.on('disconnect', handlers.disconnect);
 
-  socket.on('error', (err) => log.debug({ err }, 'socket error'));
-
-  const detach = delivery.attach(link);
-  presence.connected(userId);
-
-  socket.on('disconnect', () => {
-    clearTimeout(expiry);
-    detach();
-    for (const finish of [...pendingSends]) finish(false);
-    presence.unwatch(watcher);
-    presence.disconnected(userId);
-  });
+  link.delivery = deps.delivery.attach(link);
+  deps.presence.connected(link.userId);
 }

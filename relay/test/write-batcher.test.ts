@@ -73,6 +73,34 @@ describe('the write batcher', () => {
     expect(await store.countMailbox(bob.deviceId)).toBe(25);
   });
 
+  it('with a commit window, commits sends a few milliseconds apart together; without one, apart', async () => {
+    const windowed = new WriteBatcher({
+      store,
+      now: () => T0,
+      log: pino({ level: 'silent' }),
+      onCommitted: () => undefined,
+      commitWindowMs: 50,
+    });
+    const sendWith = (b: WriteBatcher, id: string) =>
+      b.send({
+        senderUserId: alice.userId,
+        senderDeviceId: alice.deviceId,
+        id,
+        target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
+      });
+    const first = sendWith(windowed, 'w1');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await Promise.all([first, sendWith(windowed, 'w2')]);
+    expect(store.batches.map((b) => b.sends.map((s) => s.id))).toEqual([['w1', 'w2']]);
+    await windowed.close();
+
+    store.batches = [];
+    const alone = send('n1');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await Promise.all([alone, send('n2')]);
+    expect(store.batches.map((b) => b.sends.map((s) => s.id))).toEqual([['n1'], ['n2']]);
+  });
+
   it('answers no sender before the commit, and hands the entries to delivery first', async () => {
     store.hold();
     let answered = false;

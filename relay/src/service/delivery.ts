@@ -38,6 +38,8 @@ export interface DeliveryOptions {
 
 /** Live entries held back while a connection's mailbox is still being sent; beyond this, read them again. */
 const MAX_HELD = 1000;
+/** The empty `held` list, shared (never mutated): an idle connection allocates none. */
+const NONE: MailboxEntry[] = [];
 
 const toWire = (e: MailboxEntry): DeliveredMessage => {
   const m: DeliveredMessage = { id: e.id, seq: e.seq, ts: e.ts, body: e.body };
@@ -69,13 +71,13 @@ class Connection {
   private cursor = 0;
   private live = false;
   /** Entries offered while the mailbox was still being sent. */
-  private held: MailboxEntry[] = [];
+  private held: MailboxEntry[] = NONE;
   private heldOverflow = false;
   /** Set by resync() before the connection is live: the switch to live then reads the whole mailbox again. */
   private resyncWanted = false;
   /** Live and resent entries sent on this connection whose ack has not come (a resync skips them). */
-  private readonly inFlight = new Set<number>();
-  private resyncing: Promise<void> = Promise.resolve();
+  private inFlight: Set<number> | null = null; // made when needed: an idle connection holds none
+  private resyncing: Promise<void> | null = null;
   closed = false;
 
   constructor(
@@ -92,14 +94,14 @@ class Connection {
       if (!this.heldOverflow) break;
       // Too much arrived meanwhile to hold in memory: it is all stored, so read on (and look behind the cursor).
       this.heldOverflow = false;
-      this.held = [];
+      this.held = NONE;
       this.resyncWanted = true;
     }
     // Held entries at or below the cursor were either read above (and are acknowledged, so deleted once the
     // writes are idle) or committed late by another node with an older seq: the store tells which.
     const late = this.held.filter((e) => e.seq <= this.cursor);
     const fresh = this.held.filter((e) => e.seq > this.cursor);
-    this.held = [];
+    this.held = NONE;
     if (late.length > 0 || this.resyncWanted) {
       const from = this.resyncWanted ? 0 : Math.min(...late.map((e) => e.seq)) - 1;
       this.resyncWanted = false;
@@ -109,7 +111,7 @@ class Connection {
     }
     this.live = true;
     const meanwhile = this.held;
-    this.held = [];
+    this.held = NONE;
     this.push([...fresh, ...meanwhile]);
   }
 
@@ -119,9 +121,9 @@ class Connection {
     if (!this.live) {
       if (this.held.length + entries.length > MAX_HELD) {
         this.heldOverflow = true;
-        this.held = [];
+        this.held = NONE;
       } else if (!this.heldOverflow) {
-        this.held.push(...entries);
+        this.held = this.held === NONE ? [...entries] : this.held.concat(entries);
       }
       return;
     }
@@ -135,7 +137,7 @@ class Connection {
       this.resyncWanted = true;
       return;
     }
-    this.resyncing = this.resyncing
+    this.resyncing = (this.resyncing ?? Promise.resolve())
       .then(async () => {
         await this.d.writes.idle();
         await this.sendStored(0, Infinity, false);
@@ -152,16 +154,16 @@ class Connection {
     for (;;) {
       if (this.closed) return;
       const read = await this.d.store.fetchMailbox(this.link.deviceId, after, LIMITS.mailboxBatch, this.d.batchBytes);
-      const entries = read.filter((e) => e.seq <= upTo && !this.inFlight.has(e.seq));
+      const entries = read.filter((e) => e.seq <= upTo && !this.isInFlight(e.seq));
       const last = read.filter((e) => e.seq <= upTo).at(-1)?.seq;
       if (this.closed || last === undefined) return;
       if (entries.length === 0) {
         after = last;
         continue;
       }
-      for (const e of entries) this.inFlight.add(e.seq);
+      this.markInFlight(entries);
       const acked = await this.link.send(entries.map(toWire), this.d.ackTimeoutMs);
-      for (const e of entries) this.inFlight.delete(e.seq);
+      this.unmarkInFlight(entries);
       // An ack counts even when the connection closed right after it (both can arrive in one read).
       if (acked) {
         after = last;
@@ -175,14 +177,30 @@ class Connection {
     }
   }
 
+  private isInFlight(seq: number): boolean {
+    return this.inFlight?.has(seq) ?? false;
+  }
+
+  private markInFlight(entries: MailboxEntry[]): void {
+    const set = (this.inFlight ??= new Set());
+    for (const e of entries) set.add(e.seq);
+  }
+
+  private unmarkInFlight(entries: MailboxEntry[]): void {
+    const set = this.inFlight;
+    if (!set) return;
+    for (const e of entries) set.delete(e.seq);
+    if (set.size === 0) this.inFlight = null;
+  }
+
   private push(entries: MailboxEntry[]): void {
-    const fresh = entries.filter((e) => !this.inFlight.has(e.seq));
+    const fresh = this.inFlight === null ? entries : entries.filter((e) => !this.isInFlight(e.seq));
     if (fresh.length === 0) return;
     for (const batch of batches(fresh, this.d.batchBytes)) {
-      for (const e of batch) this.inFlight.add(e.seq);
+      this.markInFlight(batch);
       this.link.send(batch.map(toWire), this.d.ackTimeoutMs).then(
         (acked) => {
-          for (const e of batch) this.inFlight.delete(e.seq);
+          this.unmarkInFlight(batch);
           // Unacknowledged live entries stay stored and come again with the next connection's mailbox (or resync).
           if (acked)
             this.d.writes.ack(
@@ -191,7 +209,7 @@ class Connection {
             );
         },
         (err: unknown) => {
-          for (const e of batch) this.inFlight.delete(e.seq);
+          this.unmarkInFlight(batch);
           this.d.log.warn({ err }, 'live delivery failed');
         },
       );
@@ -199,8 +217,11 @@ class Connection {
   }
 }
 
+const NO_CONNECTIONS: readonly Connection[] = [];
+
 export class Delivery {
-  private readonly connections = new Map<string, Set<Connection>>();
+  /** Per device, its connections to this node (almost always one: an array is smaller than a Set). */
+  private readonly connections = new Map<string, Connection[]>();
   private readonly d: Required<Omit<DeliveryOptions, 'log' | 'bus'>> & { log: Logger };
   private readonly bus: ClusterBus;
 
@@ -216,22 +237,30 @@ export class Delivery {
     bus.onResume(() => this.resyncAll());
   }
 
-  /** Registers a connection and starts sending its mailbox; call the returned function on disconnect. */
-  attach(link: DeviceLink): () => void {
+  /** Registers a connection and starts sending its mailbox; pass what it returns to detach() on disconnect. */
+  attach(link: DeviceLink): unknown {
     const connection = new Connection(link, this.d);
-    let set = this.connections.get(link.deviceId);
-    if (!set) {
-      set = new Set();
-      this.connections.set(link.deviceId, set);
-    }
-    set.add(connection);
+    const list = this.connections.get(link.deviceId);
+    if (list) list.push(connection);
+    else this.connections.set(link.deviceId, [connection]);
     connection.start().catch((err: unknown) => this.d.log.error({ err }, 'mailbox delivery failed'));
-    return () => {
-      connection.closed = true;
-      const current = this.connections.get(link.deviceId);
-      current?.delete(connection);
-      if (current?.size === 0) this.connections.delete(link.deviceId);
-    };
+    return connection;
+  }
+
+  /** The connection that attach() returned `handle` for has closed. */
+  detach(handle: unknown): void {
+    if (!(handle instanceof Connection)) return;
+    handle.closed = true;
+    const deviceId = handle.link.deviceId;
+    const list = this.connections.get(deviceId);
+    const at = list?.indexOf(handle) ?? -1;
+    if (!list || at < 0) return;
+    list.splice(at, 1);
+    if (list.length === 0) this.connections.delete(deviceId);
+  }
+
+  private connectionsOf(deviceId: string): readonly Connection[] {
+    return this.connections.get(deviceId) ?? NO_CONNECTIONS;
   }
 
   isConnected(deviceId: string): boolean {
@@ -261,7 +290,7 @@ export class Delivery {
 
   /** Every connection on this node reads its mailbox again (after the bus was cut off). */
   resyncAll(): void {
-    for (const set of this.connections.values()) for (const connection of set) connection.resync();
+    for (const list of this.connections.values()) for (const connection of list) connection.resync();
   }
 
   private offerHere(entries: MailboxEntry[]): void {
@@ -273,13 +302,13 @@ export class Delivery {
       else byDevice.set(e.deviceId, [e]);
     }
     for (const [deviceId, list] of byDevice) {
-      for (const connection of this.connections.get(deviceId) ?? []) connection.offer(list);
+      for (const connection of this.connectionsOf(deviceId)) connection.offer(list);
     }
   }
 
   private ephemeralHere(deviceIds: string[], message: DeliveredMessage): void {
     for (const deviceId of deviceIds) {
-      for (const connection of this.connections.get(deviceId) ?? []) {
+      for (const connection of this.connectionsOf(deviceId)) {
         connection.link
           .send([message], this.d.ackTimeoutMs)
           .catch((err: unknown) => this.d.log.warn({ err }, 'ephemeral delivery failed'));
@@ -288,7 +317,6 @@ export class Delivery {
   }
 
   private resyncHere(deviceIds: string[]): void {
-    for (const deviceId of deviceIds)
-      for (const connection of this.connections.get(deviceId) ?? []) connection.resync();
+    for (const deviceId of deviceIds) for (const connection of this.connectionsOf(deviceId)) connection.resync();
   }
 }

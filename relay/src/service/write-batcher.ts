@@ -22,7 +22,16 @@ export interface WriteBatcherOptions {
   committedWaitMs?: number;
   /** Sends per transaction; more wait for the next one. */
   maxSends?: number;
+  /**
+   * When little is queued, wait this long (ms) for more before committing, so that a lightly loaded relay pays one
+   * commit for several sends; 0 (the default) commits after the current turn of the event loop. Under load the
+   * queue is longer than the threshold and nothing waits.
+   */
+  commitWindowMs?: number;
 }
+
+/** Below this many queued sends, the commit window applies. */
+const WINDOW_THRESHOLD = 16;
 
 export class WriteBatcher {
   private sends: PendingSend[] = [];
@@ -85,15 +94,18 @@ export class WriteBatcher {
   private schedule(): void {
     if (this.scheduled || this.running) return;
     this.scheduled = true;
-    // setImmediate runs after the I/O callbacks of this loop turn: all frames read in it join one transaction.
-    setImmediate(() => {
+    const run = (): void => {
       this.scheduled = false;
       this.running = this.drain().finally(() => {
         this.running = null;
         if (this.hasWork()) this.schedule();
         else this.notifyIdle();
       });
-    });
+    };
+    const windowMs = this.o.commitWindowMs ?? 0;
+    // setImmediate runs after the I/O callbacks of this loop turn: all frames read in it join one transaction.
+    if (windowMs > 0 && this.sends.length < WINDOW_THRESHOLD) setTimeout(run, windowMs);
+    else setImmediate(run);
   }
 
   private notifyIdle(): void {

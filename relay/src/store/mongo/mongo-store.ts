@@ -126,7 +126,9 @@ export class MongoStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.connection.close();
+    // Forced: the relay has already waited for its queued writes; an operation the server never answers must not
+    // keep the process alive.
+    await this.connection.close(true);
   }
 
   /** Drops this store's database (tests). */

@@ -1,7 +1,8 @@
 // The hot path of the SQLite store: the statements of a write batch (sends, acks, last-seen) and mailbox reads,
-// prepared once, and the in-memory index of idempotency records. `apply` runs inside the store's transaction;
-// the caller then calls committed() or rolledBack().
+// prepared once, the idempotency records, and a cache of known device ids. `apply` runs inside the store's
+// transaction; the caller then calls committed() or rolledBack().
 import type BetterSqlite3 from 'better-sqlite3';
+import { IdempotencyRecords } from './idempotency.js';
 import type { GroupRecipientsOutcome, MailboxEntry, SendOutcome, SendRequest, WriteBatch } from '../store.js';
 
 interface EntryRow {
@@ -12,15 +13,20 @@ interface EntryRow {
   body: Buffer;
 }
 
-/** Device ids are base64url, so a NUL cannot occur in one: the key is unambiguous. */
-const sentKey = (deviceId: string, messageId: string): string => `${deviceId}\u0000${messageId}`;
+/** Known device ids kept at most; beyond it the cache starts over (it only saves reads). */
+const MAX_KNOWN_DEVICES = 200_000;
 
 export class MailboxStatements {
-  /** (sending device, message id) → ts of every idempotency record in sent_messages. */
-  private readonly sent = new Map<string, number>();
-  /** Records written by the transaction in progress; they join `sent` only once it commits. */
-  private staged = new Map<string, number>();
-  private readonly recordSent: BetterSqlite3.Statement<[string, string, number]>;
+  readonly sent: IdempotencyRecords;
+  /**
+   * Device ids known to exist, so that a send costs no read per envelope. Only deleteUser deletes devices, and it
+   * calls forgetDevices(); a device created later is simply not cached yet. A change committed by another connection
+   * to the file (an operator's tool, a test) moves `PRAGMA data_version`, and the cache starts over: a stale id would
+   * otherwise fail the whole batch on the mailbox's foreign key.
+   */
+  private knownDevices = new Set<string>();
+  private dataVersion = -1;
+  private readonly readDataVersion: BetterSqlite3.Statement<[], number>;
   private readonly deviceExists: BetterSqlite3.Statement<[string], { one: number }>;
   private readonly insertEntry: BetterSqlite3.Statement<[string, string, string | null, number, Uint8Array]>;
   private readonly deleteEntry: BetterSqlite3.Statement<[string, number]>;
@@ -32,12 +38,9 @@ export class MailboxStatements {
   private readonly countEntries: BetterSqlite3.Statement<[string], { n: number }>;
 
   constructor(db: BetterSqlite3.Database) {
-    const all = db.prepare<[], { sender_device_id: string; message_id: string; ts: number }>(
-      'SELECT sender_device_id, message_id, ts FROM sent_messages ORDER BY rowid',
-    );
-    for (const r of all.iterate()) this.sent.set(sentKey(r.sender_device_id, r.message_id), r.ts);
-    this.recordSent = db.prepare('INSERT INTO sent_messages (sender_device_id, message_id, ts) VALUES (?, ?, ?)');
+    this.sent = new IdempotencyRecords(db);
     this.deviceExists = db.prepare('SELECT 1 AS one FROM devices WHERE device_id = ?');
+    this.readDataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.insertEntry = db.prepare(
       'INSERT INTO mailbox (device_id, message_id, group_id, ts, body) VALUES (?, ?, ?, ?, ?)',
     );
@@ -57,21 +60,35 @@ export class MailboxStatements {
 
   /** The transaction that ran apply() committed. */
   committed(): void {
-    for (const [key, ts] of this.staged) this.sent.set(key, ts);
-    this.staged = new Map();
+    this.sent.committed();
   }
 
   /** The transaction that ran apply() was rolled back. */
   rolledBack(): void {
-    this.staged = new Map();
+    this.sent.rolledBack();
   }
 
-  /** Forgets idempotency records older than `before`, after their rows were deleted. */
-  forgetSentBefore(before: number): void {
-    for (const [key, ts] of this.sent) if (ts < before) this.sent.delete(key);
+  /** Devices were deleted: known ids must be read again. */
+  forgetDevices(): void {
+    this.knownDevices = new Set();
+  }
+
+  private deviceKnown(deviceId: string): boolean {
+    if (this.knownDevices.has(deviceId)) return true;
+    if (!this.deviceExists.get(deviceId)) return false;
+    if (this.knownDevices.size >= MAX_KNOWN_DEVICES) this.knownDevices = new Set();
+    this.knownDevices.add(deviceId);
+    return true;
   }
 
   apply(batch: WriteBatch, now: number): SendOutcome[] {
+    if (batch.sends.length > 0) {
+      const version = this.readDataVersion.get() ?? -1;
+      if (version !== this.dataVersion) {
+        this.dataVersion = version;
+        this.forgetDevices();
+      }
+    }
     const outcomes = batch.sends.map((send) => this.applySend(send, now));
     for (const ack of batch.acks) for (const seq of ack.seqs) this.deleteEntry.run(ack.deviceId, seq);
     for (const seen of batch.lastSeen) this.updateLastSeen.run(seen.ts, seen.userId);
@@ -102,15 +119,14 @@ export class MailboxStatements {
   }
 
   private applySend(send: SendRequest, now: number): SendOutcome {
-    const key = sentKey(send.senderDeviceId, send.id);
-    const previous = this.staged.get(key) ?? this.sent.get(key);
+    const previous = this.sent.lookup(send.senderDeviceId, send.id);
     if (previous !== undefined) return { status: 'duplicate', ts: previous };
 
     let deliveries: { to: string; body: Uint8Array }[];
     let group: string | null = null;
     if (send.target.kind === 'direct') {
       for (const env of send.target.envelopes) {
-        if (!this.deviceExists.get(env.to)) return { status: 'unknown_recipient' };
+        if (!this.deviceKnown(env.to)) return { status: 'unknown_recipient' };
       }
       deliveries = send.target.envelopes;
     } else {
@@ -121,8 +137,7 @@ export class MailboxStatements {
       deliveries = recipients.deviceIds.map((to) => ({ to, body }));
     }
 
-    this.recordSent.run(send.senderDeviceId, send.id, now);
-    this.staged.set(key, now);
+    this.sent.record(send.senderDeviceId, send.id, now);
     const entries = deliveries.map(({ to, body }): MailboxEntry => {
       const seq = Number(this.insertEntry.run(to, send.id, group, now, body).lastInsertRowid);
       const entry: MailboxEntry = { deviceId: to, seq, id: send.id, ts: now, body };

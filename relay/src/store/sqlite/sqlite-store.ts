@@ -143,7 +143,11 @@ export class SqliteStore implements Store {
   }
 
   deleteUser(userId: string): Promise<boolean> {
-    return later(() => this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0);
+    return later(() => {
+      const deleted = this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0;
+      if (deleted) this.mailbox.forgetDevices(); // its devices went with it (ON DELETE CASCADE)
+      return deleted;
+    });
   }
 
   searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]> {
@@ -343,7 +347,7 @@ export class SqliteStore implements Store {
     return later(() =>
       this.db.transaction((): SweepResult => {
         const mailbox = this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
-        const sent = this.prepare('DELETE FROM sent_messages WHERE ts < ?').run(cutoffs.sentBefore).changes;
+        const sent = this.mailbox.sent.prune(cutoffs.sentBefore);
         const refreshTokens = this.prepare('DELETE FROM refresh_tokens WHERE expires_at < ?').run(cutoffs.now).changes;
         this.prepare(
           `DELETE FROM session_families WHERE NOT EXISTS
@@ -352,7 +356,7 @@ export class SqliteStore implements Store {
         return { mailbox, sent, refreshTokens };
       })(),
     ).then((result) => {
-      this.mailbox.forgetSentBefore(cutoffs.sentBefore);
+      if (result.sent > 0) this.mailbox.sent.forgetPruned();
       return result;
     });
   }
