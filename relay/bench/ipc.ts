@@ -19,6 +19,7 @@ export interface MainThreadSample {
 export interface ServerSample {
   cpu: CpuSample;
   rss: number;
+  heapUsed: number;
   /** Event-loop active time, ms (`performance.eventLoopUtilization().active`): CPU plus time blocked in syscalls. */
   loopActiveMs: number;
   mainThread: MainThreadSample | null;
@@ -32,40 +33,75 @@ export interface ServerSample {
 export type ServerEvent =
   { type: 'ready'; port: number; rss: number } | ({ type: 'sample' } & ServerSample) | { type: 'stopped' };
 
-/** Orchestrator → server child. */
-export type ServerCommand = { type: 'sample' } | { type: 'stop' };
+/** Orchestrator → server child. `gc`: collect garbage before sampling (memory figures). */
+export type ServerCommand = { type: 'sample'; gc?: boolean } | { type: 'stop' };
 
-/** What the load generator drives: the server's URL and how devices authenticate. */
+/**
+ * How the load generator talks to a server: `weconnect` (signed-up accounts, access tokens, msgpack, the relay's
+ * groups), `bare` (made-up device ids, `group:create`), `ws` (the raw frames of wire.ts).
+ */
+export type ClientKind = 'weconnect' | 'bare' | 'ws';
+
+/** What the load generator drives. */
 export interface LoadgenSetup {
   /** Where devices sign up and senders connect. */
   url: string;
   /** Where recipients connect: `url` for one node, the second node for a two-node run. */
   recipientUrl: string;
-  /** `weconnect` signs up accounts and sends access tokens; `bare` sends a made-up device id. */
-  auth: 'weconnect' | 'bare';
+  client: ClientKind;
   parser: 'default' | 'msgpack';
   pairs: number;
   bodyBytes: number;
+  /** Group sizes (recipient devices) to create; each must be at most `pairs`. */
+  groups: number[];
+  /** Set up one extra device that stays offline, for the offline-drain task. */
+  offlineDevice: boolean;
 }
 
-export type Workload =
-  | { kind: 'closed'; inFlightPerSender: number; warmupMs: number; durationMs: number; drainMs: number }
-  | { kind: 'open'; ratePerSec: number; warmupMs: number; durationMs: number; drainMs: number };
+interface Windowed {
+  warmupMs: number;
+  durationMs: number;
+  /** Longest wait after the window for every message of the run to arrive; what is still missing then is lost. */
+  drainMs: number;
+}
 
-/** Figures of one workload run, measured by the load generator over its measurement window. */
-export interface WorkloadResult {
-  workload: Workload;
+/** What the load generator runs after setup, one at a time. Every task reports window-start, window-end, result. */
+export type Task =
+  | ({ kind: 'closed'; inFlight: number } & Windowed)
+  | ({ kind: 'open'; ratePerSec: number; maxInFlight: number } & Windowed)
+  | ({ kind: 'group'; size: number; inFlight: number } & Windowed)
+  | { kind: 'idle'; connections: number; concurrency: number; accounts: number; setup?: LoadgenSetup }
+  | { kind: 'drain'; messages: number; timeoutMs: number }
+  | { kind: 'signin'; url: string; accounts: number; parallel: number; durationMs: number };
+
+/** Losses and duplicates of one task: any of them makes the bench exit non-zero. */
+export interface Integrity {
+  /** Messages sent in the task (warm-up included). */
+  messages: number;
+  /** Expected deliveries (recipient, message) that had not arrived when the drain time ran out. */
+  lost: number;
+  /** A recipient received a message it had already received. */
+  duplicates: number;
+  /** A message arrived at a device it was not sent to, or an id nobody sent (or one already given up as lost). */
+  strays: number;
+  /** Send acks with `ok: false` (e.g. rate_limited). */
+  rejected: number;
+}
+
+/** Figures of a messaging task (closed, open, group), measured by the load generator over its window. */
+export interface MessagingResult extends Integrity {
+  kind: 'messaging';
+  /** Open loop (a fixed schedule): the generator's lateness then matters. */
+  open: boolean;
+  /** Open loop: scheduled sends skipped because `maxInFlight` messages were already on their way (overload). */
+  skipped: number;
   windowMs: number;
-  /** Deliveries (recipient got the message and the sender got the relay's ack) completed inside the window. */
+  /** Deliveries (a recipient got the message and the sender had the relay's ack) completed inside the window. */
   delivered: number;
   /** Messages sent inside the window (open loop: scheduled inside the window). */
   sent: number;
-  /** Latency from the scheduled send time to the recipient's receipt, in ms; open loop only. */
+  /** From the scheduled (open loop) or actual send to each recipient's receipt, in ms, messages of the window. */
   latencyMs: { p50: number; p99: number; max: number; count: number } | null;
-  /** Messages of the window still undelivered when the drain time ran out. */
-  undelivered: number;
-  /** Send acks with `ok: false` (e.g. rate_limited) over the whole run. */
-  rejected: number;
   /** Load generator's own CPU over the window, microseconds. */
   loadgenCpuUs: number;
   /** Event-loop delay p99 of the load generator over the window, ms (high = the generator itself fell behind). */
@@ -74,17 +110,55 @@ export interface WorkloadResult {
   maxSendLagMs: number;
 }
 
+export interface IdleResult {
+  kind: 'idle';
+  windowMs: number;
+  connections: number;
+  loadgenCpuUs: number;
+}
+
+export interface DrainResult extends Integrity {
+  kind: 'drain';
+  /** Time to send and have acked the messages while the device was offline. */
+  fillMs: number;
+  /** From the connect call until the last message was received and acked (the timeout when incomplete). */
+  windowMs: number;
+  complete: boolean;
+  loadgenCpuUs: number;
+}
+
+export interface SignInResult {
+  kind: 'signin';
+  windowMs: number;
+  signIns: number;
+  failures: number;
+  latencyMs: { p50: number; p99: number; max: number; count: number } | null;
+  loadgenCpuUs: number;
+}
+
+export type TaskResult = MessagingResult | IdleResult | DrainResult | SignInResult;
+
 /** Load generator child → orchestrator. */
 export type LoadgenEvent =
-  | { type: 'ready'; setupMs: number }
+  | { type: 'ready'; setupMs: number; connectMs: number }
+  | { type: 'armed' }
   | { type: 'window-start' }
   | { type: 'window-end' }
-  | { type: 'result'; result: WorkloadResult }
+  | { type: 'result'; result: TaskResult }
+  | { type: 'closed' }
   | { type: 'error'; message: string };
 
-/** Orchestrator → load generator child. */
+/**
+ * Orchestrator → load generator child. An `idle` task runs before `setup` (its own setup is in the task): it
+ * prepares its accounts, reports `armed` and waits for `go`, so the server's memory is sampled in between;
+ * `close-idle` drops its connections.
+ */
 export type LoadgenCommand =
-  { type: 'setup'; setup: LoadgenSetup } | { type: 'run'; workload: Workload } | { type: 'stop' };
+  | { type: 'setup'; setup: LoadgenSetup }
+  | { type: 'run'; task: Task }
+  | { type: 'go' }
+  | { type: 'close-idle' }
+  | { type: 'stop' };
 
 /** Starts a TypeScript file as a child process with an IPC channel (tsx loader, `source` export condition). */
 export function forkTs(

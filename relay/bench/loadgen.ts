@@ -1,98 +1,211 @@
 // The load generator, a child process of run.ts so that the server's CPU is measured alone: it creates the devices
-// (WeConnect: signed-up accounts; bare: made-up ids), connects them with the real socket.io-client, and runs the
-// workloads the orchestrator asks for.
+// (WeConnect: signed-up accounts; bare and ws: made-up ids), connects them, and runs the tasks the orchestrator
+// asks for — messaging workloads (workloads.ts), idle connections, the offline drain and sign-ins (tasks.ts).
 import { performance } from 'node:perf_hooks';
-import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
-import * as msgpackParser from 'socket.io-msgpack-parser';
-import { signUp, uniqueUsername } from '../test/helpers.js';
+import type { WebSocket } from 'ws';
+import { api, signIn, signUp, uniqueUsername } from '../test/helpers.js';
 import type { TestAccount } from '../test/helpers.js';
+import type { SessionAnswer } from '../src/protocol.js';
 import { toParent } from './ipc.js';
-import type { LoadgenCommand, LoadgenSetup } from './ipc.js';
-import { LoadDriver } from './workloads.js';
-import type { Pair } from './workloads.js';
+import type { LoadgenCommand, LoadgenSetup, TaskResult } from './ipc.js';
+import { inBatches, runDrain, runIdle, runSignIns } from './tasks.js';
+import type { Connector } from './tasks.js';
+import { SocketIoTransport, WsTransport, connectSocketIo, connectWs } from './transports.js';
+import { LoadDriver, groupMembers, senderOf } from './workloads.js';
+import type { Transport } from './workloads.js';
 
+/** One device of the run: its id on the wire and how it authenticates (WeConnect: an access token). */
 interface Device {
-  deviceId: string;
-  auth: Record<string, string>;
+  wireId: string;
+  token: string;
+  userId: string;
 }
 
-const CONNECT_TIMEOUT_MS = 20_000;
+interface Prepared {
+  transport: Transport;
+  close(): void;
+  /** The offline device (WeConnect only): its number, wire id and token. */
+  offline: { device: number; wireId: string; token: string } | null;
+}
 
-async function makeDevices(setup: LoadgenSetup): Promise<Device[]> {
+/**
+ * WeConnect accounts: sender p is its own account; recipients come two devices per account (sign-up, then one
+ * sign-in), so a group of 500 devices is 250 members, within the 256-member limit. Sign-ups run 32 at a time
+ * (each costs the relay a bcrypt hash, BCRYPT_COST=4 here).
+ */
+async function weconnectDevices(setup: LoadgenSetup): Promise<Device[]> {
+  const url = setup.url;
+  const fromAnswer = (a: { deviceId: string; accessToken: string; userId: string }): Device => ({
+    wireId: a.deviceId,
+    token: a.accessToken,
+    userId: a.userId,
+  });
+  const senders = await inBatches(setup.pairs, 32, () => signUp(url, uniqueUsername('bs'), { oneTimePrekeys: 0 }));
+  const recipientAccounts: TestAccount[] = await inBatches(Math.ceil(setup.pairs / 2), 32, () =>
+    signUp(url, uniqueUsername('br'), { oneTimePrekeys: 0 }),
+  );
+  const seconds = await inBatches(Math.floor(setup.pairs / 2), 32, (i) =>
+    signIn(url, recipientAccounts[i] as TestAccount),
+  );
+  const devices: Device[] = [];
+  for (let p = 0; p < setup.pairs; p++) {
+    const account = recipientAccounts[p >> 1] as TestAccount;
+    devices.push(fromAnswer(senders[p] as TestAccount));
+    devices.push(fromAnswer(p % 2 === 0 ? account : (seconds[p >> 1] as SessionAnswer)));
+  }
+  if (setup.offlineDevice) devices.push(fromAnswer(await signUp(url, uniqueUsername('bo'), { oneTimePrekeys: 0 })));
+  return devices;
+}
+
+async function prepare(setup: LoadgenSetup): Promise<{ prepared: Prepared; connectMs: number }> {
   const count = setup.pairs * 2;
-  if (setup.auth === 'bare') {
-    return Array.from({ length: count }, (_, i) => ({ deviceId: `dev${i}`, auth: { deviceId: `dev${i}` } }));
+  const urlOf = (device: number): string => (device % 2 === 0 ? setup.url : setup.recipientUrl);
+  if (setup.client === 'ws') {
+    const started = performance.now();
+    const sockets: WebSocket[] = await inBatches(count, 100, (d) => connectWs(urlOf(d), d));
+    const connectMs = performance.now() - started;
+    return {
+      connectMs,
+      prepared: {
+        transport: new WsTransport(sockets),
+        close: () => sockets.forEach((s) => s.terminate()),
+        offline: null,
+      },
+    };
   }
-  // Sign-ups run a few at a time: each costs the relay a bcrypt hash (BCRYPT_COST=4 here).
-  const accounts: TestAccount[] = [];
-  for (let i = 0; i < count; i += 8) {
-    const batch = Array.from({ length: Math.min(8, count - i) }, () =>
-      signUp(setup.url, uniqueUsername('bench'), { oneTimePrekeys: 0 }),
-    );
-    accounts.push(...(await Promise.all(batch)));
+  const devices: Device[] =
+    setup.client === 'weconnect'
+      ? await weconnectDevices(setup)
+      : Array.from({ length: count }, (_, i) => ({ wireId: `d${i}`, token: '', userId: '' }));
+  const authOf = (device: Device): Record<string, string> =>
+    setup.client === 'weconnect' ? { token: device.token } : { deviceId: device.wireId };
+  const started = performance.now();
+  const sockets: Socket[] = await inBatches(count, 100, (d) =>
+    connectSocketIo(urlOf(d), authOf(devices[d] as Device), setup.parser),
+  );
+  const connectMs = performance.now() - started;
+  const groupIds = new Map<number, string>();
+  const first = devices[senderOf(0)] as Device;
+  for (const size of setup.groups) {
+    const members = groupMembers(size).map((d) => devices[d] as Device);
+    if (setup.client === 'weconnect') {
+      const userIds = [...new Set(members.map((m) => m.userId))];
+      const res = await api(setup.url, 'POST', '/api/groups', { token: first.token, body: { members: userIds } });
+      if (res.status !== 201) throw new Error(`group of ${size} devices: ${res.status} ${JSON.stringify(res.body)}`);
+      groupIds.set(size, (res.body as { groupId: string }).groupId);
+    } else {
+      const group = `g${size}`;
+      await (sockets[senderOf(0)] as Socket)
+        .timeout(10_000)
+        .emitWithAck('group:create', { group, members: members.map((m) => m.wireId) });
+      groupIds.set(size, group);
+    }
   }
-  return accounts.map((a) => ({ deviceId: a.deviceId, auth: { token: a.accessToken } }));
+  const offlineIndex = setup.offlineDevice && setup.client === 'weconnect' ? count : -1;
+  const offlineDevice = devices[offlineIndex];
+  return {
+    connectMs,
+    prepared: {
+      transport: new SocketIoTransport(
+        sockets,
+        devices.map((d) => d.wireId),
+        groupIds,
+      ),
+      close: () => sockets.forEach((s) => s.close()),
+      offline:
+        offlineDevice === undefined
+          ? null
+          : { device: offlineIndex, wireId: offlineDevice.wireId, token: offlineDevice.token },
+    },
+  };
 }
 
-function connect(setup: LoadgenSetup, device: Device, url: string): Promise<Socket> {
-  const socket = io(url, {
-    ...(setup.parser === 'msgpack' ? { parser: msgpackParser } : {}),
-    auth: device.auth,
-    transports: ['websocket'],
-    forceNew: true,
-    reconnection: false,
-    timeout: CONNECT_TIMEOUT_MS,
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (error: Error) => {
-      socket.close();
-      reject(new Error(`device ${device.deviceId} could not connect: ${error.message}`));
-    });
-  });
+/**
+ * The idle task's connections: WeConnect devices of `accounts` fresh accounts, several sockets each (the relay
+ * allows it), so that little else has touched the server's memory before it is measured; bare and ws: new ids.
+ */
+async function idleConnector(setup: LoadgenSetup, accounts: number): Promise<Connector> {
+  if (setup.client === 'ws') {
+    return { open: (i) => connectWs(setup.url, 1_000_000 + i), close: (s) => (s as WebSocket).terminate() };
+  }
+  const tokens =
+    setup.client === 'weconnect'
+      ? (await inBatches(accounts, 8, () => signUp(setup.url, uniqueUsername('bi'), { oneTimePrekeys: 0 }))).map(
+          (a) => a.accessToken,
+        )
+      : [];
+  return {
+    open: (i) =>
+      connectSocketIo(
+        setup.url,
+        setup.client === 'weconnect' ? { token: tokens[i % tokens.length] as string } : { deviceId: `idle${i}` },
+        setup.parser,
+      ),
+    close: (s) => (s as Socket).close(),
+  };
 }
 
-let sockets: Socket[] = [];
+let go: (() => void) | null = null;
+let idleConnections: Connector | null = null;
+let prepared: Prepared | null = null;
+let setup: LoadgenSetup | null = null;
 let driver: LoadDriver | null = null;
+let idle: unknown[] = [];
+
+const hooks = {
+  onWindowStart: () => toParent({ type: 'window-start' }),
+  onWindowEnd: () => toParent({ type: 'window-end' }),
+};
 
 async function handle(command: LoadgenCommand): Promise<void> {
   switch (command.type) {
     case 'setup': {
       const started = performance.now();
-      const devices = await makeDevices(command.setup);
-      sockets = [];
-      for (let i = 0; i < devices.length; i += 50) {
-        // Even indexes are senders (node 1), odd ones their recipients (`recipientUrl`: node 2 of a two-node run).
-        const batch = devices
-          .slice(i, i + 50)
-          .map((d, j) => connect(command.setup, d, (i + j) % 2 === 0 ? command.setup.url : command.setup.recipientUrl));
-        sockets.push(...(await Promise.all(batch)));
-      }
-      const pairs: Pair[] = [];
-      for (let p = 0; p < command.setup.pairs; p++) {
-        const sender = sockets[2 * p];
-        const recipient = sockets[2 * p + 1];
-        const recipientDevice = devices[2 * p + 1];
-        if (sender === undefined || recipient === undefined || recipientDevice === undefined)
-          throw new Error('bad pair');
-        pairs.push({ sender, recipient, recipientDeviceId: recipientDevice.deviceId });
-      }
-      driver = new LoadDriver(pairs, command.setup.bodyBytes);
-      toParent({ type: 'ready', setupMs: performance.now() - started });
+      const result = await prepare(command.setup);
+      prepared = result.prepared;
+      setup = command.setup;
+      const devices = command.setup.pairs * 2 + (prepared.offline === null ? 0 : 1);
+      driver = new LoadDriver(prepared.transport, command.setup.pairs, command.setup.bodyBytes, devices);
+      toParent({ type: 'ready', setupMs: performance.now() - started, connectMs: result.connectMs });
       return;
     }
     case 'run': {
-      if (driver === null) throw new Error('run before setup');
-      const result = await driver.run(command.workload, {
-        onWindowStart: () => toParent({ type: 'window-start' }),
-        onWindowEnd: () => toParent({ type: 'window-end' }),
-      });
+      const task = command.task;
+      let result: TaskResult;
+      if (task.kind === 'signin') result = await runSignIns(task, hooks);
+      else if (task.kind === 'idle') {
+        if (task.setup === undefined) throw new Error('idle task without its setup');
+        const connector = await idleConnector(task.setup, task.accounts);
+        await new Promise<void>((resolve) => {
+          go = resolve;
+          toParent({ type: 'armed' });
+        });
+        const opened = await runIdle(task, connector, hooks);
+        idleConnections = connector;
+        idle = opened.sockets;
+        result = opened.result;
+      } else if (prepared === null || driver === null || setup === null) throw new Error('run before setup');
+      else if (task.kind === 'drain') {
+        if (prepared.offline === null) throw new Error('this server has no offline device');
+        result = await runDrain(task, setup, prepared.transport, prepared.offline, hooks);
+      } else result = await driver.run(task, hooks);
       toParent({ type: 'result', result });
       return;
     }
+    case 'go': {
+      go?.();
+      go = null;
+      return;
+    }
+    case 'close-idle': {
+      for (const socket of idle) idleConnections?.close(socket);
+      idle = [];
+      toParent({ type: 'closed' });
+      return;
+    }
     case 'stop': {
-      for (const socket of sockets) socket.close();
+      prepared?.close();
       process.disconnect?.();
       process.exit(0);
     }

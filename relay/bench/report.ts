@@ -1,514 +1,550 @@
-// Turns the bench's raw runs into the Markdown report printed by run.ts and saved as RESULTS.md.
-import type { MainThreadSample, WorkloadResult } from './ipc.js';
+// Turns the bench's raw runs into the Markdown report printed by run.ts and saved as BENCHMARKS.md: the targets
+// with this run's ratios, then one table per workload, the machine and its background load, every run.
+import { readFileSync } from 'node:fs';
+import type { ClientCost, ClientFigures } from './client-cost.js';
+import {
+  LOADGEN_LATE_MS,
+  LOADGEN_SATURATED_CORES,
+  M,
+  Runs,
+  fmt,
+  integrityProblems,
+  loadgenLimit,
+  withSpread,
+} from './figures.js';
+import type { Metric, ServerRun } from './figures.js';
 import type { MachineInfo } from './machine.js';
+import { OPEN_LOOP_CAP, SIGNIN_COST, SIGNIN_WINDOW_MS, describeGroup, describeOpen } from './plan.js';
+import type { BenchSettings } from './plan.js';
 import type { ServerDefinition } from './servers/index.js';
 import { median } from './stats.js';
 
-export interface BenchSettings {
-  reps: number;
-  servers: string[];
-  pairs: number;
-  bodyBytes: number;
-  inFlightPerSender: number;
-  /** Whether the closed-loop workload runs (it comes first). */
-  closed: boolean;
-  rates: number[];
-  warmupMs: number;
-  durationMs: number;
-  drainMs: number;
-}
-
-/** One workload on one server start, with the server's CPU over the same window. */
-export interface PhaseRun {
-  result: WorkloadResult;
-  serverCpuUs: number;
-  /** Time the server's event loop was active over the window (CPU plus time blocked in syscalls such as fsync). */
-  serverLoopActiveMs: number;
-  /** The server's event-loop delay over the window. */
-  serverLoopDelay: { p99Ms: number; maxMs: number };
-  /** Scheduler times of the server's main thread over the window (null off Linux). */
-  serverMainThread: MainThreadSample | null;
-  /** Differences of the server's own counters over the window (WeConnect: `commits`). */
-  serverCounters: Record<string, number>;
-  /** Busy CPU time of the whole machine over the window (null without /proc/stat). */
-  machineBusyUs: number | null;
-  serverRss: number;
-}
-
-export interface ServerRun {
-  server: string;
-  rep: number;
-  setupMs: number;
-  rssIdle: number;
-  rssConnected: number;
-  phases: PhaseRun[];
-  /** Why the run stopped early (the phases before it are kept), or null. */
-  failure: string | null;
-}
+export type { PhaseRun, ServerRun } from './figures.js';
+export { integrityProblems } from './figures.js';
 
 export interface ReportInput {
   settings: BenchSettings;
   machine: MachineInfo;
   runs: ServerRun[];
   baseline: string;
+  floor: string;
   servers: ServerDefinition[];
-  workloads: string[];
+  clientCost: ClientCost;
   elapsedS: number;
+  command: string;
 }
 
-/** The figures of one phase, derived once. */
-interface Figures {
-  deliveredPerSec: number;
-  /** Server process CPU (all threads) per delivery. */
-  usPerDelivery: number;
-  /**
-   * Main-thread time per delivery: on a CPU plus blocked in synchronous calls, without the time other processes
-   * held the core. A single event loop saturates at about 1e6 / this deliveries per second.
-   */
-  mainUsPerDelivery: number;
-  p50: number;
-  p99: number;
-  max: number;
-  serverCores: number;
-  /** Share of the window the server's event loop was active. */
-  loopBusy: number;
-  /** Shares of the window the main thread was on a CPU, waiting for one, and blocked in a synchronous call. */
-  mainOnCpu: number;
-  mainWaiting: number;
-  mainBlocked: number;
-  /** Deliveries per committed store transaction (servers that report `commits`). */
-  perCommit: number;
-  loadgenCores: number;
-  otherCores: number;
-  /** Longest the server's event loop made a ready callback wait, ms. */
-  serverLoopDelayMax: number;
-  undelivered: number;
-  rejected: number;
-  loopDelayP99: number;
-}
+/** The server the targets are about. */
+const OURS = 'weconnect';
+const CLIENT_SEND_TARGET_US = 200;
 
-/** A load generator this busy (of one core) limits what it can offer: the figures are then its limit, too. */
-const LOADGEN_SATURATED_CORES = 0.9;
-
-function figures(phase: PhaseRun): Figures {
-  const r = phase.result;
-  const windowUs = r.windowMs * 1000;
-  const serverCores = phase.serverCpuUs / windowUs;
-  const loadgenCores = r.loadgenCpuUs / windowUs;
-  const main = phase.serverMainThread;
-  // The loop's active time is on-CPU + waiting for a CPU + blocked; the rest is the blocked part (fsync and such).
-  const blockedMs =
-    main === null ? Number.NaN : Math.max(0, phase.serverLoopActiveMs - main.onCpuMs - main.runQueueWaitMs);
-  const perDelivery = (us: number): number => (r.delivered > 0 ? us / r.delivered : Number.NaN);
-  return {
-    deliveredPerSec: (r.delivered * 1000) / r.windowMs,
-    usPerDelivery: perDelivery(phase.serverCpuUs),
-    mainUsPerDelivery: main === null ? Number.NaN : perDelivery((main.onCpuMs + blockedMs) * 1000),
-    p50: r.latencyMs?.p50 ?? Number.NaN,
-    p99: r.latencyMs?.p99 ?? Number.NaN,
-    max: r.latencyMs?.max ?? Number.NaN,
-    serverCores,
-    loopBusy: phase.serverLoopActiveMs / r.windowMs,
-    mainOnCpu: main === null ? Number.NaN : main.onCpuMs / r.windowMs,
-    mainWaiting: main === null ? Number.NaN : main.runQueueWaitMs / r.windowMs,
-    mainBlocked: blockedMs / r.windowMs,
-    perCommit:
-      phase.serverCounters.commits !== undefined && phase.serverCounters.commits > 0
-        ? r.delivered / phase.serverCounters.commits
-        : Number.NaN,
-    loadgenCores,
-    otherCores: phase.machineBusyUs === null ? Number.NaN : phase.machineBusyUs / windowUs - serverCores - loadgenCores,
-    serverLoopDelayMax: phase.serverLoopDelay.maxMs,
-    undelivered: r.undelivered,
-    rejected: r.rejected,
-    loopDelayP99: r.loadgenLoopDelayP99Ms,
-  };
-}
-
-const fmt = (value: number, digits = 0): string =>
-  Number.isFinite(value)
-    ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
-    : '–';
-
-const mib = (bytes: number): string => (Number.isFinite(bytes) ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : '–');
-
-function table(header: string[], rows: string[][]): string {
-  const align = header.map((_, i) => (i < 2 ? '---' : '---:'));
+function table(header: string[], rows: string[][], leftColumns = 2): string {
+  const align = header.map((_, i) => (i < leftColumns ? '---' : '---:'));
   return [header, align, ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
 
-/** The two-node server and what it is compared with (one node on SQLite, one node on the same FerretDB store). */
-export const TWO_NODE = 'weconnect-2node';
-const TWO_NODE_REFERENCES = ['weconnect', 'weconnect-ferret'];
-export const TWO_NODE_HEADING = '## Two nodes through Redis';
+type Verdict = 'met' | 'missed' | 'not measured';
+const verdictOf = (value: number, ok: (v: number) => boolean): Verdict =>
+  Number.isFinite(value) ? (ok(value) ? 'met' : 'missed') : 'not measured';
+const bold = (v: Verdict): string => (v === 'missed' ? '**missed**' : v);
 
-/**
- * The "Two nodes through Redis" section: per workload, one node vs two nodes side by side (delivered/s, p99, server
- * CPU per delivery summed over the node processes) and the two-node figures as ratios of each one-node run. Empty
- * when the two-node server did not run.
- */
-export function renderTwoNodeSection(input: ReportInput): string {
-  const { settings, runs, workloads } = input;
-  if (!settings.servers.includes(TWO_NODE)) return '';
-  const shown = [...TWO_NODE_REFERENCES, TWO_NODE].filter((s) => settings.servers.includes(s));
-  const reps = Array.from({ length: settings.reps }, (_, i) => i);
-  const get = (server: string, rep: number, w: number): Figures | undefined => {
-    const phase = runs.find((run) => run.server === server && run.rep === rep)?.phases[w];
-    return phase === undefined ? undefined : figures(phase);
-  };
-  const med = (server: string, w: number, pick: (f: Figures) => number): number =>
-    median(reps.flatMap((rep) => (get(server, rep, w) === undefined ? [] : [pick(get(server, rep, w) as Figures)])));
-  /** Median over repetitions of two-node ÷ reference, both from the same repetition. */
-  const ratio = (reference: string, w: number, pick: (f: Figures) => number): number =>
-    median(
-      reps.flatMap((rep) => {
-        const two = get(TWO_NODE, rep, w);
-        const one = get(reference, rep, w);
-        return two === undefined || one === undefined ? [] : [pick(two) / pick(one)];
-      }),
-    );
-  const references = TWO_NODE_REFERENCES.filter((s) => settings.servers.includes(s));
-  const rows = workloads.flatMap((label, w) =>
-    shown.map((server) => [
-      label,
-      server,
-      fmt(med(server, w, (f) => f.deliveredPerSec)),
-      fmt(
-        med(server, w, (f) => f.p99),
-        1,
-      ),
-      fmt(
-        med(server, w, (f) => f.usPerDelivery),
-        1,
-      ),
-      fmt(med(server, w, (f) => f.undelivered)),
-      ...references.flatMap((reference) =>
-        server === TWO_NODE
-          ? [
-              fmt(
-                ratio(reference, w, (f) => f.deliveredPerSec),
-                2,
-              ),
-              fmt(
-                ratio(reference, w, (f) => f.p99),
-                2,
-              ),
-              fmt(
-                ratio(reference, w, (f) => f.usPerDelivery),
-                2,
-              ),
-            ]
-          : ['', '', ''],
-      ),
-    ]),
-  );
-  // Undelivered messages while the node processes sat nearly idle: the relay was waiting (on the store, or stalled),
-  // not short of CPU. Said explicitly, since the table alone reads like a slow relay.
-  const stalls = workloads.flatMap((label, w) =>
-    shown.flatMap((server) => {
-      const undelivered = med(server, w, (f) => f.undelivered);
-      const cores = med(server, w, (f) => f.serverCores);
-      const other = med(server, w, (f) => f.otherCores);
-      return undelivered > 0 && cores < 0.1
-        ? [
-            `- \`${server}\`, ${label}: ${fmt(undelivered)} messages undelivered while its node process(es) used ` +
-              `${fmt(cores, 2)} core and everything else on the machine ${fmt(other, 2)}: deliveries waited, not ` +
-              'for relay CPU.',
-          ]
-        : [];
-    }),
-  );
-  const stallNote = stalls.length === 0 ? '' : `\n${stalls.join('\n')}\n`;
-  const ratioHeaders = references.flatMap((reference) => [
-    `delivered/s ÷ ${reference}`,
-    `p99 ÷ ${reference}`,
-    `CPU ÷ ${reference}`,
-  ]);
-  return `${TWO_NODE_HEADING}
-
-\`${TWO_NODE}\`: two relay processes sharing one FerretDB store, fan-out through Redis; every sender is connected to
-node 1 and its recipient to node 2, so every delivery crosses Redis. Same load as the one-node runs (same pairs,
-body size and workloads, in the same invocation). Server CPU µs/delivery is the CPU of both node processes summed
-(FerretDB's and redis-server's own CPU is **not** counted: it shows in "other load" of the full report). Ratios
-are two nodes ÷ one node, within each repetition: above 1 for delivered/s is better, above 1 for p99 and CPU is
-worse. \`weconnect\` is one node on SQLite; \`weconnect-ferret\` is one node on the same kind of FerretDB store, so
-two nodes ÷ \`weconnect-ferret\` isolates the Redis fan-out cost, while two nodes ÷ \`weconnect\` mixes it with the
-store change. **FerretDB (SQLite backend, a Go proxy translating the wire protocol) is far slower than a real
-MongoDB**: the FerretDB runs are bounded by the store, and open-loop rates above its capacity leave most messages
-undelivered (p99 then only covers the few that arrived). Do not read their absolute figures as what a two-node
-deployment on MongoDB would do.
-
-${table(
-  ['workload', 'server', 'delivered/s', 'p99 ms', 'server CPU µs/delivery', 'undelivered', ...ratioHeaders],
-  rows,
-)}
-${stallNote}`;
+/** Every loss, duplicate, stray, rejection, timed-out drain and failed run: each makes the bench exit non-zero. */
+function collectProblems(runs: ServerRun[]): string[] {
+  const problems: string[] = [];
+  for (const run of runs) {
+    for (const phase of run.phases) {
+      const found = integrityProblems(phase.result);
+      if (found.length > 0) problems.push(`${run.server} rep ${run.rep + 1} ${phase.label}: ${found.join(', ')}`);
+    }
+    if (run.failure !== null) problems.push(`${run.server} rep ${run.rep + 1} failed: ${run.failure}`);
+  }
+  return problems;
 }
 
-export function renderReport(input: ReportInput): string {
-  const { settings, machine, runs, baseline, workloads } = input;
-  const byKey = new Map<string, Figures>();
-  for (const run of runs) {
-    run.phases.forEach((phase, w) => byKey.set(`${run.server}|${run.rep}|${w}`, figures(phase)));
-  }
-  const get = (server: string, rep: number, w: number): Figures | undefined => byKey.get(`${server}|${rep}|${w}`);
-  const reps = Array.from({ length: settings.reps }, (_, i) => i);
-  const med = (server: string, w: number, pick: (f: Figures) => number): number =>
-    median(reps.map((rep) => get(server, rep, w)).flatMap((f) => (f === undefined ? [] : [pick(f)])));
-  /** Median over repetitions of a ratio taken within each repetition (same run, same background load). */
-  const ratio = (server: string, w: number, pick: (f: Figures) => number, invert: boolean): number =>
-    median(
-      reps.flatMap((rep) => {
-        const mine = get(server, rep, w);
-        const base = get(baseline, rep, w);
-        if (mine === undefined || base === undefined) return [];
-        return [invert ? pick(base) / pick(mine) : pick(mine) / pick(base)];
-      }),
+function summary(input: ReportInput, runs: Runs, problems: string[]): string {
+  const { baseline, floor, settings } = input;
+  const rows: string[][] = [];
+  const ratioRow = (
+    what: string,
+    label: string,
+    metric: Metric,
+    reference: string,
+    target: string,
+    ok: (v: number) => boolean,
+  ): void => {
+    const values = runs.ratio(OURS, reference, label, metric);
+    const value = median(values);
+    const limited = runs.limited(OURS, label).limited + runs.limited(reference, label).limited;
+    rows.push([
+      what,
+      target,
+      values.length === 0 ? '–' : `${withSpread(values, 2)}x`,
+      bold(verdictOf(value, ok)),
+      limited > 0 ? `load generator limited ${limited} of the phases` : '',
+    ]);
+  };
+  const tenK = describeOpen(10_000);
+  ratioRow(`server CPU µs/delivery, ${OURS} ÷ ${baseline}, ${tenK}`, tenK, M.cpuUs, baseline, '≤ 1.0x', (v) => v <= 1);
+  ratioRow(
+    `server CPU µs/delivery, ${OURS} ÷ ${baseline}, closed loop`,
+    'closed',
+    M.cpuUs,
+    baseline,
+    '≤ 1.0x',
+    (v) => v <= 1,
+  );
+  ratioRow(`server CPU µs/delivery, ${OURS} ÷ ${floor}, ${tenK}`, tenK, M.cpuUs, floor, '≤ 1.5x', (v) => v <= 1.5);
+  ratioRow(
+    `server CPU µs/delivery, ${OURS} ÷ ${floor}, closed loop`,
+    'closed',
+    M.cpuUs,
+    floor,
+    '≤ 1.5x',
+    (v) => v <= 1.5,
+  );
+  ratioRow(`closed-loop delivered/s, ${OURS} ÷ ${baseline}`, 'closed', M.perSec, baseline, '≥ 1.0x', (v) => v >= 1);
+  ratioRow(`closed-loop delivered/s, ${OURS} ÷ ${floor}`, 'closed', M.perSec, floor, '≥ 0.7x', (v) => v >= 0.7);
+  const absoluteRow = (
+    what: string,
+    target: string,
+    values: number[],
+    unit: string,
+    digits: number,
+    ok: (v: number) => boolean,
+    note = '',
+  ): void => {
+    rows.push([
+      what,
+      target,
+      values.length === 0 ? '–' : `${withSpread(values, digits)} ${unit}`,
+      bold(verdictOf(median(values), ok)),
+      note,
+    ]);
+  };
+  const p99Limited = runs.limited(OURS, tenK).limited;
+  absoluteRow(
+    `p99 latency at 10k msg/s, ${OURS}`,
+    '≤ 10 ms',
+    runs.values(OURS, tenK, M.p99),
+    'ms',
+    1,
+    (v) => v <= 10,
+    p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
+  );
+  const idleLabel = `idle ${settings.idle}`;
+  absoluteRow(
+    `RSS per idle connection, ${OURS}`,
+    '≤ 12 KiB',
+    runs.values(OURS, idleLabel, M.rssKiBPerConn),
+    'KiB',
+    1,
+    (v) => v <= 12,
+  );
+  const drainLabel = `drain ${settings.offline}`;
+  const drains = runs.values(OURS, drainLabel, M.seconds);
+  absoluteRow(`offline catch-up of ${fmt(settings.offline)} messages, ${OURS}`, '< 2 s', drains, 's', 2, (v) => v < 2);
+  const cost = input.clientCost;
+  const clientRow = (where: 'node' | 'chromium'): void => {
+    if (!cost.measured) {
+      rows.push([`client send, ${where}`, `≤ ${CLIENT_SEND_TARGET_US} µs`, '–', 'not measured', cost.reason]);
+      return;
+    }
+    const figures: ClientFigures | null = cost[where];
+    const note = where === 'chromium' && figures === null ? (cost.chromiumSkipped ?? 'no Chromium figures') : '';
+    absoluteRow(
+      `client send, ${where}`,
+      `≤ ${CLIENT_SEND_TARGET_US} µs`,
+      figures === null ? [] : [figures.send_us],
+      'µs',
+      0,
+      (v) => v <= CLIENT_SEND_TARGET_US,
+      note,
     );
-  const rowsFor = (
-    cells: (
-      m: (pick: (f: Figures) => number, digits?: number) => string,
-      r: (pick: (f: Figures) => number, invert: boolean) => string,
-      server: string,
-      w: number,
-    ) => string[],
-  ): string[][] =>
-    workloads.flatMap((label, w) =>
-      settings.servers.map((server) => [
+  };
+  clientRow('node');
+  clientRow('chromium');
+  const integrity = problems.filter((p) => !p.includes(' failed: '));
+  rows.push([
+    'lost or duplicated messages, every server and run',
+    '0',
+    integrity.length === 0 ? '0' : `${integrity.length} phase(s) with problems`,
+    integrity.length === 0 ? 'met' : '**missed**',
+    integrity.slice(0, 3).join('; '),
+  ]);
+  return table(['target', 'bar', 'this run (median, min–max over reps)', 'verdict', 'note'], rows, 5);
+}
+
+/** 1:1 and group messaging: throughput, latency and cost per delivery with ratios to the baseline and the floor. */
+function messagingTable(input: ReportInput, runs: Runs, labels: string[]): string {
+  const { baseline, floor } = input;
+  const rows: string[][] = [];
+  for (const label of labels) {
+    for (const server of input.settings.servers) {
+      if (!runs.has(server, label)) continue;
+      // A server on a reduced plan (FerretDB) ran other pairs and depths: its ratios would compare different loads.
+      const reduced = input.servers.find((s) => s.name === server)?.reduced !== undefined;
+      const ratio = (reference: string, metric: Metric): string =>
+        server === reference ? '1' : reduced ? 'n/a' : withSpread(runs.ratio(server, reference, label, metric), 2);
+      const integrity = runs.runs
+        .filter((r) => r.server === server)
+        .flatMap((r) => r.phases.filter((p) => p.label === label))
+        .map((p) => p.result)
+        .reduce(
+          (sum, r) =>
+            r.kind === 'messaging'
+              ? { lost: sum.lost + r.lost, dup: sum.dup + r.duplicates + r.strays, skipped: sum.skipped + r.skipped }
+              : sum,
+          { lost: 0, dup: 0, skipped: 0 },
+        );
+      const { limited, of } = runs.limited(server, label);
+      rows.push([
         label,
         server,
-        ...cells(
-          (pick, digits = 0) => fmt(med(server, w, pick), digits),
-          (pick, invert) => (server === baseline ? '1' : fmt(ratio(server, w, pick, invert), 2)),
-          server,
-          w,
-        ),
-      ]),
-    );
+        withSpread(runs.values(server, label, M.perSec)),
+        ratio(baseline, M.perSec),
+        ratio(floor, M.perSec),
+        fmt(runs.median(server, label, M.p50), 1),
+        withSpread(runs.values(server, label, M.p99), 1),
+        fmt(runs.median(server, label, M.max), 1),
+        withSpread(runs.values(server, label, M.cpuUs), 1),
+        ratio(baseline, M.cpuUs),
+        ratio(floor, M.cpuUs),
+        fmt(runs.median(server, label, M.mainUs), 1),
+        `${integrity.lost} / ${integrity.dup}`,
+        integrity.skipped > 0 ? fmt(integrity.skipped) : '',
+        `${fmt(runs.median(server, label, M.loadgenCores), 2)}${limited > 0 ? ` ⚠ ${limited}/${of}` : ''}`,
+        fmt(runs.median(server, label, M.otherCores), 2),
+      ]);
+    }
+  }
+  return table(
+    [
+      'workload',
+      'server',
+      'delivered/s',
+      `÷ ${baseline}`,
+      `÷ ${floor}`,
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'server CPU µs/delivery',
+      `÷ ${baseline}`,
+      `÷ ${floor}`,
+      'main-thread µs/delivery',
+      'lost / dup',
+      'skipped (overload)',
+      'load gen cores',
+      'other load cores',
+    ],
+    rows,
+  );
+}
 
-  const throughputRows = rowsFor((m, r, server, w) => [
-    m((f) => f.deliveredPerSec),
-    r((f) => f.deliveredPerSec, true),
-    m((f) => f.p50, 1),
-    m((f) => f.p99, 1),
-    m((f) => f.max, 1),
-    m((f) => f.serverLoopDelayMax),
-    m((f) => f.undelivered),
-    `${m((f) => f.loadgenCores, 2)}${med(server, w, (f) => f.loadgenCores) >= LOADGEN_SATURATED_CORES ? ' (saturated)' : ''}`,
-    m((f) => f.otherCores, 2),
-  ]);
-  const costRows = rowsFor((m, r) => [
-    m((f) => f.usPerDelivery, 1),
-    r((f) => f.usPerDelivery, false),
-    m((f) => f.mainUsPerDelivery, 1),
-    r((f) => f.mainUsPerDelivery, false),
-    m((f) => 1e6 / f.mainUsPerDelivery),
-    m((f) => f.serverCores, 2),
-    m((f) => f.loopBusy, 2),
-    m((f) => f.mainOnCpu, 2),
-    m((f) => f.mainWaiting, 2),
-    m((f) => f.mainBlocked, 2),
-    m((f) => f.perCommit, 1),
-  ]);
+function idleTable(input: ReportInput, runs: Runs): string {
+  const label = `idle ${input.settings.idle}`;
+  const rows = input.settings.servers
+    .filter((server) => runs.has(server, label))
+    .map((server) => {
+      const { limited, of } = runs.limited(server, label);
+      return [
+        server,
+        withSpread(runs.values(server, label, M.perSec)),
+        withSpread(runs.values(server, label, M.cpuUs), 0),
+        withSpread(runs.values(server, label, M.rssKiBPerConn), 1),
+        fmt(runs.median(server, label, M.heapKiBPerConn), 1),
+        `${fmt(runs.median(server, label, M.loadgenCores), 2)}${limited > 0 ? ` ⚠ ${limited}/${of}` : ''}`,
+        fmt(runs.median(server, label, M.otherCores), 2),
+      ];
+    });
+  return table(
+    [
+      'server',
+      'connects/s',
+      'server CPU µs/connect',
+      'RSS KiB/connection',
+      'heap KiB/connection',
+      'load gen cores',
+      'other load cores',
+    ],
+    rows,
+    1,
+  );
+}
 
-  const rawRows: string[][] = [];
+function drainTable(input: ReportInput, runs: Runs): string {
+  const label = `drain ${input.settings.offline}`;
+  const rows = input.settings.servers
+    .filter((server) => runs.has(server, label))
+    .map((server) => [
+      server,
+      withSpread(runs.values(server, label, M.seconds), 2),
+      withSpread(runs.values(server, label, M.perSec)),
+      fmt(runs.median(server, label, M.cpuUs), 1),
+      fmt(runs.median(server, label, M.fillSeconds), 2),
+    ]);
+  return table(['server', 'catch-up s', 'messages/s', 'server CPU µs/message', 'fill s (sent while offline)'], rows, 1);
+}
+
+function signInTable(input: ReportInput, runs: Runs): string {
+  const label = `sign-in cost ${SIGNIN_COST}`;
+  const rows = input.settings.servers
+    .filter((server) => runs.has(server, label))
+    .map((server) => {
+      const failures = runs.runs
+        .filter((r) => r.server === server)
+        .flatMap((r) => r.phases.filter((p) => p.label === label))
+        .reduce((sum, p) => sum + (p.result.kind === 'signin' ? p.result.failures : 0), 0);
+      return [
+        server,
+        withSpread(runs.values(server, label, M.perSec), 1),
+        fmt(runs.median(server, label, M.cpuUs) / 1000, 1),
+        fmt(runs.median(server, label, M.p50), 0),
+        fmt(runs.median(server, label, M.serverCores), 2),
+        String(failures),
+      ];
+    });
+  return table(['server', 'sign-ins/s', 'server CPU ms/sign-in', 'p50 ms', 'server cores', 'failures'], rows, 1);
+}
+
+function clientCostSection(cost: ClientCost): string {
+  if (!cost.measured) return `Not measured: ${cost.reason}.${cost.command ? ` (\`${cost.command}\`)` : ''}`;
+  const row = (where: string, f: ClientFigures | null, note: string): string[] =>
+    f === null
+      ? [where, '–', '–', '–', '–', note]
+      : [
+          where,
+          fmt(f.send_us, 0),
+          fmt(f.receive_us, 0),
+          fmt(f.group100_send_us, 0),
+          fmt(f.group_receive_us, 0),
+          f.version,
+        ];
+  return `\`${cost.command}\`, in ${fmt(cost.ms / 1000, 1)} s; target: send ≤ ${CLIENT_SEND_TARGET_US} µs.
+
+${table(
+  ['where', 'send µs', 'receive µs', 'group of 100 send µs', 'group receive µs', 'version / note'],
+  [row('node', cost.node, ''), row('chromium', cost.chromium, cost.chromiumSkipped ?? '')],
+  1,
+)}`;
+}
+
+function everyRun(runs: ServerRun[]): string {
+  const rows: string[][] = [];
   for (const run of runs) {
-    run.phases.forEach((phase, w) => {
-      const f = figures(phase);
-      rawRows.push([
-        workloads[w] ?? '?',
+    for (const phase of run.phases) {
+      const r = phase.result;
+      rows.push([
+        phase.label,
         run.server,
         String(run.rep + 1),
-        fmt(f.deliveredPerSec),
-        fmt(f.p50, 1),
-        fmt(f.p99, 1),
-        fmt(f.max, 1),
-        fmt(f.usPerDelivery, 1),
-        fmt(f.mainUsPerDelivery, 1),
-        fmt(f.serverCores, 2),
-        fmt(f.loopBusy, 2),
-        fmt(f.mainOnCpu, 2),
-        fmt(f.mainWaiting, 2),
-        fmt(f.mainBlocked, 2),
-        fmt(f.perCommit, 1),
-        fmt(f.serverLoopDelayMax),
-        fmt(f.loadgenCores, 2),
-        fmt(f.loopDelayP99, 1),
-        fmt(f.otherCores, 2),
-        String(f.undelivered),
-        String(f.rejected),
-        mib(phase.serverRss),
+        fmt(M.perSec(phase), r.kind === 'signin' ? 1 : 0),
+        fmt(M.p50(phase), 1),
+        fmt(M.p99(phase), 1),
+        fmt(M.cpuUs(phase), 1),
+        fmt(M.mainUs(phase), 1),
+        fmt(M.serverCores(phase), 2),
+        fmt(M.perCommit(phase), 1),
+        fmt(phase.serverLoopDelay.maxMs, 0),
+        fmt(M.loadgenCores(phase), 2),
+        loadgenLimit(phase) ?? '',
+        fmt(M.otherCores(phase), 2),
+        integrityProblems(r).join(', ') || ('messages' in r ? `0 of ${fmt(r.messages)}` : ''),
       ]);
-    });
+    }
   }
+  return table(
+    [
+      'task',
+      'server',
+      'rep',
+      'per s',
+      'p50 ms',
+      'p99 ms',
+      'server CPU µs/unit',
+      'main µs/unit',
+      'server cores',
+      'per commit',
+      'server loop delay max ms',
+      'load gen cores',
+      'load gen limit',
+      'other load cores',
+      'lost/dup/stray/rejected of messages',
+    ],
+    rows,
+  );
+}
 
-  const setupRows = runs.map((run) => [
-    run.server,
-    String(run.rep + 1),
-    fmt(run.setupMs / 1000, 1),
-    mib(run.rssIdle),
-    mib(run.rssConnected),
-    fmt((run.rssConnected - run.rssIdle) / 1024 / (settings.pairs * 2), 1),
-  ]);
+export function renderReport(input: ReportInput): { markdown: string; problems: string[] } {
+  const { settings, machine, baseline, floor } = input;
+  const runs = new Runs(input.runs, settings.reps);
+  const problems = collectProblems(input.runs);
+  const oneToOne = [
+    'closed',
+    ...new Set(input.runs.flatMap((r) => r.phases.map((p) => p.label)).filter((l) => l.startsWith('open '))),
+  ];
+  oneToOne.sort((a, b) => (a === 'closed' ? -1 : b === 'closed' ? 1 : Number(a.slice(5, -2)) - Number(b.slice(5, -2))));
+  const groupLabels = settings.groups.map(describeGroup);
 
-  const verdicts = (settings.closed && settings.servers.includes(baseline) ? settings.servers : [])
-    .filter((s) => s !== baseline)
-    .map((server) => {
-      const t = ratio(server, 0, (f) => f.deliveredPerSec, true);
-      const c = ratio(server, 0, (f) => f.mainUsPerDelivery, false);
-      const within = (x: number): string => (Number.isFinite(x) && x <= 2 ? 'within' : 'NOT within');
-      return (
-        `- **${server}**, closed loop: measured \`${baseline}\` ÷ ${server} throughput ${fmt(t, 2)} ` +
-        `(${within(t)} the 2x bar); main-thread time per delivery ${fmt(c, 2)}x that of \`${baseline}\` ` +
-        `(capacity ${within(c)} the 2x bar).`
-      );
-    });
-
-  const busyBackground = median(runs.flatMap((run) => run.phases.map((phase) => figures(phase).otherCores)));
+  const others = input.runs.flatMap((r) => r.phases.map(M.otherCores)).filter(Number.isFinite);
+  const background = median(others);
   const backgroundNote =
-    busyBackground > 0.3
-      ? `**Background load**: other processes used a median ${fmt(busyBackground, 2)} of the ${machine.cores} ` +
-        'cores during the windows: measured throughput and latency are depressed and noisy; the per-delivery costs ' +
-        '(and their ratios) hold up better. Rerun on a quiet machine before quoting absolute figures.'
-      : `Background load was low (median ${fmt(busyBackground, 2)} cores used by other processes).`;
+    `Other processes (other engineers' work, the orchestrator, the kernel) used a median ${fmt(background, 2)} and at most ` +
+    `${fmt(others.length === 0 ? Number.NaN : Math.max(...others), 2)} of the ${machine.cores} cores during the measurement windows ` +
+    '(per window in "Every run").' +
+    (background > 0.3
+      ? ' **That is a busy machine**: throughput and latency are depressed and noisy; per-delivery CPU and its ratios hold up better.'
+      : '');
+  const limitedPhases = input.runs.flatMap((r) =>
+    r.phases.filter((p) => loadgenLimit(p) !== null).map((p) => `${r.server} ${p.label}`),
+  );
+  const limitedNote =
+    limitedPhases.length === 0
+      ? 'The load generator never limited a phase.'
+      : `⚠ marks phases where the load generator itself was the limit (≥ ${LOADGEN_SATURATED_CORES} of a core, or event-loop ` +
+        `delay p99 or open-loop send lag ≥ ${LOADGEN_LATE_MS} ms): ${[...new Set(limitedPhases)].join(', ')}. Their ` +
+        'throughput and latency understate the server; CPU per delivery still holds.';
+  const skipped = input.runs.filter((r) => r.skipped !== null);
+  const failed = input.runs.filter((r) => r.failure !== null);
+  const notes = [
+    ...skipped.map((r) => `- \`${r.server}\` rep ${r.rep + 1} skipped: ${r.skipped ?? ''}`),
+    ...failed.map((r) => `- \`${r.server}\` rep ${r.rep + 1} **failed**: ${r.failure ?? ''}`),
+  ];
+  const setupRows = input.runs
+    .filter((r) => r.skipped === null)
+    .map((r) => [
+      r.server,
+      String(r.rep + 1),
+      String(r.devices),
+      fmt(r.setupMs / 1000, 1),
+      fmt(r.connectMs / 1000, 2),
+      fmt(r.rssReady / 2 ** 20, 0),
+      fmt(r.rssConnected / 2 ** 20, 0),
+      fmt(r.durationMs / 1000, 0),
+    ]);
 
-  const loadgenLimited =
-    settings.closed &&
-    runs.some((run) => {
-      const first = run.phases[0];
-      return first !== undefined && figures(first).loadgenCores >= LOADGEN_SATURATED_CORES;
-    });
-  const loadgenNote = loadgenLimited
-    ? '\nThe load generator saturated its core in at least one closed-loop run: that server was then held back by ' +
-      'the generator, so its measured throughput understates its capacity (compare the capacity column).\n'
-    : '';
+  const markdown = `# Benchmarks
 
-  const failed = runs.filter((run) => run.failure !== null);
-  const failures =
-    failed.length === 0
-      ? ''
-      : `\n## Failures\n\n${failed.map((run) => `- \`${run.server}\` rep ${run.rep + 1}: ${run.failure ?? ''}`).join('\n')}\n`;
-
-  return `# Relay benchmark results
-
-Generated by \`npm run bench -w relay -- --write\` (relay/bench/run.ts) on ${machine.date}, in ${input.elapsedS} s.
-Figures are medians over ${settings.reps} repetition(s); ratios are taken within each repetition against
-\`${baseline}\`, then the median is shown. Servers ran interleaved: ${settings.servers.join(', ')}${settings.reps > 1 ? ', then the same again' : ''}.
-Read them as ratios: the machine is small and shared.
-
-## Machine
-
-- ${machine.cores} cores (${machine.cpuModel}), ${machine.memGiB} GiB, Node ${machine.node}
-- load average when the run started: ${machine.loadAvgAtStart.join(', ')}; "other load" is the busy CPU of the whole
-  machine during each window minus the server and the load generator (other engineers' work, the orchestrator,
-  the kernel)
-
-## Servers (each in its own child process)
-
-${input.servers.map((s) => `- \`${s.name}\`: ${s.description}`).join('\n')}
-
-## Workloads and measures
-
-The load generator is one child process with the real socket.io-client: ${settings.pairs * 2} connected devices,
-${settings.pairs} sender → recipient pairs, ${settings.bodyBytes}-byte binary bodies, one envelope per send. A
-delivery is complete when the relay acked the send and the recipient got the \`messages\` push (which it acks at
-once). Each workload warms up for ${settings.warmupMs / 1000} s, then measures for ${settings.durationMs / 1000} s;
-messages of the window still undelivered ${settings.drainMs / 1000} s after it are counted as undelivered.
-
-- \`closed K=${settings.inFlightPerSender}\`: each sender keeps ${settings.inFlightPerSender} messages in flight
-  (saturation; latency from the send).
-- \`open R/s\`: fixed offered rate R over all senders; latency from the scheduled send time to receipt, so a
-  generator or server that falls behind shows up in the latency (no coordinated omission).
-- Server CPU µs/delivery: \`process.cpuUsage()\` of the server process (all threads) over the window ÷ deliveries.
-- Main-thread µs/delivery: the event-loop thread's time on a CPU plus its time blocked in synchronous calls (SQLite's
-  fsync, for instance), without the time it waited for a CPU other processes held (Linux schedstat). A Node server
-  saturates when its one event loop does, so 1e6 ÷ this is its capacity in deliveries/s on an uncontended core,
-  and the ratio of this figure is the capacity ratio, much less sensitive to background load than throughput.
-- Loop busy = on CPU + waiting for a CPU + blocked (shares of the window, from \`eventLoopUtilization\` and schedstat).
-  Blocked is derived as loop busy − on CPU − waiting, so it is a lower bound: a wait for the CPU right after a
-  wake-up from idle counts in schedstat but not in the loop's busy time. With little background load it is exact
-  enough; under heavy load it (and the main-thread figure) can understate time blocked in fsync.
-- A load generator at ≥ ${LOADGEN_SATURATED_CORES} of a core is marked saturated: it limited what it offered.
+Generated by \`${input.command}\` (relay/bench/run.ts) on ${machine.date}, in ${input.elapsedS} s. Do not edit by hand:
+rerun with \`npm run bench -- --write\`. Figures are medians over ${settings.reps} repetition(s) with the spread (min–max)
+in brackets; ratios are taken within each repetition (same minute, same background load), then the median is shown.
+Servers ran interleaved: ${settings.servers.join(', ')}${settings.reps > 1 ? `, repeated ${settings.reps} times` : ''}. The
+machine is small and shared: read absolute figures as indications, ratios as the result.
 
 ## Summary
 
-${verdicts.join('\n')}
+${summary(input, runs, problems)}
 
 ${backgroundNote}
-${loadgenNote}
-### Throughput and latency
 
-${table(
-  [
-    'workload',
-    'server',
-    'delivered/s',
-    `${baseline} ÷ this`,
-    'p50 ms',
-    'p99 ms',
-    'max ms',
-    'server loop delay max ms',
-    'undelivered',
-    'load generator cores',
-    'other load, cores',
-  ],
-  throughputRows,
-)}
+${limitedNote}
+${notes.length > 0 ? `\n${notes.join('\n')}\n` : ''}
+## Where the CPU goes
 
-### Server cost per delivery
+${cpuProfileSection()}
 
-${table(
-  [
-    'workload',
-    'server',
-    'server CPU µs',
-    `÷ ${baseline}`,
-    'main-thread µs',
-    `÷ ${baseline}`,
-    'capacity/s',
-    'server cores',
-    'loop busy',
-    'on CPU',
-    'waiting for CPU',
-    'blocked',
-    'deliveries per commit',
-  ],
-  costRows,
-)}
+## 1:1 messages
 
-${renderTwoNodeSection(input)}${failures}
-## Setup and memory
+${settings.pairs * 2} connected devices (${settings.pairs} sender → recipient pairs; FerretDB servers: their reduced plan),
+${settings.bodyBytes}-byte bodies, one envelope per send. \`closed\`: each sender keeps ${settings.inFlightPerSender} messages
+in flight (saturation). \`open R/s\`: R messages per second offered over all senders on a fixed schedule; latency from
+the **scheduled** send time to the recipient's receipt (no coordinated omission). Each phase warms up
+${settings.warmupMs / 1000} s and measures ${settings.durationMs / 1000} s. A delivery counts when the relay acked the
+send and the recipient got the push (which it acks at once, so every server handles the same four packets or frames).
+Ratios: delivered/s as this ÷ reference (above 1 is better); CPU as this ÷ reference (below 1 is better). Open loop
+keeps at most ${fmt(OPEN_LOOP_CAP)} messages on their way: past that the server is overloaded and further scheduled sends
+are skipped (counted, never sent, so never lost), which bounds the backlog and the run time. Lost / dup sums every
+repetition; dup includes strays. A server on a reduced plan (\`weconnect-2node\`: 50 pairs, one message in flight per
+sender, 50/s offered, because its FerretDB store does ~200 msg/s) gets no ratios (n/a): it ran a different load.
 
-${table(['server', 'rep', 'setup s', 'RSS idle', 'RSS with devices', 'RSS growth per device, KiB (WeConnect: includes sign-up garbage)'], setupRows)}
+${messagingTable(input, runs, oneToOne)}
+
+## Group fan-out
+
+One sender, groups of ${settings.groups.join(' and ')} recipient devices, about 1,000 deliveries in flight
+(${settings.groups.map((g) => `${Math.max(1, Math.round(1000 / g))} sends for ${g}`).join(', ')}). \`${OURS}\`: one
+\`message:send\` \`{id, group, body}\` per message, as the web client sends group messages (the relay stores and pushes
+one entry per member device; the recipients are 2 devices per account, within the 256-member limit). \`${baseline}\`:
+the same payload, members registered once with \`group:create\`. \`${floor}\`: one frame listing every recipient. A
+delivery is one recipient's receipt (after the send's ack); latency is from the send to each receipt.
+
+${groupLabels.some((l) => input.settings.servers.some((s) => runs.has(s, l))) ? messagingTable(input, runs, groupLabels) : '_Not run._'}
+
+## Idle connections
+
+${fmt(settings.idle)} connections opened (100 at a time) first thing on each fresh server start, before the pairs' devices
+are set up, so that little else has touched its memory. Connects/s is the opening rate (\`${OURS}\`: authenticated
+handshakes with the access tokens of 10 fresh accounts, several sockets per device as the relay allows; \`${baseline}\`
+and \`${floor}\`: new device ids, no auth); RSS and heap per connection are (with them − before) ÷ count, each after a
+full GC. The connections are closed before the messaging phases.
+
+${settings.idle > 0 ? idleTable(input, runs) : '_Not run._'}
+
+## Offline drain
+
+A device with ${fmt(settings.offline)} messages queued while it was offline (sent by 16 senders, each acked by the relay,
+so stored) connects; the time runs from the connect call until it has received every message and acked the batch
+holding the last one. Only servers that store messages.
+
+${settings.offline > 0 ? drainTable(input, runs) : '_Not run._'}
+
+## Sign-ins
+
+A separate start of the relay with \`BCRYPT_COST=${SIGNIN_COST}\` (production default): 4 accounts, 8 sign-ins in flight (2
+per account, under the per-account limit of attempts in flight) for ${SIGNIN_WINDOW_MS / 1000} s; each sign-in
+makes a new device. Once per run (first repetition): it needs a server start of its own.
+
+${settings.signin ? signInTable(input, runs) : '_Not run._'}
+
+## Client cost
+
+${clientCostSection(input.clientCost)}
+
+## Machine and background load
+
+- ${machine.cores} cores (${machine.cpuModel}), ${machine.memGiB} GiB, Node ${machine.node}
+- load average when the run started: ${machine.loadAvgAtStart.join(', ')}
+- "other load" = busy CPU of the whole machine in the window (from /proc/stat) minus the server and the load generator
+- the load generator is one process (socket.io-client or \`ws\`); it is marked where it may have been the limit
+
+## Servers
+
+Each runs in its own child process; the load generator is another. 127.0.0.1 only.
+
+${input.servers.map((s) => `- \`${s.name}\`: ${s.description}`).join('\n')}
+
+## Setup
+
+${table(['server', 'rep', 'devices', 'setup s', 'connect s', 'RSS ready MiB', 'RSS connected MiB', 'start took s'], setupRows)}
 
 ## Every run
 
-${table(
-  [
-    'workload',
-    'server',
-    'rep',
-    'delivered/s',
-    'p50 ms',
-    'p99 ms',
-    'max ms',
-    'CPU µs',
-    'main µs',
-    'server cores',
-    'loop busy',
-    'on CPU',
-    'waiting',
-    'blocked',
-    'per commit',
-    'server loop delay max ms',
-    'loadgen cores',
-    'loadgen loop delay p99 ms',
-    'other cores',
-    'undelivered',
-    'rejected',
-    'server RSS',
-  ],
-  rawRows,
-)}
+"unit" is a delivery, a connection, a drained message or a sign-in. Main-thread µs: the event-loop thread's time on a
+CPU plus time blocked in synchronous calls, without time other processes held the core (Linux schedstat).
+
+${everyRun(input.runs)}
+
+## Command
+
+\`\`\`sh
+${input.command}
+\`\`\`
 `;
+  return { markdown, problems };
+}
+
+/**
+ * The analysis of the servers' CPU profiles, kept by hand in CPU-PROFILE.md next to this file (profiles are taken
+ * with `--profile`, which this report cannot interpret by itself); a pointer to it when it is missing.
+ */
+function cpuProfileSection(): string {
+  try {
+    return readFileSync(new URL('./CPU-PROFILE.md', import.meta.url), 'utf8')
+      .replace(/^# .*\n+/, '')
+      .trim();
+  } catch {
+    return (
+      '_No analysis yet: `npm run bench -- --profile --servers weconnect,bare,ws --reps 1 --quick` writes the V8 ' +
+      'profiles, `npx tsx relay/bench/profile-summary.ts <file>` summarizes one; write it to relay/bench/CPU-PROFILE.md._'
+    );
+  }
 }

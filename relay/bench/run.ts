@@ -1,102 +1,54 @@
-// Benchmark orchestrator: for each repetition and each server, start the server and a load generator as separate
-// child processes, run the workloads, sample the server's CPU at the window edges, then print (and with --write
-// save as RESULTS.md) the report. See README.md for the options; bounded by a 10-minute watchdog.
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// Benchmark orchestrator: for each repetition and each server (interleaved), start the server and a load generator
+// as separate child processes, run the tasks, sample the server's CPU and memory at the window edges; then the
+// client-cost script; then print (and with --write save as BENCHMARKS.md at the repository root) the report.
+// Exits non-zero when any message was lost or duplicated, or a run failed. See README.md; bounded by a watchdog.
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readFile, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { CLIENT_COST_SCRIPT, killClientCost, runClientCost } from './client-cost.js';
 import { ChildChannel, forkTs } from './ipc.js';
-import type {
-  CpuSample,
-  LoadgenCommand,
-  LoadgenEvent,
-  ServerCommand,
-  ServerEvent,
-  ServerSample,
-  Workload,
-} from './ipc.js';
+import type { LoadgenCommand, LoadgenEvent, ServerCommand, ServerEvent, ServerSample, Task } from './ipc.js';
 import { machineIdleUs, machineInfo } from './machine.js';
 import type { MachineInfo } from './machine.js';
-import { TWO_NODE, TWO_NODE_HEADING, renderReport, renderTwoNodeSection } from './report.js';
-import type { BenchSettings, PhaseRun, ServerRun } from './report.js';
-import { BASELINE, SERVERS } from './servers/index.js';
+import { parseSettings, plannedTasks } from './plan.js';
+import type { BenchSettings, PlannedTask } from './plan.js';
+import { integrityProblems, renderReport } from './report.js';
+import type { PhaseRun, ServerRun } from './report.js';
+import { BASELINE, FLOOR, SERVERS, SkipServer } from './servers/index.js';
 import type { ServerDefinition } from './servers/index.js';
 
+/** The watchdog: everything is killed and the process exits 1. */
 const HARD_LIMIT_MS = 10 * 60_000;
-
-function parseArgs(argv: string[]): BenchSettings & { write: boolean; append: boolean; profileDir: string | null } {
-  const flag = (name: string): boolean => argv.includes(`--${name}`);
-  const value = (name: string): string | undefined => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const quick = flag('quick');
-  const number = (name: string, fallback: number): number => {
-    const raw = value(name);
-    const parsed = raw === undefined ? fallback : Number(raw);
-    if (!Number.isFinite(parsed) || parsed <= 0) throw new Error(`--${name} needs a positive number`);
-    return parsed;
-  };
-  const servers = (
-    value('servers') ??
-    SERVERS.filter((s) => s.byDefault)
-      .map((s) => s.name)
-      .join(',')
-  ).split(',');
-  for (const name of servers) {
-    if (!SERVERS.some((s) => s.name === name)) throw new Error(`unknown server '${name}'`);
-  }
-  return {
-    reps: number('reps', quick ? 1 : 2),
-    servers,
-    pairs: number('pairs', 100),
-    bodyBytes: number('body', 300),
-    inFlightPerSender: number('inflight', 8),
-    closed: !flag('no-closed'),
-    rates: (value('rates') ?? (quick ? '2000,5000' : '2000,5000,10000'))
-      .split(',')
-      .filter((r) => r !== 'none')
-      .map(Number),
-    warmupMs: number('warmup', quick ? 1 : 2) * 1000,
-    durationMs: number('duration', quick ? 4 : 8) * 1000,
-    drainMs: number('drain', 5) * 1000,
-    write: flag('write'),
-    append: flag('append-two-node'),
-    profileDir: flag('profile') ? join(tmpdir(), `weconnect-bench-profiles-${Date.now()}`) : null,
-  };
-}
-
-function workloadsOf(settings: BenchSettings): Workload[] {
-  const common = { warmupMs: settings.warmupMs, durationMs: settings.durationMs, drainMs: settings.drainMs };
-  return [
-    ...(settings.closed
-      ? [{ kind: 'closed', inFlightPerSender: settings.inFlightPerSender, ...common } satisfies Workload]
-      : []),
-    ...settings.rates.map((ratePerSec): Workload => ({ kind: 'open', ratePerSec, ...common })),
-  ];
-}
+/** Runs that would end after this are skipped (with the reason in the report), so the report is always written. */
+const SOFT_LIMIT_MS = HARD_LIMIT_MS - 25_000;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 type ServerChannel = ChildChannel<ServerEvent, ServerCommand>;
+type LoadgenChannel = ChildChannel<LoadgenEvent, LoadgenCommand>;
+const live = new Set<ChildChannel<{ type: string }, unknown>>();
+const started = performance.now();
+const elapsedMs = (): number => performance.now() - started;
 
-async function sampleOne(server: ServerChannel): Promise<ServerSample> {
-  server.send({ type: 'sample' });
+async function sampleOne(server: ServerChannel, gc: boolean): Promise<ServerSample> {
+  server.send({ type: 'sample', gc });
   return server.next('sample', 30_000);
 }
 
 /**
- * Samples every node process of a server at once and sums them (CPU, RSS, loop and main-thread times, counters);
- * the loop delay is the worst node's.
+ * Samples every node process of a server at once and sums them (CPU, memory, loop and main-thread times,
+ * counters); the loop delay is the worst node's.
  */
-async function sampleServer(nodes: ServerChannel[]): Promise<ServerSample> {
-  const samples = await Promise.all(nodes.map(sampleOne));
+async function sampleServer(nodes: ServerChannel[], gc = false): Promise<ServerSample> {
+  const samples = await Promise.all(nodes.map((node) => sampleOne(node, gc)));
   const [first, ...rest] = samples;
   if (first === undefined) throw new Error('no server process');
   return rest.reduce<ServerSample>(
     (sum, s) => ({
       cpu: { user: sum.cpu.user + s.cpu.user, system: sum.cpu.system + s.cpu.system },
       rss: sum.rss + s.rss,
+      heapUsed: sum.heapUsed + s.heapUsed,
       loopActiveMs: sum.loopActiveMs + s.loopActiveMs,
       mainThread:
         sum.mainThread === null || s.mainThread === null
@@ -120,114 +72,152 @@ async function sampleServer(nodes: ServerChannel[]): Promise<ServerSample> {
   );
 }
 
-const cpuUs = (c: CpuSample): number => c.user + c.system;
+const cpuUs = (s: ServerSample): number => s.cpu.user + s.cpu.system;
 
-const live = new Set<ChildChannel<{ type: string }, unknown>>();
+/** How long the load generator may take to reach each point of a task. */
+function timeouts(task: Task): { start: number; end: number; result: number } {
+  switch (task.kind) {
+    case 'closed':
+    case 'open':
+    case 'group':
+      return { start: task.warmupMs + 30_000, end: task.durationMs + 30_000, result: task.drainMs + 30_000 };
+    case 'idle':
+      return { start: 30_000, end: 180_000, result: 30_000 };
+    case 'drain':
+      return { start: 120_000, end: task.timeoutMs + 30_000, result: 30_000 };
+    case 'signin':
+      return { start: 60_000, end: task.durationMs + 30_000, result: 60_000 };
+  }
+}
 
-async function runServer(
-  definition: ServerDefinition,
-  settings: BenchSettings,
-  rep: number,
-  profileDir: string | null,
+/** One task on a started server: samples at the window edges (and, for idle connections, memory around it). */
+async function runTask(
+  servers: ServerChannel[],
+  loadgen: LoadgenChannel,
+  planned: PlannedTask,
   machine: MachineInfo,
-): Promise<ServerRun> {
-  const execArgv = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+): Promise<PhaseRun> {
+  const { task } = planned;
+  const limits = timeouts(task);
+  loadgen.send({ type: 'run', task });
+  let memoryBefore: ServerSample | null = null;
+  if (task.kind === 'idle') {
+    await loadgen.next('armed', 60_000);
+    memoryBefore = await sampleServer(servers, true);
+    loadgen.send({ type: 'go' });
+  }
+  await loadgen.next('window-start', limits.start);
+  const machineStart = machineIdleUs();
+  const wallStart = performance.now();
+  const before = await sampleServer(servers);
+  await loadgen.next('window-end', limits.end);
+  const after = await sampleServer(servers);
+  const machineEnd = machineIdleUs();
+  const wallUs = (performance.now() - wallStart) * 1000;
+  const { result } = await loadgen.next('result', limits.result);
+  let memory: PhaseRun['memory'] = null;
+  if (memoryBefore !== null) {
+    const memoryAfter = await sampleServer(servers, true);
+    memory = {
+      rssBefore: memoryBefore.rss,
+      rssAfter: memoryAfter.rss,
+      heapBefore: memoryBefore.heapUsed,
+      heapAfter: memoryAfter.heapUsed,
+    };
+    loadgen.send({ type: 'close-idle' });
+    await loadgen.next('closed', 60_000);
+  }
+  return {
+    label: planned.label,
+    result,
+    serverCpuUs: cpuUs(after) - cpuUs(before),
+    serverLoopActiveMs: after.loopActiveMs - before.loopActiveMs,
+    serverLoopDelay: after.loopDelay,
+    serverMainThread:
+      after.mainThread === null || before.mainThread === null
+        ? null
+        : {
+            onCpuMs: after.mainThread.onCpuMs - before.mainThread.onCpuMs,
+            runQueueWaitMs: after.mainThread.runQueueWaitMs - before.mainThread.runQueueWaitMs,
+          },
+    serverCounters: Object.fromEntries(
+      Object.entries(after.counters).map(([name, value]) => [name, value - (before.counters[name] ?? 0)]),
+    ),
+    machineBusyUs:
+      machineStart === null || machineEnd === null ? null : wallUs * machine.cores - (machineEnd - machineStart),
+    serverRss: after.rss,
+    memory,
+  };
+}
+
+function progress(server: string, rep: number, phase: PhaseRun): void {
+  const r = phase.result;
+  const problems = integrityProblems(r);
+  let figures: string;
+  switch (r.kind) {
+    case 'messaging':
+      figures =
+        `${Math.round((r.delivered * 1000) / r.windowMs)} delivered/s` +
+        (r.latencyMs === null ? '' : `, p99 ${r.latencyMs.p99.toFixed(1)} ms`) +
+        `, ${(phase.serverCpuUs / Math.max(1, r.delivered)).toFixed(1)} µs/delivery`;
+      break;
+    case 'idle':
+      figures =
+        `${Math.round((r.connections * 1000) / r.windowMs)} connects/s` +
+        (phase.memory === null
+          ? ''
+          : `, ${((phase.memory.rssAfter - phase.memory.rssBefore) / 1024 / r.connections).toFixed(1)} KiB RSS/conn`);
+      break;
+    case 'drain':
+      figures = `${r.messages} messages in ${(r.windowMs / 1000).toFixed(2)} s${r.complete ? '' : ' (timed out)'}`;
+      break;
+    case 'signin':
+      figures = `${((r.signIns * 1000) / r.windowMs).toFixed(1)} sign-ins/s`;
+      break;
+  }
+  process.stdout.write(
+    `  [${Math.round(elapsedMs() / 1000)} s] ${server.padEnd(15)} rep ${rep + 1} ${phase.label.padEnd(16)} ${figures}` +
+      (problems.length > 0 ? ` — ${problems.join(', ')}` : '') +
+      '\n',
+  );
+}
+
+/** Starts a server's node processes and a load generator, runs `tasks`, stops everything. */
+async function withServer(
+  definition: ServerDefinition,
+  extraEnv: Record<string, string>,
+  settings: BenchSettings,
+  body: (servers: ServerChannel[], loadgen: LoadgenChannel, urls: string[]) => Promise<void>,
+): Promise<void> {
+  const execArgv = [
+    '--expose-gc',
+    ...(settings.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${settings.profileDir}`]),
+  ];
   const servers: ServerChannel[] = [];
-  let loadgen: ChildChannel<LoadgenEvent, LoadgenCommand> | null = null;
+  let loadgen: LoadgenChannel | null = null;
   let cleanup = async (): Promise<void> => {};
   try {
     const prepared = await definition.prepare();
     cleanup = prepared.cleanup;
     prepared.envs.forEach((env, i) => {
       const server: ServerChannel = new ChildChannel(
-        forkTs(definition.script, definition.args, env, execArgv),
+        forkTs(definition.script, definition.args, { ...env, ...extraEnv }, execArgv),
         `server ${definition.name}${prepared.envs.length > 1 ? ` node ${i + 1}` : ''}`,
       );
       servers.push(server);
       live.add(server as ChildChannel<{ type: string }, unknown>);
     });
     const readies = await Promise.all(servers.map((server) => server.next('ready', 30_000)));
-    const urls = readies.map((ready) => `http://127.0.0.1:${ready.port}`);
-    const url = urls[0] ?? '';
-    const ready = { rss: readies.reduce((sum, r) => sum + r.rss, 0) };
     loadgen = new ChildChannel(
       forkTs(fileURLToPath(new URL('./loadgen.ts', import.meta.url)), [], process.env),
       'load generator',
     );
     live.add(loadgen as ChildChannel<{ type: string }, unknown>);
-    loadgen.send({
-      type: 'setup',
-      setup: {
-        url,
-        recipientUrl: urls[urls.length - 1] ?? url,
-        auth: definition.auth,
-        parser: definition.parser,
-        pairs: settings.pairs,
-        bodyBytes: settings.bodyBytes,
-      },
-    });
-    const { setupMs } = await loadgen.next('ready', 120_000);
-    const connected = await sampleServer(servers);
-
-    const phases: PhaseRun[] = [];
-    let failure: string | null = null;
-    for (const workload of workloadsOf(settings)) {
-      if (failure !== null) break;
-      try {
-        loadgen.send({ type: 'run', workload });
-        await loadgen.next('window-start', workload.warmupMs + 30_000);
-        const machineStart = machineIdleUs();
-        const wallStart = performance.now();
-        const before = await sampleServer(servers);
-        await loadgen.next('window-end', workload.durationMs + 30_000);
-        const after = await sampleServer(servers);
-        const machineEnd = machineIdleUs();
-        const wallUs = (performance.now() - wallStart) * 1000;
-        const { result } = await loadgen.next('result', workload.drainMs + 30_000);
-        phases.push({
-          result,
-          serverCpuUs: cpuUs(after.cpu) - cpuUs(before.cpu),
-          serverLoopActiveMs: after.loopActiveMs - before.loopActiveMs,
-          serverLoopDelay: after.loopDelay,
-          serverMainThread:
-            after.mainThread === null || before.mainThread === null
-              ? null
-              : {
-                  onCpuMs: after.mainThread.onCpuMs - before.mainThread.onCpuMs,
-                  runQueueWaitMs: after.mainThread.runQueueWaitMs - before.mainThread.runQueueWaitMs,
-                },
-          serverCounters: Object.fromEntries(
-            Object.entries(after.counters).map(([name, value]) => [name, value - (before.counters[name] ?? 0)]),
-          ),
-          machineBusyUs:
-            machineStart === null || machineEnd === null ? null : wallUs * machine.cores - (machineEnd - machineStart),
-          serverRss: after.rss,
-        });
-        process.stdout.write(
-          `  ${definition.name.padEnd(13)} rep ${rep + 1} ${describe(workload).padEnd(16)} ` +
-            `${Math.round((result.delivered * 1000) / result.windowMs)} delivered/s` +
-            (result.latencyMs === null ? '' : `, p99 ${result.latencyMs.p99.toFixed(1)} ms`) +
-            (result.undelivered > 0 ? `, ${result.undelivered} undelivered` : '') +
-            '\n',
-        );
-      } catch (error) {
-        failure = `${describe(workload)}: ${error instanceof Error ? error.message : String(error)}`;
-        console.error(`  ${definition.name} rep ${rep + 1} failed at ${failure}`);
-      }
-    }
-    return { server: definition.name, rep, setupMs, rssConnected: connected.rss, rssIdle: ready.rss, phases, failure };
-  } catch (error) {
-    const failure = `setup: ${error instanceof Error ? error.message : String(error)}`;
-    console.error(`  ${definition.name} rep ${rep + 1} failed at ${failure}`);
-    return {
-      server: definition.name,
-      rep,
-      setupMs: Number.NaN,
-      rssConnected: Number.NaN,
-      rssIdle: Number.NaN,
-      phases: [],
-      failure,
-    };
+    await body(
+      servers,
+      loadgen,
+      readies.map((ready) => `http://127.0.0.1:${ready.port}`),
+    );
   } finally {
     if (loadgen !== null) {
       loadgen.send({ type: 'stop' });
@@ -235,71 +225,199 @@ async function runServer(
       live.delete(loadgen as ChildChannel<{ type: string }, unknown>);
     }
     for (const server of servers) server.send({ type: 'stop' });
-    await Promise.all(servers.map((server) => server.exit(10_000)));
+    // Stopping is not measured: a server still running after 3 s is killed (with Redis the relay closes slowly).
+    await Promise.all(servers.map((server) => server.exit(3_000)));
     for (const server of servers) live.delete(server as ChildChannel<{ type: string }, unknown>);
     await cleanup().catch((error: unknown) => console.error(`  ${definition.name}: cleanup failed: ${String(error)}`));
   }
 }
 
-function describe(workload: Workload): string {
-  return workload.kind === 'closed' ? `closed K=${workload.inFlightPerSender}` : `open ${workload.ratePerSec}/s`;
-}
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-async function main(): Promise<void> {
-  const settings = parseArgs(process.argv.slice(2));
-  if (settings.profileDir !== null) mkdirSync(settings.profileDir, { recursive: true });
-  const machine = machineInfo();
-  const started = Date.now();
-  const perServerMs = workloadsOf(settings).reduce((sum, w) => sum + w.warmupMs + w.durationMs + 500, 0) + 8_000;
-  const estimateS = Math.round((perServerMs * settings.reps * settings.servers.length) / 1000);
-  console.log(
-    `bench: ${settings.reps} rep(s) × [${settings.servers.join(', ')}], ${settings.pairs} pairs, ` +
-      `${settings.bodyBytes}-byte bodies, about ${estimateS} s; load average ${machine.loadAvgAtStart.join(' ')}`,
-  );
-  if (estimateS * 1000 > HARD_LIMIT_MS) throw new Error('these settings would run past the 10-minute limit');
-
-  const runs: ServerRun[] = [];
-  for (let rep = 0; rep < settings.reps; rep++) {
-    for (const name of settings.servers) {
-      const definition = SERVERS.find((s) => s.name === name);
-      if (definition !== undefined) runs.push(await runServer(definition, settings, rep, settings.profileDir, machine));
+async function runServer(
+  definition: ServerDefinition,
+  settings: BenchSettings,
+  rep: number,
+  machine: MachineInfo,
+): Promise<ServerRun> {
+  const run: ServerRun = {
+    server: definition.name,
+    rep,
+    setupMs: Number.NaN,
+    connectMs: Number.NaN,
+    devices: 0,
+    rssReady: Number.NaN,
+    rssConnected: Number.NaN,
+    phases: [],
+    failure: null,
+    skipped: null,
+    durationMs: 0,
+  };
+  const runStarted = performance.now();
+  const plan = plannedTasks(definition, settings, rep);
+  try {
+    await withServer(definition, {}, settings, async (servers, loadgen, urls) => {
+      const url = urls[0] ?? '';
+      run.rssReady = (await sampleServer(servers, true)).rss;
+      const setup = {
+        url,
+        recipientUrl: urls[urls.length - 1] ?? url,
+        client: definition.client,
+        parser: definition.parser,
+        pairs: plan.pairs,
+        bodyBytes: settings.bodyBytes,
+        groups: plan.groups,
+        offlineDevice: plan.tasks.some((t) => t.task.kind === 'drain'),
+      };
+      // Idle connections first, on the fresh server: its memory is then least disturbed by earlier work.
+      const idle = plan.tasks.find((t) => t.task.kind === 'idle');
+      if (idle !== undefined) {
+        const phase = await runTask(
+          servers,
+          loadgen,
+          { ...idle, task: { ...idle.task, setup } as Task },
+          machine,
+        ).catch((error: unknown) => {
+          throw new Error(`${idle.label}: ${message(error)}`);
+        });
+        run.phases.push(phase);
+        progress(definition.name, rep, phase);
+      }
+      loadgen.send({ type: 'setup', setup });
+      const ready = await loadgen.next('ready', 180_000);
+      run.setupMs = ready.setupMs;
+      run.connectMs = ready.connectMs;
+      run.devices = plan.pairs * 2;
+      run.rssConnected = (await sampleServer(servers, true)).rss;
+      for (const planned of plan.tasks) {
+        if (planned.task.kind === 'signin' || planned.task.kind === 'idle') continue;
+        const phase = await runTask(servers, loadgen, planned, machine).catch((error: unknown) => {
+          throw new Error(`${planned.label}: ${message(error)}`);
+        });
+        run.phases.push(phase);
+        progress(definition.name, rep, phase);
+      }
+    });
+    // Sign-ins at the production bcrypt cost get their own short start of the same server (not in durationMs, which
+    // predicts the next repetition's start).
+    run.durationMs = performance.now() - runStarted;
+    const signin = plan.tasks.find((t) => t.task.kind === 'signin');
+    if (signin !== undefined) {
+      await withServer(definition, { BCRYPT_COST: '12' }, settings, async (servers, loadgen, urls) => {
+        const task = { ...signin, task: { ...signin.task, url: urls[0] ?? '' } as Task };
+        const phase = await runTask(servers, loadgen, task, machine).catch((error: unknown) => {
+          throw new Error(`${signin.label}: ${message(error)}`);
+        });
+        run.phases.push(phase);
+        progress(definition.name, rep, phase);
+      });
+    }
+  } catch (error) {
+    if (error instanceof SkipServer) {
+      run.skipped = error.message;
+      console.log(`  ${definition.name} rep ${rep + 1} skipped: ${error.message}`);
+    } else {
+      run.failure = message(error);
+      console.error(`  ${definition.name} rep ${rep + 1} failed: ${run.failure}`);
     }
   }
-  const input = {
+  if (run.durationMs === 0) run.durationMs = performance.now() - runStarted;
+  return run;
+}
+
+async function main(): Promise<number> {
+  const settings = parseSettings(process.argv.slice(2), SERVERS);
+  if (settings.profileDir !== null) mkdirSync(settings.profileDir, { recursive: true });
+  const machine = machineInfo();
+  const definitions = settings.servers.map((name) => SERVERS.find((s) => s.name === name) as ServerDefinition);
+  console.log(
+    `bench: ${settings.reps} rep(s) × [${settings.servers.join(', ')}], ${settings.pairs} pairs, ` +
+      `${settings.bodyBytes}-byte bodies; load average ${machine.loadAvgAtStart.join(' ')}; ` +
+      `stops itself after ${HARD_LIMIT_MS / 60_000} minutes`,
+  );
+
+  const runs: ServerRun[] = [];
+  const skipReason = new Map<string, string>();
+  // Time kept for the client-cost script at the end, when it exists.
+  const reserveMs = settings.clientCost && existsSync(join(ROOT, CLIENT_COST_SCRIPT)) ? 40_000 : 0;
+  for (let rep = 0; rep < settings.reps; rep++) {
+    for (const definition of definitions) {
+      const previous = runs.filter((r) => r.server === definition.name && r.skipped === null);
+      const expectMs =
+        previous.length > 0
+          ? Math.max(...previous.map((r) => r.durationMs))
+          : plannedTasks(definition, settings, rep).estimateMs;
+      const known = skipReason.get(definition.name);
+      const skipped =
+        known ??
+        (elapsedMs() + expectMs + reserveMs > SOFT_LIMIT_MS
+          ? `not started: it would end past the time budget (${Math.round(SOFT_LIMIT_MS / 1000)} s)`
+          : null);
+      if (skipped !== null) {
+        console.log(`  ${definition.name} rep ${rep + 1} skipped: ${skipped}`);
+        runs.push({
+          server: definition.name,
+          rep,
+          setupMs: Number.NaN,
+          connectMs: Number.NaN,
+          devices: 0,
+          rssReady: Number.NaN,
+          rssConnected: Number.NaN,
+          phases: [],
+          failure: null,
+          skipped,
+          durationMs: 0,
+        });
+        continue;
+      }
+      const run = await runServer(definition, settings, rep, machine);
+      if (run.skipped !== null) skipReason.set(definition.name, run.skipped);
+      runs.push(run);
+    }
+  }
+
+  const clientCostTimeout = Math.min(180_000, HARD_LIMIT_MS - 15_000 - elapsedMs());
+  if (settings.clientCost)
+    console.log(`  [${Math.round(elapsedMs() / 1000)} s] client cost (crypto/bench/client-cost.ts)`);
+  const clientCost = settings.clientCost
+    ? await runClientCost(ROOT, clientCostTimeout)
+    : { measured: false as const, reason: 'skipped with --no-client-cost', command: '' };
+  if (!clientCost.measured) console.log(`  client cost not measured: ${clientCost.reason}`);
+
+  const report = renderReport({
     settings,
     machine,
     runs,
     baseline: BASELINE,
-    servers: SERVERS.filter((s) => settings.servers.includes(s.name)),
-    workloads: workloadsOf(settings).map(describe),
-    elapsedS: Math.round((Date.now() - started) / 1000),
-  };
-  const report = renderReport(input);
-  console.log(`\n${report}`);
-  const target = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
+    floor: FLOOR,
+    servers: definitions,
+    clientCost,
+    elapsedS: Math.round(elapsedMs() / 1000),
+    command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
+  });
+  console.log(`\n${report.markdown}`);
   if (settings.write) {
-    await writeFile(target, report);
+    const target = join(ROOT, 'BENCHMARKS.md');
+    await writeFile(target, report.markdown);
     console.log(`wrote ${target}`);
-  } else if (settings.append) {
-    // Keeps RESULTS.md up to the two-node section and replaces that section with this run's: the section's table,
-    // then this run's whole report with its headings demoted.
-    if (!settings.servers.includes(TWO_NODE)) throw new Error(`--append-two-node needs ${TWO_NODE} in --servers`);
-    const existing = await readFile(target, 'utf8').catch(() => '');
-    const at = existing.indexOf(`\n${TWO_NODE_HEADING}\n`);
-    const kept = (at >= 0 ? existing.slice(0, at) : existing).trimEnd();
-    const demoted = report.replace(/^(#+) /gm, '$1## ');
-    const section =
-      `${renderTwoNodeSection(input).trimEnd()}\n\nCommand: \`npm run bench -w relay -- ${process.argv.slice(2).join(' ')}\`` +
-      `\n\n<details><summary>The whole report of that run</summary>\n\n${demoted.trimEnd()}\n\n</details>\n`;
-    await writeFile(target, `${kept}\n\n${section}`);
-    console.log(`updated the "${TWO_NODE_HEADING.slice(3)}" section of ${target}`);
   }
   if (settings.profileDir !== null) console.log(`server CPU profiles in ${settings.profileDir}`);
+  console.log(`bench: finished in ${Math.round(elapsedMs() / 1000)} s`);
+  if (report.problems.length > 0) {
+    console.error(`bench: FAILED — ${report.problems.join('; ')}`);
+    return 1;
+  }
+  return 0;
+}
+
+function killAll(): void {
+  for (const channel of live) channel.child.kill('SIGKILL');
+  killClientCost();
 }
 
 const watchdog = setTimeout(() => {
   console.error('bench: hard time limit reached, stopping');
-  for (const channel of live) channel.child.kill('SIGKILL');
+  killAll();
   process.exit(1);
 }, HARD_LIMIT_MS);
 watchdog.unref();
@@ -307,16 +425,16 @@ watchdog.unref();
 // Ctrl-C or a kill: take the children down too (test/services.ts kills FerretDB and redis-server on exit).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    for (const channel of live) channel.child.kill('SIGKILL');
+    killAll();
     process.exit(130);
   });
 }
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    for (const channel of live) channel.child.kill('SIGKILL');
+    console.error(message(error));
+    killAll();
     process.exit(1);
   },
 );

@@ -1,34 +1,45 @@
-// The load generator's workloads: closed-loop saturation and fixed offered rates over sender → recipient pairs.
+// The load generator's messaging workloads (closed loop, fixed offered rate, group fan-out) over a Transport, so
+// the same code drives every server: Socket.IO (WeConnect, bare) and raw ws. Every message is tracked to its end:
+// losses, duplicates and strays are counted, never inferred.
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import type { Socket } from 'socket.io-client';
-import type { Workload, WorkloadResult } from './ipc.js';
+import type { MessagingResult, Task } from './ipc.js';
 import { quantile } from './stats.js';
 
-/** One sender and the device it sends to. */
-export interface Pair {
-  sender: Socket;
-  recipient: Socket;
-  recipientDeviceId: string;
+/**
+ * What a workload needs from a server's client protocol. Devices are numbers: pair p is sender 2p → recipient 2p+1,
+ * and a group of size G is the recipients of pairs 0..G-1 (sent to by device 0).
+ */
+export interface Transport {
+  /** One message from `sender` to `recipient`; `onAck(ok)` when the relay answers the send. */
+  send(sender: number, recipient: number, id: string, body: Buffer, onAck: (ok: boolean) => void): void;
+  /** One message from `sender` to the group of `members.length` recipient devices (created at setup). */
+  sendGroup(sender: number, members: readonly number[], id: string, body: Buffer, onAck: (ok: boolean) => void): void;
+  /** Called for every message pushed to a connected device; the transport acks each push after the call. */
+  onPush(handler: (device: number, id: string) => void): void;
 }
 
-/** A message on its way: done when the relay acked it to the sender and the recipient received it. */
+export const senderOf = (pair: number): number => 2 * pair;
+export const recipientOf = (pair: number): number => 2 * pair + 1;
+export const groupMembers = (size: number): number[] => Array.from({ length: size }, (_, p) => recipientOf(p));
+
+/** A message on its way: done when the relay acked the send and every recipient received it. */
 interface InFlight {
-  pair: number;
-  /** When the send was due (open loop) or made (closed loop), `performance.now()` ms. */
+  /** Closed loop: the pair (or group slot) that sends again when this one is done. */
+  slot: number;
+  /** When the send was due (open loop) or made, `performance.now()` ms. */
   scheduledAt: number;
-  receivedAt: number;
   acked: boolean;
-  received: boolean;
   inWindow: boolean;
-}
-
-interface SendAnswer {
-  ok: boolean;
-}
-
-interface Delivered {
-  id: string;
+  /** 1:1: the recipient device; group: -1. */
+  recipient: number;
+  /** Group: position of each device in the group (-1 for non-members) and which positions have it. */
+  positions: Int32Array | null;
+  got: Uint8Array | null;
+  /** Receipts still expected. */
+  waiting: number;
+  /** Receipts that came before the send's ack (a delivery counts once both happened). */
+  receivedBeforeAck: number;
 }
 
 /** Window boundaries are announced so the orchestrator can sample the server's CPU at the same moments. */
@@ -38,7 +49,7 @@ export interface WindowHooks {
 }
 
 /** Message ids as PROTOCOL.md makes them (16 random bytes, base64url), drawn from a pooled buffer. */
-class IdSource {
+export class IdSource {
   private pool = Buffer.alloc(0);
   private offset = 0;
   next(): string {
@@ -52,125 +63,166 @@ class IdSource {
   }
 }
 
+type MessagingTask = Extract<Task, { kind: 'closed' | 'open' | 'group' }>;
+
 /**
- * Drives the pairs. Listeners are installed once; each `run` resets the counters, so late arrivals of a previous
- * run are ignored (their ids are no longer in flight).
+ * Drives the pairs and groups of one server start. Ids already completed are remembered for the whole start, so a
+ * late second copy of any message counts as a duplicate.
  */
 export class LoadDriver {
   private readonly inFlight = new Map<string, InFlight>();
+  private readonly done = new Set<string>();
   private readonly ids = new IdSource();
   private readonly body: Buffer;
+  private readonly groupPositions = new Map<number, Int32Array>();
   private windowOpen = false;
-  private windowMessagesLeft = 0;
+  private sending = false;
   private delivered = 0;
-  private sent = 0;
+  private sentInWindow = 0;
+  private messages = 0;
   private rejected = 0;
+  private duplicates = 0;
+  private strays = 0;
   private latencies: number[] = [];
-  private onComplete: ((pair: number) => void) | null = null;
-  private onWindowDrained: (() => void) | null = null;
+  private onComplete: ((slot: number) => void) | null = null;
+  private onDrained: (() => void) | null = null;
 
   constructor(
-    private readonly pairs: Pair[],
+    private readonly transport: Transport,
+    private readonly pairs: number,
     bodyBytes: number,
+    private readonly devices: number,
   ) {
     this.body = randomBytes(bodyBytes);
-    for (const pair of pairs) {
-      pair.recipient.on('messages', (batch: Delivered[], ack?: () => void) => {
-        const now = performance.now();
-        for (const message of batch) {
-          const entry = this.inFlight.get(message.id);
-          if (entry === undefined || entry.received) continue;
-          entry.received = true;
-          entry.receivedAt = now;
-          if (entry.acked) this.complete(message.id, entry);
-        }
-        if (typeof ack === 'function') ack();
-      });
-    }
+    transport.onPush((device, id) => this.receive(device, id));
   }
 
-  private send(pairIndex: number, scheduledAt: number): void {
-    const pair = this.pairs[pairIndex];
-    if (pair === undefined) return;
+  private positionsOf(size: number): Int32Array {
+    let positions = this.groupPositions.get(size);
+    if (positions === undefined) {
+      positions = new Int32Array(this.devices).fill(-1);
+      groupMembers(size).forEach((device, i) => ((positions as Int32Array)[device] = i));
+      this.groupPositions.set(size, positions);
+    }
+    return positions;
+  }
+
+  private track(slot: number, scheduledAt: number, recipient: number, groupSize: number): [string, InFlight] {
     const id = this.ids.next();
+    const group = groupSize > 0;
     const entry: InFlight = {
-      pair: pairIndex,
+      slot,
       scheduledAt,
-      receivedAt: 0,
       acked: false,
-      received: false,
       inWindow: this.windowOpen,
+      recipient: group ? -1 : recipient,
+      positions: group ? this.positionsOf(groupSize) : null,
+      got: group ? new Uint8Array(groupSize) : null,
+      waiting: group ? groupSize : 1,
+      receivedBeforeAck: 0,
     };
     this.inFlight.set(id, entry);
-    if (this.windowOpen) {
-      this.sent++;
-      this.windowMessagesLeft++;
+    this.messages++;
+    if (this.windowOpen) this.sentInWindow++;
+    return [id, entry];
+  }
+
+  private sendPair(pair: number, scheduledAt: number): void {
+    const [id, entry] = this.track(pair, scheduledAt, recipientOf(pair), 0);
+    this.transport.send(senderOf(pair), recipientOf(pair), id, this.body, (ok) => this.acked(id, entry, ok));
+  }
+
+  private sendGroup(slot: number, members: readonly number[], scheduledAt: number): void {
+    const [id, entry] = this.track(slot, scheduledAt, -1, members.length);
+    this.transport.sendGroup(senderOf(0), members, id, this.body, (ok) => this.acked(id, entry, ok));
+  }
+
+  private acked(id: string, entry: InFlight, ok: boolean): void {
+    if (this.inFlight.get(id) !== entry || entry.acked) return;
+    entry.acked = true;
+    if (!ok) {
+      this.rejected++;
+      this.finish(id, entry);
+      return;
     }
-    pair.sender.emit(
-      'message:send',
-      { id, envelopes: [{ to: pair.recipientDeviceId, body: this.body }] },
-      (answer: SendAnswer) => {
-        if (this.inFlight.get(id) !== entry) return;
-        entry.acked = true;
-        if (answer?.ok !== true) {
-          this.rejected++;
-          this.inFlight.delete(id);
-          this.settle(entry);
-          this.onComplete?.(entry.pair);
-          return;
-        }
-        if (entry.received) this.complete(id, entry);
-      },
-    );
+    if (this.windowOpen) this.delivered += entry.receivedBeforeAck;
+    if (entry.waiting === 0) this.finish(id, entry);
   }
 
-  private complete(id: string, entry: InFlight): void {
+  private receive(device: number, id: string): void {
+    const entry = this.inFlight.get(id);
+    if (entry === undefined) {
+      if (this.done.has(id)) this.duplicates++;
+      else this.strays++;
+      return;
+    }
+    if (entry.got === null) {
+      if (device !== entry.recipient) return void this.strays++;
+      if (entry.waiting === 0) return void this.duplicates++;
+      entry.waiting = 0;
+    } else {
+      const position = entry.positions?.[device] ?? -1;
+      if (position < 0) return void this.strays++;
+      if (entry.got[position] === 1) return void this.duplicates++;
+      entry.got[position] = 1;
+      entry.waiting--;
+    }
+    if (entry.inWindow) this.latencies.push(performance.now() - entry.scheduledAt);
+    if (!entry.acked) entry.receivedBeforeAck++;
+    else if (this.windowOpen) this.delivered++;
+    if (entry.acked && entry.waiting === 0) this.finish(id, entry);
+  }
+
+  private finish(id: string, entry: InFlight): void {
     this.inFlight.delete(id);
-    if (this.windowOpen) this.delivered++;
-    if (entry.inWindow) this.latencies.push(entry.receivedAt - entry.scheduledAt);
-    this.settle(entry);
-    this.onComplete?.(entry.pair);
+    this.done.add(id);
+    if (this.sending) this.onComplete?.(entry.slot);
+    else if (this.inFlight.size === 0) this.onDrained?.();
   }
 
-  private settle(entry: InFlight): void {
-    if (!entry.inWindow) return;
-    this.windowMessagesLeft--;
-    if (this.windowMessagesLeft === 0 && !this.windowOpen) this.onWindowDrained?.();
-  }
-
-  /** Runs one workload: warm-up, measurement window, then a bounded drain of the window's messages. */
-  async run(workload: Workload, hooks: WindowHooks): Promise<WorkloadResult> {
-    this.inFlight.clear();
+  /**
+   * Runs one workload: warm-up, measurement window, then a bounded wait for every message of the run (warm-up
+   * included). Lost = receipts plus send acks still missing then; a late arrival of one counts as a stray.
+   */
+  async run(task: MessagingTask, hooks: WindowHooks): Promise<MessagingResult> {
     this.delivered = 0;
-    this.sent = 0;
+    this.sentInWindow = 0;
+    this.messages = 0;
     this.rejected = 0;
+    this.duplicates = 0;
+    this.strays = 0;
     this.latencies = [];
-    this.windowMessagesLeft = 0;
     this.windowOpen = false;
-    let sending = true;
+    this.sending = true;
     let maxSendLagMs = 0;
+    let skipped = 0;
     let tick: NodeJS.Timeout | undefined;
 
     const start = performance.now();
-    if (workload.kind === 'closed') {
-      this.onComplete = (pair) => {
-        if (sending) this.send(pair, performance.now());
-      };
-      for (let k = 0; k < workload.inFlightPerSender; k++) {
-        for (let p = 0; p < this.pairs.length; p++) this.send(p, performance.now());
+    if (task.kind === 'closed') {
+      this.onComplete = (pair) => this.sendPair(pair, performance.now());
+      for (let k = 0; k < task.inFlight; k++) {
+        for (let p = 0; p < this.pairs; p++) this.sendPair(p, performance.now());
       }
+    } else if (task.kind === 'group') {
+      const members = groupMembers(task.size);
+      this.onComplete = (slot) => this.sendGroup(slot, members, performance.now());
+      for (let k = 0; k < task.inFlight; k++) this.sendGroup(k, members, performance.now());
     } else {
       this.onComplete = null;
-      const interval = (1000 * this.pairs.length) / workload.ratePerSec;
-      const due = this.pairs.map((_, p) => start + (p * interval) / this.pairs.length);
+      const interval = (1000 * this.pairs) / task.ratePerSec;
+      const due = Array.from({ length: this.pairs }, (_, p) => start + (p * interval) / this.pairs);
       const step = (): void => {
-        if (!sending) return;
+        if (!this.sending) return;
         const now = performance.now();
         for (let p = 0; p < due.length; p++) {
           let at = due[p] ?? now;
-          if (at <= now) maxSendLagMs = Math.max(maxSendLagMs, this.windowOpen ? now - at : 0);
+          if (at <= now && this.windowOpen) maxSendLagMs = Math.max(maxSendLagMs, now - at);
           while (at <= now) {
-            this.send(p, at);
+            // Past the cap the server is overloaded: the slot is skipped (never sent, so never lost), which bounds
+            // the backlog and so the drain time.
+            if (this.inFlight.size < task.maxInFlight) this.sendPair(p, at);
+            else skipped++;
             at += interval;
           }
           due[p] = at;
@@ -181,42 +233,45 @@ export class LoadDriver {
     }
 
     const delay = monitorEventLoopDelay({ resolution: 10 });
-    await sleep(workload.warmupMs);
+    await sleep(task.warmupMs);
     this.windowOpen = true;
     this.delivered = 0;
     const windowStart = performance.now();
     const cpuStart = process.cpuUsage();
     delay.enable();
     hooks.onWindowStart();
-    await sleep(workload.durationMs);
+    await sleep(task.durationMs);
     this.windowOpen = false;
-    sending = false;
+    this.sending = false;
     if (tick !== undefined) clearTimeout(tick);
     const windowMs = performance.now() - windowStart;
     const cpu = process.cpuUsage(cpuStart);
     delay.disable();
     hooks.onWindowEnd();
 
-    if (this.windowMessagesLeft > 0) {
+    if (this.inFlight.size > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, workload.drainMs);
-        this.onWindowDrained = () => {
+        const timer = setTimeout(resolve, task.drainMs);
+        this.onDrained = () => {
           clearTimeout(timer);
           resolve();
         };
       });
     }
-    this.onWindowDrained = null;
+    this.onDrained = null;
     this.onComplete = null;
-    const undelivered = this.windowMessagesLeft;
+    let lost = 0;
+    for (const entry of this.inFlight.values()) lost += entry.waiting + (entry.acked ? 0 : 1);
     this.inFlight.clear();
 
     const sorted = Float64Array.from(this.latencies).sort();
     return {
-      workload,
+      kind: 'messaging',
+      open: task.kind === 'open',
+      skipped,
       windowMs,
       delivered: this.delivered,
-      sent: this.sent,
+      sent: this.sentInWindow,
       latencyMs:
         sorted.length === 0
           ? null
@@ -226,7 +281,10 @@ export class LoadDriver {
               max: sorted[sorted.length - 1] ?? Number.NaN,
               count: sorted.length,
             },
-      undelivered,
+      messages: this.messages,
+      lost,
+      duplicates: this.duplicates,
+      strays: this.strays,
       rejected: this.rejected,
       loadgenCpuUs: cpu.user + cpu.system,
       loadgenLoopDelayP99Ms: delay.percentile(99) / 1e6,
@@ -235,6 +293,6 @@ export class LoadDriver {
   }
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,7 +1,10 @@
 // The baseline: a bare Socket.IO relay with no auth and no storage, as in the Socket.IO tutorials.
 // A socket joins a room named by the device id from its handshake; `message:send` is pushed at once to each
 // recipient's sockets and acked. The recipient is asked for an ack, as the WeConnect relay asks, so both servers
-// handle the same four packets per delivery. Started with `--parser default` (Socket.IO's own) or `--parser msgpack`.
+// handle the same four packets per delivery. Group sends take the relay's payload (`{id, group, body}`): the member
+// devices come from an in-memory map filled once by `group:create` (the bench's stand-in for POST /api/groups), and
+// every member device but the sender's gets one push. Started with `--parser default` (Socket.IO's own) or
+// `--parser msgpack`.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
@@ -13,10 +16,7 @@ interface Envelope {
   body: Uint8Array;
 }
 
-interface SendPayload {
-  id: string;
-  envelopes: Envelope[];
-}
+type SendPayload = { id: string; envelopes: Envelope[] } | { id: string; group: string; body: Uint8Array };
 
 type SendAck = (answer: { ok: true; ts: number } | { ok: false; error: { code: string; message: string } }) => void;
 
@@ -30,6 +30,7 @@ await hostServer(async () => {
     ...(parserName === 'msgpack' ? { parser: msgpackParser } : {}),
   });
   let seq = 0;
+  const groups = new Map<string, string[]>();
   io.on('connection', (socket) => {
     const deviceId = (socket.handshake.auth as { deviceId?: unknown }).deviceId;
     if (typeof deviceId !== 'string') {
@@ -37,13 +38,24 @@ await hostServer(async () => {
       return;
     }
     void socket.join(deviceId);
+    const push = (to: string, entry: { id: string; seq: number; ts: number; body: Uint8Array; group?: string }) => {
+      const room = io.sockets.adapter.rooms.get(to);
+      if (room === undefined) return;
+      for (const socketId of room) io.sockets.sockets.get(socketId)?.emit('messages', [entry], () => {});
+    };
+    socket.on('group:create', (payload: { group: string; members: string[] }, ack: (answer: unknown) => void) => {
+      groups.set(payload.group, payload.members);
+      if (typeof ack === 'function') ack({ ok: true });
+    });
     socket.on('message:send', (payload: SendPayload, ack: SendAck) => {
       const ts = Date.now();
-      for (const envelope of payload.envelopes) {
-        const room = io.sockets.adapter.rooms.get(envelope.to);
-        if (room === undefined) continue;
-        const entry = [{ id: payload.id, seq: ++seq, ts, body: envelope.body }];
-        for (const socketId of room) io.sockets.sockets.get(socketId)?.emit('messages', entry, () => {});
+      if ('group' in payload) {
+        for (const to of groups.get(payload.group) ?? []) {
+          if (to !== deviceId) push(to, { id: payload.id, seq: ++seq, ts, body: payload.body, group: payload.group });
+        }
+      } else {
+        for (const envelope of payload.envelopes)
+          push(envelope.to, { id: payload.id, seq: ++seq, ts, body: envelope.body });
       }
       if (typeof ack === 'function') ack({ ok: true, ts });
     });

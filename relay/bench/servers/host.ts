@@ -53,12 +53,16 @@ export async function hostServer(start: () => Promise<StartedServer>): Promise<v
   delay.enable();
   process.on('message', (message: ServerCommand) => {
     if (message.type === 'sample') {
+      // For memory figures the orchestrator asks for a full collection first (servers run with --expose-gc), so
+      // that garbage left by earlier work does not count as memory held by connections.
+      if (message.gc === true) (globalThis as { gc?: () => void }).gc?.();
       const loopDelay = { p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 };
       delay.reset();
       toParent({
         type: 'sample',
         cpu: process.cpuUsage(),
         rss: process.memoryUsage.rss(),
+        heapUsed: process.memoryUsage().heapUsed,
         loopActiveMs: performance.eventLoopUtilization().active,
         mainThread: mainThreadSample(),
         loopDelay,

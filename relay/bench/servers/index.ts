@@ -6,12 +6,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startMongo, startRedis, withDatabase } from '../../test/services.js';
 import type { Service, Started } from '../../test/services.js';
-import type { LoadgenSetup } from '../ipc.js';
+import type { ClientKind, LoadgenSetup } from '../ipc.js';
 
 export interface ServerDefinition {
   /** Short name used on the command line and in the tables. */
   name: string;
-  /** One line for RESULTS.md. */
+  /** One line for BENCHMARKS.md. */
   description: string;
   script: string;
   args: string[];
@@ -20,15 +20,27 @@ export interface ServerDefinition {
    * servers, a fresh FerretDB and redis-server), and how to clean up after it (stops what it started).
    */
   prepare(): Promise<{ envs: NodeJS.ProcessEnv[]; cleanup(): Promise<void> }>;
-  auth: LoadgenSetup['auth'];
+  client: ClientKind;
   parser: LoadgenSetup['parser'];
   /** Run when --servers is not given. */
   byDefault: boolean;
+  /** Keeps messages for offline devices (the offline-drain task runs) and has accounts (the sign-in task runs). */
+  stores: boolean;
+  /**
+   * A reduced plan for a server that cannot take the full one in the time budget (FerretDB does ~200 msg/s):
+   * its own pair count, closed-loop depth and open rates, and no groups, idle connections or drain.
+   */
+  reduced?: { pairs: number; inFlightPerSender: number; rates: number[]; drainMs: number; openFirst: boolean };
 }
 
-/** Fails with the starter's reason when the service cannot be had (no FerretDB build, no redis-server). */
+/** A server that cannot run on this machine (a missing binary): the bench skips it with the reason, not a failure. */
+export class SkipServer extends Error {
+  override name = 'SkipServer';
+}
+
+/** Skips with the starter's reason when the service cannot be had (no FerretDB build, no redis-server). */
 function serviceOf(started: Started, what: string): Service {
-  if ('skip' in started) throw new Error(`cannot start ${what}: ${started.skip}`);
+  if ('skip' in started) throw new SkipServer(`cannot start ${what}: ${started.skip}`);
   return started.service;
 }
 
@@ -56,12 +68,15 @@ function weconnect(
   description: string,
   byDefault: boolean,
   topology: Topology = 'sqlite',
+  reduced?: ServerDefinition['reduced'],
 ): ServerDefinition {
   const nodes = topology === 'ferret-redis' ? 2 : 1;
   return {
     name,
     description,
     byDefault,
+    stores: true,
+    ...(reduced === undefined ? {} : { reduced }),
     script: join(here, 'weconnect.ts'),
     args: [],
     prepare: async () => {
@@ -106,7 +121,7 @@ function weconnect(
         cleanup,
       };
     },
-    auth: 'weconnect',
+    client: 'weconnect',
     parser: 'msgpack',
   };
 }
@@ -116,21 +131,27 @@ const noServices = async (): Promise<{ envs: NodeJS.ProcessEnv[]; cleanup(): Pro
   cleanup: async () => {},
 });
 
+/**
+ * FerretDB's share: 50 pairs, 50/s offered (first, on the fresh store), then a closed loop with one message in flight
+ * per sender; at most 5 s to drain each.
+ */
+const FERRET_PLAN = { pairs: 50, inFlightPerSender: 1, rates: [50], drainMs: 5_000, openFirst: true };
+
 export const SERVERS: ServerDefinition[] = [
   weconnect(
     'weconnect',
     {},
     'the WeConnect relay (src/server.ts in-process in its own child): JWT auth, SQLite mailbox (WAL, ' +
-      'synchronous=FULL, the default) in a fresh temp DATA_DIR, ack after the group commit, msgpack parser; ' +
+      'synchronous=NORMAL, the default) in a fresh temp DATA_DIR, ack after the group commit, msgpack parser; ' +
       `BCRYPT_COST=${WECONNECT_BENCH_ENV.BCRYPT_COST} and send rate limits raised to ` +
-      `${WECONNECT_BENCH_ENV.SEND_RATE_PER_SEC}/s for the run`,
+      `${WECONNECT_BENCH_ENV.SEND_RATE_PER_SEC}/s for the run (the sign-in task has its own start at cost 12)`,
     true,
   ),
   weconnect(
-    'weconnect-normal',
-    { SQLITE_SYNCHRONOUS: 'NORMAL' },
-    'the same with SQLITE_SYNCHRONOUS=NORMAL (WAL commits without fsync: safe across a process crash, not ' +
-      'across power loss), to show what the fsync costs; not run by default',
+    'weconnect-full',
+    { SQLITE_SYNCHRONOUS: 'FULL' },
+    'the same with SQLITE_SYNCHRONOUS=FULL (an fsync per commit: survives power loss), to show what the fsync ' +
+      'costs; not run by default',
     false,
   ),
   weconnect(
@@ -138,18 +159,22 @@ export const SERVERS: ServerDefinition[] = [
     {},
     'the same relay, one node, on a fresh FerretDB (SQLite backend, ~/.local/bin/ferretdb, started by ' +
       'test/services.ts) through MONGODB_URI, no REDIS_URL: the reference for the two-node run on the same store. ' +
-      'FerretDB is much slower than a real MongoDB, so read its figures as ratios; not run by default',
+      'FerretDB is much slower than a real MongoDB, so read its figures as ratios; reduced plan; not run by default',
     false,
     'ferret',
+    FERRET_PLAN,
   ),
   weconnect(
     'weconnect-2node',
     {},
     'two relay processes (each as weconnect above, own DATA_DIR, same JWT_SECRET) sharing one fresh FerretDB ' +
       '(MONGODB_URI) with REDIS_URL on a fresh redis-server; every sender is connected to node 1 and its recipient ' +
-      'to node 2, so every delivery crosses Redis; server CPU is summed over both processes; not run by default',
-    false,
+      "to node 2, so every delivery crosses Redis; server CPU is summed over both processes (not FerretDB's or " +
+      "Redis's own); FerretDB does ~200 msg/s, so it gets a reduced plan: 50 pairs, closed loop with one message " +
+      'in flight per sender, 50/s offered; skipped with the reason when FerretDB or redis-server is missing',
+    true,
     'ferret-redis',
+    FERRET_PLAN,
   ),
   {
     name: 'bare',
@@ -159,21 +184,40 @@ export const SERVERS: ServerDefinition[] = [
     script: join(here, 'bare.ts'),
     args: ['--parser', 'default'],
     prepare: noServices,
-    auth: 'bare',
+    client: 'bare',
     parser: 'default',
     byDefault: true,
+    stores: false,
   },
   {
     name: 'bare-msgpack',
-    description: 'the same bare relay with socket.io-msgpack-parser, to separate parser cost from our own logic',
+    description:
+      'the same bare relay with socket.io-msgpack-parser, to separate parser cost from our own logic; not run by ' +
+      'default (time budget)',
     script: join(here, 'bare.ts'),
     args: ['--parser', 'msgpack'],
     prepare: noServices,
-    auth: 'bare',
+    client: 'bare',
     parser: 'msgpack',
+    byDefault: false,
+    stores: false,
+  },
+  {
+    name: 'ws',
+    description:
+      'raw `ws` relay (servers/ws.ts): binary frames with a fixed header (kind byte, 16-byte id, recipient ' +
+      'number, body; wire.ts), pushed to the recipient socket and acked, the push ack read and dropped: four ' +
+      'frames per delivery like the others; a group send is one frame listing every recipient (no group state)',
+    script: join(here, 'ws.ts'),
+    args: [],
+    prepare: noServices,
+    client: 'ws',
+    parser: 'default',
     byDefault: true,
+    stores: false,
   },
 ];
 
-/** The baseline every other server's figures are divided by. */
+/** The baseline every other server's figures are divided by, and the floor they are also compared with. */
 export const BASELINE = 'bare';
+export const FLOOR = 'ws';
