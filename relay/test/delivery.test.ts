@@ -143,4 +143,17 @@ describe('delivery with concurrent committers', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(link.received).toHaveLength(2);
   });
+
+  it('does not push again what a resync delivered when the live offer of the same commit comes later', async () => {
+    const link = recordingLink();
+    link.release();
+    delivery.attach(link);
+    await new Promise((r) => setTimeout(r, 50));
+    const [entry] = await storeForBob('slow-bus'); // committed by another node; its bus message is late
+    delivery.resync([bob.deviceId]); // e.g. that node gave up waiting for the bus and asked for a resync
+    await waitFor(() => link.received.length === 1, 2000, 'the resynced entry');
+    delivery.committed([entry as MailboxEntry]); // the bus message arrives after all
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ids(link.received)).toEqual(['slow-bus']);
+  });
 });

@@ -38,6 +38,9 @@ export interface DeliveryOptions {
 
 /** Live entries held back while a connection's mailbox is still being sent; beyond this, read them again. */
 const MAX_HELD = 1000;
+/** How long, and how many, seqs delivered by a read behind the live stream are remembered (see Connection.resent). */
+const RESENT_KEEP_MS = 60_000;
+const MAX_RESENT = 4096;
 /** The empty `held` list, shared (never mutated): an idle connection allocates none. */
 const NONE: MailboxEntry[] = [];
 
@@ -78,6 +81,12 @@ class Connection {
   /** Live and resent entries sent on this connection whose ack has not come (a resync skips them). */
   private inFlight: Set<number> | null = null; // made when needed: an idle connection holds none
   private resyncing: Promise<void> | null = null;
+  /**
+   * Seqs that a read behind the live stream (a resync, a late commit) delivered, kept for RESENT_KEEP_MS: the live
+   * offer of the same commit may still be on its way over the bus, and must not push it a second time.
+   */
+  private resent: Set<number> | null = null;
+  private resentTimer: NodeJS.Timeout | null = null;
   closed = false;
 
   constructor(
@@ -168,6 +177,7 @@ class Connection {
       if (acked) {
         after = last;
         if (advance) this.cursor = Math.max(this.cursor, last);
+        else this.rememberResent(entries);
         this.d.writes.ack(
           this.link.deviceId,
           entries.map((e) => e.seq),
@@ -175,6 +185,21 @@ class Connection {
       }
       // Unacknowledged within the timeout: the same batch is read and sent again.
     }
+  }
+
+  private rememberResent(entries: MailboxEntry[]): void {
+    const set = (this.resent ??= new Set());
+    for (const e of entries) set.add(e.seq);
+    for (const seq of set) {
+      if (set.size <= MAX_RESENT) break;
+      set.delete(seq); // oldest first: a Set iterates in insertion order
+    }
+    if (this.resentTimer) clearTimeout(this.resentTimer);
+    this.resentTimer = setTimeout(() => {
+      this.resent = null;
+      this.resentTimer = null;
+    }, RESENT_KEEP_MS);
+    this.resentTimer.unref();
   }
 
   private isInFlight(seq: number): boolean {
@@ -194,7 +219,11 @@ class Connection {
   }
 
   private push(entries: MailboxEntry[]): void {
-    const fresh = this.inFlight === null ? entries : entries.filter((e) => !this.isInFlight(e.seq));
+    const resent = this.resent;
+    const fresh =
+      this.inFlight === null && resent === null
+        ? entries
+        : entries.filter((e) => !this.isInFlight(e.seq) && !(resent?.has(e.seq) ?? false));
     if (fresh.length === 0) return;
     for (const batch of batches(fresh, this.d.batchBytes)) {
       this.markInFlight(batch);
