@@ -1,5 +1,7 @@
 // Summarizes a V8 .cpuprofile (from `npm run bench -w relay -- --profile`): self time by function and by
-// file/package, so a regression can be traced to the code that costs. Usage: tsx bench/profile-summary.ts <file> [top]
+// file/package, so a regression can be traced to the code that costs.
+// Usage: tsx bench/profile-summary.ts <file> [top] [--last S]: `--last S` keeps only the samples of the profile's
+// final S seconds (e.g. a run whose last phase is a long closed loop: `--rates none --duration 10 --no-groups ...`).
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
@@ -31,13 +33,21 @@ function place(url: string): string {
 function main(): void {
   const file = process.argv[2];
   if (file === undefined) throw new Error('usage: profile-summary.ts <file.cpuprofile> [top]');
-  const top = Number(process.argv[3] ?? 25);
+  const lastAt = process.argv.indexOf('--last');
+  const lastS = lastAt >= 0 ? Number(process.argv[lastAt + 1]) : Infinity;
+  const top = Number(process.argv[3]?.startsWith('--') === false ? process.argv[3] : 25);
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   // Self time per node from the sample stream (microseconds); falls back to hit counts.
   const self = new Map<number, number>();
   if (profile.samples && profile.timeDeltas) {
-    profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas?.[i + 1] ?? 0)));
+    const deltas = profile.timeDeltas;
+    const from = profile.endTime - lastS * 1e6;
+    let at = profile.startTime;
+    profile.samples.forEach((id, i) => {
+      at += deltas[i] ?? 0;
+      if (at >= from) self.set(id, (self.get(id) ?? 0) + (deltas[i + 1] ?? 0));
+    });
   } else {
     for (const n of profile.nodes) self.set(n.id, n.hitCount ?? 0);
   }
