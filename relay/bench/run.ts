@@ -234,14 +234,10 @@ async function withServer(
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-async function runServer(
-  definition: ServerDefinition,
-  settings: BenchSettings,
-  rep: number,
-  machine: MachineInfo,
-): Promise<ServerRun> {
-  const run: ServerRun = {
-    server: definition.name,
+/** A server run with no figures yet (or never: `skipped` says why it did not run). */
+function emptyRun(server: string, rep: number, skipped: string | null): ServerRun {
+  return {
+    server,
     rep,
     setupMs: Number.NaN,
     connectMs: Number.NaN,
@@ -250,9 +246,18 @@ async function runServer(
     rssConnected: Number.NaN,
     phases: [],
     failure: null,
-    skipped: null,
+    skipped,
     durationMs: 0,
   };
+}
+
+async function runServer(
+  definition: ServerDefinition,
+  settings: BenchSettings,
+  rep: number,
+  machine: MachineInfo,
+): Promise<ServerRun> {
+  const run = emptyRun(definition.name, rep, null);
   const runStarted = performance.now();
   const plan = plannedTasks(definition, settings, rep);
   try {
@@ -355,19 +360,7 @@ async function main(): Promise<number> {
           : null);
       if (skipped !== null) {
         console.log(`  ${definition.name} rep ${rep + 1} skipped: ${skipped}`);
-        runs.push({
-          server: definition.name,
-          rep,
-          setupMs: Number.NaN,
-          connectMs: Number.NaN,
-          devices: 0,
-          rssReady: Number.NaN,
-          rssConnected: Number.NaN,
-          phases: [],
-          failure: null,
-          skipped,
-          durationMs: 0,
-        });
+        runs.push(emptyRun(definition.name, rep, skipped));
         continue;
       }
       const run = await runServer(definition, settings, rep, machine);
