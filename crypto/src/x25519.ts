@@ -1,7 +1,7 @@
 // X25519 for the sealed box from the platform when it is faster than libsodium's WebAssembly: Node's synchronous
 // node:crypto, else WebCrypto (browsers), else libsodium. Chosen once, in ready(), by a known-answer self-test.
 //
-// Measured (bench/RESULTS.md): in Chromium, WebCrypto X25519 costs ~50–70 µs per operation against ~80–200 µs in
+// Timed during development (one-off loops; bench/RESULTS.md has the per-message figures): in Chromium, WebCrypto X25519 costs ~50–70 µs per operation against ~80–200 µs in
 // wasm; in Node, WebCrypto is slower than wasm (every call is an async job on the thread pool), so Node uses
 // node:crypto's synchronous KeyObject API (~45 µs per operation), reached through process.getBuiltinModule so
 // bundlers never see an import of it.

@@ -1,6 +1,7 @@
 // The messages that the bench orchestrator exchanges with its server and load-generator child processes.
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import type { LatencySummary } from './stats.js';
 
 /** CPU time of a process in microseconds, as `process.cpuUsage()` reports it. */
 export interface CpuSample {
@@ -101,7 +102,7 @@ export interface MessagingResult extends Integrity {
   /** Messages sent inside the window (open loop: scheduled inside the window). */
   sent: number;
   /** From the scheduled (open loop) or actual send to each recipient's receipt, in ms, messages of the window. */
-  latencyMs: { p50: number; p99: number; max: number; count: number } | null;
+  latencyMs: LatencySummary | null;
   /** Load generator's own CPU over the window, microseconds. */
   loadgenCpuUs: number;
   /** Event-loop delay p99 of the load generator over the window, ms (high = the generator itself fell behind). */
@@ -132,7 +133,7 @@ export interface SignInResult {
   windowMs: number;
   signIns: number;
   failures: number;
-  latencyMs: { p50: number; p99: number; max: number; count: number } | null;
+  latencyMs: LatencySummary | null;
   loadgenCpuUs: number;
 }
 

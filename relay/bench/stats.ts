@@ -14,3 +14,23 @@ export function median(values: number[]): number {
   const mid = finite.length >> 1;
   return finite.length % 2 === 1 ? (finite[mid] ?? Number.NaN) : ((finite[mid - 1] ?? 0) + (finite[mid] ?? 0)) / 2;
 }
+
+/** A latency sample's percentiles and size, in ms. */
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+  count: number;
+}
+
+/** p50, p99, max and count of a latency sample (ms), in any order. */
+export function summarizeLatencies(latencies: ArrayLike<number>): LatencySummary | null {
+  if (latencies.length === 0) return null;
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+    count: sorted.length,
+  };
+}

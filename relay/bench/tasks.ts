@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { signIn, signUp, uniqueUsername } from '../test/helpers.js';
 import type { TestAccount } from '../test/helpers.js';
 import type { DrainResult, IdleResult, LoadgenSetup, SignInResult, Task } from './ipc.js';
-import { quantile } from './stats.js';
+import { summarizeLatencies } from './stats.js';
 import { connectSocketIo } from './transports.js';
 import { IdSource, senderOf, sleep } from './workloads.js';
 import type { Transport, WindowHooks } from './workloads.js';
@@ -179,21 +179,12 @@ export async function runSignIns(task: Extract<Task, { kind: 'signin' }>, hooks:
   hooks.onWindowEnd();
   const loadgenCpuUs = cpuSince(cpu);
   await Promise.all(loops);
-  const sorted = Float64Array.from(latencies).sort();
   return {
     kind: 'signin',
     windowMs,
     signIns: latencies.length,
     failures,
-    latencyMs:
-      sorted.length === 0
-        ? null
-        : {
-            p50: quantile(sorted, 0.5),
-            p99: quantile(sorted, 0.99),
-            max: sorted[sorted.length - 1] ?? Number.NaN,
-            count: sorted.length,
-          },
+    latencyMs: summarizeLatencies(latencies),
     loadgenCpuUs,
   };
 }

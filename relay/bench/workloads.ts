@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { MessagingResult, Task } from './ipc.js';
-import { quantile } from './stats.js';
+import { summarizeLatencies } from './stats.js';
 
 /**
  * What a workload needs from a server's client protocol. Devices are numbers: pair p is sender 2p → recipient 2p+1,
@@ -264,7 +264,6 @@ export class LoadDriver {
     for (const entry of this.inFlight.values()) lost += entry.waiting + (entry.acked ? 0 : 1);
     this.inFlight.clear();
 
-    const sorted = Float64Array.from(this.latencies).sort();
     return {
       kind: 'messaging',
       open: task.kind === 'open',
@@ -272,15 +271,7 @@ export class LoadDriver {
       windowMs,
       delivered: this.delivered,
       sent: this.sentInWindow,
-      latencyMs:
-        sorted.length === 0
-          ? null
-          : {
-              p50: quantile(sorted, 0.5),
-              p99: quantile(sorted, 0.99),
-              max: sorted[sorted.length - 1] ?? Number.NaN,
-              count: sorted.length,
-            },
+      latencyMs: summarizeLatencies(this.latencies),
       messages: this.messages,
       lost,
       duplicates: this.duplicates,

@@ -63,19 +63,9 @@ export async function openEngineDB(name: string): Promise<EngineDB> {
   });
 }
 
-/** Removes every local key and message of this profile (sign out without "keep"). */
+/** Removes every local key and message of this profile (sign out without "keep"): every store the database has. */
 export async function wipeEngineDB(db: EngineDB): Promise<void> {
-  const stores = [
-    'meta',
-    'devicekeys',
-    'secrets',
-    'sessions',
-    'contacts',
-    'messages',
-    'conversations',
-    'outbox',
-    'seen',
-  ] as const;
-  const tx = db.transaction([...stores], 'readwrite');
+  const stores = [...db.objectStoreNames];
+  const tx = db.transaction(stores, 'readwrite');
   await Promise.all([...stores.map((s) => tx.objectStore(s).clear()), tx.done]);
 }

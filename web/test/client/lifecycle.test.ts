@@ -19,16 +19,6 @@ import {
 import { startTestRelay, type TestRelay } from '../support/relay';
 
 const DAY = 86_400_000;
-const STORES = [
-  'meta',
-  'devicekeys',
-  'secrets',
-  'sessions',
-  'contacts',
-  'messages',
-  'conversations',
-  'outbox',
-] as const;
 
 let relay: TestRelay;
 const engines: TestUser[] = [];
@@ -42,7 +32,7 @@ async function user(prefix: string, extra: Parameters<typeof signUpUser>[2] = {}
 async function storeCounts(dbName: string): Promise<Record<string, number>> {
   const db = await openEngineDB(dbName);
   const out: Record<string, number> = {};
-  for (const s of STORES) out[s] = await db.count(s);
+  for (const s of db.objectStoreNames) out[s] = await db.count(s);
   db.close();
   return out;
 }
@@ -73,7 +63,8 @@ describe('sign-out', () => {
     await alice.engine.signOut(false);
 
     const after = await storeCounts(alice.db);
-    for (const s of STORES) expect(after[s], `store ${s}`).toBe(0);
+    expect(Object.keys(after).length).toBeGreaterThanOrEqual(9); // every store of the schema, 'seen' included
+    for (const [s, n] of Object.entries(after)) expect(n, `store ${s}`).toBe(0);
     expect(await boot(relay.url, alice.db).localAccount()).toEqual({ kind: 'none' });
     // The refresh family is revoked: neither its refresh token nor its access token works any more.
     expect((await http(relay.url, 'POST', '/api/sessions/refresh', undefined, { refreshToken })).status).toBe(401);
