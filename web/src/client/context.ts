@@ -78,6 +78,8 @@ export class EngineContext {
   readonly convs = new Map<string, ConvState>();
   #snapshot: EngineSnapshot;
   #noticeId = 0;
+  /** Per conversation, the sort key of the last message that arrived from the relay (see arrivalTs). */
+  readonly #lastArrivalSort = new Map<string, number>();
   readonly #listeners = new Set<() => void>();
   readonly #messageListeners = new Set<MessageListener>();
   #sessions: Sessions | null = null;
@@ -196,8 +198,22 @@ export class EngineContext {
     this.transport.watch([...this.convs.values()].filter((c) => !c.group).map((c) => c.conv));
   }
 
+  /**
+   * The timestamp (and history sort key) of a message that arrived from the relay: its relay timestamp, except
+   * that the messages the relay commits in one batch share a timestamp and arrive in the relay's (seq) order, so
+   * each one after the first of the same millisecond in a conversation gets 1/1024 ms more than the one before.
+   * History and the UI sort by it; without this they broke the tie by the random message id.
+   */
+  arrivalTs(conv: string, ts: number): number {
+    const last = this.#lastArrivalSort.get(conv);
+    const sort = last !== undefined && ts <= last && ts > last - 1 ? last + 1 / 1024 : ts;
+    this.#lastArrivalSort.set(conv, sort);
+    return sort;
+  }
+
   /** Stores a message from someone else (or one that failed to decrypt) and counts it as unread; commits. */
-  async storeIncoming(batch: WriteBatch, conv: string, username: string, message: ChatMessage): Promise<void> {
+  async storeIncoming(batch: WriteBatch, conv: string, username: string, arrived: ChatMessage): Promise<void> {
+    const message: ChatMessage = { ...arrived, ts: this.arrivalTs(conv, arrived.ts) };
     const existing = this.convs.get(conv);
     const next: ConvState = {
       ...existing,

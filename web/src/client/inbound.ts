@@ -208,9 +208,10 @@ export class Inbound {
       const contact = await ctx.sessions.contact(conv);
       existing = { conv, username: contact.username, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
     }
-    const message: ChatMessage = { id: m.id, conv, mine: true, text: m.text, ts: m.ts, status: 'sent' };
-    const next: ConvState = { ...existing, lastText: m.text.slice(0, 200), lastTs: Math.max(existing.lastTs, m.ts) };
-    await ctx.store.stageMessage(batch, message, m.ts);
+    const ts = ctx.arrivalTs(conv, m.ts);
+    const message: ChatMessage = { id: m.id, conv, mine: true, text: m.text, ts, status: 'sent' };
+    const next: ConvState = { ...existing, lastText: m.text.slice(0, 200), lastTs: Math.max(existing.lastTs, ts) };
+    await ctx.store.stageMessage(batch, message, ts);
     await ctx.stageConv(batch, next);
     await ctx.store.commit(batch);
     ctx.convs.set(conv, next);
