@@ -80,6 +80,9 @@ export class EngineContext {
   #noticeId = 0;
   /** Per conversation, the sort key of the last message that arrived from the relay (see arrivalTs). */
   readonly #lastArrivalSort = new Map<string, number>();
+  /** The last stamp() handed out, and the outbox's newest row it starts after (read once). */
+  #lastStamp = 0;
+  #stampFloor: Promise<number> | null = null;
   readonly #listeners = new Set<() => void>();
   readonly #messageListeners = new Set<MessageListener>();
   #sessions: Sessions | null = null;
@@ -209,6 +212,21 @@ export class EngineContext {
     const sort = last !== undefined && ts <= last && ts > last - 1 ? last + 1 / 1024 : ts;
     this.#lastArrivalSort.set(conv, sort);
     return sort;
+  }
+
+  /**
+   * The local time for something we create and queue (a message, a control): now, or just after the last stamp
+   * when the clock has not moved on (or went back), so every stamp is distinct and increasing. The outbox sends in
+   * `created` order and history sorts by ts; with ties, both fell back to the random id, and a burst of messages
+   * went out, and showed, out of order. Starts after the newest row already in the outbox (a reload, or the clock
+   * set back).
+   */
+  async stamp(): Promise<number> {
+    const floor = await (this.#stampFloor ??= this.store.newestOutboxCreated());
+    const last = Math.max(this.#lastStamp, floor);
+    const now = this.now();
+    this.#lastStamp = now > last ? now : last + 1 / 1024;
+    return this.#lastStamp;
   }
 
   /** Stores a message from someone else (or one that failed to decrypt) and counts it as unread; commits. */

@@ -39,7 +39,7 @@ export class GroupMessaging {
         body = await ctx.queue.run(`group:${row.conv}`, async () => {
           const members = group.members.map((m) => m.userId);
           const own = await this.#distribute(row.conv, members);
-          const chat = { v: 1, text: await outbound.outgoingText(row.id), sentAt: row.created };
+          const chat = { v: 1, text: await outbound.outgoingText(row.id), sentAt: Math.floor(row.created) };
           const out = ctx.c.encryptGroupMessage(own.key, {
             messageId: row.id,
             content: { kind: 'chat', body: encoder.encode(JSON.stringify(chat)) },

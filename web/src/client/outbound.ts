@@ -34,7 +34,7 @@ export class Outbound {
       throw new ClientError('identity_changed', `${c.username}'s security key changed. Accept the new key to send.`);
     }
     const id = newMessageId();
-    const now = ctx.now();
+    const now = await ctx.stamp();
     const message: ChatMessage = { id, conv, mine: true, text, ts: now, status: 'pending' };
     const next: ConvState = { ...c, lastText: text.slice(0, 200), lastTs: now };
     const batch = new WriteBatch();
@@ -102,7 +102,7 @@ export class Outbound {
         try {
           envelopes = await ctx.queue.run(row.conv, async () => {
             const batch = new WriteBatch();
-            const chat = { v: 1, text: await this.outgoingText(row.id), sentAt: row.created, to: row.conv };
+            const chat = { v: 1, text: await this.outgoingText(row.id), sentAt: Math.floor(row.created), to: row.conv };
             const content = { kind: 'chat', body: encoder.encode(JSON.stringify(chat)) } as const;
             // The peer's devices and our own other devices (so each of them shows the whole conversation).
             const made = [
@@ -152,7 +152,10 @@ export class Outbound {
   async queueOwnControl(payload: ControlPayload): Promise<void> {
     const ctx = this.#ctx;
     const batch = new WriteBatch();
-    await ctx.store.stageOutbox(batch, newMessageId(), ctx.me.userId, ctx.now(), { envelopes: null, control: payload });
+    await ctx.store.stageOutbox(batch, newMessageId(), ctx.me.userId, await ctx.stamp(), {
+      envelopes: null,
+      control: payload,
+    });
     await ctx.store.commit(batch);
     void this.flushOutbox();
   }
@@ -317,7 +320,7 @@ export class Outbound {
       const id = newMessageId();
       this.#resendOf.set(id, original);
       const batch = new WriteBatch();
-      await ctx.store.stageOutbox(batch, id, from, ctx.now(), { envelopes: null });
+      await ctx.store.stageOutbox(batch, id, from, await ctx.stamp(), { envelopes: null });
       await ctx.store.commit(batch);
       queued++;
     }

@@ -147,6 +147,12 @@ export class LocalStore {
     return out;
   }
 
+  /** The `created` of the newest outbox row, or 0 when the outbox is empty. */
+  async newestOutboxCreated(): Promise<number> {
+    const cursor = await this.db.transaction('outbox').store.index('byCreated').openCursor(null, 'prev');
+    return cursor?.value.created ?? 0;
+  }
+
   // ── inbound dedupe ───────────────────────────────────────────────────────────────────────────────────────
 
   async seen(id: string): Promise<boolean> {

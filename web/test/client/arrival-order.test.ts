@@ -1,17 +1,17 @@
-// Messages the relay committed in one batch share its timestamp: they must keep their arrival (seq) order in history
-// and in the UI, which both sort by the message's ts.
+// Ordering keys: messages the relay committed in one batch share its timestamp and must keep their arrival (seq)
+// order; what we create locally in one millisecond must keep the order it was written in (see EngineContext.stamp).
 import { describe, expect, it } from 'vitest';
 import { EngineContext } from '../../src/client/context';
 import type { EngineDeps } from '../../src/client/context';
 
-const context = () =>
+const context = (now: () => number = () => 0, newestOutbox = 0) =>
   new EngineContext({
     crypto: {},
-    store: {},
+    store: { newestOutboxCreated: () => Promise.resolve(newestOutbox) },
     api: {},
     keys: {},
     me: { userId: 'me', deviceId: 'dev', username: 'me' },
-    now: () => 0,
+    now,
   } as unknown as EngineDeps);
 
 describe('arrival timestamps', () => {
@@ -31,5 +31,30 @@ describe('arrival timestamps', () => {
     const ctx = context();
     expect(ctx.arrivalTs('bob', 1000)).toBe(1000);
     expect(ctx.arrivalTs('carol', 1000)).toBe(1000);
+  });
+});
+
+describe('local stamps (what we create and queue)', () => {
+  it('are distinct and increasing while the clock stands still, and follow it when it moves on', async () => {
+    let clock = 5000;
+    const ctx = context(() => clock);
+    const got = [await ctx.stamp(), await ctx.stamp(), await ctx.stamp()];
+    expect(got).toEqual([5000, 5000 + 1 / 1024, 5000 + 2 / 1024]);
+    clock = 5007;
+    expect(await ctx.stamp()).toBe(5007);
+    clock = 4000; // set back: still after the last one
+    expect(await ctx.stamp()).toBe(5007 + 1 / 1024);
+  });
+
+  it('start after the newest row already in the outbox', async () => {
+    const ctx = context(() => 1000, 9000.5);
+    expect(await ctx.stamp()).toBe(9000.5 + 1 / 1024);
+    expect(await context(() => 10_000, 9000.5).stamp()).toBe(10_000);
+  });
+
+  it('stay distinct when asked for concurrently', async () => {
+    const ctx = context(() => 42);
+    const got = await Promise.all(Array.from({ length: 50 }, () => ctx.stamp()));
+    expect(new Set(got).size).toBe(50);
   });
 });
