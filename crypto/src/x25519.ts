@@ -1,10 +1,11 @@
-// X25519 for the sealed box from the platform when it is faster than libsodium's WebAssembly: Node's synchronous
+// X25519 for the sealed box from the platform when it is faster than libsodium's WebAssembly: Node's
 // node:crypto, else WebCrypto (browsers), else libsodium. Chosen once, in ready(), by a known-answer self-test.
 //
-// Timed during development (one-off loops; bench/RESULTS.md has the per-message figures): in Chromium, WebCrypto X25519 costs ~50–70 µs per operation against ~80–200 µs in
-// wasm; in Node, WebCrypto is slower than wasm (every call is an async job on the thread pool), so Node uses
-// node:crypto's synchronous KeyObject API (~45 µs per operation), reached through process.getBuiltinModule so
-// bundlers never see an import of it.
+// Timed during development (one-off loops; bench/RESULTS.md has the per-message figures): in Chromium, WebCrypto
+// X25519 costs ~50–70 µs per operation against ~80–200 µs in wasm; in Node, WebCrypto is slower than wasm (every
+// call is an async job on the thread pool), so Node uses node:crypto's KeyObject API (~45 µs per synchronous
+// derive), reached through process.getBuiltinModule so bundlers never see an import of it. Ephemeral key pairs are
+// made ahead, off the calling thread (see takeEphemeral).
 
 import { constantTimeEqual, isAllZero, toBase64Url, wipe } from './bytes.js';
 import { CryptoError } from './errors.js';
@@ -67,7 +68,10 @@ interface NodeKeyObject {
   export(options: { format: 'jwk' }): { x?: string };
 }
 interface NodeCrypto {
-  generateKeyPairSync(type: 'x25519'): { publicKey: NodeKeyObject; privateKey: NodeKeyObject };
+  generateKeyPair(
+    type: 'x25519',
+    callback: (err: Error | null, publicKey: NodeKeyObject, privateKey: NodeKeyObject) => void,
+  ): void;
   createPublicKey(key: { key: { kty: 'OKP'; crv: 'X25519'; x: string }; format: 'jwk' } | NodeKeyObject): NodeKeyObject;
   createPrivateKey(key: { key: Uint8Array; format: 'der'; type: 'pkcs8' }): NodeKeyObject;
   diffieHellman(options: { privateKey: NodeKeyObject; publicKey: NodeKeyObject }): Uint8Array;
@@ -77,7 +81,7 @@ function nodeCrypto(): NodeCrypto | null {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
   const mod = typeof proc?.getBuiltinModule === 'function' ? proc.getBuiltinModule('node:crypto') : null;
   const c = mod as Partial<NodeCrypto> | null;
-  return c && typeof c.generateKeyPairSync === 'function' && typeof c.diffieHellman === 'function'
+  return c && typeof c.generateKeyPair === 'function' && typeof c.diffieHellman === 'function'
     ? (c as NodeCrypto)
     : null;
 }
@@ -93,13 +97,17 @@ function nodeOps(c: NodeCrypto): Ops<NodeKeyObject> {
   };
   return {
     name: 'node',
-    generate: () => {
-      const kp = c.generateKeyPairSync('x25519');
-      return Promise.resolve({
-        publicKey: fromBase64UrlLoose(kp.publicKey.export({ format: 'jwk' }).x),
-        key: kp.privateKey,
-      });
-    },
+    // Asynchronous on purpose. With generateKeyPairSync, the key-generation job is freed by the garbage collector,
+    // and its destructor takes the key's mutex; exporting the public key takes the same mutex and allocates, so a
+    // collection during the export deadlocked the process (Node 20: a seal loop hung within ~30,000 seals; see
+    // test/x25519-node-keygen.test.ts). The asynchronous job is freed by its own callback's return, never by a GC.
+    generate: () =>
+      new Promise((resolve, reject) => {
+        c.generateKeyPair('x25519', (err, publicKey, privateKey) => {
+          if (err) reject(err);
+          else resolve({ publicKey: fromBase64UrlLoose(publicKey.export({ format: 'jwk' }).x), key: privateKey });
+        });
+      }),
     fromSecret: (secret) => {
       const key = importPrivate(secret);
       const publicKey = fromBase64UrlLoose(c.createPublicKey(key).export({ format: 'jwk' }).x);
@@ -243,6 +251,7 @@ export async function dangerousTestOnlySetX25519Backend(name: X25519Backend | nu
   assertTestHooksEnabled('dangerousTestOnlySetX25519Backend');
   privateCache = new WeakMap();
   publicCache = new Map();
+  ephemeralPool = null;
   ops = null;
   if (name === null) return selectX25519();
   const made = name === 'libsodium' ? libsodiumOps() : (candidates()[name === 'node' ? 0 : 1]!() as AnyOps | null);
@@ -284,6 +293,48 @@ function privateHandle(o: AnyOps, privateKey: Uint8Array): Promise<unknown> {
   return entry.key;
 }
 
+// Ephemeral key pairs made ahead. On node:crypto and WebCrypto a key pair is made on another thread (the thread
+// pool, WebCrypto's thread); taking a ready one leaves a seal a single X25519 operation to wait for, instead of
+// generate, then export and derive. Each pair is handed out once and never kept after that; the pool belongs to
+// one backend and is dropped when the backend changes. libsodium makes pairs on the calling thread: no pool.
+const EPHEMERAL_POOL_SIZE = 8;
+
+interface EphemeralPool {
+  readonly ops: AnyOps;
+  readonly ready: { publicKey: Uint8Array; key: unknown }[];
+  pending: number;
+}
+
+let ephemeralPool: EphemeralPool | null = null;
+
+function topUp(p: EphemeralPool): void {
+  while (p.ready.length + p.pending < EPHEMERAL_POOL_SIZE) {
+    p.pending++;
+    p.ops
+      .generate()
+      .then(async (pair) => ({ publicKey: await pair.publicKey, key: pair.key as unknown }))
+      .then(
+        (pair) => {
+          p.pending--;
+          if (ephemeralPool === p) p.ready.push(pair);
+        },
+        () => {
+          p.pending--; // the next take makes its pair directly, and tries the pool again
+        },
+      );
+  }
+}
+
+/** A fresh ephemeral key pair, from the pool when one is ready. */
+function takeEphemeral(o: AnyOps): Promise<{ publicKey: Uint8Array | Promise<Uint8Array>; key: unknown }> {
+  if (o.name === 'libsodium') return o.generate();
+  if (ephemeralPool?.ops !== o) ephemeralPool = { ops: o, ready: [], pending: 0 };
+  const p = ephemeralPool;
+  const pair = p.ready.shift();
+  topUp(p);
+  return pair ? Promise.resolve(pair) : o.generate();
+}
+
 /**
  * An ephemeral key pair and its X25519 output with `peer`. `secret` (from a replaced test random source) fixes the
  * ephemeral key; otherwise the platform draws it. Throws `invalid_key` on an all-zero output.
@@ -294,7 +345,7 @@ export async function ephemeralDh(
 ): Promise<{ publicKey: Uint8Array; shared: Uint8Array }> {
   const o = current();
   const peerHandle = publicHandle(o, peer);
-  const pair = secret ? await o.fromSecret(secret) : await o.generate();
+  const pair = secret ? await o.fromSecret(secret) : await takeEphemeral(o);
   let publicKey: Uint8Array;
   let shared: Uint8Array;
   try {

@@ -58,6 +58,22 @@ describe.each(BACKENDS)('sealed box on %s', (backend) => {
     expect(a.subarray(0, 32)).not.toEqual(b.subarray(0, 32));
   });
 
+  it('hands out each pre-made ephemeral key once, also to seals made at the same time', async () => {
+    await dangerousTestOnlySetX25519Backend(backend);
+    const recipient = generateIdentity();
+    const seen = new Set<string>();
+    for (let round = 0; round < 10; round++) {
+      // 20 at once drains the pool (8) and makes the rest directly; between rounds it fills up again.
+      const bodies = await Promise.all(Array.from({ length: 20 }, () => seal(recipient, text('once'))));
+      for (const body of bodies) {
+        seen.add(sodium().to_hex(body.subarray(0, 32)));
+        expect((await openEnvelope(recipient, body)).payload).toEqual(text('once'));
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(seen.size).toBe(200);
+  });
+
   it('rejects tampering, the wrong recipient, and a low-order or all-zero ephemeral key', async () => {
     await dangerousTestOnlySetX25519Backend(backend);
     const recipient = generateIdentity();
