@@ -15,6 +15,8 @@ export const LIMITS = {
   oneTimePrekeysStored: 1000,
   presenceWatchUsers: 200,
   userSearchResults: 20,
+  /** Device ids in a bundle's `devices` query. */
+  bundleDevicesListed: 100,
   backupBytes: 64 * 1024,
   /** Members of one group, the creator included. */
   groupMembers: 256,
@@ -207,6 +209,31 @@ export interface UserSummary {
 export interface UserSearchAnswer {
   users: UserSummary[];
 }
+
+/**
+ * `GET /api/users/:userId/bundle?devices=<id>,<id>` (the query is an extension, see relay/PROTOCOL.md): without it,
+ * a one-time prekey is taken for every device; with it, only for the devices listed (none for `devices=`).
+ */
+export const bundleQuery = z.strictObject({
+  devices: z
+    .string()
+    .max(LIMITS.bundleDevicesListed * 23)
+    .transform((list, ctx) => {
+      const ids = list === '' ? [] : list.split(',');
+      if (ids.length > LIMITS.bundleDevicesListed) {
+        ctx.addIssue({ code: 'custom', message: `lists at most ${LIMITS.bundleDevicesListed} devices` });
+        return z.NEVER;
+      }
+      for (const id of ids) {
+        if (!idSchema.safeParse(id).success) {
+          ctx.addIssue({ code: 'custom', message: 'must be device ids separated by commas' });
+          return z.NEVER;
+        }
+      }
+      return new Set(ids);
+    })
+    .optional(),
+});
 
 /** `GET /api/users/:userId/bundle` → 200 */
 export interface BundleAnswer {

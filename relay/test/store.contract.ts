@@ -201,6 +201,18 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(first?.devices[0]?.signedPrekey.keyId).toBe(1);
       });
 
+      it('takes one-time prekeys only for the devices asked for, and none for an empty set', async () => {
+        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(1), otk(2)] }, 100);
+        const none = await store.takeBundle(bob.userId, new Set());
+        expect(none?.devices.map((d) => [d.deviceId, d.oneTimePrekey])).toEqual([[bob.deviceId, null]]);
+        const other = await store.takeBundle(bob.userId, new Set([alice.deviceId]));
+        expect(other?.devices[0]?.oneTimePrekey).toBeNull();
+        expect(await store.countPrekeys(bob.deviceId)).toMatchObject({ oneTimePrekeys: 2 });
+        const asked = await store.takeBundle(bob.userId, new Set([bob.deviceId]));
+        expect(asked?.devices[0]?.oneTimePrekey?.keyId).toBe(1);
+        expect(await store.countPrekeys(bob.deviceId)).toMatchObject({ oneTimePrekeys: 1 });
+      });
+
       it('hands a single one-time prekey to exactly one of 20 concurrent takers', async () => {
         await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(1)] }, 100);
         const bundles = await Promise.all(Array.from({ length: 20 }, () => store.takeBundle(bob.userId)));

@@ -1,7 +1,7 @@
-// GET /api/users?query=<prefix> and GET /api/users/:userId/bundle.
+// GET /api/users?query=<prefix> and GET /api/users/:userId/bundle[?devices=<id>,<id>].
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, oneTimePrekeys, signIn, signUp, startRelay } from './helpers.js';
+import { api, oneTimePrekeys, signedPrekey, signIn, signUp, startRelay } from './helpers.js';
 import type { TestAccount, TestRelay } from './helpers.js';
 
 let t: TestRelay;
@@ -100,6 +100,65 @@ describe('GET /api/users/:userId/bundle', () => {
     const handed = answers.map((a) => a.body.devices[0].oneTimePrekey).filter((k) => k !== null);
     expect(handed).toHaveLength(1);
     expect(handed[0].keyId).toBe(77);
+  });
+
+  it('with devices=, lists the devices and takes no one-time prekey, and is not rate limited', async () => {
+    const erin = await signUp(t.url, 'erin', { oneTimePrekeys: 3 });
+    // More than the bundle bucket's burst (30): a fetch that takes nothing drains nothing.
+    for (let i = 0; i < 35; i++) {
+      const res = await api(t.url, 'GET', `/api/users/${erin.userId}/bundle?devices=`, { token: viewer.accessToken });
+      expect(res.status).toBe(200);
+      expect(res.body.devices).toEqual([
+        { deviceId: erin.deviceId, signedPrekey: expect.objectContaining({ keyId: 1 }), oneTimePrekey: null },
+      ]);
+    }
+    const count = await api(t.url, 'GET', '/api/devices/self/prekeys', { token: erin.accessToken });
+    expect(count.body.oneTimePrekeys).toBe(3);
+  });
+
+  it('with devices=<id>,<id>, takes a one-time prekey only for the devices listed', async () => {
+    const fern = await signUp(t.url, 'fern', { oneTimePrekeys: 2 });
+    const second = await signIn(t.url, fern);
+    await api(t.url, 'PUT', '/api/devices/self/prekeys', {
+      token: second.accessToken,
+      body: { signedPrekey: signedPrekey(fern.identity), oneTimePrekeys: oneTimePrekeys(2, 10) },
+    });
+    const only = await api(t.url, 'GET', `/api/users/${fern.userId}/bundle?devices=${second.deviceId}`, {
+      token: viewer.accessToken,
+    });
+    expect(only.status).toBe(200);
+    expect(only.body.devices.map((d: { deviceId: string }) => d.deviceId)).toEqual([fern.deviceId, second.deviceId]);
+    expect(only.body.devices[0].oneTimePrekey).toBeNull();
+    expect(only.body.devices[1].oneTimePrekey).toEqual({ keyId: 10, publicKey: expect.any(String) });
+    const unknownToo = await api(
+      t.url,
+      'GET',
+      `/api/users/${fern.userId}/bundle?devices=${fern.deviceId},${randomBytes(16).toString('base64url')}`,
+      { token: viewer.accessToken },
+    );
+    expect(unknownToo.body.devices[0].oneTimePrekey).toEqual({ keyId: 1, publicKey: expect.any(String) });
+    expect(unknownToo.body.devices[1].oneTimePrekey).toBeNull();
+    const counts = await Promise.all(
+      [fern.accessToken, second.accessToken].map(
+        async (token) => (await api(t.url, 'GET', '/api/devices/self/prekeys', { token })).body.oneTimePrekeys,
+      ),
+    );
+    expect(counts).toEqual([1, 1]);
+  });
+
+  it('rejects a malformed devices list, and other query parameters, with 400 invalid_input', async () => {
+    const id = viewer.deviceId;
+    for (const query of [
+      'devices=not-an-id',
+      `devices=${id},`,
+      `devices=${id}&devices=${id}`,
+      `devices=${Array.from({ length: 101 }, () => id).join(',')}`,
+      'x=1',
+    ]) {
+      const res = await api(t.url, 'GET', `/api/users/${viewer.userId}/bundle?${query}`, { token: viewer.accessToken });
+      expect(res.status, query).toBe(400);
+      expect(res.body.error.code).toBe('invalid_input');
+    }
   });
 
   it('answers 404 not_found for an unknown user and 400 for a malformed id', async () => {

@@ -1,7 +1,7 @@
-// GET /api/users?query=<prefix> and GET /api/users/:userId/bundle.
+// GET /api/users?query=<prefix> and GET /api/users/:userId/bundle[?devices=<id>,<id>].
 import { Router } from 'express';
 import { RelayError } from '../errors.js';
-import { idSchema, userSearchQuery } from '../protocol.js';
+import { bundleQuery, idSchema, userSearchQuery } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { DirectoryService } from '../service/directory.js';
 import { TokenBuckets } from '../service/rate-limit.js';
@@ -28,14 +28,18 @@ export function usersRoutes(accounts: AccountService, directory: DirectoryServic
   });
   router.get('/users/:userId/bundle', requireAuth(accounts), async (req, res) => {
     const userId = parseInput(idSchema, req.params.userId, 'userId');
+    const { devices } = parseInput(bundleQuery, req.query, 'query');
+    const takeFor = devices ?? null;
     const now = Date.now();
     if (++fetches % PRUNE_EVERY === 0) buckets.prune(now);
-    // Fetching one's own bundle (clients look for their own other devices) drains no one else's prekeys.
+    // Fetching one's own bundle (clients look for their own other devices) drains no one else's prekeys, and
+    // neither does a fetch that takes none (`devices=`: the device list a client checks now and then).
     const requester = authOf(res).userId;
-    if (requester !== userId && !buckets.take(`${requester}:${userId}`, now)) {
+    const drains = requester !== userId && (takeFor === null || takeFor.size > 0);
+    if (drains && !buckets.take(`${requester}:${userId}`, now)) {
       throw new RelayError('rate_limited', 'too many bundle fetches for this user; slow down', { retryAfterSeconds });
     }
-    res.json(await directory.bundle(userId));
+    res.json(await directory.bundle(userId, takeFor));
   });
   return router;
 }

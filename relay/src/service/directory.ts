@@ -32,8 +32,9 @@ export class DirectoryService {
     return this.store.countPrekeys(auth.deviceId);
   }
 
-  async bundle(userId: string): Promise<BundleAnswer> {
-    const bundle = await this.store.takeBundle(userId);
+  /** `takeFor`: the devices to take a one-time prekey for (null: every device). */
+  async bundle(userId: string, takeFor: ReadonlySet<string> | null = null): Promise<BundleAnswer> {
+    const bundle = await this.store.takeBundle(userId, takeFor);
     if (!bundle) throw new RelayError('not_found', 'no such user');
     return {
       userId: bundle.userId,

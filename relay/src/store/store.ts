@@ -199,8 +199,11 @@ export interface Store {
     maxStored: number,
   ): Promise<'stored' | 'too_many'>;
   countPrekeys(deviceId: string): Promise<{ oneTimePrekeys: number; signedPrekeyId: number | null }>;
-  /** The user's devices that have a signed prekey, each with one one-time prekey taken (handed out once). */
-  takeBundle(userId: string): Promise<BundleRecord | null>;
+  /**
+   * The user's devices that have a signed prekey, oldest first, each with one one-time prekey taken (handed out
+   * once); with `takeFor`, only the devices in it get one (the others `null`).
+   */
+  takeBundle(userId: string, takeFor?: ReadonlySet<string> | null): Promise<BundleRecord | null>;
 
   // Groups -------------------------------------------------------------------------------------------------------
   createGroup(groupId: string, members: GroupMemberRecord[], now: number): Promise<GroupRecord>;

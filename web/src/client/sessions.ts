@@ -96,11 +96,19 @@ export class Sessions {
       this.#store.stageDelete(batch, 'sessions', key);
   }
 
-  /** Fetches the peer's bundle (takes one one-time prekey per device) and records/checks the identity key. */
-  async fetchBundle(peerUserId: string): Promise<{ bundle: BundleAnswer; contact: Contact }> {
+  /**
+   * Fetches the peer's bundle and records/checks the identity key. `takeFor` names the devices whose one-time
+   * prekey we take (each is handed out once, and the peer must upload more): 'all', or only those listed; `[]`
+   * takes none and is the device list.
+   */
+  async fetchBundle(
+    peerUserId: string,
+    takeFor: 'all' | readonly string[],
+  ): Promise<{ bundle: BundleAnswer; contact: Contact }> {
+    const query = takeFor === 'all' ? '' : `?devices=${takeFor.map(encodeURIComponent).join(',')}`;
     const bundle = await this.#api.call(
       'GET',
-      `/api/users/${encodeURIComponent(peerUserId)}/bundle`,
+      `/api/users/${encodeURIComponent(peerUserId)}/bundle${query}`,
       bundleAnswerSchema,
     );
     if (bundle.userId !== peerUserId) throw new ClientError('relay_error', 'The relay answered for another user');
@@ -172,7 +180,7 @@ export class Sessions {
   async contact(userId: string): Promise<Contact> {
     const known = await this.#store.contact(userId);
     // A contact restored from the key backup has no username yet: the bundle names it (and checks its key).
-    return known && !known.restored ? known : (await this.fetchBundle(userId)).contact;
+    return known && !known.restored ? known : (await this.fetchBundle(userId, [])).contact;
   }
 
   /**
@@ -210,12 +218,23 @@ export class Sessions {
   /**
    * Fetches the user's device list: keeps sessions with listed devices, starts sessions with new ones, drops
    * sessions with devices that are gone. For our own account, this device is left out (and none is not an error).
+   * With no session yet, one fetch takes a one-time prekey of every device; otherwise (and always for our own
+   * account) the list is fetched without taking any, and a second fetch takes them for the new devices only, so
+   * checking a contact's devices now and then does not use up their one-time prekeys.
    */
   async #refreshDevices(peerUserId: string, existing: Session[], batch: WriteBatch): Promise<Session[]> {
-    const { bundle } = await this.fetchBundle(peerUserId);
-    this.#checked.set(peerUserId, this.#now());
     const self = peerUserId === this.#me.userId;
-    const devices = bundle.devices.filter((d) => !(self && d.deviceId === this.#me.deviceId));
+    // Our own bundle lists this device too: never take from it, so the first fetch for ourselves takes none.
+    const { bundle } = await this.fetchBundle(peerUserId, existing.length === 0 && !self ? 'all' : []);
+    this.#checked.set(peerUserId, this.#now());
+    let devices = bundle.devices.filter((d) => !(self && d.deviceId === this.#me.deviceId));
+    const added = devices.filter((d) => !existing.some((s) => s.peerDeviceId === d.deviceId)).map((d) => d.deviceId);
+    if ((existing.length > 0 || self) && added.length > 0) {
+      // The new devices' entries come from a second answer, with their one-time prekeys (signed by the identity
+      // key of the first answer, checked below: a relay that swaps keys between the two answers fails there).
+      const fresh = (await this.fetchBundle(peerUserId, added)).bundle.devices;
+      devices = devices.map((d) => fresh.find((f) => f.deviceId === d.deviceId) ?? d);
+    }
     if (devices.length === 0 && !self) {
       throw new ClientError('no_devices', `${bundle.username} has no device that can receive messages yet.`);
     }
@@ -270,7 +289,7 @@ export class Sessions {
     const claimed = this.#c.toBase64Url(info.identityKey);
     if (!contact || contact.restored || contact.identityKey !== claimed) {
       // Unknown sender, or a key different from the one we trust: ask the relay which key this account has now.
-      contact = (await this.fetchBundle(env.senderUserId)).contact;
+      contact = (await this.fetchBundle(env.senderUserId, [])).contact;
     }
     const signedPrekey = await this.#keys.signedPrekey(info.signedPrekeyId);
     if (!signedPrekey)

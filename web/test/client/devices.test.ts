@@ -6,7 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVICE_CHECK_MS } from '../../src/client/sessions';
 import type { ChatEngineApi } from '../../src/client/types';
 import { asClient, boot, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
-import { dangerousTestOnlyReplaceIdentity, startTestRelay, type TestRelay } from '../support/relay';
+import {
+  dangerousTestOnlyReplaceIdentity,
+  oneTimePrekeyCounts,
+  startTestRelay,
+  type TestRelay,
+} from '../support/relay';
 
 let relay: TestRelay;
 let now = Date.now();
@@ -90,6 +95,29 @@ describe('safety numbers and key changes', () => {
     await until('sent', async () => (await statusOf(ann.engine, cy.userId, 'second'))?.status === 'sent');
     await ann.engine.acceptIdentityChange(cy.userId); // "OK" on the banner
     expect(ann.engine.getSnapshot().trust[cy.userId]?.keyChanged).toBe(false);
+  });
+});
+
+describe('device checks', () => {
+  it("listing a contact's devices again, and our own, takes none of anyone's one-time prekeys", async () => {
+    const ann = await user('dc_ann');
+    const bo = await user('dc_bo');
+    await openWith(ann, bo);
+    await ann.engine.send(bo.userId, 'first'); // no session yet: this takes one of bo's
+    await until('bo got it', () => hasText(bo.engine, ann.userId, 'first'));
+    await bo.engine.send(ann.userId, 'first reply');
+    await until('ann got it', () => hasText(ann.engine, bo.userId, 'first reply'));
+    const devices = [ann, bo].map((u) => u.engine.getSnapshot().me.deviceId);
+    const before = oneTimePrekeyCounts(relay);
+    for (let i = 0; i < 3; i++) {
+      now += DEVICE_CHECK_MS + 1_000; // both re-list each other's devices, and their own, on their next send
+      await ann.engine.send(bo.userId, `again ${i}`);
+      await until('bo got it', () => hasText(bo.engine, ann.userId, `again ${i}`));
+      await bo.engine.send(ann.userId, `reply ${i}`);
+      await until('ann got it', () => hasText(ann.engine, bo.userId, `reply ${i}`));
+    }
+    const after = oneTimePrekeyCounts(relay);
+    expect(devices.map((d) => after.get(d))).toEqual(devices.map((d) => before.get(d)));
   });
 });
 

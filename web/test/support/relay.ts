@@ -1,5 +1,6 @@
 // Starts the real relay in-process for web tests: createRelay on port 0 with a throw-away data directory.
 // (The relay's own test helper may offer the same; this keeps the web suite on the relay's public entry points.)
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,4 +100,17 @@ export async function dangerousTestOnlyReplaceIdentity(
     db.close();
   }
   return { deviceId };
+}
+
+/** Unused one-time prekeys per device, read from the relay's SQLite file (what bundles have not handed out yet). */
+export function oneTimePrekeyCounts(relay: TestRelay): Map<string, number> {
+  const db = new Database(join(relay.dataDir, 'weconnect.db'), { readonly: true, fileMustExist: true });
+  try {
+    const rows = db
+      .prepare('SELECT device_id AS deviceId, count(*) AS n FROM one_time_prekeys GROUP BY device_id')
+      .all() as { deviceId: string; n: number }[];
+    return new Map(rows.map((r) => [r.deviceId, r.n]));
+  } finally {
+    db.close();
+  }
 }

@@ -363,7 +363,7 @@ export class MongoStore implements Store {
   }
 
   /** Each device's lowest one-time prekey, claimed by a delete that only one taker can win (handed out once). */
-  async takeBundle(userId: string): Promise<BundleRecord | null> {
+  async takeBundle(userId: string, takeFor: ReadonlySet<string> | null = null): Promise<BundleRecord | null> {
     const user = await this.m.users.findById(userId, { username: 1, identityKey: 1 }).lean();
     if (!user) return null;
     const devices = await this.m.devices.find({ userId }).sort({ createdAt: 1, _id: 1 }).lean();
@@ -376,7 +376,7 @@ export class MongoStore implements Store {
     for (const device of devices) {
       const signedPrekey = signedOf(device);
       if (!signedPrekey) continue;
-      const taken = await this.takeOneTimePrekey(device._id);
+      const taken = takeFor && !takeFor.has(device._id) ? null : await this.takeOneTimePrekey(device._id);
       bundle.devices.push({
         deviceId: device._id,
         signedPrekey,

@@ -59,7 +59,7 @@ export class PrekeyTables {
   }
 
   /** One transaction: read the devices, and delete-and-return one one-time prekey of each. */
-  takeBundle(userId: string): BundleRecord | null {
+  takeBundle(userId: string, takeFor: ReadonlySet<string> | null): BundleRecord | null {
     return this.db.transaction((): BundleRecord | null => {
       const user = this.prepare<[string], { user_id: string; username: string; identity_key: Buffer }>(
         'SELECT user_id, username, identity_key FROM users WHERE user_id = ?',
@@ -79,7 +79,7 @@ export class PrekeyTables {
         username: user.username,
         identityKey: user.identity_key,
         devices: devices.map((d) => {
-          const otk = take.get(d.device_id, d.device_id);
+          const otk = takeFor && !takeFor.has(d.device_id) ? undefined : take.get(d.device_id, d.device_id);
           return {
             deviceId: d.device_id,
             signedPrekey: {

@@ -289,8 +289,8 @@ export class SqliteStore implements Store {
     return later(() => this.prekeys.count(deviceId));
   }
 
-  takeBundle(userId: string): Promise<BundleRecord | null> {
-    return later(() => this.prekeys.takeBundle(userId));
+  takeBundle(userId: string, takeFor: ReadonlySet<string> | null = null): Promise<BundleRecord | null> {
+    return later(() => this.prekeys.takeBundle(userId, takeFor));
   }
 
   // Groups ---------------------------------------------------------------------------------------------------------
