@@ -38,9 +38,14 @@ export const decoder = new TextDecoder();
 /** A conversation as the engine keeps it: the summary plus the ids still unread (for read receipts). */
 export interface ConvState extends Conversation {
   unreadIds: string[];
+  /** The sort key of the last message that arrived from the relay (see arrivalTs); kept across app sessions. */
+  lastArrival?: number;
 }
 
-export const convRecordSchema = conversationSummarySchema.extend({ unreadIds: z.array(z.string()).max(1000) });
+export const convRecordSchema = conversationSummarySchema.extend({
+  unreadIds: z.array(z.string()).max(1000),
+  lastArrival: z.number().optional(),
+});
 
 export interface EngineDeps {
   crypto: Crypto;
@@ -78,7 +83,7 @@ export class EngineContext {
   readonly convs = new Map<string, ConvState>();
   #snapshot: EngineSnapshot;
   #noticeId = 0;
-  /** Per conversation, the sort key of the last message that arrived from the relay (see arrivalTs). */
+  /** Per conversation, the sort key of the last message that arrived from the relay in this app session. */
   readonly #lastArrivalSort = new Map<string, number>();
   /** The last stamp() handed out, and the outbox's newest row it starts after (read once). */
   #lastStamp = 0;
@@ -183,7 +188,9 @@ export class EngineContext {
   // ── conversations ────────────────────────────────────────────────────────────────────────────────────────
 
   sortedConvs(): Conversation[] {
-    return [...this.convs.values()].sort((a, b) => b.lastTs - a.lastTs).map(({ unreadIds: _unreadIds, ...c }) => c);
+    return [...this.convs.values()]
+      .sort((a, b) => b.lastTs - a.lastTs)
+      .map(({ unreadIds: _unreadIds, lastArrival: _lastArrival, ...c }) => c);
   }
 
   async stageConv(batch: WriteBatch, c: ConvState): Promise<void> {
@@ -205,10 +212,11 @@ export class EngineContext {
    * The timestamp (and history sort key) of a message that arrived from the relay: its relay timestamp, except
    * that the messages the relay commits in one batch share a timestamp and arrive in the relay's (seq) order, so
    * each one after the first of the same millisecond in a conversation gets 1/1024 ms more than the one before.
-   * History and the UI sort by it; without this they broke the tie by the random message id.
+   * History and the UI sort by it; without this they broke the tie by the random message id. The last key is also
+   * stored with the conversation, so the order holds across a reload between two such messages.
    */
   arrivalTs(conv: string, ts: number): number {
-    const last = this.#lastArrivalSort.get(conv);
+    const last = this.#lastArrivalSort.get(conv) ?? this.convs.get(conv)?.lastArrival;
     const sort = last !== undefined && ts <= last && ts > last - 1 ? last + 1 / 1024 : ts;
     this.#lastArrivalSort.set(conv, sort);
     return sort;
@@ -241,6 +249,7 @@ export class EngineContext {
       lastTs: Math.max(existing?.lastTs ?? 0, message.ts),
       unread: (existing?.unread ?? 0) + 1,
       unreadIds: [...(existing?.unreadIds ?? []), message.id].slice(-1000),
+      lastArrival: message.ts,
     };
     await this.store.stageMessage(batch, message, message.ts);
     await this.stageConv(batch, next);

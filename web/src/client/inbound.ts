@@ -210,7 +210,12 @@ export class Inbound {
     }
     const ts = ctx.arrivalTs(conv, m.ts);
     const message: ChatMessage = { id: m.id, conv, mine: true, text: m.text, ts, status: 'sent' };
-    const next: ConvState = { ...existing, lastText: m.text.slice(0, 200), lastTs: Math.max(existing.lastTs, ts) };
+    const next: ConvState = {
+      ...existing,
+      lastText: m.text.slice(0, 200),
+      lastTs: Math.max(existing.lastTs, ts),
+      lastArrival: ts,
+    };
     await ctx.store.stageMessage(batch, message, ts);
     await ctx.stageConv(batch, next);
     await ctx.store.commit(batch);

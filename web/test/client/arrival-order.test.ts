@@ -27,6 +27,25 @@ describe('arrival timestamps', () => {
     expect(got.map(Math.floor)).toEqual([t, t, t, t + 5, t + 5, t + 2]); // shown times are unchanged
   });
 
+  it('continues after the last arrival stored with the conversation (a reload between two such messages)', () => {
+    const t = 1_795_000_000_000;
+    const before = context();
+    before.arrivalTs('bob', t);
+    const stored = before.arrivalTs('bob', t); // what storeIncoming saves as the conversation's lastArrival
+    const after = context(); // a new app session: nothing in memory
+    after.convs.set('bob', {
+      conv: 'bob',
+      username: 'bob',
+      lastText: '',
+      lastTs: t,
+      unread: 0,
+      unreadIds: [],
+      lastArrival: stored,
+    });
+    expect(after.arrivalTs('bob', t)).toBe(t + 2 / 1024);
+    expect(after.arrivalTs('carol', t)).toBe(t);
+  });
+
   it('keeps conversations apart', () => {
     const ctx = context();
     expect(ctx.arrivalTs('bob', 1000)).toBe(1000);
