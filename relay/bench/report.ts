@@ -196,7 +196,6 @@ function messagingTable(input: ReportInput, runs: Runs, labels: string[]): strin
               : sum,
           { lost: 0, dup: 0, skipped: 0 },
         );
-      const { limited, of } = runs.limited(server, label);
       rows.push([
         label,
         server,
@@ -212,7 +211,7 @@ function messagingTable(input: ReportInput, runs: Runs, labels: string[]): strin
         fmt(runs.median(server, label, M.mainUs), 1),
         `${integrity.lost} / ${integrity.dup}`,
         integrity.skipped > 0 ? fmt(integrity.skipped) : '',
-        `${fmt(runs.median(server, label, M.loadgenCores), 2)}${limited > 0 ? ` ⚠ ${limited}/${of}` : ''}`,
+        loadgenCell(runs, server, label),
         fmt(runs.median(server, label, M.otherCores), 2),
       ]);
     }
@@ -240,19 +239,24 @@ function messagingTable(input: ReportInput, runs: Runs, labels: string[]): strin
   );
 }
 
+/** The load generator's cores in a phase, marked ⚠ with how many repetitions it was the limit in. */
+function loadgenCell(runs: Runs, server: string, label: string): string {
+  const { limited, of } = runs.limited(server, label);
+  return `${fmt(runs.median(server, label, M.loadgenCores), 2)}${limited > 0 ? ` ⚠ ${limited}/${of}` : ''}`;
+}
+
 function idleTable(input: ReportInput, runs: Runs): string {
   const label = `idle ${input.settings.idle}`;
   const rows = input.settings.servers
     .filter((server) => runs.has(server, label))
     .map((server) => {
-      const { limited, of } = runs.limited(server, label);
       return [
         server,
         withSpread(runs.values(server, label, M.perSec)),
         withSpread(runs.values(server, label, M.cpuUs), 0),
         withSpread(runs.values(server, label, M.rssKiBPerConn), 1),
         fmt(runs.median(server, label, M.heapKiBPerConn), 1),
-        `${fmt(runs.median(server, label, M.loadgenCores), 2)}${limited > 0 ? ` ⚠ ${limited}/${of}` : ''}`,
+        loadgenCell(runs, server, label),
         fmt(runs.median(server, label, M.otherCores), 2),
       ];
     });
