@@ -66,7 +66,12 @@ describe('safety numbers and key changes', () => {
     // Bo's old device is gone: the relay answers unknown_recipient, ann refetches the bundle and sees the new key.
     await ann.engine.send(bo.userId, 'after the change');
     await until('blocked', () => ann.engine.getSnapshot().trust[bo.userId]?.blocked);
-    expect((await statusOf(ann.engine, bo.userId, 'after the change'))?.failure).toMatch(/security key changed/);
+    // The trust state is published as the new key is seen; the message is marked failed just after (same flush).
+    const failed = await until(
+      'marked failed',
+      async () => (await statusOf(ann.engine, bo.userId, 'after the change'))?.failure,
+    );
+    expect(failed).toMatch(/security key changed/);
     expect(ann.engine.getSnapshot().trust[bo.userId]).toMatchObject({ verified: true, keyChanged: true });
     await expect(ann.engine.send(bo.userId, 'still blocked')).rejects.toMatchObject({ code: 'identity_changed' });
     // The safety number still covers the verified key until the new one is accepted.
