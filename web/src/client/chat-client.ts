@@ -133,6 +133,7 @@ export class ChatClient implements ChatEngineApi {
 
   async #load(): Promise<void> {
     const ctx = this.#ctx;
+    await this.#sessions.migrateLegacy();
     for (const row of await ctx.store.db.getAll('conversations')) {
       const s = await ctx.store.vault.open(`conversations/${row.conv}`, row.sealed, convRecordSchema);
       ctx.convs.set(row.conv, { conv: row.conv, ...s });
@@ -284,7 +285,7 @@ export class ChatClient implements ChatEngineApi {
   async #maintain(): Promise<void> {
     try {
       await this.#ctx.keys.maintain(this.#ctx.api, this.#ctx.now());
-      await this.#ctx.store.pruneSeen(this.#ctx.now());
+      await this.#ctx.store.pruneSeen(this.#ctx.now(), await this.#ctx.keys.oldestSignedPrekeyCreated());
     } catch (e) {
       if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
         console.warn('key maintenance failed:', describeError(e));

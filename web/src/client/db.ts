@@ -14,8 +14,11 @@ export interface WeConnectDB extends DBSchema {
   devicekeys: { key: string; value: CryptoKey };
   /** Sealed secrets: identity, tokens, prekeys, signed prekeys. */
   secrets: { key: string; value: Sealed };
-  /** Double Ratchet sessions, key `${userId}/${deviceId}`. */
-  sessions: { key: string; value: Sealed };
+  /**
+   * Double Ratchet session states, one record per peer device under the array key [userId, deviceId] (a few states
+   * each, newest first). String keys `${userId}/${deviceId}` are the old layout, migrated at start.
+   */
+  sessions: { key: string | string[]; value: Sealed };
   /** Known contacts (username, identity key, verified flag), key userId. */
   contacts: { key: string; value: Sealed };
   /** Local history. */

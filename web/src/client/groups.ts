@@ -8,6 +8,7 @@
 import type { OwnSenderKey, SenderKeyRecord } from '@weconnect/crypto';
 import { z } from 'zod';
 import type { Crypto } from './crypto-loader';
+import { relayIdSchema } from './schemas';
 import type { LocalStore, WriteBatch } from './store';
 
 /** `sentTo`: members (user ids) who got the key; `devices`: which of their devices did (`userId/deviceId`). */
@@ -28,9 +29,9 @@ export interface OwnGroupKey {
 export const groupInfoPayloadSchema = z.object({
   v: z.literal(1),
   t: z.literal('group'),
-  groupId: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
+  groupId: relayIdSchema,
   name: z.string().min(1).max(100),
-  members: z.array(z.object({ userId: z.string().min(1).max(128), username: z.string().min(1).max(32) })).max(256),
+  members: z.array(z.object({ userId: relayIdSchema, username: z.string().min(1).max(32) })).max(256),
 });
 export type GroupInfoPayload = z.infer<typeof groupInfoPayloadSchema>;
 

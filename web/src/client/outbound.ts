@@ -130,10 +130,11 @@ export class Outbound {
       if (ack.ok) {
         await this.acknowledged(row.id, row.conv);
       } else if (ack.error.code === 'unknown_recipient') {
-        // A device of the peer is gone: forget the sessions and encrypt again from a fresh bundle, same id.
+        // A device of the peer is gone: check the device list again and re-encrypt, same id.
         await ctx.queue.run(row.conv, async () => {
           const batch = new WriteBatch();
-          await ctx.sessions.forget(row.conv, batch);
+          ctx.sessions.recheckDevices(row.conv);
+          ctx.sessions.recheckDevices(ctx.me.userId);
           await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: null });
           await ctx.store.commit(batch);
         });
@@ -206,7 +207,7 @@ export class Outbound {
     } else if (ack.error.code === 'unknown_recipient') {
       await ctx.queue.run(me, async () => {
         const batch = new WriteBatch();
-        await ctx.sessions.forget(me, batch);
+        ctx.sessions.recheckDevices(me);
         await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: null, control });
         await ctx.store.commit(batch);
       });
@@ -300,11 +301,7 @@ export class Outbound {
       if (ack.error.code !== 'unknown_recipient' || attempt > 0) {
         throw new ClientError('relay_error', ack.error.message);
       }
-      await ctx.queue.run(peer, async () => {
-        const batch = new WriteBatch();
-        await ctx.sessions.forget(peer, batch);
-        await ctx.store.commit(batch);
-      });
+      ctx.sessions.recheckDevices(peer);
     }
   }
 

@@ -55,6 +55,12 @@ export class OwnKeys {
     return new OwnKeys(c, store, c.deserializeIdentity(raw));
   }
 
+  /** When the oldest signed prekey this device still holds was made (seen ids are kept at least that long). */
+  async oldestSignedPrekeyCreated(): Promise<number> {
+    const rec = await this.#store.read('secrets', 'spk', signedPrekeysSchema);
+    return rec ? Math.min(...rec.keys.map((k) => k.createdAt)) : 0;
+  }
+
   async signedPrekey(keyId: number): Promise<SignedPrekey | null> {
     const rec = await this.#store.read('secrets', 'spk', signedPrekeysSchema);
     const found = rec?.keys.find((k) => k.keyId === keyId);

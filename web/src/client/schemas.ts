@@ -4,8 +4,20 @@
 import { z } from 'zod';
 import { sealedSchema } from './vault';
 
-const id = z.string().min(1).max(128);
-const messageId = z.string().regex(/^[A-Za-z0-9_-]{22}$/);
+/**
+ * A user, device or group id exactly as the relay issues them: 16 random bytes as canonical unpadded base64url
+ * (22 characters, the last one carrying 2 bits). Nothing else is accepted from the relay or from a peer, so no id can
+ * contain a separator or spoof a prefix of another (session records are keyed by [userId, deviceId] arrays as well).
+ */
+export const RELAY_ID = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+export const relayIdSchema = z.string().regex(RELAY_ID, 'must be a relay id (22 characters of base64url)');
+/** True for an id in the relay's exact format. */
+export function isRelayId(value: unknown): value is string {
+  return typeof value === 'string' && RELAY_ID.test(value);
+}
+const id = relayIdSchema;
+/** Message ids are made by clients in the same format (16 random bytes). */
+const messageId = relayIdSchema;
 
 // ── IndexedDB records ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -186,7 +198,7 @@ export const inboundEntrySchema = z.object({
   seq: z.number(),
   ts: z.number(),
   body: wireBytes,
-  group: z.string().optional(),
+  group: id.optional(),
 });
 export type InboundEntry = z.infer<typeof inboundEntrySchema>;
 

@@ -1,6 +1,13 @@
 // Sessions: pairwise Double Ratchet sessions with each peer device — start them from relay bundles, accept them
 // from prekey messages, encrypt and decrypt. Callers serialize per peer (KeyedSerialQueue) and commit the staged
 // writes together with what the message changed.
+//
+// Trust lives here, in one rule (`usable`, with `decryptable` beside it): a session state may encrypt only while its
+// peer identity key is the contact's trusted key, and a verified contact's messages decrypt only on such states.
+// Each peer device keeps a few states, newest first (as Signal's Sesame does): a message decrypts with any state the
+// rule allows (which then becomes the newest), a send uses the newest usable one, and a new session from a prekey
+// message is added in front without destroying the others. So an injected prekey message never replaces a working
+// session, and two sides that start sessions at the same moment converge without losing anything.
 
 import type { Content, Envelope, Session } from '@weconnect/crypto';
 import { z } from 'zod';
@@ -8,10 +15,42 @@ import type { RelayApi } from './api';
 import type { Crypto } from './crypto-loader';
 import { ClientError } from './errors';
 import type { OwnKeys } from './own-keys';
-import { bundleAnswerSchema, type BundleAnswer, type Contact } from './schemas';
-import type { LocalStore, WriteBatch } from './store';
+import { bundleAnswerSchema, isRelayId, type BundleAnswer, type Contact } from './schemas';
+import { WriteBatch, type LocalStore } from './store';
 
 const anyValue = z.unknown();
+
+/** How many session states a peer device keeps (the newest first); older ones are dropped. */
+export const MAX_STATES_PER_DEVICE = 5;
+
+/** At most one bundle fetch per user per this long is triggered by an inbound prekey message with an unknown key. */
+export const INBOUND_FETCH_EVERY_MS = 60_000;
+
+/** One record per peer device, under the array key [userId, deviceId]. */
+const deviceRecordSchema = z.object({
+  v: z.literal(2),
+  states: z.array(z.unknown()).min(1).max(MAX_STATES_PER_DEVICE),
+});
+
+/**
+ * The trust rule, the only place it is decided: a session state may be used (to encrypt or to decrypt) only while its
+ * peer identity key equals the contact's trusted identity key. A contact's identity change (accepted by the user, or
+ * taken for an unverified contact with a banner) therefore retires every state under the old key at once, and a
+ * verified contact's pending (unaccepted) key never gets a state used.
+ */
+export function usable(c: Crypto, state: Session, contact: Contact | null): boolean {
+  return contact !== null && c.toBase64Url(state.peerIdentityKey) === contact.identityKey;
+}
+
+/**
+ * The same rule for reading: a verified contact's messages decrypt only on states under the verified key (a session
+ * the relay made before the user compared safety numbers is dropped when they verify, and could not speak for the
+ * contact anyway). An unverified contact's held states all decrypt — trust on first use, under the key-change banner
+ * — so a prekey message the relay injects under a new key never makes the contact's real messages undecryptable.
+ */
+export function decryptable(c: Crypto, state: Session, contact: Contact | null): boolean {
+  return contact !== null && (usable(c, state, contact) || !contact.verified);
+}
 
 /**
  * How a sender learns about a contact's new device (or its own): the device list (the bundle) is fetched again on
@@ -46,6 +85,8 @@ export class Sessions {
   readonly #checkEveryMs: number;
   /** When each peer's device list was last fetched (this run); a first send after start always checks. */
   readonly #checked = new Map<string, number>();
+  /** When an inbound prekey message last made us fetch a user's bundle (rate limit: the sender is unauthenticated). */
+  readonly #inboundFetch = new Map<string, number>();
 
   constructor(
     c: Crypto,
@@ -66,34 +107,82 @@ export class Sessions {
     this.#events = events;
   }
 
-  async #load(peerUserId: string): Promise<Session[]> {
-    const keys = await this.#store.keys('sessions', `${peerUserId}/`);
-    const out: Session[] = [];
-    for (const key of keys) {
-      const raw = await this.#store.read('sessions', key, anyValue);
-      if (raw !== null) out.push(this.#c.deserializeSession(raw));
+  /** The states of one peer device, newest first (none: []). A record whose states name another peer is refused. */
+  async #loadDevice(peerUserId: string, deviceId: string): Promise<Session[]> {
+    const rec = await this.#store.read('sessions', [peerUserId, deviceId], deviceRecordSchema);
+    if (!rec) return [];
+    const states = rec.states.map((raw) => this.#c.deserializeSession(raw));
+    if (states.some((s) => s.peerUserId !== peerUserId || s.peerDeviceId !== deviceId)) {
+      throw new ClientError('corrupt_store', 'A stored session does not belong to the device it is filed under');
+    }
+    return states;
+  }
+
+  /** Every device of the peer we hold states for: deviceId → states, newest first. Filtered by exact peer id. */
+  async #loadUser(peerUserId: string): Promise<Map<string, Session[]>> {
+    const out = new Map<string, Session[]>();
+    for (const key of await this.#store.keysUnder('sessions', [peerUserId])) {
+      const deviceId = key[1]!;
+      const states = await this.#loadDevice(peerUserId, deviceId);
+      if (states.length > 0) out.set(deviceId, states);
     }
     return out;
   }
 
-  async #loadOne(peerUserId: string, deviceId: string): Promise<Session | null> {
-    const raw = await this.#store.read('sessions', `${peerUserId}/${deviceId}`, anyValue);
-    return raw === null ? null : this.#c.deserializeSession(raw);
+  async #stageDevice(batch: WriteBatch, peerUserId: string, deviceId: string, states: Session[]): Promise<void> {
+    if (states.length === 0) {
+      this.#store.stageDelete(batch, 'sessions', [peerUserId, deviceId]);
+      return;
+    }
+    const kept = states.slice(0, MAX_STATES_PER_DEVICE).map((s) => this.#c.serializeSession(s));
+    await this.#store.stage(batch, 'sessions', [peerUserId, deviceId], { v: 2, states: kept });
   }
 
-  async #stageSession(batch: WriteBatch, s: Session): Promise<void> {
-    await this.#store.stage(batch, 'sessions', `${s.peerUserId}/${s.peerDeviceId}`, this.#c.serializeSession(s));
+  /**
+   * Moves records of the old layout (string keys `${userId}/${deviceId}`) to array keys, once, at start. A record is
+   * moved only when both ids have the relay's format and the session inside names exactly that peer; others are
+   * dropped (a later send starts a fresh session).
+   */
+  async migrateLegacy(): Promise<void> {
+    const legacy = await this.#store.keys('sessions', '');
+    if (legacy.length === 0) return;
+    const batch = new WriteBatch();
+    for (const key of legacy) {
+      this.#store.stageDelete(batch, 'sessions', key);
+      const [userId, deviceId, ...rest] = key.split('/');
+      if (rest.length > 0 || !isRelayId(userId) || !isRelayId(deviceId)) continue;
+      try {
+        const raw = await this.#store.read('sessions', key, anyValue);
+        const s = raw === null ? null : this.#c.deserializeSession(raw);
+        if (s && s.peerUserId === userId && s.peerDeviceId === deviceId) {
+          const kept = await this.#loadDevice(userId, deviceId);
+          await this.#stageDevice(batch, userId, deviceId, [...kept, s]);
+        }
+      } catch {
+        // unreadable: dropped
+      }
+    }
+    await this.#store.commit(batch);
   }
 
   async hasSessions(peerUserId: string): Promise<boolean> {
-    return (await this.#store.keys('sessions', `${peerUserId}/`)).length > 0;
+    return (await this.#store.keysUnder('sessions', [peerUserId])).length > 0;
   }
 
-  /** Drops every session with a peer (a device disappeared): the next send fetches a fresh bundle. */
+  /**
+   * The relay says a device of the peer is gone: the next send fetches the device list again. Sessions with the
+   * devices it still lists are kept (a relay that answers `unknown_recipient` cannot make us drop working sessions).
+   */
+  recheckDevices(peerUserId: string): void {
+    this.#checked.delete(peerUserId);
+  }
+
+  /** Drops every session state with a peer (tests: a damaged or restored profile). */
   async forget(peerUserId: string, batch: WriteBatch): Promise<void> {
     this.#checked.delete(peerUserId);
-    for (const key of await this.#store.keys('sessions', `${peerUserId}/`))
+    for (const key of await this.#store.keysUnder('sessions', [peerUserId])) {
       this.#store.stageDelete(batch, 'sessions', key);
+    }
   }
 
   /**
@@ -104,6 +193,7 @@ export class Sessions {
   async fetchBundle(
     peerUserId: string,
     takeFor: 'all' | readonly string[],
+    sending = false,
   ): Promise<{ bundle: BundleAnswer; contact: Contact }> {
     const query = takeFor === 'all' ? '' : `?devices=${takeFor.map(encodeURIComponent).join(',')}`;
     const bundle = await this.#api.call(
@@ -112,16 +202,19 @@ export class Sessions {
       bundleAnswerSchema,
     );
     if (bundle.userId !== peerUserId) throw new ClientError('relay_error', 'The relay answered for another user');
-    const contact = await this.#acceptIdentity(peerUserId, bundle.username, bundle.identityKey);
+    const contact = await this.#acceptIdentity(peerUserId, bundle.username, bundle.identityKey, sending);
     return { bundle, contact };
   }
 
   /**
    * Records the contact on first sight (trust on first use). A later change of an unverified contact's key is taken
    * (with `keyChanged` set, so the conversation shows a banner); a verified contact's new key waits in
-   * `pendingIdentityKey` and every send to them throws `identity_changed` until the user accepts it.
+   * `pendingIdentityKey` and every send to them throws `identity_changed` until the user accepts it. Either way the
+   * sessions under the old key stop being usable (see `usable`). When a send finds the change (`sending`), that send
+   * fails with `identity_changed` as well, as in Signal: the message that was written for the old key never goes to
+   * the new one unseen; the user sees the banner first and sends again.
    */
-  async #acceptIdentity(userId: string, username: string, identityKey: string): Promise<Contact> {
+  async #acceptIdentity(userId: string, username: string, identityKey: string, sending: boolean): Promise<Contact> {
     const known = await this.#store.contact(userId);
     if (known && known.identityKey === identityKey) {
       if (known.username !== username || known.pendingIdentityKey !== undefined || known.restored) {
@@ -139,18 +232,29 @@ export class Sessions {
         await this.#store.write('contacts', userId, blocked);
         this.#events.identityChanged(blocked);
       }
-      throw new ClientError(
-        'identity_changed',
-        `${known.username}'s security key changed. Sending is blocked until you accept the new key.`,
-      );
+      throw identityChanged(known.username);
     }
     const contact: Contact = { userId, username, identityKey, verified: false, ...(known ? { keyChanged: true } : {}) };
     await this.#store.write('contacts', userId, contact);
-    if (known) this.#events.identityChanged(contact);
+    if (known) {
+      this.#events.identityChanged(contact);
+      if (sending) throw identityChanged(known.username, 'Check the new key, then send again.');
+    }
     return contact;
   }
 
-  /** The user accepted a changed key (or dismissed the banner): trust the relay's key, unverified, fresh sessions. */
+  /** Drops every state of the peer whose identity key is not the contact's trusted one. */
+  async #dropUnusable(userId: string, contact: Contact, batch: WriteBatch): Promise<void> {
+    for (const [deviceId, states] of await this.#loadUser(userId)) {
+      const kept = states.filter((s) => usable(this.#c, s, contact));
+      if (kept.length !== states.length) await this.#stageDevice(batch, userId, deviceId, kept);
+    }
+  }
+
+  /**
+   * The user accepted a changed key (or dismissed the banner): trust the relay's key, unverified. States under the old
+   * key are no longer usable for sending (the rule in `usable`), so the next send starts fresh sessions.
+   */
   async acceptIdentityChange(userId: string, batch: WriteBatch): Promise<Contact | null> {
     const known = await this.#store.contact(userId);
     if (!known) return null;
@@ -161,18 +265,24 @@ export class Sessions {
       verified: known.pendingIdentityKey ? false : known.verified,
     };
     await this.#store.stage(batch, 'contacts', userId, next);
-    if (known.pendingIdentityKey) await this.forget(userId, batch);
+    if (known.pendingIdentityKey) this.#checked.delete(userId);
     return next;
   }
 
-  /** Marks the contact's current key as verified (the user compared safety numbers). */
+  /**
+   * Marks the contact's current key as verified (the user compared safety numbers), and drops every session state
+   * whose peer key is not that key: after this, only the verified key's holder can read what we send.
+   */
   async markVerified(userId: string, identityKey: string): Promise<Contact> {
     const known = await this.#store.contact(userId);
     if (!known || known.identityKey !== identityKey || known.pendingIdentityKey) {
       throw new ClientError('identity_changed', 'The security key changed while you were comparing. Check again.');
     }
     const next: Contact = { userId, username: known.username, identityKey, verified: true };
-    await this.#store.write('contacts', userId, next);
+    const batch = new WriteBatch();
+    await this.#store.stage(batch, 'contacts', userId, next);
+    await this.#dropUnusable(userId, next, batch);
+    await this.#store.commit(batch);
     return next;
   }
 
@@ -184,9 +294,10 @@ export class Sessions {
   }
 
   /**
-   * Encrypts `content` to every device of the peer, starting sessions from a fresh bundle when there are none
-   * (unless `existingOnly`, for ephemeral messages). With `onlyDevices`, only those devices get it. Stages the
-   * advanced sessions in `batch`.
+   * Encrypts `content` to every device of the peer with each device's newest usable state, starting sessions from a
+   * fresh bundle for devices that have none (unless `existingOnly`, for ephemeral messages). With `onlyDevices`, only
+   * those devices get it. Stages the advanced sessions in `batch`. Throws `identity_changed` while the contact's key
+   * change waits for the user.
    */
   async encrypt(
     peerUserId: string,
@@ -196,101 +307,144 @@ export class Sessions {
     existingOnly = false,
     onlyDevices?: readonly string[],
   ): Promise<{ to: string; body: Uint8Array }[]> {
-    let sessions = await this.#load(peerUserId);
+    let contact = await this.#store.contact(peerUserId);
+    if (contact?.pendingIdentityKey !== undefined) throw identityChanged(contact.username);
+    let devices = await this.#loadUser(peerUserId);
+    const usableCount = [...devices.values()].filter((states) =>
+      states.some((s) => usable(this.#c, s, contact)),
+    ).length;
     const last = this.#checked.get(peerUserId);
     const stale = last === undefined || this.#now() - last >= this.#checkEveryMs;
     // Our own account often has no other device: "no session" is then the normal state, not a reason to fetch
     // the device list (and spend one-time prekeys) on every send; the staleness check still finds new devices.
     const self = peerUserId === this.#me.userId;
-    if (!existingOnly && ((sessions.length === 0 && !self) || stale)) {
-      sessions = await this.#refreshDevices(peerUserId, sessions, batch);
+    if (!existingOnly && ((usableCount === 0 && !self) || stale)) {
+      ({ contact, devices } = await this.#refreshDevices(peerUserId, devices, batch));
     }
     const envelopes: { to: string; body: Uint8Array }[] = [];
-    for (const s of sessions) {
-      if (onlyDevices && !onlyDevices.includes(s.peerDeviceId)) continue;
-      const { session, body } = await this.#c.encryptToDevice(s, { messageId, content });
-      await this.#stageSession(batch, session);
-      envelopes.push({ to: s.peerDeviceId, body });
+    for (const [deviceId, states] of devices) {
+      if (onlyDevices && !onlyDevices.includes(deviceId)) continue;
+      const i = states.findIndex((s) => usable(this.#c, s, contact));
+      if (i < 0) continue; // only states under a key we no longer trust: nothing goes to them
+      const { session, body } = await this.#c.encryptToDevice(states[i]!, { messageId, content });
+      const next = [...states];
+      next[i] = session;
+      devices.set(deviceId, next);
+      await this.#stageDevice(batch, peerUserId, deviceId, next);
+      envelopes.push({ to: deviceId, body });
     }
     return envelopes;
   }
 
   /**
-   * Fetches the user's device list: keeps sessions with listed devices, starts sessions with new ones, drops
-   * sessions with devices that are gone. For our own account, this device is left out (and none is not an error).
-   * With no session yet, one fetch takes a one-time prekey of every device; otherwise (and always for our own
-   * account) the list is fetched without taking any, and a second fetch takes them for the new devices only, so
-   * checking a contact's devices now and then does not use up their one-time prekeys.
+   * Fetches the user's device list: keeps the states of listed devices, starts a session with each listed device
+   * that has no usable state (a new device, or one whose states are under a key we no longer trust), drops the
+   * records of devices that are gone. For our own account, this device is left out (and none is not an error).
+   * With no usable session yet, one fetch takes a one-time prekey of every device; otherwise (and always for our
+   * own account) the list is fetched without taking any, and a second fetch takes them for the devices that need
+   * them only, so checking a contact's devices now and then does not use up their one-time prekeys.
    */
-  async #refreshDevices(peerUserId: string, existing: Session[], batch: WriteBatch): Promise<Session[]> {
+  async #refreshDevices(
+    peerUserId: string,
+    existing: Map<string, Session[]>,
+    batch: WriteBatch,
+  ): Promise<{ contact: Contact; devices: Map<string, Session[]> }> {
     const self = peerUserId === this.#me.userId;
+    const before = await this.#store.contact(peerUserId);
+    const anyUsable = [...existing.values()].some((states) => states.some((s) => usable(this.#c, s, before)));
     // Our own bundle lists this device too: never take from it, so the first fetch for ourselves takes none.
-    const { bundle } = await this.fetchBundle(peerUserId, existing.length === 0 && !self ? 'all' : []);
+    const { bundle, contact } = await this.fetchBundle(peerUserId, !anyUsable && !self ? 'all' : [], true);
     this.#checked.set(peerUserId, this.#now());
     let devices = bundle.devices.filter((d) => !(self && d.deviceId === this.#me.deviceId));
-    const added = devices.filter((d) => !existing.some((s) => s.peerDeviceId === d.deviceId)).map((d) => d.deviceId);
-    if ((existing.length > 0 || self) && added.length > 0) {
+    const needs = devices
+      .filter((d) => !(existing.get(d.deviceId) ?? []).some((s) => usable(this.#c, s, contact)))
+      .map((d) => d.deviceId);
+    if ((anyUsable || self) && needs.length > 0) {
       // The new devices' entries come from a second answer, with their one-time prekeys (signed by the identity
       // key of the first answer, checked below: a relay that swaps keys between the two answers fails there).
-      const fresh = (await this.fetchBundle(peerUserId, added)).bundle.devices;
+      const fresh = (await this.fetchBundle(peerUserId, needs, true)).bundle.devices;
       devices = devices.map((d) => fresh.find((f) => f.deviceId === d.deviceId) ?? d);
     }
     if (devices.length === 0 && !self) {
       throw new ClientError('no_devices', `${bundle.username} has no device that can receive messages yet.`);
     }
-    const sessions: Session[] = [];
+    const out = new Map<string, Session[]>();
     for (const device of devices) {
-      const known = existing.find((s) => s.peerDeviceId === device.deviceId);
-      if (known) {
-        sessions.push(known);
+      const states = existing.get(device.deviceId) ?? [];
+      if (!needs.includes(device.deviceId)) {
+        out.set(device.deviceId, states);
         continue;
       }
       const verified = this.#c.verifyPrekeyBundle({
-        identityKey: bundle.identityKey,
+        identityKey: contact.identityKey,
         signedPrekey: device.signedPrekey,
         oneTimePrekey: device.oneTimePrekey,
       });
-      this.#events.deviceAdded?.(peerUserId, device.deviceId);
-      sessions.push(
-        this.#c.initiateSession({
-          identity: this.#keys.identity,
-          localUserId: this.#me.userId,
-          localDeviceId: this.#me.deviceId,
-          peerUserId,
-          peerDeviceId: device.deviceId,
-          bundle: verified,
-        }),
-      );
+      if (states.length === 0) this.#events.deviceAdded?.(peerUserId, device.deviceId);
+      const started = this.#c.initiateSession({
+        identity: this.#keys.identity,
+        localUserId: this.#me.userId,
+        localDeviceId: this.#me.deviceId,
+        peerUserId,
+        peerDeviceId: device.deviceId,
+        bundle: verified,
+      });
+      const next = [started, ...states];
+      out.set(device.deviceId, next);
+      await this.#stageDevice(batch, peerUserId, device.deviceId, next);
     }
-    for (const s of existing) {
-      if (!devices.some((d) => d.deviceId === s.peerDeviceId)) {
-        this.#store.stageDelete(batch, 'sessions', `${peerUserId}/${s.peerDeviceId}`);
-      }
+    for (const deviceId of existing.keys()) {
+      if (!out.has(deviceId)) await this.#stageDevice(batch, peerUserId, deviceId, []);
     }
-    return sessions;
+    return { contact, devices: out };
   }
 
   /**
-   * Decrypts an opened envelope from a peer device: accepts a new session from a prekey message (checking the
-   * sender's identity key against the one we trust, or the relay's when we never met them), else uses the
-   * existing session. Stages the new session state and the used one-time prekey.
+   * Decrypts an opened envelope from a peer device. Only states whose peer key is the contact's trusted key are
+   * tried. A prekey message that starts a new session is accepted (checking the sender's identity key against the
+   * one we trust, or the relay's when we never met them) and its state put in front; the others stay. Stages the
+   * new session state and the used one-time prekey.
    */
   async decrypt(env: Envelope, batch: WriteBatch): Promise<{ content: Content; contact: Contact; session: Session }> {
-    const existing = await this.#loadOne(env.senderUserId, env.senderDeviceId);
-    if (!this.#c.isNewSession(existing, env)) {
-      if (!existing)
+    if (!isRelayId(env.senderUserId) || !isRelayId(env.senderDeviceId)) {
+      throw new ClientError('decrypt_failed', 'The envelope names a sender id the relay never issues');
+    }
+    const user = env.senderUserId;
+    const deviceId = env.senderDeviceId;
+    const states = await this.#loadDevice(user, deviceId);
+    let contact = await this.#store.contact(user);
+    const fresh = env.type === 'prekey' && !states.some((s) => !this.#c.isNewSession(s, env));
+    if (!fresh) {
+      const candidates = states.filter((s) => decryptable(this.#c, s, contact));
+      if (candidates.length === 0 || !contact) {
         throw new ClientError('decrypt_failed', 'A message arrived for a session this device does not have');
-      const { session, content } = this.#c.decryptFromDevice(existing, env);
-      await this.#stageSession(batch, session);
-      return { content, contact: await this.contact(env.senderUserId), session };
+      }
+      let failure: unknown = null;
+      for (const state of candidates) {
+        try {
+          const { session, content } = this.#c.decryptFromDevice(state, env);
+          // The state that decrypted becomes the newest: both sides converge on the session the peer uses.
+          await this.#stageDevice(batch, user, deviceId, [session, ...states.filter((s) => s !== state)]);
+          return { content, contact: await this.contact(user), session };
+        } catch (e) {
+          if (failure === null || isDuplicate(e)) failure = e;
+        }
+      }
+      throw failure;
     }
     const info = this.#c.readPrekeyMessage(env.payload);
-    let contact = await this.#store.contact(env.senderUserId);
     const claimed = this.#c.toBase64Url(info.identityKey);
     if (!contact || contact.restored || contact.identityKey !== claimed) {
-      // Unknown sender, or a key different from the one we trust: ask the relay which key this account has now.
-      contact = (await this.fetchBundle(env.senderUserId, [])).contact;
+      // Unknown sender, or a key different from the one we trust: ask the relay which key this account has now —
+      // at most once a minute per user, since anyone (the relay included) can send us such a message.
+      const last = this.#inboundFetch.get(user);
+      if (contact && !contact.restored && last !== undefined && this.#now() - last < INBOUND_FETCH_EVERY_MS) {
+        throw new ClientError('decrypt_failed', "The message is signed with a key that is not the contact's");
+      }
+      this.#inboundFetch.set(user, this.#now());
+      contact = (await this.fetchBundle(user, [])).contact;
     }
+    if (contact.pendingIdentityKey !== undefined) throw identityChanged(contact.username);
     const signedPrekey = await this.#keys.signedPrekey(info.signedPrekeyId);
     if (!signedPrekey)
       throw new ClientError('decrypt_failed', 'The message names a signed prekey this device no longer has');
@@ -307,9 +461,17 @@ export class Sessions {
       oneTimePrekey,
       expectedPeerIdentityKey: contact.identityKey,
     });
-    await this.#stageSession(batch, session);
+    await this.#stageDevice(batch, user, deviceId, [session, ...states]);
     if (info.oneTimePrekeyId !== null) this.#keys.stageUsedOneTimePrekey(batch, info.oneTimePrekeyId);
-    if (!existing) this.#events.deviceAdded?.(env.senderUserId, env.senderDeviceId);
+    if (states.length === 0) this.#events.deviceAdded?.(user, deviceId);
     return { content, contact, session };
   }
+}
+
+function identityChanged(username: string, what = 'Sending is blocked until you accept the new key.'): ClientError {
+  return new ClientError('identity_changed', `${username}'s security key changed. ${what}`);
+}
+
+function isDuplicate(e: unknown): boolean {
+  return e instanceof Error && 'code' in e && e.code === 'duplicate_message';
 }

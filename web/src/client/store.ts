@@ -16,6 +16,19 @@ import type { ChatMessage, Conversation } from './types';
 import type { Sealed, Vault } from './vault';
 
 type SealedStore = 'secrets' | 'sessions' | 'contacts';
+/**
+ * A record's key: a string, or an array of parts (IndexedDB array key). Parts are never joined into one string, so no
+ * id can spoof another record's key; the vault slot of an array key is its JSON form, unambiguous too.
+ */
+export type RecordKey = string | readonly string[];
+
+function slotOf(store: SealedStore, key: RecordKey): string {
+  return typeof key === 'string' ? `${store}/${key}` : `${store}/${JSON.stringify(key)}`;
+}
+
+function idbKey(key: RecordKey): string | string[] {
+  return typeof key === 'string' ? key : [...key];
+}
 
 /** Pending writes, applied in one readwrite transaction by `LocalStore.commit`. */
 export class WriteBatch {
@@ -47,30 +60,44 @@ export class LocalStore {
 
   // ── generic sealed key/value stores ──────────────────────────────────────────────────────────────────────
 
-  async read<T>(store: SealedStore, key: string, schema: z.ZodType<T>): Promise<T | null> {
-    const sealed = await this.db.get(store, key);
+  async read<T>(store: SealedStore, key: RecordKey, schema: z.ZodType<T>): Promise<T | null> {
+    const sealed = await this.db.get(store, idbKey(key));
     if (sealed === undefined) return null;
-    return this.vault.open(`${store}/${key}`, sealed, schema);
+    return this.vault.open(slotOf(store, key), sealed, schema);
   }
 
-  async stage(batch: WriteBatch, store: SealedStore, key: string, value: unknown): Promise<void> {
-    const sealed = await this.vault.seal(`${store}/${key}`, value);
-    batch.add(store, (tx) => tx.objectStore(store).put(sealed, key));
+  async stage(batch: WriteBatch, store: SealedStore, key: RecordKey, value: unknown): Promise<void> {
+    const sealed = await this.vault.seal(slotOf(store, key), value);
+    batch.add(store, (tx) => tx.objectStore(store).put(sealed, idbKey(key)));
   }
 
-  stageDelete(batch: WriteBatch, store: SealedStore, key: string): void {
-    batch.add(store, (tx) => tx.objectStore(store).delete(key));
+  stageDelete(batch: WriteBatch, store: SealedStore, key: RecordKey): void {
+    batch.add(store, (tx) => tx.objectStore(store).delete(idbKey(key)));
   }
 
-  async write(store: SealedStore, key: string, value: unknown): Promise<void> {
+  async write(store: SealedStore, key: RecordKey, value: unknown): Promise<void> {
     const batch = new WriteBatch();
     await this.stage(batch, store, key, value);
     await this.commit(batch);
   }
 
+  /** The string keys that start with `prefix` (array keys are not listed: see `keysUnder`). */
   async keys(store: SealedStore, prefix: string): Promise<string[]> {
     const range = IDBKeyRange.bound(prefix, `${prefix}\uffff`);
-    return (await this.db.getAllKeys(store, range)).map(String);
+    return (await this.db.getAllKeys(store, range)).filter((k) => typeof k === 'string');
+  }
+
+  /** The array keys whose first parts are exactly `parts` (e.g. every device of one user), as string arrays. */
+  async keysUnder(store: SealedStore, parts: readonly string[]): Promise<string[][]> {
+    // Arrays sort after strings, so [...parts, <any string>] lies between [...parts] and [...parts, []].
+    const range = IDBKeyRange.bound([...parts], [...parts, []]);
+    const out: string[][] = [];
+    for (const k of await this.db.getAllKeys(store, range)) {
+      if (Array.isArray(k) && k.length === parts.length + 1 && k.every((p) => typeof p === 'string')) {
+        out.push(k as string[]);
+      }
+    }
+    return out;
   }
 
   // ── contacts ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -163,9 +190,13 @@ export class LocalStore {
     batch.add('seen', (tx) => tx.objectStore('seen').put({ id, at }));
   }
 
-  /** Forgets handled ids older than the relay's 30-day idempotency window. */
-  async pruneSeen(now: number): Promise<void> {
-    const cutoff = now - 31 * 86_400_000;
+  /**
+   * Forgets handled ids older than the relay's 30-day idempotency window — but never one handled since `keepSince`,
+   * the creation time of the oldest signed prekey this device still holds: a prekey message without a one-time
+   * prekey can be accepted again for as long as its signed prekey is held, and its seen id is what refuses the replay.
+   */
+  async pruneSeen(now: number, keepSince: number): Promise<void> {
+    const cutoff = Math.min(now - 31 * 86_400_000, keepSince);
     const tx = this.db.transaction('seen', 'readwrite');
     for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
       if (c.value.at < cutoff) await c.delete();

@@ -87,7 +87,7 @@ describe('safety numbers and key changes', () => {
     );
   });
 
-  it('shows the change of an unverified contact without blocking', async () => {
+  it('shows the change of an unverified contact without blocking; the message that found it is held back', async () => {
     const ann = await user('ku_ann');
     const cy = await user('ku_cy');
     await openWith(ann, cy);
@@ -97,7 +97,14 @@ describe('safety numbers and key changes', () => {
     await ann.engine.send(cy.userId, 'second');
     await until('key change seen', () => ann.engine.getSnapshot().trust[cy.userId]?.keyChanged);
     expect(ann.engine.getSnapshot().trust[cy.userId]?.blocked).toBe(false);
-    await until('sent', async () => (await statusOf(ann.engine, cy.userId, 'second'))?.status === 'sent');
+    // As in Signal: the message written before the change showed is not sent to the new key unseen.
+    const held = await until('held back', async () => {
+      const m = await statusOf(ann.engine, cy.userId, 'second');
+      return m?.failure !== undefined ? m : undefined;
+    });
+    expect(held.failure).toMatch(/security key changed/);
+    await ann.engine.send(cy.userId, 'third');
+    await until('sent', async () => (await statusOf(ann.engine, cy.userId, 'third'))?.status === 'sent');
     await ann.engine.acceptIdentityChange(cy.userId); // "OK" on the banner
     expect(ann.engine.getSnapshot().trust[cy.userId]?.keyChanged).toBe(false);
   });

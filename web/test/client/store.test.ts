@@ -1,6 +1,7 @@
 // LocalStore: sealed history in IndexedDB (fake-indexeddb), read in pages.
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { openEngineDB } from '../../src/client/db';
 import { LocalStore, WriteBatch } from '../../src/client/store';
 import type { ChatMessage } from '../../src/client/types';
@@ -11,9 +12,14 @@ async function makeStore(name: string) {
   return new LocalStore(db, new Vault(await deriveAtRestKey(new Uint8Array(32).fill(7))));
 }
 
-function msg(i: number, conv = 'bob'): ChatMessage {
+/** An id in the relay's format (16 bytes as base64url), made from a label. */
+function fakeId(label: string): string {
+  return Buffer.from(label.padStart(16, '0').slice(-16)).toString('base64url');
+}
+
+function msg(i: number, conv = fakeId('bob')): ChatMessage {
   return {
-    id: `m${String(i).padStart(4, '0')}`,
+    id: fakeId(`m${i}`),
     conv,
     mine: i % 2 === 0,
     text: `message ${i}`,
@@ -27,15 +33,15 @@ describe('LocalStore history', () => {
     const store = await makeStore('store-paging');
     const batch = new WriteBatch();
     for (let i = 0; i < 23; i++) await store.stageMessage(batch, msg(i), 1000 + i);
-    await store.stageMessage(batch, msg(99, 'carol'), 5000);
+    await store.stageMessage(batch, msg(99, fakeId('carol')), 5000);
     await store.commit(batch);
 
-    const first = await store.page('bob', null, 10);
+    const first = await store.page(fakeId('bob'), null, 10);
     expect(first.more).toBe(true);
     expect(first.rows.map((r) => r.id)).toEqual(Array.from({ length: 10 }, (_, k) => msg(13 + k).id));
-    const second = await store.page('bob', first.rows[0]!.sort, 10);
+    const second = await store.page(fakeId('bob'), first.rows[0]!.sort, 10);
     expect(second.rows.map((r) => r.id)).toEqual(Array.from({ length: 10 }, (_, k) => msg(3 + k).id));
-    const last = await store.page('bob', second.rows[0]!.sort, 10);
+    const last = await store.page(fakeId('bob'), second.rows[0]!.sort, 10);
     expect(last.more).toBe(false);
     expect(last.rows.map((r) => r.id)).toEqual([msg(0).id, msg(1).id, msg(2).id]);
     expect(await store.openMessage(last.rows[0]!)).toEqual({ ...msg(0), failure: undefined });
@@ -58,8 +64,36 @@ describe('LocalStore history', () => {
     store.stageSeen(batch, 'new', Date.now());
     await store.commit(batch);
     expect(await store.seen('old')).toBe(true);
-    await store.pruneSeen(Date.now());
+    await store.pruneSeen(Date.now(), Infinity);
     expect(await store.seen('old')).toBe(false);
     expect(await store.seen('new')).toBe(true);
+  });
+
+  it('keeps ids handled since the oldest signed prekey still held, even past the window', async () => {
+    const store = await makeStore('store-seen-spk');
+    const day = 86_400_000;
+    const now = 100 * day;
+    const batch = new WriteBatch();
+    store.stageSeen(batch, 'before-spk', 40 * day);
+    store.stageSeen(batch, 'after-spk', 50 * day);
+    await store.commit(batch);
+    // 31 days is the relay's window; a signed prekey made on day 45 still accepts prekey messages.
+    await store.pruneSeen(now, 45 * day);
+    expect(await store.seen('before-spk')).toBe(false);
+    expect(await store.seen('after-spk')).toBe(true);
+  });
+
+  it('keeps array-keyed records apart from any string key, and lists them by their leading parts', async () => {
+    const store = await makeStore('store-array-keys');
+    const batch = new WriteBatch();
+    await store.stage(batch, 'sessions', ['u1', 'd1'], { n: 1 });
+    await store.stage(batch, 'sessions', ['u1/d1', 'x'], { n: 2 });
+    await store.stage(batch, 'sessions', 'u1/d1', { n: 3 });
+    await store.commit(batch);
+    expect(await store.keysUnder('sessions', ['u1'])).toEqual([['u1', 'd1']]);
+    expect(await store.keysUnder('sessions', ['u1/d1'])).toEqual([['u1/d1', 'x']]);
+    const any = z.object({ n: z.number() });
+    expect(await store.read('sessions', ['u1', 'd1'], any)).toEqual({ n: 1 });
+    expect(await store.read('sessions', 'u1/d1', any)).toEqual({ n: 3 });
   });
 });

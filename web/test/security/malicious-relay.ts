@@ -42,6 +42,12 @@ function deviceOf(token: unknown): string {
   }
 }
 
+function toBytes(body: unknown): Uint8Array {
+  if (body instanceof Uint8Array) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  throw new Error('a delivery body is not binary');
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -107,7 +113,10 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
     const up = (socket.data as { up: ClientSocket }).up;
     const deviceId = deviceOf((socket.handshake.auth as { token?: unknown }).token);
     clients.set(deviceId, socket);
-    up.on('messages', (batch: Delivery[], ack: () => void) => {
+    up.on('messages', (raw: Delivery[], ack: () => void) => {
+      // msgpack hands binary over as an ArrayBuffer (or a Buffer): the attacker's copies are plain Uint8Arrays, so a
+      // test that tries to open them with a key really tries (an ArrayBuffer would only be refused as bad input).
+      const batch = raw.map((d) => ({ ...d, body: toBytes(d.body) }));
       relay.seen.set(deviceId, [...(relay.seen.get(deviceId) ?? []), ...batch]);
       const out = relay.tamper ? relay.tamper(deviceId, batch) : batch;
       if (out.length === 0 || relay.tamper) ack(); // what the malicious relay withholds is gone
