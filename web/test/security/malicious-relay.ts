@@ -25,8 +25,17 @@ export interface MaliciousRelay {
    * real relay is acknowledged as soon as the decision is made, so whatever is withheld is gone from it.
    */
   tamper: ((deviceId: string, batch: Delivery[]) => Delivery[]) | null;
+  /**
+   * Answers an HTTP request itself, without asking the real relay (path without query): return a JSON body to send
+   * with status 200, or undefined to pass the request on.
+   */
+  forgeHttp: ((path: string) => unknown) | null;
   /** Every item the real relay handed to each device, in arrival order (what the operator could replay). */
   seen: Map<string, Delivery[]>;
+  /** Every envelope each device sent (`message:send`), in order: what the operator receives from clients. */
+  sent: Map<string, { id: string; to: string; body: Uint8Array }[]>;
+  /** Every HTTP request path (with query) that reached the malicious relay, in order. */
+  requests: string[];
   /** Delivers items of the relay's choosing to a connected device; resolves when the device acknowledges. */
   inject(deviceId: string, items: Delivery[]): Promise<void>;
   close(): Promise<void>;
@@ -61,6 +70,13 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
       const body = await readBody(req);
+      relay.requests.push(req.url ?? '/');
+      const forged = relay.forgeHttp?.((req.url ?? '/').split('?')[0]!);
+      if (forged !== undefined) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(forged));
+        return;
+      }
       const headers: Record<string, string> = {};
       for (const name of ['authorization', 'content-type']) {
         const value = req.headers[name];
@@ -125,6 +141,7 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
     up.on('presence', (update: unknown) => socket.emit('presence', update));
     up.on('disconnect', () => socket.disconnect(true));
     socket.onAny((event: string, ...args: unknown[]) => {
+      if (event === 'message:send') recordSend(deviceId, args[0]);
       up.emit(event, ...args);
     });
     socket.on('disconnect', () => {
@@ -134,14 +151,27 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
     });
   });
 
+  const recordSend = (deviceId: string, payload: unknown): void => {
+    const p = payload as { id?: unknown; envelopes?: { to?: unknown; body?: unknown }[] } | null;
+    if (typeof p?.id !== 'string' || !Array.isArray(p.envelopes)) return;
+    const list = relay.sent.get(deviceId) ?? [];
+    for (const e of p.envelopes) {
+      if (typeof e.to === 'string') list.push({ id: p.id, to: e.to, body: toBytes(e.body) });
+    }
+    relay.sent.set(deviceId, list);
+  };
+
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   const { port } = httpServer.address() as AddressInfo;
 
   const relay: MaliciousRelay = {
     url: `http://127.0.0.1:${port}`,
     rewriteHttp: null,
+    forgeHttp: null,
     tamper: null,
     seen: new Map(),
+    sent: new Map(),
+    requests: [],
     inject(deviceId, items) {
       const socket = clients.get(deviceId);
       if (!socket) return Promise.reject(new Error(`device ${deviceId} is not connected`));
