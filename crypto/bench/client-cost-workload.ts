@@ -135,20 +135,21 @@ export async function measureClientCost(
   // (c) group send to 100 members: what the web client does per group message (group-messaging.ts flushRow): one
   // encryptGroupMessage (sender-key encrypt + Ed25519 sign); the relay fans the one body out. Sender keys reach
   // members over pairwise sessions only when they lack it, not per message.
-  let own = createSenderKey('group-100');
-  const records = Array.from({ length: 99 }, (_, i) =>
-    acceptSenderKeyDistribution(`u${i}`, `d${i}`, senderKeyDistribution(own)),
-  );
-  const groupBodies: Uint8Array[] = [];
+  let own = createSenderKey({ groupId: 'group-100', senderUserId: 'u0', senderDeviceId: 'd0' });
+  // Every member's record of the one sender (the distribution names u0/d0, so it is accepted as from u0/d0).
+  const records = Array.from({ length: 99 }, () => acceptSenderKeyDistribution('u0', 'd0', senderKeyDistribution(own)));
+  const groupBodies: { id: string; body: Uint8Array }[] = [];
   const group100_send_us = await perOp(ms, 30, () => {
-    const r = encryptGroupMessage(own, { messageId: createMessageId(), content: { kind: 'chat', body } });
+    const id = createMessageId();
+    const r = encryptGroupMessage(own, { messageId: id, content: { kind: 'chat', body } });
     own = r.senderKey;
-    groupBodies.push(r.body);
+    groupBodies.push({ id, body: r.body });
   });
   while (groupBodies.length < 1500) {
-    const r = encryptGroupMessage(own, { messageId: createMessageId(), content: { kind: 'chat', body } });
+    const id = createMessageId();
+    const r = encryptGroupMessage(own, { messageId: id, content: { kind: 'chat', body } });
     own = r.senderKey;
-    groupBodies.push(r.body);
+    groupBodies.push({ id, body: r.body });
   }
 
   // (d) group receive, per member: verify + decrypt + unpad (decryptGroupMessage), in order.
@@ -158,7 +159,8 @@ export async function measureClientCost(
     ms,
     0,
     () => {
-      record = decryptGroupMessage(record, { groupId: 'group-100', body: groupBodies[g++]! }).record;
+      const m = groupBodies[g++]!;
+      record = decryptGroupMessage(record, { groupId: 'group-100', messageId: m.id, body: m.body }).record;
     },
     groupBodies.length,
   );

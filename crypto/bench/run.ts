@@ -171,10 +171,10 @@ await bench(
 
 // ── groups ──
 for (const size of [10, 100]) {
-  let own = createSenderKey(`group-${size}`);
+  let own = createSenderKey({ groupId: `group-${size}`, senderUserId: 'u0', senderDeviceId: 'd0' });
   // The other members' records: built to make the group real, never touched by the send path.
-  const records = Array.from({ length: size - 1 }, (_, i) =>
-    acceptSenderKeyDistribution(`u${i}`, `d${i}`, senderKeyDistribution(own)),
+  const records = Array.from({ length: size - 1 }, () =>
+    acceptSenderKeyDistribution('u0', 'd0', senderKeyDistribution(own)),
   );
   await bench(`group encrypt + sign, ${records.length + 1} members (one ciphertext for all)`, () => {
     own = encryptGroupMessage(own, {
@@ -183,19 +183,21 @@ for (const size of [10, 100]) {
     }).senderKey;
   });
   if (size === 10) {
-    let sender = createSenderKey('g');
+    let sender = createSenderKey({ groupId: 'g', senderUserId: 's', senderDeviceId: 'd' });
     let record = acceptSenderKeyDistribution('s', 'd', senderKeyDistribution(sender));
-    const groupBodies: Uint8Array[] = [];
+    const groupBodies: { id: string; body: Uint8Array }[] = [];
     for (let i = 0; i < 3000; i++) {
-      const r = encryptGroupMessage(sender, { messageId: createMessageId(), content: { kind: 'chat', body: body200 } });
+      const id = createMessageId();
+      const r = encryptGroupMessage(sender, { messageId: id, content: { kind: 'chat', body: body200 } });
       sender = r.senderKey;
-      groupBodies.push(r.body);
+      groupBodies.push({ id, body: r.body });
     }
     let g = 0;
     await bench(
       'group decrypt + verify, per receiving member',
       () => {
-        record = decryptGroupMessage(record, { groupId: 'g', body: groupBodies[g++]! }).record;
+        const m = groupBodies[g++]!;
+        record = decryptGroupMessage(record, { groupId: 'g', messageId: m.id, body: m.body }).record;
       },
       500,
       0,

@@ -13,6 +13,7 @@
  * - `sender_mismatch`: the claimed sender (envelope, group, identity key) is not the session's peer.
  * - `unknown_prekey`: a prekey message names a prekey that the caller did not supply.
  * - `unknown_sender_key`: a group message is for a sender key this record does not hold.
+ * - `message_id_mismatch`: a group message's signed message id is not the id it was delivered under.
  * - `unsupported_version`: a message or serialized state has a version this library does not understand.
  * - `test_hooks_disabled`: a `dangerousTestOnly…` function was called outside tests.
  */
@@ -27,6 +28,7 @@ export type CryptoErrorCode =
   | 'sender_mismatch'
   | 'unknown_prekey'
   | 'unknown_sender_key'
+  | 'message_id_mismatch'
   | 'unsupported_version'
   | 'test_hooks_disabled';
 

@@ -21,6 +21,7 @@ import type {
   Envelope,
   EnvelopeType,
   GroupMessage,
+  GroupMessageHeader,
   Identity,
   KdfParams,
   KeyBackup,
@@ -48,6 +49,7 @@ export type {
   Envelope,
   EnvelopeType,
   GroupMessage,
+  GroupMessageHeader,
   Identity,
   KdfParams,
   KeyBackup,
@@ -75,6 +77,8 @@ export type {
 
 /** Protocol version carried by every message, envelope, backup and serialized state. */
 export const PROTOCOL_VERSION = 1;
+/** Version byte of sender-key distributions and group bodies (2: both name the sender user and device). */
+export const SENDER_KEY_VERSION = senderKeys.SENDER_KEY_VERSION;
 /** Most skipped message keys one message may create (per ratchet step / per sender-key chain). */
 export const MAX_SKIP_PER_STEP = ratchet.MAX_SKIP_PER_STEP;
 /** Most skipped message keys a session or sender-key record keeps; the oldest are dropped first. */
@@ -337,11 +341,16 @@ export function unpadPlaintext(padded: Uint8Array): Uint8Array {
 // ── groups (sender keys) ───────────────────────────────────────────────────────────────────────────────────
 
 /**
- * Creates this device's sender key for a group (fresh chain key, Ed25519 signing key, random distribution id).
+ * Creates this device's sender key for a group (fresh chain key, Ed25519 signing key, random distribution id),
+ * naming this device (`senderUserId`, `senderDeviceId`) in its distribution and in every message it encrypts.
  * Also the way to rotate: when a member leaves, every remaining member creates a new one and distributes it.
  */
-export function createSenderKey(groupId: string): OwnSenderKey {
-  return senderKeys.createSenderKey(groupId);
+export function createSenderKey(params: {
+  groupId: string;
+  senderUserId: string;
+  senderDeviceId: string;
+}): OwnSenderKey {
+  return senderKeys.createSenderKey(params);
 }
 
 /**
@@ -354,9 +363,10 @@ export function senderKeyDistribution(key: OwnSenderKey): Uint8Array {
 
 /**
  * Turns a received distribution into a record for decrypting that member's group messages. `session` is the
- * pairwise session the distribution arrived on: it names the sender. Check that this sender is a member of
- * `record.groupId` before storing it; if you already hold a record with the same distribution id, keep yours
- * (it is further along, so old messages cannot be replayed through a re-sent distribution).
+ * pairwise session the distribution arrived on: a distribution that names any sender other than the session's
+ * peer user and device throws `sender_mismatch`. Check that this sender is a member of `record.groupId` before
+ * storing it, and store it under (sender user, sender device, distribution id); if you already hold a record under
+ * that key, keep yours (it is further along, so old messages cannot be replayed through a re-sent distribution).
  */
 export function acceptSenderKeyDistribution(s: Session, distribution: Uint8Array): SenderKeyRecord {
   return senderKeys.acceptSenderKeyDistribution(s.peerUserId, s.peerDeviceId, distribution);
@@ -364,7 +374,7 @@ export function acceptSenderKeyDistribution(s: Session, distribution: Uint8Array
 
 /**
  * Encrypts and signs one group message, once, whatever the group size. The body is what `message:send`
- * `{id, group, body}` carries; persist the returned sender key.
+ * `{id, group, body}` carries (with the same `messageId`); persist the returned sender key.
  */
 export function encryptGroupMessage(
   key: OwnSenderKey,
@@ -373,19 +383,24 @@ export function encryptGroupMessage(
   return senderKeys.encryptGroupMessage(key, params);
 }
 
-/** The distribution id (base64url) a group message names, to find the sender's {@link SenderKeyRecord}. */
-export function readGroupMessageDistributionId(body: Uint8Array): string {
-  return senderKeys.readGroupMessageDistributionId(body);
+/**
+ * The clear header of a group message: the sender user, sender device and distribution id to find the sender's
+ * {@link SenderKeyRecord} by (all three: never the distribution id alone), and the message id it claims. These are
+ * claims until {@link decryptGroupMessage} verifies them. Throws `decrypt_failed` / `unsupported_version`.
+ */
+export function readGroupMessageHeader(body: Uint8Array): GroupMessageHeader {
+  return senderKeys.readGroupMessageHeader(body);
 }
 
 /**
- * Verifies and decrypts a group message with the sender's record. `groupId` is the group the relay delivered it
- * for. Throws `unknown_sender_key`, `sender_mismatch`, `invalid_signature`, `decrypt_failed`,
+ * Verifies and decrypts a group message with the sender's record. `groupId` and `messageId` are the group and the
+ * id the relay delivered it under; both are covered by the signature. Throws `sender_mismatch` (another group or
+ * sender than the record's), `unknown_sender_key`, `message_id_mismatch`, `invalid_signature`, `decrypt_failed`,
  * `duplicate_message`, `too_many_skipped`. Never mutates `record`: persist the returned one.
  */
 export function decryptGroupMessage(
   record: SenderKeyRecord,
-  params: { groupId: string; body: Uint8Array },
+  params: { groupId: string; messageId: string; body: Uint8Array },
 ): { record: SenderKeyRecord; message: GroupMessage } {
   return senderKeys.decryptGroupMessage(record, params);
 }

@@ -15,36 +15,47 @@ import { generateSigningKeyPair, KEY_BYTES, SIGNATURE_BYTES, verifySignature } f
 import { MAX_SKIP_PER_STEP, MAX_SKIPPED_KEYS, NONCE_BYTES, TAG_BYTES } from './ratchet.js';
 import { randomBytes } from './random.js';
 import { sodium } from './sodium.js';
-import type { Content, GroupMessage, OwnSenderKey, SenderKeyRecord } from './types.js';
+import type { Content, GroupMessage, GroupMessageHeader, OwnSenderKey, SenderKeyRecord } from './types.js';
 import { bytesArg, fail, idArg } from './validate.js';
 
-export const SENDER_KEY_VERSION = 1;
+/**
+ * Version 2 of the sender-key formats (distribution and group body). Version 1 named neither the sender user nor
+ * the sender device, so a member could pass another member's key off as his own; it is no longer accepted.
+ */
+export const SENDER_KEY_VERSION = 2;
 /** The second byte of a group body: tells it apart from future body kinds. */
 export const GROUP_MESSAGE_TYPE = 3;
 export const DISTRIBUTION_ID_BYTES = 16;
-const GROUP_HEADER_BYTES = 2 + DISTRIBUTION_ID_BYTES + 4;
+/** version, type, the two shortest ids (1 length byte + 1 byte each), distribution id, iteration, message id. */
+const MIN_GROUP_HEADER_BYTES = 2 + 2 + 2 + DISTRIBUTION_ID_BYTES + 4 + MESSAGE_ID_BYTES;
 const MAX_ITERATION = 0xffffffff;
 
 function checkOwn(key: unknown): OwnSenderKey {
-  if (typeof key !== 'object' || key === null || (key as OwnSenderKey).version !== 1) {
+  if (typeof key !== 'object' || key === null || (key as OwnSenderKey).version !== SENDER_KEY_VERSION) {
     fail('senderKey must be an OwnSenderKey');
   }
   return key as OwnSenderKey;
 }
 
 function checkRecord(record: unknown): SenderKeyRecord {
-  if (typeof record !== 'object' || record === null || (record as SenderKeyRecord).version !== 1) {
+  if (typeof record !== 'object' || record === null || (record as SenderKeyRecord).version !== SENDER_KEY_VERSION) {
     fail('record must be a SenderKeyRecord');
   }
   return record as SenderKeyRecord;
 }
 
-export function createSenderKey(groupId: string): OwnSenderKey {
-  idArg(groupId, 'groupId');
+/** A sender key of device `senderDeviceId` of user `senderUserId`: both are named in everything it produces. */
+export function createSenderKey(p: { groupId: string; senderUserId: string; senderDeviceId: string }): OwnSenderKey {
+  if (typeof p !== 'object' || p === null) fail('params must be an object');
+  const groupId = idArg(p.groupId, 'groupId');
+  const senderUserId = idArg(p.senderUserId, 'senderUserId');
+  const senderDeviceId = idArg(p.senderDeviceId, 'senderDeviceId');
   const signing = generateSigningKeyPair();
   return {
-    version: 1,
+    version: SENDER_KEY_VERSION,
     groupId,
+    senderUserId,
+    senderDeviceId,
     distributionId: randomBytes(DISTRIBUTION_ID_BYTES),
     chainKey: randomBytes(KEY_BYTES),
     iteration: 0,
@@ -53,12 +64,17 @@ export function createSenderKey(groupId: string): OwnSenderKey {
   };
 }
 
-/** version ‖ len‖groupId ‖ distribution id ‖ iteration ‖ chain key ‖ signing public key. */
+/**
+ * version(2) ‖ len‖groupId ‖ len‖senderUserId ‖ len‖senderDeviceId ‖ distribution id ‖ iteration ‖ chain key ‖
+ * signing public key.
+ */
 export function senderKeyDistribution(key: OwnSenderKey): Uint8Array {
   checkOwn(key);
   return concat(
     Uint8Array.of(SENDER_KEY_VERSION),
     lp8(key.groupId, 'groupId'),
+    lp8(key.senderUserId, 'senderUserId'),
+    lp8(key.senderDeviceId, 'senderDeviceId'),
     key.distributionId,
     u32be(key.iteration),
     key.chainKey,
@@ -66,6 +82,11 @@ export function senderKeyDistribution(key: OwnSenderKey): Uint8Array {
   );
 }
 
+/**
+ * Parses a distribution that arrived from device `senderDeviceId` of `senderUserId` (the authenticated peer of the
+ * pairwise session it came on). A distribution naming any other sender is refused with `sender_mismatch`: a member
+ * who forwards someone else's distribution cannot make that sender's messages appear as his.
+ */
 export function acceptSenderKeyDistribution(
   senderUserId: string,
   senderDeviceId: string,
@@ -79,16 +100,26 @@ export function acceptSenderKeyDistribution(
     throw new CryptoError('unsupported_version', `sender key distribution version ${version} is not supported`);
   }
   const groupId = r.lp8String('groupId');
+  const namedUserId = r.lp8String('senderUserId');
+  const namedDeviceId = r.lp8String('senderDeviceId');
   const distributionId = r.bytes(DISTRIBUTION_ID_BYTES).slice();
   const iteration = r.u32();
   const chainKey = r.bytes(KEY_BYTES).slice();
   const signingPublicKey = r.bytes(KEY_BYTES).slice();
   if (r.remaining() !== 0) fail('sender key distribution has trailing bytes');
+  if (namedUserId !== senderUserId || namedDeviceId !== senderDeviceId) {
+    wipe(chainKey);
+    throw new CryptoError(
+      'sender_mismatch',
+      'sender key distribution names a different sender than the one it came from',
+    );
+  }
   if (!sodium().crypto_core_ed25519_is_valid_point(signingPublicKey)) {
+    wipe(chainKey);
     throw new CryptoError('invalid_key', 'sender key signing key is not a valid Ed25519 public key');
   }
   return {
-    version: 1,
+    version: SENDER_KEY_VERSION,
     groupId,
     senderUserId,
     senderDeviceId,
@@ -109,8 +140,10 @@ function signedPart(groupId: string, bodyWithoutSignature: Uint8Array): Uint8Arr
 }
 
 /**
- * Body: version ‖ type(3) ‖ distribution id ‖ iteration ‖ nonce ‖ XChaCha20-Poly1305(pad(kind ‖ message id ‖ body))
- * ‖ Ed25519 signature over label ‖ group id ‖ everything before it.
+ * Body: header ‖ nonce ‖ XChaCha20-Poly1305(pad(kind ‖ body)) ‖ Ed25519 signature, where header is
+ * version(2) ‖ type(3) ‖ len‖senderUserId ‖ len‖senderDeviceId ‖ distribution id ‖ iteration ‖ message id.
+ * The AD is label ‖ len‖groupId ‖ header; the signature covers label ‖ len‖groupId ‖ everything before it. The group
+ * id is not carried: the receiver supplies the one the relay delivered the body for.
  */
 export function encryptGroupMessage(
   key: OwnSenderKey,
@@ -119,15 +152,18 @@ export function encryptGroupMessage(
   checkOwn(key);
   if (typeof p !== 'object' || p === null) fail('params must be an object');
   if (key.iteration >= MAX_ITERATION) fail('sender key is exhausted: rotate it');
+  const messageId = messageIdBytes(p.messageId);
   const framed = encodeContent(p.content, ['chat', 'control']);
-  const inner = concat(framed.subarray(0, 1), messageIdBytes(p.messageId), framed.subarray(1));
-  const padded = padPlaintext(inner);
-  wipe(framed, inner);
+  const padded = padPlaintext(framed);
+  wipe(framed);
   const { messageKey, nextChainKey } = kdfChain(key.chainKey, true);
   const header = concat(
     Uint8Array.of(SENDER_KEY_VERSION, GROUP_MESSAGE_TYPE),
+    lp8(key.senderUserId, 'senderUserId'),
+    lp8(key.senderDeviceId, 'senderDeviceId'),
     key.distributionId,
     u32be(key.iteration),
+    messageId,
   );
   const nonce = randomBytes(NONCE_BYTES);
   const lib = sodium();
@@ -149,7 +185,7 @@ export function encryptGroupMessage(
 
 function parseGroupMessage(body: Uint8Array) {
   bytesArg(body, 'body');
-  if (body.length < GROUP_HEADER_BYTES + NONCE_BYTES + TAG_BYTES + SIGNATURE_BYTES) {
+  if (body.length < MIN_GROUP_HEADER_BYTES + NONCE_BYTES + TAG_BYTES + SIGNATURE_BYTES) {
     throw new CryptoError('decrypt_failed', 'group message is truncated');
   }
   const r = new Reader(body, 'group message');
@@ -158,39 +194,74 @@ function parseGroupMessage(body: Uint8Array) {
     throw new CryptoError('unsupported_version', `group message version ${version} is not supported`);
   }
   if (r.u8() !== GROUP_MESSAGE_TYPE) throw new CryptoError('decrypt_failed', 'body is not a group message');
-  const distributionId = r.bytes(DISTRIBUTION_ID_BYTES);
-  const iteration = r.u32();
-  const nonce = r.bytes(NONCE_BYTES);
-  const ciphertext = r.bytes(r.remaining() - SIGNATURE_BYTES);
-  const signature = r.rest();
-  return {
-    header: body.subarray(0, GROUP_HEADER_BYTES),
-    unsigned: body.subarray(0, body.length - SIGNATURE_BYTES),
-    distributionId,
-    iteration,
-    nonce,
-    ciphertext,
-    signature,
-  };
+  try {
+    const senderUserId = r.lp8String('senderUserId');
+    const senderDeviceId = r.lp8String('senderDeviceId');
+    const distributionId = r.bytes(DISTRIBUTION_ID_BYTES);
+    const iteration = r.u32();
+    const messageId = r.bytes(MESSAGE_ID_BYTES);
+    const headerBytes = body.length - r.remaining();
+    const nonce = r.bytes(NONCE_BYTES);
+    if (r.remaining() < TAG_BYTES + SIGNATURE_BYTES) throw new CryptoError('bad_input', 'group message is truncated');
+    const ciphertext = r.bytes(r.remaining() - SIGNATURE_BYTES);
+    const signature = r.rest();
+    return {
+      header: body.subarray(0, headerBytes),
+      unsigned: body.subarray(0, body.length - SIGNATURE_BYTES),
+      senderUserId,
+      senderDeviceId,
+      distributionId,
+      iteration,
+      messageId,
+      nonce,
+      ciphertext,
+      signature,
+    };
+  } catch (e) {
+    // Whatever the network sends that does not parse is an undecryptable message, not a caller's mistake.
+    if (e instanceof CryptoError && e.code === 'bad_input') throw new CryptoError('decrypt_failed', e.message);
+    throw e;
+  }
 }
 
-export function readGroupMessageDistributionId(body: Uint8Array): string {
-  return toBase64Url(parseGroupMessage(body).distributionId);
+/**
+ * Who a group message says it is from (signed, checked again by {@link decryptGroupMessage}) and its message id:
+ * the receiver finds the record by (sender user, sender device, distribution id), never by distribution id alone.
+ */
+export function readGroupMessageHeader(body: Uint8Array): GroupMessageHeader {
+  const m = parseGroupMessage(body);
+  return {
+    senderUserId: m.senderUserId,
+    senderDeviceId: m.senderDeviceId,
+    distributionId: toBase64Url(m.distributionId),
+    iteration: m.iteration,
+    messageId: toBase64Url(m.messageId),
+  };
 }
 
 export function decryptGroupMessage(
   record: SenderKeyRecord,
-  p: { groupId: string; body: Uint8Array },
+  p: { groupId: string; messageId: string; body: Uint8Array },
 ): { record: SenderKeyRecord; message: GroupMessage } {
   checkRecord(record);
   if (typeof p !== 'object' || p === null) fail('params must be an object');
   const groupId = idArg(p.groupId, 'groupId');
+  const expectedMessageId = messageIdBytes(p.messageId);
   const m = parseGroupMessage(p.body);
+  if (record.groupId !== groupId) {
+    throw new CryptoError('sender_mismatch', 'sender key belongs to a different group');
+  }
+  if (m.senderUserId !== record.senderUserId || m.senderDeviceId !== record.senderDeviceId) {
+    throw new CryptoError('sender_mismatch', 'group message names a different sender than the sender key');
+  }
   if (!constantTimeEqual(m.distributionId, record.distributionId)) {
     throw new CryptoError('unknown_sender_key', 'group message is for a different sender key');
   }
-  if (record.groupId !== groupId) {
-    throw new CryptoError('sender_mismatch', 'sender key belongs to a different group');
+  if (!constantTimeEqual(m.messageId, expectedMessageId)) {
+    throw new CryptoError(
+      'message_id_mismatch',
+      'group message carries a different message id than it was delivered under',
+    );
   }
   verifySignature(m.signature, signedPart(groupId, m.unsigned), record.signingPublicKey, 'group message');
 
@@ -235,20 +306,21 @@ export function decryptGroupMessage(
   } finally {
     wipe(messageKey);
   }
-  const inner = unpadPlaintext(padded);
+  const framed = unpadPlaintext(padded);
   wipe(padded);
-  if (inner.length < 1 + MESSAGE_ID_BYTES)
-    throw new CryptoError('decrypt_failed', 'group message content is truncated');
-  const framed = concat(inner.subarray(0, 1), inner.subarray(1 + MESSAGE_ID_BYTES));
   const content = decodeContent(framed, ['chat', 'control']);
-  const messageId = toBase64Url(inner.subarray(1, 1 + MESSAGE_ID_BYTES));
-  wipe(inner, framed);
+  wipe(framed);
   for (const k of skipped.keys()) {
     if (skipped.size <= MAX_SKIPPED_KEYS) break;
     skipped.delete(k);
   }
   return {
     record: { ...record, chainKey, iteration, skipped },
-    message: { senderUserId: record.senderUserId, senderDeviceId: record.senderDeviceId, messageId, content },
+    message: {
+      senderUserId: record.senderUserId,
+      senderDeviceId: record.senderDeviceId,
+      messageId: toBase64Url(m.messageId),
+      content,
+    },
   };
 }

@@ -67,8 +67,10 @@ export interface SerializedSession {
   pendingPrekey: { signedPrekeyId: number; oneTimePrekeyId: number | null } | null;
 }
 export interface SerializedOwnSenderKey {
-  version: 1;
+  version: 2;
   groupId: string;
+  senderUserId: string;
+  senderDeviceId: string;
   distributionId: string;
   chainKey: string;
   iteration: number;
@@ -76,7 +78,7 @@ export interface SerializedOwnSenderKey {
   signingKey: string;
 }
 export interface SerializedSenderKeyRecord {
-  version: 1;
+  version: 2;
   groupId: string;
   senderUserId: string;
   senderDeviceId: string;
@@ -286,8 +288,10 @@ export function deserializeSession(value: unknown): Session {
 /** Serializes our own sender key for a group (secret: chain and signing keys). */
 export function serializeOwnSenderKey(k: OwnSenderKey): SerializedOwnSenderKey {
   return {
-    version: 1,
+    version: 2,
     groupId: k.groupId,
+    senderUserId: k.senderUserId,
+    senderDeviceId: k.senderDeviceId,
     distributionId: b64(k.distributionId),
     chainKey: b64(k.chainKey),
     iteration: k.iteration,
@@ -304,24 +308,32 @@ function signingPublicKey(value: unknown, name: string): Uint8Array {
   return pk;
 }
 
-/** Parses a serialized own sender key; the signing key must match its public key. */
+/**
+ * Parses a serialized own sender key; the signing key must match its public key. A version 1 key (it named no
+ * sender) throws `unsupported_version`: drop it and create a new one.
+ */
 export function deserializeOwnSenderKey(value: unknown): OwnSenderKey {
+  if (typeof value === 'object' && value !== null) versionArg((value as { version?: unknown }).version, 'senderKey', 2);
   const o = objectArg(value, 'senderKey', [
     'version',
     'groupId',
+    'senderUserId',
+    'senderDeviceId',
     'distributionId',
     'chainKey',
     'iteration',
     'signingPublicKey',
     'signingKey',
   ]);
-  versionArg(o['version'], 'senderKey');
+  versionArg(o['version'], 'senderKey', 2);
   const pk = signingPublicKey(o['signingPublicKey'], 'senderKey.signingPublicKey');
   const sk = key(o['signingKey'], 'senderKey.signingKey', SIGNING_KEY_BYTES);
   if (!constantTimeEqual(sk.subarray(KEY_BYTES), pk)) fail('senderKey.signingKey does not match signingPublicKey');
   return {
-    version: 1,
+    version: 2,
     groupId: idArg(o['groupId'], 'senderKey.groupId'),
+    senderUserId: idArg(o['senderUserId'], 'senderKey.senderUserId'),
+    senderDeviceId: idArg(o['senderDeviceId'], 'senderKey.senderDeviceId'),
     distributionId: key(o['distributionId'], 'senderKey.distributionId', DISTRIBUTION_ID_BYTES),
     chainKey: key(o['chainKey'], 'senderKey.chainKey'),
     iteration: u32Arg(o['iteration'], 'senderKey.iteration'),
@@ -333,7 +345,7 @@ export function deserializeOwnSenderKey(value: unknown): OwnSenderKey {
 /** Serializes another member's sender-key record (secret: chain and skipped message keys). */
 export function serializeSenderKeyRecord(r: SenderKeyRecord): SerializedSenderKeyRecord {
   return {
-    version: 1,
+    version: 2,
     groupId: r.groupId,
     senderUserId: r.senderUserId,
     senderDeviceId: r.senderDeviceId,
@@ -345,8 +357,12 @@ export function serializeSenderKeyRecord(r: SenderKeyRecord): SerializedSenderKe
   };
 }
 
-/** Parses a serialized sender-key record. */
+/**
+ * Parses a serialized sender-key record. A version 1 record (accepted without checking the sender it names)
+ * throws `unsupported_version`: drop it; the sender's next distribution replaces it.
+ */
 export function deserializeSenderKeyRecord(value: unknown): SenderKeyRecord {
+  if (typeof value === 'object' && value !== null) versionArg((value as { version?: unknown }).version, 'record', 2);
   const o = objectArg(value, 'record', [
     'version',
     'groupId',
@@ -358,7 +374,7 @@ export function deserializeSenderKeyRecord(value: unknown): SenderKeyRecord {
     'signingPublicKey',
     'skipped',
   ]);
-  versionArg(o['version'], 'record');
+  versionArg(o['version'], 'record', 2);
   const skipped = new Map<number, Uint8Array>();
   for (const [i, entry] of arrayArg(o['skipped'], 'record.skipped', MAX_SKIPPED_KEYS).entries()) {
     const e = objectArg(entry, `record.skipped[${i}]`, ['iteration', 'messageKey']);
@@ -368,7 +384,7 @@ export function deserializeSenderKeyRecord(value: unknown): SenderKeyRecord {
     );
   }
   return {
-    version: 1,
+    version: 2,
     groupId: idArg(o['groupId'], 'record.groupId'),
     senderUserId: idArg(o['senderUserId'], 'record.senderUserId'),
     senderDeviceId: idArg(o['senderDeviceId'], 'record.senderDeviceId'),

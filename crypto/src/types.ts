@@ -166,9 +166,12 @@ export interface Envelope {
 
 /** This device's own sender key for one group: used to encrypt and sign group messages. */
 export interface OwnSenderKey {
-  readonly version: 1;
+  readonly version: 2;
   readonly groupId: string;
-  /** Random 16-byte id of this sender-key chain; group messages name it instead of the sender. */
+  /** This device's user and device ids: named (signed) in the distribution and in every group message. */
+  readonly senderUserId: string;
+  readonly senderDeviceId: string;
+  /** Random 16-byte id of this sender-key chain. */
   readonly distributionId: Uint8Array;
   readonly chainKey: Uint8Array;
   /** Index of the next message key. */
@@ -179,9 +182,12 @@ export interface OwnSenderKey {
   readonly signingKey: Uint8Array;
 }
 
-/** Another member device's sender key for one group, as received in a distribution. */
+/**
+ * Another member device's sender key for one group, as received in a distribution. Identified by
+ * (senderUserId, senderDeviceId, distributionId): a distribution id alone is chosen by the sender and proves nothing.
+ */
 export interface SenderKeyRecord {
-  readonly version: 1;
+  readonly version: 2;
   readonly groupId: string;
   readonly senderUserId: string;
   readonly senderDeviceId: string;
@@ -192,6 +198,17 @@ export interface SenderKeyRecord {
   readonly signingPublicKey: Uint8Array;
   /** Skipped message keys by iteration, oldest first. */
   readonly skipped: ReadonlyMap<number, Uint8Array>;
+}
+
+/** The clear (signed) header of a group message: which record to look up, and the message id it claims. */
+export interface GroupMessageHeader {
+  readonly senderUserId: string;
+  readonly senderDeviceId: string;
+  /** base64url of the 16-byte distribution id. */
+  readonly distributionId: string;
+  readonly iteration: number;
+  /** 22 base64url characters. */
+  readonly messageId: string;
 }
 
 /** A decrypted group message. */

@@ -58,12 +58,12 @@ export function booleanArg(value: unknown, name: string): boolean {
   return value;
 }
 
-/** Checks a serialized `version` field. */
-export function versionArg(value: unknown, name: string): 1 {
-  if (value !== 1) {
+/** Checks a serialized `version` field (`expected`, 1 unless a format has moved on). */
+export function versionArg<V extends number = 1>(value: unknown, name: string, expected: V = 1 as V): V {
+  if (value !== expected) {
     if (typeof value === 'number')
       throw new CryptoError('unsupported_version', `${name}.version ${value} is not supported`);
     fail(`${name}.version must be a number`);
   }
-  return 1;
+  return expected;
 }

@@ -137,7 +137,7 @@ describe('size limits', () => {
     const sent = await encryptToDevice(bobSession, { messageId: createMessageId(), content: { kind: 'chat', body } });
     expect(sent.body.length).toBeLessThan(64 * 1024);
     expect((await receive(alice, aliceSession, sent.body)).content.body).toEqual(body);
-    const group = encryptGroupMessage(createSenderKey('g'), {
+    const group = encryptGroupMessage(createSenderKey({ groupId: 'g', senderUserId: 'u', senderDeviceId: 'd' }), {
       messageId: createMessageId(),
       content: { kind: 'chat', body },
     });
@@ -147,6 +147,9 @@ describe('size limits', () => {
       content: { kind: 'chat' as const, body: randomBytes(MAX_CONTENT_BYTES + 1) },
     };
     await expectCodeAsync(async () => await encryptToDevice(bobSession, tooBig), 'bad_input');
-    expectCode(() => encryptGroupMessage(createSenderKey('g'), tooBig), 'bad_input');
+    expectCode(
+      () => encryptGroupMessage(createSenderKey({ groupId: 'g', senderUserId: 'u', senderDeviceId: 'd' }), tooBig),
+      'bad_input',
+    );
   });
 });

@@ -105,7 +105,9 @@ describe('properties', () => {
     const GROUP = 'g';
     fc.assert(
       fc.property(fc.array(action(3), { maxLength: 50 }), fc.nat({ max: 2 }), (actions, receiverSeed) => {
-        const own: OwnSenderKey[] = [0, 1, 2].map(() => createSenderKey(GROUP));
+        const own: OwnSenderKey[] = [0, 1, 2].map((i) =>
+          createSenderKey({ groupId: GROUP, senderUserId: `u${i}`, senderDeviceId: `d${i}` }),
+        );
         // records[reader][sender]
         const records: (SenderKeyRecord | null)[][] = [0, 1, 2].map((reader) =>
           [0, 1, 2].map((sender) =>
@@ -115,19 +117,20 @@ describe('properties', () => {
           ),
         );
         // inFlight[reader]: bodies fanned out to that reader and not yet delivered.
-        const inFlight: (InFlight & { sender: number })[][] = [[], [], []];
-        const delivered: (InFlight & { sender: number })[][] = [[], [], []];
+        const inFlight: (InFlight & { sender: number; id: string })[][] = [[], [], []];
+        const delivered: (InFlight & { sender: number; id: string })[][] = [[], [], []];
         let counter = 0;
         for (const a of actions) {
           if (a.op === 'send') {
             const plaintext = `g${counter++}`;
+            const id = createMessageId();
             const r = encryptGroupMessage(own[a.who]!, {
-              messageId: createMessageId(),
+              messageId: id,
               content: { kind: 'chat', body: text(plaintext) },
             });
             own[a.who] = r.senderKey;
             for (const reader of [0, 1, 2])
-              if (reader !== a.who) inFlight[reader]!.push({ body: r.body, plaintext, sender: a.who });
+              if (reader !== a.who) inFlight[reader]!.push({ body: r.body, plaintext, sender: a.who, id });
             continue;
           }
           const reader = (a.who + receiverSeed) % 3;
@@ -136,9 +139,14 @@ describe('properties', () => {
             if (queue.length === 0) continue;
             const [m] = queue.splice(a.pick % queue.length, 1);
             if (a.op === 'drop') continue;
-            const r = decryptGroupMessage(records[reader]![m!.sender]!, { groupId: GROUP, body: m!.body });
+            const r = decryptGroupMessage(records[reader]![m!.sender]!, {
+              groupId: GROUP,
+              messageId: m!.id,
+              body: m!.body,
+            });
             expect(str(r.message.content.body)).toBe(m!.plaintext);
             expect(r.message.senderUserId).toBe(`u${m!.sender}`);
+            expect(r.message.messageId).toBe(m!.id);
             records[reader]![m!.sender] = r.record;
             delivered[reader]!.push(m!);
           } else {
@@ -146,7 +154,7 @@ describe('properties', () => {
             if (done.length === 0) continue;
             const m = done[a.pick % done.length]!;
             expectRejected(
-              () => decryptGroupMessage(records[reader]![m.sender]!, { groupId: GROUP, body: m.body }),
+              () => decryptGroupMessage(records[reader]![m.sender]!, { groupId: GROUP, messageId: m.id, body: m.body }),
               ['duplicate_message'],
             );
           }

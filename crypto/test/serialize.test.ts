@@ -75,26 +75,35 @@ describe('serialisation', () => {
   });
 
   it('round-trips sender keys and records mid-chain', () => {
-    let own = createSenderKey('g');
+    let own = createSenderKey({ groupId: 'g', senderUserId: 'alice', senderDeviceId: 'a1' });
     let record = acceptSenderKeyDistribution('alice', 'a1', senderKeyDistribution(own));
-    const bodies: Uint8Array[] = [];
+    const sent: { id: string; body: Uint8Array }[] = [];
     for (let i = 0; i < 3; i++) {
-      const r = encryptGroupMessage(own, {
-        messageId: createMessageId(),
-        content: { kind: 'chat', body: text(`g${i}`) },
-      });
+      const id = createMessageId();
+      const r = encryptGroupMessage(own, { messageId: id, content: { kind: 'chat', body: text(`g${i}`) } });
       own = deserializeOwnSenderKey(viaJson(serializeOwnSenderKey(r.senderKey)));
-      bodies.push(r.body);
+      sent.push({ id, body: r.body });
     }
-    record = decryptGroupMessage(record, { groupId: 'g', body: bodies[2]! }).record;
+    const open = (r: typeof record, m: { id: string; body: Uint8Array }) =>
+      decryptGroupMessage(r, { groupId: 'g', messageId: m.id, body: m.body });
+    record = open(record, sent[2]!).record;
     record = deserializeSenderKeyRecord(viaJson(serializeSenderKeyRecord(record)));
     expect(record.skipped.size).toBe(2);
-    expect(str(decryptGroupMessage(record, { groupId: 'g', body: bodies[0]! }).message.content.body)).toBe('g0');
-    const next = encryptGroupMessage(own, {
-      messageId: createMessageId(),
-      content: { kind: 'chat', body: text('g3') },
-    });
-    expect(str(decryptGroupMessage(record, { groupId: 'g', body: next.body }).message.content.body)).toBe('g3');
+    expect(record.senderDeviceId).toBe('a1');
+    expect(str(open(record, sent[0]!).message.content.body)).toBe('g0');
+    const id = createMessageId();
+    const next = encryptGroupMessage(own, { messageId: id, content: { kind: 'chat', body: text('g3') } });
+    expect(str(open(record, { id, body: next.body }).message.content.body)).toBe('g3');
+  });
+
+  it('refuses sender keys and records of version 1, which named no sender', () => {
+    const own = serializeOwnSenderKey(createSenderKey({ groupId: 'g', senderUserId: 'alice', senderDeviceId: 'a1' }));
+    const { senderUserId: _u, senderDeviceId: _d, ...v1Own } = { ...own, version: 1 };
+    expectCode(() => deserializeOwnSenderKey(v1Own), 'unsupported_version');
+    const record = serializeSenderKeyRecord(
+      acceptSenderKeyDistribution('alice', 'a1', senderKeyDistribution(deserializeOwnSenderKey(own))),
+    );
+    expectCode(() => deserializeSenderKeyRecord({ ...record, version: 1 }), 'unsupported_version');
   });
 
   it('rejects wrong shapes, lengths and versions with errors naming the field', async () => {
@@ -124,12 +133,13 @@ describe('serialisation', () => {
       () => deserializeIdentity({ ...id, publicKey: serializeIdentity(generateIdentity()).publicKey }),
       'bad_input',
     );
-    const own = serializeOwnSenderKey(createSenderKey('g'));
+    const sk = { groupId: 'g', senderUserId: 'alice', senderDeviceId: 'a1' };
+    const own = serializeOwnSenderKey(createSenderKey(sk));
     expectCode(
       () =>
         deserializeOwnSenderKey({
           ...own,
-          signingPublicKey: serializeOwnSenderKey(createSenderKey('g')).signingPublicKey,
+          signingPublicKey: serializeOwnSenderKey(createSenderKey(sk)).signingPublicKey,
         }),
       'bad_input',
     );

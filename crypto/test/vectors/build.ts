@@ -116,7 +116,7 @@ function pairwise() {
 function group() {
   const seed = 'weconnect-golden-group-v1';
   return withRandom(seed, () => {
-    let own = createSenderKey('group-42');
+    let own = createSenderKey({ groupId: 'group-42', senderUserId: 'carol', senderDeviceId: 'carol-phone' });
     const distribution = senderKeyDistribution(own);
     let record = acceptSenderKeyDistribution('carol', 'carol-phone', distribution);
     const bodies: { messageId: string; plaintext: string; body: string }[] = [];
@@ -124,15 +124,18 @@ function group() {
       const messageId = createMessageId();
       const r = encryptGroupMessage(own, { messageId, content: { kind: 'chat', body: utf8(plaintext) } });
       own = r.senderKey;
-      const d = decryptGroupMessage(record, { groupId: 'group-42', body: r.body });
+      const d = decryptGroupMessage(record, { groupId: 'group-42', messageId, body: r.body });
       record = d.record;
       if (fromUtf8(d.message.content.body) !== plaintext) throw new Error('vector self-check failed');
       bodies.push({ messageId, plaintext, body: hex(r.body) });
     }
     return {
-      description: 'Sender-key distribution and two group messages of one sender (groupId group-42)',
+      description:
+        'Sender-key distribution (format version 2) and two group messages of one sender (groupId group-42, sender carol/carol-phone)',
       randomSeed: seed,
       groupId: 'group-42',
+      senderUserId: 'carol',
+      senderDeviceId: 'carol-phone',
       distribution: hex(distribution),
       messages: bodies,
     };

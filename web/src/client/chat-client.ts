@@ -379,9 +379,12 @@ export class ChatClient implements ChatEngineApi {
   async dangerousTestOnlyOpenGroupBody(groupId: string, body: Uint8Array): Promise<string> {
     assertTest();
     const c = this.#ctx.c;
-    const record = await this.#ctx.groupKeys.record(groupId, c.readGroupMessageDistributionId(body));
+    const header = c.readGroupMessageHeader(body);
+    const record = await this.#ctx.groupKeys.record(groupId, header);
     if (!record) throw new ClientError('decrypt_failed', 'no sender key for this message');
-    return decoder.decode(c.decryptGroupMessage(record, { groupId, body }).message.content.body);
+    return decoder.decode(
+      c.decryptGroupMessage(record, { groupId, messageId: header.messageId, body }).message.content.body,
+    );
   }
 
   /** Test-only: wait until the key backup holds this device's verification state. */

@@ -103,7 +103,7 @@ export class EngineContext {
     this.keys = deps.keys;
     this.me = deps.me;
     this.now = deps.now;
-    this.groupKeys = new GroupKeys(this.c, this.store);
+    this.groupKeys = new GroupKeys(this.c, this.store, deps.me);
     this.#snapshot = {
       me: deps.me,
       connection: 'connecting',

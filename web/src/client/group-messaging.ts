@@ -1,6 +1,7 @@
 // GroupMessaging: group messages with sender keys — distribute our key to members who lack it, encrypt each message
-// once, send it as `{id, group, body}`; receive by finding the sender's record by distribution id, check the sender
-// is a current member, verify and decrypt. Typing and receipts go the same way as ephemeral group sends.
+// once, send it as `{id, group, body}`; receive by finding the sender's record by (sender user, sender device,
+// distribution id) from the signed header, check the sender is a current member and the signed message id is the
+// relay entry's, verify and decrypt. Typing and receipts go the same way as ephemeral group sends.
 
 import type { Session } from '@weconnect/crypto';
 import { newMessageId } from './bytes';
@@ -179,15 +180,22 @@ export class GroupMessaging {
     });
   }
 
-  /** A sender-key distribution that arrived pairwise on `session`; staged only for a current member's new key. */
+  /**
+   * A sender-key distribution that arrived pairwise on `session`; staged only for a current member's new key. The
+   * crypto library refuses one that names a sender other than the session's peer user and device.
+   */
   async acceptDistribution(batch: WriteBatch, session: Session, body: Uint8Array): Promise<void> {
     const ctx = this.#ctx;
     try {
       const record = ctx.c.acceptSenderKeyDistribution(session, body);
       const g = ctx.convs.get(record.groupId)?.group;
-      const known = await ctx.groupKeys.record(record.groupId, ctx.c.toBase64Url(record.distributionId));
+      const known = await ctx.groupKeys.record(record.groupId, {
+        senderUserId: record.senderUserId,
+        senderDeviceId: record.senderDeviceId,
+        distributionId: ctx.c.toBase64Url(record.distributionId),
+      });
       // Only a current member's key is kept; a re-sent distribution never replaces the record we advanced.
-      if (g && !g.left && g.members.some((m) => m.userId === session.peerUserId) && !known) {
+      if (g && !g.left && g.members.some((m) => m.userId === record.senderUserId) && !known) {
         await ctx.groupKeys.stageRecord(batch, record);
       }
     } catch (e) {
@@ -195,20 +203,34 @@ export class GroupMessaging {
     }
   }
 
-  /** One group mailbox entry: find the sender's record by distribution id, verify and decrypt, store. */
+  /**
+   * One group mailbox entry: read the sender and message id from the signed header, refuse a body the relay
+   * delivered under another id than the one it was signed with (as the pairwise path does), find the sender's
+   * record by (sender user, sender device, distribution id), verify and decrypt, store.
+   */
   async receive(groupId: string, entry: InboundEntry): Promise<Delivered> {
     const ctx = this.#ctx;
     const batch = new WriteBatch();
     ctx.store.stageSeen(batch, entry.id, ctx.now());
     const conv = ctx.convs.get(groupId);
+    let header;
+    try {
+      header = ctx.c.readGroupMessageHeader(entry.body);
+      if (header.messageId !== entry.id) throw new ClientError('decrypt_failed', 'message id mismatch');
+    } catch {
+      // Not a group body, or one re-delivered under an id of the relay's: nothing is stored under that id.
+      ctx.notice('error', 'A group message could not be decrypted (its header did not check out) and was dropped.');
+      await ctx.store.commit(batch);
+      return null;
+    }
     let message;
     try {
-      const record = await ctx.groupKeys.record(groupId, ctx.c.readGroupMessageDistributionId(entry.body));
+      const record = await ctx.groupKeys.record(groupId, header);
       if (!record) throw new ClientError('decrypt_failed', 'no sender key from this member');
       if (!conv?.group?.members.some((m) => m.userId === record.senderUserId)) {
         throw new ClientError('decrypt_failed', 'the sender is not a member of this group');
       }
-      const out = ctx.c.decryptGroupMessage(record, { groupId, body: entry.body });
+      const out = ctx.c.decryptGroupMessage(record, { groupId, messageId: entry.id, body: entry.body });
       await ctx.groupKeys.stageRecord(batch, out.record);
       message = out.message;
     } catch (e) {

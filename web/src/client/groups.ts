@@ -1,6 +1,9 @@
 // GroupKeys: this device's sender key per group and the sender-key records of other members' devices, sealed in the
 // `secrets` store; plus the group-info payload (name and member names travel encrypted, pairwise).
 //
+// Records are stored under (group, sender user, sender device, distribution id), each part length-prefixed: a
+// distribution id is the sender's choice, so keyed alone one member could squat another's slot.
+//
 // Rotation rule: our own key records which members already received it (`sentTo`). A member who leaves or is
 // removed makes every remaining member drop its own key; the next group send creates a fresh one and distributes it,
 // pairwise, to the remaining members only. Records of removed members are deleted at the same time.
@@ -35,29 +38,62 @@ export const groupInfoPayloadSchema = z.object({
 });
 export type GroupInfoPayload = z.infer<typeof groupInfoPayloadSchema>;
 
+/** `len:part` for each part: no id can end early or run into the next, whatever characters it holds. */
+function lengthPrefixed(parts: readonly string[]): string {
+  return parts.map((p) => `${p.length}:${p}`).join('');
+}
+
+/** Every record of one group starts with this (length-prefixed, so one group's prefix never covers another's). */
+function recordPrefix(groupId: string): string {
+  return `gsr/${lengthPrefixed([groupId])}`;
+}
+
+function recordKey(groupId: string, senderUserId: string, senderDeviceId: string, distributionId: string): string {
+  return `gsr/${lengthPrefixed([groupId, senderUserId, senderDeviceId, distributionId])}`;
+}
+
+/** Records of sender-key format 1 lived here, keyed by distribution id alone; they are only ever deleted now. */
+const legacyRecordPrefix = (groupId: string): string => `gskr/${groupId}/`;
+
 export class GroupKeys {
   readonly #c: Crypto;
   readonly #store: LocalStore;
+  readonly #me: { userId: string; deviceId: string };
 
-  constructor(c: Crypto, store: LocalStore) {
+  constructor(c: Crypto, store: LocalStore, me: { userId: string; deviceId: string }) {
     this.#c = c;
     this.#store = store;
+    this.#me = me;
   }
 
   /** Our sender key for the group (created when missing or after a rotation) and who already has it. */
   async own(groupId: string): Promise<OwnGroupKey> {
     const existing = await this.peekOwn(groupId);
     if (existing) return existing;
-    const key = this.#c.createSenderKey(groupId);
+    const key = this.#c.createSenderKey({
+      groupId,
+      senderUserId: this.#me.userId,
+      senderDeviceId: this.#me.deviceId,
+    });
     await this.#store.write('secrets', `gsk/${groupId}`, { key: this.#c.serializeOwnSenderKey(key), sentTo: [] });
     return { key, sentTo: [], devices: [] };
   }
 
-  /** Our sender key for the group if we have one (nothing is created). */
+  /**
+   * Our sender key for the group if we have one (nothing is created). A key of the old format (it named no
+   * sender) counts as none: the next send creates a new one and distributes it to every member — a rotation.
+   */
   async peekOwn(groupId: string): Promise<OwnGroupKey | null> {
     const rec = await this.#store.read('secrets', `gsk/${groupId}`, ownKeySchema);
     if (!rec) return null;
-    return { key: this.#c.deserializeOwnSenderKey(rec.key), sentTo: rec.sentTo, devices: rec.devices ?? [] };
+    let key: OwnSenderKey;
+    try {
+      key = this.#c.deserializeOwnSenderKey(rec.key);
+    } catch (e) {
+      if (this.#c.isCryptoError(e, 'unsupported_version')) return null;
+      throw e;
+    }
+    return { key, sentTo: rec.sentTo, devices: rec.devices ?? [] };
   }
 
   async stageOwn(batch: WriteBatch, groupId: string, own: OwnGroupKey): Promise<void> {
@@ -71,28 +107,50 @@ export class GroupKeys {
   /** Drops our key (the next send makes and distributes a new one) and every record of `removed` members. */
   async rotate(batch: WriteBatch, groupId: string, removed: readonly string[]): Promise<void> {
     this.#store.stageDelete(batch, 'secrets', `gsk/${groupId}`);
-    for (const key of await this.#store.keys('secrets', `gskr/${groupId}/`)) {
+    await this.#dropLegacy(batch, groupId);
+    for (const key of await this.#store.keys('secrets', recordPrefix(groupId))) {
       const raw = await this.#store.read('secrets', key, z.unknown());
       if (raw === null) continue;
-      const record = this.#c.deserializeSenderKeyRecord(raw);
-      if (removed.includes(record.senderUserId)) this.#store.stageDelete(batch, 'secrets', key);
+      let senderUserId: string | null = null;
+      try {
+        senderUserId = this.#c.deserializeSenderKeyRecord(raw).senderUserId;
+      } catch {
+        // unreadable: dropped below like a removed member's
+      }
+      if (senderUserId === null || removed.includes(senderUserId)) this.#store.stageDelete(batch, 'secrets', key);
     }
   }
 
   /** Forgets everything about a group we are no longer in. */
   async forget(batch: WriteBatch, groupId: string): Promise<void> {
     this.#store.stageDelete(batch, 'secrets', `gsk/${groupId}`);
-    for (const key of await this.#store.keys('secrets', `gskr/${groupId}/`))
+    await this.#dropLegacy(batch, groupId);
+    for (const key of await this.#store.keys('secrets', recordPrefix(groupId)))
       this.#store.stageDelete(batch, 'secrets', key);
   }
 
-  async record(groupId: string, distributionId: string): Promise<SenderKeyRecord | null> {
-    const raw = await this.#store.read('secrets', `gskr/${groupId}/${distributionId}`, z.unknown());
-    return raw === null ? null : this.#c.deserializeSenderKeyRecord(raw);
+  async #dropLegacy(batch: WriteBatch, groupId: string): Promise<void> {
+    for (const key of await this.#store.keys('secrets', legacyRecordPrefix(groupId)))
+      this.#store.stageDelete(batch, 'secrets', key);
+  }
+
+  /** The record of one sender device's key, found by all three of (sender user, sender device, distribution id). */
+  async record(
+    groupId: string,
+    sender: { senderUserId: string; senderDeviceId: string; distributionId: string },
+  ): Promise<SenderKeyRecord | null> {
+    const key = recordKey(groupId, sender.senderUserId, sender.senderDeviceId, sender.distributionId);
+    const raw = await this.#store.read('secrets', key, z.unknown());
+    if (raw === null) return null;
+    const record = this.#c.deserializeSenderKeyRecord(raw);
+    // The vault binds the value to its slot; this also holds if a record was ever written under a wrong key.
+    if (record.senderUserId !== sender.senderUserId || record.senderDeviceId !== sender.senderDeviceId) return null;
+    return record;
   }
 
   async stageRecord(batch: WriteBatch, record: SenderKeyRecord): Promise<void> {
     const id = this.#c.toBase64Url(record.distributionId);
-    await this.#store.stage(batch, 'secrets', `gskr/${record.groupId}/${id}`, this.#c.serializeSenderKeyRecord(record));
+    const key = recordKey(record.groupId, record.senderUserId, record.senderDeviceId, id);
+    await this.#store.stage(batch, 'secrets', key, this.#c.serializeSenderKeyRecord(record));
   }
 }

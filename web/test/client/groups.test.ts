@@ -2,6 +2,8 @@
 // ciphertext per message), see typing and receipts; a removed member can read nothing sent afterwards because
 // everyone who stays rotates their sender key.
 import 'fake-indexeddb/auto';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Person } from '../../src/client/types';
 import { asClient, hasText, history, signUpUser, until, type TestUser } from '../support/engine';
@@ -14,6 +16,24 @@ let cat: TestUser;
 let group: string;
 
 const person = (u: TestUser): Person => ({ userId: u.userId, username: u.name.toLowerCase() });
+const GROUP_NAME = 'Weekend plans 🏕';
+
+/** Every row of the relay's mailbox table (what the operator stores), read from its SQLite file. */
+function mailboxRows(): { deviceId: string; messageId: string; groupId: string | null; body: Buffer }[] {
+  const db = new Database(join(relay.dataDir, 'weconnect.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db
+      .prepare('SELECT device_id AS deviceId, message_id AS messageId, group_id AS groupId, body FROM mailbox')
+      .all() as { deviceId: string; messageId: string; groupId: string | null; body: Buffer }[];
+  } finally {
+    db.close();
+  }
+}
+
+/** True if `haystack` holds the UTF-8 bytes of `text` anywhere. */
+const holds = (haystack: Uint8Array, text: string): boolean =>
+  Buffer.from(haystack).includes(Buffer.from(text, 'utf8'));
+const deviceOf = (u: TestUser): string => u.engine.getSnapshot().me.deviceId;
 
 beforeAll(async () => {
   relay = await startTestRelay();
@@ -35,19 +55,41 @@ function groupOf(u: TestUser) {
 
 describe('groups', () => {
   it('creates a named group; every member learns the name and members over the pairwise sessions', async () => {
-    group = await ann.engine.createGroup('Weekend plans 🏕', [person(ben), person(cat)]);
+    // Cat is offline: what Ann sends her waits in the relay's mailbox, where we read it.
+    asClient(cat.engine).dangerousTestOnlySetOnline(false);
+    const before = mailboxRows().filter((r) => r.deviceId === deviceOf(cat)).length;
+    group = await ann.engine.createGroup(GROUP_NAME, [person(ben), person(cat)]);
+    const forCat = await until('the group info waits in cat’s mailbox', () => {
+      const rows = mailboxRows().filter((r) => r.deviceId === deviceOf(cat));
+      return rows.length > before ? rows : undefined;
+    });
+    for (const row of forCat) expect(holds(row.body, GROUP_NAME)).toBe(false);
+    asClient(cat.engine).dangerousTestOnlySetOnline(true);
     for (const u of [ben, cat]) {
       const g = await until(`${u.name} knows the group`, () => groupOf(u));
-      expect(g.name).toBe('Weekend plans 🏕');
+      expect(g.name).toBe(GROUP_NAME);
       expect(g.members.map((m) => m.username).sort()).toEqual([ann, ben, cat].map((x) => x.name.toLowerCase()).sort());
       expect(g.admins).toEqual([ann.userId]);
     }
   });
 
   it('delivers a message to every member with one encryption, and replies from the others', async () => {
+    asClient(cat.engine).dangerousTestOnlySetOnline(false);
     const id = await ann.engine.send(group, 'hello group');
     await until('sent', async () => (await history(ann.engine, group)).find((m) => m.id === id)?.status !== 'pending');
-    expect(asClient(ann.engine).dangerousTestOnlySentGroupBodies()).toHaveLength(1);
+    const sent = asClient(ann.engine).dangerousTestOnlySentGroupBodies();
+    expect(sent).toHaveLength(1);
+    // What the relay holds: the one body, waiting for cat; neither it nor anything else there holds the text or name.
+    const rows = await until('the group body waits in cat’s mailbox', () => {
+      const all = mailboxRows();
+      return all.some((r) => r.messageId === id && r.groupId === group) ? all : undefined;
+    });
+    expect(Buffer.from(rows.find((r) => r.messageId === id)!.body).equals(Buffer.from(sent[0]!))).toBe(true);
+    for (const body of [...sent, ...rows.map((r) => r.body)]) {
+      expect(holds(body, 'hello group')).toBe(false);
+      expect(holds(body, GROUP_NAME)).toBe(false);
+    }
+    asClient(cat.engine).dangerousTestOnlySetOnline(true);
     for (const u of [ben, cat]) {
       const got = await until(`${u.name} got it`, async () =>
         (await history(u.engine, group)).find((m) => m.id === id && m.text === 'hello group'),
