@@ -64,17 +64,18 @@ const storedSince = (device: string, baseline: number): string[] =>
     .map((d) => d.id);
 
 /** Alice and Bob have written to each other once (sessions past their prekey phase on both sides). */
-async function pair(tag: string, bobDevices = 1) {
+async function pair(tag: string, devices = 1) {
   const alice = await user(`ra_${tag}_a`);
   const bob = await user(`ra_${tag}_b`);
-  const bob2 = bobDevices > 1 ? await secondDevice(bob) : null;
+  const bob2 = devices > 1 ? await secondDevice(bob) : null;
+  const alice2 = devices > 1 ? await secondDevice(alice) : null;
   await openWith(alice, bob);
   await alice.engine.send(bob.userId, `hello ${tag}`);
   await until('bob got the first message', () => hasText(bob.engine, alice.userId, `hello ${tag}`));
   if (bob2) await until('bob2 got the first message', () => hasText(bob2, alice.userId, `hello ${tag}`));
   await bob.engine.send(alice.userId, `hi ${tag}`);
   await until('alice got the reply', () => hasText(alice.engine, bob.userId, `hi ${tag}`));
-  return { alice, bob, bob2 };
+  return { alice, bob, bob2, alice2 };
 }
 
 /** Bob's first device asks Alice to send these again. */
@@ -192,8 +193,8 @@ describe('a resend request', () => {
     expect(storedSince(deviceOf(bob.engine), baseline)).toEqual([fence]);
   });
 
-  it("from Bob's first device is re-sent to that device only, never to his other one", async () => {
-    const { alice, bob, bob2 } = await pair('one', 2);
+  it("from Bob's first device is re-sent to that device only, never to his other one nor Alice's", async () => {
+    const { alice, bob, bob2, alice2 } = await pair('one', 2);
     const id = await alice.engine.send(bob.userId, 'say it again');
     await until('bob got it', () => hasText(bob.engine, alice.userId, 'say it again'));
     await until('bob2 got it', () => hasText(bob2!, alice.userId, 'say it again'));
@@ -210,6 +211,9 @@ describe('a resend request', () => {
     const ping = (await history(bob.engine, alice.userId)).find((m) => m.text === 'ping one')!.id;
     // bob2 gets bob's own copy of the ping and the fence: nothing else
     expect(storedSince(second, base2).sort()).toEqual([ping, fence].sort());
+    // alice2 files a copy of what alice sends: the fence, and no copy of the re-send before it
+    await until('alice2 has the copy of the fence', () => hasText(alice2!, bob.userId, 'fence one'));
+    expect((await history(alice2!, bob.userId)).filter((m) => m.text === 'say it again')).toHaveLength(1);
     await until('the re-send shows on the first device', async () =>
       (await history(bob.engine, alice.userId)).filter((m) => m.text === 'say it again').length === 2 ? true : null,
     );
