@@ -4,6 +4,7 @@
 // hour; an envelope that does not decrypt creates nothing under the name it claims, and asking for it again keeps
 // the working session.
 import 'fake-indexeddb/auto';
+import { openDB } from 'idb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { loadCrypto } from '../../src/client/crypto-loader';
@@ -11,7 +12,7 @@ import { openEngineDB } from '../../src/client/db';
 import { deriveInline } from '../../src/client/kdf';
 import { RESEND_LIMIT } from '../../src/client/outbound';
 import { accountMetaSchema, type ControlPayload } from '../../src/client/schemas';
-import { LocalStore } from '../../src/client/store';
+import { LocalStore, WriteBatch } from '../../src/client/store';
 import type { ChatEngineApi } from '../../src/client/types';
 import { Vault, deriveAtRestKey } from '../../src/client/vault';
 import { asClient, boot, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
@@ -343,5 +344,50 @@ describe('an envelope that does not decrypt', () => {
     expect(await sessionBaseKeys(alice, bob.userId)).toEqual(aliceHeld);
     const failures = (await history(bob.engine, alice.userId)).filter((m) => m.failure !== undefined);
     expect(failures.map((m) => m.id)).toEqual([forged.id]);
+  });
+});
+
+describe('the send log', () => {
+  it('keeps a day of sends, at most the bound, and opens only in its own slot', async () => {
+    const c = await loadCrypto();
+    const db = await openEngineDB(`sendlog-${Date.now()}`);
+    const store = new LocalStore(db, new Vault(await deriveAtRestKey(new Uint8Array(32).fill(7))));
+    const ids = Array.from({ length: 5 }, () => c.createMessageId());
+    const batch = new WriteBatch();
+    const entry = { conv: 'bob', devices: [{ deviceId: 'd1', identityKey: 'k1' }] };
+    for (const [i, id] of ids.entries()) await store.stageSendLog(batch, id, 1_000_000 + i * DAY, entry);
+    await store.commit(batch);
+    expect(await store.sendLog(ids[4]!)).toEqual({ at: 1_000_000 + 4 * DAY, entry });
+
+    await store.pruneSendLog(1_000_000 + 4 * DAY, DAY, 5_000);
+    expect(await db.count('sendlog')).toBe(2); // sent a day ago or less
+    await store.pruneSendLog(1_000_000 + 4 * DAY, DAY, 1);
+    expect(await db.getAllKeys('sendlog')).toEqual([ids[4]]); // the newest within the bound
+
+    // A record moved under another message id does not open (its slot is sealed with it).
+    const row = (await db.get('sendlog', ids[4]!))!;
+    await db.put('sendlog', { ...row, id: ids[0]! });
+    await expect(store.sendLog(ids[0]!)).rejects.toThrow();
+    db.close();
+  });
+
+  it('is added to a version-1 profile without touching what it holds', async () => {
+    const name = `v1-${Date.now()}`;
+    const v1 = await openDB(name, 1, {
+      upgrade(d) {
+        for (const s of ['meta', 'devicekeys', 'secrets', 'sessions', 'contacts']) d.createObjectStore(s);
+        d.createObjectStore('messages', { keyPath: 'id' }).createIndex('byConv', ['conv', 'sort']);
+        d.createObjectStore('conversations', { keyPath: 'conv' });
+        d.createObjectStore('outbox', { keyPath: 'id' }).createIndex('byCreated', 'created');
+        d.createObjectStore('seen', { keyPath: 'id' });
+      },
+    });
+    await v1.put('seen', { id: 'kept', at: 1 });
+    v1.close();
+    const db = await openEngineDB(name);
+    expect(db.version).toBe(2);
+    expect(await db.get('seen', 'kept')).toEqual({ id: 'kept', at: 1 });
+    expect(await db.count('sendlog')).toBe(0);
+    db.close();
   });
 });
