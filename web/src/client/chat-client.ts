@@ -281,11 +281,12 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.set({ sharePresence: on });
   }
 
-  /** Refills one-time prekeys below 20 and rotates the signed prekey weekly; prunes old dedupe ids. */
+  /** Refills one-time prekeys below 20 and rotates the signed prekey weekly; prunes old dedupe ids and sends. */
   async #maintain(): Promise<void> {
     try {
       await this.#ctx.keys.maintain(this.#ctx.api, this.#ctx.now());
       await this.#ctx.store.pruneSeen(this.#ctx.now(), await this.#ctx.keys.oldestSignedPrekeyCreated());
+      await this.#outbound.pruneSendLog();
     } catch (e) {
       if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
         console.warn('key maintenance failed:', describeError(e));

@@ -29,6 +29,11 @@ export interface WeConnectDB extends DBSchema {
   outbox: { key: string; value: OutboxRow; indexes: { byCreated: number } };
   /** Inbound message ids already handled (dedupe of at-least-once delivery), kept 30 days. */
   seen: { key: string; value: { id: string; at: number } };
+  /**
+   * (v2) One-to-one messages we sent in the last 24 hours, key message id: which devices got them under which
+   * identity key, so a `resend` request is honoured only for the device, and the key, the message first went to.
+   */
+  sendlog: { key: string; value: SendLogRow; indexes: { byAt: number } };
 }
 
 export interface MessageRow {
@@ -46,24 +51,37 @@ export interface OutboxRow {
   sealed: Sealed;
 }
 
+export interface SendLogRow {
+  id: string;
+  /** When the message was first encrypted (local clock, ms): pruning and the age limit read it. */
+  at: number;
+  sealed: Sealed;
+}
+
 export type EngineDB = IDBPDatabase<WeConnectDB>;
 
 export async function openEngineDB(name: string): Promise<EngineDB> {
-  return openDB<WeConnectDB>(name, 1, {
-    upgrade(db) {
-      db.createObjectStore('meta');
-      db.createObjectStore('devicekeys');
-      db.createObjectStore('secrets');
-      db.createObjectStore('sessions');
-      db.createObjectStore('contacts');
-      const messages = db.createObjectStore('messages', { keyPath: 'id' });
-      messages.createIndex('byConv', ['conv', 'sort']);
-      db.createObjectStore('conversations', { keyPath: 'conv' });
-      const outbox = db.createObjectStore('outbox', { keyPath: 'id' });
-      outbox.createIndex('byCreated', 'created');
-      db.createObjectStore('seen', { keyPath: 'id' });
+  // Upgrades are additive: each version only adds stores, so a v1 profile keeps everything it holds.
+  return openDB<WeConnectDB>(name, 2, {
+    upgrade(db, oldVersion) {
+      if (oldVersion < 1) createV1(db);
+      if (oldVersion < 2) db.createObjectStore('sendlog', { keyPath: 'id' }).createIndex('byAt', 'at');
     },
   });
+}
+
+function createV1(db: IDBPDatabase<WeConnectDB>): void {
+  db.createObjectStore('meta');
+  db.createObjectStore('devicekeys');
+  db.createObjectStore('secrets');
+  db.createObjectStore('sessions');
+  db.createObjectStore('contacts');
+  const messages = db.createObjectStore('messages', { keyPath: 'id' });
+  messages.createIndex('byConv', ['conv', 'sort']);
+  db.createObjectStore('conversations', { keyPath: 'conv' });
+  const outbox = db.createObjectStore('outbox', { keyPath: 'id' });
+  outbox.createIndex('byCreated', 'created');
+  db.createObjectStore('seen', { keyPath: 'id' });
 }
 
 /** Removes every local key and message of this profile (sign out without "keep"): every store the database has. */

@@ -9,6 +9,9 @@ import { chatPayloadSchema, controlPayloadSchema, inboundEntrySchema, type Inbou
 import { WriteBatch } from './store';
 import type { ChatMessage } from './types';
 
+/** Undecryptable messages from one contact within this long share one history entry (and one notice). */
+export const FAILURE_COALESCE_MS = 10 * 60_000;
+
 /** A stored chat message that should get a delivery receipt. */
 export type Delivered = { conv: string; id: string } | null;
 
@@ -16,6 +19,12 @@ export class Inbound {
   readonly #ctx: EngineContext;
   #chain: Promise<void> = Promise.resolve();
   duplicatesDropped = 0;
+  /**
+   * Per conversation, the failed entry that later failures within `FAILURE_COALESCE_MS` join (in memory: after a
+   * reload the next failure starts a new entry), and when the last "could not be decrypted" notice showed.
+   */
+  readonly #lastFailure = new Map<string, { id: string; at: number }>();
+  readonly #lastFailureNotice = new Map<string, number>();
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -106,18 +115,8 @@ export class Inbound {
       const clean = new WriteBatch();
       ctx.store.stageSeen(clean, entry.id, ctx.now());
       if (!hasCode(e, 'duplicate_message') && entry.seq !== 0) {
-        // A stored (non-ephemeral) message failed: show it in the conversation rather than losing it silently.
-        const contact = await ctx.store.contact(env.senderUserId);
-        await ctx.storeIncoming(clean, env.senderUserId, contact?.username ?? 'Unknown sender', {
-          id: entry.id,
-          conv: env.senderUserId,
-          mine: false,
-          text: '',
-          ts: entry.ts,
-          status: 'delivered',
-          failure: `This message could not be decrypted (${describeError(e)}).`,
-        });
-        ctx.notice('error', `A message from ${contact?.username ?? 'an unknown sender'} could not be decrypted.`);
+        // A stored (non-ephemeral) message failed: say so rather than losing it silently (see #undecryptable).
+        await this.#undecryptable(clean, env, entry, describeError(e));
         return null;
       }
       await ctx.store.commit(clean);
@@ -152,7 +151,8 @@ export class Inbound {
         ctx.set({ typingUntil: { ...ctx.snapshot.typingUntil, [from]: ctx.now() + TYPING_SHOW_MS } });
       } else if (control.type === 'resend') {
         await ctx.store.commit(batch);
-        await ctx.parts.outbound.queueResend(from, control.ids);
+        // The asking device and its key are those of the session the request decrypted on (authenticated).
+        await ctx.parts.outbound.queueResend(from, env.senderDeviceId, session.peerIdentityKey, control.ids);
       } else {
         await ctx.parts.receipts.applyReceipt(batch, from, control.status, control.ids);
       }
@@ -163,6 +163,63 @@ export class Inbound {
     }
     await ctx.store.commit(batch);
     return null;
+  }
+
+  /**
+   * A stored message whose envelope opened but did not decrypt. Its sender is only what the envelope claims (anyone
+   * can seal an envelope to us), so it creates nothing: with no one-to-one conversation with that user, the user
+   * sees a notice that names no one; in an existing conversation, one "could not be decrypted" entry, which
+   * further failures within `FAILURE_COALESCE_MS` join (their ids are asked for together). Fetches nothing.
+   * Commits `clean` (the id marked seen).
+   */
+  async #undecryptable(clean: WriteBatch, env: Envelope, entry: InboundEntry, reason: string): Promise<void> {
+    const ctx = this.#ctx;
+    const conv = env.senderUserId;
+    const existing = ctx.convs.get(conv);
+    const now = ctx.now();
+    if (!existing || existing.group || conv === ctx.me.userId) {
+      await ctx.store.commit(clean);
+      this.#failureNotice('', now, 'A message could not be decrypted.');
+      return;
+    }
+    const last = this.#lastFailure.get(conv);
+    const joined = last && now - last.at < FAILURE_COALESCE_MS ? await ctx.store.message(last.id) : null;
+    if (joined && joined.message.failure && !joined.message.mine && joined.message.conv === conv) {
+      const ids = joined.message.failedIds ?? [joined.message.id];
+      if (ids.length < 50 && !ids.includes(entry.id)) {
+        const { senderDevice, ...rest } = joined.message;
+        const updated: ChatMessage = {
+          ...rest,
+          failedIds: [...ids, entry.id],
+          ...(senderDevice === env.senderDeviceId ? { senderDevice } : {}),
+        };
+        await ctx.store.stageMessage(clean, updated, joined.sort);
+        await ctx.store.commit(clean);
+        ctx.emitMessages(conv, [updated]);
+      } else {
+        await ctx.store.commit(clean);
+      }
+      return;
+    }
+    await ctx.storeIncoming(clean, conv, existing.username, {
+      id: entry.id,
+      conv,
+      mine: false,
+      text: '',
+      ts: entry.ts,
+      status: 'delivered',
+      failure: `This message could not be decrypted (${reason}).`,
+      senderDevice: env.senderDeviceId,
+    });
+    this.#lastFailure.set(conv, { id: entry.id, at: now });
+    this.#failureNotice(conv, now, `A message from ${existing.username} could not be decrypted.`);
+  }
+
+  /** One notice per conversation ('' for senders we have none with) per `FAILURE_COALESCE_MS`. */
+  #failureNotice(key: string, now: number, text: string): void {
+    if (now - (this.#lastFailureNotice.get(key) ?? -Infinity) < FAILURE_COALESCE_MS) return;
+    this.#lastFailureNotice.set(key, now);
+    this.#ctx.notice('error', text);
   }
 
   /** A decrypted `chat` payload: a copy of our own other device's message, or a message to us. */

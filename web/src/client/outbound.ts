@@ -12,13 +12,21 @@ import type { ChatMessage } from './types';
 /** How long the outbox waits after the relay answered `rate_limited`. */
 const RATE_LIMIT_RETRY_MS = 1_000;
 
+/** A `resend` request is honoured only for messages sent this recently (the send log keeps no more). */
+export const SEND_LOG_MS = 24 * 3_600_000;
+/** The send log's bound in records, whatever their age. */
+export const SEND_LOG_MAX = 5_000;
+/** At most this many re-sends per contact per `RESEND_WINDOW_MS` (counted in memory: a reload starts afresh). */
+export const RESEND_LIMIT = 20;
+export const RESEND_WINDOW_MS = 3_600_000;
+
 export class Outbound {
   readonly #ctx: EngineContext;
   #flushing: Promise<void> | null = null;
   #flushAgain = false;
   #retry: ReturnType<typeof setTimeout> | null = null;
-  /** Outbox ids of re-sends (a peer could not decrypt) → the original message they repeat. */
-  readonly #resendOf = new Map<string, string>();
+  /** Per contact, when each re-send of the current window was queued (the per-contact rate limit). */
+  readonly #resent = new Map<string, number[]>();
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -100,23 +108,20 @@ export class Outbound {
       let envelopes = entry.envelopes;
       if (!envelopes) {
         try {
-          envelopes = await ctx.queue.run(row.conv, async () => {
-            const batch = new WriteBatch();
-            const chat = { v: 1, text: await this.outgoingText(row.id), sentAt: Math.floor(row.created), to: row.conv };
-            const content = { kind: 'chat', body: encoder.encode(JSON.stringify(chat)) } as const;
-            // The peer's devices and our own other devices (so each of them shows the whole conversation).
-            const made = [
-              ...(await ctx.sessions.encrypt(row.conv, row.id, content, batch)),
-              ...(await ctx.sessions.encrypt(ctx.me.userId, row.id, content, batch)),
-            ];
-            await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: made });
-            await ctx.store.commit(batch);
-            return made;
-          });
+          envelopes = await ctx.queue.run(row.conv, () => this.#encryptOneToOne(row, entry));
         } catch (e) {
           if (e instanceof ClientError && e.code === 'relay_unreachable') return;
+          if (entry.resendOf !== undefined) {
+            console.warn('a re-send was dropped:', describeError(e));
+            await this.#drop(row.id);
+            continue;
+          }
           const keyChanged = e instanceof ClientError && e.code === 'identity_changed';
           await this.failOutgoing(row.id, row.conv, describeError(e), !keyChanged);
+          continue;
+        }
+        if (envelopes === null) {
+          await this.#drop(row.id); // a re-send that may no longer go out (see #encryptOneToOne)
           continue;
         }
       }
@@ -135,7 +140,7 @@ export class Outbound {
           const batch = new WriteBatch();
           ctx.sessions.recheckDevices(row.conv);
           ctx.sessions.recheckDevices(ctx.me.userId);
-          await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: null });
+          await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { ...entry, envelopes: null });
           await ctx.store.commit(batch);
         });
         this.#flushAgain = true;
@@ -147,6 +152,58 @@ export class Outbound {
         await this.failOutgoing(row.id, row.conv, ack.error.message);
       }
     }
+  }
+
+  /**
+   * Encrypts a queued one-to-one message (inside the peer's queue): to every device of the peer and our own other
+   * devices, or, for a re-send, to the asking device alone. Records the send in the send log and stores the
+   * envelopes in the outbox entry, in one commit. Returns null for a re-send that may no longer go out: its send
+   * log record is gone (older than a day), the peer's key is no longer the one the original went to, or the
+   * device has no session.
+   */
+  async #encryptOneToOne(
+    row: { id: string; conv: string; created: number },
+    entry: OutboxEntry,
+  ): Promise<{ to: string; body: Uint8Array }[] | null> {
+    const ctx = this.#ctx;
+    const batch = new WriteBatch();
+    let at = ctx.now();
+    let original: string | undefined;
+    let textId = row.id;
+    if (entry.resendOf !== undefined) {
+      const logged = await ctx.store.sendLog(entry.resendOf);
+      const device = entry.onlyDevices?.[0];
+      if (!logged || logged.at < ctx.now() - SEND_LOG_MS || device === undefined) return null;
+      const then = logged.entry.devices.find((d) => d.deviceId === device)?.identityKey;
+      if (then === undefined || then !== (await ctx.store.contact(row.conv))?.identityKey) return null;
+      at = logged.at; // a re-send ages with its original: asking again cannot extend the day
+      original = logged.entry.original ?? entry.resendOf;
+      textId = original;
+    }
+    const chat = { v: 1, text: await this.#text(textId), sentAt: Math.floor(row.created), to: row.conv };
+    const content = { kind: 'chat', body: encoder.encode(JSON.stringify(chat)) } as const;
+    const toPeer = await ctx.sessions.encrypt(row.conv, row.id, content, batch, false, entry.onlyDevices);
+    if (entry.onlyDevices && toPeer.length === 0) return null;
+    // Our own other devices get a copy (so each shows the whole conversation); never a re-send.
+    const toOwn = entry.resendOf ? [] : await ctx.sessions.encrypt(ctx.me.userId, row.id, content, batch);
+    const identityKey = (await ctx.store.contact(row.conv))?.identityKey;
+    if (identityKey !== undefined && toPeer.length > 0) {
+      await ctx.store.stageSendLog(batch, row.id, at, {
+        conv: row.conv,
+        ...(original !== undefined ? { original } : {}),
+        devices: toPeer.map((e) => ({ deviceId: e.to, identityKey })),
+      });
+    }
+    const made = [...toPeer, ...toOwn];
+    await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { ...entry, envelopes: made });
+    await ctx.store.commit(batch);
+    return made;
+  }
+
+  async #drop(id: string): Promise<void> {
+    const batch = new WriteBatch();
+    batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
+    await this.#ctx.store.commit(batch);
   }
 
   /** Queues a stored control for our own other devices (read state); it waits in the outbox while offline. */
@@ -222,9 +279,13 @@ export class Outbound {
     return 'next';
   }
 
-  /** The text of a queued message (a re-send repeats its original). */
-  async outgoingText(id: string): Promise<string> {
-    const found = await this.#ctx.store.message(this.#resendOf.get(id) ?? id);
+  /** The text of a queued message. */
+  outgoingText(id: string): Promise<string> {
+    return this.#text(id);
+  }
+
+  async #text(id: string): Promise<string> {
+    const found = await this.#ctx.store.message(id);
     if (!found) throw new ClientError('corrupt_store', 'The queued message is missing from history');
     return found.message.text;
   }
@@ -305,39 +366,88 @@ export class Outbound {
     }
   }
 
-  /** The peer could not decrypt some of our messages: queue each again under a new id (same text). */
-  async queueResend(from: string, ids: readonly string[]): Promise<void> {
-    // No session reset here: the request itself arrived on the fresh session the requester started, which
-    // replaced ours, so the re-sends go out on it. (This runs inside the peer's queue: never queue on it again.)
+  /**
+   * A device of the peer could not decrypt some of our messages and asks for them again. Honoured only for what
+   * the send log holds (sent to this peer within a day), only if that very device got the original under the
+   * identity key the request came with (`askerIdentityKey`: the key of the session the request decrypted on), and
+   * at most `RESEND_LIMIT` per contact per hour. Each is queued under a new id for that device alone; the outbox
+   * entry names the original, so a reload loses nothing. Runs inside the peer's queue: never queue on it again.
+   */
+  async queueResend(
+    from: string,
+    fromDevice: string,
+    askerIdentityKey: Uint8Array,
+    ids: readonly string[],
+  ): Promise<void> {
     const ctx = this.#ctx;
+    const asker = ctx.c.toBase64Url(askerIdentityKey);
+    const now = ctx.now();
     let queued = 0;
-    for (const original of ids) {
-      const found = await ctx.store.message(original);
-      if (!found || !found.message.mine || found.message.conv !== from || found.message.failure) continue;
-      const id = newMessageId();
-      this.#resendOf.set(id, original);
+    let refused = 0;
+    let limited = 0;
+    for (const original of new Set(ids)) {
+      const logged = await ctx.store.sendLog(original);
+      const sentThere =
+        logged !== null &&
+        logged.at >= now - SEND_LOG_MS &&
+        logged.entry.conv === from &&
+        logged.entry.devices.some((d) => d.deviceId === fromDevice && d.identityKey === asker);
+      const found = sentThere ? await ctx.store.message(logged.entry.original ?? original) : null;
+      if (!found || !found.message.mine || found.message.conv !== from || found.message.failure) {
+        refused++;
+        continue;
+      }
+      if (!this.#takeResend(from, now)) {
+        limited++;
+        continue;
+      }
       const batch = new WriteBatch();
-      await ctx.store.stageOutbox(batch, id, from, await ctx.stamp(), { envelopes: null });
+      await ctx.store.stageOutbox(batch, newMessageId(), from, await ctx.stamp(), {
+        envelopes: null,
+        resendOf: original,
+        onlyDevices: [fromDevice],
+      });
       await ctx.store.commit(batch);
       queued++;
+    }
+    if (refused > 0 || limited > 0) {
+      console.warn(
+        `resend request: ${queued} re-sent, ${refused} not sent to that device and key within a day, ${limited} over the per-contact limit`,
+      );
     }
     if (queued > 0) void this.flushOutbox();
   }
 
-  /** Asks the sender of a message we could not decrypt to send it again (over a fresh session if need be). */
+  /** Counts one re-send to `peer` against the hourly limit; false when the limit is reached. */
+  #takeResend(peer: string, now: number): boolean {
+    const recent = (this.#resent.get(peer) ?? []).filter((t) => t > now - RESEND_WINDOW_MS);
+    const ok = recent.length < RESEND_LIMIT;
+    if (ok) recent.push(now);
+    this.#resent.set(peer, recent);
+    return ok;
+  }
+
+  /** Forgets send log records older than a day, then the oldest beyond the bound (on start and hourly). */
+  pruneSendLog(): Promise<void> {
+    return this.#ctx.store.pruneSendLog(this.#ctx.now(), SEND_LOG_MS, SEND_LOG_MAX);
+  }
+
+  /**
+   * Asks the sender of a message (or several, coalesced) we could not decrypt to send it again: over the sessions
+   * we have, to the device the envelope named when known. The sessions stay: the envelope's sender is only a claim,
+   * and deleting working sessions on its word would let whoever forged it break the conversation.
+   */
   async requestResend(conv: string, messageId: string): Promise<void> {
     const ctx = this.#ctx;
     const found = await ctx.store.message(messageId);
     if (!found || found.message.mine || !found.message.failure) return;
     const peer = found.message.sender ?? conv;
     ctx.parts.membership.requireOnline();
-    await ctx.queue.run(peer, async () => {
-      const batch = new WriteBatch();
-      await ctx.sessions.forget(peer, batch); // the session may be what broke: the next message starts afresh
-      await ctx.store.commit(batch);
-    });
-    const payload: ControlPayload = { v: 1, type: 'resend', ids: [messageId] };
-    await this.sendPairwiseNow(peer, { kind: 'control', body: encoder.encode(JSON.stringify(payload)) });
+    const payload: ControlPayload = { v: 1, type: 'resend', ids: found.message.failedIds ?? [messageId] };
+    const content = { kind: 'control', body: encoder.encode(JSON.stringify(payload)) } as const;
+    const device = found.message.senderDevice;
+    const to = device === undefined ? [] : await this.sendPairwiseNow(peer, content, [device]);
+    if (to.length === 0) await this.sendPairwiseNow(peer, content);
     const updated: ChatMessage = { ...found.message, failure: 'Could not be decrypted. Asked the sender to resend.' };
     const batch = new WriteBatch();
     await ctx.store.stageMessage(batch, updated, found.sort);

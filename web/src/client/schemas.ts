@@ -86,6 +86,10 @@ export const storedMessageSchema = z.object({
   failure: z.string().optional(),
   sender: id.optional(),
   senderName: z.string().max(32).optional(),
+  /** A failed one-to-one message: the device its envelope named (where "Ask to resend" goes), when all agreed. */
+  senderDevice: id.optional(),
+  /** A failed entry that stands for several undecryptable messages (coalesced): every id to ask for again. */
+  failedIds: z.array(messageId).min(1).max(50).optional(),
 });
 
 const personSchema = z.object({ userId: id, username: z.string().max(32) });
@@ -142,8 +146,24 @@ export const outboxEntrySchema = z.object({
   groupBody: z.custom<Uint8Array>((v) => v instanceof Uint8Array).optional(),
   /** A stored control for our own other devices (read state): sent to them alone, nothing in history. */
   control: z.lazy(() => controlPayloadSchema).optional(),
+  /** A re-send: the id the peer asked for again (its text is that message's; see the send log). */
+  resendOf: messageId.optional(),
+  /** Only these devices of the peer get it (a re-send goes to the asking device alone, never to our own). */
+  onlyDevices: z.array(id).min(1).max(16).optional(),
 });
 export type OutboxEntry = z.infer<typeof outboxEntrySchema>;
+
+/**
+ * sendlog record (sealed; the row holds the id and time in clear): a one-to-one message as it was first encrypted —
+ * the conversation, and each peer device with the identity key the peer had then (base64url).
+ */
+export const sendLogEntrySchema = z.object({
+  conv: id,
+  /** For a re-send: the message whose text it repeated. */
+  original: messageId.optional(),
+  devices: z.array(z.object({ deviceId: id, identityKey: z.string().min(1).max(128) })).max(256),
+});
+export type SendLogEntry = z.infer<typeof sendLogEntrySchema>;
 
 // ── relay answers (PROTOCOL.md) ────────────────────────────────────────────────────────────────────────────
 

@@ -3,14 +3,16 @@
 
 import type { z } from 'zod';
 import type { IDBPTransaction, StoreNames } from 'idb';
-import type { EngineDB, MessageRow, OutboxRow, WeConnectDB } from './db';
+import type { EngineDB, MessageRow, OutboxRow, SendLogRow, WeConnectDB } from './db';
 import {
   contactSchema,
   conversationSummarySchema,
   outboxEntrySchema,
+  sendLogEntrySchema,
   storedMessageSchema,
   type Contact,
   type OutboxEntry,
+  type SendLogEntry,
 } from './schemas';
 import type { ChatMessage, Conversation } from './types';
 import type { Sealed, Vault } from './vault';
@@ -201,6 +203,33 @@ export class LocalStore {
     for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
       if (c.value.at < cutoff) await c.delete();
     }
+    await tx.done;
+  }
+
+  // ── send log (what a `resend` request may ask for) ───────────────────────────────────────────────────────
+
+  async stageSendLog(batch: WriteBatch, id: string, at: number, entry: SendLogEntry): Promise<void> {
+    const sealed = await this.vault.seal(`sendlog/${id}`, entry);
+    const row: SendLogRow = { id, at, sealed };
+    batch.add('sendlog', (tx) => tx.objectStore('sendlog').put(row));
+  }
+
+  async sendLog(id: string): Promise<{ at: number; entry: SendLogEntry } | null> {
+    const row = await this.db.get('sendlog', id);
+    if (!row) return null;
+    if (row.id !== id) throw new Error(`Send log row ${id} does not match its key`);
+    return { at: row.at, entry: await this.vault.open(`sendlog/${row.id}`, row.sealed, sendLogEntrySchema) };
+  }
+
+  /** Forgets sends older than `maxAgeMs`, then the oldest beyond `maxCount`. */
+  async pruneSendLog(now: number, maxAgeMs: number, maxCount: number): Promise<void> {
+    const tx = this.db.transaction('sendlog', 'readwrite');
+    const byAt = tx.store.index('byAt');
+    for (let c = await byAt.openCursor(IDBKeyRange.upperBound(now - maxAgeMs, true)); c; c = await c.continue()) {
+      await c.delete();
+    }
+    let extra = (await tx.store.count()) - maxCount;
+    for (let c = await byAt.openCursor(); c && extra > 0; c = await c.continue(), extra--) await c.delete();
     await tx.done;
   }
 }

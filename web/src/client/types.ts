@@ -19,6 +19,10 @@ export interface ChatMessage {
   /** Group messages from others: who sent it (user id and name). */
   sender?: string;
   senderName?: string;
+  /** A failed one-to-one message: the device its envelope named, where "Ask to resend" goes. */
+  senderDevice?: string;
+  /** A failed entry standing for several undecryptable messages from the same contact: every id to ask for. */
+  failedIds?: string[];
 }
 
 /** A group conversation's membership as this device knows it (names arrive encrypted, ids from the relay). */

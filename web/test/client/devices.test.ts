@@ -172,7 +172,7 @@ describe('a new device', () => {
 });
 
 describe('a message that cannot be decrypted', () => {
-  it('shows in the conversation and can be asked for again', async () => {
+  it('shows in the existing conversation, and asked for again comes again to the device that asked', async () => {
     const fay = await user('ud_fay');
     const gus = await user('ud_gus');
     await openWith(fay, gus);
@@ -182,16 +182,22 @@ describe('a message that cannot be decrypted', () => {
     await until('fay got it', () => hasText(fay.engine, gus.userId, 'reply'));
 
     // Gus loses his session with fay (a restored profile, a storage fault): her next message cannot be decrypted.
+    // He has a conversation with her, so the failure shows there (with no conversation, only a notice would).
     await asClient(gus.engine).dangerousTestOnlyForgetSessions(fay.userId);
     const id = await fay.engine.send(gus.userId, 'please read me');
     const failed = await until('shown as undecryptable', async () =>
       (await history(gus.engine, fay.userId)).find((m) => m.id === id && m.failure),
     );
     expect(failed.failure).toMatch(/could not be decrypted/);
+    expect(failed.senderDevice).toBe(fay.engine.getSnapshot().me.deviceId);
     expect(gus.engine.getSnapshot().conversations.find((c) => c.conv === fay.userId)?.lastText).toMatch(/could not/);
 
+    // "Ask to resend" deletes no session; gus has none with fay, so the request starts one, and fay re-sends her
+    // message (sent to that device under that key less than a day ago) over it.
     await gus.engine.requestResend(fay.userId, id);
     await until('the message arrives again', () => hasText(gus.engine, fay.userId, 'please read me'));
     expect((await history(gus.engine, fay.userId)).find((m) => m.id === id)?.failure).toMatch(/Asked the sender/);
+    await fay.engine.send(gus.userId, 'and after');
+    await until('the conversation goes on', () => hasText(gus.engine, fay.userId, 'and after'));
   });
 });
