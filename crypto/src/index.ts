@@ -85,6 +85,8 @@ export const MAX_SKIPPED_KEYS = ratchet.MAX_SKIPPED_KEYS;
 export const MAX_CONTENT_BYTES = envelope.MAX_CONTENT_BYTES;
 /** Argon2id parameters of protocol version 1 (PROTOCOL.md): opslimit 3, memlimit 64 MiB, 16-byte salt. */
 export const KDF_PARAMS = password.KDF_PARAMS;
+/** Length of the per-user Argon2id salt. */
+export const SALT_BYTES = password.SALT_BYTES;
 
 // ── setup and bytes ────────────────────────────────────────────────────────────────────────────────────────
 
