@@ -16,6 +16,7 @@ import * as session from './session.js';
 import * as sodium from './sodium.js';
 import * as x25519 from './x25519.js';
 import type {
+  AccountBackup,
   AccountKeys,
   Content,
   Envelope,
@@ -40,6 +41,7 @@ import type {
 
 export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
 export type {
+  AccountBackup,
   AccountKeys,
   AccountUpload,
   ChainState,
@@ -87,6 +89,8 @@ export const MAX_SKIPPED_KEYS = ratchet.MAX_SKIPPED_KEYS;
 export const MAX_CONTENT_BYTES = envelope.MAX_CONTENT_BYTES;
 /** Argon2id parameters of protocol version 1 (PROTOCOL.md): opslimit 3, memlimit 64 MiB, 16-byte salt. */
 export const KDF_PARAMS = password.KDF_PARAMS;
+/** Length of the per-user Argon2id salt. */
+export const SALT_BYTES = password.SALT_BYTES;
 
 // ── setup and bytes ────────────────────────────────────────────────────────────────────────────────────────
 
@@ -434,20 +438,61 @@ export function generateSalt(): Uint8Array {
 
 /**
  * Argon2id (`crypto_pwhash`) of the password (NFC-normalized), then `crypto_kdf` into the auth key and wrap key.
- * Refuses parameters below protocol version 1 (a downgrade) or above sane maxima. ~1–2 s: run it in a worker.
+ * Accepts only the protocol-version-1 parameters (`KDF_PARAMS`): a relay cannot lower the cost (a downgrade) or
+ * raise it to hang the tab. ~1–2 s: run it in a worker.
  */
 export function derivePasswordKeys(pass: string, params: KdfParams): PasswordKeys {
   return password.derivePasswordKeys(pass, params);
 }
 
-/** Encrypts the key backup (identity + contact verification) with the wrap key, for `PUT /api/backup`. */
-export function sealBackup(wrapKey: Uint8Array, backup: KeyBackup): Uint8Array {
-  return password.sealBackup(wrapKey, backup);
+/** True only for the Argon2id parameters this client uses itself (check a relay's answer before deriving). */
+export function isAcceptedKdfParams(params: { opslimit: unknown; memlimit: unknown }): boolean {
+  return password.isAcceptedKdfParams(params);
 }
 
-/** Decrypts and strictly parses a key backup. A wrong password or tampering throws `decrypt_failed`. */
-export function openBackup(wrapKey: Uint8Array, sealed: Uint8Array): KeyBackup {
-  return password.openBackup(wrapKey, sealed);
+/** 1: a legacy backup under the wrap key; 2: under a backup key, bound to the account, with a revision. */
+export function backupFormat(sealed: Uint8Array): 1 | 2 {
+  return password.backupFormat(sealed);
+}
+
+/** A fresh random 32-byte backup key (seals the key backup; kept sealed on each device of the account). */
+export function generateBackupKey(): Uint8Array {
+  return password.generateBackupKey();
+}
+
+/** The backup key sealed under the password's wrap key and bound to `userId`: the key box a new device opens. */
+export function wrapBackupKey(wrapKey: Uint8Array, userId: string, backupKey: Uint8Array): Uint8Array {
+  return password.wrapBackupKey(wrapKey, userId, backupKey);
+}
+
+/** Opens the key box of a format-2 backup with the wrap key (a new device, or an unlock with the password). */
+export function unwrapBackupKey(wrapKey: Uint8Array, userId: string, sealed: Uint8Array): Uint8Array {
+  return password.unwrapBackupKey(wrapKey, userId, sealed);
+}
+
+/** A copy of the key box inside a format-2 backup. */
+export function backupKeyBox(sealed: Uint8Array): Uint8Array {
+  return password.backupKeyBox(sealed);
+}
+
+/** Encrypts the key backup (format 2) with the backup key, for `PUT /api/backup`; `keyBox` travels with it. */
+export function sealAccountBackup(backupKey: Uint8Array, keyBox: Uint8Array, backup: AccountBackup): Uint8Array {
+  return password.sealAccountBackup(backupKey, keyBox, backup);
+}
+
+/** Decrypts and strictly parses a format-2 backup of `userId`; a wrong key, account or tampering: `decrypt_failed`. */
+export function openAccountBackup(backupKey: Uint8Array, userId: string, sealed: Uint8Array): AccountBackup {
+  return password.openAccountBackup(backupKey, userId, sealed);
+}
+
+/** Format 1 (under the wrap key): written only by tests and vectors, to exercise reading old accounts. */
+export function sealLegacyBackup(wrapKey: Uint8Array, backup: KeyBackup): Uint8Array {
+  return password.sealLegacyBackup(wrapKey, backup);
+}
+
+/** Decrypts a format-1 backup (accounts made before format 2). A wrong password or tampering: `decrypt_failed`. */
+export function openLegacyBackup(wrapKey: Uint8Array, sealed: Uint8Array): KeyBackup {
+  return password.openLegacyBackup(wrapKey, sealed);
 }
 
 /**

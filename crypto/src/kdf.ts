@@ -15,6 +15,9 @@ export const LABELS = {
   groupSignature: 'WeConnect/group/signature/v1',
   groupAd: 'WeConnect/group/ad/v1',
   backup: 'WeConnect/backup/v1',
+  /** Format 2 of the key backup: the body under the random backup key, and that key under the wrap key. */
+  accountBackup: 'WeConnect/backup/v2',
+  backupKey: 'WeConnect/backup-key/v1',
   wrap: 'WeConnect/wrap/v1',
 } as const;
 

@@ -1,5 +1,6 @@
-// Passwords never leave the browser: Argon2id → master key → crypto_kdf split into auth key and wrap key;
-// the wrap key seals the key backup and the private material kept in IndexedDB.
+// Passwords never leave the browser: Argon2id → master key → crypto_kdf split into auth key and wrap key.
+// The wrap key seals a random backup key; the backup key seals the key backup (format 2, bound to the account and
+// carrying a revision a device remembers). Format 1 (the backup sealed directly under the wrap key) is still read.
 
 import { concat, fromBase64Url, fromUtf8, toBase64Url, utf8, wipe } from './bytes.js';
 import { CryptoError } from './errors.js';
@@ -9,23 +10,35 @@ import { NONCE_BYTES, TAG_BYTES } from './ratchet.js';
 import { randomBytes } from './random.js';
 import { deserializeIdentity, serializeIdentity } from './serialize.js';
 import { sodium } from './sodium.js';
-import type { ContactVerification, KdfParams, KeyBackup, PasswordKeys } from './types.js';
+import type { AccountBackup, ContactVerification, KdfParams, KeyBackup, PasswordKeys } from './types.js';
 import { arrayArg, booleanArg, bytesArg, fail, idArg, objectArg, versionArg } from './validate.js';
 import { padPlaintext, unpadPlaintext } from './envelope.js';
 
 export const KDF_PARAMS = { opslimit: 3, memlimit: 64 * 1024 * 1024 } as const;
 export const SALT_BYTES = 16;
-/** Upper bounds on parameters a relay may announce: a later version may raise the cost, not to absurd levels. */
-const MAX_OPSLIMIT = 20;
-const MAX_MEMLIMIT = 1024 * 1024 * 1024;
 /** crypto_kdf context (8 bytes) and subkey ids of the password split. */
 const KDF_CONTEXT = 'WCpasswd';
 const AUTH_SUBKEY = 1;
 const WRAP_SUBKEY = 2;
 const SEALED_VERSION = 1;
+/** First byte of a key backup: format 1 is `seal()` itself (its version byte), format 2 the keyed layout below. */
+const LEGACY_FORMAT = SEALED_VERSION;
+const ACCOUNT_FORMAT = 2;
+/** A sealed 32-byte backup key: version ‖ nonce ‖ key ‖ tag. */
+const KEY_BOX_BYTES = 1 + NONCE_BYTES + KEY_BYTES + TAG_BYTES;
+/** Revisions count writes of one account's backup; 2^32 writes are beyond any account's life. */
+const MAX_REVISION = 0xffffffff;
 /** The relay keeps at most 64 KiB of backup. */
 export const MAX_BACKUP_BYTES = 64 * 1024;
 const MAX_CONTACTS = 400;
+
+/**
+ * The Argon2id parameters this client uses, and the only ones it accepts from a relay: a hostile relay could
+ * otherwise ask for 20 passes over 1 GiB and hang the tab. A later protocol version changes KDF_PARAMS here.
+ */
+export function isAcceptedKdfParams(params: { opslimit: unknown; memlimit: unknown }): boolean {
+  return params.opslimit === KDF_PARAMS.opslimit && params.memlimit === KDF_PARAMS.memlimit;
+}
 
 export function generateSalt(): Uint8Array {
   return randomBytes(SALT_BYTES);
@@ -39,11 +52,8 @@ export function derivePasswordKeys(password: string, params: KdfParams): Passwor
       ? fromBase64Url(params.salt, 'params.salt', SALT_BYTES)
       : bytesArg(params.salt, 'params.salt', SALT_BYTES);
   const { opslimit, memlimit } = params;
-  if (!Number.isInteger(opslimit) || opslimit < KDF_PARAMS.opslimit || opslimit > MAX_OPSLIMIT) {
-    fail(`params.opslimit must be an integer from ${KDF_PARAMS.opslimit} to ${MAX_OPSLIMIT}`);
-  }
-  if (!Number.isInteger(memlimit) || memlimit < KDF_PARAMS.memlimit || memlimit > MAX_MEMLIMIT) {
-    fail(`params.memlimit must be an integer from ${KDF_PARAMS.memlimit} to ${MAX_MEMLIMIT}`);
+  if (!isAcceptedKdfParams(params)) {
+    fail(`params must be opslimit ${KDF_PARAMS.opslimit} and memlimit ${KDF_PARAMS.memlimit} (protocol version 1)`);
   }
   const lib = sodium();
   // NFC so the same password typed on different platforms gives the same key.
@@ -106,7 +116,8 @@ function parseContacts(value: unknown): ContactVerification[] {
   });
 }
 
-export function sealBackup(wrapKey: Uint8Array, backup: KeyBackup): Uint8Array {
+/** Format 1, sealed directly under the wrap key: only tests and vectors still write it (to exercise migration). */
+export function sealLegacyBackup(wrapKey: Uint8Array, backup: KeyBackup): Uint8Array {
   if (typeof backup !== 'object' || backup === null) fail('backup must be an object');
   const json = JSON.stringify({
     version: 1,
@@ -122,7 +133,8 @@ export function sealBackup(wrapKey: Uint8Array, backup: KeyBackup): Uint8Array {
   return sealed;
 }
 
-export function openBackup(wrapKey: Uint8Array, sealed: Uint8Array): KeyBackup {
+/** Opens a format-1 backup (no account binding, no revision): what accounts made before format 2 hold. */
+export function openLegacyBackup(wrapKey: Uint8Array, sealed: Uint8Array): KeyBackup {
   const padded = open(wrapKey, LABELS.backup, new Uint8Array(0), sealed, 'backup');
   const plaintext = unpadPlaintext(padded);
   wipe(padded);
@@ -138,6 +150,109 @@ export function openBackup(wrapKey: Uint8Array, sealed: Uint8Array): KeyBackup {
   const o = objectArg(parsed, 'backup', ['version', 'identity', 'contacts']);
   versionArg(o['version'], 'backup');
   return { identity: deserializeIdentity(o['identity']), contacts: parseContacts(o['contacts']) };
+}
+
+/** 1 (legacy, under the wrap key) or 2 (under a backup key, bound to the account, with a revision). */
+export function backupFormat(sealed: Uint8Array): 1 | 2 {
+  bytesArg(sealed, 'backup');
+  if (sealed[0] === LEGACY_FORMAT) return 1;
+  if (sealed[0] === ACCOUNT_FORMAT) return 2;
+  throw new CryptoError('unsupported_version', `backup format ${sealed[0] ?? 'none'} is not supported`);
+}
+
+/** A fresh random key for an account's backup; it lives sealed on each device, never derived from the password. */
+export function generateBackupKey(): Uint8Array {
+  return randomBytes(KEY_BYTES);
+}
+
+/** The backup key sealed under the password's wrap key, bound to the account: how a new device obtains it. */
+export function wrapBackupKey(wrapKey: Uint8Array, userId: string, backupKey: Uint8Array): Uint8Array {
+  return seal(wrapKey, LABELS.backupKey, utf8(idArg(userId, 'userId')), bytesArg(backupKey, 'backupKey', KEY_BYTES));
+}
+
+function splitAccountBackup(sealed: Uint8Array): { keyBox: Uint8Array; body: Uint8Array } {
+  if (backupFormat(sealed) !== ACCOUNT_FORMAT) {
+    throw new CryptoError('unsupported_version', 'backup is in format 1: open it with openLegacyBackup');
+  }
+  if (sealed.length < 1 + KEY_BOX_BYTES) throw new CryptoError('decrypt_failed', 'backup is truncated');
+  return { keyBox: sealed.subarray(1, 1 + KEY_BOX_BYTES), body: sealed.subarray(1 + KEY_BOX_BYTES) };
+}
+
+/** Opens the key box of a format-2 backup with the wrap key. Another account's backup fails (`decrypt_failed`). */
+export function unwrapBackupKey(wrapKey: Uint8Array, userId: string, sealed: Uint8Array): Uint8Array {
+  const { keyBox } = splitAccountBackup(sealed);
+  return open(wrapKey, LABELS.backupKey, utf8(idArg(userId, 'userId')), keyBox, 'backup key');
+}
+
+/** A copy of the key box of a format-2 backup (to re-seal later with the backup key alone). */
+export function backupKeyBox(sealed: Uint8Array): Uint8Array {
+  return splitAccountBackup(sealed).keyBox.slice();
+}
+
+/** The body's AD context: the fixed-length key box, then the user id (so the whole backup is authenticated). */
+function bodyContext(keyBox: Uint8Array, userId: string): Uint8Array {
+  return concat(keyBox, utf8(userId));
+}
+
+/**
+ * Format 2: `2 ‖ keyBox ‖ seal(backupKey, {version, userId, revision, identity, contacts}, AD ∋ keyBox, userId)`.
+ * The user id is bound both ways (AD and content) so a relay cannot hand one account another's backup; the revision
+ * is inside the ciphertext, so the relay cannot read or alter it, and devices refuse one below what they have seen.
+ */
+export function sealAccountBackup(backupKey: Uint8Array, keyBox: Uint8Array, backup: AccountBackup): Uint8Array {
+  if (typeof backup !== 'object' || backup === null) fail('backup must be an object');
+  bytesArg(keyBox, 'keyBox', KEY_BOX_BYTES);
+  const userId = idArg(backup.userId, 'backup.userId');
+  const revision = revisionArg(backup.revision);
+  const json = JSON.stringify({
+    version: 2,
+    userId,
+    revision,
+    identity: serializeIdentity(backup.identity),
+    contacts: parseContacts(backup.contacts),
+  });
+  const plaintext = utf8(json);
+  const padded = padPlaintext(plaintext);
+  wipe(plaintext);
+  const body = seal(backupKey, LABELS.accountBackup, bodyContext(keyBox, userId), padded);
+  wipe(padded);
+  const sealed = concat(Uint8Array.of(ACCOUNT_FORMAT), keyBox, body);
+  if (sealed.length > MAX_BACKUP_BYTES) fail(`backup is larger than ${MAX_BACKUP_BYTES} bytes`);
+  return sealed;
+}
+
+/** Opens a format-2 backup of `userId`. A wrong key, another account's backup or tampering throw `decrypt_failed`. */
+export function openAccountBackup(backupKey: Uint8Array, userId: string, sealed: Uint8Array): AccountBackup {
+  const expected = idArg(userId, 'userId');
+  const { keyBox, body } = splitAccountBackup(sealed);
+  const padded = open(backupKey, LABELS.accountBackup, bodyContext(keyBox, expected), body, 'backup');
+  const plaintext = unpadPlaintext(padded);
+  wipe(padded);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fromUtf8(plaintext, 'backup'));
+  } catch (err) {
+    if (err instanceof CryptoError) throw err;
+    throw new CryptoError('bad_input', 'backup is not valid JSON');
+  } finally {
+    wipe(plaintext);
+  }
+  const o = objectArg(parsed, 'backup', ['version', 'userId', 'revision', 'identity', 'contacts']);
+  if (o['version'] !== 2) throw new CryptoError('unsupported_version', 'backup content version is not 2');
+  if (o['userId'] !== expected) throw new CryptoError('decrypt_failed', 'backup belongs to another account');
+  return {
+    userId: expected,
+    revision: revisionArg(o['revision']),
+    identity: deserializeIdentity(o['identity']),
+    contacts: parseContacts(o['contacts']),
+  };
+}
+
+function revisionArg(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_REVISION) {
+    fail(`backup.revision must be an integer from 0 to ${MAX_REVISION}`);
+  }
+  return value;
 }
 
 function contextBytes(context: unknown): Uint8Array {

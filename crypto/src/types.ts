@@ -261,3 +261,10 @@ export interface KeyBackup {
   readonly identity: Identity;
   readonly contacts: readonly ContactVerification[];
 }
+
+/** A format-2 key backup: bound to one account, and numbered so a device can refuse an older one. */
+export interface AccountBackup extends KeyBackup {
+  readonly userId: string;
+  /** Bumped by every write (read, merge, write revision + 1); a device remembers the highest it has seen. */
+  readonly revision: number;
+}

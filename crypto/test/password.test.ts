@@ -3,15 +3,23 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  backupFormat,
+  backupKeyBox,
   derivePasswordKeys,
   fromBase64Url,
+  generateBackupKey,
   generateIdentity,
   generateSalt,
+  isAcceptedKdfParams,
   KDF_PARAMS,
-  openBackup,
+  openAccountBackup,
+  openLegacyBackup,
   type PasswordKeys,
-  sealBackup,
+  sealAccountBackup,
+  sealLegacyBackup,
   toBase64Url,
+  unwrapBackupKey,
+  wrapBackupKey,
   unwrapJson,
   unwrapSecret,
   wrapJson,
@@ -59,6 +67,23 @@ describe('password keys', () => {
     expect(a).not.toEqual(b);
   });
 
+  it("refuses a relay's 20 passes over 1 GiB, or any parameters but its own, at once and without hashing", () => {
+    expect(isAcceptedKdfParams(KDF_PARAMS)).toBe(true);
+    const hostile = [
+      { opslimit: 20, memlimit: 1024 * 1024 * 1024 },
+      { opslimit: 4, memlimit: KDF_PARAMS.memlimit },
+      { opslimit: KDF_PARAMS.opslimit, memlimit: 2 * KDF_PARAMS.memlimit },
+      { opslimit: '3', memlimit: KDF_PARAMS.memlimit },
+    ];
+    for (const params of hostile) {
+      expect(isAcceptedKdfParams(params)).toBe(false);
+      const started = performance.now();
+      expectCode(() => derivePasswordKeys('pw', { salt, ...(params as typeof KDF_PARAMS) }), 'bad_input');
+      // One Argon2id at the accepted parameters takes about a second here; a refusal takes no hashing at all.
+      expect(performance.now() - started).toBeLessThan(50);
+    }
+  });
+
   it('refuses parameters below protocol version 1 and malformed salts before hashing', () => {
     expectCode(() => derivePasswordKeys('pw', { salt, opslimit: 2, memlimit: KDF_PARAMS.memlimit }), 'bad_input');
     expectCode(() => derivePasswordKeys('pw', { salt, opslimit: 3, memlimit: 1024 * 1024 }), 'bad_input');
@@ -70,15 +95,15 @@ describe('password keys', () => {
   });
 });
 
-describe('key backup', () => {
+describe('key backup, format 1 (legacy, under the wrap key)', () => {
   it('round-trips the identity and the verification state', () => {
     const identity = generateIdentity();
     const contacts = [
       { userId: 'bob', identityKey: toBase64Url(generateIdentity().publicKey), verified: true },
       { userId: 'carol', identityKey: toBase64Url(generateIdentity().publicKey), verified: false },
     ];
-    const sealed = sealBackup(keys.wrapKey, { identity, contacts });
-    const opened = openBackup(keys.wrapKey, sealed);
+    const sealed = sealLegacyBackup(keys.wrapKey, { identity, contacts });
+    const opened = openLegacyBackup(keys.wrapKey, sealed);
     expect(opened.identity.publicKey).toEqual(identity.publicKey);
     expect(opened.identity.signingKey).toEqual(identity.signingKey);
     expect(opened.identity.dhPrivateKey).toEqual(identity.dhPrivateKey);
@@ -86,26 +111,106 @@ describe('key backup', () => {
   });
 
   it('rejects a tampered backup, a wrong key and a truncated one', () => {
-    const sealed = sealBackup(keys.wrapKey, { identity: generateIdentity(), contacts: [] });
+    const sealed = sealLegacyBackup(keys.wrapKey, { identity: generateIdentity(), contacts: [] });
     for (const i of [1, 30, sealed.length - 1]) {
       const t = sealed.slice();
       t[i]! ^= 1;
-      expectCode(() => openBackup(keys.wrapKey, t), 'decrypt_failed');
+      expectCode(() => openLegacyBackup(keys.wrapKey, t), 'decrypt_failed');
     }
-    expectCode(() => openBackup(keys.authKey, sealed), 'decrypt_failed');
-    expectCode(() => openBackup(keys.wrapKey, sealed.subarray(0, 30)), 'decrypt_failed');
-    const v2 = sealed.slice();
-    v2[0] = 2;
-    expectCode(() => openBackup(keys.wrapKey, v2), 'unsupported_version');
+    expectCode(() => openLegacyBackup(keys.authKey, sealed), 'decrypt_failed');
+    expectCode(() => openLegacyBackup(keys.wrapKey, sealed.subarray(0, 30)), 'decrypt_failed');
+    expect(backupFormat(sealed)).toBe(1);
+    const v3 = sealed.slice();
+    v3[0] = 3;
+    expectCode(() => openLegacyBackup(keys.wrapKey, v3), 'unsupported_version');
+    expectCode(() => backupFormat(v3), 'unsupported_version');
   });
 
   it('validates contacts when sealing', () => {
     expectCode(
       () =>
-        sealBackup(keys.wrapKey, {
+        sealLegacyBackup(keys.wrapKey, {
           identity: generateIdentity(),
           contacts: [{ userId: 'x', identityKey: 'short', verified: true }],
         }),
+      'bad_input',
+    );
+  });
+});
+
+describe('key backup, format 2 (random backup key, bound to the account, with a revision)', () => {
+  const contacts = [{ userId: 'bob', identityKey: toBase64Url(new Uint8Array(32).fill(7)), verified: true }];
+
+  function sealFor(userId: string, revision: number) {
+    const backupKey = generateBackupKey();
+    const keyBox = wrapBackupKey(keys.wrapKey, userId, backupKey);
+    const identity = generateIdentity();
+    return {
+      backupKey,
+      keyBox,
+      identity,
+      sealed: sealAccountBackup(backupKey, keyBox, { userId, revision, identity, contacts }),
+    };
+  }
+
+  it('round-trips the account, the revision, the identity and the verification state', () => {
+    const { backupKey, identity, sealed } = sealFor('ann', 7);
+    expect(backupFormat(sealed)).toBe(2);
+    const opened = openAccountBackup(backupKey, 'ann', sealed);
+    expect(opened.userId).toBe('ann');
+    expect(opened.revision).toBe(7);
+    expect(opened.identity.signingKey).toEqual(identity.signingKey);
+    expect(opened.contacts).toEqual(contacts);
+  });
+
+  it("gives a new device the backup key through the password's wrap key, and keeps the revision out of sight", () => {
+    const { backupKey, keyBox, sealed } = sealFor('ann', 300);
+    const unwrapped = unwrapBackupKey(keys.wrapKey, 'ann', sealed);
+    expect(unwrapped).toEqual(backupKey);
+    expect(backupKeyBox(sealed)).toEqual(keyBox);
+    expect(unwrapped).not.toEqual(keys.wrapKey);
+    expectCode(() => unwrapBackupKey(keys.authKey, 'ann', sealed), 'decrypt_failed');
+    // The revision is inside the ciphertext: the bytes after the key box do not carry it in the clear.
+    const other = sealAccountBackup(backupKey, keyBox, {
+      ...openAccountBackup(backupKey, 'ann', sealed),
+      revision: 301,
+    });
+    expect(other.length).toBe(sealed.length);
+  });
+
+  it("refuses another account's backup even under the same keys (the user id is authenticated)", () => {
+    const { backupKey, sealed } = sealFor('ann', 1);
+    expect(expectCode(() => openAccountBackup(backupKey, 'cy', sealed), 'decrypt_failed').message).toMatch(
+      /authentication/,
+    );
+    expectCode(() => unwrapBackupKey(keys.wrapKey, 'cy', sealed), 'decrypt_failed');
+  });
+
+  it('rejects tampering anywhere, truncation, and a format-1 backup where format 2 is expected', () => {
+    const { backupKey, sealed } = sealFor('ann', 2);
+    for (const i of [1, 40, 80, 100, sealed.length - 1]) {
+      const t = sealed.slice();
+      t[i]! ^= 1;
+      expectCode(() => openAccountBackup(backupKey, 'ann', t), 'decrypt_failed');
+    }
+    expectCode(() => openAccountBackup(backupKey, 'ann', sealed.subarray(0, 60)), 'decrypt_failed');
+    const legacy = sealLegacyBackup(keys.wrapKey, { identity: generateIdentity(), contacts });
+    expectCode(() => openAccountBackup(backupKey, 'ann', legacy), 'unsupported_version');
+    expectCode(() => unwrapBackupKey(keys.wrapKey, 'ann', legacy), 'unsupported_version');
+  });
+
+  it('validates the revision and the key box when sealing', () => {
+    const backupKey = generateBackupKey();
+    const keyBox = wrapBackupKey(keys.wrapKey, 'ann', backupKey);
+    const identity = generateIdentity();
+    for (const revision of [-1, 1.5, 2 ** 32]) {
+      expectCode(
+        () => sealAccountBackup(backupKey, keyBox, { userId: 'ann', revision, identity, contacts }),
+        'bad_input',
+      );
+    }
+    expectCode(
+      () => sealAccountBackup(backupKey, keyBox.subarray(1), { userId: 'ann', revision: 1, identity, contacts }),
       'bad_input',
     );
   });

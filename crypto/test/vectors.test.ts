@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { deserializeSession, fromBase64Url, openBackup } from '../src/index.js';
+import { deserializeSession, fromBase64Url, openLegacyBackup } from '../src/index.js';
 import { VECTORS, type VectorName } from './vectors/build.js';
 
 function committed(name: VectorName): Record<string, unknown> {
@@ -28,7 +28,7 @@ describe('golden vectors', () => {
 
   it('opens the committed backup with the committed wrap key', () => {
     const v = committed('password') as { wrapKey: string; backup: string; backupIdentityKey: string };
-    const backup = openBackup(fromBase64Url(v.wrapKey, 32), Uint8Array.from(Buffer.from(v.backup, 'hex')));
+    const backup = openLegacyBackup(fromBase64Url(v.wrapKey, 32), Uint8Array.from(Buffer.from(v.backup, 'hex')));
     expect(backup.identity.publicKey).toEqual(fromBase64Url(v.backupIdentityKey, 32));
   });
 });

@@ -17,7 +17,7 @@ import {
   openEnvelope,
   readPrekeyMessage,
   safetyNumber,
-  sealBackup,
+  sealLegacyBackup,
   senderKeyDistribution,
   serializeSession,
   toBase64Url,
@@ -180,7 +180,7 @@ function password() {
       wrapKey: toBase64Url(keys.wrapKey),
       backupIdentityKey: toBase64Url(identity.publicKey),
       backupContacts: contacts,
-      backup: hex(sealBackup(keys.wrapKey, { identity, contacts })),
+      backup: hex(sealLegacyBackup(keys.wrapKey, { identity, contacts })),
     };
   });
 }

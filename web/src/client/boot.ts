@@ -1,7 +1,7 @@
 // EngineBoot: everything before the chat engine runs — sign up, sign in (new device: restore the identity from the
 // relay's encrypted backup), unlock after a reload, "keep unlocked", one writer tab (Web Locks), forgetting data.
 
-import type { AccountKeys, ContactVerification } from '@weconnect/crypto';
+import type { AccountKeys, ContactVerification, KeyBackup } from '@weconnect/crypto';
 import { z } from 'zod';
 import { RelayApi, TokenKeeper, request } from './api';
 import { ChatClient, type ChatClientOptions } from './chat-client';
@@ -15,9 +15,11 @@ import {
   accountMetaSchema,
   backupAnswerSchema,
   kdfAnswerSchema,
+  legacyWrapKeySchema,
   sessionAnswerSchema,
   tokensSchema,
   type AccountMeta,
+  type BackupKeyRecord,
   type Contact,
   type SessionAnswer,
 } from './schemas';
@@ -95,8 +97,29 @@ export class EngineBoot implements EngineBootApi {
     this.#release = null;
   }
 
+  /**
+   * Argon2id with the parameters this app uses, and no others: the relay answers them at sign-in (and they are kept
+   * in the account record), and a hostile relay could ask for 20 passes over 1 GiB to hang the tab. Checked here,
+   * before the worker starts.
+   */
   async #derive(password: string, params: { salt: string; opslimit: number; memlimit: number }): Promise<DerivedKeys> {
     if (password.length === 0) throw new ClientError('invalid_input', 'Enter your password.');
+    const c = await loadCrypto();
+    let saltBytes = 0;
+    try {
+      saltBytes = c.fromBase64Url(params.salt).length;
+    } catch {
+      saltBytes = 0;
+    }
+    if (!c.isAcceptedKdfParams(params) || saltBytes !== c.SALT_BYTES) {
+      throw new ClientError(
+        'kdf_refused',
+        'The relay asked for password-hashing settings this app does not use ' +
+          `(${params.opslimit} passes over ${Math.round(params.memlimit / 1024 / 1024)} MiB, a ${saltBytes}-byte salt; ` +
+          `expected ${c.KDF_PARAMS.opslimit} passes over ${c.KDF_PARAMS.memlimit / 1024 / 1024} MiB and a ` +
+          `${c.SALT_BYTES}-byte salt). Your password was not used. The relay may be misconfigured or hostile.`,
+      );
+    }
     return this.#options.derive(password, params);
   }
 
@@ -132,7 +155,11 @@ export class EngineBoot implements EngineBootApi {
     } catch {
       return null; // the unlock screen explains the other tab when the user tries
     }
-    return this.#start(meta, vault, null);
+    // A profile from before the backup key kept the wrap key: hand it to the engine once (it makes the backup key
+    // with it on the first sync) and delete it here.
+    const legacy = await new LocalStore(db, vault).read('secrets', 'wrap-key', legacyWrapKeySchema).catch(() => null);
+    await db.delete('secrets', 'wrap-key');
+    return this.#start(meta, vault, null, legacy?.key ?? null);
   }
 
   async unlock(password: string, keepUnlocked: boolean, progress?: BootProgress): Promise<ChatEngineApi> {
@@ -143,10 +170,15 @@ export class EngineBoot implements EngineBootApi {
       progress?.('deriving');
       const keys = await this.#derive(password, meta);
       let vault: Vault;
+      // The wrap key goes to the engine, in memory, for its first backup sync (to follow a re-keyed backup or
+      // migrate a format-1 one), which wipes it; it is never stored (and a copy older versions stored is deleted).
+      const handover = keys.wrapKey.slice();
       try {
         vault = await this.#vault(meta, keys.wrapKey);
-        // Kept sealed (accounts made before it was stored get it here): re-sealing the key backup needs it.
-        await new LocalStore(await this.#open(), vault).write('secrets', 'wrap-key', { key: keys.wrapKey });
+        await (await this.#open()).delete('secrets', 'wrap-key');
+      } catch (e) {
+        handover.fill(0);
+        throw e;
       } finally {
         keys.wrapKey.fill(0);
       }
@@ -163,9 +195,12 @@ export class EngineBoot implements EngineBootApi {
           deviceId: meta.deviceId,
         });
       } catch (e) {
-        if (!(e instanceof ClientError && e.code === 'relay_unreachable')) throw e;
+        if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
+          handover.fill(0);
+          throw e;
+        }
       }
-      return await this.#start(meta, vault, fresh);
+      return await this.#start(meta, vault, fresh, handover);
     } catch (e) {
       this.#unlockLock();
       throw e;
@@ -180,7 +215,6 @@ export class EngineBoot implements EngineBootApi {
       const params = { salt: c.toBase64Url(c.generateSalt()), ...kdfParams(c) };
       progress?.('deriving');
       const keys = await this.#derive(password, params);
-      let backup: Uint8Array;
       let meta: { meta: AccountMeta; vault: Vault };
       let answer: SessionAnswer;
       try {
@@ -192,22 +226,38 @@ export class EngineBoot implements EngineBootApi {
           authKey: keys.authKey,
           ...account.upload,
         });
-        backup = c.sealBackup(keys.wrapKey, { identity: account.identity, contacts: [] });
-        meta = await this.#storeDevice(c, username, params, keys.wrapKey, answer, account, null);
+        // The account's backup key: random, sealed in the key box under the wrap key for its other devices.
+        const key = c.generateBackupKey();
+        const keyBox = c.wrapBackupKey(keys.wrapKey, answer.userId, key);
+        const backup = c.sealAccountBackup(key, keyBox, {
+          userId: answer.userId,
+          revision: 1,
+          identity: account.identity,
+          contacts: [],
+        });
+        // Revision 1 is remembered only if the relay took it; otherwise the engine's first sync writes it.
+        const stored = await request(
+          this.#options.relayUrl,
+          'PUT',
+          '/api/backup',
+          null,
+          { backup: c.toBase64Url(backup) },
+          answer.accessToken,
+        ).then(
+          () => true,
+          (e: unknown) => {
+            console.warn('key backup not stored on the relay yet:', describeError(e));
+            return false;
+          },
+        );
+        const record = { key, keyBox, revision: stored ? 1 : 0 };
+        meta = await this.#storeDevice(c, username, params, keys.wrapKey, answer, account, null, record);
         wipeAccountKeys(c, account); // stored sealed; the engine loads its own copy
+        c.wipe(key);
       } finally {
         keys.wrapKey.fill(0);
       }
-      const engine = await this.#start(meta.meta, meta.vault, answer);
-      await request(
-        this.#options.relayUrl,
-        'PUT',
-        '/api/backup',
-        null,
-        { backup: c.toBase64Url(backup) },
-        answer.accessToken,
-      ).catch((e: unknown) => console.warn('key backup not stored on the relay yet:', describeError(e)));
-      return engine;
+      return await this.#start(meta.meta, meta.vault, answer, null);
     } catch (e) {
       this.#unlockLock();
       throw e;
@@ -226,6 +276,7 @@ export class EngineBoot implements EngineBootApi {
       const keys = await this.#derive(password, kdf);
       let stored: { meta: AccountMeta; vault: Vault };
       let answer: SessionAnswer;
+      let handover: Uint8Array | null = null;
       try {
         answer = await request(base, 'POST', '/api/sessions', sessionAnswerSchema, {
           username,
@@ -238,13 +289,26 @@ export class EngineBoot implements EngineBootApi {
         });
         progress?.('restoring');
         const { backup } = await request(base, 'GET', '/api/backup', backupAnswerSchema, undefined, answer.accessToken);
-        let restored;
+        const blob = c.fromBase64Url(backup);
+        // A new device has no memory of earlier revisions: it takes the backup it is served (if it is this
+        // account's), and remembers its revision from now on.
+        let restored: KeyBackup;
+        let record: BackupKeyRecord | null = null;
         try {
-          restored = c.openBackup(keys.wrapKey, c.fromBase64Url(backup));
+          if (c.backupFormat(blob) === 2) {
+            const key = c.unwrapBackupKey(keys.wrapKey, answer.userId, blob);
+            const opened = c.openAccountBackup(key, answer.userId, blob);
+            restored = opened;
+            record = { key, keyBox: c.backupKeyBox(blob), revision: opened.revision };
+          } else {
+            // Format 1: the engine's first sync migrates it to format 2 with the wrap key handed over below.
+            restored = c.openLegacyBackup(keys.wrapKey, blob);
+            handover = keys.wrapKey.slice();
+          }
         } catch {
           throw new ClientError(
             'decrypt_failed',
-            'The key backup on the relay could not be opened with this password.',
+            'The key backup on the relay could not be opened with this password for this account.',
           );
         }
         const device = c.createDeviceKeys(restored.identity);
@@ -260,13 +324,17 @@ export class EngineBoot implements EngineBootApi {
           answer.accessToken,
         );
         if (local) await wipeEngineDB(await this.#open());
-        stored = await this.#storeDevice(c, username, kdf, keys.wrapKey, answer, device, restored.contacts);
+        stored = await this.#storeDevice(c, username, kdf, keys.wrapKey, answer, device, restored.contacts, record);
         wipeAccountKeys(c, device);
         c.wipe(restored.identity.signingKey, restored.identity.dhPrivateKey);
+        if (record) c.wipe(record.key);
+      } catch (e) {
+        handover?.fill(0);
+        throw e;
       } finally {
         keys.wrapKey.fill(0);
       }
-      return await this.#start(stored.meta, stored.vault, answer);
+      return await this.#start(stored.meta, stored.vault, answer, handover);
     } catch (e) {
       this.#unlockLock();
       throw e;
@@ -281,6 +349,7 @@ export class EngineBoot implements EngineBootApi {
     answer: SessionAnswer,
     keys: Parameters<typeof OwnKeys.stageInitial>[3],
     restored: readonly ContactVerification[] | null,
+    backupKey: BackupKeyRecord | null,
   ): Promise<{ meta: AccountMeta; vault: Vault }> {
     const vault = new Vault(await deriveAtRestKey(wrapKey));
     const meta: AccountMeta = {
@@ -298,7 +367,7 @@ export class EngineBoot implements EngineBootApi {
     const batch = new WriteBatch();
     await OwnKeys.stageInitial(store, batch, c, keys, this.#now());
     await store.stage(batch, 'secrets', 'tokens', { refreshToken: answer.refreshToken });
-    await store.stage(batch, 'secrets', 'wrap-key', { key: wrapKey });
+    if (backupKey) await store.stage(batch, 'secrets', 'backup-key', backupKey);
     // A device added to an existing account learns its groups from the relay on its first connect.
     if (restored) await store.stage(batch, 'secrets', 'group-sync', { pending: true });
     // Contacts verified on another device (from the key backup); the relay's bundle names them on first contact.
@@ -318,7 +387,27 @@ export class EngineBoot implements EngineBootApi {
     return { meta, vault };
   }
 
-  async #start(meta: AccountMeta, vault: Vault, fresh: SessionAnswer | null): Promise<ChatEngineApi> {
+  /** `wrapKey`: handed to the engine for its first backup sync, which wipes it (see Trust). */
+  async #start(
+    meta: AccountMeta,
+    vault: Vault,
+    fresh: SessionAnswer | null,
+    wrapKey: Uint8Array | null,
+  ): Promise<ChatEngineApi> {
+    try {
+      return await this.#startEngine(meta, vault, fresh, wrapKey);
+    } catch (e) {
+      wrapKey?.fill(0);
+      throw e;
+    }
+  }
+
+  async #startEngine(
+    meta: AccountMeta,
+    vault: Vault,
+    fresh: SessionAnswer | null,
+    wrapKey: Uint8Array | null,
+  ): Promise<ChatEngineApi> {
     const c = await loadCrypto();
     const db = await this.#open();
     const store = new LocalStore(db, vault);
@@ -340,6 +429,7 @@ export class EngineBoot implements EngineBootApi {
       me: { userId: meta.userId, username: meta.username, deviceId: meta.deviceId },
       keys,
       now: () => this.#now(),
+      backupWrapKey: wrapKey,
       onClosed: () => {
         this.#db = null;
         this.#unlockLock();

@@ -48,6 +48,11 @@ export interface ChatClientOptions {
   now?: () => number;
   /** How stale a user's device list may get before a send fetches it again (default 10 minutes). */
   deviceCheckMs?: number;
+  /**
+   * The password's wrap key, after an unlock or sign-in that may need it for the key backup (learn a re-keyed backup
+   * key, migrate a format-1 backup). The engine owns it from here: its first backup sync wipes it.
+   */
+  backupWrapKey?: Uint8Array | null;
   /** Called once after sign-out or when the session ended (release the tab lock, go back to the first screen). */
   onClosed: () => void;
   /** Test-only: ignore relay acks for sends (simulates an ack lost on the way back). */
@@ -102,7 +107,7 @@ export class ChatClient implements ChatEngineApi {
     this.#receipts = new Receipts(ctx);
     this.#membership = new GroupMembership(ctx);
     this.#groupMessages = new GroupMessaging(ctx);
-    this.#trust = new Trust(ctx);
+    this.#trust = new Trust(ctx, options.backupWrapKey ?? null);
     this.#transport = new Transport(options.relayUrl, options.api.tokens, {
       state: (connection) => ctx.set({ connection }),
       messages: (batch, ack) => this.#inbound.onMessages(batch, ack),
@@ -299,6 +304,7 @@ export class ChatClient implements ChatEngineApi {
     if (this.#ctx.closed) return;
     this.#ctx.closed = true;
     if (this.#timer) clearInterval(this.#timer);
+    this.#trust.close();
     this.#outbound.stop();
     this.#transport.stop();
     this.#ctx.store.db.close();

@@ -14,6 +14,10 @@ export type ClientErrorCode =
   | 'no_devices'
   | 'corrupt_store'
   | 'not_found'
+  /** The relay served a key backup that is older than one this device has seen, or not this account's. */
+  | 'backup_rejected'
+  /** The relay asked for password-hashing (Argon2id) settings other than the ones this app uses. */
+  | 'kdf_refused'
   | 'relay_error';
 
 export class ClientError extends Error {

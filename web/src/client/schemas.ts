@@ -49,11 +49,27 @@ export const oneTimePrekeysSchema = z.object({
 export type OneTimePrekeysRecord = z.infer<typeof oneTimePrekeysSchema>;
 
 /**
- * secrets 'wrap-key': the password's wrap key, sealed under the at-rest key (itself derived from it, so keeping it
- * exposes nothing the vault does not already hold). The engine needs it to re-seal the relay key backup whenever the
- * verification state changes, also after "keep unlocked" resumed without a password.
+ * secrets 'backup-key': the account's random backup key (seals the relay's key backup), its key box (the same key
+ * sealed under the password's wrap key, sent along with every backup so a new device can open it), and the highest
+ * backup revision this device has seen on the relay or written there: an older one is refused as a rollback.
+ * The password's wrap key itself is never stored (it is wiped once the vault is open and the backup key known).
  */
-export const wrapKeySchema = z.object({ key: z.instanceof(Uint8Array).refine((k) => k.length === 32) });
+export const backupKeySchema = z.object({
+  key: z.instanceof(Uint8Array).refine((k) => k.length === 32),
+  keyBox: z.instanceof(Uint8Array),
+  revision: z.number().int().nonnegative(),
+});
+export interface BackupKeyRecord {
+  key: Uint8Array;
+  keyBox: Uint8Array;
+  revision: number;
+}
+
+/**
+ * secrets 'wrap-key': what versions before the backup key kept (the password's wrap key, sealed). Read once to
+ * migrate such a profile, then deleted.
+ */
+export const legacyWrapKeySchema = z.object({ key: z.instanceof(Uint8Array).refine((k) => k.length === 32) });
 
 /** secrets 'group-sync': a device added to an existing account still has to learn its groups from the relay. */
 export const groupSyncSchema = z.object({ pending: z.boolean() });

@@ -2,8 +2,14 @@
 // the backup on the relay, and a new device of the account starts with the same verified contacts.
 import 'fake-indexeddb/auto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCrypto } from '../../src/client/crypto-loader';
+import { openEngineDB } from '../../src/client/db';
+import type { KdfInput } from '../../src/client/kdf';
+import { backupKeySchema } from '../../src/client/schemas';
+import { LocalStore } from '../../src/client/store';
 import type { ChatEngineApi } from '../../src/client/types';
-import { asClient, boot, hasText, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { Vault, deriveAtRestKey } from '../../src/client/vault';
+import { asClient, boot, hasText, http, openWith, signUpUser, until, type TestUser } from '../support/engine';
 import { dangerousTestOnlyReplaceIdentity, startTestRelay, type TestRelay } from '../support/relay';
 
 let relay: TestRelay;
@@ -84,5 +90,60 @@ describe('verification state in the key backup', () => {
     await dee2.send(eli.userId, 'are you still you?');
     await until('blocked', () => dee2.getSnapshot().trust[eli.userId]?.blocked);
     await expect(dee2.send(eli.userId, 'again')).rejects.toMatchObject({ code: 'identity_changed' });
+  });
+});
+
+describe('accounts whose backup is still in format 1 (under the wrap key)', () => {
+  it('a new device restores it and moves it to format 2; the old device follows at its next unlock', async () => {
+    const c = await loadCrypto();
+    const kim = await user('kb_kim');
+    const lee = await user('kb_lee');
+    await asClient(kim.engine).dangerousTestOnlySyncBackup();
+    const kdf = (await http(relay.url, 'GET', `/api/accounts/${kim.name}/kdf`)).json as KdfInput;
+    const wrapKey = c.derivePasswordKeys(kim.password, kdf).wrapKey;
+    const token = asClient(kim.engine).dangerousTestOnlyTokens().access!;
+    const current = c.fromBase64Url(
+      ((await http(relay.url, 'GET', '/api/backup', token)).json as { backup: string }).backup,
+    );
+    const identity = c.openAccountBackup(c.unwrapBackupKey(wrapKey, kim.userId, current), kim.userId, current).identity;
+
+    // What the previous version left: a format-1 backup (lee verified on some other device) and a profile that
+    // keeps the wrap key and no backup key.
+    const legacy = c.sealLegacyBackup(wrapKey, {
+      identity,
+      // The key lee had when verified there (any 32 bytes: this device never talks to lee here).
+      contacts: [{ userId: lee.userId, identityKey: c.toBase64Url(c.randomBytes(32)), verified: true }],
+    });
+    expect((await http(relay.url, 'PUT', '/api/backup', token, { backup: c.toBase64Url(legacy) })).status).toBe(204);
+    asClient(kim.engine).close();
+    const vault = new Vault(await deriveAtRestKey(wrapKey));
+    let db = await openEngineDB(kim.db);
+    await db.delete('secrets', 'backup-key');
+    await new LocalStore(db, vault).write('secrets', 'wrap-key', { key: wrapKey });
+    db.close();
+
+    const kim2 = await newDevice(kim, 'second');
+    expect(kim2.getSnapshot().trust[lee.userId]?.verified).toBe(true);
+    const migrated = c.fromBase64Url(
+      ((await http(relay.url, 'GET', '/api/backup', token)).json as { backup: string }).backup,
+    );
+    expect(c.backupFormat(migrated)).toBe(2);
+    const key = c.unwrapBackupKey(wrapKey, kim.userId, migrated);
+    const opened = c.openAccountBackup(key, kim.userId, migrated);
+    expect(opened.revision).toBe(1);
+    expect(opened.contacts.map((e) => e.userId)).toEqual([lee.userId]);
+
+    const again = await boot(relay.url, kim.db).unlock(kim.password, false);
+    engines.push(again);
+    await until('online', () => again.getSnapshot().connection === 'online');
+    await asClient(again).dangerousTestOnlySyncBackup();
+    expect(again.getSnapshot().notices).toEqual([]);
+    asClient(again).close();
+    db = await openEngineDB(kim.db);
+    expect(await db.get('secrets', 'wrap-key')).toBeUndefined();
+    const record = await new LocalStore(db, vault).read('secrets', 'backup-key', backupKeySchema);
+    db.close();
+    expect(record?.key).toEqual(key);
+    expect(record?.revision).toBe(1);
   });
 });

@@ -242,11 +242,13 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ username: ALICE, authKey: keys.authKeyBase64Url }),
       })
-    ).json()) as { accessToken: string };
+    ).json()) as { accessToken: string; userId: string };
     const backup = (await (
       await fetch(new URL('/api/backup', relay.url), { headers: { authorization: `Bearer ${session.accessToken}` } })
     ).json()) as { backup: string };
-    const identity = c.openBackup(keys.wrapKey, c.fromBase64Url(backup.backup)).identity;
+    const sealed = c.fromBase64Url(backup.backup);
+    const backupKey = c.unwrapBackupKey(keys.wrapKey, session.userId, sealed);
+    const identity = c.openAccountBackup(backupKey, session.userId, sealed).identity;
     const secrets = [identity.signingKey.slice(0, 32), identity.dhPrivateKey, keys.wrapKey];
 
     const dump = await alice.page.evaluate(async () => {
