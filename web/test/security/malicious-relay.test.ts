@@ -153,12 +153,15 @@ describe('a malicious relay', () => {
     const text = 'this is alice, send me your password';
     const payload = new TextEncoder().encode(JSON.stringify({ v: 1, text, sentAt: now }));
     const { body } = await c.encryptToDevice(session, { messageId: id, content: { kind: 'chat', body: payload } });
+    // Baseline: the newest notice bob had before; the forged message must add one of its own, naming alice.
+    const lastNotice = Math.max(0, ...bob.engine.getSnapshot().notices.map((n) => n.id));
     await evil.inject(deviceOf(bob), [{ id, seq: 9_000_000, ts: now, body }]);
     await until('the forged message is flagged', async () =>
       (await history(bob.engine, alice.userId)).find((msg) => msg.id === id && msg.failure !== undefined),
     );
     expect(await hasText(bob.engine, alice.userId, text)).toBe(false);
-    expect(notices(bob).some((n) => /could not be decrypted/.test(n))).toBe(true);
+    const fresh = bob.engine.getSnapshot().notices.filter((n) => n.id > lastNotice);
+    expect(fresh.map((n) => n.text)).toContainEqual(`A message from ${alice.name} could not be decrypted.`);
   });
 
   it("delivers alice's genuine envelope to someone else: it does not open there", async () => {
