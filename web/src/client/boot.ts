@@ -1,6 +1,7 @@
 // EngineBoot: everything before the chat engine runs — sign up, sign in (new device: restore the identity from the
 // relay's encrypted backup), unlock after a reload, "keep unlocked", one writer tab (Web Locks), forgetting data.
 
+import './zod-csp'; // first: before any module below builds a zod schema
 import type { AccountKeys, ContactVerification, KeyBackup } from '@weconnect/crypto';
 import { z } from 'zod';
 import { RelayApi, TokenKeeper, request } from './api';

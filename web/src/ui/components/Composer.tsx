@@ -1,16 +1,22 @@
-// Composer: Enter sends, Shift+Enter adds a line; the text stays if sending fails, and the error is shown.
+// Composer: Enter sends, Shift+Enter adds a line; the text stays if sending fails, and the error is shown. The text is
+// the draft of one conversation: it starts from `draft` and every change goes to `onDraft`, so text typed here (even
+// while the app is switching to another conversation) stays with this conversation and is never sent elsewhere.
 import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 
 const MAX = 20_000;
 
 interface Props {
+  /** The draft this conversation had when the composer was mounted. */
+  draft: string;
+  /** Receives every change of this conversation's draft (also after the composer is gone, when a send fails). */
+  onDraft: (text: string) => void;
   onSend: (text: string) => Promise<string>;
   onTyping: () => void;
   disabled?: boolean;
 }
 
-export function Composer({ onSend, onTyping, disabled = false }: Props) {
-  const [text, setText] = useState('');
+export function Composer({ draft, onDraft, onSend, onTyping, disabled = false }: Props) {
+  const [text, setText] = useState(draft);
   const [error, setError] = useState<string | null>(null);
   const ref = useRef<HTMLTextAreaElement>(null);
 
@@ -18,11 +24,13 @@ export function Composer({ onSend, onTyping, disabled = false }: Props) {
     const value = text;
     if (value.trim().length === 0 || disabled) return;
     setText('');
+    onDraft('');
     setError(null);
     try {
       await onSend(value);
     } catch (e) {
       setText(value);
+      onDraft(value);
       setError(e instanceof Error ? e.message : String(e));
     }
     ref.current?.focus();
@@ -58,6 +66,7 @@ export function Composer({ onSend, onTyping, disabled = false }: Props) {
           disabled={disabled}
           onChange={(e) => {
             setText(e.target.value);
+            onDraft(e.target.value);
             if (e.target.value) onTyping();
           }}
           onKeyDown={onKeyDown}

@@ -15,6 +15,9 @@ interface Props {
   typingUntil: number;
   typingName: string | undefined;
   trust: ContactTrust | undefined;
+  /** This conversation's unsent text (kept by the caller per conversation). */
+  draft: string;
+  onDraft: (text: string) => void;
   onBack: () => void;
   onSafetyNumber: () => void;
   onMembers: () => void;
@@ -27,6 +30,8 @@ export function ConversationView({
   typingUntil,
   typingName,
   trust,
+  draft,
+  onDraft,
   onBack,
   onSafetyNumber,
   onMembers,
@@ -134,7 +139,14 @@ export function ConversationView({
           </div>
         </div>
       ) : null}
-      <div className="log" ref={logRef} role="log" aria-label="Messages" tabIndex={0} onScroll={onScroll}>
+      <div
+        className="log"
+        ref={logRef}
+        role="log"
+        aria-label={`Messages with ${username}`}
+        tabIndex={0}
+        onScroll={onScroll}
+      >
         {hasOlder ? (
           <button type="button" className="btn btn-ghost load-older" onClick={() => void loadOlder()}>
             Load earlier messages
@@ -168,6 +180,8 @@ export function ConversationView({
         <p className="composer-note muted">Accept {username}&apos;s new security key to send messages.</p>
       ) : null}
       <Composer
+        draft={draft}
+        onDraft={onDraft}
         disabled={Boolean(group?.left || trust?.blocked)}
         onSend={(text) => {
           stick.current = true;

@@ -21,6 +21,9 @@ type Pane =
 export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onSignedOut: () => void }) {
   const snapshot = useSnapshot(engine);
   const [pane, setPane] = useState<Pane>({ kind: 'empty' });
+  // Unsent text per conversation, in memory only (never stored). A composer writes to its own conversation's entry,
+  // so text typed while another conversation is opening stays where it was typed.
+  const [drafts] = useState(() => new Map<string, string>());
 
   useEffect(() => {
     document.title = 'WeConnect';
@@ -79,6 +82,8 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
             typingUntil={snapshot.typingUntil[open.conv] ?? 0}
             typingName={snapshot.typingName[open.conv]}
             trust={snapshot.trust[open.conv]}
+            draft={drafts.get(open.conv) ?? ''}
+            onDraft={(text) => (text ? drafts.set(open.conv, text) : drafts.delete(open.conv))}
             onBack={() => setPane({ kind: 'empty' })}
             onSafetyNumber={() => setPane({ kind: 'safety', conv: open.conv })}
             onMembers={() => setPane({ kind: 'members', conv: open.conv })}
