@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { vi } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
+import { postAccount } from '../support/accounts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const WEB_DIR = fileURLToPath(new URL('../..', import.meta.url));
@@ -139,16 +140,6 @@ export function bubble(page: Page, peer: string, text: string) {
 /** An account made straight through the relay's API (no browser): someone to find and open a conversation with. */
 export async function relayOnlyAccount(relayUrl: string, username: string): Promise<void> {
   const c = await loadCrypto();
-  const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
-  const res = await fetch(new URL('/api/accounts', relayUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      username,
-      salt: c.toBase64Url(c.randomBytes(16)),
-      authKey: c.toBase64Url(c.randomBytes(32)),
-      ...keys.upload,
-    }),
-  });
+  const res = await postAccount(relayUrl, username, c.createAccountKeys({ oneTimePrekeyCount: 5 }));
   if (res.status !== 201) throw new Error(`creating ${username} failed: ${res.status} ${await res.text()}`);
 }

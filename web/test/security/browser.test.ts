@@ -17,6 +17,7 @@ import {
   watchedPage,
   type WatchedPage,
 } from '../e2e/harness';
+import { postAccount } from '../support/accounts';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
 const reason = skipReason();
@@ -159,17 +160,7 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
     const c = await loadCrypto();
     const keys = c.createAccountKeys({ oneTimePrekeyCount: 1 });
     for (const username of ['<img src=x onerror=alert(1)>', 'bob"><script>', 'al ice', 'ålice', 'a&amp;b']) {
-      const res = await fetch(new URL('/api/accounts', relay.url), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          username,
-          salt: c.toBase64Url(c.randomBytes(16)),
-          authKey: c.toBase64Url(c.randomBytes(32)),
-          ...keys.upload,
-        }),
-      });
-      expect(res.status).toBe(400);
+      expect((await postAccount(relay.url, username, keys)).status).toBe(400);
     }
     const w = await guarded();
     await w.page.goto(relay.url);
@@ -189,17 +180,7 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
     const a = alice.page;
     const b = bob.page;
     const c = await loadCrypto();
-    const carolKeys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
-    const carol = await fetch(new URL('/api/accounts', relay.url), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        username: CAROL,
-        salt: c.toBase64Url(c.randomBytes(16)),
-        authKey: c.toBase64Url(c.randomBytes(32)),
-        ...carolKeys.upload,
-      }),
-    });
+    const carol = await postAccount(relay.url, CAROL, c.createAccountKeys({ oneTimePrekeyCount: 5 }));
     expect(carol.status).toBe(201);
     // the group first: bob is then not yet in alice's conversation list, only in the "Add people" results
     await a.getByRole('button', { name: 'New group' }).click();

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
 import type { Person } from '../../src/client/types';
 import { asClient, history, signUpUser, until, uniqueName, type TestUser } from '../support/engine';
+import { attackerAccount, bundleAs } from '../support/accounts';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import { startMaliciousRelay, type Delivery, type MaliciousRelay } from './malicious-relay';
 
@@ -48,22 +49,8 @@ class Mallory {
   ) {}
 
   static async register(relayUrl: string): Promise<Mallory> {
-    const c = await loadCrypto();
-    const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
-    const username = uniqueName('mallory');
-    const res = await fetch(new URL('/api/accounts', relayUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        username,
-        salt: c.toBase64Url(c.randomBytes(16)),
-        authKey: c.toBase64Url(c.randomBytes(32)),
-        ...keys.upload,
-      }),
-    });
-    expect(res.status).toBe(201);
-    const body = (await res.json()) as { userId: string; deviceId: string; accessToken: string };
-    const m = new Mallory(c, keys, body.userId, body.deviceId, username, body.accessToken);
+    const a = await attackerAccount(relayUrl, uniqueName('mallory'));
+    const m = new Mallory(a.c, a.keys, a.userId, a.deviceId, a.username, a.accessToken);
     await m.#connect(relayUrl);
     return m;
   }
@@ -126,13 +113,7 @@ class Mallory {
   /** Sends `content` to every device of `userId` over Mallory's own (new) pairwise sessions, through the relay. */
   async sendPairwise(userId: string, id: string, content: { kind: 'sender_key'; body: Uint8Array }): Promise<void> {
     const c = this.c;
-    const res = await fetch(new URL(`/api/users/${userId}/bundle`, relay.url), {
-      headers: { authorization: `Bearer ${this.token}` },
-    });
-    const bundle = (await res.json()) as {
-      identityKey: string;
-      devices: { deviceId: string; signedPrekey: unknown; oneTimePrekey: unknown }[];
-    };
+    const bundle = await bundleAs(relay.url, this.token, userId);
     const envelopes = [];
     for (const device of bundle.devices) {
       const session = c.initiateSession({

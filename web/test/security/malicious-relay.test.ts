@@ -7,6 +7,7 @@ import { loadCrypto } from '../../src/client/crypto-loader';
 import { DEVICE_CHECK_MS } from '../../src/client/sessions';
 import type { ChatEngineApi } from '../../src/client/types';
 import { asClient, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { attackerAccount, bundleAs } from '../support/accounts';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import { startMaliciousRelay, type Delivery, type MaliciousRelay } from './malicious-relay';
 
@@ -26,25 +27,6 @@ async function user(prefix: string): Promise<TestUser> {
 const deviceOf = (u: TestUser): string => u.engine.getSnapshot().me.deviceId;
 const notices = (u: TestUser): string[] => u.engine.getSnapshot().notices.map((n) => n.text);
 const stored = (d: Delivery): boolean => d.seq !== 0; // ephemeral items (typing, receipts) have seq 0
-
-/** An account the attacker controls, registered on the real relay: its keys are the attacker's. */
-async function attackerAccount() {
-  const c = await loadCrypto();
-  const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
-  const res = await fetch(new URL('/api/accounts', relay.url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      username: `mallory${Date.now().toString(36)}`,
-      salt: c.toBase64Url(c.randomBytes(16)),
-      authKey: c.toBase64Url(c.randomBytes(32)),
-      ...keys.upload,
-    }),
-  });
-  expect(res.status).toBe(201);
-  const body = (await res.json()) as { userId: string; deviceId: string; accessToken: string };
-  return { c, keys, ...body };
-}
 
 beforeAll(async () => {
   relay = await startTestRelay();
@@ -130,16 +112,10 @@ describe('a malicious relay', () => {
   });
 
   it("delivers an envelope claiming to be from alice that another key made: shown as undecryptable, never as alice's text", async () => {
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     const { c } = m;
     // the attacker starts a session with bob's device from bob's real bundle, but names alice as the sender
-    const res = await fetch(new URL(`/api/users/${bob.userId}/bundle`, relay.url), {
-      headers: { authorization: `Bearer ${m.accessToken}` },
-    });
-    const bundle = (await res.json()) as {
-      identityKey: string;
-      devices: { deviceId: string; signedPrekey: unknown; oneTimePrekey: unknown }[];
-    };
+    const bundle = await bundleAs(relay.url, m.accessToken, bob.userId);
     const device = bundle.devices[0]!;
     const session = c.initiateSession({
       identity: m.keys.identity,
@@ -179,7 +155,7 @@ describe('a malicious relay', () => {
     expect((await alice.engine.safetyNumber(bob.userId)).digits).toBe(
       (await bob.engine.safetyNumber(alice.userId)).digits,
     );
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     const swapped = m.keys.upload;
     evil.rewriteHttp = (path, status, body) => {
       if (status !== 200 || path !== `/api/users/${bob.userId}/bundle`) return body;
@@ -232,7 +208,7 @@ describe('a malicious relay', () => {
     const number = await alice.engine.safetyNumber(dave.userId);
     expect(number.digits).toBe((await dave.engine.safetyNumber(alice.userId)).digits);
     await alice.engine.markVerified(dave.userId, number.identityKey);
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     evil.rewriteHttp = (path, status, body) => {
       if (status !== 200 || path !== `/api/users/${dave.userId}/bundle`) return body;
       const answer = body as { devices: { deviceId: string }[] };

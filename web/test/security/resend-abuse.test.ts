@@ -16,6 +16,7 @@ import { LocalStore, WriteBatch } from '../../src/client/store';
 import type { ChatEngineApi } from '../../src/client/types';
 import { Vault, deriveAtRestKey } from '../../src/client/vault';
 import { asClient, boot, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { attackerAccount, bundleAs } from '../support/accounts';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import { startMaliciousRelay, type Delivery, type MaliciousRelay } from './malicious-relay';
 
@@ -164,25 +165,6 @@ async function identityKeyOf(u: TestUser, heldBy: TestUser): Promise<string> {
   return (await heldBy.engine.safetyNumber(u.userId)).identityKey;
 }
 
-/** An account the attacker controls on the real relay: its identity key is the attacker's. */
-async function attackerAccount() {
-  const c = await loadCrypto();
-  const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
-  const res = await fetch(new URL('/api/accounts', relay.url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      username: `mallory${Date.now().toString(36)}`,
-      salt: c.toBase64Url(c.randomBytes(16)),
-      authKey: c.toBase64Url(c.randomBytes(32)),
-      ...keys.upload,
-    }),
-  });
-  expect(res.status).toBe(201);
-  const body = (await res.json()) as { accessToken: string };
-  return { c, keys, token: body.accessToken };
-}
-
 describe('a resend request', () => {
   it('for a message older than a day re-sends nothing', async () => {
     const { alice, bob } = await pair('old');
@@ -226,7 +208,7 @@ describe('a resend request', () => {
     const { alice, bob } = await pair('key');
     const id = await alice.engine.send(bob.userId, 'for the real bob only');
     await until('bob got it', () => hasText(bob.engine, alice.userId, 'for the real bob only'));
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     // The relay now answers Bob's bundle with the attacker's key (an unverified contact's new key is taken).
     evil.rewriteHttp = (path, status, body) => {
       if (status !== 200 || path !== `/api/users/${bob.userId}/bundle`) return body;
@@ -239,13 +221,7 @@ describe('a resend request', () => {
     };
     try {
       // The attacker starts a session with Alice's device as "Bob's device" under its own key, and asks again.
-      const res = await fetch(new URL(`/api/users/${alice.userId}/bundle`, relay.url), {
-        headers: { authorization: `Bearer ${m.token}` },
-      });
-      const bundle = (await res.json()) as {
-        identityKey: string;
-        devices: { deviceId: string; signedPrekey: unknown; oneTimePrekey: unknown }[];
-      };
+      const bundle = await bundleAs(relay.url, m.accessToken, alice.userId);
       const device = bundle.devices[0]!;
       const session = m.c.initiateSession({
         identity: m.keys.identity,

@@ -10,6 +10,7 @@ import { openEngineDB } from '../../src/client/db';
 import { DEVICE_CHECK_MS } from '../../src/client/sessions';
 import type { ChatEngineApi } from '../../src/client/types';
 import { asClient, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { attackerAccount, bundleAs, type Attacker } from '../support/accounts';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import { startMaliciousRelay, type MaliciousRelay } from './malicious-relay';
 
@@ -29,34 +30,9 @@ async function user(prefix: string): Promise<TestUser> {
 const deviceOf = (u: TestUser): string => u.engine.getSnapshot().me.deviceId;
 const encoder = new TextEncoder();
 
-/** An account the attacker controls, registered on the real relay: its keys are the attacker's. */
-async function attackerAccount() {
-  const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
-  const res = await fetch(new URL('/api/accounts', relay.url), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      username: `mallory${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`,
-      salt: c.toBase64Url(c.randomBytes(16)),
-      authKey: c.toBase64Url(c.randomBytes(32)),
-      ...keys.upload,
-    }),
-  });
-  expect(res.status).toBe(201);
-  const body = (await res.json()) as { userId: string; deviceId: string; accessToken: string };
-  return { keys, ...body };
-}
-type Attacker = Awaited<ReturnType<typeof attackerAccount>>;
-
 /** The victim's real bundle (with a one-time prekey), fetched by the attacker's own account. */
 async function realBundle(m: Attacker, victim: TestUser) {
-  const res = await fetch(new URL(`/api/users/${victim.userId}/bundle`, relay.url), {
-    headers: { authorization: `Bearer ${m.accessToken}` },
-  });
-  const bundle = (await res.json()) as {
-    identityKey: string;
-    devices: { deviceId: string; signedPrekey: unknown; oneTimePrekey: unknown }[];
-  };
+  const bundle = await bundleAs(relay.url, m.accessToken, victim.userId);
   const device = bundle.devices[0]!;
   return c.verifyPrekeyBundle({ identityKey: bundle.identityKey, ...device });
 }
@@ -131,7 +107,7 @@ describe('session trust against a lying relay', () => {
     await alice.engine.send(bob.userId, 'hello bob');
     await until('bob got it', () => hasText(bob.engine, alice.userId, 'hello bob'));
 
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     const spoof = `${bob.userId}/-`;
     evil.forgeHttp = (path) =>
       path === `/api/users/${encodeURIComponent(spoof)}/bundle`
@@ -156,7 +132,7 @@ describe('session trust against a lying relay', () => {
   it('a relay that intercepted the first contact loses it once alice verifies the real key: nothing more reaches it, nothing it sends shows as bob', async () => {
     const alice = await user('st2_alice');
     const bob = await user('st2_bob');
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     evil.rewriteHttp = (path, status, body) => {
       if (status !== 200 || path !== `/api/users/${bob.userId}/bundle`) return body;
       return bundleWithKeys(bob.userId, bob.name, m, [deviceOf(bob)]);
@@ -219,7 +195,7 @@ describe('session trust against a lying relay', () => {
     await bob.engine.send(alice.userId, 'pong');
     await until('alice got it', () => hasText(alice.engine, bob.userId, 'pong'));
 
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     evil.rewriteHttp = (path, status, body) =>
       status === 200 && path === `/api/users/${bob.userId}/bundle`
         ? bundleWithKeys(bob.userId, bob.name, m, [deviceOf(bob)])
@@ -296,7 +272,7 @@ describe('session trust against a lying relay', () => {
     await openWith(alice, bob);
     await alice.engine.send(bob.userId, 'hi');
     await until('bob got it', () => hasText(bob.engine, alice.userId, 'hi'));
-    const m = await attackerAccount();
+    const m = await attackerAccount(relay.url);
     const bundlePath = `/api/users/${bob.userId}/bundle`;
     const before = evil.requests.filter((r) => r.startsWith(bundlePath)).length;
     for (let i = 0; i < 20; i++) {
