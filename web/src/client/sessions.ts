@@ -10,27 +10,16 @@
 // session, and two sides that start sessions at the same moment converge without losing anything.
 
 import type { Content, Envelope, Session } from '@weconnect/crypto';
-import { z } from 'zod';
 import type { RelayApi } from './api';
 import type { Crypto } from './crypto-loader';
 import { ClientError } from './errors';
 import type { OwnKeys } from './own-keys';
 import { bundleAnswerSchema, isRelayId, type BundleAnswer, type Contact } from './schemas';
+import { SessionStates } from './session-states';
 import { WriteBatch, type LocalStore } from './store';
-
-const anyValue = z.unknown();
-
-/** How many session states a peer device keeps (the newest first); older ones are dropped. */
-export const MAX_STATES_PER_DEVICE = 5;
 
 /** At most one bundle fetch per user per this long is triggered by an inbound prekey message with an unknown key. */
 export const INBOUND_FETCH_EVERY_MS = 60_000;
-
-/** One record per peer device, under the array key [userId, deviceId]. */
-const deviceRecordSchema = z.object({
-  v: z.literal(2),
-  states: z.array(z.unknown()).min(1).max(MAX_STATES_PER_DEVICE),
-});
 
 /**
  * The trust rule, the only place it is decided: a session state may be used (to encrypt or to decrypt) only while its
@@ -77,6 +66,7 @@ export interface SessionEvents {
 export class Sessions {
   readonly #c: Crypto;
   readonly #store: LocalStore;
+  readonly #states: SessionStates;
   readonly #keys: OwnKeys;
   readonly #api: RelayApi;
   readonly #me: Me;
@@ -101,72 +91,20 @@ export class Sessions {
     this.#checkEveryMs = clock.deviceCheckMs;
     this.#c = c;
     this.#store = store;
+    this.#states = new SessionStates(c, store);
     this.#keys = keys;
     this.#api = api;
     this.#me = me;
     this.#events = events;
   }
 
-  /** The states of one peer device, newest first (none: []). A record whose states name another peer is refused. */
-  async #loadDevice(peerUserId: string, deviceId: string): Promise<Session[]> {
-    const rec = await this.#store.read('sessions', [peerUserId, deviceId], deviceRecordSchema);
-    if (!rec) return [];
-    const states = rec.states.map((raw) => this.#c.deserializeSession(raw));
-    if (states.some((s) => s.peerUserId !== peerUserId || s.peerDeviceId !== deviceId)) {
-      throw new ClientError('corrupt_store', 'A stored session does not belong to the device it is filed under');
-    }
-    return states;
-  }
-
-  /** Every device of the peer we hold states for: deviceId → states, newest first. Filtered by exact peer id. */
-  async #loadUser(peerUserId: string): Promise<Map<string, Session[]>> {
-    const out = new Map<string, Session[]>();
-    for (const key of await this.#store.keysUnder('sessions', [peerUserId])) {
-      const deviceId = key[1]!;
-      const states = await this.#loadDevice(peerUserId, deviceId);
-      if (states.length > 0) out.set(deviceId, states);
-    }
-    return out;
-  }
-
-  async #stageDevice(batch: WriteBatch, peerUserId: string, deviceId: string, states: Session[]): Promise<void> {
-    if (states.length === 0) {
-      this.#store.stageDelete(batch, 'sessions', [peerUserId, deviceId]);
-      return;
-    }
-    const kept = states.slice(0, MAX_STATES_PER_DEVICE).map((s) => this.#c.serializeSession(s));
-    await this.#store.stage(batch, 'sessions', [peerUserId, deviceId], { v: 2, states: kept });
-  }
-
-  /**
-   * Moves records of the old layout (string keys `${userId}/${deviceId}`) to array keys, once, at start. A record is
-   * moved only when both ids have the relay's format and the session inside names exactly that peer; others are
-   * dropped (a later send starts a fresh session).
-   */
-  async migrateLegacy(): Promise<void> {
-    const legacy = await this.#store.keys('sessions', '');
-    if (legacy.length === 0) return;
-    const batch = new WriteBatch();
-    for (const key of legacy) {
-      this.#store.stageDelete(batch, 'sessions', key);
-      const [userId, deviceId, ...rest] = key.split('/');
-      if (rest.length > 0 || !isRelayId(userId) || !isRelayId(deviceId)) continue;
-      try {
-        const raw = await this.#store.read('sessions', key, anyValue);
-        const s = raw === null ? null : this.#c.deserializeSession(raw);
-        if (s && s.peerUserId === userId && s.peerDeviceId === deviceId) {
-          const kept = await this.#loadDevice(userId, deviceId);
-          await this.#stageDevice(batch, userId, deviceId, [...kept, s]);
-        }
-      } catch {
-        // unreadable: dropped
-      }
-    }
-    await this.#store.commit(batch);
+  /** Moves session records of the old layout to the new one (once, at start). */
+  migrateLegacy(): Promise<void> {
+    return this.#states.migrateLegacy();
   }
 
   async hasSessions(peerUserId: string): Promise<boolean> {
-    return (await this.#store.keysUnder('sessions', [peerUserId])).length > 0;
+    return this.#states.has(peerUserId);
   }
 
   /**
@@ -180,9 +118,7 @@ export class Sessions {
   /** Drops every session state with a peer (tests: a damaged or restored profile). */
   async forget(peerUserId: string, batch: WriteBatch): Promise<void> {
     this.#checked.delete(peerUserId);
-    for (const key of await this.#store.keysUnder('sessions', [peerUserId])) {
-      this.#store.stageDelete(batch, 'sessions', key);
-    }
+    await this.#states.stageForget(batch, peerUserId);
   }
 
   /**
@@ -245,9 +181,9 @@ export class Sessions {
 
   /** Drops every state of the peer whose identity key is not the contact's trusted one. */
   async #dropUnusable(userId: string, contact: Contact, batch: WriteBatch): Promise<void> {
-    for (const [deviceId, states] of await this.#loadUser(userId)) {
+    for (const [deviceId, states] of await this.#states.user(userId)) {
       const kept = states.filter((s) => usable(this.#c, s, contact));
-      if (kept.length !== states.length) await this.#stageDevice(batch, userId, deviceId, kept);
+      if (kept.length !== states.length) await this.#states.stage(batch, userId, deviceId, kept);
     }
   }
 
@@ -309,7 +245,7 @@ export class Sessions {
   ): Promise<{ to: string; body: Uint8Array }[]> {
     let contact = await this.#store.contact(peerUserId);
     if (contact?.pendingIdentityKey !== undefined) throw identityChanged(contact.username);
-    let devices = await this.#loadUser(peerUserId);
+    let devices = await this.#states.user(peerUserId);
     const usableCount = [...devices.values()].filter((states) =>
       states.some((s) => usable(this.#c, s, contact)),
     ).length;
@@ -330,7 +266,7 @@ export class Sessions {
       const next = [...states];
       next[i] = session;
       devices.set(deviceId, next);
-      await this.#stageDevice(batch, peerUserId, deviceId, next);
+      await this.#states.stage(batch, peerUserId, deviceId, next);
       envelopes.push({ to: deviceId, body });
     }
     return envelopes;
@@ -391,10 +327,10 @@ export class Sessions {
       });
       const next = [started, ...states];
       out.set(device.deviceId, next);
-      await this.#stageDevice(batch, peerUserId, device.deviceId, next);
+      await this.#states.stage(batch, peerUserId, device.deviceId, next);
     }
     for (const deviceId of existing.keys()) {
-      if (!out.has(deviceId)) await this.#stageDevice(batch, peerUserId, deviceId, []);
+      if (!out.has(deviceId)) await this.#states.stage(batch, peerUserId, deviceId, []);
     }
     return { contact, devices: out };
   }
@@ -411,7 +347,7 @@ export class Sessions {
     }
     const user = env.senderUserId;
     const deviceId = env.senderDeviceId;
-    const states = await this.#loadDevice(user, deviceId);
+    const states = await this.#states.device(user, deviceId);
     let contact = await this.#store.contact(user);
     const fresh = env.type === 'prekey' && !states.some((s) => !this.#c.isNewSession(s, env));
     if (!fresh) {
@@ -424,7 +360,7 @@ export class Sessions {
         try {
           const { session, content } = this.#c.decryptFromDevice(state, env);
           // The state that decrypted becomes the newest: both sides converge on the session the peer uses.
-          await this.#stageDevice(batch, user, deviceId, [session, ...states.filter((s) => s !== state)]);
+          await this.#states.stage(batch, user, deviceId, [session, ...states.filter((s) => s !== state)]);
           return { content, contact: await this.contact(user), session };
         } catch (e) {
           if (failure === null || isDuplicate(e)) failure = e;
@@ -461,7 +397,7 @@ export class Sessions {
       oneTimePrekey,
       expectedPeerIdentityKey: contact.identityKey,
     });
-    await this.#stageDevice(batch, user, deviceId, [session, ...states]);
+    await this.#states.stage(batch, user, deviceId, [session, ...states]);
     if (info.oneTimePrekeyId !== null) this.#keys.stageUsedOneTimePrekey(batch, info.oneTimePrekeyId);
     if (states.length === 0) this.#events.deviceAdded?.(user, deviceId);
     return { content, contact, session };
