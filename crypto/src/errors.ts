@@ -15,6 +15,7 @@
  * - `unknown_sender_key`: a group message is for a sender key this record does not hold.
  * - `message_id_mismatch`: a group message's signed message id is not the id it was delivered under.
  * - `unsupported_version`: a message or serialized state has a version this library does not understand.
+ * - `post_quantum_required`: a session start without the ML-KEM part where the caller requires PQXDH (downgrade).
  * - `test_hooks_disabled`: a `dangerousTestOnly…` function was called outside tests.
  */
 export type CryptoErrorCode =
@@ -30,6 +31,7 @@ export type CryptoErrorCode =
   | 'unknown_sender_key'
   | 'message_id_mismatch'
   | 'unsupported_version'
+  | 'post_quantum_required'
   | 'test_hooks_disabled';
 
 /** The only error type thrown by `@weconnect/crypto`; `code` says why. */

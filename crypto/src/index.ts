@@ -6,6 +6,7 @@
 import * as bytes from './bytes.js';
 import * as envelope from './envelope.js';
 import * as identity from './identity.js';
+import * as kem from './kem.js';
 import * as password from './password.js';
 import * as prekeys from './prekeys.js';
 import * as random from './random.js';
@@ -25,6 +26,7 @@ import type {
   GroupMessageHeader,
   Identity,
   KdfParams,
+  KemPrekey,
   KeyBackup,
   OneTimePrekey,
   OwnSenderKey,
@@ -35,6 +37,8 @@ import type {
   SenderKeyRecord,
   Session,
   SignedPrekey,
+  VerifiedKemPrekey,
+  WireKemPrekey,
   WireOneTimePrekey,
   WireSignedPrekey,
 } from './types.js';
@@ -54,6 +58,7 @@ export type {
   GroupMessageHeader,
   Identity,
   KdfParams,
+  KemPrekey,
   KeyBackup,
   KeyPair,
   OneTimePrekey,
@@ -65,11 +70,14 @@ export type {
   SenderKeyRecord,
   Session,
   SignedPrekey,
+  VerifiedKemPrekey,
+  WireKemPrekey,
   WireOneTimePrekey,
   WireSignedPrekey,
 } from './types.js';
 export type {
   SerializedIdentity,
+  SerializedKemPrekey,
   SerializedOneTimePrekey,
   SerializedOwnSenderKey,
   SerializedSenderKeyRecord,
@@ -207,8 +215,38 @@ export function verifyPrekeyBundle(bundle: {
   identityKey: unknown;
   signedPrekey: unknown;
   oneTimePrekey: unknown;
+  /** The device's signed KEM prekey, when the relay has one: the bundle then starts a PQXDH session. */
+  kemPrekey?: unknown;
 }): PrekeyBundle {
   return prekeys.verifyPrekeyBundle(bundle);
+}
+
+// ── post-quantum (PQXDH) prekeys ──────────────────────────────────────────────────────────────────────────
+
+/** ML-KEM-768 sizes (FIPS 203): public key, ciphertext. */
+export const KEM_PUBLIC_KEY_BYTES = kem.KEM_PUBLIC_KEY_BYTES;
+export const KEM_CIPHERTEXT_BYTES = kem.KEM_CIPHERTEXT_BYTES;
+
+/**
+ * Makes `count` signed ML-KEM-768 prekeys with ids from `firstKeyId` (one-time ones), or with `lastResort` the one
+ * last-resort key (count 1) that the relay hands out when no one-time KEM prekey is left.
+ */
+export function generateKemPrekeys(id: Identity, firstKeyId: number, count: number, lastResort = false): KemPrekey[] {
+  return kem.generateKemPrekeys(id, firstKeyId, count, lastResort);
+}
+
+/** A KEM prekey's public part as the relay stores and hands it out. */
+export function kemPrekeyToWire(k: KemPrekey): WireKemPrekey {
+  return kem.kemPrekeyToWire(k);
+}
+
+/**
+ * Verifies a KEM prekey from the relay against the account's identity key (the signature covers the key id and
+ * the last-resort flag too). Throws `invalid_signature` or `bad_input`. {@link verifyPrekeyBundle} does this for
+ * a bundle's `kemPrekey`.
+ */
+export function verifyKemPrekey(identityKey: Uint8Array | string, value: unknown): VerifiedKemPrekey {
+  return kem.verifyKemPrekey(identityKey, value);
 }
 
 // ── pairwise sessions ──────────────────────────────────────────────────────────────────────────────────────
@@ -225,6 +263,7 @@ export function initiateSession(params: {
   peerUserId: string;
   peerDeviceId: string;
   bundle: PrekeyBundle;
+  requirePostQuantum?: boolean;
 }): Session {
   return session.initiateSession(params);
 }
@@ -258,6 +297,8 @@ export function acceptSession(params: {
   signedPrekey: SignedPrekey;
   oneTimePrekey: OneTimePrekey | null;
   expectedPeerIdentityKey: Uint8Array | string;
+  kemPrekey?: KemPrekey | null;
+  requirePostQuantum?: boolean;
 }): { session: Session; content: Content } {
   return session.acceptSession(params);
 }
@@ -525,12 +566,14 @@ export function unwrapJson(wrapKey: Uint8Array, context: string, wrapped: Uint8A
 // length, throwing `bad_input`, `invalid_key` or `unsupported_version`.
 export {
   deserializeIdentity,
+  deserializeKemPrekey,
   deserializeOneTimePrekey,
   deserializeOwnSenderKey,
   deserializeSenderKeyRecord,
   deserializeSession,
   deserializeSignedPrekey,
   serializeIdentity,
+  serializeKemPrekey,
   serializeOneTimePrekey,
   serializeOwnSenderKey,
   serializeSenderKeyRecord,

@@ -19,6 +19,10 @@ export const LABELS = {
   accountBackup: 'WeConnect/backup/v2',
   backupKey: 'WeConnect/backup-key/v1',
   wrap: 'WeConnect/wrap/v1',
+  /** PQXDH: the X3DH outputs and the ML-KEM shared secret; its own AD label binds the protocol version. */
+  pqxdh: 'WeConnect/PQXDH/v1',
+  pqxdhAd: 'WeConnect/PQXDH-AD/v1',
+  kemPrekey: 'WeConnect/KEM-prekey/v1',
 } as const;
 
 const labelBytes = new Map<string, Uint8Array>();

@@ -11,6 +11,7 @@ import {
   SIGNATURE_BYTES,
   verifySignature,
 } from './keys.js';
+import { verifyKemPrekey } from './kem.js';
 import { sodium } from './sodium.js';
 import type {
   AccountKeys,
@@ -108,6 +109,7 @@ export function verifyPrekeyBundle(bundle: {
   identityKey: unknown;
   signedPrekey: unknown;
   oneTimePrekey: unknown;
+  kemPrekey?: unknown;
 }): PrekeyBundle {
   if (typeof bundle !== 'object' || bundle === null) fail('bundle must be an object');
   const identityKey = keyArg(bundle.identityKey, 'bundle.identityKey', KEY_BYTES);
@@ -126,7 +128,11 @@ export function verifyPrekeyBundle(bundle: {
       ),
     };
   }
-  return { identityKey, signedPrekey: { keyId: spk.keyId, publicKey: spk.publicKey }, oneTimePrekey };
+  const kemPrekey =
+    bundle.kemPrekey === null || bundle.kemPrekey === undefined
+      ? null
+      : verifyKemPrekey(identityKey, bundle.kemPrekey, 'bundle.kemPrekey');
+  return { identityKey, signedPrekey: { keyId: spk.keyId, publicKey: spk.publicKey }, oneTimePrekey, kemPrekey };
 }
 
 /** Checks the shape of a SignedPrekey (argument validation). */

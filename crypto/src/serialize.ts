@@ -10,19 +10,21 @@ import {
   SIGNATURE_BYTES,
   SIGNING_KEY_BYTES,
 } from './keys.js';
+import { KEM_CIPHERTEXT_BYTES, KEM_PUBLIC_KEY_BYTES, KEM_SECRET_KEY_BYTES } from './kem.js';
 import { MAX_PREVIOUS_REMOTE_KEYS, MAX_SKIPPED_KEYS } from './ratchet.js';
 import { DISTRIBUTION_ID_BYTES } from './sender-keys.js';
 import { sodium } from './sodium.js';
 import type {
   ChainState,
   Identity,
+  KemPrekey,
   OneTimePrekey,
   OwnSenderKey,
   SenderKeyRecord,
   Session,
   SignedPrekey,
 } from './types.js';
-import { arrayArg, fail, idArg, objectArg, u32Arg, versionArg } from './validate.js';
+import { arrayArg, booleanArg, fail, idArg, objectArg, u32Arg, versionArg } from './validate.js';
 
 export interface SerializedIdentity {
   version: 1;
@@ -64,7 +66,13 @@ export interface SerializedSession {
   previousCounter: number;
   skipped: { ratchetKey: string; counter: number; messageKey: string }[];
   previousRemoteKeys: string[];
-  pendingPrekey: { signedPrekeyId: number; oneTimePrekeyId: number | null } | null;
+  pendingPrekey: {
+    signedPrekeyId: number;
+    oneTimePrekeyId: number | null;
+    kem?: { keyId: number; ciphertext: string };
+  } | null;
+  /** Absent in sessions stored before PQXDH (they are classic). */
+  postQuantum?: boolean;
 }
 export interface SerializedOwnSenderKey {
   version: 2;
@@ -165,6 +173,40 @@ export function deserializeOneTimePrekey(value: unknown): OneTimePrekey {
   };
 }
 
+export interface SerializedKemPrekey {
+  version: 1;
+  keyId: number;
+  lastResort: boolean;
+  publicKey: string;
+  secretKey: string;
+  signature: string;
+}
+
+/** Serializes a KEM prekey (secret: its ML-KEM secret key). */
+export function serializeKemPrekey(k: KemPrekey): SerializedKemPrekey {
+  return {
+    version: 1,
+    keyId: k.keyId,
+    lastResort: k.lastResort,
+    publicKey: b64(k.publicKey),
+    secretKey: b64(k.secretKey),
+    signature: b64(k.signature),
+  };
+}
+
+/** Parses a serialized KEM prekey. */
+export function deserializeKemPrekey(value: unknown): KemPrekey {
+  const o = objectArg(value, 'kemPrekey', ['version', 'keyId', 'lastResort', 'publicKey', 'secretKey', 'signature']);
+  versionArg(o['version'], 'kemPrekey');
+  return {
+    keyId: u32Arg(o['keyId'], 'kemPrekey.keyId'),
+    lastResort: booleanArg(o['lastResort'], 'kemPrekey.lastResort'),
+    publicKey: key(o['publicKey'], 'kemPrekey.publicKey', KEM_PUBLIC_KEY_BYTES),
+    secretKey: key(o['secretKey'], 'kemPrekey.secretKey', KEM_SECRET_KEY_BYTES),
+    signature: key(o['signature'], 'kemPrekey.signature', SIGNATURE_BYTES),
+  };
+}
+
 function serializeChain(chain: ChainState | null): SerializedChain | null {
   return chain ? { key: b64(chain.key), counter: chain.counter } : null;
 }
@@ -201,7 +243,16 @@ export function serializeSession(s: Session): SerializedSession {
     previousCounter: s.previousCounter,
     skipped,
     previousRemoteKeys: [...s.previousRemoteKeys],
-    pendingPrekey: s.pendingPrekey ? { ...s.pendingPrekey } : null,
+    pendingPrekey: s.pendingPrekey
+      ? {
+          signedPrekeyId: s.pendingPrekey.signedPrekeyId,
+          oneTimePrekeyId: s.pendingPrekey.oneTimePrekeyId,
+          ...(s.pendingPrekey.kem
+            ? { kem: { keyId: s.pendingPrekey.kem.keyId, ciphertext: b64(s.pendingPrekey.kem.ciphertext) } }
+            : {}),
+        }
+      : null,
+    ...(s.postQuantum ? { postQuantum: true } : {}),
   };
 }
 
@@ -228,7 +279,10 @@ const SESSION_KEYS = [
 
 /** Parses a serialized session, validating every field's shape and length. */
 export function deserializeSession(value: unknown): Session {
-  const o = objectArg(value, 'session', SESSION_KEYS);
+  // `postQuantum` is written only for PQXDH sessions; older records have none.
+  const pq = typeof value === 'object' && value !== null && 'postQuantum' in value;
+  const o = objectArg(value, 'session', pq ? [...SESSION_KEYS, 'postQuantum'] : [...SESSION_KEYS]);
+  const postQuantum = pq ? booleanArg(o['postQuantum'], 'session.postQuantum') : false;
   versionArg(o['version'], 'session');
   const associatedData = fromBase64Url(o['associatedData'], 'session.associatedData');
   if (associatedData.length < 2 * KEY_BYTES || associatedData.length > MAX_AD_BYTES) {
@@ -249,12 +303,25 @@ export function deserializeSession(value: unknown): Session {
   ).map((k, i) => b64(key(k, `session.previousRemoteKeys[${i}]`)));
   let pendingPrekey: Session['pendingPrekey'] = null;
   if (o['pendingPrekey'] !== null) {
-    const pp = objectArg(o['pendingPrekey'], 'session.pendingPrekey', ['signedPrekeyId', 'oneTimePrekeyId']);
+    const raw = o['pendingPrekey'];
+    const hasKem = typeof raw === 'object' && raw !== null && 'kem' in raw;
+    const fields = ['signedPrekeyId', 'oneTimePrekeyId', ...(hasKem ? ['kem'] : [])];
+    const pp = objectArg(raw, 'session.pendingPrekey', fields);
+    let kem: { keyId: number; ciphertext: Uint8Array } | undefined;
+    if (hasKem) {
+      const k = objectArg(pp['kem'], 'session.pendingPrekey.kem', ['keyId', 'ciphertext']);
+      kem = {
+        keyId: u32Arg(k['keyId'], 'session.pendingPrekey.kem.keyId'),
+        ciphertext: fromBase64Url(k['ciphertext'], 'session.pendingPrekey.kem.ciphertext', KEM_CIPHERTEXT_BYTES),
+      };
+    }
     pendingPrekey = {
       signedPrekeyId: u32Arg(pp['signedPrekeyId'], 'session.pendingPrekey.signedPrekeyId'),
       oneTimePrekeyId:
         pp['oneTimePrekeyId'] === null ? null : u32Arg(pp['oneTimePrekeyId'], 'session.pendingPrekey.oneTimePrekeyId'),
+      ...(kem ? { kem } : {}),
     };
+    if (kem && !postQuantum) fail('session.pendingPrekey.kem is set on a classic session');
   }
   const peerIdentityKey = key(o['peerIdentityKey'], 'session.peerIdentityKey');
   const localIdentityKey = key(o['localIdentityKey'], 'session.localIdentityKey');
@@ -282,6 +349,7 @@ export function deserializeSession(value: unknown): Session {
     skipped,
     previousRemoteKeys,
     pendingPrekey,
+    postQuantum,
   };
 }
 

@@ -11,6 +11,7 @@ import {
   unpadPlaintext,
 } from './envelope.js';
 import { checkIdentity } from './identity.js';
+import { checkKemPrekey, KEM_CIPHERTEXT_BYTES, kemDecapsulate, kemEncapsulate } from './kem.js';
 import { checkX25519PublicKey, ed25519ToX25519PublicKey, generateKeyPair, KEY_BYTES } from './keys.js';
 import { checkOneTimePrekey, checkSignedPrekey } from './prekeys.js';
 import {
@@ -25,6 +26,7 @@ import type {
   Envelope,
   EnvelopeType,
   Identity,
+  KemPrekey,
   OneTimePrekey,
   PrekeyBundle,
   PrekeyMessageInfo,
@@ -36,6 +38,9 @@ import { x3dhAssociatedData, x3dhInitiator, x3dhResponder } from './x3dh.js';
 
 /** version ‖ identity key ‖ base key ‖ signed prekey id ‖ has one-time prekey ‖ one-time prekey id. */
 const PREKEY_PREFIX_BYTES = 1 + KEY_BYTES + KEY_BYTES + 4 + 1 + 4;
+/** The version byte of a PQXDH prekey message: the X3DH prefix, then KEM prekey id ‖ ML-KEM ciphertext. */
+export const PQ_PREKEY_VERSION = 2;
+const PQ_PREKEY_PREFIX_BYTES = PREKEY_PREFIX_BYTES + 4 + KEM_CIPHERTEXT_BYTES;
 
 function checkSession(value: unknown): Session {
   if (typeof value !== 'object' || value === null || (value as Session).version !== 1) {
@@ -51,6 +56,8 @@ export function initiateSession(p: {
   peerUserId: string;
   peerDeviceId: string;
   bundle: PrekeyBundle;
+  /** Refuse a bundle without a KEM prekey (`post_quantum_required`): no classic session can be started. */
+  requirePostQuantum?: boolean;
 }): Session {
   if (typeof p !== 'object' || p === null) fail('params must be an object');
   const identity = checkIdentity(p.identity);
@@ -66,6 +73,12 @@ export function initiateSession(p: {
   const opkId = bundle.oneTimePrekey ? u32Arg(bundle.oneTimePrekey.keyId, 'bundle.oneTimePrekey.keyId') : null;
   const localUserId = idArg(p.localUserId, 'localUserId');
   const peerUserId = idArg(p.peerUserId, 'peerUserId');
+  const kemPrekey = bundle.kemPrekey ?? null;
+  if (!kemPrekey && p.requirePostQuantum === true) {
+    throw new CryptoError('post_quantum_required', 'the bundle has no KEM prekey: a post-quantum session is required');
+  }
+  const kemKeyId = kemPrekey ? u32Arg(kemPrekey.keyId, 'bundle.kemPrekey.keyId') : null;
+  const kem = kemPrekey ? kemEncapsulate(kemPrekey.publicKey) : null;
 
   const ephemeral = generateKeyPair();
   const sharedSecret = x3dhInitiator({
@@ -74,8 +87,9 @@ export function initiateSession(p: {
     peerIdentityDhKey,
     peerSignedPrekey: spk,
     peerOneTimePrekey: opk,
+    kemSecret: kem?.sharedSecret ?? null,
   });
-  wipe(ephemeral.privateKey);
+  wipe(ephemeral.privateKey, kem?.sharedSecret);
   const ratchet = initInitiatorRatchet(sharedSecret, spk.slice());
   wipe(sharedSecret);
   return {
@@ -87,23 +101,33 @@ export function initiateSession(p: {
     localIdentityKey: identity.publicKey.slice(),
     peerIdentityKey: peerIdentityKey.slice(),
     peerIdentityDhKey,
-    associatedData: x3dhAssociatedData(identity.publicKey, peerIdentityKey, localUserId, peerUserId),
+    associatedData: x3dhAssociatedData(identity.publicKey, peerIdentityKey, localUserId, peerUserId, kem !== null),
     baseKey: ephemeral.publicKey,
     ...ratchet,
     previousCounter: 0,
     skipped: new Map(),
     previousRemoteKeys: [],
-    pendingPrekey: { signedPrekeyId: spkId, oneTimePrekeyId: opkId },
+    pendingPrekey: {
+      signedPrekeyId: spkId,
+      oneTimePrekeyId: opkId,
+      ...(kem && kemKeyId !== null ? { kem: { keyId: kemKeyId, ciphertext: kem.ciphertext } } : {}),
+    },
+    postQuantum: kem !== null,
   };
 }
 
-function parsePrekeyMessage(payload: Uint8Array): PrekeyMessageInfo & { message: Uint8Array } {
+function parsePrekeyMessage(
+  payload: Uint8Array,
+): PrekeyMessageInfo & { message: Uint8Array; kemCiphertext: Uint8Array | null } {
   bytesArg(payload, 'payload');
   if (payload.length < PREKEY_PREFIX_BYTES) throw new CryptoError('decrypt_failed', 'prekey message is truncated');
   const r = new Reader(payload, 'prekey message');
   const version = r.u8();
-  if (version !== MESSAGE_VERSION) {
+  if (version !== MESSAGE_VERSION && version !== PQ_PREKEY_VERSION) {
     throw new CryptoError('unsupported_version', `prekey message version ${version} is not supported`);
+  }
+  if (version === PQ_PREKEY_VERSION && payload.length < PQ_PREKEY_PREFIX_BYTES) {
+    throw new CryptoError('decrypt_failed', 'prekey message is truncated');
   }
   const identityKey = r.bytes(KEY_BYTES).slice();
   const baseKey = r.bytes(KEY_BYTES).slice();
@@ -113,12 +137,22 @@ function parsePrekeyMessage(payload: Uint8Array): PrekeyMessageInfo & { message:
   if (hasOneTime > 1 || (hasOneTime === 0 && oneTimeId !== 0)) {
     throw new CryptoError('decrypt_failed', 'prekey message has a malformed one-time prekey field');
   }
-  return { identityKey, baseKey, signedPrekeyId, oneTimePrekeyId: hasOneTime ? oneTimeId : null, message: r.rest() };
+  const kemPrekeyId = version === PQ_PREKEY_VERSION ? r.u32() : null;
+  const kemCiphertext = version === PQ_PREKEY_VERSION ? r.bytes(KEM_CIPHERTEXT_BYTES).slice() : null;
+  return {
+    identityKey,
+    baseKey,
+    signedPrekeyId,
+    oneTimePrekeyId: hasOneTime ? oneTimeId : null,
+    kemPrekeyId,
+    kemCiphertext,
+    message: r.rest(),
+  };
 }
 
 export function readPrekeyMessage(payload: Uint8Array): PrekeyMessageInfo {
-  const { identityKey, baseKey, signedPrekeyId, oneTimePrekeyId } = parsePrekeyMessage(payload);
-  return { identityKey, baseKey, signedPrekeyId, oneTimePrekeyId };
+  const { identityKey, baseKey, signedPrekeyId, oneTimePrekeyId, kemPrekeyId } = parsePrekeyMessage(payload);
+  return { identityKey, baseKey, signedPrekeyId, oneTimePrekeyId, kemPrekeyId };
 }
 
 export function isNewSession(existing: Session | null, env: Envelope): boolean {
@@ -139,12 +173,13 @@ export function ratchetEncryptPayload(
   const pending = session.pendingPrekey;
   if (!pending) return { session: next, type: 'message', payload: message };
   const prefix = concat(
-    Uint8Array.of(MESSAGE_VERSION),
+    Uint8Array.of(pending.kem ? PQ_PREKEY_VERSION : MESSAGE_VERSION),
     session.localIdentityKey,
     session.baseKey,
     u32be(pending.signedPrekeyId),
     Uint8Array.of(pending.oneTimePrekeyId === null ? 0 : 1),
     u32be(pending.oneTimePrekeyId ?? 0),
+    ...(pending.kem ? [u32be(pending.kem.keyId), pending.kem.ciphertext] : []),
   );
   return { session: next, type: 'prekey', payload: concat(prefix, message) };
 }
@@ -186,12 +221,31 @@ export function acceptSession(p: {
   signedPrekey: SignedPrekey;
   oneTimePrekey: OneTimePrekey | null;
   expectedPeerIdentityKey: Uint8Array | string;
+  /** The KEM prekey the message names (see readPrekeyMessage's kemPrekeyId); null for a classic session start. */
+  kemPrekey?: KemPrekey | null;
+  /** Refuse a session start without the ML-KEM part (`post_quantum_required`): set once KEM prekeys are published. */
+  requirePostQuantum?: boolean;
 }): { session: Session; content: Content } {
   if (typeof p !== 'object' || p === null) fail('params must be an object');
   const identity = checkIdentity(p.identity);
   const env = p.envelope;
   if (env?.type !== 'prekey') fail('envelope must be a "prekey" envelope');
   const info = parsePrekeyMessage(env.payload);
+  if (info.kemCiphertext === null && p.requirePostQuantum === true) {
+    throw new CryptoError('post_quantum_required', 'the session start has no ML-KEM part: refused as a downgrade');
+  }
+  let kemPrekey: KemPrekey | null = null;
+  if (info.kemPrekeyId !== null) {
+    if (p.kemPrekey === null || p.kemPrekey === undefined) {
+      throw new CryptoError('unknown_prekey', `KEM prekey ${info.kemPrekeyId} is not available`);
+    }
+    kemPrekey = checkKemPrekey(p.kemPrekey, 'kemPrekey');
+    if (kemPrekey.keyId !== info.kemPrekeyId) {
+      throw new CryptoError('unknown_prekey', `message uses KEM prekey ${info.kemPrekeyId}, not ${kemPrekey.keyId}`);
+    }
+  } else if (p.kemPrekey) {
+    fail('kemPrekey must be null: the message names no KEM prekey');
+  }
   const expected = keyArg(p.expectedPeerIdentityKey, 'expectedPeerIdentityKey', KEY_BYTES);
   if (!constantTimeEqual(info.identityKey, expected)) {
     throw new CryptoError('sender_mismatch', 'prekey message identity key differs from the expected peer identity');
@@ -216,13 +270,17 @@ export function acceptSession(p: {
   const localUserId = idArg(p.localUserId, 'localUserId');
   const peerIdentityDhKey = ed25519ToX25519PublicKey(info.identityKey, 'prekey message identity key');
   const baseKey = checkX25519PublicKey(info.baseKey, 'prekey message base key');
+  const kemSecret = kemPrekey && info.kemCiphertext ? kemDecapsulate(info.kemCiphertext, kemPrekey.secretKey) : null;
   const sharedSecret = x3dhResponder({
     identityDhPrivateKey: identity.dhPrivateKey,
     signedPrekey: spk.keyPair,
     oneTimePrekey: opk ? opk.keyPair : null,
     peerIdentityDhKey,
     peerBaseKey: baseKey,
+    kemSecret,
   });
+  wipe(kemSecret);
+  const postQuantum = kemSecret !== null;
   const initial: Session = {
     version: 1,
     localUserId,
@@ -232,13 +290,14 @@ export function acceptSession(p: {
     localIdentityKey: identity.publicKey.slice(),
     peerIdentityKey: info.identityKey,
     peerIdentityDhKey,
-    associatedData: x3dhAssociatedData(info.identityKey, identity.publicKey, peerUserId, localUserId),
+    associatedData: x3dhAssociatedData(info.identityKey, identity.publicKey, peerUserId, localUserId, postQuantum),
     baseKey,
     ...initResponderRatchet(sharedSecret, spk.keyPair),
     previousCounter: 0,
     skipped: new Map(),
     previousRemoteKeys: [],
     pendingPrekey: null,
+    postQuantum,
   };
   const extra = envelopeBinding(env.senderUserId, env.senderDeviceId, env.messageId);
   return finishDecrypt(ratchetDecrypt(initial, info.message, extra));

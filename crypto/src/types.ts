@@ -75,6 +75,34 @@ export interface PrekeyBundle {
   readonly identityKey: Uint8Array;
   readonly signedPrekey: { readonly keyId: number; readonly publicKey: Uint8Array };
   readonly oneTimePrekey: { readonly keyId: number; readonly publicKey: Uint8Array } | null;
+  /** The device's signed ML-KEM-768 prekey (one-time, else its last-resort one): the session is then PQXDH. */
+  readonly kemPrekey?: VerifiedKemPrekey | null;
+}
+
+/** A signed ML-KEM-768 prekey of this device (private: the secret key). */
+export interface KemPrekey {
+  readonly keyId: number;
+  /** The last-resort key is handed out when no one-time KEM prekey is left; it is not deleted on use. */
+  readonly lastResort: boolean;
+  readonly publicKey: Uint8Array;
+  readonly secretKey: Uint8Array;
+  /** Ed25519 by the identity key over label ‖ KEM type ‖ last-resort flag ‖ key id ‖ public key. */
+  readonly signature: Uint8Array;
+}
+
+/** A KEM prekey whose signature was checked against the account's identity key. */
+export interface VerifiedKemPrekey {
+  readonly keyId: number;
+  readonly lastResort: boolean;
+  readonly publicKey: Uint8Array;
+}
+
+/** A KEM prekey as the relay carries it (base64url). */
+export interface WireKemPrekey {
+  keyId: number;
+  lastResort: boolean;
+  publicKey: string;
+  signature: string;
 }
 
 /** The X3DH fields of a prekey message, readable before any key is loaded. */
@@ -87,6 +115,8 @@ export interface PrekeyMessageInfo {
   readonly signedPrekeyId: number;
   /** Which of your one-time prekeys the initiator used, or null if the bundle had none. */
   readonly oneTimePrekeyId: number | null;
+  /** PQXDH: which of your KEM prekeys the initiator encapsulated to; null for a classic (X3DH) session start. */
+  readonly kemPrekeyId: number | null;
 }
 
 /** One direction's symmetric chain of the Double Ratchet. */
@@ -128,7 +158,14 @@ export interface Session {
   /** Recent remote ratchet keys (base64url), to tell replays of old chains from forgeries. */
   readonly previousRemoteKeys: readonly string[];
   /** Set on the initiator until the first reply decrypts: outgoing messages are prekey messages. */
-  readonly pendingPrekey: { readonly signedPrekeyId: number; readonly oneTimePrekeyId: number | null } | null;
+  readonly pendingPrekey: {
+    readonly signedPrekeyId: number;
+    readonly oneTimePrekeyId: number | null;
+    /** PQXDH: the KEM prekey encapsulated to and the ciphertext, repeated in every prekey message. */
+    readonly kem?: { readonly keyId: number; readonly ciphertext: Uint8Array };
+  } | null;
+  /** True when the session was set up with PQXDH (an ML-KEM shared secret in the root secret). */
+  readonly postQuantum?: boolean;
 }
 
 /**

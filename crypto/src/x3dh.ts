@@ -8,8 +8,13 @@ import type { KeyPair } from './types.js';
 /** X3DH's F: 32 0xFF bytes before the DH outputs (domain separation from Ed25519, as in Signal's spec). */
 const F = new Uint8Array(32).fill(0xff);
 
-function deriveSecret(dhs: Uint8Array[]): Uint8Array {
+/**
+ * The root secret: BLAKE2b over F ‖ DH1 ‖ DH2 ‖ DH3 [‖ DH4], labelled X3DH; with a KEM shared secret (PQXDH), over
+ * F ‖ DH1 ‖ DH2 ‖ DH3 [‖ DH4] ‖ SS under the PQXDH label, as Signal's PQXDH concatenates SS after the DH outputs.
+ */
+function deriveSecret(dhs: Uint8Array[], kemSecret: Uint8Array | null): Uint8Array {
   try {
+    if (kemSecret) return labeledHash(32, null, LABELS.pqxdh, F, ...dhs, kemSecret);
     return labeledHash(32, null, LABELS.x3dh, F, ...dhs);
   } finally {
     wipe(...dhs);
@@ -26,6 +31,7 @@ export function x3dhInitiator(p: {
   peerIdentityDhKey: Uint8Array;
   peerSignedPrekey: Uint8Array;
   peerOneTimePrekey: Uint8Array | null;
+  kemSecret?: Uint8Array | null;
 }): Uint8Array {
   const dhs: Uint8Array[] = [];
   try {
@@ -37,7 +43,7 @@ export function x3dhInitiator(p: {
     wipe(...dhs);
     throw err;
   }
-  return deriveSecret(dhs);
+  return deriveSecret(dhs, p.kemSecret ?? null);
 }
 
 /** Responder side: the same four DH values computed with the responder's private keys. */
@@ -47,6 +53,7 @@ export function x3dhResponder(p: {
   oneTimePrekey: KeyPair | null;
   peerIdentityDhKey: Uint8Array;
   peerBaseKey: Uint8Array;
+  kemSecret?: Uint8Array | null;
 }): Uint8Array {
   const dhs: Uint8Array[] = [];
   try {
@@ -58,18 +65,22 @@ export function x3dhResponder(p: {
     wipe(...dhs);
     throw err;
   }
-  return deriveSecret(dhs);
+  return deriveSecret(dhs, p.kemSecret ?? null);
 }
 
-/** AD = label ‖ IK_initiator ‖ IK_responder ‖ len‖userId_initiator ‖ len‖userId_responder (Ed25519 keys). */
+/**
+ * AD = label ‖ IK_initiator ‖ IK_responder ‖ len‖userId_initiator ‖ len‖userId_responder (Ed25519 keys). The label
+ * differs for PQXDH sessions, so the protocol version is bound into every message's associated data.
+ */
 export function x3dhAssociatedData(
   initiatorIdentityKey: Uint8Array,
   responderIdentityKey: Uint8Array,
   initiatorUserId: string,
   responderUserId: string,
+  postQuantum = false,
 ): Uint8Array {
   return concat(
-    labelPrefix(LABELS.associatedData),
+    labelPrefix(postQuantum ? LABELS.pqxdhAd : LABELS.associatedData),
     initiatorIdentityKey,
     responderIdentityKey,
     lp8(initiatorUserId, 'initiator user id'),
