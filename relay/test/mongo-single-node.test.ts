@@ -1,7 +1,8 @@
 // One relay node on the MongoDB store without Redis (MONGODB_URI alone): the in-process fan-out over the
-// MongoDB backend delivers concurrent sends, each exactly once and in seq order.
+// MongoDB backend delivers concurrent sends, each exactly once and in seq order, and drains a large mailbox.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDevice, messageId, signUp, startRelay, type TestRelay } from './helpers.js';
+import { DRAIN_TIMEOUT_MS, QUEUED, drainQueuedMailbox } from './mongo-drain.js';
 import { startMongo, withDatabase, type Service } from './services.js';
 
 const started = await startMongo();
@@ -37,4 +38,13 @@ describe.skipIf(!mongo)('one relay node on MongoDB', () => {
     sender.close();
     recipient.close();
   }, 60_000);
+
+  it(
+    'drains 1,000 messages queued for an offline device, then answers sends both ways and a sign-up',
+    async () => {
+      const { queueMs, drainMs } = await drainQueuedMailbox(relay.url, relay.url);
+      console.info(`[mongo-single-node] queued ${QUEUED} messages in ${queueMs} ms, drained them in ${drainMs} ms`);
+    },
+    DRAIN_TIMEOUT_MS + 60_000,
+  );
 });

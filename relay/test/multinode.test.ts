@@ -10,6 +10,7 @@ import { startRelayProcess } from './crash-relay.js';
 import type { RelayProcess } from './crash-relay.js';
 import { api, connectDevice, messageId, signIn, signUp, sleep, uniqueUsername, waitFor } from './helpers.js';
 import type { TestAccount, TestDevice } from './helpers.js';
+import { DRAIN_TIMEOUT_MS, QUEUED, drainQueuedMailbox } from './mongo-drain.js';
 import { startMongo, startRedis, withDatabase } from './services.js';
 import type { Service } from './services.js';
 
@@ -235,4 +236,13 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
     );
     daveDevice.close();
   });
+
+  it(
+    'drains 1,000 messages queued on one node for a device that connects to the other, then answers both ways',
+    async () => {
+      const { queueMs, drainMs } = await drainQueuedMailbox(node1.url, node2.url);
+      console.info(`[multinode] queued ${QUEUED} messages in ${queueMs} ms, drained them in ${drainMs} ms`);
+    },
+    DRAIN_TIMEOUT_MS + 60_000,
+  );
 });

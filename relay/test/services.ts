@@ -1,9 +1,9 @@
 // Real servers for the scale-out suites, spawned per test file on free loopback ports in temporary directories:
-// a MongoDB-wire server (FerretDB over SQLite, or MONGODB_URI_TEST) and redis-server. When one cannot be had the
-// starter answers why, and the suite skips with that reason printed.
+// a MongoDB-wire server (FerretDB over a PostgreSQL cluster made here, or MONGODB_URI_TEST) and redis-server. When
+// one cannot be had the starter answers why, and the suite skips with that reason printed.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -92,6 +92,7 @@ async function supervise(
   port: number,
   url: string,
   dir: string,
+  logFile?: string,
 ): Promise<Service> {
   let child: ChildProcess | null = null;
   let output = '';
@@ -103,6 +104,7 @@ async function supervise(
     c.once('exit', () => living.delete(c));
     const keep = (chunk: Buffer): void => {
       output = (output + chunk.toString('utf8')).slice(-8192);
+      if (logFile) appendFileSync(logFile, chunk);
     };
     c.stdout?.on('data', keep);
     c.stderr?.on('data', keep);
@@ -145,9 +147,97 @@ export function ferretDbBinary(): string | null {
   return version.status === 0 ? found : null;
 }
 
+/** Debian's PostgreSQL server programs: $PG_BIN, or the newest /usr/lib/postgresql/<version>/bin with initdb. */
+export function postgresBinaries(): string | null {
+  const given = process.env.PG_BIN;
+  if (given) return existsSync(join(given, 'initdb')) ? given : null;
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return null;
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, 'bin', 'initdb')) && existsSync(join(root, v, 'bin', 'pg_ctl')))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] === undefined ? null : join(root, versions[0], 'bin');
+}
+
+/** The uid and gid of the unprivileged `postgres` user, when this process runs as root (initdb refuses root). */
+function postgresUser(): { uid: number; gid: number } | null | 'missing' {
+  if (process.getuid?.() !== 0) return null; // not root: the cluster runs as this user
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
+  const [, , uid, gid] = line?.split(':') ?? [];
+  return uid === undefined || gid === undefined ? 'missing' : { uid: Number(uid), gid: Number(gid) };
+}
+
+/** Clusters still running, stopped at process exit even when a suite failed before its afterAll. */
+const clusters = new Set<() => void>();
+process.once('exit', () => {
+  for (const stop of clusters) stop();
+});
+
 /**
- * A MongoDB-wire server: MONGODB_URI_TEST when set (nothing is spawned; stop() does nothing), else FerretDB over
- * SQLite in a temporary directory.
+ * A throw-away PostgreSQL cluster: `initdb` into a temporary directory and `pg_ctl start` on a free loopback port,
+ * as the `postgres` user when run as root. Durability is off (fsync): the data lives as long as the test file.
+ */
+export async function startPostgres(): Promise<{ url: string; stop(): Promise<void> } | { skip: string }> {
+  const bin = postgresBinaries();
+  if (!bin) return { skip: 'no PostgreSQL server (Debian package postgresql, or set PG_BIN)' };
+  const user = postgresUser();
+  if (user === 'missing') return { skip: 'running as root without a postgres user to run PostgreSQL as' };
+  const dir = mkdtempSync(join(tmpdir(), 'weconnect-pg-'));
+  if (user) chownSync(dir, user.uid, user.gid);
+  const port = await freePort();
+  const data = join(dir, 'data');
+  const run = (program: string, args: string[]): void => {
+    const res = spawnSync(join(bin, program), args, {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { ...process.env, LC_ALL: 'C', PGTZ: 'UTC' },
+      ...(user ?? {}),
+    });
+    if (res.status !== 0) {
+      throw new Error(`${program} failed (${String(res.status ?? res.error)}):\n${res.stdout}${res.stderr}`);
+    }
+  };
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off`;
+  const stopNow = (): void => {
+    spawnSync(join(bin, 'pg_ctl'), ['-D', data, 'stop', '-m', 'immediate'], {
+      cwd: dir,
+      timeout: 20_000,
+      ...(user ?? {}),
+    });
+  };
+  clusters.add(stopNow);
+  try {
+    run('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '30', 'start']);
+    run('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', 'ferretdb']);
+  } catch (err) {
+    stopNow();
+    clusters.delete(stopNow);
+    throw err;
+  }
+  let stopped = false;
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/ferretdb`,
+    stop() {
+      if (!stopped) {
+        stopped = true;
+        stopNow();
+        clusters.delete(stopNow);
+        rmSync(dir, { recursive: true, force: true });
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+/**
+ * A MongoDB-wire server: MONGODB_URI_TEST when set (nothing is spawned; stop() does nothing), else FerretDB over a
+ * PostgreSQL cluster started here (FERRETDB_HANDLER=sqlite: over SQLite in a temporary directory instead). Its log
+ * level is FERRETDB_LOG_LEVEL (default error), its whole output is appended to FERRETDB_LOG_FILE when set, and the
+ * last 8 KiB of it are in any start-up failure.
  */
 export async function startMongo(): Promise<Started> {
   const given = process.env.MONGODB_URI_TEST;
@@ -161,24 +251,42 @@ export async function startMongo(): Promise<Started> {
       skip: 'no MongoDB-wire server: set MONGODB_URI_TEST, or build FerretDB into ~/.local/bin (see relay/README.md, "FerretDB")',
     };
   }
+  const sqlite = process.env.FERRETDB_HANDLER === 'sqlite';
+  const postgres = sqlite ? null : await startPostgres();
+  if (postgres && 'skip' in postgres) return { skip: `FerretDB over PostgreSQL: ${postgres.skip}` };
   const dir = mkdtempSync(join(tmpdir(), 'weconnect-ferretdb-'));
   const port = await freePort();
-  const service = await supervise(
-    'ferretdb',
-    binary,
-    (p) => [
-      '--handler=sqlite',
-      `--sqlite-url=file:${dir}/`,
-      `--listen-addr=127.0.0.1:${p}`,
-      '--telemetry=disable',
-      '--debug-addr=-',
-      `--state-dir=${dir}`,
-      '--log-level=ERROR',
-    ],
-    port,
-    `mongodb://127.0.0.1:${port}/`,
-    dir,
-  );
+  const backend = postgres
+    ? ['--handler=postgresql', `--postgresql-url=${postgres.url}`]
+    : ['--handler=sqlite', `--sqlite-url=file:${dir}/`];
+  let service: Service;
+  try {
+    service = await supervise(
+      'ferretdb',
+      binary,
+      (p) => [
+        ...backend,
+        `--listen-addr=127.0.0.1:${p}`,
+        '--telemetry=disable',
+        '--debug-addr=-',
+        `--state-dir=${dir}`,
+        `--log-level=${(process.env.FERRETDB_LOG_LEVEL ?? 'error').toUpperCase()}`,
+      ],
+      port,
+      `mongodb://127.0.0.1:${port}/`,
+      dir,
+      process.env.FERRETDB_LOG_FILE,
+    );
+  } catch (err) {
+    await postgres?.stop();
+    throw err;
+  }
+  if (!postgres) return { service };
+  const stopFerret = service.stop.bind(service);
+  service.stop = async () => {
+    await stopFerret();
+    await postgres.stop();
+  };
   return { service };
 }
 

@@ -24,10 +24,18 @@ async function openStore(dbName = `contract_${randomBytes(6).toString('hex')}`):
 }
 
 afterAll(async () => {
+  // Bounded: a server that stopped answering (the failure some tests here look for) must not hold the file. It is
+  // then stopped first, so that closing the stores does not wait on it.
+  let answering = true;
   for (const store of stores) {
-    await store.dangerousTestOnlyDropDatabase().catch(() => undefined);
-    await store.close();
+    if (!answering) break;
+    answering = await answersWithin(5000, () => store.dangerousTestOnlyDropDatabase()).then(
+      () => true,
+      () => false,
+    );
   }
+  if (!answering) await mongo?.stop();
+  for (const store of stores) await store.close();
   await mongo?.stop();
 });
 
@@ -140,6 +148,40 @@ describe.skipIf(!mongo)('MongoDB store', () => {
       ]);
     });
 
+    // FerretDB 1.x held a pooled database connection for every matched single-document update until its whole
+    // request returned: a request of ~50 of them (its PostgreSQL pool) never answered, nor did anything after it.
+    it('answers write batches that acknowledge 300 entries, re-upload 100 prekeys and stamp 60 last-seen times', async () => {
+      const store = await openStore();
+      const alice = newAccount('alice');
+      const bob = newAccount('bob');
+      await store.createAccount(alice);
+      await store.createAccount(bob);
+      const users = Array.from({ length: 60 }, (_, i) => newAccount(`seen${i}`));
+      for (const user of users) await store.createAccount(user);
+      const sends = Array.from({ length: 300 }, (_, i) => send(alice, `bulk${i}`, bob.deviceId));
+      const stored = await store.applyWrites({ sends, acks: [], lastSeen: [] }, T0);
+      const seqs = stored.flatMap((o) => (o.status === 'stored' ? o.entries.map((e) => e.seq) : []));
+      expect(seqs).toHaveLength(300);
+      const prekeys = Array.from({ length: 100 }, (_, i) => ({ keyId: i + 1, publicKey: randomBytes(32) }));
+      const lastSeen = users.map((u, i) => ({ userId: u.userId, ts: T0 + i }));
+
+      await answersWithin(20_000, async () => {
+        await store.applyWrites({ sends: [], acks: [{ deviceId: bob.deviceId, seqs }], lastSeen }, T0 + 1);
+        expect(await store.putPrekeys(bob.deviceId, { oneTimePrekeys: prekeys }, 1000)).toBe('stored');
+        // The same key ids again: every statement matches a stored key.
+        const again = prekeys.map((k) => ({ keyId: k.keyId, publicKey: randomBytes(32) }));
+        expect(await store.putPrekeys(bob.deviceId, { oneTimePrekeys: again }, 1000)).toBe('stored');
+      });
+
+      expect(await store.countMailbox(bob.deviceId)).toBe(0);
+      expect((await store.countPrekeys(bob.deviceId)).oneTimePrekeys).toBe(100);
+      const presence = await store.getPresence(users.map((u) => u.userId));
+      expect(new Set(presence.map((p) => p.lastSeen))).toEqual(new Set(lastSeen.map((l) => l.ts)));
+      expect(
+        await store.applyWrites({ sends: [send(bob, 'after', alice.deviceId)], acks: [], lastSeen: [] }, T0 + 2),
+      ).toMatchObject([{ status: 'stored' }]);
+    }, 60_000);
+
     it('stamps each message with the expiry a TTL index acts on, where the server has TTL indexes', async () => {
       const store = await MongoStore.open({
         uri: mongo?.url ?? '',
@@ -177,6 +219,19 @@ describe('MongoStore.open without a server', () => {
     expect(Date.now() - started).toBeLessThan(6000);
   });
 });
+
+/** Runs `work`, failing (instead of hanging) when the server has not answered within `ms`. */
+async function answersWithin(ms: number, work: () => Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the store did not answer within ${ms} ms`)), ms);
+  });
+  try {
+    await Promise.race([work(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 // Raw reads, to look at what the backend stored.
 function collection(store: MongoStore, name: string): mongoose.mongo.Collection {

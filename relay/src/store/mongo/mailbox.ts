@@ -12,7 +12,7 @@ import type {
 } from '../store.js';
 import { SEQ_STRIDE } from './models.js';
 import type { MessageDoc, Models, UserDoc } from './models.js';
-import { bytesOf, isDuplicateKey } from './util.js';
+import { bytesOf, chunks, inBoundedRequests, isDuplicateKey } from './util.js';
 
 /** Device ids become field names (`entries.<deviceId>`): only the relay's own id alphabet may. */
 const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -28,6 +28,9 @@ const DAY_MS = 24 * 3600 * 1000;
 const COUNTER = 'messages';
 /** Renumbering rounds before a batch gives up (only FerretDB's lost increments ever need a second). */
 const MAX_NUMBERING_ATTEMPTS = 20;
+
+/** Acknowledged seqs of one device per ack statement. */
+const ACK_SEQS_PER_STATEMENT = 100;
 
 const messageIdOf = (key: string): string => key.slice(key.indexOf(':') + 1);
 
@@ -329,38 +332,51 @@ export class MongoMailbox {
     return doc;
   }
 
+  /**
+   * One `updateMany` per device and at most ACK_SEQS_PER_STATEMENT acknowledged seqs (never one statement per
+   * message: see BULK_STATEMENTS_PER_REQUEST), in requests of bounded size. The filter names the device (`to`),
+   * which FerretDB pushes down to its database, and each entry by its document and its seq.
+   */
   private async applyAcks(acks: WriteBatch['acks']): Promise<void> {
     const ops: AnyBulkWriteOperation<MessageDoc>[] = [];
-    const touched = new Set<number>();
+    const groupDocs = new Map<string, Set<number>>();
     for (const { deviceId, seqs } of acks) {
       if (!SAFE_ID.test(deviceId)) continue; // no such device can have entries
       const path = entryPath(deviceId);
-      for (const seq of seqs) {
-        if (!Number.isSafeInteger(seq) || seq < 0) continue;
-        const docNo = Math.floor(seq / SEQ_STRIDE);
-        touched.add(docNo);
-        ops.push({
-          updateOne: {
-            filter: { _id: docNo, [`${path}.seq`]: seq },
-            update: { $unset: { [path]: '' }, $pull: { to: deviceId } },
-          },
-        });
+      const valid = [...new Set(seqs)].filter((seq) => Number.isSafeInteger(seq) && seq >= 0);
+      for (const part of chunks(valid, ACK_SEQS_PER_STATEMENT)) {
+        const filter = {
+          to: deviceId,
+          _id: { $in: [...new Set(part.map((seq) => Math.floor(seq / SEQ_STRIDE)))] },
+          [`${path}.seq`]: { $in: part },
+        };
+        // A group message's one body goes with its last entry: which of these documents are group messages.
+        for (const doc of await this.m.messages.find({ ...filter, group: { $ne: null } }, { group: 1 }).lean()) {
+          if (!doc.group) continue;
+          const docs = groupDocs.get(doc.group) ?? new Set<number>();
+          groupDocs.set(doc.group, docs.add(doc._id));
+        }
+        ops.push({ updateMany: { filter, update: { $unset: { [path]: '' }, $pull: { to: deviceId } } } });
       }
     }
     if (ops.length === 0) return;
-    await this.m.messages.bulkWrite(ops, { ordered: false });
-    // A group message's one body goes with its last entry.
-    await this.m.messages.updateMany(
-      { _id: { $in: [...touched] }, to: { $size: 0 }, body: { $ne: null } },
-      { $unset: { body: '' } },
-    );
+    await inBoundedRequests(ops, (chunk) => this.m.messages.bulkWrite(chunk, { ordered: false }));
+    // By group (pushed down by FerretDB), not a scan of every message document.
+    const bodies: AnyBulkWriteOperation<MessageDoc>[] = [...groupDocs].map(([group, docs]) => ({
+      updateMany: {
+        filter: { group, _id: { $in: [...docs] }, to: { $size: 0 }, body: { $ne: null } },
+        update: { $unset: { body: '' } },
+      },
+    }));
+    await inBoundedRequests(bodies, (chunk) => this.m.messages.bulkWrite(chunk, { ordered: false }));
   }
 
   private async applyLastSeen(lastSeen: WriteBatch['lastSeen']): Promise<void> {
     if (lastSeen.length === 0) return;
+    // updateMany on the unique _id: the same write as updateOne, without FerretDB's held connection per statement.
     const ops: AnyBulkWriteOperation<UserDoc>[] = lastSeen.map(({ userId, ts }) => ({
-      updateOne: { filter: { _id: userId }, update: { $set: { lastSeen: ts } } },
+      updateMany: { filter: { _id: userId }, update: { $set: { lastSeen: ts } } },
     }));
-    await this.m.users.bulkWrite(ops, { ordered: false });
+    await inBoundedRequests(ops, (chunk) => this.m.users.bulkWrite(chunk, { ordered: false }));
   }
 }

@@ -30,7 +30,7 @@ import { MongoMailbox } from './mailbox.js';
 import { TTL_INDEXES, defineModels } from './models.js';
 import type { DeviceDoc, FamilyDoc, GroupDoc, Models, PrekeyDoc, UserDoc } from './models.js';
 import { redactUrl } from '../../log.js';
-import { bytesOf, isDuplicateKey, isNotImplemented, requiredBytes } from './util.js';
+import { bytesOf, inBoundedRequests, isDuplicateKey, isNotImplemented, requiredBytes } from './util.js';
 
 export interface MongoStoreOptions {
   /** mongodb:// or mongodb+srv:// URI; its path names the database (default `weconnect`). */
@@ -340,16 +340,15 @@ export class MongoStore implements Store {
       );
     }
     if (oneTime.length > 0) {
-      await this.m.prekeys.bulkWrite(
-        oneTime.map((k) => ({
-          updateOne: {
-            filter: { deviceId, keyId: k.keyId },
-            update: { $set: { publicKey: Buffer.from(k.publicKey) } },
-            upsert: true,
-          },
-        })),
-        { ordered: true },
-      );
+      // updateMany on the unique (deviceId, keyId), in bounded requests: see BULK_STATEMENTS_PER_REQUEST.
+      const ops = oneTime.map((k) => ({
+        updateMany: {
+          filter: { deviceId, keyId: k.keyId },
+          update: { $set: { publicKey: Buffer.from(k.publicKey) } },
+          upsert: true,
+        },
+      }));
+      await inBoundedRequests(ops, (chunk) => this.m.prekeys.bulkWrite(chunk, { ordered: true }));
     }
     return 'stored';
   }
