@@ -2,7 +2,7 @@
 // committed in ONE store transaction (one fsync), and each sender is answered only after that commit.
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
-import type { MailboxEntry, SendOutcome, SendRequest, Store, WriteBatch } from '../store/store.js';
+import type { MailboxCaps, MailboxEntry, SendOutcome, SendRequest, Store, WriteBatch } from '../store/store.js';
 
 interface PendingSend {
   request: SendRequest;
@@ -28,6 +28,8 @@ export interface WriteBatcherOptions {
    * queue is longer than the threshold and nothing waits.
    */
   commitWindowMs?: number;
+  /** Per-device mailbox caps, applied to every send (none when absent). */
+  caps?: MailboxCaps;
 }
 
 /** Below this many queued sends, the commit window applies. */
@@ -131,11 +133,19 @@ export class WriteBatcher {
    * fails only its own send: acks and last-seen are committed on their own, and the sends in halves, down to the
    * single send that fails (a bad send among 1,000 costs about 20 more commits, none of them for the others).
    */
-  private async commit(batch: { sends: PendingSend[]; acks: WriteBatch['acks']; lastSeen: WriteBatch['lastSeen'] }): Promise<void> {
+  private async commit(batch: {
+    sends: PendingSend[];
+    acks: WriteBatch['acks'];
+    lastSeen: WriteBatch['lastSeen'];
+  }): Promise<void> {
     const { sends, acks, lastSeen } = batch;
     let outcomes: SendOutcome[];
     try {
-      outcomes = await this.o.store.applyWrites({ sends: sends.map((s) => s.request), acks, lastSeen }, this.o.now());
+      const requests = sends.map((s) => s.request);
+      outcomes = await this.o.store.applyWrites(
+        this.o.caps ? { sends: requests, acks, lastSeen, caps: this.o.caps } : { sends: requests, acks, lastSeen },
+        this.o.now(),
+      );
       this.commits++;
     } catch (err) {
       const bookkeeping = acks.length > 0 || lastSeen.length > 0;

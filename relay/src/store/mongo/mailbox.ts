@@ -4,6 +4,7 @@
 import type { AnyBulkWriteOperation } from 'mongoose';
 import type {
   GroupRecipientsOutcome,
+  MailboxCaps,
   MailboxEntry,
   SendOutcome,
   SendRequest,
@@ -26,6 +27,16 @@ const keyOf = (send: SendRequest): string => `${send.senderDeviceId}:${send.id}`
 
 const DAY_MS = 24 * 3600 * 1000;
 const COUNTER = 'messages';
+/**
+ * A message document stays well below MongoDB's 16 MiB ceiling: a send whose document would pass this is refused
+ * alone (`too_large`). Bodies are bounded by the protocol (100 envelopes of 64 KiB, one group body), so only a group
+ * with very many keyed devices (members × DEVICES_PER_ACCOUNT) gets near it.
+ */
+export const MAX_DOCUMENT_BYTES = 15 * 1024 * 1024;
+/** BSON bytes per recipient, over-estimated: its `to` element and its `entries.<deviceId>` sub-document. */
+const BYTES_PER_RECIPIENT = 96;
+/** Device ids per `$in` query. */
+const IN_CHUNK = 500;
 /** Renumbering rounds before a batch gives up (only FerretDB's lost increments ever need a second). */
 const MAX_NUMBERING_ATTEMPTS = 20;
 
@@ -45,6 +56,17 @@ interface Planned {
   key: string;
   group: string | null;
   deliveries: { to: string; body: Uint8Array }[];
+  /** Recipient devices left out because their mailbox is full. */
+  refused?: string[];
+}
+
+/** What each entry of a planned send counts against its device's byte cap (see MessageDoc.size). */
+const sizeOf = (p: Planned): number => Math.max(0, ...p.deliveries.map((d) => d.body.length));
+
+/** An over-estimate of a planned send's document in BSON. */
+function documentBytes(p: Planned): number {
+  const bodies = p.group !== null ? sizeOf(p) : p.deliveries.reduce((sum, d) => sum + d.body.length, 0);
+  return 1024 + bodies + p.deliveries.length * BYTES_PER_RECIPIENT;
 }
 
 export interface MongoMailboxOptions {
@@ -70,7 +92,7 @@ export class MongoMailbox {
   }
 
   async apply(batch: WriteBatch, now: number): Promise<SendOutcome[]> {
-    const outcomes = await this.applySends(batch.sends, now);
+    const outcomes = await this.applySends(batch.sends, now, batch.caps);
     await Promise.all([this.applyAcks(batch.acks), this.applyLastSeen(batch.lastSeen)]);
     return outcomes;
   }
@@ -87,10 +109,10 @@ export class MongoMailbox {
     return { status: 'ok', deviceIds: deviceIds.filter((d) => d !== senderDeviceId) };
   }
 
-  /** Every device of these users: by member position, then device age and id. */
+  /** Every device of these users that has keys (a signed prekey): by member position, then device age and id. */
   private async memberDevices(memberIds: string[]): Promise<string[]> {
     const devices = await this.m.devices
-      .find({ userId: { $in: memberIds } }, { userId: 1, createdAt: 1 })
+      .find({ userId: { $in: memberIds }, signedPrekey: { $ne: null } }, { userId: 1, createdAt: 1 })
       .sort({ createdAt: 1, _id: 1 })
       .lean();
     const position = new Map(memberIds.map((id, i) => [id, i]));
@@ -164,7 +186,7 @@ export class MongoMailbox {
     return { mailbox, sent };
   }
 
-  private async applySends(sends: SendRequest[], now: number): Promise<SendOutcome[]> {
+  private async applySends(sends: SendRequest[], now: number, caps?: MailboxCaps): Promise<SendOutcome[]> {
     const outcomes: (SendOutcome | undefined)[] = new Array<SendOutcome | undefined>(sends.length);
     if (sends.length === 0) return [];
 
@@ -220,8 +242,63 @@ export class MongoMailbox {
       inBatch.add(key);
     });
 
-    if (planned.length > 0) await this.insertPlanned(planned, sends, outcomes, now);
+    const fitting = caps ? await this.withinCaps(planned, outcomes, caps) : planned;
+    const sized = fitting.filter((p) => {
+      if (documentBytes(p) <= MAX_DOCUMENT_BYTES) return true;
+      outcomes[p.index] = { status: 'too_large' };
+      return false;
+    });
+    if (sized.length > 0) await this.insertPlanned(sized, sends, outcomes, now);
     return outcomes.map((o) => o ?? { status: 'unknown_recipient' });
+  }
+
+  /**
+   * Drops the deliveries to devices whose mailbox is full (recorded in `refused`); a send left with none is
+   * `mailbox_full`. Usage is read once per batch: one query per IN_CHUNK recipient devices, counting each message
+   * document that still lists the device, with its `size`.
+   */
+  private async withinCaps(
+    planned: Planned[],
+    outcomes: (SendOutcome | undefined)[],
+    caps: MailboxCaps,
+  ): Promise<Planned[]> {
+    const usage = new Map<string, { n: number; bytes: number }>();
+    for (const p of planned) for (const d of p.deliveries) usage.set(d.to, { n: 0, bytes: 0 });
+    const devices = [...usage.keys()];
+    for (let i = 0; i < devices.length; i += IN_CHUNK) {
+      const docs = await this.m.messages
+        .find({ to: { $in: devices.slice(i, i + IN_CHUNK) } }, { to: 1, size: 1 })
+        .lean<Pick<MessageDoc, 'to' | 'size'>[]>();
+      for (const doc of docs) {
+        for (const to of doc.to) {
+          const used = usage.get(to);
+          if (!used) continue;
+          used.n += 1;
+          used.bytes += doc.size ?? 0;
+        }
+      }
+    }
+    const kept: Planned[] = [];
+    for (const p of planned) {
+      const refused: string[] = [];
+      const size = sizeOf(p);
+      const deliveries = p.deliveries.filter(({ to }) => {
+        const used = usage.get(to) ?? { n: 0, bytes: 0 };
+        if (used.n + 1 > caps.maxEntries || used.bytes + size > caps.maxBytes) {
+          refused.push(to);
+          return false;
+        }
+        used.n += 1;
+        used.bytes += size;
+        return true;
+      });
+      if (deliveries.length === 0) {
+        outcomes[p.index] = { status: 'mailbox_full' };
+        continue;
+      }
+      kept.push(refused.length > 0 ? { ...p, deliveries, refused } : p);
+    }
+    return kept;
   }
 
   /** Reads a group once per batch; the resolver answers for any sender. */
@@ -267,7 +344,9 @@ export class MongoMailbox {
       pending.forEach((p, i) => {
         const doc = docs[i];
         if (!failed.has(i) && doc) {
-          outcomes[p.index] = { status: 'stored', ts: now, entries: entriesOf(p, doc, now) };
+          outcomes[p.index] = p.refused
+            ? { status: 'stored', ts: now, entries: entriesOf(p, doc, now), refused: p.refused }
+            : { status: 'stored', ts: now, entries: entriesOf(p, doc, now) };
           return;
         }
         const ts = winners.get(p.key);
@@ -318,6 +397,7 @@ export class MongoMailbox {
       _id: docNo,
       key: p.key,
       ts: now,
+      size: sizeOf(p),
       to: p.deliveries.map((d) => d.to),
       entries,
       expireAt: new Date(now + this.o.retentionDays * DAY_MS),
