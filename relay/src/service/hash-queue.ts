@@ -1,6 +1,7 @@
 // The bcrypt queue: every password hash and comparison runs through it, at most `concurrency` at a time, taken from
-// the waiting addresses in turn. One address that floods sign-ins or sign-ups waits behind itself, and everyone
-// else waits at most for the hashes already running plus one per other address in line.
+// the waiting addresses in turn, and one address never holds more than `concurrency - 1` of the running slots (one
+// when concurrency is 1 or 2). So one address that floods sign-ins or sign-ups waits behind itself, and a sign-in
+// from elsewhere starts at once, or after one hash per other address in line.
 import { RelayError } from '../errors.js';
 
 export interface HashQueueOptions {
@@ -25,8 +26,13 @@ export class HashQueue {
   private readonly waiting = new Map<string, Task[]>();
   /** Running plus waiting tasks per address. */
   private readonly held = new Map<string, number>();
+  /** Running tasks per address. */
+  private readonly runningOf = new Map<string, number>();
+  private readonly maxRunningPerAddress: number;
 
-  constructor(private readonly o: HashQueueOptions) {}
+  constructor(private readonly o: HashQueueOptions) {
+    this.maxRunningPerAddress = Math.max(1, o.concurrency - 1);
+  }
 
   /** Hashes waiting now (for metrics and tests). */
   get length(): number {
@@ -59,25 +65,37 @@ export class HashQueue {
 
   private next(): void {
     while (this.running < this.o.concurrency) {
-      const first = this.waiting.entries().next();
-      if (first.done) return;
-      const [address, list] = first.value;
-      const task = list.shift();
+      const address = this.nextAddress();
+      if (address === undefined) return;
+      const list = this.waiting.get(address);
+      const task = list?.shift();
       this.waiting.delete(address);
-      if (list.length > 0) this.waiting.set(address, list); // to the back of the line
+      if (list && list.length > 0) this.waiting.set(address, list); // to the back of the line
       if (!task) continue;
       this.queued--;
       this.running++;
+      this.runningOf.set(address, (this.runningOf.get(address) ?? 0) + 1);
       task
         .run()
         .then(task.resolve, task.reject)
         .finally(() => {
           this.running--;
+          const running = (this.runningOf.get(address) ?? 1) - 1;
+          if (running > 0) this.runningOf.set(address, running);
+          else this.runningOf.delete(address);
           const left = (this.held.get(address) ?? 1) - 1;
           if (left > 0) this.held.set(address, left);
           else this.held.delete(address);
           this.next();
         });
     }
+  }
+
+  /** The first address in line that may start one more hash. */
+  private nextAddress(): string | undefined {
+    for (const address of this.waiting.keys()) {
+      if ((this.runningOf.get(address) ?? 0) < this.maxRunningPerAddress) return address;
+    }
+    return undefined;
   }
 }
