@@ -33,9 +33,13 @@ describe('a flood of bogus sign-ins from one address', () => {
 
   it('starts a sign-in from another address at once: at most two of its hashes finish meanwhile', async () => {
     const legit = () => signInFrom(t, '198.51.100.9', alice.username, alice.authKey);
-    const t0 = performance.now();
-    expect((await legit()).status).toBe(200);
-    const alone = performance.now() - t0;
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      expect((await legit()).status).toBe(200);
+      times.push(performance.now() - t0);
+    }
+    const alone = times.sort((a, b) => a - b)[1]!; // the median of three: one slow outlier does not set the bound
 
     const answered: { status: number; at: number }[] = [];
     const flood = Array.from({ length: 40 }, (_, i) =>
@@ -61,9 +65,11 @@ describe('a flood of bogus sign-ins from one address', () => {
         `${statuses.filter((s) => s === 429).length} x 429`,
     );
     expect(hashedAhead).toBeLessThanOrEqual(2);
-    // The wall-time bound is relative to the same sign-in alone, measured seconds earlier on the same machine
-    // (other work on the cores slows both alike): one hash, sharing the two cores with one flood hash.
-    expect(latency).toBeLessThan(3 * alone + 250);
+    // The wall-time bound is relative to the same sign-in alone, measured seconds earlier on the same machine, so
+    // other load on the cores slows both alike: the legitimate hash shares the two cores with one flood hash (about
+    // 2-4x alone on a busy 2-core box in our runs, 0.75-1.4 s); 5x leaves room for noise. Without the fair queue it
+    // waited behind every admitted bogus hash: 14-20 s here, 30-40x alone.
+    expect(latency).toBeLessThan(5 * alone + 500);
     // The flood itself is mostly refused before any bcrypt work, and never left unanswered.
     expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
     expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(20);
