@@ -13,6 +13,8 @@ import type {
 } from '../store.js';
 import { SEQ_STRIDE } from './models.js';
 import type { MessageDoc, Models, UserDoc } from './models.js';
+import { MAX_DOCUMENT_BYTES, documentBytes, sizeOf, withinCaps } from './caps.js';
+import type { Planned } from './caps.js';
 import { bytesOf, isDuplicateKey } from './util.js';
 
 /** Device ids become field names (`entries.<deviceId>`): only the relay's own id alphabet may. */
@@ -27,16 +29,6 @@ const keyOf = (send: SendRequest): string => `${send.senderDeviceId}:${send.id}`
 
 const DAY_MS = 24 * 3600 * 1000;
 const COUNTER = 'messages';
-/**
- * A message document stays well below MongoDB's 16 MiB ceiling: a send whose document would pass this is refused
- * alone (`too_large`). Bodies are bounded by the protocol (100 envelopes of 64 KiB, one group body), so only a group
- * with very many keyed devices (members × DEVICES_PER_ACCOUNT) gets near it.
- */
-export const MAX_DOCUMENT_BYTES = 15 * 1024 * 1024;
-/** BSON bytes per recipient, over-estimated: its `to` element and its `entries.<deviceId>` sub-document. */
-const BYTES_PER_RECIPIENT = 96;
-/** Device ids per `$in` query. */
-const IN_CHUNK = 500;
 /** Renumbering rounds before a batch gives up (only FerretDB's lost increments ever need a second). */
 const MAX_NUMBERING_ATTEMPTS = 20;
 
@@ -48,25 +40,6 @@ function entriesOf(p: Planned, doc: MessageDoc, now: number): MailboxEntry[] {
     if (p.group !== null) entry.group = p.group;
     return entry;
   });
-}
-
-/** A send that passed every check and will be inserted. */
-interface Planned {
-  index: number;
-  key: string;
-  group: string | null;
-  deliveries: { to: string; body: Uint8Array }[];
-  /** Recipient devices left out because their mailbox is full. */
-  refused?: string[];
-}
-
-/** What each entry of a planned send counts against its device's byte cap (see MessageDoc.size). */
-const sizeOf = (p: Planned): number => Math.max(0, ...p.deliveries.map((d) => d.body.length));
-
-/** An over-estimate of a planned send's document in BSON. */
-function documentBytes(p: Planned): number {
-  const bodies = p.group !== null ? sizeOf(p) : p.deliveries.reduce((sum, d) => sum + d.body.length, 0);
-  return 1024 + bodies + p.deliveries.length * BYTES_PER_RECIPIENT;
 }
 
 export interface MongoMailboxOptions {
@@ -242,7 +215,7 @@ export class MongoMailbox {
       inBatch.add(key);
     });
 
-    const fitting = caps ? await this.withinCaps(planned, outcomes, caps) : planned;
+    const fitting = caps ? await withinCaps(this.m, planned, outcomes, caps) : planned;
     const sized = fitting.filter((p) => {
       if (documentBytes(p) <= MAX_DOCUMENT_BYTES) return true;
       outcomes[p.index] = { status: 'too_large' };
@@ -250,55 +223,6 @@ export class MongoMailbox {
     });
     if (sized.length > 0) await this.insertPlanned(sized, sends, outcomes, now);
     return outcomes.map((o) => o ?? { status: 'unknown_recipient' });
-  }
-
-  /**
-   * Drops the deliveries to devices whose mailbox is full (recorded in `refused`); a send left with none is
-   * `mailbox_full`. Usage is read once per batch: one query per IN_CHUNK recipient devices, counting each message
-   * document that still lists the device, with its `size`.
-   */
-  private async withinCaps(
-    planned: Planned[],
-    outcomes: (SendOutcome | undefined)[],
-    caps: MailboxCaps,
-  ): Promise<Planned[]> {
-    const usage = new Map<string, { n: number; bytes: number }>();
-    for (const p of planned) for (const d of p.deliveries) usage.set(d.to, { n: 0, bytes: 0 });
-    const devices = [...usage.keys()];
-    for (let i = 0; i < devices.length; i += IN_CHUNK) {
-      const docs = await this.m.messages
-        .find({ to: { $in: devices.slice(i, i + IN_CHUNK) } }, { to: 1, size: 1 })
-        .lean<Pick<MessageDoc, 'to' | 'size'>[]>();
-      for (const doc of docs) {
-        for (const to of doc.to) {
-          const used = usage.get(to);
-          if (!used) continue;
-          used.n += 1;
-          used.bytes += doc.size ?? 0;
-        }
-      }
-    }
-    const kept: Planned[] = [];
-    for (const p of planned) {
-      const refused: string[] = [];
-      const size = sizeOf(p);
-      const deliveries = p.deliveries.filter(({ to }) => {
-        const used = usage.get(to) ?? { n: 0, bytes: 0 };
-        if (used.n + 1 > caps.maxEntries || used.bytes + size > caps.maxBytes) {
-          refused.push(to);
-          return false;
-        }
-        used.n += 1;
-        used.bytes += size;
-        return true;
-      });
-      if (deliveries.length === 0) {
-        outcomes[p.index] = { status: 'mailbox_full' };
-        continue;
-      }
-      kept.push(refused.length > 0 ? { ...p, deliveries, refused } : p);
-    }
-    return kept;
   }
 
   /** Reads a group once per batch; the resolver answers for any sender. */
