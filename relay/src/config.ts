@@ -24,6 +24,16 @@ const envSchema = z.object({
   SOCKET_FRAME_LIMIT: int(1024, 64 * 1024 * 1024, LIMITS.socketFrameBytes),
   SIGNIN_MAX_FAILURES: int(1, 1000, LIMITS.signinMaxFailures),
   SIGNIN_WINDOW: int(1, 24 * 3600, LIMITS.signinWindowSeconds),
+  SIGNIN_ADDRESS_MAX_FAILURES: int(1, 100_000, LIMITS.signinAddressMaxFailures),
+  SIGNUP_RATE_BURST: int(1, 100_000, LIMITS.signupBurst),
+  SIGNUP_RATE_PER_HOUR: int(1, 1_000_000, LIMITS.signupsPerHour),
+  REGISTRATION: z.enum(['open', 'closed', 'invite']).default('open'),
+  BCRYPT_CONCURRENCY: int(1, 64, 2),
+  BCRYPT_QUEUE_PER_ADDRESS: int(1, 1000, 4),
+  BCRYPT_QUEUE_MAX: int(1, 100_000, 64),
+  DEVICES_PER_ACCOUNT: int(1, 1_000_000, LIMITS.devicesPerAccount),
+  MAILBOX_MAX_ENTRIES: int(1, 10_000_000, LIMITS.mailboxMaxEntries),
+  MAILBOX_MAX_BYTES: int(64 * 1024, 64 * 1024 * 1024 * 1024, LIMITS.mailboxMaxBytes),
   SEND_RATE_BURST: int(1, 1_000_000, LIMITS.sendRateBurst),
   SEND_RATE_PER_SEC: int(1, 1_000_000, LIMITS.sendRatePerSecond),
   BUNDLE_RATE_BURST: int(1, 1_000_000, 30),
@@ -63,6 +73,21 @@ export interface Config {
   socketFrameLimitBytes: number;
   signinMaxFailures: number;
   signinWindowSeconds: number;
+  /** Failed sign-ins per address (IPv6: per /64) across usernames, in the same window. */
+  signinAddressMaxFailures: number;
+  /** Sign-ups per address (IPv6: per /64): bucket size and refill per hour. */
+  signupRateBurst: number;
+  signupRatePerHour: number;
+  /** open: anyone signs up; closed: nobody; invite: only with an unused invite token (service/invites.ts). */
+  registration: 'open' | 'closed' | 'invite';
+  /** bcrypt hashes running at once, per address running or waiting, and waiting in all (service/hash-queue.ts). */
+  bcryptConcurrency: number;
+  bcryptQueuePerAddress: number;
+  bcryptQueueMax: number;
+  devicesPerAccount: number;
+  /** Per device: unacknowledged entries and bytes of their bodies before a send to it is refused (mailbox_full). */
+  mailboxMaxEntries: number;
+  mailboxMaxBytes: number;
   sendRateBurst: number;
   sendRatePerSecond: number;
   /** Bundle fetches (each takes one-time prekeys) per requesting user and target user: bucket size and refill. */
@@ -133,6 +158,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     socketFrameLimitBytes: e.SOCKET_FRAME_LIMIT,
     signinMaxFailures: e.SIGNIN_MAX_FAILURES,
     signinWindowSeconds: e.SIGNIN_WINDOW,
+    signinAddressMaxFailures: e.SIGNIN_ADDRESS_MAX_FAILURES,
+    signupRateBurst: e.SIGNUP_RATE_BURST,
+    signupRatePerHour: e.SIGNUP_RATE_PER_HOUR,
+    registration: e.REGISTRATION,
+    bcryptConcurrency: e.BCRYPT_CONCURRENCY,
+    bcryptQueuePerAddress: e.BCRYPT_QUEUE_PER_ADDRESS,
+    bcryptQueueMax: e.BCRYPT_QUEUE_MAX,
+    devicesPerAccount: e.DEVICES_PER_ACCOUNT,
+    mailboxMaxEntries: e.MAILBOX_MAX_ENTRIES,
+    mailboxMaxBytes: e.MAILBOX_MAX_BYTES,
     sendRateBurst: e.SEND_RATE_BURST,
     sendRatePerSecond: e.SEND_RATE_PER_SEC,
     bundleRateBurst: e.BUNDLE_RATE_BURST,

@@ -11,6 +11,10 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   payload_too_large: 413,
   rate_limited: 429,
   unknown_recipient: 400,
+  device_limit: 403,
+  mailbox_full: 507,
+  registration_closed: 403,
+  invite_invalid: 403,
   internal: 500,
 };
 

@@ -24,6 +24,16 @@ export const LIMITS = {
   mailboxBatch: 100,
   signinMaxFailures: 5,
   signinWindowSeconds: 15 * 60,
+  /** Failed sign-ins from one address (an IPv6 /64) across all usernames, in the same window. */
+  signinAddressMaxFailures: 20,
+  /** Sign-ups per address: a bucket of this many, refilled at signupsPerHour. */
+  signupBurst: 5,
+  signupsPerHour: 20,
+  /** Devices of one account; a sign-in that would add one more is refused with device_limit. */
+  devicesPerAccount: 10,
+  /** Unacknowledged mailbox entries, and bytes of their bodies, per device; a send over either is mailbox_full. */
+  mailboxMaxEntries: 10_000,
+  mailboxMaxBytes: 64 * 1024 * 1024,
   sendRateBurst: 200,
   sendRatePerSecond: 50,
   mailboxTtlDays: 30,
@@ -42,6 +52,14 @@ export const ERROR_CODES = [
   'payload_too_large',
   'rate_limited',
   'unknown_recipient',
+  /** Sign-in on a new device: the account already has the most devices the relay allows (DEVICES_PER_ACCOUNT). */
+  'device_limit',
+  /** A recipient device's mailbox holds the most entries or bytes the relay allows; nothing was stored for it. */
+  'mailbox_full',
+  /** Sign-up: the relay takes no new accounts (REGISTRATION=closed). */
+  'registration_closed',
+  /** Sign-up: REGISTRATION=invite and the invite token is missing, unknown, used or expired. */
+  'invite_invalid',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -153,6 +171,8 @@ export const createAccountBody = z.strictObject({
   identityKey: publicKeySchema,
   signedPrekey: signedPrekeySchema,
   oneTimePrekeys: oneTimePrekeysSchema,
+  /** Required when the relay takes sign-ups by invitation only (REGISTRATION=invite); one use. */
+  inviteToken: base64urlOf(32).optional(),
 });
 export type CreateAccountBody = z.infer<typeof createAccountBody>;
 
@@ -342,7 +362,17 @@ export interface PresenceUpdate {
 }
 
 export type AckError = { ok: false; error: ErrorBody };
-export type SendAck = { ok: true; ts: number } | AckError;
+/** A recipient device a send was not stored for, and why (the others got it). */
+export interface RefusedRecipient {
+  to: string;
+  code: 'mailbox_full';
+}
+/**
+ * `refused` is present only when the send was stored for some recipient devices but not for these. The message id
+ * is then used: to reach them later, send again under a new id. A send refused for every recipient stores nothing
+ * and is answered with the error `mailbox_full` (the same id may be sent again).
+ */
+export type SendAck = { ok: true; ts: number; refused?: RefusedRecipient[] } | AckError;
 export type WatchAck = { ok: true } | AckError;
 
 /** What a client emits. The relay answers every event that carries an ack callback. */

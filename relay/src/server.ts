@@ -17,6 +17,7 @@ import { AccountService } from './service/accounts.js';
 import { Delivery } from './service/delivery.js';
 import { DirectoryService } from './service/directory.js';
 import { GroupService } from './service/groups.js';
+import { HashQueue } from './service/hash-queue.js';
 import { MailboxService } from './service/mailbox.js';
 import { LocalPresenceRegistry, PresenceService } from './service/presence.js';
 import { FailureLimiter, TokenBuckets } from './service/rate-limit.js';
@@ -124,7 +125,9 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
         now,
         nodeTimeoutMs: config.clusterNodeTimeoutSeconds * 1000,
         signin: { maxFailures: config.signinMaxFailures, windowMs: config.signinWindowSeconds * 1000 },
+        signinAddress: { maxFailures: config.signinAddressMaxFailures, windowMs: config.signinWindowSeconds * 1000 },
         events: { burst: config.sendRateBurst, perSecond: config.sendRatePerSecond },
+        signups: { burst: config.signupRateBurst, perSecond: config.signupRatePerHour / 3600 },
       });
     } catch (err) {
       await store.close();
@@ -141,6 +144,10 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
 
   const signinLimiter =
     cluster?.signinLimiter ?? new FailureLimiter(config.signinMaxFailures, config.signinWindowSeconds * 1000);
+  const addressLimiter =
+    cluster?.addressLimiter ?? new FailureLimiter(config.signinAddressMaxFailures, config.signinWindowSeconds * 1000);
+  const signupLimiter =
+    cluster?.signupLimiter ?? new TokenBuckets(config.signupRateBurst, config.signupRatePerHour / 3600);
   const eventLimiter = cluster?.eventLimiter ?? new TokenBuckets(config.sendRateBurst, config.sendRatePerSecond);
   const tokens = new TokenService(jwtSecret, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds, now);
 
@@ -150,6 +157,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     now,
     log,
     onCommitted: (entries) => delivery.committed(entries),
+    caps: { maxEntries: config.mailboxMaxEntries, maxBytes: config.mailboxMaxBytes },
     commitWindowMs: options.commitWindowMs ?? config.commitWindowMs,
   });
   const delivery: Delivery = new Delivery({
@@ -172,6 +180,15 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     store,
     tokens,
     signinLimiter,
+    addressLimiter,
+    signupLimiter,
+    hashQueue: new HashQueue({
+      concurrency: config.bcryptConcurrency,
+      perAddress: config.bcryptQueuePerAddress,
+      maxQueued: config.bcryptQueueMax,
+    }),
+    registration: config.registration,
+    maxDevices: config.devicesPerAccount,
     bcryptCost: config.bcryptCost,
     fakeSaltKey: deriveKey(jwtSecret, 'fake kdf salt'),
     now,
@@ -207,6 +224,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const sweep = async (): Promise<SweepResult> => {
     const t = now();
     signinLimiter.prune(t);
+    addressLimiter.prune(t);
+    signupLimiter.prune(t);
     eventLimiter.prune(t);
     const result = await store.sweepExpired({
       mailboxBefore: t - config.mailboxTtlDays * DAY_MS,

@@ -195,8 +195,7 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
     try {
       await admit(link);
       const input = parseInput(messageSendSchema, payload, 'payload');
-      const { ts } = await mailbox.send(link, input);
-      answer(ack, { ok: true, ts });
+      answer(ack, { ok: true, ...(await mailbox.send(link, input)) });
     } catch (err) {
       fail(ack, err);
     }

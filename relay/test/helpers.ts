@@ -33,7 +33,7 @@ export interface TestRelay {
 
 /**
  * Starts a real relay on 127.0.0.1, port 0. Overrides are environment variables (as strings), applied over test
- * defaults: BCRYPT_COST 4, LOG_LEVEL silent, a random JWT_SECRET, a fresh temporary DATA_DIR, and a WEB_DIST that
+ * defaults: BCRYPT_COST 4, per-address limits raised (all test clients share 127.0.0.1), LOG_LEVEL silent, a random JWT_SECRET, a fresh temporary DATA_DIR, and a WEB_DIST that
  * does not exist (no web app served). Pass DATA_DIR to reuse a directory (it is then kept on close); pass
  * JWT_SECRET: '' to let the relay generate its secret file.
  */
@@ -48,6 +48,11 @@ export async function startRelay(
     LOG_LEVEL: 'silent',
     JWT_SECRET: randomBytes(32).toString('base64url'),
     WEB_DIST: join(dataDir, 'no-web-app'),
+    // Every test client comes from 127.0.0.1: the per-address limits are raised unless a test sets them.
+    SIGNUP_RATE_BURST: '100000',
+    SIGNIN_ADDRESS_MAX_FAILURES: '100000',
+    BCRYPT_QUEUE_PER_ADDRESS: '1000',
+    BCRYPT_QUEUE_MAX: '100000',
     ...overrides,
     DATA_DIR: dataDir,
   };
@@ -173,6 +178,22 @@ export async function signIn(baseUrl: string, account: AccountKeys, deviceId?: s
   const res = await api(baseUrl, 'POST', '/api/sessions', { body });
   if (res.status !== 200) throw new Error(`sign-in answered ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body as SessionAnswer;
+}
+
+/** Uploads a signed prekey for the session's device, as a client does after signing in; throws unless 204/200. */
+export async function uploadKeys(baseUrl: string, account: AccountKeys, session: SessionAnswer): Promise<void> {
+  const res = await api(baseUrl, 'PUT', '/api/devices/self/prekeys', {
+    token: session.accessToken,
+    body: { signedPrekey: signedPrekey(account.identity), oneTimePrekeys: oneTimePrekeys(2) },
+  });
+  if (res.status >= 300) throw new Error(`prekey upload answered ${res.status}: ${JSON.stringify(res.body)}`);
+}
+
+/** Signs in on a new device and uploads its keys: a device that group sends fan out to. */
+export async function signInWithKeys(baseUrl: string, account: AccountKeys): Promise<SessionAnswer> {
+  const session = await signIn(baseUrl, account);
+  await uploadKeys(baseUrl, account, session);
+  return session;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

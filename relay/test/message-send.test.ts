@@ -1,7 +1,7 @@
 // The `message:send` event: direct and group sends, durability before the ack, idempotency, ephemeral, limits.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, connectDevice, messageId, signIn, signUp, sleep, startRelay } from './helpers.js';
+import { api, connectDevice, messageId, signIn, signInWithKeys, signUp, sleep, startRelay } from './helpers.js';
 import type { TestAccount, TestDevice, TestRelay } from './helpers.js';
 
 let t: TestRelay;
@@ -132,7 +132,7 @@ describe('message:send to a group', () => {
   let aliceSecond: TestDevice;
   beforeAll(async () => {
     carol = await signUp(t.url);
-    const second = await signIn(t.url, alice);
+    const second = await signInWithKeys(t.url, alice);
     aliceSecond = await connectDevice(t.url, second.accessToken);
     groupId = (
       await api(t.url, 'POST', '/api/groups', {

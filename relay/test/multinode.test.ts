@@ -34,6 +34,7 @@ const env: Record<string, string> = {
   DATA_DIR: dataDir,
   WEB_DIST: join(dataDir, 'no-web-app'),
   CLUSTER_NODE_TIMEOUT: '3',
+  SIGNUP_RATE_BURST: '1000', // every test client signs up from 127.0.0.1
 };
 const nodes: RelayProcess[] = [];
 const devices: TestDevice[] = [];

@@ -351,6 +351,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           session: { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } },
           now: T0,
         });
+        await store.putPrekeys(aliceSecond, { signedPrekey: alice.signedPrekey }, 100);
         await store.createGroup(
           groupId,
           [
@@ -439,6 +440,166 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(kept).toEqual({ status: 'duplicate', ts: T0 + 10 * DAY });
         // families left without refresh tokens are gone
         expect(await store.getSession(alice.session.familyId)).toBeNull();
+      });
+    });
+
+    describe('quotas', () => {
+      const newSession = () => ({ familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } });
+      const addDevice = (userId: string, deviceId = id(), maxDevices?: number) =>
+        store.startSession({
+          userId,
+          deviceId,
+          newDevice: true,
+          session: newSession(),
+          now: T0,
+          ...(maxDevices !== undefined ? { maxDevices } : {}),
+        });
+
+      it('refuses a device beyond maxDevices and stores nothing of it; existing devices still start sessions', async () => {
+        expect(await addDevice(alice.userId, id(), 3)).toBe('started');
+        expect(await addDevice(alice.userId, id(), 3)).toBe('started');
+        const refused = id();
+        expect(await addDevice(alice.userId, refused, 3)).toBe('device_limit');
+        expect(await store.countDevices(alice.userId)).toBe(3);
+        expect(await store.getDeviceOwner(refused)).toBeNull();
+        const again = await store.startSession({
+          userId: alice.userId,
+          deviceId: alice.deviceId,
+          newDevice: false,
+          session: newSession(),
+          now: T0,
+          maxDevices: 3,
+        });
+        expect(again).toBe('started');
+      });
+
+      it('fans a group send out only to member devices that have keys', async () => {
+        const keyless = id();
+        await addDevice(bob.userId, keyless);
+        const groupId = id();
+        await store.createGroup(
+          groupId,
+          [
+            { userId: alice.userId, admin: true },
+            { userId: bob.userId, admin: false },
+          ],
+          T0,
+        );
+        const [outcome] = await store.applyWrites(
+          {
+            ...noWrites,
+            sends: [
+              {
+                senderUserId: alice.userId,
+                senderDeviceId: alice.deviceId,
+                id: 'g',
+                target: { kind: 'group', groupId, body: bytes(4) },
+              },
+            ],
+          },
+          T0,
+        );
+        expect(outcome?.status === 'stored' && outcome.entries.map((e) => e.deviceId)).toEqual([bob.deviceId]);
+        expect(await store.countMailbox(keyless)).toBe(0);
+        expect(await store.groupRecipients(groupId, alice.userId, alice.deviceId)).toEqual({
+          status: 'ok',
+          deviceIds: [bob.deviceId],
+        });
+        await store.putPrekeys(keyless, { signedPrekey: bob.signedPrekey }, 100);
+        const keyed = await store.groupRecipients(groupId, alice.userId, alice.deviceId);
+        expect(keyed.status === 'ok' && [...keyed.deviceIds].sort()).toEqual([bob.deviceId, keyless].sort());
+      });
+
+      it('refuses a send for a device at its entry cap, stores it for the others, and counts within a batch', async () => {
+        const caps = { maxEntries: 2, maxBytes: 1 << 20 };
+        const carol = newAccount('carol');
+        await store.createAccount(carol);
+        const outcomes = await store.applyWrites(
+          {
+            ...noWrites,
+            caps,
+            sends: ['1', '2', '3'].map((m) => direct(alice, m, [bob.deviceId, ...(m === '3' ? [carol.deviceId] : [])])),
+          },
+          T0,
+        );
+        expect(outcomes.map((o) => o.status)).toEqual(['stored', 'stored', 'stored']);
+        expect(outcomes[2]).toMatchObject({ refused: [bob.deviceId] });
+        expect(outcomes[2]?.status === 'stored' && outcomes[2].entries.map((e) => e.deviceId)).toEqual([
+          carol.deviceId,
+        ]);
+        expect(await store.countMailbox(bob.deviceId)).toBe(2);
+        expect(await store.countMailbox(carol.deviceId)).toBe(1);
+      });
+
+      it('refuses a send for a device at its byte cap; a group body counts for each recipient device', async () => {
+        const caps = { maxEntries: 100, maxBytes: 250 };
+        await store.applyWrites({ ...noWrites, caps, sends: [direct(alice, 'a', [bob.deviceId], bytes(200))] }, T0);
+        const [over] = await store.applyWrites(
+          { ...noWrites, caps, sends: [direct(alice, 'b', [bob.deviceId], bytes(51))] },
+          T0,
+        );
+        expect(over).toEqual({ status: 'mailbox_full' });
+        const [fits] = await store.applyWrites(
+          { ...noWrites, caps, sends: [direct(alice, 'c', [bob.deviceId], bytes(50))] },
+          T0,
+        );
+        expect(fits?.status).toBe('stored');
+        expect(await store.countMailbox(bob.deviceId)).toBe(2);
+      });
+
+      it('keeps no idempotency record of a send refused for every recipient: once acked, the same id is stored', async () => {
+        const caps = { maxEntries: 1, maxBytes: 1 << 20 };
+        const [first] = await store.applyWrites({ ...noWrites, caps, sends: [direct(alice, 'a', [bob.deviceId])] }, T0);
+        const [full] = await store.applyWrites({ ...noWrites, caps, sends: [direct(alice, 'b', [bob.deviceId])] }, T0);
+        expect(full).toEqual({ status: 'mailbox_full' });
+        const seq = first?.status === 'stored' ? (first.entries[0]?.seq ?? -1) : -1;
+        await store.applyWrites({ ...noWrites, acks: [{ deviceId: bob.deviceId, seqs: [seq] }] }, T0);
+        const [retry] = await store.applyWrites({ ...noWrites, caps, sends: [direct(alice, 'b', [bob.deviceId])] }, T0);
+        expect(retry?.status).toBe('stored');
+      });
+
+      it('delivers one group body intact to every recipient until the last of them acknowledges it', async () => {
+        const carol = newAccount('carol');
+        await store.createAccount(carol);
+        const groupId = id();
+        await store.createGroup(
+          groupId,
+          [alice, bob, carol].map((a, i) => ({ userId: a.userId, admin: i === 0 })),
+          T0,
+        );
+        const body = bytes(300);
+        const [outcome] = await store.applyWrites(
+          {
+            ...noWrites,
+            sends: [
+              {
+                senderUserId: alice.userId,
+                senderDeviceId: alice.deviceId,
+                id: 'g',
+                target: { kind: 'group', groupId, body },
+              },
+            ],
+          },
+          T0,
+        );
+        if (outcome?.status !== 'stored') throw new Error('not stored');
+        const [bobEntry] = await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20);
+        expect(Buffer.from(bobEntry?.body ?? [])).toEqual(body);
+        await store.applyWrites({ ...noWrites, acks: [{ deviceId: bob.deviceId, seqs: [bobEntry?.seq ?? -1] }] }, T0);
+        const [carolEntry] = await store.fetchMailbox(carol.deviceId, 0, 10, 1 << 20);
+        expect(Buffer.from(carolEntry?.body ?? [])).toEqual(body);
+        expect(await store.countMailbox(bob.deviceId)).toBe(0);
+      });
+
+      it('spends an invite once, and never an expired one', async () => {
+        const hash = bytes(32);
+        await store.putInvite(hash, T0 + DAY);
+        expect(await store.takeInvite(hash, T0)).toBe(T0 + DAY);
+        expect(await store.takeInvite(hash, T0)).toBeNull();
+        const old = bytes(32);
+        await store.putInvite(old, T0 + DAY);
+        expect(await store.takeInvite(old, T0 + DAY)).toBeNull();
+        expect(await store.takeInvite(bytes(32), T0)).toBeNull();
       });
     });
   });

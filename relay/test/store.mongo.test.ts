@@ -4,6 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import type mongoose from 'mongoose';
 import { afterAll, describe, expect, it } from 'vitest';
+import { BYTES_PER_RECIPIENT, MAX_DOCUMENT_BYTES } from '../src/store/mongo/caps.js';
+import { SEQ_STRIDE } from '../src/store/mongo/models.js';
 import { MongoStore } from '../src/store/mongo/mongo-store.js';
 import type { SendRequest } from '../src/store/store.js';
 import { freePort, startMongo } from './services.js';
@@ -37,6 +39,13 @@ afterAll(async () => {
   if (!answering) await mongo?.stop();
   for (const store of stores) await store.close();
   await mongo?.stop();
+});
+
+describe('the MongoDB message document', () => {
+  it('holds fewer recipients at its size ceiling than the seq stride numbers, far below 16 MiB', () => {
+    expect(MAX_DOCUMENT_BYTES).toBeLessThan(16 * 1024 * 1024);
+    expect(Math.floor(MAX_DOCUMENT_BYTES / BYTES_PER_RECIPIENT)).toBeLessThan(SEQ_STRIDE);
+  });
 });
 
 describe.skipIf(!mongo)('MongoDB store', () => {

@@ -100,4 +100,46 @@ describe('the SQLite backend', () => {
     db.close();
     expect(() => new SqliteStore({ file })).toThrow(/newer than this relay/);
   });
+
+  it('stores a group body once for all its recipient devices, and frees it with the last entry', async () => {
+    const store = new SqliteStore({ file: tempFile() });
+    const [alice, bob, carol] = ['alice', 'bob', 'carol'].map((name) => newAccount(name));
+    for (const a of [alice, bob, carol]) await store.createAccount(a!);
+    const groupId = 'G'.repeat(22);
+    await store.createGroup(
+      groupId,
+      [alice!, bob!, carol!].map((a, i) => ({ userId: a.userId, admin: i === 0 })),
+      T0,
+    );
+    const body = Buffer.alloc(64 * 1024, 7);
+    const [outcome] = await store.applyWrites(
+      {
+        sends: [
+          {
+            senderUserId: alice!.userId,
+            senderDeviceId: alice!.deviceId,
+            id: 'g',
+            target: { kind: 'group', groupId, body },
+          },
+        ],
+        acks: [],
+        lastSeen: [],
+      },
+      T0,
+    );
+    if (outcome?.status !== 'stored') throw new Error('not stored');
+    const bodyBytes = () =>
+      store.db
+        .prepare<[], { n: number; bytes: number }>(
+          'SELECT (SELECT count(*) FROM bodies) AS n, (SELECT coalesce(sum(length(body)), 0) FROM bodies) + (SELECT coalesce(sum(length(body)), 0) FROM mailbox) AS bytes',
+        )
+        .get();
+    expect(bodyBytes()).toEqual({ n: 1, bytes: body.length });
+    const bobSeq = outcome.entries.find((e) => e.deviceId === bob!.deviceId)?.seq ?? -1;
+    await store.applyWrites({ sends: [], acks: [{ deviceId: bob!.deviceId, seqs: [bobSeq] }], lastSeen: [] }, T0);
+    expect(bodyBytes()).toEqual({ n: 1, bytes: body.length });
+    await store.deleteUser(carol!.userId); // the last entry goes with its device
+    expect(bodyBytes()).toEqual({ n: 0, bytes: 0 });
+    await store.close();
+  });
 });

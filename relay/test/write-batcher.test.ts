@@ -176,4 +176,24 @@ describe('the write batcher', () => {
     await b.close();
     await failing.close();
   });
+
+  it('fails only the send whose write fails: the other sends and the acks of its batch are committed', async () => {
+    // A real SQLite failure for one row: a trigger that aborts the insert of one message id.
+    store.db.exec(
+      "CREATE TRIGGER poison BEFORE INSERT ON mailbox WHEN NEW.message_id = 'poison' BEGIN SELECT RAISE(ABORT, 'injected write failure'); END",
+    );
+    const first = await send('acked later');
+    if (first.status !== 'stored') throw new Error('setup: not stored');
+    const before = await store.countMailbox(bob.deviceId);
+    const ids = ['m0', 'm1', 'm2', 'poison', 'm4', 'm5', 'm6', 'm7'];
+    batcher.ack(bob.deviceId, [first.entries[0]!.seq]);
+    const results = await Promise.allSettled(ids.map((id) => send(id)));
+    results.forEach((r, i) => {
+      if (ids[i] === 'poison') expect(r).toMatchObject({ status: 'rejected', reason: { code: 'internal' } });
+      else expect(r).toMatchObject({ status: 'fulfilled', value: { status: 'stored' } });
+    });
+    const stored = await store.fetchMailbox(bob.deviceId, 0, 100, 1 << 20);
+    expect(stored.map((e) => e.id)).toEqual(ids.filter((id) => id !== 'poison'));
+    expect(await store.countMailbox(bob.deviceId)).toBe(before - 1 + ids.length - 1);
+  });
 });

@@ -1,5 +1,5 @@
 // Rate limits shared by every relay node through Redis: sign-in failures per key in a sliding window, and token
-// buckets per device. Each check is one Lua script (atomic in Redis). While Redis cannot answer, the node falls
+// buckets per key (a device's socket events, an address's sign-ups). Each check is one Lua script (atomic in Redis). While Redis cannot answer, the node falls
 // back to its own in-process limits, so an outage neither blocks sign-ins and sends nor lifts the limits.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -26,13 +26,13 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {1}
 `);
 
-// KEYS: failures zset, in-flight counter. ARGV: 'fail' or 'succeed', now, member, window ms.
+// KEYS: failures zset, in-flight counter. ARGV: 'fail', 'succeed' or 'cancel', now, member, window ms.
 const SETTLE = new Script(`
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 if ARGV[1] == 'fail' then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
-else
+elseif ARGV[1] == 'succeed' then
   redis.call('DEL', KEYS[1])
 end
 return 1
@@ -63,13 +63,15 @@ export class RedisSigninLimiter implements SigninLimiter {
     private readonly maxFailures: number,
     private readonly windowMs: number,
     private readonly log: Logger,
+    /** Names this limiter's keys apart from another's (failures per username and address, or per address). */
+    private readonly prefix = 'wc:signin',
   ) {
     this.local = new FailureLimiter(maxFailures, windowMs);
   }
 
   async admit(key: string, now: number): Promise<SigninAdmission> {
     const h = keyHash(key);
-    const keys = [`wc:signin:f:${h}`, `wc:signin:p:${h}`];
+    const keys = [`${this.prefix}:f:${h}`, `${this.prefix}:p:${h}`];
     let answer: [number, string?];
     try {
       answer = await ADMIT.run<[number, string?]>(this.client, keys, [
@@ -87,13 +89,20 @@ export class RedisSigninLimiter implements SigninLimiter {
       const waitMs = Number.isFinite(oldest) && answer[1] !== '' ? oldest + this.windowMs - now : 1000;
       return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
     }
-    const settle = (outcome: 'fail' | 'succeed', at: number): void => {
+    const settle = (outcome: 'fail' | 'succeed' | 'cancel', at: number): void => {
       const member = `${at}:${randomBytes(4).toString('hex')}`;
       SETTLE.run(this.client, keys, [outcome, at, member, this.windowMs]).catch((err: unknown) =>
         this.log.warn({ err }, 'Redis sign-in limit could not record an attempt'),
       );
     };
-    return { ok: true, slot: { fail: (at) => settle('fail', at), succeed: () => settle('succeed', now) } };
+    return {
+      ok: true,
+      slot: {
+        fail: (at) => settle('fail', at),
+        succeed: () => settle('succeed', now),
+        cancel: () => settle('cancel', now),
+      },
+    };
   }
 
   prune(now: number): void {

@@ -25,7 +25,11 @@ export interface RedisClusterOptions {
   /** A node whose presence heartbeat is this old is taken for dead. */
   nodeTimeoutMs: number;
   signin: { maxFailures: number; windowMs: number };
+  /** Failed sign-ins per address across usernames. */
+  signinAddress: { maxFailures: number; windowMs: number };
   events: { burst: number; perSecond: number };
+  /** Sign-ups per address. */
+  signups: { burst: number; perSecond: number };
 }
 
 export interface RedisCluster {
@@ -34,7 +38,9 @@ export interface RedisCluster {
   /** Where the registry reports transitions it finds itself (reaped nodes, users back after an outage). */
   onPresenceTransition(handler: (userId: string, online: boolean, at: number) => void): void;
   signinLimiter: SigninLimiter;
+  addressLimiter: SigninLimiter;
   eventLimiter: EventLimiter;
+  signupLimiter: EventLimiter;
   adapter: ServerOptions['adapter'];
   close(): Promise<void>;
 }
@@ -208,7 +214,15 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
       onTransition = handler;
     },
     signinLimiter: new RedisSigninLimiter(command, o.signin.maxFailures, o.signin.windowMs, o.log),
+    addressLimiter: new RedisSigninLimiter(
+      command,
+      o.signinAddress.maxFailures,
+      o.signinAddress.windowMs,
+      o.log,
+      'wc:signin-address',
+    ),
     eventLimiter: new RedisEventLimiter(command, o.events.burst, o.events.perSecond),
+    signupLimiter: new RedisEventLimiter(command, o.signups.burst, o.signups.perSecond),
     adapter: createAdapter(adapterClient, { blockTimeInMs: 2000 }) as ServerOptions['adapter'],
     async close() {
       registry.close();

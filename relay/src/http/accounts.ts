@@ -3,6 +3,7 @@ import { Router } from 'express';
 import { createAccountBody, usernameSchema } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import { parseInput } from '../validation.js';
+import { clientAddress } from './middleware.js';
 
 export function accountsRoutes(accounts: AccountService): Router {
   const router = Router();
@@ -12,7 +13,7 @@ export function accountsRoutes(accounts: AccountService): Router {
   });
   router.post('/accounts', async (req, res) => {
     const body = parseInput(createAccountBody, req.body, 'body');
-    res.status(201).json(await accounts.signUp(body));
+    res.status(201).json(await accounts.signUp(body, clientAddress(req)));
   });
   return router;
 }

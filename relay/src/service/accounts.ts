@@ -1,20 +1,35 @@
-// Accounts and sessions: KDF lookup without enumeration, sign-up, sign-in (bcrypt over the auth key, rate limited
-// before any bcrypt work), rotating refresh tokens with reuse detection, sign-out, and access-token checks.
-import { createHmac, randomBytes } from 'node:crypto';
+// Accounts and sessions: KDF lookup without enumeration, sign-up (registration mode, per-address rate), sign-in
+// (bcrypt over the auth key, rate limited per username and address and per address before any bcrypt work, every
+// hash through one fair queue), the device cap, rotating refresh tokens with reuse detection, sign-out, and
+// access-token checks.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { RelayError } from '../errors.js';
 import { KDF_PARAMS } from '../protocol.js';
 import type { CreateAccountBody, KdfAnswer, RefreshBody, SessionAnswer, SignInBody } from '../protocol.js';
 import type { NewSession, Store } from '../store/store.js';
 import { checkedSignedPrekey, decodedOneTimePrekeys, fromBase64url, publicKeyFrom, toBase64url } from './keys.js';
-import type { SigninLimiter } from './rate-limit.js';
+import type { HashQueue } from './hash-queue.js';
+import { inviteHash } from './invites.js';
+import { addressKey } from './rate-limit.js';
+import type { EventLimiter, SigninLimiter } from './rate-limit.js';
 import { hashRefreshToken, newId } from './tokens.js';
 import type { AccessClaims, TokenService } from './tokens.js';
 
 export interface AccountServiceOptions {
   store: Store;
   tokens: TokenService;
+  /** Failed sign-ins per username and address. */
   signinLimiter: SigninLimiter;
+  /** Failed sign-ins per address (IPv6: /64) across usernames. */
+  addressLimiter: SigninLimiter;
+  /** Sign-ups per address (IPv6: /64). */
+  signupLimiter: EventLimiter;
+  /** Where every bcrypt hash and comparison waits its turn. */
+  hashQueue: HashQueue;
+  registration: 'open' | 'closed' | 'invite';
+  /** Devices per account; a sign-in that would add one more is refused (device_limit). */
+  maxDevices: number;
   bcryptCost: number;
   /** Key of the keyed hash that makes the stable fake salts of unknown usernames. */
   fakeSaltKey: Buffer;
@@ -53,14 +68,33 @@ export class AccountService {
     return { salt: toBase64url(salt), ...KDF_PARAMS };
   }
 
-  async signUp(body: CreateAccountBody): Promise<SessionAnswer> {
+  /** `address` is the client's network address: sign-ups are counted per address (IPv6: per /64). */
+  async signUp(body: CreateAccountBody, address: string): Promise<SessionAnswer> {
     const username = body.username.toLowerCase();
+    if (this.o.registration === 'closed') {
+      throw new RelayError('registration_closed', 'this relay takes no new accounts');
+    }
+    if (this.o.registration === 'invite' && body.inviteToken === undefined) {
+      throw new RelayError('invite_invalid', 'this relay takes new accounts by invitation only');
+    }
+    const from = addressKey(address);
+    const signupKey = `signup:${createHash('sha256').update(from, 'utf8').digest('base64url')}`;
+    if (!(await this.o.signupLimiter.take(signupKey, this.o.now()))) {
+      throw new RelayError('rate_limited', 'too many sign-ups from this address; try again later', {
+        retryAfterSeconds: 60,
+      });
+    }
     const identityKey = publicKeyFrom(body.identityKey, 'identityKey');
     const signedPrekey = checkedSignedPrekey(identityKey, body.signedPrekey);
     const oneTimePrekeys = decodedOneTimePrekeys(body.oneTimePrekeys);
     if (await this.o.store.findUserByUsername(username)) throw new RelayError('username_taken', 'username is taken');
 
-    const authHash = await bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost);
+    const authHash = await this.o.hashQueue.run(from, () => bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost));
+    // The invite is spent last, just before the account is written, and given back if the name was taken meanwhile.
+    const invite = this.o.registration === 'invite' && body.inviteToken ? inviteHash(body.inviteToken) : null;
+    const inviteExpiry = invite ? await this.o.store.takeInvite(invite, this.o.now()) : null;
+    if (invite && inviteExpiry === null)
+      throw new RelayError('invite_invalid', 'the invite is unknown, used or expired');
     const userId = newId();
     const deviceId = newId();
     const { session, answer } = this.newSession({ userId, deviceId });
@@ -76,34 +110,58 @@ export class AccountService {
       session,
       now: this.o.now(),
     });
-    if (outcome === 'username_taken') throw new RelayError('username_taken', 'username is taken');
+    if (outcome === 'username_taken') {
+      if (invite && inviteExpiry !== null) await this.o.store.putInvite(invite, inviteExpiry);
+      throw new RelayError('username_taken', 'username is taken');
+    }
     return answer;
   }
 
-  /** `address` is the client's network address: failures are counted per username and address. */
+  /**
+   * `address` is the client's network address: failures are counted per username and address, and per address
+   * (IPv6: per /64) across usernames; the bcrypt comparison waits in the fair queue.
+   */
   async signIn(body: SignInBody, address: string): Promise<SessionAnswer> {
     const username = body.username.toLowerCase();
-    const limitKey = `${username}\n${address}`;
-    const admission = await this.o.signinLimiter.admit(limitKey, this.o.now());
+    const from = addressKey(address);
+    const byAddress = await this.o.addressLimiter.admit(from, this.o.now());
+    if (!byAddress.ok) {
+      throw new RelayError('rate_limited', 'too many failed sign-ins from this address; try again later', {
+        retryAfterSeconds: byAddress.retryAfterSeconds,
+      });
+    }
+    const admission = await this.o.signinLimiter.admit(`${username}\n${address}`, this.o.now());
     if (!admission.ok) {
+      byAddress.slot.cancel();
       throw new RelayError('rate_limited', 'too many failed sign-ins; try again later', {
         retryAfterSeconds: admission.retryAfterSeconds,
       });
     }
     const { slot } = admission;
     let userId: string;
+    let judged = false;
     try {
       const user = await this.o.store.findUserByUsername(username);
       // An unknown user costs the same bcrypt comparison as a wrong key.
-      const matches = await bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash);
+      const matches = await this.o.hashQueue.run(from, () =>
+        bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash),
+      );
+      judged = true;
       if (!user || !matches) {
         slot.fail(this.o.now());
+        byAddress.slot.fail(this.o.now());
         throw new RelayError('unauthorized', UNAUTHORIZED);
       }
       slot.succeed();
+      // One good account must not wipe the address's failures with other names: the attempt just counts for nothing.
+      byAddress.slot.cancel();
       userId = user.userId;
     } catch (err) {
-      if (!(err instanceof RelayError)) slot.succeed(); // an internal error is no failure
+      // An internal error or a full queue judged nothing: the failure history stays as it was.
+      if (!judged) {
+        slot.cancel();
+        byAddress.slot.cancel();
+      }
       throw err;
     }
 
@@ -111,7 +169,20 @@ export class AccountService {
     const reuse = body.deviceId !== undefined && owner === userId;
     const deviceId = reuse && body.deviceId ? body.deviceId : newId();
     const { session, answer } = this.newSession({ userId, deviceId });
-    await this.o.store.startSession({ userId, deviceId, newDevice: !reuse, session, now: this.o.now() });
+    const started = await this.o.store.startSession({
+      userId,
+      deviceId,
+      newDevice: !reuse,
+      session,
+      now: this.o.now(),
+      maxDevices: this.o.maxDevices,
+    });
+    if (started === 'device_limit') {
+      throw new RelayError(
+        'device_limit',
+        `this account has ${this.o.maxDevices} devices, the most this relay allows: remove one, or sign in on a device it already has`,
+      );
+    }
     return answer;
   }
 

@@ -1,7 +1,7 @@
 // Sending: a validated `message:send` becomes one durable commit (through the WriteBatcher) and live pushes, or,
 // when ephemeral, a push to connected devices only.
 import { RelayError } from '../errors.js';
-import type { MessageSendPayload } from '../protocol.js';
+import type { MessageSendPayload, RefusedRecipient } from '../protocol.js';
 import type { SendTarget, Store } from '../store/store.js';
 import type { Delivery } from './delivery.js';
 import type { AccessClaims } from './tokens.js';
@@ -15,8 +15,11 @@ export class MailboxService {
     private readonly now: () => number,
   ) {}
 
-  /** Returns the send's ts: when it was committed (ephemeral: when it was relayed). */
-  async send(sender: AccessClaims, payload: MessageSendPayload): Promise<{ ts: number }> {
+  /**
+   * Returns the send's ts: when it was committed (ephemeral: when it was relayed), and the recipient devices it was
+   * refused for (full mailboxes) when it was stored for others. Refused for all: throws `mailbox_full`.
+   */
+  async send(sender: AccessClaims, payload: MessageSendPayload): Promise<{ ts: number; refused?: RefusedRecipient[] }> {
     const target: SendTarget =
       'envelopes' in payload
         ? { kind: 'direct', envelopes: payload.envelopes.map((e) => ({ to: e.to, body: asBytes(e.body) })) }
@@ -31,7 +34,13 @@ export class MailboxService {
     });
     switch (outcome.status) {
       case 'stored':
-        return { ts: outcome.ts };
+        return outcome.refused
+          ? { ts: outcome.ts, refused: outcome.refused.map((to) => ({ to, code: 'mailbox_full' as const })) }
+          : { ts: outcome.ts };
+      case 'mailbox_full':
+        throw new RelayError('mailbox_full', "every recipient device's mailbox is full; nothing was stored");
+      case 'too_large':
+        throw new RelayError('payload_too_large', 'the send reaches too many devices to store as one message');
       case 'duplicate':
         // A resend: the first send may have been stored by a node that died before it pushed the entries live.
         this.nudgeRecipients(sender, target);

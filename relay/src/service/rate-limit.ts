@@ -1,11 +1,16 @@
 // Rate limits: failed sign-ins per key in a sliding window, and token buckets for socket events. The classes here
 // keep their counts in this process; with REDIS_URL the relay shares them through Redis (cluster/redis-limits.ts),
 // falling back to these while Redis is unreachable.
+import { isIPv6 } from 'node:net';
 
-/** One admitted sign-in attempt: exactly one of fail() or succeed() follows. */
+/** One admitted sign-in attempt: exactly one of fail(), succeed() or cancel() follows. */
 export interface SigninSlot {
+  /** The attempt failed: it counts in the window. */
   fail(now: number): void;
+  /** The attempt succeeded: the key's failures are forgotten. */
   succeed(): void;
+  /** The attempt was never judged (an internal error, a refusal further on): it counts for nothing either way. */
+  cancel(): void;
 }
 
 export type SigninAdmission = { ok: true; slot: SigninSlot } | { ok: false; retryAfterSeconds: number };
@@ -56,7 +61,11 @@ export class FailureLimiter implements SigninLimiter {
     if (!begun.ok) return Promise.resolve(begun);
     return Promise.resolve({
       ok: true,
-      slot: { fail: (at: number) => this.fail(key, at), succeed: () => this.succeed(key) },
+      slot: {
+        fail: (at: number) => this.fail(key, at),
+        succeed: () => this.succeed(key),
+        cancel: () => this.release(key),
+      },
     });
   }
 
@@ -122,4 +131,24 @@ export class TokenBuckets implements EventLimiter {
       if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(key);
     }
   }
+}
+
+/**
+ * The part of a client address that limits count per address: an IPv4 address whole, an IPv6 address by its /64
+ * (one customer usually holds a whole /64, so limits per /128 would be free to dodge). IPv4-mapped IPv6 is IPv4.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1]) return mapped[1];
+  if (!isIPv6(address)) return address;
+  const [head = '', tail = ''] = address.split('%')[0]!.toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::')
+    ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }

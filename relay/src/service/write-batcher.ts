@@ -2,7 +2,7 @@
 // committed in ONE store transaction (one fsync), and each sender is answered only after that commit.
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
-import type { MailboxEntry, SendOutcome, SendRequest, Store } from '../store/store.js';
+import type { MailboxCaps, MailboxEntry, SendOutcome, SendRequest, Store, WriteBatch } from '../store/store.js';
 
 interface PendingSend {
   request: SendRequest;
@@ -28,6 +28,8 @@ export interface WriteBatcherOptions {
    * queue is longer than the threshold and nothing waits.
    */
   commitWindowMs?: number;
+  /** Per-device mailbox caps, applied to every send (none when absent). */
+  caps?: MailboxCaps;
 }
 
 /** Below this many queued sends, the commit window applies. */
@@ -122,31 +124,58 @@ export class WriteBatcher {
       const lastSeen = [...this.lastSeen].map(([userId, ts]) => ({ userId, ts }));
       this.acks.clear();
       this.lastSeen.clear();
-      let outcomes: SendOutcome[];
-      try {
-        outcomes = await this.o.store.applyWrites({ sends: sends.map((s) => s.request), acks, lastSeen }, this.o.now());
-        this.commits++;
-      } catch (err) {
-        this.o.log.error({ err, sends: sends.length }, 'write batch failed');
-        for (const s of sends) s.reject(new RelayError('internal', 'could not store the message'));
-        continue;
-      }
-      const stored: MailboxEntry[] = [];
-      for (const outcome of outcomes) if (outcome.status === 'stored') stored.push(...outcome.entries);
-      if (stored.length > 0) {
-        try {
-          const told = this.o.onCommitted(stored);
-          if (told instanceof Promise) await waitAtMost(told, this.o.committedWaitMs ?? 1000);
-        } catch (err) {
-          this.o.log.error({ err }, 'delivery after commit failed');
-        }
-      }
-      sends.forEach((s, i) => {
-        const outcome = outcomes[i];
-        if (outcome) s.resolve(outcome);
-        else s.reject(new RelayError('internal', 'the store answered fewer outcomes than sends'));
-      });
+      await this.commit({ sends, acks, lastSeen });
     }
+  }
+
+  /**
+   * Commits one batch and answers its senders. When the commit fails, the batch is split so that a failing write
+   * fails only its own send: acks and last-seen are committed on their own, and the sends in halves, down to the
+   * single send that fails (a bad send among 1,000 costs about 20 more commits, none of them for the others).
+   */
+  private async commit(batch: {
+    sends: PendingSend[];
+    acks: WriteBatch['acks'];
+    lastSeen: WriteBatch['lastSeen'];
+  }): Promise<void> {
+    const { sends, acks, lastSeen } = batch;
+    let outcomes: SendOutcome[];
+    try {
+      const requests = sends.map((s) => s.request);
+      outcomes = await this.o.store.applyWrites(
+        this.o.caps ? { sends: requests, acks, lastSeen, caps: this.o.caps } : { sends: requests, acks, lastSeen },
+        this.o.now(),
+      );
+      this.commits++;
+    } catch (err) {
+      const bookkeeping = acks.length > 0 || lastSeen.length > 0;
+      if (sends.length > 1 || (sends.length === 1 && bookkeeping)) {
+        this.o.log.warn({ err, sends: sends.length }, 'write batch failed; committing it in parts');
+        if (bookkeeping) await this.commit({ sends: [], acks, lastSeen });
+        const half = Math.ceil(sends.length / 2);
+        await this.commit({ sends: sends.slice(0, half), acks: [], lastSeen: [] });
+        await this.commit({ sends: sends.slice(half), acks: [], lastSeen: [] });
+        return;
+      }
+      this.o.log.error({ err, sends: sends.length }, 'write batch failed');
+      for (const s of sends) s.reject(new RelayError('internal', 'could not store the message'));
+      return;
+    }
+    const stored: MailboxEntry[] = [];
+    for (const outcome of outcomes) if (outcome.status === 'stored') stored.push(...outcome.entries);
+    if (stored.length > 0) {
+      try {
+        const told = this.o.onCommitted(stored);
+        if (told instanceof Promise) await waitAtMost(told, this.o.committedWaitMs ?? 1000);
+      } catch (err) {
+        this.o.log.error({ err }, 'delivery after commit failed');
+      }
+    }
+    sends.forEach((s, i) => {
+      const outcome = outcomes[i];
+      if (outcome) s.resolve(outcome);
+      else s.reject(new RelayError('internal', 'the store answered fewer outcomes than sends'));
+    });
   }
 }
 

@@ -104,7 +104,7 @@ export interface MailboxEntry {
 
 export type SendTarget =
   | { kind: 'direct'; envelopes: { to: string; body: Bytes }[] }
-  /** Fanned out to every device of every member except the sending device. */
+  /** Fanned out to every device that has keys (a signed prekey), of every member, except the sending device. */
   | { kind: 'group'; groupId: string; body: Bytes };
 
 export interface SendRequest {
@@ -116,7 +116,12 @@ export interface SendRequest {
 }
 
 export type SendOutcome =
-  | { status: 'stored'; ts: number; entries: MailboxEntry[] }
+  /** `refused`: recipient devices whose mailbox was full (nothing stored for them); absent when none. */
+  | { status: 'stored'; ts: number; entries: MailboxEntry[]; refused?: string[] }
+  /** Every recipient device's mailbox was full: nothing stored, no idempotency record. */
+  | { status: 'mailbox_full' }
+  /** MongoDB: the send's document would come near the 16 MiB ceiling (a huge group): nothing stored. */
+  | { status: 'too_large' }
   /** The sender device already sent this id: nothing stored, the first send's ts. */
   | { status: 'duplicate'; ts: number }
   /** A direct `to` names no device: nothing stored. */
@@ -135,6 +140,16 @@ export interface WriteBatch {
   /** Acknowledged mailbox entries to delete: device → seqs. An entry of another device is never touched. */
   acks: { deviceId: string; seqs: number[] }[];
   lastSeen: { userId: string; ts: number }[];
+  /**
+   * Per recipient device, the most unacknowledged entries and bytes of bodies its mailbox may hold; a delivery that
+   * would pass either is refused for that device alone. No caps when absent.
+   */
+  caps?: MailboxCaps;
+}
+
+export interface MailboxCaps {
+  maxEntries: number;
+  maxBytes: number;
 }
 
 export interface SweepCutoffs {
@@ -171,6 +186,10 @@ export interface Store {
   /** Unknown ids are left out. */
   getPresence(userIds: string[]): Promise<PresenceRecord[]>;
   putBackup(userId: string, backup: Bytes): Promise<void>;
+  /** Stores an invite (only the SHA-256 of its token) that one sign-up may spend before `expiresAt`. */
+  putInvite(tokenHash: Bytes, expiresAt: number): Promise<void>;
+  /** Spends an invite: its expiry when it existed unexpired (it is gone now), else null. */
+  takeInvite(tokenHash: Bytes, now: number): Promise<number | null>;
   getBackup(userId: string): Promise<Bytes | null>;
 
   // Devices and sessions -------------------------------------------------------------------------------------------
@@ -178,14 +197,19 @@ export interface Store {
   getDeviceOwner(deviceId: string): Promise<string | null>;
   /** Of these device ids, the ones that name no device. */
   findUnknownDevices(deviceIds: string[]): Promise<string[]>;
-  /** Starts a session family on a device, creating the device first when `newDevice`. */
+  /**
+   * Starts a session family on a device, creating the device first when `newDevice`. With `maxDevices`, a new
+   * device that would give the user more than that many is not created ('device_limit', nothing stored).
+   */
   startSession(args: {
     userId: string;
     deviceId: string;
     newDevice: boolean;
     session: NewSession;
     now: number;
-  }): Promise<void>;
+    maxDevices?: number;
+  }): Promise<'started' | 'device_limit'>;
+  countDevices(userId: string): Promise<number>;
   getSession(familyId: string): Promise<SessionRecord | null>;
   /** Spends one refresh token and stores its successor, atomically; see RotateOutcome. */
   rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome>;

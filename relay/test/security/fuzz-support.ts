@@ -196,13 +196,19 @@ export function stringLeaves(value: unknown): string[] {
   return [];
 }
 
-/** A digest of every row of every table (users.last_seen blanked: connecting sockets move it). */
+/**
+ * A digest of every row of every table (users.last_seen blanked: connecting sockets move it), sqlite_sequence
+ * included: a send stored and then acknowledged by an online device leaves its idempotency record and a higher
+ * mailbox sequence, so "nothing stored" holds only if the digest did not move.
+ */
 export function databaseDigest(dataDir: string): string {
   const db = new Database(join(dataDir, 'weconnect.db'), { readonly: true, fileMustExist: true });
   try {
     const hash = createHash('sha256');
     const tables = db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND (name NOT LIKE 'sqlite_%' OR name = 'sqlite_sequence') ORDER BY name",
+      )
       .all() as { name: string }[];
     for (const { name } of tables) {
       const rows = db.prepare(`SELECT * FROM "${name}"`).all() as Record<string, unknown>[];
@@ -212,6 +218,35 @@ export function databaseDigest(dataDir: string): string {
       hash.update(`${name}:${lines.sort().join('\n')}\n`);
     }
     return hash.digest('hex');
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The database digest once the given devices' mailboxes are empty: what earlier sends to these online, auto-acking
+ * devices left behind is committed and acknowledged first, so that only what follows can move the digest.
+ */
+export async function settledDigest(
+  relay: { dataDir: string; relay: { store: { countMailbox(deviceId: string): Promise<number> } } },
+  deviceIds: string[],
+): Promise<string> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const counts = await Promise.all(deviceIds.map((d) => relay.relay.store.countMailbox(d)));
+    if (counts.every((n) => n === 0)) return databaseDigest(relay.dataDir);
+    if (Date.now() > deadline) throw new Error('timed out waiting for the mailboxes to drain');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Rows anywhere in the database (idempotency records, mailbox entries) that carry this message id. */
+export function rowsWithMessageId(dataDir: string, messageId: string): number {
+  const db = new Database(join(dataDir, 'weconnect.db'), { readonly: true, fileMustExist: true });
+  try {
+    const count = (table: string) =>
+      (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE message_id = ?`).get(messageId) as { n: number }).n;
+    return count('sent_ids') + count('mailbox');
   } finally {
     db.close();
   }

@@ -1,9 +1,11 @@
 // Socket.IO parser attacks and the relay's rate limits: default-parser packets (binary attachments declared and
-// never sent, too many of them), msgpack length bombs and deep nesting lose their own connection with memory
-// bounded; sign-in brute force and one-time-prekey draining are rate-limited.
+// never sent, too many of them), msgpack length bombs and deep nesting lose their own connection and store nothing;
+// sign-in brute force and one-time-prekey draining are rate-limited. The frame cap and the reserved event names are
+// proven in abuse.test.ts ('loses its own connection for a frame over the limit', '… for reserved event names').
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, connectDevice, messageId, signUp, startRelay, waitFor } from '../helpers.js';
 import type { TestAccount, TestDevice, TestRelay } from '../helpers.js';
+import { databaseDigest, settledDigest } from './fuzz-support.js';
 
 let t: TestRelay;
 let alice: TestAccount;
@@ -58,16 +60,18 @@ describe('the socket parser', () => {
 
   for (const [what, frame] of attacks) {
     it(`drops the sender of ${what}; nothing is stored and the relay serves others`, async () => {
+      const before = await settledDigest(t, [bob.deviceId]);
       const device = await rawFrame(frame);
       await waitFor(() => !device.socket.connected, 5000, 'the attacker to be dropped');
-      expect(await t.relay.store.countMailbox(bob.deviceId)).toBe(0);
+      expect(databaseDigest(t.dataDir)).toBe(before);
       await stillServing();
     });
   }
 
-  it('keeps memory bounded under 100 connections sending declared-but-missing attachments and length bombs', async () => {
-    globalThis.gc?.();
-    const before = process.memoryUsage().rss;
+  // No memory bound is claimed here: these frames are a few bytes each, so RSS could not tell a parser that
+  // allocates what a header declares (it would throw or abort first) from one that does not. What is proven is that
+  // every such connection is dropped and the relay keeps serving.
+  it('drops each of 100 connections sending declared-but-missing attachments and length bombs, and serves on', async () => {
     const devices: TestDevice[] = [];
     for (let i = 0; i < 100; i++) {
       devices.push(
@@ -77,8 +81,6 @@ describe('the socket parser', () => {
       );
     }
     await waitFor(() => devices.every((d) => !d.socket.connected), 10_000, 'every attacker to be dropped');
-    const grownMiB = (process.memoryUsage().rss - before) / 2 ** 20;
-    expect(grownMiB).toBeLessThan(96);
     await stillServing();
   });
 });

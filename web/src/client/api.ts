@@ -11,6 +11,7 @@ const KNOWN: ReadonlySet<string> = new Set([
   'invalid_input',
   'rate_limited',
   'not_found',
+  'device_limit',
 ]);
 
 function mapCode(code: string): ClientErrorCode {

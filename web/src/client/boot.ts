@@ -286,6 +286,13 @@ export class EngineBoot implements EngineBootApi {
           if (e instanceof ClientError && e.code === 'unauthorized') {
             throw new ClientError('unauthorized', 'Wrong username or password.');
           }
+          if (e instanceof ClientError && e.code === 'device_limit') {
+            throw new ClientError(
+              'device_limit',
+              'This account is already signed in on as many devices as this relay allows. Sign out on a device ' +
+                "you no longer use, or ask the relay's operator to remove one, then try again.",
+            );
+          }
           throw e;
         });
         progress?.('restoring');

@@ -14,6 +14,8 @@ export type ClientErrorCode =
   | 'no_devices'
   | 'corrupt_store'
   | 'not_found'
+  /** Sign-in on a new device: the account already has the most devices the relay allows. */
+  | 'device_limit'
   /** The relay served a key backup that is older than one this device has seen, or not this account's. */
   | 'backup_rejected'
   /** The relay asked for password-hashing (Argon2id) settings other than the ones this app uses. */

@@ -171,6 +171,24 @@ describe('a new device', () => {
   });
 });
 
+describe('the device cap', () => {
+  it('refuses a sign-in on one device too many with a message that says why, and keeps the first device', async () => {
+    const capped = await startTestRelay({ DEVICES_PER_ACCOUNT: '1' });
+    try {
+      const fay = await signUpUser(capped.url, 'cap_fay', clock);
+      engines.push(fay.engine);
+      const second = boot(capped.url, `${fay.db}-second`, clock).signIn(fay.name, fay.password);
+      await expect(second).rejects.toMatchObject({
+        code: 'device_limit',
+        message: expect.stringMatching(/as many devices as this relay allows/),
+      });
+      expect(fay.engine.getSnapshot().connection).toBe('online');
+    } finally {
+      await capped.close();
+    }
+  });
+});
+
 describe('a message that cannot be decrypted', () => {
   it('shows in the existing conversation, and asked for again comes again to the device that asked', async () => {
     const fay = await user('ud_fay');

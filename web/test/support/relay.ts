@@ -34,6 +34,10 @@ export async function startTestRelay(
     BCRYPT_COST: '4', // the relay's default 12 costs ~0.5 s per sign-in: irrelevant to what these tests check
     LOG_LEVEL: 'silent',
     SQLITE_SYNCHRONOUS: 'NORMAL',
+    // Every test client comes from 127.0.0.1: the relay's per-address limits are raised.
+    SIGNUP_RATE_BURST: '100000',
+    SIGNIN_ADDRESS_MAX_FAILURES: '100000',
+    BCRYPT_QUEUE_PER_ADDRESS: '1000',
     ...env,
   });
   const full = { ...config, ...overrides };

@@ -4,6 +4,7 @@
 import type { AnyBulkWriteOperation } from 'mongoose';
 import type {
   GroupRecipientsOutcome,
+  MailboxCaps,
   MailboxEntry,
   SendOutcome,
   SendRequest,
@@ -12,6 +13,8 @@ import type {
 } from '../store.js';
 import { SEQ_STRIDE } from './models.js';
 import type { MessageDoc, Models, UserDoc } from './models.js';
+import { MAX_DOCUMENT_BYTES, documentBytes, sizeOf, withinCaps } from './caps.js';
+import type { Planned } from './caps.js';
 import { bytesOf, chunks, inBoundedRequests, isDuplicateKey } from './util.js';
 
 /** Device ids become field names (`entries.<deviceId>`): only the relay's own id alphabet may. */
@@ -42,14 +45,6 @@ function entriesOf(p: Planned, doc: MessageDoc, now: number): MailboxEntry[] {
   });
 }
 
-/** A send that passed every check and will be inserted. */
-interface Planned {
-  index: number;
-  key: string;
-  group: string | null;
-  deliveries: { to: string; body: Uint8Array }[];
-}
-
 export interface MongoMailboxOptions {
   /** How long a message document is kept at most (the TTL index's horizon): the longer of mailbox TTL and idempotency. */
   retentionDays: number;
@@ -73,7 +68,7 @@ export class MongoMailbox {
   }
 
   async apply(batch: WriteBatch, now: number): Promise<SendOutcome[]> {
-    const outcomes = await this.applySends(batch.sends, now);
+    const outcomes = await this.applySends(batch.sends, now, batch.caps);
     await Promise.all([this.applyAcks(batch.acks), this.applyLastSeen(batch.lastSeen)]);
     return outcomes;
   }
@@ -90,10 +85,10 @@ export class MongoMailbox {
     return { status: 'ok', deviceIds: deviceIds.filter((d) => d !== senderDeviceId) };
   }
 
-  /** Every device of these users: by member position, then device age and id. */
+  /** Every device of these users that has keys (a signed prekey): by member position, then device age and id. */
   private async memberDevices(memberIds: string[]): Promise<string[]> {
     const devices = await this.m.devices
-      .find({ userId: { $in: memberIds } }, { userId: 1, createdAt: 1 })
+      .find({ userId: { $in: memberIds }, signedPrekey: { $ne: null } }, { userId: 1, createdAt: 1 })
       .sort({ createdAt: 1, _id: 1 })
       .lean();
     const position = new Map(memberIds.map((id, i) => [id, i]));
@@ -167,7 +162,7 @@ export class MongoMailbox {
     return { mailbox, sent };
   }
 
-  private async applySends(sends: SendRequest[], now: number): Promise<SendOutcome[]> {
+  private async applySends(sends: SendRequest[], now: number, caps?: MailboxCaps): Promise<SendOutcome[]> {
     const outcomes: (SendOutcome | undefined)[] = new Array<SendOutcome | undefined>(sends.length);
     if (sends.length === 0) return [];
 
@@ -223,7 +218,13 @@ export class MongoMailbox {
       inBatch.add(key);
     });
 
-    if (planned.length > 0) await this.insertPlanned(planned, sends, outcomes, now);
+    const fitting = caps ? await withinCaps(this.m, planned, outcomes, caps) : planned;
+    const sized = fitting.filter((p) => {
+      if (documentBytes(p) <= MAX_DOCUMENT_BYTES) return true;
+      outcomes[p.index] = { status: 'too_large' };
+      return false;
+    });
+    if (sized.length > 0) await this.insertPlanned(sized, sends, outcomes, now);
     return outcomes.map((o) => o ?? { status: 'unknown_recipient' });
   }
 
@@ -270,7 +271,9 @@ export class MongoMailbox {
       pending.forEach((p, i) => {
         const doc = docs[i];
         if (!failed.has(i) && doc) {
-          outcomes[p.index] = { status: 'stored', ts: now, entries: entriesOf(p, doc, now) };
+          outcomes[p.index] = p.refused
+            ? { status: 'stored', ts: now, entries: entriesOf(p, doc, now), refused: p.refused }
+            : { status: 'stored', ts: now, entries: entriesOf(p, doc, now) };
           return;
         }
         const ts = winners.get(p.key);
@@ -321,6 +324,7 @@ export class MongoMailbox {
       _id: docNo,
       key: p.key,
       ts: now,
+      size: sizeOf(p),
       to: p.deliveries.map((d) => d.to),
       entries,
       expireAt: new Date(now + this.o.retentionDays * DAY_MS),

@@ -89,11 +89,22 @@ export interface MessageDoc {
   group?: string | null;
   /** Group sends: the one body every recipient gets. */
   body?: Buffer | null;
+  /**
+   * Bytes each entry counts against its device's mailbox cap: the group body's length, or the largest envelope of a
+   * direct send (envelopes of one send differ by a few bytes; counting the largest keeps the cap conservative).
+   */
+  size?: number;
   /** Devices whose entries are not acknowledged yet. */
   to: string[];
   entries: Record<string, EntryDoc>;
   /** TTL: ts + the longer of the mailbox TTL and the idempotency window. */
   expireAt: Date;
+}
+
+/** An invite: the hex SHA-256 of its token, spent (deleted) by one sign-up. */
+export interface InviteDoc {
+  _id: string;
+  expiresAt: number;
 }
 
 export interface CounterDoc {
@@ -189,6 +200,7 @@ const messageSchema = new Schema<MessageDoc>(
     ts: { type: Number, required: true },
     group: { type: String, default: null },
     body: { type: Buffer, default: null },
+    size: { type: Number, default: 0 },
     to: { type: [String], required: true },
     entries: { type: Schema.Types.Mixed, required: true },
     expireAt: { type: Date, required: true },
@@ -201,6 +213,12 @@ messageSchema.index({ ts: 1 });
 
 const counterSchema = new Schema<CounterDoc>({ _id: String, n: Number }, common);
 
+const inviteSchema = new Schema<InviteDoc>(
+  { _id: { type: String, required: true }, expiresAt: { type: Number, required: true } },
+  common,
+);
+inviteSchema.index({ expiresAt: 1 });
+
 export interface Models {
   users: Model<UserDoc>;
   devices: Model<DeviceDoc>;
@@ -209,6 +227,7 @@ export interface Models {
   groups: Model<GroupDoc>;
   messages: Model<MessageDoc>;
   counters: Model<CounterDoc>;
+  invites: Model<InviteDoc>;
 }
 
 export function defineModels(connection: Connection): Models {
@@ -220,6 +239,7 @@ export function defineModels(connection: Connection): Models {
     groups: connection.model<GroupDoc>('Group', groupSchema, 'groups'),
     messages: connection.model<MessageDoc>('Message', messageSchema, 'messages'),
     counters: connection.model<CounterDoc>('Counter', counterSchema, 'counters'),
+    invites: connection.model<InviteDoc>('Invite', inviteSchema, 'invites'),
   };
 }
 

@@ -243,6 +243,17 @@ export class MongoStore implements Store {
     return bytesOf(doc?.backup);
   }
 
+  async putInvite(tokenHash: Bytes, expiresAt: number): Promise<void> {
+    const _id = Buffer.from(tokenHash).toString('hex');
+    await this.m.invites.replaceOne({ _id }, { _id, expiresAt }, { upsert: true });
+  }
+
+  async takeInvite(tokenHash: Bytes, now: number): Promise<number | null> {
+    const _id = Buffer.from(tokenHash).toString('hex');
+    const doc = await this.m.invites.findOneAndDelete({ _id, expiresAt: { $gt: now } }).lean();
+    return doc?.expiresAt ?? null;
+  }
+
   // Devices and sessions ---------------------------------------------------------------------------------------------
 
   async getDeviceOwner(deviceId: string): Promise<string | null> {
@@ -261,9 +272,32 @@ export class MongoStore implements Store {
     newDevice: boolean;
     session: NewSession;
     now: number;
-  }): Promise<void> {
-    if (args.newDevice) await this.insertDevice(args.userId, args.deviceId, args.now, null);
+    maxDevices?: number;
+  }): Promise<'started' | 'device_limit'> {
+    if (args.newDevice) {
+      const max = args.maxDevices;
+      if (max !== undefined && (await this.countDevices(args.userId)) >= max) return 'device_limit';
+      await this.insertDevice(args.userId, args.deviceId, args.now, null);
+      if (max !== undefined) {
+        // No transaction: concurrent sign-ins may all pass the count. The devices beyond the cap in (age, id)
+        // order take themselves back out, so the account never keeps more than `max`.
+        const kept = await this.m.devices
+          .find({ userId: args.userId }, { _id: 1 })
+          .sort({ createdAt: 1, _id: 1 })
+          .limit(max)
+          .lean();
+        if (!kept.some((d) => d._id === args.deviceId)) {
+          await this.m.devices.deleteOne({ _id: args.deviceId });
+          return 'device_limit';
+        }
+      }
+    }
     await this.insertFamily(args.userId, args.deviceId, args.session, args.now);
+    return 'started';
+  }
+
+  countDevices(userId: string): Promise<number> {
+    return this.m.devices.countDocuments({ userId });
   }
 
   async getSession(familyId: string): Promise<SessionRecord | null> {
@@ -456,6 +490,7 @@ export class MongoStore implements Store {
 
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
     const { mailbox, sent } = await this.mailbox.sweep(cutoffs);
+    await this.m.invites.deleteMany({ expiresAt: { $lte: cutoffs.now } });
     return { mailbox, sent, refreshTokens: await this.sweepRefreshTokens(cutoffs.now) };
   }
 

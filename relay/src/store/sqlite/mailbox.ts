@@ -3,7 +3,14 @@
 // transaction; the caller then calls committed() or rolledBack().
 import type BetterSqlite3 from 'better-sqlite3';
 import { IdempotencyRecords } from './idempotency.js';
-import type { GroupRecipientsOutcome, MailboxEntry, SendOutcome, SendRequest, WriteBatch } from '../store.js';
+import type {
+  GroupRecipientsOutcome,
+  MailboxCaps,
+  MailboxEntry,
+  SendOutcome,
+  SendRequest,
+  WriteBatch,
+} from '../store.js';
 
 interface EntryRow {
   seq: number;
@@ -28,7 +35,10 @@ export class MailboxStatements {
   private dataVersion = -1;
   private readonly readDataVersion: BetterSqlite3.Statement<[], number>;
   private readonly deviceExists: BetterSqlite3.Statement<[string], { one: number }>;
-  private readonly insertEntry: BetterSqlite3.Statement<[string, string, string | null, number, Uint8Array]>;
+  private readonly insertEntry: BetterSqlite3.Statement<[string, string, number, Uint8Array, number]>;
+  private readonly insertGroupEntry: BetterSqlite3.Statement<[string, string, string, number, number, number]>;
+  private readonly insertBody: BetterSqlite3.Statement<[number, Uint8Array]>;
+  private readonly usage: BetterSqlite3.Statement<[string], { n: number; bytes: number }>;
   private readonly deleteEntry: BetterSqlite3.Statement<[string, number]>;
   private readonly updateLastSeen: BetterSqlite3.Statement<[number, string]>;
   private readonly groupExists: BetterSqlite3.Statement<[string], { one: number }>;
@@ -42,18 +52,27 @@ export class MailboxStatements {
     this.deviceExists = db.prepare('SELECT 1 AS one FROM devices WHERE device_id = ?');
     this.readDataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.insertEntry = db.prepare(
-      'INSERT INTO mailbox (device_id, message_id, group_id, ts, body) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO mailbox (device_id, message_id, group_id, ts, body, size) VALUES (?, ?, NULL, ?, ?, ?)',
     );
+    // A group entry names its body in `bodies` (stored once per send) and holds an empty one itself.
+    this.insertGroupEntry = db.prepare(
+      `INSERT INTO mailbox (device_id, message_id, group_id, ts, body, body_id, size) VALUES (?, ?, ?, ?, x'', ?, ?)`,
+    );
+    this.insertBody = db.prepare('INSERT INTO bodies (refs, body) VALUES (?, ?)');
+    this.usage = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM mailbox WHERE device_id = ?');
     this.deleteEntry = db.prepare('DELETE FROM mailbox WHERE device_id = ? AND seq = ?');
     this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ?');
     this.groupExists = db.prepare('SELECT 1 AS one FROM groups WHERE group_id = ?');
     this.isMember = db.prepare('SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?');
     this.memberDevices = db.prepare(
       `SELECT d.device_id FROM group_members m JOIN devices d ON d.user_id = m.user_id
-       WHERE m.group_id = ? AND d.device_id <> ? ORDER BY m.position, d.created_at, d.device_id`,
+       WHERE m.group_id = ? AND d.device_id <> ? AND d.signed_prekey IS NOT NULL
+       ORDER BY m.position, d.created_at, d.device_id`,
     );
     this.selectEntries = db.prepare(
-      'SELECT seq, message_id, group_id, ts, body FROM mailbox WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+      `SELECT m.seq, m.message_id, m.group_id, m.ts, CASE WHEN m.body_id IS NULL THEN m.body ELSE b.body END AS body
+       FROM mailbox m LEFT JOIN bodies b ON b.body_id = m.body_id
+       WHERE m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`,
     );
     this.countEntries = db.prepare('SELECT count(*) AS n FROM mailbox WHERE device_id = ?');
   }
@@ -89,7 +108,8 @@ export class MailboxStatements {
         this.forgetDevices();
       }
     }
-    const outcomes = batch.sends.map((send) => this.applySend(send, now));
+    const usage = new Map<string, { n: number; bytes: number }>();
+    const outcomes = batch.sends.map((send) => this.applySend(send, now, batch.caps, usage));
     for (const ack of batch.acks) for (const seq of ack.seqs) this.deleteEntry.run(ack.deviceId, seq);
     for (const seen of batch.lastSeen) this.updateLastSeen.run(seen.ts, seen.userId);
     return outcomes;
@@ -118,7 +138,12 @@ export class MailboxStatements {
     return this.countEntries.get(deviceId)?.n ?? 0;
   }
 
-  private applySend(send: SendRequest, now: number): SendOutcome {
+  private applySend(
+    send: SendRequest,
+    now: number,
+    caps: MailboxCaps | undefined,
+    usage: Map<string, { n: number; bytes: number }>,
+  ): SendOutcome {
     const previous = this.sent.lookup(send.senderDeviceId, send.id);
     if (previous !== undefined) return { status: 'duplicate', ts: previous };
 
@@ -137,13 +162,44 @@ export class MailboxStatements {
       deliveries = recipients.deviceIds.map((to) => ({ to, body }));
     }
 
+    const refused: string[] = [];
+    if (caps) {
+      deliveries = deliveries.filter(({ to, body }) => {
+        let used = usage.get(to);
+        if (!used) {
+          used = this.usage.get(to) ?? { n: 0, bytes: 0 };
+          usage.set(to, used);
+        }
+        if (used.n + 1 > caps.maxEntries || used.bytes + body.length > caps.maxBytes) {
+          refused.push(to);
+          return false;
+        }
+        used.n += 1;
+        used.bytes += body.length;
+        return true;
+      });
+      // A send that reaches nobody stores nothing, not even its idempotency record: it may come again.
+      if (deliveries.length === 0 && refused.length > 0) return { status: 'mailbox_full' };
+    }
+
     this.sent.record(send.senderDeviceId, send.id, now);
-    const entries = deliveries.map(({ to, body }): MailboxEntry => {
-      const seq = Number(this.insertEntry.run(to, send.id, group, now, body).lastInsertRowid);
-      const entry: MailboxEntry = { deviceId: to, seq, id: send.id, ts: now, body };
-      if (group !== null) entry.group = group;
-      return entry;
-    });
-    return { status: 'stored', ts: now, entries };
+    let entries: MailboxEntry[];
+    if (group === null) {
+      entries = deliveries.map(({ to, body }): MailboxEntry => {
+        const seq = Number(this.insertEntry.run(to, send.id, now, body, body.length).lastInsertRowid);
+        return { deviceId: to, seq, id: send.id, ts: now, body };
+      });
+    } else {
+      const groupId = group;
+      const body = send.target.kind === 'group' ? send.target.body : new Uint8Array();
+      const bodyId = deliveries.length > 0 ? Number(this.insertBody.run(deliveries.length, body).lastInsertRowid) : 0;
+      entries = deliveries.map(({ to }): MailboxEntry => {
+        const seq = Number(this.insertGroupEntry.run(to, send.id, groupId, now, bodyId, body.length).lastInsertRowid);
+        return { deviceId: to, seq, id: send.id, ts: now, body, group: groupId };
+      });
+    }
+    return refused.length > 0
+      ? { status: 'stored', ts: now, entries, refused }
+      : { status: 'stored', ts: now, entries };
   }
 }

@@ -198,6 +198,21 @@ export class SqliteStore implements Store {
     );
   }
 
+  putInvite(tokenHash: Bytes, expiresAt: number): Promise<void> {
+    return later(() => {
+      this.prepare('INSERT OR REPLACE INTO invites (token_hash, expires_at) VALUES (?, ?)').run(tokenHash, expiresAt);
+    });
+  }
+
+  takeInvite(tokenHash: Bytes, now: number): Promise<number | null> {
+    return later(
+      () =>
+        this.prepare<[Bytes, number], { expires_at: number }>(
+          'DELETE FROM invites WHERE token_hash = ? AND expires_at > ? RETURNING expires_at',
+        ).get(tokenHash, now)?.expires_at ?? null,
+    );
+  }
+
   // Devices and sessions ---------------------------------------------------------------------------------------------
 
   getDeviceOwner(deviceId: string): Promise<string | null> {
@@ -218,13 +233,22 @@ export class SqliteStore implements Store {
     newDevice: boolean;
     session: NewSession;
     now: number;
-  }): Promise<void> {
+    maxDevices?: number;
+  }): Promise<'started' | 'device_limit'> {
     return later(() =>
-      this.db.transaction(() => {
-        if (args.newDevice) this.insertDevice(args.userId, args.deviceId, args.now);
+      this.db.transaction((): 'started' | 'device_limit' => {
+        if (args.newDevice) {
+          if (args.maxDevices !== undefined && this.deviceCount(args.userId) >= args.maxDevices) return 'device_limit';
+          this.insertDevice(args.userId, args.deviceId, args.now);
+        }
         this.insertSession(args.userId, args.deviceId, args.session, args.now);
+        return 'started';
       })(),
     );
+  }
+
+  countDevices(userId: string): Promise<number> {
+    return later(() => this.deviceCount(userId));
   }
 
   getSession(familyId: string): Promise<SessionRecord | null> {
@@ -349,6 +373,7 @@ export class SqliteStore implements Store {
         const mailbox = this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
         const sent = this.mailbox.sent.prune(cutoffs.sentBefore);
         const refreshTokens = this.prepare('DELETE FROM refresh_tokens WHERE expires_at < ?').run(cutoffs.now).changes;
+        this.prepare('DELETE FROM invites WHERE expires_at <= ?').run(cutoffs.now);
         this.prepare(
           `DELETE FROM session_families WHERE NOT EXISTS
                (SELECT 1 FROM refresh_tokens r WHERE r.family_id = session_families.family_id)`,
@@ -362,6 +387,12 @@ export class SqliteStore implements Store {
   }
 
   // Helpers (run inside the caller's transaction) ------------------------------------------------------------------
+
+  private deviceCount(userId: string): number {
+    return (
+      this.prepare<[string], { n: number }>('SELECT count(*) AS n FROM devices WHERE user_id = ?').get(userId)?.n ?? 0
+    );
+  }
 
   private insertDevice(userId: string, deviceId: string, now: number): void {
     this.prepare('INSERT INTO devices (device_id, user_id, created_at) VALUES (?, ?, ?)').run(deviceId, userId, now);
