@@ -34,7 +34,10 @@ const env: Record<string, string> = {
   DATA_DIR: dataDir,
   WEB_DIST: join(dataDir, 'no-web-app'),
   CLUSTER_NODE_TIMEOUT: '3',
-  SIGNUP_RATE_BURST: '1000', // every test client signs up from 127.0.0.1
+  // Every test client signs up from 127.0.0.1, some of them at once: the per-address limits are raised.
+  SIGNUP_RATE_BURST: '1000',
+  SIGNIN_ADDRESS_MAX_FAILURES: '100000',
+  BCRYPT_QUEUE_PER_ADDRESS: '1000',
 };
 const nodes: RelayProcess[] = [];
 const devices: TestDevice[] = [];
