@@ -157,6 +157,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     writes: batcher,
     bus,
     log,
+    windowBytes: config.deliveryWindowBytes,
     ...(options.ackTimeoutMs !== undefined ? { ackTimeoutMs: options.ackTimeoutMs } : {}),
   });
   const presence = new PresenceService({
