@@ -189,7 +189,9 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     presence.sharingChanged(userId, share).catch((err: unknown) => log.warn({ err }, 'presence update failed'));
   });
   const groups = new GroupService(store, now);
-  const mailbox = new MailboxService(store, batcher, delivery, now);
+  const mailbox = new MailboxService(store, batcher, delivery, now, (err: unknown) =>
+    log.warn({ err }, 'recording contacts failed'),
+  );
 
   const app = createHttpApp({ config, log, health, accounts, directory, groups });
   const httpServer = createServer(app);

@@ -93,6 +93,8 @@ class Connection {
   /** Live and resent entries sent on this connection whose ack has not come (a resync skips them). */
   private inFlight: Set<number> | null = null; // made when needed: an idle connection holds none
   private resyncing: Promise<void> | null = null;
+  /** A resync is queued and has not started: another nudge adds nothing. */
+  private resyncQueued = false;
   /**
    * Seqs that a read behind the live stream (a resync, a late commit) delivered, kept for RESENT_KEEP_MS: the live
    * offer of the same commit may still be on its way over the bus, and must not push it a second time.
@@ -165,8 +167,12 @@ class Connection {
       this.resyncWanted = true;
       return;
     }
+    // One read waits behind the one running, whatever the number of nudges: it reads everything stored anyway.
+    if (this.resyncQueued) return;
+    this.resyncQueued = true;
     this.resyncing = (this.resyncing ?? Promise.resolve())
       .then(async () => {
+        this.resyncQueued = false;
         await this.d.writes.idle();
         await this.sendStored(0, Infinity, false);
       })

@@ -1,5 +1,6 @@
 // Sending: a validated `message:send` becomes one durable commit (through the WriteBatcher) and live pushes, or,
-// when ephemeral, a push to connected devices only.
+// when ephemeral, a push to connected devices only. A stored send also records that its sender has written to its
+// recipients (presence is shared along that); a resend nudges only the devices that still hold the first send.
 import { RelayError } from '../errors.js';
 import type { MessageSendPayload } from '../protocol.js';
 import type { SendTarget, Store } from '../store/store.js';
@@ -7,12 +8,18 @@ import type { Delivery } from './delivery.js';
 import type { AccessClaims } from './tokens.js';
 import type { WriteBatcher } from './write-batcher.js';
 
+/** (sender user, recipient device) pairs recently recorded as contacts, so a conversation costs no write per send. */
+const RECENT_CONTACTS = 50_000;
+
 export class MailboxService {
+  private readonly recentContacts = new Set<string>();
+
   constructor(
     private readonly store: Store,
     private readonly batcher: WriteBatcher,
     private readonly delivery: Delivery,
     private readonly now: () => number,
+    private readonly onError: (err: unknown) => void = () => undefined,
   ) {}
 
   /** Returns the send's ts: when it was committed (ephemeral: when it was relayed). */
@@ -31,10 +38,14 @@ export class MailboxService {
     });
     switch (outcome.status) {
       case 'stored':
+        this.recordContacts(
+          sender.userId,
+          outcome.entries.map((e) => e.deviceId),
+        );
         return { ts: outcome.ts };
       case 'duplicate':
         // A resend: the first send may have been stored by a node that died before it pushed the entries live.
-        this.nudgeRecipients(sender, target);
+        this.nudgeRecipients(sender, payload.id, outcome.ts);
         return { ts: outcome.ts };
       case 'unknown_recipient':
         throw new RelayError('unknown_recipient', 'an envelope names a device that does not exist');
@@ -45,18 +56,29 @@ export class MailboxService {
     }
   }
 
-  /** Recipients' connections (on any node) look in their mailboxes again; costs a read only for resends. */
-  private nudgeRecipients(sender: AccessClaims, target: SendTarget): void {
-    if (target.kind === 'direct') {
-      this.delivery.resync(target.envelopes.map((e) => e.to));
-      return;
-    }
-    this.store.groupRecipients(target.groupId, sender.userId, sender.deviceId).then(
-      (recipients) => {
-        if (recipients.status === 'ok') this.delivery.resync(recipients.deviceIds);
+  /**
+   * The devices that still hold the first send's entries look in their mailboxes again (on any node). Only those:
+   * the devices a resend names may be anyone's, and a device that acknowledged the entry has nothing to read.
+   */
+  private nudgeRecipients(sender: AccessClaims, id: string, ts: number): void {
+    this.store.pendingRecipients(sender.deviceId, id, ts).then(
+      (deviceIds) => {
+        if (deviceIds.length > 0) this.delivery.resync(deviceIds);
       },
       () => undefined, // the nudge is an optimisation: the entries stay stored for the next connection
     );
+  }
+
+  /** Off the ack path; pairs recorded lately are skipped. */
+  private recordContacts(senderUserId: string, deviceIds: string[]): void {
+    const fresh = deviceIds.filter((d) => !this.recentContacts.has(`${senderUserId}:${d}`));
+    if (fresh.length === 0) return;
+    this.store.recordContacts(senderUserId, fresh).then(() => {
+      for (const d of fresh) {
+        if (this.recentContacts.size >= RECENT_CONTACTS) this.recentContacts.clear();
+        this.recentContacts.add(`${senderUserId}:${d}`);
+      }
+    }, this.onError);
   }
 
   private async relayEphemeral(sender: AccessClaims, id: string, target: SendTarget): Promise<{ ts: number }> {

@@ -359,7 +359,8 @@ export class MongoMailbox {
   private async applyLastSeen(lastSeen: WriteBatch['lastSeen']): Promise<void> {
     if (lastSeen.length === 0) return;
     const ops: AnyBulkWriteOperation<UserDoc>[] = lastSeen.map(({ userId, ts }) => ({
-      updateOne: { filter: { _id: userId }, update: { $set: { lastSeen: ts } } },
+      // Nothing is stored of a user who does not share presence.
+      updateOne: { filter: { _id: userId, sharePresence: true }, update: { $set: { lastSeen: ts } } },
     }));
     await this.m.users.bulkWrite(ops, { ordered: false });
   }

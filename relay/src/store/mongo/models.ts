@@ -96,6 +96,13 @@ export interface MessageDoc {
   expireAt: Date;
 }
 
+/** `from` has written to `to` (see Store.recordContacts); `_id` is `${to}:${from}`. */
+export interface ContactDoc {
+  _id: string;
+  to: string;
+  from: string;
+}
+
 export interface CounterDoc {
   _id: string;
   n: number;
@@ -199,6 +206,17 @@ messageSchema.index({ key: 1 }, { unique: true });
 messageSchema.index({ to: 1, _id: 1 });
 messageSchema.index({ ts: 1 });
 
+const contactSchema = new Schema<ContactDoc>(
+  {
+    _id: { type: String, required: true },
+    to: { type: String, required: true },
+    from: { type: String, required: true },
+  },
+  common,
+);
+contactSchema.index({ to: 1, from: 1 });
+contactSchema.index({ from: 1 });
+
 const counterSchema = new Schema<CounterDoc>({ _id: String, n: Number }, common);
 
 export interface Models {
@@ -209,6 +227,7 @@ export interface Models {
   groups: Model<GroupDoc>;
   messages: Model<MessageDoc>;
   counters: Model<CounterDoc>;
+  contacts: Model<ContactDoc>;
 }
 
 export function defineModels(connection: Connection): Models {
@@ -220,6 +239,7 @@ export function defineModels(connection: Connection): Models {
     groups: connection.model<GroupDoc>('Group', groupSchema, 'groups'),
     messages: connection.model<MessageDoc>('Message', messageSchema, 'messages'),
     counters: connection.model<CounterDoc>('Counter', counterSchema, 'counters'),
+    contacts: connection.model<ContactDoc>('Contact', contactSchema, 'contacts'),
   };
 }
 

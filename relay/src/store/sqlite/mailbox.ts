@@ -45,7 +45,7 @@ export class MailboxStatements {
       'INSERT INTO mailbox (device_id, message_id, group_id, ts, body) VALUES (?, ?, ?, ?, ?)',
     );
     this.deleteEntry = db.prepare('DELETE FROM mailbox WHERE device_id = ? AND seq = ?');
-    this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ?');
+    this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ? AND share_presence = 1');
     this.groupExists = db.prepare('SELECT 1 AS one FROM groups WHERE group_id = ?');
     this.isMember = db.prepare('SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?');
     this.memberDevices = db.prepare(
