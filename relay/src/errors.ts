@@ -11,6 +11,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   payload_too_large: 413,
   rate_limited: 429,
   unknown_recipient: 400,
+  group_limit: 409,
   internal: 500,
 };
 

@@ -20,6 +20,10 @@ export const LIMITS = {
   backupBytes: 64 * 1024,
   /** Members of one group, the creator included. */
   groupMembers: 256,
+  /** Groups one user can be a member of (the relay's GROUPS_PER_USER). */
+  groupsPerUser: 200,
+  /** Users one account may add to groups per hour, creations included (the relay's GROUP_ADDS_PER_HOUR). */
+  groupAddsPerHour: 500,
   /** Entries per `messages` event. */
   mailboxBatch: 100,
   signinMaxFailures: 5,
@@ -42,6 +46,7 @@ export const ERROR_CODES = [
   'payload_too_large',
   'rate_limited',
   'unknown_recipient',
+  'group_limit',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

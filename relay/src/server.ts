@@ -188,9 +188,17 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const directory = new DirectoryService(store, (userId, share) => {
     presence.sharingChanged(userId, share).catch((err: unknown) => log.warn({ err }, 'presence update failed'));
   });
-  const groups = new GroupService(store, now);
-  const mailbox = new MailboxService(store, batcher, delivery, now, (err: unknown) =>
-    log.warn({ err }, 'recording contacts failed'),
+  const groups = new GroupService(store, now, {
+    groupsPerUser: config.groupsPerUser,
+    addsPerHour: config.groupAddsPerHour,
+  });
+  const mailbox = new MailboxService(
+    store,
+    batcher,
+    delivery,
+    now,
+    (err: unknown) => log.warn({ err }, 'recording contacts failed'),
+    (fromUserId, toUserIds) => presence.contactsAdded(fromUserId, toUserIds),
   );
 
   const app = createHttpApp({ config, log, health, accounts, directory, groups });

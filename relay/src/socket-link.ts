@@ -35,7 +35,11 @@ interface PendingPush {
 }
 
 class SocketWatcher implements PresenceWatcher {
-  constructor(private readonly link: SocketLink) {}
+  readonly userId: string;
+
+  constructor(private readonly link: SocketLink) {
+    this.userId = link.userId;
+  }
 
   send(update: PresenceUpdate): void {
     // A presence update is small; one to a connection above its buffer limit is dropped with the connection soon.

@@ -99,8 +99,8 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         const carol = newAccount('carol');
         await store.createAccount(carol);
         expect(await store.contactsWritingTo(bob.userId, [alice.userId, carol.userId])).toEqual([]);
-        await store.recordContacts(alice.userId, [bob.deviceId, alice.deviceId, id()]);
-        await store.recordContacts(alice.userId, [bob.deviceId]);
+        expect(await store.recordContacts(alice.userId, [bob.deviceId, alice.deviceId, id()])).toEqual([bob.userId]);
+        expect(await store.recordContacts(alice.userId, [bob.deviceId])).toEqual([bob.userId]);
         expect(await store.contactsWritingTo(bob.userId, [alice.userId, carol.userId])).toEqual([alice.userId]);
         expect(await store.contactsWritingTo(alice.userId, [bob.userId, alice.userId])).toEqual([]);
         await store.deleteUser(alice.userId);

@@ -20,6 +20,8 @@ export class MailboxService {
     private readonly delivery: Delivery,
     private readonly now: () => number,
     private readonly onError: (err: unknown) => void = () => undefined,
+    /** Told the users a sender has just written to (the PresenceService lets them see the sender). */
+    private readonly onContacts: (fromUserId: string, toUserIds: string[]) => void = () => undefined,
   ) {}
 
   /** Returns the send's ts: when it was committed (ephemeral: when it was relayed). */
@@ -30,6 +32,14 @@ export class MailboxService {
         : { kind: 'group', groupId: payload.group, body: asBytes(payload.body) };
     if (payload.ephemeral === true) return this.relayEphemeral(sender, payload.id, target);
 
+    // A direct send's contacts are recorded before its commit, so that a recipient who watches the sender as soon as
+    // the message arrives (on any node) is allowed to; a group's recipients are known only once it is committed.
+    if (target.kind === 'direct')
+      await this.recordContacts(
+        sender.userId,
+        target.envelopes.map((e) => e.to),
+      );
+
     const outcome = await this.batcher.send({
       senderUserId: sender.userId,
       senderDeviceId: sender.deviceId,
@@ -38,10 +48,12 @@ export class MailboxService {
     });
     switch (outcome.status) {
       case 'stored':
-        this.recordContacts(
-          sender.userId,
-          outcome.entries.map((e) => e.deviceId),
-        );
+        if (target.kind === 'group') {
+          void this.recordContacts(
+            sender.userId,
+            outcome.entries.map((e) => e.deviceId),
+          );
+        }
         return { ts: outcome.ts };
       case 'duplicate':
         // A resend: the first send may have been stored by a node that died before it pushed the entries live.
@@ -69,16 +81,20 @@ export class MailboxService {
     );
   }
 
-  /** Off the ack path; pairs recorded lately are skipped. */
-  private recordContacts(senderUserId: string, deviceIds: string[]): void {
-    const fresh = deviceIds.filter((d) => !this.recentContacts.has(`${senderUserId}:${d}`));
+  /** Pairs recorded lately are skipped (a conversation costs no write per send); a failure only loses presence. */
+  private async recordContacts(senderUserId: string, deviceIds: string[]): Promise<void> {
+    const fresh = [...new Set(deviceIds)].filter((d) => !this.recentContacts.has(`${senderUserId}:${d}`));
     if (fresh.length === 0) return;
-    this.store.recordContacts(senderUserId, fresh).then(() => {
+    try {
+      const owners = await this.store.recordContacts(senderUserId, fresh);
+      if (owners.length > 0) this.onContacts(senderUserId, owners);
       for (const d of fresh) {
         if (this.recentContacts.size >= RECENT_CONTACTS) this.recentContacts.clear();
         this.recentContacts.add(`${senderUserId}:${d}`);
       }
-    }, this.onError);
+    } catch (err) {
+      this.onError(err);
+    }
   }
 
   private async relayEphemeral(sender: AccessClaims, id: string, target: SendTarget): Promise<{ ts: number }> {

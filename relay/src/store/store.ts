@@ -235,8 +235,11 @@ export interface Store {
   pendingRecipients(senderDeviceId: string, id: string, ts: number): Promise<string[]>;
 
   // Contacts (who has written to whom; presence is shared along them) ----------------------------------------------
-  /** Records that `fromUserId` has written to the owners of these devices (the sender's own devices are skipped). */
-  recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<void>;
+  /**
+   * Records that `fromUserId` has written to the owners of these devices (the sender's own devices are skipped);
+   * resolves to those owners.
+   */
+  recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<string[]>;
   /** Of `fromUserIds`, the users who have written to `toUserId`. */
   contactsWritingTo(toUserId: string, fromUserIds: string[]): Promise<string[]>;
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult>;

@@ -476,10 +476,10 @@ export class MongoStore implements Store {
     return doc?.to ?? [];
   }
 
-  async recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<void> {
+  async recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<string[]> {
     const devices = await this.m.devices.find({ _id: { $in: [...new Set(toDeviceIds)] } }, { userId: 1 }).lean();
     const owners = [...new Set(devices.map((d) => d.userId))].filter((u) => u !== fromUserId);
-    if (owners.length === 0) return;
+    if (owners.length === 0) return owners;
     // Ordered, so that a large group's pairs are not written as one unbounded concurrent batch.
     await this.m.contacts.bulkWrite(
       owners.map((to) => ({
@@ -487,6 +487,7 @@ export class MongoStore implements Store {
       })),
       { ordered: true },
     );
+    return owners;
   }
 
   async contactsWritingTo(toUserId: string, fromUserIds: string[]): Promise<string[]> {

@@ -373,15 +373,22 @@ export class SqliteStore implements Store {
     );
   }
 
-  recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<void> {
+  recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<string[]> {
     return later(() => {
-      const insert = this.prepare<[string, string, string]>(
-        `INSERT OR IGNORE INTO contacts (to_user, from_user)
-         SELECT DISTINCT user_id, ? FROM devices WHERE device_id = ? AND user_id != ?`,
+      const owners = new Set<string>();
+      for (const part of chunks([...new Set(toDeviceIds)])) {
+        const rows = this.prepare<string[], { user_id: string }>(
+          `SELECT DISTINCT user_id FROM devices WHERE device_id IN (${part.map(() => '?').join(',')})`,
+        ).all(...part);
+        for (const r of rows) if (r.user_id !== fromUserId) owners.add(r.user_id);
+      }
+      const insert = this.prepare<[string, string]>(
+        'INSERT OR IGNORE INTO contacts (to_user, from_user) VALUES (?, ?)',
       );
       this.db.transaction(() => {
-        for (const deviceId of new Set(toDeviceIds)) insert.run(fromUserId, deviceId, fromUserId);
+        for (const to of owners) insert.run(to, fromUserId);
       })();
+      return [...owners];
     });
   }
 
