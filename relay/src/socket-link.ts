@@ -18,12 +18,15 @@ export interface LinkSocket {
   emit(event: 'presence', update: PresenceUpdate): unknown;
 }
 
-/** How a link sees its connection's write buffer, and the bound on it. */
-export interface WriteBuffer {
+/**
+ * How a link sees its connection's write buffer, and the bound on it: one object for the whole server (an idle
+ * connection holds no closures of its own), given the link's socket.
+ */
+export interface WriteBufferPolicy {
   /** Bytes queued for writing to the client and not yet handed to the kernel. */
-  queuedBytes(): number;
+  queuedBytes(socket: LinkSocket): number;
   /** Closes the connection's transport (the client may reconnect; nothing stored is lost). */
-  drop(): void;
+  drop(socket: LinkSocket): void;
   readonly limitBytes: number;
   readonly graceMs: number;
 }
@@ -69,7 +72,7 @@ export class SocketLink implements AccessClaims, DeviceLink {
     claims: AccessClaims,
     expiresAt: number,
     private readonly now: () => number,
-    private readonly buffer: WriteBuffer,
+    private readonly buffer: WriteBufferPolicy,
   ) {
     this.userId = claims.userId;
     this.deviceId = claims.deviceId;
@@ -94,7 +97,7 @@ export class SocketLink implements AccessClaims, DeviceLink {
    */
   overBufferLimit(): boolean {
     if (this.overLimit) return true;
-    if (this.buffer.queuedBytes() <= this.buffer.limitBytes) return false;
+    if (this.buffer.queuedBytes(this.socket) <= this.buffer.limitBytes) return false;
     const timer = setTimeout(() => this.checkBuffer(), this.buffer.graceMs);
     timer.unref();
     this.overLimit = { timer, refused: [] };
@@ -120,7 +123,7 @@ export class SocketLink implements AccessClaims, DeviceLink {
     const over = this.overLimit;
     if (!over) return;
     this.overLimit = null;
-    if (this.buffer.queuedBytes() > this.buffer.limitBytes) this.buffer.drop();
+    if (this.buffer.queuedBytes(this.socket) > this.buffer.limitBytes) this.buffer.drop(this.socket);
     for (const resolve of over.refused) resolve(false);
   }
 
@@ -187,7 +190,7 @@ export class SocketLink implements AccessClaims, DeviceLink {
         return;
       }
       this.settle(first, false);
-      this.buffer.drop();
+      this.buffer.drop(this.socket);
     }
   }
 }

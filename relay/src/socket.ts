@@ -17,7 +17,7 @@ import type { PresenceService } from './service/presence.js';
 import type { EventLimiter } from './service/rate-limit.js';
 import { ENGINE_HEADERS } from './http/security.js';
 import { ExpiryWheel, SocketLink } from './socket-link.js';
-import type { WriteBuffer } from './socket-link.js';
+import type { LinkSocket, WriteBufferPolicy } from './socket-link.js';
 import { relayParser } from './socket-parser.js';
 import { parseInput } from './validation.js';
 
@@ -80,13 +80,13 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     else raw.once('upgrade', releaseUpgradeRequest); // long-polling first: the WebSocket comes later, if at all
   });
 
+  const bufferPolicy = writeBufferPolicy(config);
   io.use((socket, next) => {
     const auth: unknown = socket.handshake.auth;
     const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
     accounts.authenticate(token).then(
       (claims) => {
-        const buffer = writeBufferOf(socket.conn as unknown as EngineSocket, config);
-        socket.data = new SocketLink(socket, claims, tokenExpiry(token, deps.now()), deps.now, buffer);
+        socket.data = new SocketLink(socket, claims, tokenExpiry(token, deps.now()), deps.now, bufferPolicy);
         // Nothing reads the handshake again: do not hold the token (its expiry is kept), nor the rest, for the
         // connection's lifetime.
         const handshake = socket.handshake;
@@ -161,10 +161,11 @@ function dropConnection(conn: EngineSocket): void {
   else conn.close(true);
 }
 
-function writeBufferOf(conn: EngineSocket, config: Config): WriteBuffer {
+function writeBufferPolicy(config: Config): WriteBufferPolicy {
+  const conn = (socket: LinkSocket): EngineSocket => (socket as RelaySocket).conn as unknown as EngineSocket;
   return {
-    queuedBytes: () => queuedBytes(conn),
-    drop: () => dropConnection(conn),
+    queuedBytes: (socket) => queuedBytes(conn(socket)),
+    drop: (socket) => dropConnection(conn(socket)),
     limitBytes: config.socketBufferLimitBytes,
     graceMs: config.socketBufferGraceMs,
   };
