@@ -53,6 +53,11 @@ const envSchema = z.object({
     .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
     .optional(),
   CLUSTER_NODE_TIMEOUT: int(1, 600, 15),
+  SOCKET_BUFFER_LIMIT: int(64 * 1024, 256 * 1024 * 1024, 4 * 1024 * 1024),
+  SOCKET_BUFFER_GRACE_MS: int(100, 600_000, 10_000),
+  DELIVERY_WINDOW_BYTES: int(1024, 256 * 1024 * 1024, 1024 * 1024),
+  GROUPS_PER_USER: int(1, 100_000, LIMITS.groupsPerUser),
+  GROUP_ADDS_PER_HOUR: int(1, 1_000_000, LIMITS.groupAddsPerHour),
 });
 
 /** The names of every environment variable the relay reads. */
@@ -108,6 +113,18 @@ export interface Config {
   redisUrl: string | undefined;
   /** With Redis: a node whose presence heartbeat is this many seconds old is taken for dead. */
   clusterNodeTimeoutSeconds: number;
+  /**
+   * Bytes a connection may have queued for writing (Engine.IO's write buffer and the WebSocket's); above this nothing
+   * more is pushed to it, and a connection that stays above it for socketBufferGraceMs is dropped.
+   */
+  socketBufferLimitBytes: number;
+  socketBufferGraceMs: number;
+  /** Bodies of live pushes a connection may leave unacknowledged; later entries wait in its mailbox. */
+  deliveryWindowBytes: number;
+  /** Groups a user can be a member of; an add or a creation beyond it is refused (group_limit). */
+  groupsPerUser: number;
+  /** Users one account may add to groups (creations included) per hour (rate_limited beyond). */
+  groupAddsPerHour: number;
 }
 
 /** Thrown when the environment does not parse; the message names every offending variable. */
@@ -181,5 +198,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mongodbUri: e.MONGODB_URI,
     redisUrl: e.REDIS_URL,
     clusterNodeTimeoutSeconds: e.CLUSTER_NODE_TIMEOUT,
+    socketBufferLimitBytes: e.SOCKET_BUFFER_LIMIT,
+    socketBufferGraceMs: e.SOCKET_BUFFER_GRACE_MS,
+    deliveryWindowBytes: e.DELIVERY_WINDOW_BYTES,
+    groupsPerUser: e.GROUPS_PER_USER,
+    groupAddsPerHour: e.GROUP_ADDS_PER_HOUR,
   };
 }

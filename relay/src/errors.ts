@@ -15,6 +15,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   mailbox_full: 507,
   registration_closed: 403,
   invite_invalid: 403,
+  group_limit: 409,
   internal: 500,
 };
 

@@ -20,6 +20,10 @@ export const LIMITS = {
   backupBytes: 64 * 1024,
   /** Members of one group, the creator included. */
   groupMembers: 256,
+  /** Groups one user can be a member of (the relay's GROUPS_PER_USER). */
+  groupsPerUser: 200,
+  /** Users one account may add to groups per hour, creations included (the relay's GROUP_ADDS_PER_HOUR). */
+  groupAddsPerHour: 500,
   /** Entries per `messages` event. */
   mailboxBatch: 100,
   signinMaxFailures: 5,
@@ -60,6 +64,7 @@ export const ERROR_CODES = [
   'registration_closed',
   /** Sign-up: REGISTRATION=invite and the invite token is missing, unknown, used or expired. */
   'invite_invalid',
+  'group_limit',
   'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

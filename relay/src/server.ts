@@ -165,6 +165,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     writes: batcher,
     bus,
     log,
+    windowBytes: config.deliveryWindowBytes,
     ...(options.ackTimeoutMs !== undefined ? { ackTimeoutMs: options.ackTimeoutMs } : {}),
   });
   const presence = new PresenceService({
@@ -204,8 +205,18 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const directory = new DirectoryService(store, (userId, share) => {
     presence.sharingChanged(userId, share).catch((err: unknown) => log.warn({ err }, 'presence update failed'));
   });
-  const groups = new GroupService(store, now);
-  const mailbox = new MailboxService(store, batcher, delivery, now);
+  const groups = new GroupService(store, now, {
+    groupsPerUser: config.groupsPerUser,
+    addsPerHour: config.groupAddsPerHour,
+  });
+  const mailbox = new MailboxService(
+    store,
+    batcher,
+    delivery,
+    now,
+    (err: unknown) => log.warn({ err }, 'recording contacts failed'),
+    (fromUserId, toUserIds) => presence.contactsAdded(fromUserId, toUserIds),
+  );
 
   const app = createHttpApp({ config, log, health, accounts, directory, groups });
   const httpServer = createServer(app);

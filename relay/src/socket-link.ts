@@ -2,6 +2,10 @@
 // identity (it is the socket's `data`), delivery's DeviceLink with the acknowledgement timeouts of its pushes in one
 // FIFO (one timer per connection while pushes are unacknowledged, not one per push), and its presence watcher,
 // made only once it watches. Token expiry is one server-wide wheel, not a timer per socket.
+// Backpressure: before each push the link measures the bytes its connection has queued for writing; above the limit
+// it pushes nothing (a refused batch stays in the mailbox), and a connection still above it after the grace period
+// is dropped — a client that stops reading cannot make the relay buffer without bound. So is a connection that leaves
+// a push unacknowledged past its ack timeout.
 import type { DeliveredMessage, PresenceUpdate } from './protocol.js';
 import type { DeviceLink } from './service/delivery.js';
 import type { PresenceWatcher } from './service/presence.js';
@@ -14,6 +18,19 @@ export interface LinkSocket {
   emit(event: 'presence', update: PresenceUpdate): unknown;
 }
 
+/**
+ * How a link sees its connection's write buffer, and the bound on it: one object for the whole server (an idle
+ * connection holds no closures of its own), given the link's socket.
+ */
+export interface WriteBufferPolicy {
+  /** Bytes queued for writing to the client and not yet handed to the kernel. */
+  queuedBytes(socket: LinkSocket): number;
+  /** Closes the connection's transport (the client may reconnect; nothing stored is lost). */
+  drop(socket: LinkSocket): void;
+  readonly limitBytes: number;
+  readonly graceMs: number;
+}
+
 /** A push waiting for its ack; `resolve` is null once it was settled. */
 interface PendingPush {
   deadline: number;
@@ -21,10 +38,16 @@ interface PendingPush {
 }
 
 class SocketWatcher implements PresenceWatcher {
-  constructor(private readonly socket: LinkSocket) {}
+  readonly userId: string;
+
+  constructor(private readonly link: SocketLink) {
+    this.userId = link.userId;
+  }
 
   send(update: PresenceUpdate): void {
-    this.socket.emit('presence', update);
+    // A presence update is small; one to a connection above its buffer limit is dropped with the connection soon.
+    if (this.link.overBufferLimit()) return;
+    this.link.socket.emit('presence', update);
   }
 }
 
@@ -41,12 +64,15 @@ export class SocketLink implements AccessClaims, DeviceLink {
   private pending: PendingPush[] | null = null;
   private head = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** Set while the connection is above its buffer limit: the check that drops it, and the pushes refused meanwhile. */
+  private overLimit: { timer: NodeJS.Timeout; refused: ((acked: boolean) => void)[] } | null = null;
 
   constructor(
     readonly socket: LinkSocket,
     claims: AccessClaims,
     expiresAt: number,
     private readonly now: () => number,
+    private readonly buffer: WriteBufferPolicy,
   ) {
     this.userId = claims.userId;
     this.deviceId = claims.deviceId;
@@ -56,7 +82,7 @@ export class SocketLink implements AccessClaims, DeviceLink {
 
   /** The watcher of this connection, made on first use. */
   get watcher(): PresenceWatcher {
-    this.presenceWatcher ??= new SocketWatcher(this.socket);
+    this.presenceWatcher ??= new SocketWatcher(this);
     return this.presenceWatcher;
   }
 
@@ -65,8 +91,25 @@ export class SocketLink implements AccessClaims, DeviceLink {
     return this.presenceWatcher;
   }
 
+  /**
+   * True while the connection has more bytes queued than its limit; the first time, a check is set that drops the
+   * connection if it is still above the limit after the grace period.
+   */
+  overBufferLimit(): boolean {
+    if (this.overLimit) return true;
+    if (this.buffer.queuedBytes(this.socket) <= this.buffer.limitBytes) return false;
+    const timer = setTimeout(() => this.checkBuffer(), this.buffer.graceMs);
+    timer.unref();
+    this.overLimit = { timer, refused: [] };
+    return true;
+  }
+
   send(batch: DeliveredMessage[], ackTimeoutMs: number): Promise<boolean> {
     if (!this.socket.connected) return Promise.resolve(false);
+    if (this.overBufferLimit()) {
+      // Refused: resolves false at the check (or on close), so a caller that retries does so once per grace period.
+      return new Promise<boolean>((resolve) => this.overLimit?.refused.push(resolve));
+    }
     return new Promise<boolean>((resolve) => {
       const push: PendingPush = { deadline: this.now() + ackTimeoutMs, resolve };
       (this.pending ??= []).push(push);
@@ -75,8 +118,23 @@ export class SocketLink implements AccessClaims, DeviceLink {
     });
   }
 
+  /** The grace period is over: a connection still above its limit is dropped; refused pushes resolve false. */
+  private checkBuffer(): void {
+    const over = this.overLimit;
+    if (!over) return;
+    this.overLimit = null;
+    if (this.buffer.queuedBytes(this.socket) > this.buffer.limitBytes) this.buffer.drop(this.socket);
+    for (const resolve of over.refused) resolve(false);
+  }
+
   /** The connection closed: every unacknowledged push resolves false. */
   close(): void {
+    const over = this.overLimit;
+    if (over) {
+      clearTimeout(over.timer);
+      this.overLimit = null;
+      for (const resolve of over.refused) resolve(false);
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const pending = this.pending ?? [];
@@ -116,7 +174,10 @@ export class SocketLink implements AccessClaims, DeviceLink {
     return timer;
   }
 
-  /** The timer fired: pushes past their deadline resolve false; the timer is set again for the oldest one left. */
+  /**
+   * The timer fired: pushes past their deadline resolve false, and the connection is dropped — a client that has not
+   * acknowledged a push for so long is gone or not reading, and its mailbox keeps what it did not acknowledge.
+   */
   private expire(): void {
     this.timer = null;
     const now = this.now();
@@ -129,6 +190,7 @@ export class SocketLink implements AccessClaims, DeviceLink {
         return;
       }
       this.settle(first, false);
+      this.buffer.drop(this.socket);
     }
   }
 }

@@ -17,6 +17,7 @@ import type { PresenceService } from './service/presence.js';
 import type { EventLimiter } from './service/rate-limit.js';
 import { ENGINE_HEADERS } from './http/security.js';
 import { ExpiryWheel, SocketLink } from './socket-link.js';
+import type { LinkSocket, WriteBufferPolicy } from './socket-link.js';
 import { relayParser } from './socket-parser.js';
 import { parseInput } from './validation.js';
 
@@ -79,12 +80,13 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     else raw.once('upgrade', releaseUpgradeRequest); // long-polling first: the WebSocket comes later, if at all
   });
 
+  const bufferPolicy = writeBufferPolicy(config);
   io.use((socket, next) => {
     const auth: unknown = socket.handshake.auth;
     const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
     accounts.authenticate(token).then(
       (claims) => {
-        socket.data = new SocketLink(socket, claims, tokenExpiry(token, deps.now()), deps.now);
+        socket.data = new SocketLink(socket, claims, tokenExpiry(token, deps.now()), deps.now, bufferPolicy);
         // Nothing reads the handshake again: do not hold the token (its expiry is kept), nor the rest, for the
         // connection's lifetime.
         const handshake = socket.handshake;
@@ -121,11 +123,52 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
 
 interface EngineTransport {
   name?: string;
-  socket?: { _socket?: NodeJS.EventEmitter | null };
+  /** The `ws` WebSocket of the websocket transport. */
+  socket?: { _socket?: NodeJS.EventEmitter | null; bufferedAmount?: number; terminate?: () => void };
 }
 interface EngineSocket extends NodeJS.EventEmitter {
   request: unknown;
   transport?: EngineTransport;
+  /** Engine.IO packets waiting for the transport to become writable (it is not while the last write is pending). */
+  writeBuffer?: { data?: unknown }[];
+  close(discard?: boolean): void;
+}
+
+/** Bytes of one queued Engine.IO packet (a ping has no data). */
+function packetBytes(data: unknown): number {
+  if (typeof data === 'string') return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
+}
+
+/**
+ * What a connection has queued for writing: Engine.IO's write buffer (which grows while the transport waits for a
+ * write to finish) plus what the WebSocket has not yet handed to the kernel. The kernel's own buffers are bounded.
+ */
+export function queuedBytes(conn: EngineSocket): number {
+  let bytes = conn.transport?.socket?.bufferedAmount ?? 0;
+  for (const packet of conn.writeBuffer ?? []) bytes += packetBytes(packet.data);
+  return bytes;
+}
+
+/**
+ * Closes a connection at once. Engine.IO's close() waits for its write buffer to drain and `ws`'s close() for the
+ * peer's close frame (30 s): neither comes from a client that stopped reading, so the WebSocket is terminated.
+ */
+function dropConnection(conn: EngineSocket): void {
+  const ws = conn.transport?.socket;
+  if (conn.transport?.name === 'websocket' && typeof ws?.terminate === 'function') ws.terminate();
+  else conn.close(true);
+}
+
+function writeBufferPolicy(config: Config): WriteBufferPolicy {
+  const conn = (socket: LinkSocket): EngineSocket => (socket as RelaySocket).conn as unknown as EngineSocket;
+  return {
+    queuedBytes: (socket) => queuedBytes(conn(socket)),
+    drop: (socket) => dropConnection(conn(socket)),
+    limitBytes: config.socketBufferLimitBytes,
+    graceMs: config.socketBufferGraceMs,
+  };
 }
 
 /** The listener engine.io's WebSocketResponse leaves on the TCP socket; it holds the whole upgrade request. */

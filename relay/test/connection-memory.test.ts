@@ -1,7 +1,13 @@
 // What an idle connection keeps: no upgrade request (engine.io's and its WebSocketResponse's references are dropped),
 // no token in its handshake; and a client that starts on long-polling and upgrades to a WebSocket still works.
+// Each is compared with a plain Socket.IO server of the same versions and options, started here: the relay's
+// connection holds one `close` listener fewer on its TCP socket and no request where the plain one holds both (if
+// engine.io stopped adding them, the comparison fails instead of passing for nothing).
 // scripts/idle-memory.ts measures the memory itself.
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server } from 'socket.io';
 import { io } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,24 +30,45 @@ interface EngineClient {
 }
 
 /** engine.io's connected sockets (not a public API: this test pins the internals the relay works around). */
-function engineClients(): EngineClient[] {
-  const engine = t.relay.io.engine as unknown as { clients: Record<string, EngineClient> };
+function engineClients(server: Server = t.relay.io as unknown as Server): EngineClient[] {
+  const engine = server.engine as unknown as { clients: Record<string, EngineClient> };
   return Object.values(engine.clients);
 }
 
-const upgradeListener = (tcp: NodeJS.EventEmitter): boolean =>
-  tcp.listeners('close').some((l) => l.toString() === '() => this.emit("close")');
+const closeListeners = (client: EngineClient): number => client.transport.socket?._socket?.listenerCount('close') ?? -1;
+
+/** What a connection of a plain Socket.IO server (no relay hooks) holds: its request, and its TCP close listeners. */
+async function plainConnection(): Promise<{ request: unknown; closeListeners: number }> {
+  const http = createServer();
+  const server = new Server(http, { parser: msgpackParser, serveClient: false });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const { port } = http.address() as AddressInfo;
+  const socket = io(`http://127.0.0.1:${port}`, { parser: msgpackParser, transports: ['websocket'], forceNew: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('connect_error', reject);
+    });
+    const [client] = engineClients(server);
+    if (!client) throw new Error('the plain server has no connection');
+    return { request: client.request, closeListeners: closeListeners(client) };
+  } finally {
+    socket.disconnect();
+    await server.close();
+  }
+}
 
 describe('an idle connection', () => {
   it('keeps neither the upgrade request nor the access token', async () => {
+    const plain = await plainConnection();
+    expect(plain.request).not.toBeNull();
+    expect(plain.closeListeners).toBeGreaterThan(0);
     const device = await connectDevice(t.url, alice.accessToken);
     const clients = engineClients();
     expect(clients.length).toBeGreaterThan(0);
     for (const client of clients) {
       expect(client.request).toBeNull();
-      const tcp = client.transport.socket?._socket;
-      expect(tcp).toBeDefined();
-      if (tcp) expect(upgradeListener(tcp)).toBe(false);
+      expect(closeListeners(client)).toBe(plain.closeListeners - 1);
     }
     const sockets = [...t.relay.io.sockets.sockets.values()];
     for (const socket of sockets) expect(JSON.stringify(socket.handshake)).not.toContain(alice.accessToken);
@@ -62,9 +89,10 @@ describe('an idle connection', () => {
         5000,
         'the upgrade on the relay',
       );
+      const plain = await plainConnection();
       for (const client of engineClients()) {
-        const tcp = client.transport.socket?._socket;
-        if (tcp) expect(upgradeListener(tcp)).toBe(false);
+        expect(client.request).toBeNull();
+        expect(closeListeners(client)).toBe(plain.closeListeners - 1);
       }
       const id = messageId();
       const ack: unknown = await socket

@@ -1,6 +1,8 @@
 // Delivery when relay nodes commit concurrently: an entry with an older seq that is committed (or reaches this node)
 // after a newer one was sent still arrives, and a resync sends whatever the store holds that a connection missed.
-// Runs on a real SQLite store; the device link is a recording stand-in for a socket (it acks every batch).
+// Runs on a real SQLite store; the device link is a recording stand-in for a socket (it acks every batch). Nothing
+// sleeps: a test waits for the connection's first mailbox read to finish (it is live then), and proves that
+// something did not come by waiting for a marker entry sent after it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +21,16 @@ import { T0, newAccount } from './store.contract.js';
 /** A real store whose mailbox reads can leave out given seqs, as if their commits were not visible yet. */
 class LaggingStore extends SqliteStore {
   hidden = new Set<number>();
+  /** Mailbox reads started, and finished. */
+  started = 0;
+  reads = 0;
+  /** While set, every read waits for it before it starts. */
+  gate: Promise<void> | null = null;
   override async fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number) {
+    this.started++;
+    if (this.gate) await this.gate;
     const entries = await super.fetchMailbox(deviceId, afterSeq, limit, maxBytes);
+    this.reads++;
     return entries.filter((e) => !this.hidden.has(e.seq));
   }
 }
@@ -89,12 +99,25 @@ function recordingLink(): DeviceLink & { received: DeliveredMessage[]; release()
 
 const ids = (messages: DeliveredMessage[]) => messages.map((m) => m.id);
 
+/** Attaches the link and waits until the empty mailbox was read: the connection is live then. */
+async function attachLive(link: DeviceLink): Promise<void> {
+  const before = store.reads;
+  delivery.attach(link);
+  await waitFor(() => store.reads > before, 2000, 'the first mailbox read');
+}
+
+/** Stores a marker entry for bob and offers it live; resolves once the link got it. */
+async function marker(link: { received: DeliveredMessage[] }): Promise<void> {
+  const [entry] = await storeForBob('marker');
+  delivery.committed([entry as MailboxEntry]);
+  await waitFor(() => ids(link.received).includes('marker'), 2000, 'the marker');
+}
+
 describe('delivery with concurrent committers', () => {
   it('pushes a live entry whose seq is older than one already sent', async () => {
     const link = recordingLink();
     link.release();
-    delivery.attach(link);
-    await new Promise((r) => setTimeout(r, 50)); // the empty mailbox is read: live now
+    await attachLive(link);
     const [older, newer] = await storeForBob('older', 'newer');
     delivery.committed([newer as MailboxEntry]);
     delivery.committed([older as MailboxEntry]); // another node's commit, arriving late
@@ -112,11 +135,33 @@ describe('delivery with concurrent committers', () => {
     delivery.committed([late as MailboxEntry]); // held: the connection is not live yet
     link.release();
     await waitFor(() => link.received.length === 3, 2000, 'the late entry');
-    await new Promise((r) => setTimeout(r, 100));
-    expect(ids(link.received)).toEqual(['first', 'second', 'late']);
+    await marker(link);
+    expect(ids(link.received)).toEqual(['first', 'second', 'late', 'marker']);
     expect([first?.seq, second?.seq].every((s) => (s ?? 0) > (late?.seq ?? Infinity))).toBe(true);
     await batcher.idle();
     expect(await store.countMailbox(bob.deviceId)).toBe(0);
+  });
+
+  it('reads the mailbox at most once more however many nudges arrive while a read is running', async () => {
+    const link = recordingLink();
+    link.release();
+    await attachLive(link);
+    let open = (): void => undefined;
+    store.gate = new Promise<void>((resolve) => (open = resolve));
+    const started = store.started;
+    delivery.resync([bob.deviceId]);
+    await waitFor(() => store.started === started + 1, 2000, 'the first resync read');
+    for (let i = 0; i < 100; i++) delivery.resync([bob.deviceId]); // while it runs
+    store.gate = null;
+    open();
+    await waitFor(() => store.started >= started + 2, 2000, 'the one queued read');
+    // A nudge after the queued read started needs a read of its own, which finds an entry stored just before it.
+    await storeForBob('after');
+    delivery.resync([bob.deviceId]);
+    await waitFor(() => ids(link.received).includes('after'), 2000, 'the entry the last read finds');
+    await marker(link);
+    // Two empty reads, then the last resync's: one fetch that finds 'after' and one that finds nothing more.
+    expect(store.started - started).toBe(4);
   });
 
   it('does not send again what the mailbox already delivered when its commit is also offered', async () => {
@@ -125,35 +170,36 @@ describe('delivery with concurrent committers', () => {
     const [entry] = await storeForBob('both-ways');
     delivery.committed([entry as MailboxEntry]); // held, and also read from the store
     link.release();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(ids(link.received)).toEqual(['both-ways']);
+    await waitFor(() => link.received.length >= 1, 2000, 'the entry');
+    await marker(link);
+    expect(ids(link.received)).toEqual(['both-ways', 'marker']);
   });
 
   it('resyncs a live connection from the store when a push was lost', async () => {
     const link = recordingLink();
     link.release();
-    delivery.attach(link);
-    await new Promise((r) => setTimeout(r, 50));
+    await attachLive(link);
     await storeForBob('lost-1', 'lost-2'); // committed elsewhere; its push never came
     expect(link.received).toEqual([]);
     delivery.resync([bob.deviceId]);
     await waitFor(() => link.received.length === 2, 2000, 'the resynced entries');
     expect(ids(link.received)).toEqual(['lost-1', 'lost-2']);
-    delivery.resync([bob.deviceId]); // acknowledged and deleted: nothing more
-    await new Promise((r) => setTimeout(r, 100));
-    expect(link.received).toHaveLength(2);
+    await batcher.idle();
+    await storeForBob('after-resync'); // committed elsewhere too; the next resync finds only it
+    delivery.resync([bob.deviceId]); // the lost entries were acknowledged and deleted: not sent again
+    await waitFor(() => ids(link.received).includes('after-resync'), 2000, 'the entry stored after the resync');
+    expect(ids(link.received)).toEqual(['lost-1', 'lost-2', 'after-resync']);
   });
 
   it('does not push again what a resync delivered when the live offer of the same commit comes later', async () => {
     const link = recordingLink();
     link.release();
-    delivery.attach(link);
-    await new Promise((r) => setTimeout(r, 50));
+    await attachLive(link);
     const [entry] = await storeForBob('slow-bus'); // committed by another node; its bus message is late
     delivery.resync([bob.deviceId]); // e.g. that node gave up waiting for the bus and asked for a resync
     await waitFor(() => link.received.length === 1, 2000, 'the resynced entry');
     delivery.committed([entry as MailboxEntry]); // the bus message arrives after all
-    await new Promise((r) => setTimeout(r, 100));
-    expect(ids(link.received)).toEqual(['slow-bus']);
+    await marker(link);
+    expect(ids(link.received)).toEqual(['slow-bus', 'marker']);
   });
 });

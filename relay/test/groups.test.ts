@@ -120,3 +120,61 @@ describe('PUT /api/groups/:groupId/members', () => {
     expect((await update(alice.accessToken, 'bad-id', { add: [] })).status).toBe(400);
   });
 });
+
+describe('group limits', () => {
+  let small: TestRelay;
+  beforeAll(async () => {
+    small = await startRelay({ GROUPS_PER_USER: '3', GROUP_ADDS_PER_HOUR: '6' });
+  });
+  afterAll(() => small.close());
+
+  const createOn = (token: string, members: string[]) =>
+    api(small.url, 'POST', '/api/groups', { token, body: { members } });
+  const groupsOf = async (account: TestAccount): Promise<number> =>
+    ((await api(small.url, 'GET', '/api/groups', { token: account.accessToken })).body as { groups: unknown[] }).groups
+      .length;
+
+  it('refuses with group_limit (409) to add a user who is in GROUPS_PER_USER groups, by creation or by add, and changes nothing', async () => {
+    const [owner, other, victim] = await Promise.all([signUp(small.url), signUp(small.url), signUp(small.url)]);
+    for (let i = 0; i < 3; i++) expect((await createOn(owner.accessToken, [victim.userId])).status).toBe(201);
+    expect(await groupsOf(victim)).toBe(3);
+
+    const refused = await createOn(other.accessToken, [victim.userId]);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('group_limit');
+    expect(await groupsOf(other)).toBe(0);
+
+    const own = await createOn(other.accessToken, []);
+    expect(own.status).toBe(201);
+    const add = await api(small.url, 'PUT', `/api/groups/${own.body.groupId}/members`, {
+      token: other.accessToken,
+      body: { add: [victim.userId] },
+    });
+    expect(add.status).toBe(409);
+    expect(add.body.error.code).toBe('group_limit');
+    expect(await groupsOf(victim)).toBe(3);
+  });
+
+  it('refuses with rate_limited (429) an account that adds more than GROUP_ADDS_PER_HOUR users in an hour', async () => {
+    const adder = await signUp(small.url);
+    const users = await Promise.all(Array.from({ length: 7 }, () => signUp(small.url)));
+    expect(
+      (
+        await createOn(
+          adder.accessToken,
+          users.slice(0, 4).map((u) => u.userId),
+        )
+      ).status,
+    ).toBe(201);
+    const group = await createOn(adder.accessToken, [users[4]?.userId ?? '', users[5]?.userId ?? '']);
+    expect(group.status).toBe(201);
+    const over = await api(small.url, 'PUT', `/api/groups/${group.body.groupId}/members`, {
+      token: adder.accessToken,
+      body: { add: [users[6]?.userId] },
+    });
+    expect(over.status).toBe(429);
+    expect(over.body.error.code).toBe('rate_limited');
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await groupsOf(users[6] as TestAccount)).toBe(0);
+  });
+});

@@ -1,7 +1,17 @@
 // The `message:send` event: direct and group sends, durability before the ack, idempotency, ephemeral, limits.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, connectDevice, messageId, signIn, signInWithKeys, signUp, sleep, startRelay } from './helpers.js';
+import {
+  api,
+  connectDevice,
+  messageId,
+  signIn,
+  signInWithKeys,
+  signUp,
+  sleep,
+  startRelay,
+  waitFor,
+} from './helpers.js';
 import type { TestAccount, TestDevice, TestRelay } from './helpers.js';
 
 let t: TestRelay;
@@ -107,8 +117,10 @@ describe('message:send to devices', () => {
     expect(ack.ok).toBe(true);
     expect(await stored(gina.deviceId)).toBe(0);
     const late = await connectDevice(t.url, gina.accessToken);
-    await sleep(200);
-    expect(late.messages).toEqual([]);
+    const marker = messageId(); // stored after the ephemeral one: it arrives, and nothing before it
+    expect((await sender.send({ id: marker, envelopes: [{ to: gina.deviceId, body: randomBytes(4) }] })).ok).toBe(true);
+    await late.waitForMessages(1);
+    expect(late.messages.map((m) => m.id)).toEqual([marker]);
     late.close();
   });
 
@@ -146,12 +158,21 @@ describe('message:send to a group', () => {
   it('fans out to every member device except the sending one, marked with the group', async () => {
     const id = messageId();
     const body = randomBytes(64);
+    const bobBefore = await stored(bob.deviceId); // bob is offline: his entries stay stored
     const ack = await sender.send({ id, group: groupId, body });
     expect(ack.ok).toBe(true);
     const [own] = await aliceSecond.waitForMessages(1);
     expect(own).toMatchObject({ id, group: groupId });
+    expect(await stored(bob.deviceId)).toBe(bobBefore + 1);
+    // The sending device: nothing stored, and nothing pushed before a marker sent to it afterwards.
     expect(await stored(alice.deviceId)).toBe(0);
-    expect(await stored(bob.deviceId)).toBeGreaterThanOrEqual(1);
+    const marker = messageId();
+    expect(await aliceSecond.send({ id: marker, envelopes: [{ to: alice.deviceId, body: randomBytes(4) }] })).toEqual({
+      ok: true,
+      ts: expect.any(Number),
+    });
+    await waitFor(() => sender.messages.some((m) => m.id === marker), 5000, 'the marker');
+    expect(sender.messages.map((m) => m.id)).not.toContain(id);
     const carolDevice = await connectDevice(t.url, carol.accessToken);
     const [received] = await carolDevice.waitForMessages(1);
     expect(received).toMatchObject({ id, group: groupId });

@@ -1,5 +1,7 @@
 // The `messages` event: the mailbox in seq order and in acknowledged batches on connect, then live; delete on
-// ack; redelivery of what was not acknowledged; expiry.
+// ack; redelivery of what was not acknowledged; expiry. Nothing sleeps: that something did not come is proven by
+// a marker sent after it (an ephemeral message is pushed at once, a stored one after the mailbox), and a connection
+// is live once its first mailbox read (counted on the relay's store) has finished.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDevice, messageId, signUp, sleep, startRelay, waitFor } from './helpers.js';
@@ -10,8 +12,17 @@ let offset = 0;
 let t: TestRelay;
 let alice: TestAccount;
 let sender: TestDevice;
+/** Finished mailbox reads per device. */
+const reads = new Map<string, number>();
 beforeAll(async () => {
   t = await startRelay({ SEND_RATE_BURST: '10000' }, { now: () => Date.now() + offset });
+  const store = t.relay.store;
+  const fetchMailbox = store.fetchMailbox.bind(store);
+  store.fetchMailbox = async (deviceId, afterSeq, limit, maxBytes) => {
+    const entries = await fetchMailbox(deviceId, afterSeq, limit, maxBytes);
+    reads.set(deviceId, (reads.get(deviceId) ?? 0) + 1);
+    return entries;
+  };
   alice = await signUp(t.url);
   sender = await connectDevice(t.url, alice.accessToken);
 });
@@ -35,8 +46,19 @@ describe('messages on connect', () => {
     const ids = await sendMany(bob.deviceId, 230);
     const device = await connectDevice(t.url, bob.accessToken, { autoAck: false });
     await waitFor(() => device.batches.length === 1, 5000, 'the first batch');
-    await sleep(150);
-    expect(device.batches).toHaveLength(1); // nothing more before the ack
+    // Nothing more before the ack: an ephemeral marker, pushed at once, is the next thing to arrive.
+    const marker = messageId();
+    const ack = await sender.send({
+      id: marker,
+      ephemeral: true,
+      envelopes: [{ to: bob.deviceId, body: randomBytes(4) }],
+    });
+    expect(ack.ok).toBe(true);
+    await waitFor(() => device.batches.length === 2, 5000, 'the marker');
+    expect(device.batches[1]?.map((m) => m.id)).toEqual([marker]);
+    device.pendingAcks.splice(1, 1)[0]?.();
+    device.batches.splice(1, 1);
+    device.messages.splice(100, 1);
     expect(device.batches[0]).toHaveLength(100);
     while (device.messages.length < 230) {
       const acked = device.batches.length;
@@ -60,8 +82,9 @@ describe('messages on connect', () => {
     first.close();
     await waitForEmptyMailbox(carol.deviceId);
     const again = await connectDevice(t.url, carol.accessToken);
-    await sleep(200);
-    expect(again.messages).toEqual([]);
+    const [marker] = await sendMany(carol.deviceId, 1); // stored after them: it comes, and nothing before it
+    await again.waitForMessages(1);
+    expect(again.messages.map((m) => m.id)).toEqual([marker]);
     again.close();
   });
 
@@ -82,11 +105,11 @@ describe('messages on connect', () => {
     const device = await connectDevice(t.url, erin.accessToken, { autoAck: false });
     await waitFor(() => device.batches.length === 1, 5000, 'the first batch');
     const live = await sendMany(erin.deviceId, 3); // committed while the mailbox is still being sent
-    for (let i = 0; i < 10 && device.messages.length < 123; i++) {
+    while (device.messages.length < 123) {
+      const seen = device.batches.length;
       device.pendingAcks.shift()?.();
-      await sleep(50);
+      await waitFor(() => device.batches.length > seen, 5000, 'the next batch');
     }
-    await device.waitForMessages(123);
     expect(device.messages.map((m) => m.id)).toEqual([...stored, ...live]);
     device.close();
   });
@@ -94,7 +117,7 @@ describe('messages on connect', () => {
   it('pushes live messages to a connected device as they are committed', async () => {
     const frank = await signUp(t.url);
     const device = await connectDevice(t.url, frank.accessToken);
-    await sleep(50);
+    await waitFor(() => (reads.get(frank.deviceId) ?? 0) > 0, 5000, 'the empty mailbox read: live from then on');
     const ids = await sendMany(frank.deviceId, 3);
     expect((await device.waitForMessages(3)).map((m) => m.id)).toEqual(ids);
     await waitForEmptyMailbox(frank.deviceId);

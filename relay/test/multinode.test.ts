@@ -84,8 +84,6 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
   it('delivers messages both ways between devices on different nodes, and presence across them', async () => {
     const a = await connect(node1, alice.accessToken);
     const b = await connect(node2, bob.accessToken);
-    expect(await b.watch([alice.userId])).toEqual({ ok: true });
-    await waitFor(() => b.presence.some((p) => p.userId === alice.userId && p.online), 5000, 'alice online');
 
     const toBob = messageId();
     const toAlice = messageId();
@@ -97,6 +95,9 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
     });
     await waitFor(() => idsOf(b).has(toBob) && idsOf(a).has(toAlice), 5000, 'both messages');
     expect(Buffer.from(b.messages.find((m) => m.id === toBob)?.body as Uint8Array)).toEqual(body(toBob));
+    // Alice has written to bob: bob may see her presence, from the other node.
+    expect(await b.watch([alice.userId])).toEqual({ ok: true });
+    await waitFor(() => b.presence.some((p) => p.userId === alice.userId && p.online), 5000, 'alice online');
 
     const typing = messageId();
     expect(
@@ -230,14 +231,19 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
     await waitFor(() => acked.every((id) => idsOf(b).has(id)), 20_000, 'every message sent around the outage');
 
     // Presence works again across nodes (Redis restarted empty: each node wrote its connections back).
+    // Dave writes to bob first (presence is shared only with the people one has written to), then goes offline.
+    const writer = await connect(node1, dave.accessToken);
+    const hello = messageId();
+    expect(await writer.send({ id: hello, envelopes: [{ to: bob.deviceId, body: body(hello) }] })).toMatchObject({
+      ok: true,
+    });
+    await waitFor(() => idsOf(b).has(hello), 5000, "dave's message");
+    writer.close();
     expect(await b.watch([dave.userId])).toEqual({ ok: true });
-    await waitFor(() => b.presence.some((p) => p.userId === dave.userId), 5000, 'dave initial state');
+    const daveState = () => b.presence.filter((p) => p.userId === dave.userId).at(-1);
+    await waitFor(() => daveState()?.online === false, 5000, 'dave offline');
     const daveDevice = await connect(node1, dave.accessToken);
-    await waitFor(
-      () => b.presence.some((p) => p.userId === dave.userId && p.online),
-      10_000,
-      'dave online seen from the other node',
-    );
+    await waitFor(() => daveState()?.online === true, 10_000, 'dave online seen from the other node');
     daveDevice.close();
   });
 

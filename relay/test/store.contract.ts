@@ -83,6 +83,30 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.findUnknownDevices([bob.deviceId, ghost])).toEqual([ghost]);
       });
 
+      it('stores no last-seen time for a user who does not share presence, and forgets it when sharing goes off', async () => {
+        await store.applyWrites({ ...noWrites, lastSeen: [{ userId: alice.userId, ts: T0 + 1 }] }, T0 + 1);
+        expect((await store.getPresence([alice.userId]))[0]?.lastSeen).toBe(T0 + 1);
+        await store.setSharePresence(alice.userId, false);
+        expect((await store.getPresence([alice.userId]))[0]).toMatchObject({ sharePresence: false, lastSeen: null });
+        await store.applyWrites({ ...noWrites, lastSeen: [{ userId: alice.userId, ts: T0 + 2 }] }, T0 + 2);
+        expect((await store.getPresence([alice.userId]))[0]?.lastSeen).toBeNull();
+        await store.setSharePresence(alice.userId, true);
+        await store.applyWrites({ ...noWrites, lastSeen: [{ userId: alice.userId, ts: T0 + 3 }] }, T0 + 3);
+        expect((await store.getPresence([alice.userId]))[0]?.lastSeen).toBe(T0 + 3);
+      });
+
+      it('records who has written to whom, one way, and forgets it with either user', async () => {
+        const carol = newAccount('carol');
+        await store.createAccount(carol);
+        expect(await store.contactsWritingTo(bob.userId, [alice.userId, carol.userId])).toEqual([]);
+        expect(await store.recordContacts(alice.userId, [bob.deviceId, alice.deviceId, id()])).toEqual([bob.userId]);
+        expect(await store.recordContacts(alice.userId, [bob.deviceId])).toEqual([bob.userId]);
+        expect(await store.contactsWritingTo(bob.userId, [alice.userId, carol.userId])).toEqual([alice.userId]);
+        expect(await store.contactsWritingTo(alice.userId, [bob.userId, alice.userId])).toEqual([]);
+        await store.deleteUser(alice.userId);
+        expect(await store.contactsWritingTo(bob.userId, [alice.userId])).toEqual([]);
+      });
+
       it('stores presence settings, backups and last-seen times', async () => {
         await store.setSharePresence(alice.userId, false);
         await store.applyWrites({ ...noWrites, lastSeen: [{ userId: bob.userId, ts: T0 + 5 }] }, T0 + 6);
@@ -265,6 +289,26 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.getGroup(groupId)).toBeNull();
       });
 
+      it('counts the groups each user is a member of', async () => {
+        await store.createGroup(id(), [{ userId: alice.userId, admin: true }], T0);
+        await store.createGroup(
+          id(),
+          [
+            { userId: alice.userId, admin: true },
+            { userId: bob.userId, admin: false },
+          ],
+          T0,
+        );
+        const unknown = id();
+        expect(await store.countGroups([alice.userId, bob.userId, unknown])).toEqual(
+          new Map([
+            [alice.userId, 2],
+            [bob.userId, 1],
+            [unknown, 0],
+          ]),
+        );
+      });
+
       it('resolves group recipients: every member device but the sender', async () => {
         const groupId = id();
         await store.createGroup(groupId, [{ userId: alice.userId, admin: true }], T0);
@@ -287,6 +331,28 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
 
     describe('mailbox', () => {
+      it("names the devices that still hold a stored send's entry, and none after they acknowledged it", async () => {
+        const carol = newAccount('carol');
+        await store.createAccount(carol);
+        const [first] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'r1', [bob.deviceId, carol.deviceId])] },
+          T0,
+        );
+        if (first?.status !== 'stored') throw new Error('not stored');
+        const [again] = await store.applyWrites(
+          { ...noWrites, sends: [direct(alice, 'r1', [alice.deviceId])] },
+          T0 + 9,
+        );
+        expect(again).toEqual({ status: 'duplicate', ts: T0 });
+        expect((await store.pendingRecipients(alice.deviceId, 'r1', T0)).sort()).toEqual(
+          [bob.deviceId, carol.deviceId].sort(),
+        );
+        const bobSeq = first.entries.find((e) => e.deviceId === bob.deviceId)?.seq ?? -1;
+        await store.applyWrites({ ...noWrites, acks: [{ deviceId: bob.deviceId, seqs: [bobSeq] }] }, T0 + 10);
+        expect(await store.pendingRecipients(alice.deviceId, 'r1', T0)).toEqual([carol.deviceId]);
+        expect(await store.pendingRecipients(alice.deviceId, 'never-sent', T0)).toEqual([]);
+      });
+
       it('stores one entry per recipient device in one commit, in seq order', async () => {
         const [outcome] = await store.applyWrites(
           { ...noWrites, sends: [direct(alice, 'm1', [bob.deviceId, alice.deviceId])] },

@@ -3,6 +3,8 @@
 // the cluster bus) on another. The store is the source of truth: whenever live pushes may have been missed — an
 // entry committed by another node with a lower seq than one already sent, a bus outage, a resent message — the
 // connection reads its mailbox again and sends what it has not got.
+// Backpressure: a connection has at most `windowBytes` of live bodies unacknowledged; entries committed beyond that
+// (or whose push failed) stay in the mailbox, and are read and sent once its pushes are settled.
 import type { Logger } from 'pino';
 import type { ClusterBus } from '../cluster/bus.js';
 import { LIMITS } from '../protocol.js';
@@ -34,6 +36,11 @@ export interface DeliveryOptions {
   ackTimeoutMs?: number;
   /** Bytes of bodies per `messages` event (at least one entry per event). */
   batchBytes?: number;
+  /**
+   * Bytes of live bodies a connection may leave unacknowledged (at least one batch); also the bound on the bodies
+   * held in memory while its stored mailbox is being sent.
+   */
+  windowBytes?: number;
 }
 
 /** Live entries held back while a connection's mailbox is still being sent; beyond this, read them again. */
@@ -75,12 +82,19 @@ class Connection {
   private live = false;
   /** Entries offered while the mailbox was still being sent. */
   private held: MailboxEntry[] = NONE;
+  private heldBytes = 0;
   private heldOverflow = false;
+  /** Bytes of bodies of live pushes not yet settled. */
+  private liveUnacked = 0;
+  /** Entries were left in the mailbox (window full, or a push failed): read it again once the live pushes settle. */
+  private behind = false;
   /** Set by resync() before the connection is live: the switch to live then reads the whole mailbox again. */
   private resyncWanted = false;
   /** Live and resent entries sent on this connection whose ack has not come (a resync skips them). */
   private inFlight: Set<number> | null = null; // made when needed: an idle connection holds none
   private resyncing: Promise<void> | null = null;
+  /** A resync is queued and has not started: another nudge adds nothing. */
+  private resyncQueued = false;
   /**
    * Seqs that a read behind the live stream (a resync, a late commit) delivered, kept for RESENT_KEEP_MS: the live
    * offer of the same commit may still be on its way over the bus, and must not push it a second time.
@@ -104,6 +118,7 @@ class Connection {
       // Too much arrived meanwhile to hold in memory: it is all stored, so read on (and look behind the cursor).
       this.heldOverflow = false;
       this.held = NONE;
+      this.heldBytes = 0;
       this.resyncWanted = true;
     }
     // Held entries at or below the cursor were either read above (and are acknowledged, so deleted once the
@@ -111,6 +126,7 @@ class Connection {
     const late = this.held.filter((e) => e.seq <= this.cursor);
     const fresh = this.held.filter((e) => e.seq > this.cursor);
     this.held = NONE;
+    this.heldBytes = 0;
     if (late.length > 0 || this.resyncWanted) {
       const from = this.resyncWanted ? 0 : Math.min(...late.map((e) => e.seq)) - 1;
       this.resyncWanted = false;
@@ -121,6 +137,7 @@ class Connection {
     this.live = true;
     const meanwhile = this.held;
     this.held = NONE;
+    this.heldBytes = 0;
     this.push([...fresh, ...meanwhile]);
   }
 
@@ -128,11 +145,15 @@ class Connection {
   offer(entries: MailboxEntry[]): void {
     if (this.closed) return;
     if (!this.live) {
-      if (this.held.length + entries.length > MAX_HELD) {
+      if (this.heldOverflow) return;
+      const bytes = entries.reduce((sum, e) => sum + e.body.length, 0);
+      if (this.held.length + entries.length > MAX_HELD || this.heldBytes + bytes > this.d.windowBytes) {
         this.heldOverflow = true;
         this.held = NONE;
-      } else if (!this.heldOverflow) {
+        this.heldBytes = 0;
+      } else {
         this.held = this.held === NONE ? [...entries] : this.held.concat(entries);
+        this.heldBytes += bytes;
       }
       return;
     }
@@ -146,8 +167,12 @@ class Connection {
       this.resyncWanted = true;
       return;
     }
+    // One read waits behind the one running, whatever the number of nudges: it reads everything stored anyway.
+    if (this.resyncQueued) return;
+    this.resyncQueued = true;
     this.resyncing = (this.resyncing ?? Promise.resolve())
       .then(async () => {
+        this.resyncQueued = false;
         await this.d.writes.idle();
         await this.sendStored(0, Infinity, false);
       })
@@ -224,25 +249,44 @@ class Connection {
       this.inFlight === null && resent === null
         ? entries
         : entries.filter((e) => !this.isInFlight(e.seq) && !(resent?.has(e.seq) ?? false));
-    if (fresh.length === 0) return;
+    if (fresh.length === 0 || this.behind) return;
     for (const batch of batches(fresh, this.d.batchBytes)) {
+      const bytes = batch.reduce((sum, e) => sum + e.body.length, 0);
+      if (this.liveUnacked > 0 && this.liveUnacked + bytes > this.d.windowBytes) {
+        // The window is full: this and later entries wait in the mailbox until the pushes in flight settle.
+        this.behind = true;
+        return;
+      }
+      this.liveUnacked += bytes;
       this.markInFlight(batch);
       this.link.send(batch.map(toWire), this.d.ackTimeoutMs).then(
         (acked) => {
           this.unmarkInFlight(batch);
-          // Unacknowledged live entries stay stored and come again with the next connection's mailbox (or resync).
+          // Unacknowledged live entries stay stored and come again with a resync (or the next connection's mailbox).
           if (acked)
             this.d.writes.ack(
               this.link.deviceId,
               batch.map((e) => e.seq),
             );
+          else this.behind = true;
+          this.settled(bytes);
         },
         (err: unknown) => {
           this.unmarkInFlight(batch);
           this.d.log.warn({ err }, 'live delivery failed');
+          this.behind = true;
+          this.settled(bytes);
         },
       );
     }
+  }
+
+  /** A live push settled: once none is in flight, what was left in the mailbox is read and sent. */
+  private settled(bytes: number): void {
+    this.liveUnacked -= bytes;
+    if (this.liveUnacked > 0 || !this.behind || this.closed) return;
+    this.behind = false;
+    this.resync();
   }
 }
 
@@ -256,7 +300,7 @@ export class Delivery {
 
   constructor(options: DeliveryOptions) {
     const { bus, ...rest } = options;
-    this.d = { ackTimeoutMs: 30_000, batchBytes: 1024 * 1024, ...rest };
+    this.d = { ackTimeoutMs: 30_000, batchBytes: 1024 * 1024, windowBytes: 1024 * 1024, ...rest };
     this.bus = bus;
     bus.onEvent((event) => {
       if (event.type === 'entries') this.offerHere(event.entries);

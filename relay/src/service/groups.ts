@@ -1,5 +1,9 @@
 // Groups: creation, listing, and membership changes (admins add and remove; any member may remove only
 // themselves, which is leaving). Rules live here; the store applies a change with compare-and-set.
+// Limits against spam: a user is a member of at most `groupsPerUser` groups (a creation or an add that would pass it
+// is refused with group_limit, and nothing changes), and one account adds at most `addsPerHour` users to groups
+// (creations included; a token bucket per account on this node). The cap is checked before the compare-and-set, so
+// concurrent adds of one user on several nodes can pass it by the number of racing requests.
 import { RelayError } from '../errors.js';
 import { LIMITS } from '../protocol.js';
 import type { GroupAnswer, UpdateGroupMembersBody } from '../protocol.js';
@@ -16,10 +20,24 @@ const toAnswer = (g: { groupId: string; members: GroupMemberRecord[] }): GroupAn
 /** Attempts of a membership change that lost a race with another change. */
 const MAX_ATTEMPTS = 5;
 
+export interface GroupLimits {
+  groupsPerUser: number;
+  addsPerHour: number;
+}
+
+const HOUR_MS = 3600 * 1000;
+
 export class GroupService {
+  /** Per account: adds left, refilled continuously up to addsPerHour, and when last refilled. */
+  private readonly budgets = new Map<string, { left: number; at: number }>();
+
   constructor(
     private readonly store: Store,
     private readonly now: () => number,
+    private readonly limits: GroupLimits = {
+      groupsPerUser: LIMITS.groupsPerUser,
+      addsPerHour: LIMITS.groupAddsPerHour,
+    },
   ) {}
 
   /** The creator becomes the first member and the only admin; the listed users follow in order. */
@@ -29,6 +47,8 @@ export class GroupService {
       throw new RelayError('invalid_input', `a group has at most ${LIMITS.groupMembers} members`);
     }
     await this.requireUsers(others);
+    await this.requireRoom([auth.userId, ...others], auth.userId);
+    this.spendAdds(auth.userId, others.length);
     const members = [{ userId: auth.userId, admin: true }, ...others.map((userId) => ({ userId, admin: false }))];
     return toAnswer(await this.store.createGroup(newId(), members, this.now()));
   }
@@ -50,16 +70,51 @@ export class GroupService {
       if (!group || !actor) throw new RelayError('not_found', 'no such group');
       const leaving = add.length === 0 && remove.length === 1 && remove[0] === auth.userId;
       if (!actor.admin && !leaving) throw new RelayError('forbidden', 'only admins can change the members');
+      const added = add.filter((id) => !group.members.some((m) => m.userId === id));
       if (attempt === 0) await this.requireUsers(add);
       const members = nextMembers(group, add, remove);
       if (members.length > LIMITS.groupMembers) {
         throw new RelayError('invalid_input', `a group has at most ${LIMITS.groupMembers} members`);
       }
+      await this.requireRoom(added, auth.userId);
+      if (attempt === 0) this.spendAdds(auth.userId, added.length);
       if (await this.store.replaceGroupMembers(groupId, group.version, members, this.now())) {
         return toAnswer({ groupId, members });
       }
     }
     throw new RelayError('internal', 'the group kept changing; try again');
+  }
+
+  /** Refuses (group_limit) when any of these users is already in groupsPerUser groups. */
+  private async requireRoom(userIds: string[], actorId: string): Promise<void> {
+    if (userIds.length === 0) return;
+    const counts = await this.store.countGroups(userIds);
+    const max = this.limits.groupsPerUser;
+    if ((counts.get(actorId) ?? 0) >= max && userIds.includes(actorId)) {
+      throw new RelayError('group_limit', `you are a member of ${max} groups, the most allowed`);
+    }
+    const full = userIds.filter((id) => (counts.get(id) ?? 0) >= max).length;
+    if (full > 0) throw new RelayError('group_limit', `${full} of the users are members of ${max} groups already`);
+  }
+
+  /** Takes `count` adds from the account's hourly budget, or refuses (rate_limited) taking none. */
+  private spendAdds(userId: string, count: number): void {
+    if (count === 0) return;
+    const now = this.now();
+    const rate = this.limits.addsPerHour;
+    const budget = this.budgets.get(userId) ?? { left: rate, at: now };
+    budget.left = Math.min(rate, budget.left + (Math.max(0, now - budget.at) / HOUR_MS) * rate);
+    budget.at = now;
+    if (budget.left < count) {
+      this.budgets.set(userId, budget);
+      const retryAfterSeconds = Math.max(1, Math.ceil(((count - budget.left) / rate) * 3600));
+      throw new RelayError('rate_limited', `too many users added to groups; at most ${rate} an hour`, {
+        retryAfterSeconds,
+      });
+    }
+    budget.left -= count;
+    if (budget.left >= rate) this.budgets.delete(userId);
+    else this.budgets.set(userId, budget);
   }
 
   private async requireUsers(userIds: string[]): Promise<void> {

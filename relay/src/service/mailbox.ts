@@ -1,5 +1,6 @@
 // Sending: a validated `message:send` becomes one durable commit (through the WriteBatcher) and live pushes, or,
-// when ephemeral, a push to connected devices only.
+// when ephemeral, a push to connected devices only. A stored send also records that its sender has written to its
+// recipients (presence is shared along that); a resend nudges only the devices that still hold the first send.
 import { RelayError } from '../errors.js';
 import type { MessageSendPayload, RefusedRecipient } from '../protocol.js';
 import type { SendTarget, Store } from '../store/store.js';
@@ -7,12 +8,20 @@ import type { Delivery } from './delivery.js';
 import type { AccessClaims } from './tokens.js';
 import type { WriteBatcher } from './write-batcher.js';
 
+/** (sender user, recipient device) pairs recently recorded as contacts, so a conversation costs no write per send. */
+const RECENT_CONTACTS = 50_000;
+
 export class MailboxService {
+  private readonly recentContacts = new Set<string>();
+
   constructor(
     private readonly store: Store,
     private readonly batcher: WriteBatcher,
     private readonly delivery: Delivery,
     private readonly now: () => number,
+    private readonly onError: (err: unknown) => void = () => undefined,
+    /** Told the users a sender has just written to (the PresenceService lets them see the sender). */
+    private readonly onContacts: (fromUserId: string, toUserIds: string[]) => void = () => undefined,
   ) {}
 
   /**
@@ -26,6 +35,14 @@ export class MailboxService {
         : { kind: 'group', groupId: payload.group, body: asBytes(payload.body) };
     if (payload.ephemeral === true) return this.relayEphemeral(sender, payload.id, target);
 
+    // A direct send's contacts are recorded before its commit, so that a recipient who watches the sender as soon as
+    // the message arrives (on any node) is allowed to; a group's recipients are known only once it is committed.
+    if (target.kind === 'direct')
+      await this.recordContacts(
+        sender.userId,
+        target.envelopes.map((e) => e.to),
+      );
+
     const outcome = await this.batcher.send({
       senderUserId: sender.userId,
       senderDeviceId: sender.deviceId,
@@ -34,6 +51,12 @@ export class MailboxService {
     });
     switch (outcome.status) {
       case 'stored':
+        if (target.kind === 'group') {
+          void this.recordContacts(
+            sender.userId,
+            outcome.entries.map((e) => e.deviceId),
+          );
+        }
         return outcome.refused
           ? { ts: outcome.ts, refused: outcome.refused.map((to) => ({ to, code: 'mailbox_full' as const })) }
           : { ts: outcome.ts };
@@ -43,7 +66,7 @@ export class MailboxService {
         throw new RelayError('payload_too_large', 'the send reaches too many devices to store as one message');
       case 'duplicate':
         // A resend: the first send may have been stored by a node that died before it pushed the entries live.
-        this.nudgeRecipients(sender, target);
+        this.nudgeRecipients(sender, payload.id, outcome.ts);
         return { ts: outcome.ts };
       case 'unknown_recipient':
         throw new RelayError('unknown_recipient', 'an envelope names a device that does not exist');
@@ -54,18 +77,33 @@ export class MailboxService {
     }
   }
 
-  /** Recipients' connections (on any node) look in their mailboxes again; costs a read only for resends. */
-  private nudgeRecipients(sender: AccessClaims, target: SendTarget): void {
-    if (target.kind === 'direct') {
-      this.delivery.resync(target.envelopes.map((e) => e.to));
-      return;
-    }
-    this.store.groupRecipients(target.groupId, sender.userId, sender.deviceId).then(
-      (recipients) => {
-        if (recipients.status === 'ok') this.delivery.resync(recipients.deviceIds);
+  /**
+   * The devices that still hold the first send's entries look in their mailboxes again (on any node). Only those:
+   * the devices a resend names may be anyone's, and a device that acknowledged the entry has nothing to read.
+   */
+  private nudgeRecipients(sender: AccessClaims, id: string, ts: number): void {
+    this.store.pendingRecipients(sender.deviceId, id, ts).then(
+      (deviceIds) => {
+        if (deviceIds.length > 0) this.delivery.resync(deviceIds);
       },
       () => undefined, // the nudge is an optimisation: the entries stay stored for the next connection
     );
+  }
+
+  /** Pairs recorded lately are skipped (a conversation costs no write per send); a failure only loses presence. */
+  private async recordContacts(senderUserId: string, deviceIds: string[]): Promise<void> {
+    const fresh = [...new Set(deviceIds)].filter((d) => !this.recentContacts.has(`${senderUserId}:${d}`));
+    if (fresh.length === 0) return;
+    try {
+      const owners = await this.store.recordContacts(senderUserId, fresh);
+      if (owners.length > 0) this.onContacts(senderUserId, owners);
+      for (const d of fresh) {
+        if (this.recentContacts.size >= RECENT_CONTACTS) this.recentContacts.clear();
+        this.recentContacts.add(`${senderUserId}:${d}`);
+      }
+    } catch (err) {
+      this.onError(err);
+    }
   }
 
   private async relayEphemeral(sender: AccessClaims, id: string, target: SendTarget): Promise<{ ts: number }> {

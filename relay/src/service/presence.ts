@@ -2,12 +2,16 @@
 // whom on this node, and the `presence` updates watchers are owed. Changes seen on other nodes arrive over the
 // cluster bus. A user who does not share presence always appears as {online: false, lastSeen: null}; that check is
 // made here, on the watcher's node, in the order events arrive, so no interleaving of nodes can reveal such a user.
+// A user's presence is shared only with the users they have written to (a stored direct or group message; the
+// store's contacts): anyone else who watches them sees the hidden state, until that user writes to them.
 import type { ClusterBus } from '../cluster/bus.js';
 import type { PresenceUpdate } from '../protocol.js';
 import type { Store } from '../store/store.js';
 
 /** A connection that watches users (the socket layer implements it). */
 export interface PresenceWatcher {
+  /** The user who watches (presence is shared along the store's contacts of this user). */
+  readonly userId: string;
   send(update: PresenceUpdate): void;
 }
 
@@ -83,6 +87,11 @@ export class PresenceService {
   private readonly known = new Map<string, RegistryState>();
   /** The last update this node sent about each watched user, so a resync sends only what changed. */
   private readonly sent = new Map<string, PresenceUpdate>();
+  /** Users a watcher asked for but may not see (they have not written to it), by watched user. */
+  private readonly deniedOf = new Map<string, Set<PresenceWatcher>>();
+  private readonly denied = new Map<PresenceWatcher, Set<string>>();
+  /** The latest watch() of each watcher: an older one that resolves later changes nothing. */
+  private readonly watchCalls = new WeakMap<PresenceWatcher, number>();
   /** Per user, transitions are reported in the order connections opened and closed. */
   private readonly queues = new Map<string, Promise<void>>();
 
@@ -120,20 +129,26 @@ export class PresenceService {
    * to send after its ack; later changes are sent to the watcher directly.
    */
   async watch(watcher: PresenceWatcher, userIds: string[]): Promise<PresenceUpdate[]> {
+    const call = (this.watchCalls.get(watcher) ?? 0) + 1;
+    this.watchCalls.set(watcher, call);
     const wanted = [...new Set(userIds)];
+    const others = wanted.filter((id) => id !== watcher.userId);
+    const writers = new Set(others.length > 0 ? await this.o.store.contactsWritingTo(watcher.userId, others) : []);
+    if (this.watchCalls.get(watcher) !== call) return []; // replaced by a newer watch meanwhile
+    const allowed = wanted.filter((id) => id === watcher.userId || writers.has(id));
+    const hidden = wanted.filter((id) => id !== watcher.userId && !writers.has(id));
     this.unwatch(watcher);
-    this.watching.set(watcher, new Set(wanted));
-    for (const id of wanted) {
-      let set = this.watchersOf.get(id);
-      if (!set) {
-        set = new Set();
-        this.watchersOf.set(id, set);
-      }
-      set.add(watcher);
-    }
-    const [records, states] = await Promise.all([this.o.store.getPresence(wanted), this.o.registry.states(wanted)]);
+    this.watching.set(watcher, new Set(allowed));
+    for (const id of allowed) addTo(this.watchersOf, id, watcher);
+    if (hidden.length > 0) this.denied.set(watcher, new Set(hidden));
+    for (const id of hidden) addTo(this.deniedOf, id, watcher);
+    const [records, states] = await Promise.all([this.o.store.getPresence(wanted), this.o.registry.states(allowed)]);
     const updates: PresenceUpdate[] = [];
     for (const r of records) {
+      if (this.denied.get(watcher)?.has(r.userId)) {
+        updates.push({ userId: r.userId, online: false, lastSeen: null });
+        continue;
+      }
       if (!this.watchersOf.has(r.userId)) continue; // unwatched meanwhile
       this.sharing.set(r.userId, r.sharePresence);
       const state = states.get(r.userId);
@@ -146,8 +161,41 @@ export class PresenceService {
     return updates;
   }
 
+  /**
+   * `fromUserId` has just written to these users: their watchers on this node that asked for `fromUserId` now see
+   * its presence. (Watchers on other nodes see it at their next watch, which clients send on every reconnect.)
+   */
+  contactsAdded(fromUserId: string, toUserIds: string[]): void {
+    const waiting = this.deniedOf.get(fromUserId);
+    if (!waiting) return;
+    const to = new Set(toUserIds);
+    for (const watcher of [...waiting]) {
+      if (!to.has(watcher.userId)) continue;
+      removeFrom(this.deniedOf, fromUserId, watcher);
+      this.denied.get(watcher)?.delete(fromUserId);
+      this.watching.get(watcher)?.add(fromUserId);
+      addTo(this.watchersOf, fromUserId, watcher);
+      void this.admitted(watcher, fromUserId).catch(this.o.onError);
+    }
+  }
+
+  /** Sends a watcher the state of a user it was just allowed to see. */
+  private async admitted(watcher: PresenceWatcher, userId: string): Promise<void> {
+    const [records, states] = await Promise.all([this.o.store.getPresence([userId]), this.o.registry.states([userId])]);
+    const r = records[0];
+    if (!r || !this.watching.get(watcher)?.has(userId)) return;
+    this.sharing.set(userId, r.sharePresence);
+    const state = states.get(userId);
+    if (state && !this.known.has(userId)) this.known.set(userId, state);
+    const update = this.stateOf(userId, r.lastSeen);
+    this.sent.set(userId, update);
+    watcher.send(update);
+  }
+
   /** Stops every watch of `watcher` (on disconnect). */
   unwatch(watcher: PresenceWatcher): void {
+    for (const id of this.denied.get(watcher) ?? []) removeFrom(this.deniedOf, id, watcher);
+    this.denied.delete(watcher);
     for (const id of this.watching.get(watcher) ?? []) {
       const set = this.watchersOf.get(id);
       set?.delete(watcher);
@@ -236,4 +284,19 @@ export class PresenceService {
     if (!state) return { userId, online: false, lastSeen: storedLastSeen };
     return { userId, online: state.online, lastSeen: state.lastSeen };
   }
+}
+
+function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  set.add(value);
+}
+
+function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  set?.delete(value);
+  if (set?.size === 0) map.delete(key);
 }

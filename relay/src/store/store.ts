@@ -240,6 +240,8 @@ export interface Store {
     members: GroupMemberRecord[],
     now: number,
   ): Promise<boolean>;
+  /** How many groups each of these users is a member of (users in none, or unknown, count 0). */
+  countGroups(userIds: string[]): Promise<Map<string, number>>;
   /** Who an ephemeral group send reaches (read-only; stored sends resolve this inside applyWrites). */
   groupRecipients(groupId: string, senderUserId: string, senderDeviceId: string): Promise<GroupRecipientsOutcome>;
 
@@ -249,5 +251,20 @@ export interface Store {
   /** A device's entries with seq > afterSeq in seq order, at most `limit` and about `maxBytes` of bodies (≥ 1). */
   fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number): Promise<MailboxEntry[]>;
   countMailbox(deviceId: string): Promise<number>;
+  /**
+   * The devices that still hold an unacknowledged entry of the stored send (senderDeviceId, id) committed at `ts`
+   * (the ts its duplicate outcome answered). May include a device of another send that reused the same id in the
+   * same commit; never a device that holds no entry of that id.
+   */
+  pendingRecipients(senderDeviceId: string, id: string, ts: number): Promise<string[]>;
+
+  // Contacts (who has written to whom; presence is shared along them) ----------------------------------------------
+  /**
+   * Records that `fromUserId` has written to the owners of these devices (the sender's own devices are skipped);
+   * resolves to those owners.
+   */
+  recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<string[]>;
+  /** Of `fromUserIds`, the users who have written to `toUserId`. */
+  contactsWritingTo(toUserId: string, fromUserIds: string[]): Promise<string[]>;
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult>;
 }

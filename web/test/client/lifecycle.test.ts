@@ -98,6 +98,9 @@ describe('presence sharing', () => {
     const watcher = await user('pr_watch');
     const shy = await user('pr_shy');
     await openWith(watcher, shy);
+    // The relay shares shy's presence only with the people shy has written to.
+    await openWith(shy, watcher);
+    await shy.engine.send(watcher.userId, 'hello');
     await until('watcher sees shy online', () => watcher.engine.getSnapshot().presence[shy.userId]?.online === true);
 
     await shy.engine.setSharePresence(false);

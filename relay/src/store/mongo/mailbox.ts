@@ -379,7 +379,8 @@ export class MongoMailbox {
     if (lastSeen.length === 0) return;
     // updateMany on the unique _id: the same write as updateOne, without FerretDB's held connection per statement.
     const ops: AnyBulkWriteOperation<UserDoc>[] = lastSeen.map(({ userId, ts }) => ({
-      updateMany: { filter: { _id: userId }, update: { $set: { lastSeen: ts } } },
+      // Nothing is stored of a user who does not share presence.
+      updateMany: { filter: { _id: userId, sharePresence: true }, update: { $set: { lastSeen: ts } } },
     }));
     await inBoundedRequests(ops, (chunk) => this.m.users.bulkWrite(chunk, { ordered: false }));
   }

@@ -107,6 +107,13 @@ export interface InviteDoc {
   expiresAt: number;
 }
 
+/** `from` has written to `to` (see Store.recordContacts); `_id` is `${to}:${from}`. */
+export interface ContactDoc {
+  _id: string;
+  to: string;
+  from: string;
+}
+
 export interface CounterDoc {
   _id: string;
   n: number;
@@ -211,6 +218,17 @@ messageSchema.index({ key: 1 }, { unique: true });
 messageSchema.index({ to: 1, _id: 1 });
 messageSchema.index({ ts: 1 });
 
+const contactSchema = new Schema<ContactDoc>(
+  {
+    _id: { type: String, required: true },
+    to: { type: String, required: true },
+    from: { type: String, required: true },
+  },
+  common,
+);
+contactSchema.index({ to: 1, from: 1 });
+contactSchema.index({ from: 1 });
+
 const counterSchema = new Schema<CounterDoc>({ _id: String, n: Number }, common);
 
 const inviteSchema = new Schema<InviteDoc>(
@@ -228,6 +246,7 @@ export interface Models {
   messages: Model<MessageDoc>;
   counters: Model<CounterDoc>;
   invites: Model<InviteDoc>;
+  contacts: Model<ContactDoc>;
 }
 
 export function defineModels(connection: Connection): Models {
@@ -240,6 +259,7 @@ export function defineModels(connection: Connection): Models {
     messages: connection.model<MessageDoc>('Message', messageSchema, 'messages'),
     counters: connection.model<CounterDoc>('Counter', counterSchema, 'counters'),
     invites: connection.model<InviteDoc>('Invite', inviteSchema, 'invites'),
+    contacts: connection.model<ContactDoc>('Contact', contactSchema, 'contacts'),
   };
 }
 

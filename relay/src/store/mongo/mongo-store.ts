@@ -200,6 +200,7 @@ export class MongoStore implements Store {
       this.m.prekeys.deleteMany({ deviceId: { $in: devices } }),
       this.m.families.deleteMany({ userId }),
       this.m.devices.deleteMany({ userId }),
+      this.m.contacts.deleteMany({ $or: [{ to: userId }, { from: userId }] }),
     ]);
     for (const group of await this.m.groups.find({ memberIds: userId }).lean()) {
       await this.removeMember(group, userId);
@@ -224,7 +225,9 @@ export class MongoStore implements Store {
   }
 
   async setSharePresence(userId: string, share: boolean): Promise<void> {
-    await this.m.users.updateOne({ _id: userId }, { $set: { sharePresence: share } });
+    // Sharing off: the last-seen time is forgotten too (and applyWrites stores none while it is off).
+    const update = share ? { $set: { sharePresence: true } } : { $set: { sharePresence: false, lastSeen: null } };
+    await this.m.users.updateOne({ _id: userId }, update);
   }
 
   async getPresence(userIds: string[]): Promise<PresenceRecord[]> {
@@ -438,6 +441,19 @@ export class MongoStore implements Store {
     return doc ? toGroup(doc) : null;
   }
 
+  async countGroups(userIds: string[]): Promise<Map<string, number>> {
+    const wanted = [...new Set(userIds)];
+    const rows = await this.m.groups.aggregate<{ _id: string; n: number }>([
+      { $match: { memberIds: { $in: wanted } } },
+      { $unwind: '$memberIds' },
+      { $match: { memberIds: { $in: wanted } } },
+      { $group: { _id: '$memberIds', n: { $sum: 1 } } },
+    ]);
+    const counts = new Map(rows.map((r) => [r._id, r.n]));
+    for (const id of userIds) if (!counts.has(id)) counts.set(id, 0);
+    return counts;
+  }
+
   async listGroups(userId: string): Promise<GroupRecord[]> {
     const docs = await this.m.groups.find({ memberIds: userId }).sort({ createdAt: 1, _id: 1 }).lean();
     return docs.map(toGroup);
@@ -486,6 +502,31 @@ export class MongoStore implements Store {
 
   countMailbox(deviceId: string): Promise<number> {
     return this.mailbox.count(deviceId);
+  }
+
+  async pendingRecipients(senderDeviceId: string, id: string, _ts: number): Promise<string[]> {
+    const doc = await this.m.messages.findOne({ key: `${senderDeviceId}:${id}` }, { to: 1 }).lean();
+    return doc?.to ?? [];
+  }
+
+  async recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<string[]> {
+    const devices = await this.m.devices.find({ _id: { $in: [...new Set(toDeviceIds)] } }, { userId: 1 }).lean();
+    const owners = [...new Set(devices.map((d) => d.userId))].filter((u) => u !== fromUserId);
+    if (owners.length === 0) return owners;
+    // Ordered, so that a large group's pairs are not written as one unbounded concurrent batch.
+    await this.m.contacts.bulkWrite(
+      owners.map((to) => ({
+        updateOne: { filter: { _id: `${to}:${fromUserId}` }, update: { $set: { to, from: fromUserId } }, upsert: true },
+      })),
+      { ordered: true },
+    );
+    return owners;
+  }
+
+  async contactsWritingTo(toUserId: string, fromUserIds: string[]): Promise<string[]> {
+    const ids = [...new Set(fromUserIds)].map((from) => `${toUserId}:${from}`);
+    const docs = await this.m.contacts.find({ _id: { $in: ids } }, { from: 1 }).lean();
+    return docs.map((d) => d.from);
   }
 
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {

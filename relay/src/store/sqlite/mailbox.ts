@@ -61,7 +61,7 @@ export class MailboxStatements {
     this.insertBody = db.prepare('INSERT INTO bodies (refs, body) VALUES (?, ?)');
     this.usage = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM mailbox WHERE device_id = ?');
     this.deleteEntry = db.prepare('DELETE FROM mailbox WHERE device_id = ? AND seq = ?');
-    this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ?');
+    this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ? AND share_presence = 1');
     this.groupExists = db.prepare('SELECT 1 AS one FROM groups WHERE group_id = ?');
     this.isMember = db.prepare('SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?');
     this.memberDevices = db.prepare(

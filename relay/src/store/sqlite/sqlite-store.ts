@@ -168,7 +168,11 @@ export class SqliteStore implements Store {
 
   setSharePresence(userId: string, share: boolean): Promise<void> {
     return later(() => {
-      this.prepare('UPDATE users SET share_presence = ? WHERE user_id = ?').run(share ? 1 : 0, userId);
+      // Sharing off: the last-seen time is forgotten too (and applyWrites stores none while it is off).
+      const sql = share
+        ? 'UPDATE users SET share_presence = 1 WHERE user_id = ?'
+        : 'UPDATE users SET share_presence = 0, last_seen = NULL WHERE user_id = ?';
+      this.prepare(sql).run(userId);
     });
   }
 
@@ -331,6 +335,21 @@ export class SqliteStore implements Store {
     return later(() => this.groups.listOf(userId));
   }
 
+  countGroups(userIds: string[]): Promise<Map<string, number>> {
+    return later(() => {
+      const counts = new Map<string, number>();
+      for (const part of chunks([...new Set(userIds)])) {
+        const rows = this.prepare<string[], { user_id: string; n: number }>(
+          `SELECT user_id, COUNT(*) AS n FROM group_members WHERE user_id IN (${part.map(() => '?').join(',')})
+           GROUP BY user_id`,
+        ).all(...part);
+        for (const r of rows) counts.set(r.user_id, r.n);
+      }
+      for (const id of userIds) if (!counts.has(id)) counts.set(id, 0);
+      return counts;
+    });
+  }
+
   replaceGroupMembers(
     groupId: string,
     expectedVersion: number,
@@ -365,6 +384,48 @@ export class SqliteStore implements Store {
 
   countMailbox(deviceId: string): Promise<number> {
     return later(() => this.mailbox.count(deviceId));
+  }
+
+  pendingRecipients(_senderDeviceId: string, id: string, ts: number): Promise<string[]> {
+    // The mailbox does not record the sender: the commit's ts (indexed) and the id pick the entries.
+    return later(() =>
+      this.prepare<[number, string], { device_id: string }>(
+        'SELECT DISTINCT device_id FROM mailbox WHERE ts = ? AND message_id = ?',
+      )
+        .all(ts, id)
+        .map((r) => r.device_id),
+    );
+  }
+
+  recordContacts(fromUserId: string, toDeviceIds: string[]): Promise<string[]> {
+    return later(() => {
+      const owners = new Set<string>();
+      for (const part of chunks([...new Set(toDeviceIds)])) {
+        const rows = this.prepare<string[], { user_id: string }>(
+          `SELECT DISTINCT user_id FROM devices WHERE device_id IN (${part.map(() => '?').join(',')})`,
+        ).all(...part);
+        for (const r of rows) if (r.user_id !== fromUserId) owners.add(r.user_id);
+      }
+      const insert = this.prepare<[string, string]>(
+        'INSERT OR IGNORE INTO contacts (to_user, from_user) VALUES (?, ?)',
+      );
+      this.db.transaction(() => {
+        for (const to of owners) insert.run(to, fromUserId);
+      })();
+      return [...owners];
+    });
+  }
+
+  contactsWritingTo(toUserId: string, fromUserIds: string[]): Promise<string[]> {
+    return later(() =>
+      chunks([...new Set(fromUserIds)]).flatMap((part) =>
+        this.prepare<string[], { from_user: string }>(
+          `SELECT from_user FROM contacts WHERE to_user = ? AND from_user IN (${part.map(() => '?').join(',')})`,
+        )
+          .all(toUserId, ...part)
+          .map((r) => r.from_user),
+      ),
+    );
   }
 
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
