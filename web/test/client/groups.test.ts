@@ -18,12 +18,19 @@ let group: string;
 const person = (u: TestUser): Person => ({ userId: u.userId, username: u.name.toLowerCase() });
 const GROUP_NAME = 'Weekend plans 🏕';
 
-/** Every row of the relay's mailbox table (what the operator stores), read from its SQLite file. */
+/**
+ * Every row of the relay's mailbox table (what the operator stores), read from its SQLite file; a group entry's body
+ * is stored once in the bodies table, which the row names.
+ */
 function mailboxRows(): { deviceId: string; messageId: string; groupId: string | null; body: Buffer }[] {
   const db = new Database(join(relay.dataDir, 'weconnect.db'), { readonly: true, fileMustExist: true });
   try {
     return db
-      .prepare('SELECT device_id AS deviceId, message_id AS messageId, group_id AS groupId, body FROM mailbox')
+      .prepare(
+        `SELECT m.device_id AS deviceId, m.message_id AS messageId, m.group_id AS groupId,
+                CASE WHEN m.body_id IS NULL THEN m.body ELSE b.body END AS body
+           FROM mailbox m LEFT JOIN bodies b ON b.body_id = m.body_id`,
+      )
       .all() as { deviceId: string; messageId: string; groupId: string | null; body: Buffer }[];
   } finally {
     db.close();
