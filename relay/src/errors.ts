@@ -12,6 +12,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   rate_limited: 429,
   unknown_recipient: 400,
   internal: 500,
+  unavailable: 503,
 };
 
 /**

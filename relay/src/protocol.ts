@@ -43,6 +43,7 @@ export const ERROR_CODES = [
   'rate_limited',
   'unknown_recipient',
   'internal',
+  'unavailable',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -136,6 +137,12 @@ export interface HealthAnswer {
   version: string;
   store: 'sqlite' | 'mongodb';
   fanout: 'local' | 'redis';
+}
+
+/** `GET /api/ready` → 200 when the store (and Redis, when configured) answered; else 503 `unavailable`. */
+export interface ReadyAnswer {
+  status: 'ready';
+  checked: ('store' | 'redis')[];
 }
 
 /** `GET /api/accounts/:username/kdf` → 200 */

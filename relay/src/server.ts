@@ -18,6 +18,8 @@ import { Delivery } from './service/delivery.js';
 import { DirectoryService } from './service/directory.js';
 import { GroupService } from './service/groups.js';
 import { MailboxService } from './service/mailbox.js';
+import { Readiness } from './service/readiness.js';
+import type { ReadinessProbe } from './service/readiness.js';
 import { LocalPresenceRegistry, PresenceService } from './service/presence.js';
 import { FailureLimiter, TokenBuckets } from './service/rate-limit.js';
 import { TokenService } from './service/tokens.js';
@@ -65,6 +67,35 @@ const DAY_MS = 24 * 3600 * 1000;
 const CLOSE_GRACE_MS = 5000;
 /** How long close() waits for queued writes to commit. */
 const CLOSE_WRITES_MS = 10_000;
+
+/** Whether an address the server listens on is reachable only from this host. */
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address === 'localhost' || address === '::ffff:127.0.0.1';
+}
+
+/**
+ * What to say at start about TRUST_PROXY: with `true` or a hop count, whoever connects is believed about the client
+ * address (X-Forwarded-For), which is only safe when nobody but the proxy can connect.
+ */
+export function proxyTrustNotice(
+  trustProxy: Config['trustProxy'],
+  listening: string,
+): { level: 'warn' | 'info'; message: string } | null {
+  if (trustProxy === false || isLoopback(listening)) return null;
+  if (trustProxy === true || typeof trustProxy === 'number') {
+    return {
+      level: 'warn',
+      message:
+        `TRUST_PROXY=${String(trustProxy)} believes X-Forwarded-For from whoever connects, and the relay listens on ` +
+        `${listening}: a client that reaches it directly picks the address its sign-in limits count. Set TRUST_PROXY ` +
+        'to the address of your proxy, or listen only where the proxy alone can connect',
+    };
+  }
+  return {
+    level: 'info',
+    message: `X-Forwarded-For is believed only from ${trustProxy} (TRUST_PROXY); the relay listens on ${listening}`,
+  };
+}
 
 /** Whether `promise` settles within `ms` (its rejection counts as settled). */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -190,7 +221,11 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const groups = new GroupService(store, now);
   const mailbox = new MailboxService(store, batcher, delivery, now);
 
-  const app = createHttpApp({ config, log, health, accounts, directory, groups });
+  const probes: ReadinessProbe[] = [{ name: 'store', ping: () => store.ping() }];
+  if (cluster) probes.push({ name: 'redis', ping: () => cluster.ping() });
+  const readiness = new Readiness(probes, config.readyTimeoutMs);
+
+  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
     config,
@@ -249,6 +284,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
         httpServer.listen(port, host, () => {
           httpServer.off('error', reject);
           const address = httpServer.address() as AddressInfo;
+          const notice = proxyTrustNotice(config.trustProxy, address.address);
+          if (notice) log[notice.level]({ trustProxy: config.trustProxy, address: address.address }, notice.message);
           const shown = address.address.includes(':') ? `[${address.address}]` : address.address;
           resolve({ url: `http://${shown}:${address.port}`, port: address.port });
         });

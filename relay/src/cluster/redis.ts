@@ -36,6 +36,8 @@ export interface RedisCluster {
   signinLimiter: SigninLimiter;
   eventLimiter: EventLimiter;
   adapter: ServerOptions['adapter'];
+  /** One PING on the command client (which fails at once while Redis is away): for readiness. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -210,6 +212,9 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
     signinLimiter: new RedisSigninLimiter(command, o.signin.maxFailures, o.signin.windowMs, o.log),
     eventLimiter: new RedisEventLimiter(command, o.events.burst, o.events.perSecond),
     adapter: createAdapter(adapterClient, { blockTimeInMs: 2000 }) as ServerOptions['adapter'],
+    async ping() {
+      await command.ping();
+    },
     async close() {
       registry.close();
       for (const client of clients) {

@@ -8,6 +8,7 @@ import type { HealthAnswer } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { DirectoryService } from '../service/directory.js';
 import type { GroupService } from '../service/groups.js';
+import type { Readiness } from '../service/readiness.js';
 import { accountsRoutes } from './accounts.js';
 import { backupRoutes } from './backup.js';
 import { groupsRoutes } from './groups.js';
@@ -24,6 +25,7 @@ export interface HttpDeps {
   config: Config;
   log: Logger;
   health: HealthAnswer;
+  readiness: Readiness;
   accounts: AccountService;
   directory: DirectoryService;
   groups: GroupService;
@@ -43,7 +45,7 @@ export function createHttpApp(deps: HttpDeps): Express {
 
   const api = express.Router();
   api.use(jsonBodies(config.jsonBodyLimitBytes, { '/backup': BACKUP_BODY_LIMIT }));
-  api.use(healthRoutes(deps.health));
+  api.use(healthRoutes(deps.health, deps.readiness));
   api.use(accountsRoutes(accounts));
   api.use(sessionsRoutes(accounts));
   api.use(prekeysRoutes(accounts, directory));

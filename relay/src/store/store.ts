@@ -155,6 +155,8 @@ export interface SweepResult {
 export interface Store {
   readonly kind: 'sqlite' | 'mongodb';
   close(): Promise<void>;
+  /** Resolves when the backend answers a trivial read; rejects (or never settles) when it cannot. For readiness. */
+  ping(): Promise<void>;
 
   // Accounts -----------------------------------------------------------------------------------------------------
   /** Creates user, first device with its prekeys, and the first session, atomically. */

@@ -131,6 +131,12 @@ export class MongoStore implements Store {
     await this.connection.close(true);
   }
 
+  async ping(): Promise<void> {
+    const db = this.connection.db;
+    if (this.closed || !db) throw new Error('the MongoDB store is closed');
+    await db.command({ ping: 1 });
+  }
+
   /** Drops this store's database (tests). */
   async dangerousTestOnlyDropDatabase(): Promise<void> {
     if (process.env.VITEST === undefined) throw new Error('dangerousTestOnlyDropDatabase is for tests only');

@@ -110,6 +110,12 @@ export class SqliteStore implements Store {
     return Promise.resolve();
   }
 
+  ping(): Promise<void> {
+    return later(() => {
+      this.prepare('SELECT 1 FROM schema_migrations LIMIT 1').get();
+    });
+  }
+
   // Accounts -------------------------------------------------------------------------------------------------------
 
   createAccount(a: NewAccount): Promise<'created' | 'username_taken'> {
