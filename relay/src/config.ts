@@ -45,7 +45,7 @@ const envSchema = z.object({
     .optional(),
   CLUSTER_NODE_TIMEOUT: int(1, 600, 15),
   READY_TIMEOUT_MS: int(100, 60_000, 2000),
-  METRICS_PORT: int(0, 65535, 0).optional(),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
 

@@ -204,6 +204,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     tokens,
     signinLimiter,
     bcryptCost: config.bcryptCost,
+    sessionMaxAgeMs: config.sessionMaxAgeSeconds * 1000,
     fakeSaltKey: deriveKey(jwtSecret, 'fake kdf salt'),
     now,
     onFamilyRevoked: (familyId) => sockets.disconnectFamily(familyId),

@@ -7,6 +7,8 @@ const id = (): string => randomBytes(16).toString('base64url');
 const bytes = (n: number, fill?: number): Buffer => (fill === undefined ? randomBytes(n) : Buffer.alloc(n, fill));
 const DAY = 24 * 3600 * 1000;
 export const T0 = 1_700_000_000_000;
+/** A family start cutoff that no test family reaches (no absolute session lifetime in play). */
+const LONG_AGO = T0 - 365 * DAY;
 
 /** A complete NewAccount with random keys (times at T0). */
 export function newAccount(username: string, overrides: Partial<NewAccount> = {}): NewAccount {
@@ -49,6 +51,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
     afterEach(async () => {
       await store.close();
+    });
+
+    it('answers a ping while open, and not once closed', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      const other = await makeStore();
+      await other.close();
+      await expect(other.ping()).rejects.toThrow();
     });
 
     describe('accounts', () => {
@@ -124,7 +133,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
 
       it('rotates a refresh token once; reusing the spent one revokes the whole family', async () => {
         const next = { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY };
-        const rotated = await store.rotateRefreshToken(alice.session.refresh.tokenHash, next, T0 + 1);
+        const rotated = await store.rotateRefreshToken(alice.session.refresh.tokenHash, next, T0 + 1, LONG_AGO);
         expect(rotated).toEqual({
           status: 'rotated',
           session: { familyId: alice.session.familyId, userId: alice.userId, deviceId: alice.deviceId, revoked: false },
@@ -133,19 +142,27 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           alice.session.refresh.tokenHash,
           { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY },
           T0 + 2,
+          LONG_AGO,
         );
         expect(reused).toEqual({ status: 'reused', familyId: alice.session.familyId });
         expect((await store.getSession(alice.session.familyId))?.revoked).toBe(true);
         // the successor died with its family
         expect(
-          await store.rotateRefreshToken(next.tokenHash, { tokenHash: bytes(32), expiresAt: T0 + 3 * DAY }, T0 + 3),
+          await store.rotateRefreshToken(
+            next.tokenHash,
+            { tokenHash: bytes(32), expiresAt: T0 + 3 * DAY },
+            T0 + 3,
+            LONG_AGO,
+          ),
         ).toEqual({
           status: 'invalid',
         });
       });
 
       it('refuses unknown and expired refresh tokens', async () => {
-        expect(await store.rotateRefreshToken(bytes(32), { tokenHash: bytes(32), expiresAt: T0 + DAY }, T0)).toEqual({
+        expect(
+          await store.rotateRefreshToken(bytes(32), { tokenHash: bytes(32), expiresAt: T0 + DAY }, T0, LONG_AGO),
+        ).toEqual({
           status: 'invalid',
         });
         expect(
@@ -153,8 +170,35 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
             bob.session.refresh.tokenHash,
             { tokenHash: bytes(32), expiresAt: T0 + 9 * DAY },
             T0 + DAY,
+            LONG_AGO,
           ),
         ).toEqual({ status: 'invalid' });
+      });
+
+      it('ends a family at its absolute lifetime, however often it was refreshed', async () => {
+        const HOUR = 3600 * 1000;
+        // Refreshed one hour before its family's end: the successor's expiry is cut to that end.
+        const next = { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY };
+        const rotated = await store.rotateRefreshToken(alice.session.refresh.tokenHash, next, T0 + 1, T0 + 1 - HOUR);
+        expect(rotated.status).toBe('rotated');
+        expect(
+          await store.rotateRefreshToken(
+            next.tokenHash,
+            { tokenHash: bytes(32), expiresAt: T0 + 3 * DAY },
+            T0 + 2 * HOUR,
+            LONG_AGO,
+          ),
+        ).toEqual({ status: 'invalid' });
+        // A family that started at the cutoff is over, even with an unexpired token; nothing is revoked or spent.
+        expect(
+          await store.rotateRefreshToken(
+            bob.session.refresh.tokenHash,
+            { tokenHash: bytes(32), expiresAt: T0 + DAY },
+            T0 + 1,
+            T0,
+          ),
+        ).toEqual({ status: 'invalid' });
+        expect((await store.getSession(bob.session.familyId))?.revoked).toBe(false);
       });
 
       it('revokes a family', async () => {

@@ -16,6 +16,8 @@ export interface AccountServiceOptions {
   tokens: TokenService;
   signinLimiter: SigninLimiter;
   bcryptCost: number;
+  /** A sign-in's refresh family ends this long after it started, however often it was refreshed. */
+  sessionMaxAgeMs: number;
   /** Key of the keyed hash that makes the stable fake salts of unknown usernames. */
   fakeSaltKey: Buffer;
   now: () => number;
@@ -117,7 +119,13 @@ export class AccountService {
 
   async refresh(body: RefreshBody): Promise<SessionAnswer> {
     const { token, record } = this.o.tokens.newRefreshToken();
-    const outcome = await this.o.store.rotateRefreshToken(hashRefreshToken(body.refreshToken), record, this.o.now());
+    const now = this.o.now();
+    const outcome = await this.o.store.rotateRefreshToken(
+      hashRefreshToken(body.refreshToken),
+      record,
+      now,
+      now - this.o.sessionMaxAgeMs,
+    );
     if (outcome.status === 'reused') {
       this.o.onFamilyRevoked(outcome.familyId);
       throw new RelayError('unauthorized', 'refresh token was already used; the session is revoked');

@@ -189,8 +189,12 @@ export interface Store {
     now: number;
   }): Promise<void>;
   getSession(familyId: string): Promise<SessionRecord | null>;
-  /** Spends one refresh token and stores its successor, atomically; see RotateOutcome. */
-  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome>;
+  /**
+   * Spends one refresh token and stores its successor, atomically; see RotateOutcome. A family that started at or
+   * before `startedAfter` is over (the absolute session lifetime): `invalid`, and nothing is written. The
+   * successor's expiry is cut to the family's end (its start + now − startedAfter).
+   */
+  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number, startedAfter: number): Promise<RotateOutcome>;
   revokeFamily(familyId: string): Promise<void>;
 
   // Prekeys ------------------------------------------------------------------------------------------------------

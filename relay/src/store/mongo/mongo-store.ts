@@ -278,22 +278,28 @@ export class MongoStore implements Store {
     return { familyId, userId: family.userId, deviceId: family.deviceId, revoked: family.revoked };
   }
 
-  async rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome> {
+  async rotateRefreshToken(
+    tokenHash: Bytes,
+    next: RefreshTokenRecord,
+    now: number,
+    startedAfter: number,
+  ): Promise<RotateOutcome> {
     const hash = Buffer.from(tokenHash);
     const family = await this.familyOfToken(hash);
     if (!family || family.revoked || !(await this.deviceBelongs(family.deviceId, family.userId))) {
       return { status: 'invalid' };
     }
     if (!requiredBytes(family.token).equals(hash)) return this.revokeReused(family._id);
-    if (family.tokenExpiresAt <= now) return { status: 'invalid' };
+    if (family.tokenExpiresAt <= now || family.createdAt <= startedAfter) return { status: 'invalid' };
+    const expiresAt = Math.min(next.expiresAt, family.createdAt + (now - startedAfter));
     // Compare-and-set on the live token: of two concurrent refreshes with one token, exactly one rotates.
     const rotated = await this.m.families.updateOne(
       { _id: family._id, token: hash, revoked: false },
       {
         $set: {
           token: Buffer.from(next.tokenHash),
-          tokenExpiresAt: next.expiresAt,
-          expireAt: new Date(next.expiresAt),
+          tokenExpiresAt: expiresAt,
+          expireAt: new Date(expiresAt),
         },
         $push: { spent: { hash, expiresAt: family.tokenExpiresAt } },
         $min: { spentExpiresFirst: family.tokenExpiresAt },

@@ -243,14 +243,27 @@ export class SqliteStore implements Store {
     });
   }
 
-  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome> {
+  rotateRefreshToken(
+    tokenHash: Bytes,
+    next: RefreshTokenRecord,
+    now: number,
+    startedAfter: number,
+  ): Promise<RotateOutcome> {
     return later(() =>
       this.db.transaction((): RotateOutcome => {
         const row = this.prepare<
           [Bytes],
-          { family_id: string; used: number; expires_at: number; revoked: number; user_id: string; device_id: string }
+          {
+            family_id: string;
+            used: number;
+            expires_at: number;
+            revoked: number;
+            user_id: string;
+            device_id: string;
+            created_at: number;
+          }
         >(
-          `SELECT r.family_id, r.used, r.expires_at, f.revoked, f.user_id, f.device_id FROM refresh_tokens r
+          `SELECT r.family_id, r.used, r.expires_at, f.revoked, f.user_id, f.device_id, f.created_at FROM refresh_tokens r
              JOIN session_families f ON f.family_id = r.family_id
              JOIN devices d ON d.device_id = f.device_id AND d.user_id = f.user_id
              WHERE r.token_hash = ?`,
@@ -260,12 +273,12 @@ export class SqliteStore implements Store {
           this.prepare('UPDATE session_families SET revoked = 1 WHERE family_id = ?').run(row.family_id);
           return { status: 'reused', familyId: row.family_id };
         }
-        if (row.expires_at <= now) return { status: 'invalid' };
+        if (row.expires_at <= now || row.created_at <= startedAfter) return { status: 'invalid' };
         this.prepare('UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?').run(tokenHash);
         this.prepare('INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES (?, ?, ?)').run(
           next.tokenHash,
           row.family_id,
-          next.expiresAt,
+          Math.min(next.expiresAt, row.created_at + (now - startedAfter)),
         );
         return {
           status: 'rotated',
