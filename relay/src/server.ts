@@ -237,6 +237,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     delivery,
     eventLimiter,
     now,
+    bus,
     ...(cluster ? { adapter: cluster.adapter } : {}),
   });
 

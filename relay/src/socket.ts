@@ -6,6 +6,7 @@ import jwt from 'jsonwebtoken';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import type { ServerOptions, Socket } from 'socket.io';
+import type { ClusterBus } from './cluster/bus.js';
 import type { Config } from './config.js';
 import { RelayError, asRelayError } from './errors.js';
 import { messageSendSchema, presenceWatchSchema } from './protocol.js';
@@ -33,6 +34,11 @@ export interface SocketDeps {
   delivery: Delivery;
   eventLimiter: EventLimiter;
   now: () => number;
+  /**
+   * The cluster bus: a revocation goes to every node over it as well as through the adapter, and after a cut each
+   * node checks the sessions of its own sockets against the store (a revocation during the outage reached neither).
+   */
+  bus: ClusterBus;
   /** Socket.IO's adapter between relay nodes (the Redis streams adapter); in-memory when absent. */
   adapter?: ServerOptions['adapter'];
 }
@@ -110,11 +116,30 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
   const handlers = eventHandlers(deps, expiry);
   io.on('connection', (socket) => onConnection(socket, deps, handlers, expiry));
 
+  const dropLocal = (familyIds: readonly string[]): void => {
+    for (const familyId of familyIds) io.local.in(familyRoom(familyId)).disconnectSockets(true);
+  };
+  /** Every family with a socket on this node, checked against the store; the ended ones are dropped. */
+  const recheckSessions = async (): Promise<void> => {
+    const families = [...io.of('/').sockets.values()].map((socket) => socket.data.familyId);
+    const ended = await accounts.endedFamilies(families);
+    if (ended.length > 0) log.info({ sockets: ended.length }, 'dropped sockets of sessions revoked during a cut');
+    dropLocal(ended);
+  };
+  deps.bus.onEvent((event) => {
+    if (event.type === 'revoked') dropLocal(event.familyIds);
+  });
+  deps.bus.onResume(() => {
+    recheckSessions().catch((err: unknown) => log.warn({ err }, 'session recheck after a cut failed'));
+  });
+
   return {
     io,
     disconnectFamily(familyId) {
-      // A room per family: through the adapter this reaches the family's sockets on every node.
+      // A room per family: through the adapter this reaches the family's sockets on every node. The bus says it
+      // again; if that cannot be published, the bus owes a resume and every node rechecks its sockets' sessions.
       io.in(familyRoom(familyId)).disconnectSockets(true);
+      void deps.bus.publish({ type: 'revoked', familyIds: [familyId] });
     },
   };
 }

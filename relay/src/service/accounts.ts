@@ -163,6 +163,16 @@ export class AccountService {
     return claims;
   }
 
+  /** Of these refresh families, the ones that no longer authorize anything (revoked, or their device is gone). */
+  async endedFamilies(familyIds: readonly string[]): Promise<string[]> {
+    const ended: string[] = [];
+    for (const familyId of new Set(familyIds)) {
+      const session = await this.o.store.getSession(familyId);
+      if (!session || session.revoked) ended.push(familyId);
+    }
+    return ended;
+  }
+
   private newSession(ids: { userId: string; deviceId: string }): { session: NewSession; answer: SessionAnswer } {
     const familyId = newId();
     const { token, record } = this.o.tokens.newRefreshToken();

@@ -194,7 +194,12 @@ export interface Store {
    * before `startedAfter` is over (the absolute session lifetime): `invalid`, and nothing is written. The
    * successor's expiry is cut to the family's end (its start + now − startedAfter).
    */
-  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number, startedAfter: number): Promise<RotateOutcome>;
+  rotateRefreshToken(
+    tokenHash: Bytes,
+    next: RefreshTokenRecord,
+    now: number,
+    startedAfter: number,
+  ): Promise<RotateOutcome>;
   revokeFamily(familyId: string): Promise<void>;
 
   // Prekeys ------------------------------------------------------------------------------------------------------
