@@ -10,6 +10,7 @@ import { RELAY_PACKAGE_DIR } from './config.js';
 import type { Config } from './config.js';
 import { createHttpApp } from './http/app.js';
 import { createLogger } from './log.js';
+import { RelayMetrics, listenMetrics } from './metrics.js';
 import { LIMITS } from './protocol.js';
 import type { HealthAnswer } from './protocol.js';
 import { deriveKey, loadOrCreateSecret } from './secrets.js';
@@ -56,7 +57,11 @@ export interface Relay {
   readonly health: HealthAnswer;
   /** Transactions committed by the write batcher so far. */
   commits(): number;
-  listen(port?: number, host?: string): Promise<{ url: string; port: number }>;
+  /**
+   * Listens for HTTP and Socket.IO, and (when METRICS_PORT is set) starts the metrics listener: `metricsUrl` is its
+   * GET /metrics address.
+   */
+  listen(port?: number, host?: string): Promise<{ url: string; port: number; metricsUrl?: string }>;
   /** Runs the expiry sweep now (it also runs periodically). */
   sweep(): Promise<SweepResult>;
   /** Stops accepting, drops sockets, lets in-flight requests finish, commits queued writes, closes the store. */
@@ -163,6 +168,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     }
   }
   const bus = cluster?.bus ?? new LocalBus();
+  const metrics = config.metrics ? new RelayMetrics(async () => (await store.counts()).mailboxEntries) : undefined;
   const health: HealthAnswer = {
     status: 'ok',
     version: relayVersion(),
@@ -182,6 +188,15 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     log,
     onCommitted: (entries) => delivery.committed(entries),
     commitWindowMs: options.commitWindowMs ?? config.commitWindowMs,
+    ...(metrics
+      ? {
+          observeCommit: (c: { seconds: number; sends: number; ackedEntries: number }) => {
+            metrics.commitSeconds.observe(c.seconds);
+            if (c.sends > 0) metrics.batchSends.observe(c.sends);
+            metrics.ackedEntries.inc(c.ackedEntries);
+          },
+        }
+      : {}),
   });
   const delivery: Delivery = new Delivery({
     store,
@@ -208,6 +223,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     fakeSaltKey: deriveKey(jwtSecret, 'fake kdf salt'),
     now,
     onFamilyRevoked: (familyId) => sockets.disconnectFamily(familyId),
+    ...(metrics ? { bcryptInFlight: metrics.bcryptInFlight } : {}),
   });
   try {
     await accounts.init();
@@ -226,7 +242,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   if (cluster) probes.push({ name: 'redis', ping: () => cluster.ping() });
   const readiness = new Readiness(probes, config.readyTimeoutMs);
 
-  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups });
+  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, metrics });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
     config,
@@ -238,6 +254,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     eventLimiter,
     now,
     bus,
+    ...(metrics ? { metrics } : {}),
     ...(cluster ? { adapter: cluster.adapter } : {}),
   });
 
@@ -271,6 +288,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   }
 
   let closing: Promise<void> | null = null;
+  let metricsServer: HttpServer | null = null;
   return {
     config,
     log,
@@ -280,7 +298,14 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     health,
     commits: () => batcher.commits,
     sweep,
-    listen(port = config.port, host = config.host) {
+    async listen(port = config.port, host = config.host) {
+      let metricsUrl: string | undefined;
+      if (metrics && config.metrics && !metricsServer) {
+        const started = await listenMetrics(metrics, config.metrics.port, config.metrics.host);
+        metricsServer = started.server;
+        metricsUrl = started.url;
+        log.info({ url: metricsUrl }, 'metrics listening');
+      }
       return new Promise((resolve, reject) => {
         httpServer.once('error', reject);
         httpServer.listen(port, host, () => {
@@ -289,13 +314,23 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
           const notice = proxyTrustNotice(config.trustProxy, address.address);
           if (notice) log[notice.level]({ trustProxy: config.trustProxy, address: address.address }, notice.message);
           const shown = address.address.includes(':') ? `[${address.address}]` : address.address;
-          resolve({ url: `http://${shown}:${address.port}`, port: address.port });
+          resolve({
+            url: `http://${shown}:${address.port}`,
+            port: address.port,
+            ...(metricsUrl ? { metricsUrl } : {}),
+          });
         });
       });
     },
     close() {
       closing ??= (async () => {
         clearInterval(sweepTimer);
+        const metricsClosed = metricsServer
+          ? new Promise<void>((resolve) => {
+              metricsServer?.close(() => resolve());
+              metricsServer?.closeAllConnections();
+            })
+          : Promise.resolve();
         const force = setTimeout(() => httpServer.closeAllConnections(), CLOSE_GRACE_MS);
         force.unref();
         const stopped = sockets.io.close(); // disconnects sockets, then waits for the HTTP server to close
@@ -311,6 +346,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
             'queued writes did not commit before shutdown; they were not acknowledged',
           );
         }
+        await metricsClosed;
         await cluster?.close();
         await store.close();
       })();

@@ -8,6 +8,7 @@ import { Server } from 'socket.io';
 import type { ServerOptions, Socket } from 'socket.io';
 import type { ClusterBus } from './cluster/bus.js';
 import type { Config } from './config.js';
+import type { RelayMetrics } from './metrics.js';
 import { RelayError, asRelayError } from './errors.js';
 import { messageSendSchema, presenceWatchSchema } from './protocol.js';
 import type { AckError, ClientToServerEvents, ServerToClientEvents } from './protocol.js';
@@ -39,6 +40,8 @@ export interface SocketDeps {
    * node checks the sessions of its own sockets against the store (a revocation during the outage reached neither).
    */
   bus: ClusterBus;
+  /** Prometheus metrics, when METRICS_PORT is set. */
+  metrics?: RelayMetrics;
   /** Socket.IO's adapter between relay nodes (the Redis streams adapter); in-memory when absent. */
   adapter?: ServerOptions['adapter'];
 }
@@ -199,6 +202,7 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
   /** Every event costs one token of the device's bucket, whatever it carries. */
   const admit = async (link: SocketLink): Promise<void> => {
     if (!(await eventLimiter.take(link.deviceId, now()))) {
+      deps.metrics?.rateLimited.inc({ limit: 'events' });
       throw new RelayError('rate_limited', 'too many events; slow down');
     }
   };
@@ -221,8 +225,10 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
       await admit(link);
       const input = parseInput(messageSendSchema, payload, 'payload');
       const { ts } = await mailbox.send(link, input);
+      deps.metrics?.sends.inc();
       answer(ack, { ok: true, ts });
     } catch (err) {
+      deps.metrics?.refusedSends.inc({ code: asRelayError(err).code });
       fail(ack, err);
     }
   };
@@ -255,6 +261,7 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
       }
     },
     disconnect() {
+      deps.metrics?.connections.dec();
       const link = this.data;
       expiry.remove(this, link.expiresAt);
       link.close();
@@ -280,6 +287,7 @@ function onConnection(
   socket.onAny(handlers.event);
   socket.on('disconnect', handlers.disconnect);
 
+  deps.metrics?.connections.inc();
   link.delivery = deps.delivery.attach(link);
   deps.presence.connected(link.userId);
 }

@@ -3,6 +3,7 @@ import express from 'express';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { RelayMetrics } from '../metrics.js';
 import { LIMITS } from '../protocol.js';
 import type { HealthAnswer } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
@@ -26,6 +27,8 @@ export interface HttpDeps {
   log: Logger;
   health: HealthAnswer;
   readiness: Readiness;
+  /** Prometheus metrics, when METRICS_PORT is set: refusals by a rate limit are counted here. */
+  metrics?: RelayMetrics;
   accounts: AccountService;
   directory: DirectoryService;
   groups: GroupService;
@@ -42,6 +45,21 @@ export function createHttpApp(deps: HttpDeps): Express {
   app.set('etag', false);
   app.use(securityHeaders());
   app.use(requestLog(log));
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.use((req, res, next) => {
+      res.on('finish', () => {
+        if (res.statusCode !== 429) return;
+        const limit = req.path.startsWith('/api/sessions')
+          ? 'signin'
+          : req.path.endsWith('/bundle')
+            ? 'bundle'
+            : 'other';
+        metrics.rateLimited.inc({ limit });
+      });
+      next();
+    });
+  }
 
   const api = express.Router();
   api.use(jsonBodies(config.jsonBodyLimitBytes, { '/backup': BACKUP_BODY_LIMIT }));

@@ -7,6 +7,7 @@ import { KDF_PARAMS } from '../protocol.js';
 import type { CreateAccountBody, KdfAnswer, RefreshBody, SessionAnswer, SignInBody } from '../protocol.js';
 import type { NewSession, Store } from '../store/store.js';
 import { checkedSignedPrekey, decodedOneTimePrekeys, fromBase64url, publicKeyFrom, toBase64url } from './keys.js';
+import type { InFlightGauge } from '../metrics.js';
 import type { SigninLimiter } from './rate-limit.js';
 import { hashRefreshToken, newId } from './tokens.js';
 import type { AccessClaims, TokenService } from './tokens.js';
@@ -21,6 +22,8 @@ export interface AccountServiceOptions {
   /** Key of the keyed hash that makes the stable fake salts of unknown usernames. */
   fakeSaltKey: Buffer;
   now: () => number;
+  /** Counts bcrypt work queued or running (the metrics' bcrypt queue). */
+  bcryptInFlight?: InFlightGauge;
   /** Called after a refresh family was revoked (sign-out, token reuse), e.g. to drop its sockets. */
   onFamilyRevoked: (familyId: string) => void;
 }
@@ -62,7 +65,7 @@ export class AccountService {
     const oneTimePrekeys = decodedOneTimePrekeys(body.oneTimePrekeys);
     if (await this.o.store.findUserByUsername(username)) throw new RelayError('username_taken', 'username is taken');
 
-    const authHash = await bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost);
+    const authHash = await this.bcrypt(() => bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost));
     const userId = newId();
     const deviceId = newId();
     const { session, answer } = this.newSession({ userId, deviceId });
@@ -97,7 +100,9 @@ export class AccountService {
     try {
       const user = await this.o.store.findUserByUsername(username);
       // An unknown user costs the same bcrypt comparison as a wrong key.
-      const matches = await bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash);
+      const matches = await this.bcrypt(() =>
+        bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash),
+      );
       if (!user || !matches) {
         slot.fail(this.o.now());
         throw new RelayError('unauthorized', UNAUTHORIZED);
@@ -171,6 +176,15 @@ export class AccountService {
       if (!session || session.revoked) ended.push(familyId);
     }
     return ended;
+  }
+
+  private async bcrypt<T>(work: () => Promise<T>): Promise<T> {
+    this.o.bcryptInFlight?.inc();
+    try {
+      return await work();
+    } finally {
+      this.o.bcryptInFlight?.dec();
+    }
   }
 
   private newSession(ids: { userId: string; deviceId: string }): { session: NewSession; answer: SessionAnswer } {

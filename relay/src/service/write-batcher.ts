@@ -28,6 +28,8 @@ export interface WriteBatcherOptions {
    * queue is longer than the threshold and nothing waits.
    */
   commitWindowMs?: number;
+  /** Told after every commit: how long the store took, how many sends it held, and how many entries were acked. */
+  observeCommit?: (commit: { seconds: number; sends: number; ackedEntries: number }) => void;
 }
 
 /** Below this many queued sends, the commit window applies. */
@@ -124,8 +126,14 @@ export class WriteBatcher {
       this.lastSeen.clear();
       let outcomes: SendOutcome[];
       try {
+        const started = process.hrtime.bigint();
         outcomes = await this.o.store.applyWrites({ sends: sends.map((s) => s.request), acks, lastSeen }, this.o.now());
         this.commits++;
+        this.o.observeCommit?.({
+          seconds: Number(process.hrtime.bigint() - started) / 1e9,
+          sends: sends.length,
+          ackedEntries: acks.reduce((n, a) => n + a.seqs.length, 0),
+        });
       } catch (err) {
         this.o.log.error({ err, sends: sends.length }, 'write batch failed');
         for (const s of sends) s.reject(new RelayError('internal', 'could not store the message'));

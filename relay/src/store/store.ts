@@ -152,6 +152,18 @@ export interface SweepResult {
   refreshTokens: number;
 }
 
+/** How much the store holds (operators: `npm run admin -- counts`, the metrics' mailbox depth). */
+export interface StoreCounts {
+  users: number;
+  devices: number;
+  /** Session families not revoked (some may have expired and wait for the sweep). */
+  sessions: number;
+  oneTimePrekeys: number;
+  groups: number;
+  /** Stored mailbox entries, one per recipient device, not yet acknowledged. */
+  mailboxEntries: number;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'mongodb';
   close(): Promise<void>;
@@ -237,4 +249,7 @@ export interface Store {
   fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number): Promise<MailboxEntry[]>;
   countMailbox(deviceId: string): Promise<number>;
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult>;
+
+  // Operations -----------------------------------------------------------------------------------------------------
+  counts(): Promise<StoreCounts>;
 }

@@ -21,6 +21,7 @@ import type {
   SessionRecord,
   SignedPrekeyRecord,
   Store,
+  StoreCounts,
   SweepCutoffs,
   SweepResult,
   UserRecord,
@@ -465,6 +466,23 @@ export class MongoStore implements Store {
 
   countMailbox(deviceId: string): Promise<number> {
     return this.mailbox.count(deviceId);
+  }
+
+  async counts(): Promise<StoreCounts> {
+    const [users, devices, sessions, oneTimePrekeys, groups, mailbox] = await Promise.all([
+      this.m.users.countDocuments({}),
+      this.m.devices.countDocuments({}),
+      this.m.families.countDocuments({ revoked: false }),
+      this.m.prekeys.countDocuments({}),
+      this.m.groups.countDocuments({}),
+      this.m.messages.aggregate<{ n: number }>([
+        { $match: { 'to.0': { $exists: true } } },
+        { $project: { to: 1 } },
+        { $unwind: '$to' },
+        { $count: 'n' },
+      ]),
+    ]);
+    return { users, devices, sessions, oneTimePrekeys, groups, mailboxEntries: mailbox[0]?.n ?? 0 };
   }
 
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {

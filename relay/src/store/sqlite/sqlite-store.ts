@@ -25,6 +25,7 @@ import type {
   SessionRecord,
   SignedPrekeyRecord,
   Store,
+  StoreCounts,
   SweepCutoffs,
   SweepResult,
   UserRecord,
@@ -360,6 +361,20 @@ export class SqliteStore implements Store {
 
   countMailbox(deviceId: string): Promise<number> {
     return later(() => this.mailbox.count(deviceId));
+  }
+
+  counts(): Promise<StoreCounts> {
+    return later(() => {
+      const count = (sql: string): number => this.prepare<[], { n: number }>(sql).get()?.n ?? 0;
+      return {
+        users: count('SELECT COUNT(*) AS n FROM users'),
+        devices: count('SELECT COUNT(*) AS n FROM devices'),
+        sessions: count('SELECT COUNT(*) AS n FROM session_families WHERE revoked = 0'),
+        oneTimePrekeys: count('SELECT COUNT(*) AS n FROM one_time_prekeys'),
+        groups: count('SELECT COUNT(*) AS n FROM groups'),
+        mailboxEntries: count('SELECT COUNT(*) AS n FROM mailbox'),
+      };
+    });
   }
 
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
