@@ -123,7 +123,7 @@ function relayVersion(): string {
 }
 
 /** Opens the configured store: MongoDB when MONGODB_URI is set (failing within 5 s without a server), else SQLite. */
-async function openStore(config: Config): Promise<Store> {
+export async function openStore(config: Config): Promise<Store> {
   if (config.mongodbUri === undefined) {
     return new SqliteStore({ file: join(config.dataDir, 'weconnect.db'), synchronous: config.sqliteSynchronous });
   }

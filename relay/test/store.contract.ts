@@ -115,6 +115,84 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
     });
 
+    describe('operations', () => {
+      it('counts what it holds', async () => {
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, 100);
+        await store.createGroup(id(), [{ userId: alice.userId, admin: true }], T0);
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, id(), [bob.deviceId])] }, T0 + 1);
+        expect(await store.counts()).toEqual({
+          users: 2,
+          devices: 2,
+          sessions: 2,
+          oneTimePrekeys: 1,
+          groups: 1,
+          mailboxEntries: 1,
+        });
+      });
+
+      it('lists accounts by username, a page after a name, with their device counts', async () => {
+        const listed = await store.listAccounts('', 10);
+        expect(listed.map((a) => a.username)).toEqual(['alice', 'bob']);
+        expect(listed[0]).toEqual({
+          userId: alice.userId,
+          username: 'alice',
+          disabled: false,
+          devices: 1,
+          createdAt: T0,
+        });
+        expect((await store.listAccounts('alice', 10)).map((a) => a.username)).toEqual(['bob']);
+        expect(await store.listAccounts('', 1)).toHaveLength(1);
+      });
+
+      it('deactivates and reactivates an account', async () => {
+        expect(await store.setUserDisabled(alice.userId, true)).toBe(true);
+        expect((await store.getUser(alice.userId))?.disabled).toBe(true);
+        expect((await store.findUserByUsername('alice'))?.disabled).toBe(true);
+        expect(await store.setUserDisabled(alice.userId, false)).toBe(true);
+        expect((await store.getUser(alice.userId))?.disabled).toBe(false);
+        expect(await store.setUserDisabled(id(), true)).toBe(false);
+      });
+
+      it("revokes every session of one user and no one else's", async () => {
+        const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: alice.userId, deviceId: id(), newDevice: true, session: s2, now: T0 });
+        expect((await store.revokeUserSessions(alice.userId)).sort()).toEqual(
+          [alice.session.familyId, s2.familyId].sort(),
+        );
+        expect((await store.getSession(alice.session.familyId))?.revoked).toBe(true);
+        expect((await store.getSession(s2.familyId))?.revoked).toBe(true);
+        expect((await store.getSession(bob.session.familyId))?.revoked).toBe(false);
+        expect(await store.revokeUserSessions(alice.userId)).toEqual([]);
+      });
+
+      it('deletes one device with its prekeys, sessions and mailbox, and leaves the other devices', async () => {
+        const second = id();
+        const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: bob.userId, deviceId: second, newDevice: true, session: s2, now: T0 });
+        await store.putPrekeys(second, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, 100);
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, id(), [bob.deviceId, second])] }, T0 + 1);
+        expect(await store.deleteDevice(second)).toEqual([s2.familyId]);
+        expect(await store.getDeviceOwner(second)).toBeNull();
+        expect(await store.getSession(s2.familyId)).toBeNull();
+        expect(await store.countMailbox(second)).toBe(0);
+        expect(await store.countPrekeys(second)).toMatchObject({ oneTimePrekeys: 0 });
+        expect(await store.countMailbox(bob.deviceId)).toBe(1);
+        expect(await store.deleteDevice(second)).toBeNull();
+      });
+
+      it("keeps the recipients' copies of what a deleted user sent (they name no sender)", async () => {
+        const msg = id();
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, msg, [bob.deviceId])] }, T0 + 1);
+        expect(await store.deleteUser(alice.userId)).toBe(true);
+        expect(await store.countMailbox(bob.deviceId)).toBe(1); // bob's copy is bob's
+        expect((await store.counts()).mailboxEntries).toBe(1);
+      });
+
+      it('stores invite tokens', async () => {
+        await expect(store.putInviteToken(bytes(32), T0 + DAY, T0)).resolves.toBeUndefined();
+      });
+    });
+
     describe('sessions', () => {
       it('starts sessions on new and existing devices', async () => {
         const deviceId = id();

@@ -108,6 +108,8 @@ export class AccountService {
         throw new RelayError('unauthorized', UNAUTHORIZED);
       }
       slot.succeed();
+      // Only after the key matched: a deactivated account is not told apart from a wrong key before that.
+      if (user.disabled) throw new RelayError('forbidden', 'this account is deactivated');
       userId = user.userId;
     } catch (err) {
       if (!(err instanceof RelayError)) slot.succeed(); // an internal error is no failure

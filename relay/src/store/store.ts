@@ -14,6 +14,17 @@ export interface UserRecord {
   identityKey: Bytes;
   sharePresence: boolean;
   lastSeen: number | null;
+  /** Deactivated by an operator: it cannot sign in. */
+  disabled: boolean;
+}
+
+/** One account as the operator's list shows it. */
+export interface AccountSummary {
+  userId: string;
+  username: string;
+  disabled: boolean;
+  devices: number;
+  createdAt: number;
 }
 
 export interface SignedPrekeyRecord {
@@ -175,7 +186,11 @@ export interface Store {
   createAccount(account: NewAccount): Promise<'created' | 'username_taken'>;
   findUserByUsername(username: string): Promise<UserRecord | null>;
   getUser(userId: string): Promise<UserRecord | null>;
-  /** Deletes the user with devices, prekeys, sessions, memberships and mailboxes. */
+  /**
+   * Deletes the user with devices, prekeys, sessions, backup, memberships, mailboxes and the idempotency records of
+   * what its devices sent: nothing of the account stays (the copies its messages left in others' mailboxes are
+   * theirs, and name no sender).
+   */
   deleteUser(userId: string): Promise<boolean>;
   /** At most `limit` users whose username starts with `prefix` (taken literally), by username. */
   searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]>;
@@ -252,4 +267,17 @@ export interface Store {
 
   // Operations -----------------------------------------------------------------------------------------------------
   counts(): Promise<StoreCounts>;
+  /** At most `limit` accounts with a username after `after` (exclusive; '' for the first page), by username. */
+  listAccounts(after: string, limit: number): Promise<AccountSummary[]>;
+  /** Sets or clears the account's deactivation; false when there is no such user. */
+  setUserDisabled(userId: string, disabled: boolean): Promise<boolean>;
+  /** Revokes every live session family of the user; returns their ids. */
+  revokeUserSessions(userId: string): Promise<string[]>;
+  /**
+   * Deletes one device with its prekeys, sessions, mailbox entries and the idempotency records of what it sent;
+   * returns the ids of the session families that went with it, or null when there was no such device.
+   */
+  deleteDevice(deviceId: string): Promise<string[] | null>;
+  /** Stores an invite token's hash until it expires. */
+  putInviteToken(tokenHash: Bytes, expiresAt: number, now: number): Promise<void>;
 }

@@ -23,7 +23,18 @@ export interface UserDoc {
   sharePresence: boolean;
   lastSeen: number | null;
   backup?: Buffer | null;
+  /** Deactivated by an operator (absent on accounts made before the field existed: false). */
+  disabled?: boolean;
   createdAt: number;
+}
+
+/** An invite token an operator handed out: only its SHA-256, until it expires. */
+export interface InviteDoc {
+  _id: Buffer;
+  expiresAt: number;
+  createdAt: number;
+  /** TTL. */
+  expireAt: Date;
 }
 
 export interface DeviceDoc {
@@ -115,6 +126,7 @@ const userSchema = new Schema<UserDoc>(
     sharePresence: { type: Boolean, required: true, default: true },
     lastSeen: { type: Number, default: null },
     backup: { type: Buffer, default: null },
+    disabled: { type: Boolean, default: false },
     createdAt: { type: Number, required: true },
   },
   common,
@@ -200,6 +212,15 @@ messageSchema.index({ to: 1, _id: 1 });
 messageSchema.index({ ts: 1 });
 
 const counterSchema = new Schema<CounterDoc>({ _id: String, n: Number }, common);
+const inviteSchema = new Schema<InviteDoc>(
+  {
+    _id: { type: Buffer, required: true },
+    expiresAt: { type: Number, required: true },
+    createdAt: { type: Number, required: true },
+    expireAt: { type: Date, required: true },
+  },
+  common,
+);
 
 export interface Models {
   users: Model<UserDoc>;
@@ -209,6 +230,7 @@ export interface Models {
   groups: Model<GroupDoc>;
   messages: Model<MessageDoc>;
   counters: Model<CounterDoc>;
+  invites: Model<InviteDoc>;
 }
 
 export function defineModels(connection: Connection): Models {
@@ -220,6 +242,7 @@ export function defineModels(connection: Connection): Models {
     groups: connection.model<GroupDoc>('Group', groupSchema, 'groups'),
     messages: connection.model<MessageDoc>('Message', messageSchema, 'messages'),
     counters: connection.model<CounterDoc>('Counter', counterSchema, 'counters'),
+    invites: connection.model<InviteDoc>('Invite', inviteSchema, 'invite_tokens'),
   };
 }
 
@@ -227,4 +250,5 @@ export function defineModels(connection: Connection): Models {
 export const TTL_INDEXES: { model: keyof Models; field: string }[] = [
   { model: 'messages', field: 'expireAt' },
   { model: 'families', field: 'expireAt' },
+  { model: 'invites', field: 'expireAt' },
 ];

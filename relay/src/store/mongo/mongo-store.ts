@@ -20,6 +20,7 @@ import type {
   SendOutcome,
   SessionRecord,
   SignedPrekeyRecord,
+  AccountSummary,
   Store,
   StoreCounts,
   SweepCutoffs,
@@ -54,6 +55,7 @@ const toUser = (d: UserDoc): UserRecord => ({
   identityKey: requiredBytes(d.identityKey),
   sharePresence: d.sharePresence,
   lastSeen: d.lastSeen ?? null,
+  disabled: d.disabled === true,
 });
 
 const toGroup = (d: GroupDoc): GroupRecord => ({
@@ -203,6 +205,7 @@ export class MongoStore implements Store {
         { $unset: { [`entries.${deviceId}`]: '' }, $pull: { to: deviceId } },
       );
     }
+    for (const deviceId of devices) await this.forgetSender(deviceId);
     await Promise.all([
       this.m.prekeys.deleteMany({ deviceId: { $in: devices } }),
       this.m.families.deleteMany({ userId }),
@@ -485,6 +488,61 @@ export class MongoStore implements Store {
     return { users, devices, sessions, oneTimePrekeys, groups, mailboxEntries: mailbox[0]?.n ?? 0 };
   }
 
+  async listAccounts(after: string, limit: number): Promise<AccountSummary[]> {
+    const users = await this.m.users
+      .find({ username: { $gt: after } }, { username: 1, disabled: 1, createdAt: 1 })
+      .sort({ username: 1 })
+      .limit(limit)
+      .lean();
+    return Promise.all(
+      users.map(async (u) => ({
+        userId: u._id,
+        username: u.username,
+        disabled: u.disabled === true,
+        devices: await this.m.devices.countDocuments({ userId: u._id }),
+        createdAt: u.createdAt,
+      })),
+    );
+  }
+
+  async setUserDisabled(userId: string, disabled: boolean): Promise<boolean> {
+    const res = await this.m.users.updateOne({ _id: userId }, { $set: { disabled } });
+    return res.matchedCount > 0;
+  }
+
+  async revokeUserSessions(userId: string): Promise<string[]> {
+    const live = await this.m.families.find({ userId, revoked: false }, { _id: 1 }).lean();
+    const ids = live.map((f) => f._id);
+    await this.m.families.updateMany({ userId }, { $set: { revoked: true } });
+    return ids;
+  }
+
+  async deleteDevice(deviceId: string): Promise<string[] | null> {
+    const device = await this.m.devices.findById(deviceId, { _id: 1 }).lean();
+    if (!device) return null;
+    const families = (await this.m.families.find({ deviceId }, { _id: 1 }).lean()).map((f) => f._id);
+    await this.m.messages.updateMany(
+      { to: deviceId },
+      { $unset: { [`entries.${deviceId}`]: '' }, $pull: { to: deviceId } },
+    );
+    await this.forgetSender(deviceId);
+    await Promise.all([
+      this.m.prekeys.deleteMany({ deviceId }),
+      this.m.families.deleteMany({ deviceId }),
+      this.m.devices.deleteOne({ _id: deviceId }),
+    ]);
+    return families;
+  }
+
+  async putInviteToken(tokenHash: Bytes, expiresAt: number, now: number): Promise<void> {
+    await this.m.invites.create({
+      _id: Buffer.from(tokenHash),
+      expiresAt,
+      createdAt: now,
+      expireAt: new Date(expiresAt),
+    });
+  }
+
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
     const { mailbox, sent } = await this.mailbox.sweep(cutoffs);
     return { mailbox, sent, refreshTokens: await this.sweepRefreshTokens(cutoffs.now) };
@@ -578,6 +636,18 @@ export class MongoStore implements Store {
   }
 
   /** Removes a member with compare-and-set on the version (a deleted user leaves every group). */
+  /**
+   * The idempotency records of what a device sent (message documents keyed `<device>:<id>`): deleted, or, while
+   * other devices still have entries in them, re-keyed as the sweep does (`~<_id>`), which names no sender.
+   */
+  private async forgetSender(deviceId: string): Promise<void> {
+    const docs = await this.m.messages.find({ key: { $regex: `^${deviceId}:` } }, { _id: 1, to: 1 }).lean();
+    for (const doc of docs) {
+      if (doc.to.length === 0) await this.m.messages.deleteOne({ _id: doc._id });
+      else await this.m.messages.updateOne({ _id: doc._id }, { $set: { key: `~${doc._id}` } });
+    }
+  }
+
   private async removeMember(group: GroupDoc, userId: string): Promise<void> {
     let current: GroupDoc | null = group;
     for (let attempt = 0; current && attempt < 10; attempt++) {

@@ -24,6 +24,7 @@ import type {
   SendOutcome,
   SessionRecord,
   SignedPrekeyRecord,
+  AccountSummary,
   Store,
   StoreCounts,
   SweepCutoffs,
@@ -50,6 +51,7 @@ interface UserRow {
   identity_key: Buffer;
   share_presence: number;
   last_seen: number | null;
+  disabled: number;
 }
 
 const toUser = (r: UserRow): UserRecord => ({
@@ -60,6 +62,7 @@ const toUser = (r: UserRow): UserRecord => ({
   identityKey: r.identity_key,
   sharePresence: r.share_presence === 1,
   lastSeen: r.last_seen,
+  disabled: r.disabled === 1,
 });
 
 /** Runs `fn` and turns its result or exception into a Promise, as an async backend would. */
@@ -150,11 +153,17 @@ export class SqliteStore implements Store {
   }
 
   deleteUser(userId: string): Promise<boolean> {
-    return later(() => {
-      const deleted = this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0;
-      if (deleted) this.mailbox.forgetDevices(); // its devices went with it (ON DELETE CASCADE)
-      return deleted;
-    });
+    return later(() =>
+      this.db.transaction(() => {
+        this.prepare(
+          'DELETE FROM sent_ids WHERE sender_device_id IN (SELECT device_id FROM devices WHERE user_id = ?)',
+        ).run(userId);
+        // Its devices, prekeys, sessions, memberships and mailbox entries go with it (ON DELETE CASCADE).
+        const deleted = this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0;
+        if (deleted) this.mailbox.forgetDevices();
+        return deleted;
+      })(),
+    );
   }
 
   searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]> {
@@ -374,6 +383,75 @@ export class SqliteStore implements Store {
         groups: count('SELECT COUNT(*) AS n FROM groups'),
         mailboxEntries: count('SELECT COUNT(*) AS n FROM mailbox'),
       };
+    });
+  }
+
+  listAccounts(after: string, limit: number): Promise<AccountSummary[]> {
+    return later(() =>
+      this.prepare<
+        [string, number],
+        { user_id: string; username: string; disabled: number; devices: number; created_at: number }
+      >(
+        `SELECT u.user_id, u.username, u.disabled, u.created_at,
+                (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.user_id) AS devices
+           FROM users u WHERE u.username > ? ORDER BY u.username LIMIT ?`,
+      )
+        .all(after, limit)
+        .map((r) => ({
+          userId: r.user_id,
+          username: r.username,
+          disabled: r.disabled === 1,
+          devices: r.devices,
+          createdAt: r.created_at,
+        })),
+    );
+  }
+
+  setUserDisabled(userId: string, disabled: boolean): Promise<boolean> {
+    return later(
+      () => this.prepare('UPDATE users SET disabled = ? WHERE user_id = ?').run(disabled ? 1 : 0, userId).changes > 0,
+    );
+  }
+
+  revokeUserSessions(userId: string): Promise<string[]> {
+    return later(() =>
+      this.db.transaction(() => {
+        const ids = this.prepare<[string], { family_id: string }>(
+          'SELECT family_id FROM session_families WHERE user_id = ? AND revoked = 0',
+        )
+          .all(userId)
+          .map((r) => r.family_id);
+        this.prepare('UPDATE session_families SET revoked = 1 WHERE user_id = ?').run(userId);
+        return ids;
+      })(),
+    );
+  }
+
+  deleteDevice(deviceId: string): Promise<string[] | null> {
+    return later(() =>
+      this.db.transaction(() => {
+        const families = this.prepare<[string], { family_id: string }>(
+          'SELECT family_id FROM session_families WHERE device_id = ?',
+        )
+          .all(deviceId)
+          .map((r) => r.family_id);
+        this.prepare('DELETE FROM sent_ids WHERE sender_device_id = ?').run(deviceId);
+        // Prekeys, sessions and mailbox entries go with it (ON DELETE CASCADE).
+        const deleted = this.prepare('DELETE FROM devices WHERE device_id = ?').run(deviceId).changes > 0;
+        if (!deleted) return null;
+        this.mailbox.forgetDevices();
+        return families;
+      })(),
+    );
+  }
+
+  putInviteToken(tokenHash: Bytes, expiresAt: number, now: number): Promise<void> {
+    return later(() => {
+      this.prepare('INSERT INTO invite_tokens (token_hash, expires_at, created_at) VALUES (?, ?, ?)').run(
+        tokenHash,
+        expiresAt,
+        now,
+      );
     });
   }
 
