@@ -1,10 +1,19 @@
 // The bytes of the cluster bus on Redis: msgpack (binary bodies inline), and on the way in a zod schema of every
 // event, so a message on the channel that is not one of ours (another program, an older or newer relay, a forged
 // publish by anyone who can reach Redis) is dropped instead of being taken for relay state.
-import { decode, encode } from 'notepack.io';
+import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { assertPlainData } from '../socket-parser.js';
 import type { ClusterEvent } from './bus.js';
+
+/**
+ * notepack.io (the msgpack of socket.io-msgpack-parser) ships no types: loaded through require with the two functions
+ * used here, so that every project that compiles this file (the web tests import the relay) needs no declaration.
+ */
+export const msgpack = createRequire(import.meta.url)('notepack.io') as {
+  encode(value: unknown): Buffer;
+  decode(buffer: Uint8Array): unknown;
+};
 
 /** What one node publishes: the event and the publishing node (a node ignores its own). */
 export interface Envelope {
@@ -48,25 +57,25 @@ function asBuffer(body: Uint8Array | ArrayBuffer): Buffer {
 export function encodeEnvelope(envelope: Envelope): Buffer {
   const { event } = envelope;
   if (event.type === 'entries') {
-    return encode({
+    return msgpack.encode({
       ...envelope,
       event: { ...event, entries: event.entries.map((e) => ({ ...e, body: asBuffer(e.body) })) },
     });
   }
   if (event.type === 'ephemeral') {
-    return encode({
+    return msgpack.encode({
       ...envelope,
       event: { ...event, message: { ...event.message, body: asBuffer(event.message.body) } },
     });
   }
-  return encode(envelope);
+  return msgpack.encode(envelope);
 }
 
 /** The envelope in `message`, or null when it is not a well-formed one. */
 export function decodeEnvelope(message: Buffer): Envelope | null {
   let data: unknown;
   try {
-    data = decode(message);
+    data = msgpack.decode(message);
     assertPlainData(data);
   } catch {
     return null;
