@@ -1,8 +1,15 @@
 // GET /api/ready against a real relay on port 0: ready while the store answers, 503 `unavailable` within
 // READY_TIMEOUT_MS when the store fails or stops answering — while /api/health (liveness) stays 200.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { api, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
+import { startMongo, withDatabase } from './services.js';
+import type { Service } from './services.js';
+
+const started = await startMongo();
+const mongo: Service | null = 'service' in started ? started.service : null;
+if ('skip' in started) console.warn(`[readiness] MongoDB cases skipped: ${started.skip}`);
+afterAll(() => mongo?.stop());
 
 let t: TestRelay | undefined;
 afterEach(async () => {
@@ -43,4 +50,20 @@ describe('GET /api/ready', () => {
     expect(took).toBeGreaterThanOrEqual(290);
     expect(took).toBeLessThan(2000);
   });
+});
+
+describe.skipIf(mongo === null)('GET /api/ready on the MongoDB store', () => {
+  it('answers 503 within READY_TIMEOUT_MS while the MongoDB server is stopped, and 200 again once it is back', async () => {
+    t = await startRelay({ MONGODB_URI: withDatabase(mongo!.url, `ready_${Date.now()}`), READY_TIMEOUT_MS: '500' });
+    expect((await api(t.url, 'GET', '/api/ready')).status).toBe(200);
+    await mongo!.kill();
+    const begun = Date.now();
+    const down = await api(t.url, 'GET', '/api/ready');
+    expect(down.status).toBe(503);
+    expect(down.body.error.code).toBe('unavailable');
+    expect(Date.now() - begun).toBeLessThan(2000);
+    expect((await api(t.url, 'GET', '/api/health')).status).toBe(200);
+    await mongo!.start();
+    await expect.poll(async () => (await api(t.url, 'GET', '/api/ready')).status, { timeout: 20_000 }).toBe(200);
+  }, 60_000);
 });
