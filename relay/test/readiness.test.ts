@@ -54,16 +54,20 @@ describe('GET /api/ready', () => {
 
 describe.skipIf(mongo === null)('GET /api/ready on the MongoDB store', () => {
   it('answers 503 within READY_TIMEOUT_MS while the MongoDB server is stopped, and 200 again once it is back', async () => {
-    t = await startRelay({ MONGODB_URI: withDatabase(mongo!.url, `ready_${Date.now()}`), READY_TIMEOUT_MS: '500' });
-    expect((await api(t.url, 'GET', '/api/ready')).status).toBe(200);
+    const relay = await startRelay({
+      MONGODB_URI: withDatabase(mongo!.url, `ready_${Date.now()}`),
+      READY_TIMEOUT_MS: '500',
+    });
+    t = relay;
+    expect((await api(relay.url, 'GET', '/api/ready')).status).toBe(200);
     await mongo!.kill();
     const begun = Date.now();
-    const down = await api(t.url, 'GET', '/api/ready');
+    const down = await api(relay.url, 'GET', '/api/ready');
     expect(down.status).toBe(503);
     expect(down.body.error.code).toBe('unavailable');
     expect(Date.now() - begun).toBeLessThan(2000);
-    expect((await api(t.url, 'GET', '/api/health')).status).toBe(200);
+    expect((await api(relay.url, 'GET', '/api/health')).status).toBe(200);
     await mongo!.start();
-    await expect.poll(async () => (await api(t.url, 'GET', '/api/ready')).status, { timeout: 20_000 }).toBe(200);
+    await expect.poll(async () => (await api(relay.url, 'GET', '/api/ready')).status, { timeout: 20_000 }).toBe(200);
   }, 60_000);
 });
