@@ -19,6 +19,7 @@ const envSchema = z.object({
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   ACCESS_TOKEN_TTL: int(10, 24 * 3600, 15 * 60),
   REFRESH_TOKEN_TTL: int(60, 365 * 24 * 3600, 30 * 24 * 3600),
+  SESSION_MAX_AGE: int(60, 3650 * 24 * 3600, 90 * 24 * 3600),
   BCRYPT_COST: int(4, 15, 12),
   JSON_BODY_LIMIT: int(1024, 16 * 1024 * 1024, LIMITS.jsonBodyBytes),
   SOCKET_FRAME_LIMIT: int(1024, 64 * 1024 * 1024, LIMITS.socketFrameBytes),
@@ -58,7 +59,16 @@ const envSchema = z.object({
   DELIVERY_WINDOW_BYTES: int(1024, 256 * 1024 * 1024, 1024 * 1024),
   GROUPS_PER_USER: int(1, 100_000, LIMITS.groupsPerUser),
   GROUP_ADDS_PER_HOUR: int(1, 1_000_000, LIMITS.groupAddsPerHour),
+  READY_TIMEOUT_MS: int(100, 60_000, 2000),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
 });
+
+/**
+ * The start of every placeholder value in `.env.example`: a relay started with one of them would sign tokens with a
+ * secret that anyone can read in the repository.
+ */
+export const PLACEHOLDER_MARK = 'replace-with';
 
 /** The names of every environment variable the relay reads. */
 export type EnvName = keyof z.input<typeof envSchema>;
@@ -73,6 +83,8 @@ export interface Config {
   jwtSecret: string | undefined;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  /** A refresh family (one sign-in) ends this many seconds after it started, however often it was refreshed. */
+  sessionMaxAgeSeconds: number;
   bcryptCost: number;
   jsonBodyLimitBytes: number;
   socketFrameLimitBytes: number;
@@ -125,6 +137,10 @@ export interface Config {
   groupsPerUser: number;
   /** Users one account may add to groups (creations included) per hour (rate_limited beyond). */
   groupAddsPerHour: number;
+  /** How long `GET /api/ready` waits for the store (and Redis) before it answers 503. */
+  readyTimeoutMs: number;
+  /** The Prometheus listener (METRICS_PORT, METRICS_HOST); null when METRICS_PORT is unset: no metrics. */
+  metrics: { port: number; host: string } | null;
 }
 
 /** Thrown when the environment does not parse; the message names every offending variable. */
@@ -153,6 +169,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration: ${problems}`);
   }
   const e = parsed.data;
+  for (const name of ['JWT_SECRET', 'MONGODB_URI', 'REDIS_URL'] as const) {
+    if (e[name]?.includes(PLACEHOLDER_MARK)) {
+      throw new ConfigError(
+        `Invalid configuration: ${name}: still holds the placeholder of .env.example; make a secret with: openssl rand -hex 32`,
+      );
+    }
+  }
   if (e.REDIS_URL !== undefined && e.JWT_SECRET === undefined) {
     throw new ConfigError(
       'Invalid configuration: JWT_SECRET: must be set when REDIS_URL is set (every relay node must sign and check tokens with the same secret)',
@@ -170,6 +193,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwtSecret: e.JWT_SECRET,
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL,
     refreshTokenTtlSeconds: e.REFRESH_TOKEN_TTL,
+    sessionMaxAgeSeconds: e.SESSION_MAX_AGE,
     bcryptCost: e.BCRYPT_COST,
     jsonBodyLimitBytes: e.JSON_BODY_LIMIT,
     socketFrameLimitBytes: e.SOCKET_FRAME_LIMIT,
@@ -203,5 +227,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     deliveryWindowBytes: e.DELIVERY_WINDOW_BYTES,
     groupsPerUser: e.GROUPS_PER_USER,
     groupAddsPerHour: e.GROUP_ADDS_PER_HOUR,
+    readyTimeoutMs: e.READY_TIMEOUT_MS,
+    metrics: e.METRICS_PORT === undefined ? null : { port: e.METRICS_PORT, host: e.METRICS_HOST },
   };
 }

@@ -6,7 +6,7 @@ import { createRelay } from './server.js';
 async function main(): Promise<void> {
   const config = loadConfig();
   const relay = await createRelay(config);
-  const { url } = await relay.listen();
+  const { url, metricsUrl } = await relay.listen();
   relay.log.info(
     { url, store: relay.health.store, fanout: relay.health.fanout, dataDir: config.dataDir },
     'relay listening',
@@ -15,6 +15,7 @@ async function main(): Promise<void> {
   console.log(
     `WeConnect relay listening on ${url} (store: ${relay.health.store} in ${where}, fan-out: ${relay.health.fanout})`,
   );
+  if (metricsUrl) console.log(`Prometheus metrics on ${metricsUrl}`);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {

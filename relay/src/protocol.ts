@@ -66,6 +66,7 @@ export const ERROR_CODES = [
   'invite_invalid',
   'group_limit',
   'internal',
+  'unavailable',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -159,6 +160,12 @@ export interface HealthAnswer {
   version: string;
   store: 'sqlite' | 'mongodb';
   fanout: 'local' | 'redis';
+}
+
+/** `GET /api/ready` → 200 when the store (and Redis, when configured) answered; else 503 `unavailable`. */
+export interface ReadyAnswer {
+  status: 'ready';
+  checked: ('store' | 'redis')[];
 }
 
 /** `GET /api/accounts/:username/kdf` → 200 */

@@ -10,6 +10,7 @@ import { RELAY_PACKAGE_DIR } from './config.js';
 import type { Config } from './config.js';
 import { createHttpApp } from './http/app.js';
 import { createLogger } from './log.js';
+import { RelayMetrics, listenMetrics } from './metrics.js';
 import { LIMITS } from './protocol.js';
 import type { HealthAnswer } from './protocol.js';
 import { deriveKey, loadOrCreateSecret } from './secrets.js';
@@ -19,6 +20,8 @@ import { DirectoryService } from './service/directory.js';
 import { GroupService } from './service/groups.js';
 import { HashQueue } from './service/hash-queue.js';
 import { MailboxService } from './service/mailbox.js';
+import { Readiness } from './service/readiness.js';
+import type { ReadinessProbe } from './service/readiness.js';
 import { LocalPresenceRegistry, PresenceService } from './service/presence.js';
 import { FailureLimiter, TokenBuckets } from './service/rate-limit.js';
 import { TokenService } from './service/tokens.js';
@@ -55,7 +58,11 @@ export interface Relay {
   readonly health: HealthAnswer;
   /** Transactions committed by the write batcher so far. */
   commits(): number;
-  listen(port?: number, host?: string): Promise<{ url: string; port: number }>;
+  /**
+   * Listens for HTTP and Socket.IO, and (when METRICS_PORT is set) starts the metrics listener: `metricsUrl` is its
+   * GET /metrics address.
+   */
+  listen(port?: number, host?: string): Promise<{ url: string; port: number; metricsUrl?: string }>;
   /** Runs the expiry sweep now (it also runs periodically). */
   sweep(): Promise<SweepResult>;
   /** Stops accepting, drops sockets, lets in-flight requests finish, commits queued writes, closes the store. */
@@ -66,6 +73,35 @@ const DAY_MS = 24 * 3600 * 1000;
 const CLOSE_GRACE_MS = 5000;
 /** How long close() waits for queued writes to commit. */
 const CLOSE_WRITES_MS = 10_000;
+
+/** Whether an address the server listens on is reachable only from this host. */
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address === 'localhost' || address === '::ffff:127.0.0.1';
+}
+
+/**
+ * What to say at start about TRUST_PROXY: with `true` or a hop count, whoever connects is believed about the client
+ * address (X-Forwarded-For), which is only safe when nobody but the proxy can connect.
+ */
+export function proxyTrustNotice(
+  trustProxy: Config['trustProxy'],
+  listening: string,
+): { level: 'warn' | 'info'; message: string } | null {
+  if (trustProxy === false || isLoopback(listening)) return null;
+  if (trustProxy === true || typeof trustProxy === 'number') {
+    return {
+      level: 'warn',
+      message:
+        `TRUST_PROXY=${String(trustProxy)} believes X-Forwarded-For from whoever connects, and the relay listens on ` +
+        `${listening}: a client that reaches it directly picks the address its sign-in limits count. Set TRUST_PROXY ` +
+        'to the address of your proxy, or listen only where the proxy alone can connect',
+    };
+  }
+  return {
+    level: 'info',
+    message: `X-Forwarded-For is believed only from ${trustProxy} (TRUST_PROXY); the relay listens on ${listening}`,
+  };
+}
 
 /** Whether `promise` settles within `ms` (its rejection counts as settled). */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
@@ -88,7 +124,7 @@ function relayVersion(): string {
 }
 
 /** Opens the configured store: MongoDB when MONGODB_URI is set (failing within 5 s without a server), else SQLite. */
-async function openStore(config: Config): Promise<Store> {
+export async function openStore(config: Config): Promise<Store> {
   if (config.mongodbUri === undefined) {
     return new SqliteStore({ file: join(config.dataDir, 'weconnect.db'), synchronous: config.sqliteSynchronous });
   }
@@ -135,6 +171,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     }
   }
   const bus = cluster?.bus ?? new LocalBus();
+  const metrics = config.metrics ? new RelayMetrics(async () => (await store.counts()).mailboxEntries) : undefined;
   const health: HealthAnswer = {
     status: 'ok',
     version: relayVersion(),
@@ -159,6 +196,15 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     onCommitted: (entries) => delivery.committed(entries),
     caps: { maxEntries: config.mailboxMaxEntries, maxBytes: config.mailboxMaxBytes },
     commitWindowMs: options.commitWindowMs ?? config.commitWindowMs,
+    ...(metrics
+      ? {
+          observeCommit: (c: { seconds: number; sends: number; ackedEntries: number }) => {
+            metrics.commitSeconds.observe(c.seconds);
+            if (c.sends > 0) metrics.batchSends.observe(c.sends);
+            metrics.ackedEntries.inc(c.ackedEntries);
+          },
+        }
+      : {}),
   });
   const delivery: Delivery = new Delivery({
     store,
@@ -191,9 +237,11 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     registration: config.registration,
     maxDevices: config.devicesPerAccount,
     bcryptCost: config.bcryptCost,
+    sessionMaxAgeMs: config.sessionMaxAgeSeconds * 1000,
     fakeSaltKey: deriveKey(jwtSecret, 'fake kdf salt'),
     now,
     onFamilyRevoked: (familyId) => sockets.disconnectFamily(familyId),
+    ...(metrics ? { bcryptInFlight: metrics.bcryptInFlight } : {}),
   });
   try {
     await accounts.init();
@@ -218,7 +266,11 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     (fromUserId, toUserIds) => presence.contactsAdded(fromUserId, toUserIds),
   );
 
-  const app = createHttpApp({ config, log, health, accounts, directory, groups });
+  const probes: ReadinessProbe[] = [{ name: 'store', ping: () => store.ping() }];
+  if (cluster) probes.push({ name: 'redis', ping: () => cluster.ping() });
+  const readiness = new Readiness(probes, config.readyTimeoutMs);
+
+  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, metrics });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
     config,
@@ -229,6 +281,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     delivery,
     eventLimiter,
     now,
+    bus,
+    ...(metrics ? { metrics } : {}),
     ...(cluster ? { adapter: cluster.adapter } : {}),
   });
 
@@ -264,6 +318,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   }
 
   let closing: Promise<void> | null = null;
+  let metricsServer: HttpServer | null = null;
   return {
     config,
     log,
@@ -273,20 +328,39 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     health,
     commits: () => batcher.commits,
     sweep,
-    listen(port = config.port, host = config.host) {
+    async listen(port = config.port, host = config.host) {
+      let metricsUrl: string | undefined;
+      if (metrics && config.metrics && !metricsServer) {
+        const started = await listenMetrics(metrics, config.metrics.port, config.metrics.host);
+        metricsServer = started.server;
+        metricsUrl = started.url;
+        log.info({ url: metricsUrl }, 'metrics listening');
+      }
       return new Promise((resolve, reject) => {
         httpServer.once('error', reject);
         httpServer.listen(port, host, () => {
           httpServer.off('error', reject);
           const address = httpServer.address() as AddressInfo;
+          const notice = proxyTrustNotice(config.trustProxy, address.address);
+          if (notice) log[notice.level]({ trustProxy: config.trustProxy, address: address.address }, notice.message);
           const shown = address.address.includes(':') ? `[${address.address}]` : address.address;
-          resolve({ url: `http://${shown}:${address.port}`, port: address.port });
+          resolve({
+            url: `http://${shown}:${address.port}`,
+            port: address.port,
+            ...(metricsUrl ? { metricsUrl } : {}),
+          });
         });
       });
     },
     close() {
       closing ??= (async () => {
         clearInterval(sweepTimer);
+        const metricsClosed = metricsServer
+          ? new Promise<void>((resolve) => {
+              metricsServer?.close(() => resolve());
+              metricsServer?.closeAllConnections();
+            })
+          : Promise.resolve();
         const force = setTimeout(() => httpServer.closeAllConnections(), CLOSE_GRACE_MS);
         force.unref();
         const stopped = sockets.io.close(); // disconnects sockets, then waits for the HTTP server to close
@@ -302,6 +376,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
             'queued writes did not commit before shutdown; they were not acknowledged',
           );
         }
+        await metricsClosed;
         await cluster?.close();
         await store.close();
       })();

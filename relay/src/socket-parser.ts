@@ -19,7 +19,7 @@ const RESERVED_EVENTS = new Set([
  * field: the schemas would then read inherited fields. Every decoded object must be a plain one (or binary: a Buffer,
  * or an ArrayBuffer, which notepack's ext type 0 decodes to).
  */
-function assertPlainData(data: unknown): void {
+export function assertPlainData(data: unknown): void {
   const stack: unknown[] = [data];
   while (stack.length > 0) {
     const value = stack.pop();

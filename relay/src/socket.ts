@@ -6,7 +6,9 @@ import jwt from 'jsonwebtoken';
 import type { Logger } from 'pino';
 import { Server } from 'socket.io';
 import type { ServerOptions, Socket } from 'socket.io';
+import type { ClusterBus } from './cluster/bus.js';
 import type { Config } from './config.js';
+import type { RelayMetrics } from './metrics.js';
 import { RelayError, asRelayError } from './errors.js';
 import { messageSendSchema, presenceWatchSchema } from './protocol.js';
 import type { AckError, ClientToServerEvents, ServerToClientEvents } from './protocol.js';
@@ -34,6 +36,13 @@ export interface SocketDeps {
   delivery: Delivery;
   eventLimiter: EventLimiter;
   now: () => number;
+  /**
+   * The cluster bus: a revocation goes to every node over it as well as through the adapter, and after a cut each
+   * node checks the sessions of its own sockets against the store (a revocation during the outage reached neither).
+   */
+  bus: ClusterBus;
+  /** Prometheus metrics, when METRICS_PORT is set. */
+  metrics?: RelayMetrics;
   /** Socket.IO's adapter between relay nodes (the Redis streams adapter); in-memory when absent. */
   adapter?: ServerOptions['adapter'];
 }
@@ -112,11 +121,30 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
   const handlers = eventHandlers(deps, expiry);
   io.on('connection', (socket) => onConnection(socket, deps, handlers, expiry));
 
+  const dropLocal = (familyIds: readonly string[]): void => {
+    for (const familyId of familyIds) io.local.in(familyRoom(familyId)).disconnectSockets(true);
+  };
+  /** Every family with a socket on this node, checked against the store; the ended ones are dropped. */
+  const recheckSessions = async (): Promise<void> => {
+    const families = [...io.of('/').sockets.values()].map((socket) => socket.data.familyId);
+    const ended = await accounts.endedFamilies(families);
+    if (ended.length > 0) log.info({ sockets: ended.length }, 'dropped sockets of sessions revoked during a cut');
+    dropLocal(ended);
+  };
+  deps.bus.onEvent((event) => {
+    if (event.type === 'revoked') dropLocal(event.familyIds);
+  });
+  deps.bus.onResume(() => {
+    recheckSessions().catch((err: unknown) => log.warn({ err }, 'session recheck after a cut failed'));
+  });
+
   return {
     io,
     disconnectFamily(familyId) {
-      // A room per family: through the adapter this reaches the family's sockets on every node.
+      // A room per family: through the adapter this reaches the family's sockets on every node. The bus says it
+      // again; if that cannot be published, the bus owes a resume and every node rechecks its sockets' sessions.
       io.in(familyRoom(familyId)).disconnectSockets(true);
+      void deps.bus.publish({ type: 'revoked', familyIds: [familyId] });
     },
   };
 }
@@ -217,6 +245,7 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
   /** Every event costs one token of the device's bucket, whatever it carries. */
   const admit = async (link: SocketLink): Promise<void> => {
     if (!(await eventLimiter.take(link.deviceId, now()))) {
+      deps.metrics?.rateLimited.inc({ limit: 'events' });
       throw new RelayError('rate_limited', 'too many events; slow down');
     }
   };
@@ -238,8 +267,11 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
     try {
       await admit(link);
       const input = parseInput(messageSendSchema, payload, 'payload');
-      answer(ack, { ok: true, ...(await mailbox.send(link, input)) });
+      const result = await mailbox.send(link, input);
+      deps.metrics?.sends.inc();
+      answer(ack, { ok: true, ...result });
     } catch (err) {
+      deps.metrics?.refusedSends.inc({ code: asRelayError(err).code });
       fail(ack, err);
     }
   };
@@ -272,6 +304,7 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
       }
     },
     disconnect() {
+      deps.metrics?.connections.dec();
       const link = this.data;
       expiry.remove(this, link.expiresAt);
       link.close();
@@ -297,6 +330,7 @@ function onConnection(
   socket.onAny(handlers.event);
   socket.on('disconnect', handlers.disconnect);
 
+  deps.metrics?.connections.inc();
   link.delivery = deps.delivery.attach(link);
   deps.presence.connected(link.userId);
 }

@@ -41,6 +41,9 @@ describe('loadConfig', () => {
       mongodbUri: undefined,
       redisUrl: undefined,
       clusterNodeTimeoutSeconds: 15,
+      sessionMaxAgeSeconds: 90 * 24 * 3600,
+      readyTimeoutMs: 2000,
+      metrics: null,
     });
     expect(config.dataDir).toBe(join(process.cwd(), 'data'));
     expect(config.webDist).toMatch(/web[/\\]dist$/);
@@ -72,6 +75,27 @@ describe('loadConfig', () => {
       expect((err as Error).message).toMatch(/BCRYPT_COST/);
       expect((err as Error).message).toMatch(/JWT_SECRET/);
     }
+  });
+});
+
+describe('placeholder secrets', () => {
+  it('refuses to start with the JWT_SECRET, MongoDB or Redis password of .env.example', () => {
+    const example = readFileSync(join(import.meta.dirname, '../../.env.example'), 'utf8');
+    const value = (name: string): string => {
+      const line = example.split('\n').find((l) => l.startsWith(`${name}=`));
+      if (line === undefined) throw new Error(`.env.example has no ${name}`);
+      return line.slice(name.length + 1);
+    };
+    const jwtSecret = value('JWT_SECRET');
+    expect(() => loadConfig({ JWT_SECRET: jwtSecret })).toThrow(/JWT_SECRET: still holds the placeholder/);
+    const mongo = `mongodb://weconnect:${value('MONGO_PASSWORD')}@mongo:27017/w`;
+    expect(() => loadConfig({ MONGODB_URI: mongo })).toThrow(/MONGODB_URI: still holds the placeholder/);
+    const secret = 'x'.repeat(32);
+    const redis = `redis://:${value('REDIS_PASSWORD')}@redis:6379`;
+    expect(() => loadConfig({ JWT_SECRET: secret, MONGODB_URI: 'mongodb://db/w', REDIS_URL: redis })).toThrow(
+      /REDIS_URL: still holds the placeholder/,
+    );
+    expect(loadConfig({ JWT_SECRET: secret }).jwtSecret).toBe(secret);
   });
 });
 

@@ -60,17 +60,20 @@ const bodyOf = (index: number): Buffer => Buffer.from(`crash message ${index} `.
 const indexOf = (message: DeliveredMessage): number =>
   Number(/^crash message (\d+) /.exec(Buffer.from(message.body as Uint8Array).toString('utf8'))?.[1] ?? -1);
 
-/** Waits until no `messages` event arrived on any of the devices for `quietMs` (bounded by `timeoutMs`). */
-async function settled(list: TestDevice[], quietMs: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let count = -1;
-  for (;;) {
-    const now = list.reduce((n, d) => n + d.batches.length, 0);
-    if (now === count) return;
-    if (Date.now() > deadline) throw new Error('the devices kept receiving past the deadline');
-    count = now;
-    await sleep(quietMs);
-  }
+/** Ids of the marker messages `drained` sends; the checks below leave them out. */
+const markers = new Set<string>();
+
+/**
+ * A positive signal that each device has received everything stored for it so far: a marker message to both of
+ * Bob's devices, committed after all of it, and waited for on each. Within one connection entries arrive in seq
+ * order (expectOrdered checks it), so once the marker is there, nothing stored before it is still on the way.
+ */
+async function drained(sender: TestDevice, bobDevices: string[], list: TestDevice[]): Promise<void> {
+  const id = messageId();
+  markers.add(id);
+  const ack = await sender.send({ id, envelopes: bobDevices.map((to) => ({ to, body: Buffer.from('marker') })) });
+  expect(ack.ok, 'the marker is stored').toBe(true);
+  await waitFor(() => list.every((d) => d.messages.some((m) => m.id === id)), 15_000, 'the marker on every device');
 }
 
 interface Scenario {
@@ -154,6 +157,7 @@ function collect(connections: TestDevice[]): Map<string, { message: DeliveredMes
   const seen = new Map<string, { message: DeliveredMessage; count: number }>();
   for (const connection of connections) {
     for (const message of connection.messages) {
+      if (markers.has(message.id)) continue;
       const known = seen.get(message.id);
       if (known) known.count++;
       else seen.set(message.id, { message, count: 1 });
@@ -170,6 +174,11 @@ function expectOrdered(connection: TestDevice): void {
   for (const message of connection.messages) {
     if (seen.has(message.id)) continue;
     seen.add(message.id);
+    if (markers.has(message.id)) {
+      expect(message.seq).toBeGreaterThan(lastSeq);
+      lastSeq = message.seq;
+      continue;
+    }
     expect(message.seq).toBeGreaterThan(lastSeq);
     expect(indexOf(message)).toBeGreaterThan(lastIndex);
     lastSeq = message.seq;
@@ -196,13 +205,14 @@ async function crashAndRecover(bobOnlineDuringCrash: boolean): Promise<void> {
   const receivedBeforeCrash = bobConnections.map((c) => collect(c).size);
 
   const relay = await start(s.dataDir, s.relay.port);
-  const drained: TestDevice[] = [];
+  const reconnected: TestDevice[] = [];
   for (const d of [0, 1] as const) {
     const device = await connect(relay.url, s.bobTokens[d]);
     bobConnections[d].push(device);
-    drained.push(device);
+    reconnected.push(device);
   }
-  await settled(drained, 400, 15_000);
+  const alice = await connect(relay.url, s.alice.accessToken);
+  await drained(alice, s.bobDevices, reconnected);
 
   // Every acked message reached both devices; no message is on one device only; nothing foreign or corrupted.
   const [first, second] = bobConnections.map(collect) as [ReturnType<typeof collect>, ReturnType<typeof collect>];
@@ -226,9 +236,8 @@ async function crashAndRecover(bobOnlineDuringCrash: boolean): Promise<void> {
   );
 
   // Alice resends every unacked id; the ones already stored answer their original ts and are not stored again.
-  const alice = await connect(relay.url, s.alice.accessToken);
   const resend = ids.map((id, i) => ({ id, i })).filter(({ id }) => !acked.has(id));
-  const beforeResend = drained.map((d) => d.messages.length);
+  const beforeResend = reconnected.map((d) => d.messages.length);
   const answers = await Promise.all(
     resend.map(({ id, i }) =>
       alice.send({ id, envelopes: s.bobDevices.map((to) => ({ to, body: bodyOf(i) })) }).then((a) => ({ id, a })),
@@ -245,11 +254,11 @@ async function crashAndRecover(bobOnlineDuringCrash: boolean): Promise<void> {
     15_000,
     'every message on both devices',
   );
-  await settled(drained, 200, 5_000);
+  await drained(alice, s.bobDevices, reconnected);
   [first, second].forEach((held, d) => {
     expect(collect(bobConnections[d] ?? []).size).toBe(MESSAGES);
     // What arrives after the resend is new to the device, once: a resent id that was stored is not stored again.
-    const late = drained[d]?.messages.slice(beforeResend[d]) ?? [];
+    const late = (reconnected[d]?.messages.slice(beforeResend[d]) ?? []).filter((m) => !markers.has(m.id));
     expect(new Set(late.map((m) => m.id)).size).toBe(late.length);
     for (const message of late) expect(held.has(message.id), `message ${indexOf(message)} came twice`).toBe(false);
   });

@@ -23,6 +23,8 @@ export interface TestRelay {
   /** e.g. http://127.0.0.1:40123 — for fetch and for io(). */
   url: string;
   port: number;
+  /** GET /metrics of the relay's metrics listener, when METRICS_PORT was given. */
+  metricsUrl: string | undefined;
   dataDir: string;
   /** The JWT secret in use (tests forge tokens with it). */
   jwtSecret: string;
@@ -58,12 +60,13 @@ export async function startRelay(
   };
   const config = loadConfig(env);
   const relay = await createRelay(config, options);
-  const { url, port } = await relay.listen(0, '127.0.0.1');
+  const { url, port, metricsUrl } = await relay.listen(0, '127.0.0.1');
   const jwtSecret = config.jwtSecret ?? readFileSync(join(dataDir, 'jwt-secret'), 'utf8').trim();
   return {
     relay,
     url,
     port,
+    metricsUrl,
     dataDir,
     jwtSecret,
     config,

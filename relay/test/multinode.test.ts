@@ -205,6 +205,24 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
     node1 = await startNode(); // a fresh node 1 for what follows
   });
 
+  it('closes the sockets on the other node of a session signed out while Redis was down, once Redis is back', async () => {
+    if (!redis) return;
+    const session = await signIn(node1.url, alice);
+    const there = await connect(node2, session.accessToken);
+    await redis.kill();
+    const res = await api(node1.url, 'DELETE', '/api/sessions/current', { token: session.accessToken });
+    expect(res.status).toBe(204);
+    await redis.start();
+    // Each node rechecks the sessions of its sockets against the store after the cut.
+    await waitFor(() => !there.socket.connected, 20_000, 'the socket of the revoked session to drop');
+    // A positive signal that the other sockets were left alone: bob on node 2 still receives.
+    const b = await connect(node2, bob.accessToken);
+    const a = await connect(node1, alice.accessToken);
+    const id = messageId();
+    expect(await a.send({ id, envelopes: [{ to: bob.deviceId, body: body(id) }] })).toMatchObject({ ok: true });
+    await waitFor(() => idsOf(b).has(id), 20_000, 'delivery after the outage');
+  });
+
   it('resumes delivery with nothing lost after Redis is stopped for five seconds and restarted', async () => {
     if (!redis) return;
     const a = await connect(node1, alice.accessToken);

@@ -3,7 +3,16 @@
 // one cannot be had the starter answers why, and the suite skips with that reason printed.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -302,6 +311,28 @@ export async function startRedis(): Promise<Started> {
     (p) => ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
     port,
     `redis://127.0.0.1:${port}`,
+    dir,
+  );
+  return { service };
+}
+
+/**
+ * nginx with the configuration `config(port)` makes for the port it listens on (written into its own temporary
+ * directory, which is also its prefix). Skips without an nginx binary (Debian package nginx-light).
+ */
+export async function startNginx(config: (port: number, dir: string) => string): Promise<Started> {
+  const binary = findBinary(['nginx'], ['/usr/sbin/nginx']);
+  if (!binary) return { skip: 'nginx is not installed (Debian package nginx-light)' };
+  const dir = mkdtempSync(join(tmpdir(), 'weconnect-nginx-'));
+  const port = await freePort();
+  const file = join(dir, 'nginx.conf');
+  writeFileSync(file, config(port, dir));
+  const service = await supervise(
+    'nginx',
+    binary,
+    () => ['-p', dir, '-c', file, '-e', join(dir, 'error.log'), '-g', 'daemon off;'],
+    port,
+    `http://127.0.0.1:${port}`,
     dir,
   );
   return { service };

@@ -133,6 +133,40 @@ describe('POST /api/sessions/refresh', () => {
   });
 });
 
+describe('the absolute session lifetime (SESSION_MAX_AGE)', () => {
+  it('ends a sign-in at SESSION_MAX_AGE however often it was refreshed within REFRESH_TOKEN_TTL', async () => {
+    let clock = Date.now();
+    const short = await startRelay(
+      { SESSION_MAX_AGE: '600', REFRESH_TOKEN_TTL: '300', ACCESS_TOKEN_TTL: '60' },
+      { now: () => clock },
+    );
+    try {
+      const bob = await signUp(short.url);
+      let refreshToken = bob.refreshToken;
+      // Refreshed every 4 minutes: each refresh alone is well within the 5-minute refresh lifetime.
+      for (let minute = 4; minute <= 8; minute += 4) {
+        clock += 4 * 60_000;
+        const res = await api(short.url, 'POST', '/api/sessions/refresh', { body: { refreshToken } });
+        expect(res.status, `refresh at minute ${minute}`).toBe(200);
+        refreshToken = res.body.refreshToken as string;
+      }
+      // Minute 10 and a little: the sign-in is 10 minutes old, the token it holds only 2.
+      clock += 2 * 60_000 + 1000;
+      const ended = await api(short.url, 'POST', '/api/sessions/refresh', { body: { refreshToken } });
+      expect(ended.status).toBe(401);
+      expect(ended.body.error.code).toBe('unauthorized');
+      // A fresh sign-in starts a new lifetime.
+      const again = await signIn(short.url, bob);
+      const fresh = await api(short.url, 'POST', '/api/sessions/refresh', {
+        body: { refreshToken: again.refreshToken },
+      });
+      expect(fresh.status).toBe(200);
+    } finally {
+      await short.close();
+    }
+  });
+});
+
 describe('DELETE /api/sessions/current', () => {
   it('revokes the refresh family and its access tokens, and leaves other sessions alone', async () => {
     const session = await signIn(t.url, alice);

@@ -7,6 +7,8 @@ const id = (): string => randomBytes(16).toString('base64url');
 const bytes = (n: number, fill?: number): Buffer => (fill === undefined ? randomBytes(n) : Buffer.alloc(n, fill));
 const DAY = 24 * 3600 * 1000;
 export const T0 = 1_700_000_000_000;
+/** A family start cutoff that no test family reaches (no absolute session lifetime in play). */
+const LONG_AGO = T0 - 365 * DAY;
 
 /** A complete NewAccount with random keys (times at T0). */
 export function newAccount(username: string, overrides: Partial<NewAccount> = {}): NewAccount {
@@ -49,6 +51,13 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
     afterEach(async () => {
       await store.close();
+    });
+
+    it('answers a ping while open, and not once closed', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      const other = await makeStore();
+      await other.close();
+      await expect(other.ping()).rejects.toThrow();
     });
 
     describe('accounts', () => {
@@ -130,6 +139,80 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
     });
 
+    describe('operations', () => {
+      it('counts what it holds', async () => {
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, 100);
+        await store.createGroup(id(), [{ userId: alice.userId, admin: true }], T0);
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, id(), [bob.deviceId])] }, T0 + 1);
+        expect(await store.counts()).toEqual({
+          users: 2,
+          devices: 2,
+          sessions: 2,
+          oneTimePrekeys: 1,
+          groups: 1,
+          mailboxEntries: 1,
+        });
+      });
+
+      it('lists accounts by username, a page after a name, with their device counts', async () => {
+        const listed = await store.listAccounts('', 10);
+        expect(listed.map((a) => a.username)).toEqual(['alice', 'bob']);
+        expect(listed[0]).toEqual({
+          userId: alice.userId,
+          username: 'alice',
+          disabled: false,
+          devices: 1,
+          createdAt: T0,
+        });
+        expect((await store.listAccounts('alice', 10)).map((a) => a.username)).toEqual(['bob']);
+        expect(await store.listAccounts('', 1)).toHaveLength(1);
+      });
+
+      it('deactivates and reactivates an account', async () => {
+        expect(await store.setUserDisabled(alice.userId, true)).toBe(true);
+        expect((await store.getUser(alice.userId))?.disabled).toBe(true);
+        expect((await store.findUserByUsername('alice'))?.disabled).toBe(true);
+        expect(await store.setUserDisabled(alice.userId, false)).toBe(true);
+        expect((await store.getUser(alice.userId))?.disabled).toBe(false);
+        expect(await store.setUserDisabled(id(), true)).toBe(false);
+      });
+
+      it("revokes every session of one user and no one else's", async () => {
+        const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: alice.userId, deviceId: id(), newDevice: true, session: s2, now: T0 });
+        expect((await store.revokeUserSessions(alice.userId)).sort()).toEqual(
+          [alice.session.familyId, s2.familyId].sort(),
+        );
+        expect((await store.getSession(alice.session.familyId))?.revoked).toBe(true);
+        expect((await store.getSession(s2.familyId))?.revoked).toBe(true);
+        expect((await store.getSession(bob.session.familyId))?.revoked).toBe(false);
+        expect(await store.revokeUserSessions(alice.userId)).toEqual([]);
+      });
+
+      it('deletes one device with its prekeys, sessions and mailbox, and leaves the other devices', async () => {
+        const second = id();
+        const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: bob.userId, deviceId: second, newDevice: true, session: s2, now: T0 });
+        await store.putPrekeys(second, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, 100);
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, id(), [bob.deviceId, second])] }, T0 + 1);
+        expect(await store.deleteDevice(second)).toEqual([s2.familyId]);
+        expect(await store.getDeviceOwner(second)).toBeNull();
+        expect(await store.getSession(s2.familyId)).toBeNull();
+        expect(await store.countMailbox(second)).toBe(0);
+        expect(await store.countPrekeys(second)).toMatchObject({ oneTimePrekeys: 0 });
+        expect(await store.countMailbox(bob.deviceId)).toBe(1);
+        expect(await store.deleteDevice(second)).toBeNull();
+      });
+
+      it("keeps the recipients' copies of what a deleted user sent (they name no sender)", async () => {
+        const msg = id();
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, msg, [bob.deviceId])] }, T0 + 1);
+        expect(await store.deleteUser(alice.userId)).toBe(true);
+        expect(await store.countMailbox(bob.deviceId)).toBe(1); // bob's copy is bob's
+        expect((await store.counts()).mailboxEntries).toBe(1);
+      });
+    });
+
     describe('sessions', () => {
       it('starts sessions on new and existing devices', async () => {
         const deviceId = id();
@@ -148,7 +231,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
 
       it('rotates a refresh token once; reusing the spent one revokes the whole family', async () => {
         const next = { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY };
-        const rotated = await store.rotateRefreshToken(alice.session.refresh.tokenHash, next, T0 + 1);
+        const rotated = await store.rotateRefreshToken(alice.session.refresh.tokenHash, next, T0 + 1, LONG_AGO);
         expect(rotated).toEqual({
           status: 'rotated',
           session: { familyId: alice.session.familyId, userId: alice.userId, deviceId: alice.deviceId, revoked: false },
@@ -157,19 +240,27 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           alice.session.refresh.tokenHash,
           { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY },
           T0 + 2,
+          LONG_AGO,
         );
         expect(reused).toEqual({ status: 'reused', familyId: alice.session.familyId });
         expect((await store.getSession(alice.session.familyId))?.revoked).toBe(true);
         // the successor died with its family
         expect(
-          await store.rotateRefreshToken(next.tokenHash, { tokenHash: bytes(32), expiresAt: T0 + 3 * DAY }, T0 + 3),
+          await store.rotateRefreshToken(
+            next.tokenHash,
+            { tokenHash: bytes(32), expiresAt: T0 + 3 * DAY },
+            T0 + 3,
+            LONG_AGO,
+          ),
         ).toEqual({
           status: 'invalid',
         });
       });
 
       it('refuses unknown and expired refresh tokens', async () => {
-        expect(await store.rotateRefreshToken(bytes(32), { tokenHash: bytes(32), expiresAt: T0 + DAY }, T0)).toEqual({
+        expect(
+          await store.rotateRefreshToken(bytes(32), { tokenHash: bytes(32), expiresAt: T0 + DAY }, T0, LONG_AGO),
+        ).toEqual({
           status: 'invalid',
         });
         expect(
@@ -177,8 +268,35 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
             bob.session.refresh.tokenHash,
             { tokenHash: bytes(32), expiresAt: T0 + 9 * DAY },
             T0 + DAY,
+            LONG_AGO,
           ),
         ).toEqual({ status: 'invalid' });
+      });
+
+      it('ends a family at its absolute lifetime, however often it was refreshed', async () => {
+        const HOUR = 3600 * 1000;
+        // Refreshed one hour before its family's end: the successor's expiry is cut to that end.
+        const next = { tokenHash: bytes(32), expiresAt: T0 + 2 * DAY };
+        const rotated = await store.rotateRefreshToken(alice.session.refresh.tokenHash, next, T0 + 1, T0 + 1 - HOUR);
+        expect(rotated.status).toBe('rotated');
+        expect(
+          await store.rotateRefreshToken(
+            next.tokenHash,
+            { tokenHash: bytes(32), expiresAt: T0 + 3 * DAY },
+            T0 + 2 * HOUR,
+            LONG_AGO,
+          ),
+        ).toEqual({ status: 'invalid' });
+        // A family that started at the cutoff is over, even with an unexpired token; nothing is revoked or spent.
+        expect(
+          await store.rotateRefreshToken(
+            bob.session.refresh.tokenHash,
+            { tokenHash: bytes(32), expiresAt: T0 + DAY },
+            T0 + 1,
+            T0,
+          ),
+        ).toEqual({ status: 'invalid' });
+        expect((await store.getSession(bob.session.familyId))?.revoked).toBe(false);
       });
 
       it('revokes a family', async () => {

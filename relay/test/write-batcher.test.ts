@@ -5,11 +5,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WriteBatcher } from '../src/service/write-batcher.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { MailboxEntry, SendOutcome, WriteBatch } from '../src/store/store.js';
 import { T0, newAccount } from './store.contract.js';
+
+/** Resolves after the current turn of the event loop and its I/O phase (a later turn, not the same one). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A real SQLite store that records each batch and can hold its commits until released. */
 class GatedStore extends SqliteStore {
@@ -79,7 +82,7 @@ describe('the write batcher', () => {
       now: () => T0,
       log: pino({ level: 'silent' }),
       onCommitted: () => undefined,
-      commitWindowMs: 50,
+      commitWindowMs: 100,
     });
     const sendWith = (b: WriteBatcher, id: string) =>
       b.send({
@@ -89,14 +92,16 @@ describe('the write batcher', () => {
         target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
       });
     const first = sendWith(windowed, 'w1');
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await nextTurn();
+    // A later turn, and the window still holds w1 back (without a window it would have committed by now).
+    expect(store.batches).toEqual([]);
     await Promise.all([first, sendWith(windowed, 'w2')]);
     expect(store.batches.map((b) => b.sends.map((s) => s.id))).toEqual([['w1', 'w2']]);
     await windowed.close();
 
     store.batches = [];
     const alone = send('n1');
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1)); // n1's commit has begun
     await Promise.all([alone, send('n2')]);
     expect(store.batches.map((b) => b.sends.map((s) => s.id))).toEqual([['n1'], ['n2']]);
   });
@@ -109,8 +114,8 @@ describe('the write batcher', () => {
       expect(committed.map((e) => e.id)).toEqual(['held']);
       return o;
     });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(store.batches).toHaveLength(1);
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1)); // the commit has begun, and is held
+    await nextTurn();
     expect(answered).toBe(false);
     expect(await store.countMailbox(bob.deviceId)).toBe(0);
     store.open();
@@ -121,7 +126,7 @@ describe('the write batcher', () => {
   it('queues what arrives during a commit for the next one, in order', async () => {
     store.hold();
     const first = send('first');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1)); // first's commit has begun, and is held
     const later = [send('second'), send('third')];
     batcher.ack(bob.deviceId, [12345]);
     store.open();

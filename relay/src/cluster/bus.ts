@@ -13,6 +13,8 @@ export type ClusterEvent =
   | { type: 'resync'; deviceIds: string[] }
   /** A user came online or went offline (the real state; each node applies the user's sharing setting). */
   | { type: 'presence'; update: PresenceUpdate }
+  /** These refresh families were revoked: drop their sockets (also sent through the Socket.IO adapter). */
+  | { type: 'revoked'; familyIds: string[] }
   /** A user changed sharePresence. */
   | { type: 'sharing'; userId: string; share: boolean }
   /** A node could not publish for a while: every node resyncs as after its own outage. */

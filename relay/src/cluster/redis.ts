@@ -2,7 +2,6 @@
 // sockets of a revoked session), the cluster bus (committed entries, ephemeral messages, resync requests and
 // presence changes, over pub/sub), presence, and the rate limits. Redis carries no state that a message depends
 // on: every acknowledged message is in the store, and after an outage each node resyncs its connections from there.
-import { deserialize, serialize } from 'node:v8';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import type { Logger } from 'pino';
 import { redactUrl } from '../log.js';
@@ -13,6 +12,7 @@ import type { ClusterBus, ClusterEvent } from './bus.js';
 import { RedisEventLimiter, RedisSigninLimiter } from './redis-limits.js';
 import { RedisPresenceRegistry } from './redis-presence.js';
 import type { RedisClient } from './scripts.js';
+import { decodeEnvelope, encodeEnvelope } from './wire.js';
 
 const CHANNEL = 'wc:cluster';
 
@@ -42,6 +42,8 @@ export interface RedisCluster {
   eventLimiter: EventLimiter;
   signupLimiter: EventLimiter;
   adapter: ServerOptions['adapter'];
+  /** One PING on the command client (which fails at once while Redis is away): for readiness. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -61,11 +63,6 @@ async function connectWithin(client: RedisClient, url: string, timeoutMs: number
   } finally {
     clearTimeout(timer);
   }
-}
-
-interface Envelope {
-  from: string;
-  event: ClusterEvent;
 }
 
 /** The cluster bus over Redis pub/sub; `onResume` fires once the subscription is back after a cut. */
@@ -94,7 +91,7 @@ export class RedisBus implements ClusterBus {
       return;
     }
     try {
-      await this.publisher.publish(CHANNEL, serialize({ from: this.nodeId, event } satisfies Envelope));
+      await this.publisher.publish(CHANNEL, encodeEnvelope({ from: this.nodeId, event }));
     } catch (err) {
       this.owesResume = true;
       this.log.warn({ err, type: event.type }, 'cluster event not published');
@@ -109,13 +106,11 @@ export class RedisBus implements ClusterBus {
     this.resumeHandlers.push(handler);
   }
 
-  /** A message from the channel (v8-serialized: every node runs the same relay build). */
+  /** A message from the channel: parsed with the wire schema; anything else is dropped. */
   receive(message: Buffer): void {
-    let envelope: Envelope;
-    try {
-      envelope = deserialize(message) as Envelope;
-    } catch (err) {
-      this.log.warn({ err }, 'unreadable cluster event');
+    const envelope = decodeEnvelope(message);
+    if (envelope === null) {
+      this.log.warn({ bytes: message.length }, 'unreadable cluster event dropped');
       return;
     }
     if (envelope.from === this.nodeId) return;
@@ -224,6 +219,9 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
     eventLimiter: new RedisEventLimiter(command, o.events.burst, o.events.perSecond),
     signupLimiter: new RedisEventLimiter(command, o.signups.burst, o.signups.perSecond),
     adapter: createAdapter(adapterClient, { blockTimeInMs: 2000 }) as ServerOptions['adapter'],
+    async ping() {
+      await command.ping();
+    },
     async close() {
       registry.close();
       for (const client of clients) {

@@ -3,11 +3,13 @@ import express from 'express';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { RelayMetrics } from '../metrics.js';
 import { LIMITS } from '../protocol.js';
 import type { HealthAnswer } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { DirectoryService } from '../service/directory.js';
 import type { GroupService } from '../service/groups.js';
+import type { Readiness } from '../service/readiness.js';
 import { accountsRoutes } from './accounts.js';
 import { backupRoutes } from './backup.js';
 import { groupsRoutes } from './groups.js';
@@ -24,6 +26,9 @@ export interface HttpDeps {
   config: Config;
   log: Logger;
   health: HealthAnswer;
+  readiness: Readiness;
+  /** Prometheus metrics, when METRICS_PORT is set: refusals by a rate limit are counted here. */
+  metrics?: RelayMetrics;
   accounts: AccountService;
   directory: DirectoryService;
   groups: GroupService;
@@ -40,10 +45,25 @@ export function createHttpApp(deps: HttpDeps): Express {
   app.set('etag', false);
   app.use(securityHeaders());
   app.use(requestLog(log));
+  const metrics = deps.metrics;
+  if (metrics) {
+    app.use((req, res, next) => {
+      res.on('finish', () => {
+        if (res.statusCode !== 429) return;
+        const limit = req.path.startsWith('/api/sessions')
+          ? 'signin'
+          : req.path.endsWith('/bundle')
+            ? 'bundle'
+            : 'other';
+        metrics.rateLimited.inc({ limit });
+      });
+      next();
+    });
+  }
 
   const api = express.Router();
   api.use(jsonBodies(config.jsonBodyLimitBytes, { '/backup': BACKUP_BODY_LIMIT }));
-  api.use(healthRoutes(deps.health));
+  api.use(healthRoutes(deps.health, deps.readiness));
   api.use(accountsRoutes(accounts));
   api.use(sessionsRoutes(accounts));
   api.use(prekeysRoutes(accounts, directory));

@@ -9,6 +9,7 @@ import { KDF_PARAMS } from '../protocol.js';
 import type { CreateAccountBody, KdfAnswer, RefreshBody, SessionAnswer, SignInBody } from '../protocol.js';
 import type { NewSession, Store } from '../store/store.js';
 import { checkedSignedPrekey, decodedOneTimePrekeys, fromBase64url, publicKeyFrom, toBase64url } from './keys.js';
+import type { InFlightGauge } from '../metrics.js';
 import type { HashQueue } from './hash-queue.js';
 import { inviteHash } from './invites.js';
 import { addressKey } from './rate-limit.js';
@@ -31,9 +32,13 @@ export interface AccountServiceOptions {
   /** Devices per account; a sign-in that would add one more is refused (device_limit). */
   maxDevices: number;
   bcryptCost: number;
+  /** A sign-in's refresh family ends this long after it started, however often it was refreshed. */
+  sessionMaxAgeMs: number;
   /** Key of the keyed hash that makes the stable fake salts of unknown usernames. */
   fakeSaltKey: Buffer;
   now: () => number;
+  /** Counts bcrypt work queued or running (the metrics' bcrypt queue). */
+  bcryptInFlight?: InFlightGauge;
   /** Called after a refresh family was revoked (sign-out, token reuse), e.g. to drop its sockets. */
   onFamilyRevoked: (familyId: string) => void;
 }
@@ -89,7 +94,9 @@ export class AccountService {
     const oneTimePrekeys = decodedOneTimePrekeys(body.oneTimePrekeys);
     if (await this.o.store.findUserByUsername(username)) throw new RelayError('username_taken', 'username is taken');
 
-    const authHash = await this.o.hashQueue.run(from, () => bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost));
+    const authHash = await this.o.hashQueue.run(from, () =>
+      this.bcrypt(() => bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost)),
+    );
     // The invite is spent last, just before the account is written, and given back if the name was taken meanwhile.
     const invite = this.o.registration === 'invite' && body.inviteToken ? inviteHash(body.inviteToken) : null;
     const inviteExpiry = invite ? await this.o.store.takeInvite(invite, this.o.now()) : null;
@@ -144,7 +151,7 @@ export class AccountService {
       const user = await this.o.store.findUserByUsername(username);
       // An unknown user costs the same bcrypt comparison as a wrong key.
       const matches = await this.o.hashQueue.run(from, () =>
-        bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash),
+        this.bcrypt(() => bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash)),
       );
       judged = true;
       if (!user || !matches) {
@@ -155,6 +162,8 @@ export class AccountService {
       slot.succeed();
       // One good account must not wipe the address's failures with other names: the attempt just counts for nothing.
       byAddress.slot.cancel();
+      // Only after the key matched: a deactivated account is not told apart from a wrong key before that.
+      if (user.disabled) throw new RelayError('forbidden', 'this account is deactivated');
       userId = user.userId;
     } catch (err) {
       // An internal error or a full queue judged nothing: the failure history stays as it was.
@@ -188,7 +197,13 @@ export class AccountService {
 
   async refresh(body: RefreshBody): Promise<SessionAnswer> {
     const { token, record } = this.o.tokens.newRefreshToken();
-    const outcome = await this.o.store.rotateRefreshToken(hashRefreshToken(body.refreshToken), record, this.o.now());
+    const now = this.o.now();
+    const outcome = await this.o.store.rotateRefreshToken(
+      hashRefreshToken(body.refreshToken),
+      record,
+      now,
+      now - this.o.sessionMaxAgeMs,
+    );
     if (outcome.status === 'reused') {
       this.o.onFamilyRevoked(outcome.familyId);
       throw new RelayError('unauthorized', 'refresh token was already used; the session is revoked');
@@ -224,6 +239,25 @@ export class AccountService {
       throw new RelayError('unauthorized', 'the session has ended');
     }
     return claims;
+  }
+
+  /** Of these refresh families, the ones that no longer authorize anything (revoked, or their device is gone). */
+  async endedFamilies(familyIds: readonly string[]): Promise<string[]> {
+    const ended: string[] = [];
+    for (const familyId of new Set(familyIds)) {
+      const session = await this.o.store.getSession(familyId);
+      if (!session || session.revoked) ended.push(familyId);
+    }
+    return ended;
+  }
+
+  private async bcrypt<T>(work: () => Promise<T>): Promise<T> {
+    this.o.bcryptInFlight?.inc();
+    try {
+      return await work();
+    } finally {
+      this.o.bcryptInFlight?.dec();
+    }
   }
 
   private newSession(ids: { userId: string; deviceId: string }): { session: NewSession; answer: SessionAnswer } {

@@ -30,6 +30,8 @@ export interface WriteBatcherOptions {
   commitWindowMs?: number;
   /** Per-device mailbox caps, applied to every send (none when absent). */
   caps?: MailboxCaps;
+  /** Told after every commit: how long the store took, how many sends it held, and how many entries were acked. */
+  observeCommit?: (commit: { seconds: number; sends: number; ackedEntries: number }) => void;
 }
 
 /** Below this many queued sends, the commit window applies. */
@@ -142,11 +144,17 @@ export class WriteBatcher {
     let outcomes: SendOutcome[];
     try {
       const requests = sends.map((s) => s.request);
+      const started = process.hrtime.bigint();
       outcomes = await this.o.store.applyWrites(
         this.o.caps ? { sends: requests, acks, lastSeen, caps: this.o.caps } : { sends: requests, acks, lastSeen },
         this.o.now(),
       );
       this.commits++;
+      this.o.observeCommit?.({
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        sends: sends.length,
+        ackedEntries: acks.reduce((n, a) => n + a.seqs.length, 0),
+      });
     } catch (err) {
       const bookkeeping = acks.length > 0 || lastSeen.length > 0;
       if (sends.length > 1 || (sends.length === 1 && bookkeeping)) {

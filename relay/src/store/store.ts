@@ -14,6 +14,17 @@ export interface UserRecord {
   identityKey: Bytes;
   sharePresence: boolean;
   lastSeen: number | null;
+  /** Deactivated by an operator: it cannot sign in. */
+  disabled: boolean;
+}
+
+/** One account as the operator's list shows it. */
+export interface AccountSummary {
+  userId: string;
+  username: string;
+  disabled: boolean;
+  devices: number;
+  createdAt: number;
 }
 
 export interface SignedPrekeyRecord {
@@ -167,16 +178,34 @@ export interface SweepResult {
   refreshTokens: number;
 }
 
+/** How much the store holds (operators: `npm run admin -- counts`, the metrics' mailbox depth). */
+export interface StoreCounts {
+  users: number;
+  devices: number;
+  /** Session families not revoked (some may have expired and wait for the sweep). */
+  sessions: number;
+  oneTimePrekeys: number;
+  groups: number;
+  /** Stored mailbox entries, one per recipient device, not yet acknowledged. */
+  mailboxEntries: number;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'mongodb';
   close(): Promise<void>;
+  /** Resolves when the backend answers a trivial read; rejects (or never settles) when it cannot. For readiness. */
+  ping(): Promise<void>;
 
   // Accounts -----------------------------------------------------------------------------------------------------
   /** Creates user, first device with its prekeys, and the first session, atomically. */
   createAccount(account: NewAccount): Promise<'created' | 'username_taken'>;
   findUserByUsername(username: string): Promise<UserRecord | null>;
   getUser(userId: string): Promise<UserRecord | null>;
-  /** Deletes the user with devices, prekeys, sessions, memberships and mailboxes. */
+  /**
+   * Deletes the user with devices, prekeys, sessions, backup, memberships, mailboxes and the idempotency records of
+   * what its devices sent: nothing of the account stays (the copies its messages left in others' mailboxes are
+   * theirs, and name no sender).
+   */
   deleteUser(userId: string): Promise<boolean>;
   /** At most `limit` users whose username starts with `prefix` (taken literally), by username. */
   searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]>;
@@ -211,8 +240,17 @@ export interface Store {
   }): Promise<'started' | 'device_limit'>;
   countDevices(userId: string): Promise<number>;
   getSession(familyId: string): Promise<SessionRecord | null>;
-  /** Spends one refresh token and stores its successor, atomically; see RotateOutcome. */
-  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome>;
+  /**
+   * Spends one refresh token and stores its successor, atomically; see RotateOutcome. A family that started at or
+   * before `startedAfter` is over (the absolute session lifetime): `invalid`, and nothing is written. The
+   * successor's expiry is cut to the family's end (its start + now − startedAfter).
+   */
+  rotateRefreshToken(
+    tokenHash: Bytes,
+    next: RefreshTokenRecord,
+    now: number,
+    startedAfter: number,
+  ): Promise<RotateOutcome>;
   revokeFamily(familyId: string): Promise<void>;
 
   // Prekeys ------------------------------------------------------------------------------------------------------
@@ -267,4 +305,18 @@ export interface Store {
   /** Of `fromUserIds`, the users who have written to `toUserId`. */
   contactsWritingTo(toUserId: string, fromUserIds: string[]): Promise<string[]>;
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult>;
+
+  // Operations -----------------------------------------------------------------------------------------------------
+  counts(): Promise<StoreCounts>;
+  /** At most `limit` accounts with a username after `after` (exclusive; '' for the first page), by username. */
+  listAccounts(after: string, limit: number): Promise<AccountSummary[]>;
+  /** Sets or clears the account's deactivation; false when there is no such user. */
+  setUserDisabled(userId: string, disabled: boolean): Promise<boolean>;
+  /** Revokes every live session family of the user; returns their ids. */
+  revokeUserSessions(userId: string): Promise<string[]>;
+  /**
+   * Deletes one device with its prekeys, sessions, mailbox entries and the idempotency records of what it sent;
+   * returns the ids of the session families that went with it, or null when there was no such device.
+   */
+  deleteDevice(deviceId: string): Promise<string[] | null>;
 }

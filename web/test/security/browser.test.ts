@@ -81,6 +81,7 @@ function expectStrictCsp(header: string | null, what: string): void {
   }
   expect(csp.get('style-src'), what).toEqual(["'self'"]);
   expect(csp.get('frame-ancestors'), what).toEqual(["'none'"]);
+  expect(csp.get('connect-src'), what).toEqual(["'self'"]);
 }
 
 describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
@@ -173,6 +174,37 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
     expect(await w.page.getByRole('button', { name: 'Create account', exact: true }).isEnabled()).toBe(true);
     expect(await w.page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
     expect(w.dialogs).toEqual([]);
+    await w.context.close();
+  });
+
+  it('lets the page open a WebSocket to its own origin and to no other', async () => {
+    const w = await guarded();
+    await w.page.goto(relay.url);
+    const page = new URL(relay.url);
+    const path = '/socket.io/?EIO=4&transport=websocket';
+    const opens = (target: string) =>
+      w.page.evaluate(
+        (u) =>
+          new Promise<string>((resolve) => {
+            try {
+              const ws = new WebSocket(u);
+              ws.onopen = () => {
+                ws.close();
+                resolve('open');
+              };
+              ws.onerror = () => resolve('error');
+            } catch (err) {
+              resolve(`threw ${(err as Error).name}`);
+            }
+          }),
+        target,
+      );
+    expect(await opens(`ws://${page.host}${path}`)).toBe('open');
+    // The same relay under another name is another origin: without the CSP it would open.
+    const other = `ws://127.0.0.1:${page.port}${path}`;
+    expect(page.hostname).not.toBe('127.0.0.1');
+    expect(await opens(other)).not.toBe('open');
+    await expect.poll(() => cspViolations(w).join('\n'), { timeout: 10_000 }).toContain('connect-src');
     await w.context.close();
   });
 

@@ -23,6 +23,8 @@ export interface UserDoc {
   sharePresence: boolean;
   lastSeen: number | null;
   backup?: Buffer | null;
+  /** Deactivated by an operator (absent on accounts made before the field existed: false). */
+  disabled?: boolean;
   createdAt: number;
 }
 
@@ -133,6 +135,7 @@ const userSchema = new Schema<UserDoc>(
     sharePresence: { type: Boolean, required: true, default: true },
     lastSeen: { type: Number, default: null },
     backup: { type: Buffer, default: null },
+    disabled: { type: Boolean, default: false },
     createdAt: { type: Number, required: true },
   },
   common,
@@ -230,7 +233,6 @@ contactSchema.index({ to: 1, from: 1 });
 contactSchema.index({ from: 1 });
 
 const counterSchema = new Schema<CounterDoc>({ _id: String, n: Number }, common);
-
 const inviteSchema = new Schema<InviteDoc>(
   { _id: { type: String, required: true }, expiresAt: { type: Number, required: true } },
   common,
@@ -267,4 +269,5 @@ export function defineModels(connection: Connection): Models {
 export const TTL_INDEXES: { model: keyof Models; field: string }[] = [
   { model: 'messages', field: 'expireAt' },
   { model: 'families', field: 'expireAt' },
+  { model: 'invites', field: 'expireAt' },
 ];

@@ -20,7 +20,9 @@ import type {
   SendOutcome,
   SessionRecord,
   SignedPrekeyRecord,
+  AccountSummary,
   Store,
+  StoreCounts,
   SweepCutoffs,
   SweepResult,
   UserRecord,
@@ -53,6 +55,7 @@ const toUser = (d: UserDoc): UserRecord => ({
   identityKey: requiredBytes(d.identityKey),
   sharePresence: d.sharePresence,
   lastSeen: d.lastSeen ?? null,
+  disabled: d.disabled === true,
 });
 
 const toGroup = (d: GroupDoc): GroupRecord => ({
@@ -131,6 +134,12 @@ export class MongoStore implements Store {
     await this.connection.close(true);
   }
 
+  async ping(): Promise<void> {
+    const db = this.connection.db;
+    if (this.closed || !db) throw new Error('the MongoDB store is closed');
+    await db.command({ ping: 1 });
+  }
+
   /** Drops this store's database (tests). */
   async dangerousTestOnlyDropDatabase(): Promise<void> {
     if (process.env.VITEST === undefined) throw new Error('dangerousTestOnlyDropDatabase is for tests only');
@@ -196,6 +205,7 @@ export class MongoStore implements Store {
         { $unset: { [`entries.${deviceId}`]: '' }, $pull: { to: deviceId } },
       );
     }
+    for (const deviceId of devices) await this.forgetSender(deviceId);
     await Promise.all([
       this.m.prekeys.deleteMany({ deviceId: { $in: devices } }),
       this.m.families.deleteMany({ userId }),
@@ -309,22 +319,28 @@ export class MongoStore implements Store {
     return { familyId, userId: family.userId, deviceId: family.deviceId, revoked: family.revoked };
   }
 
-  async rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome> {
+  async rotateRefreshToken(
+    tokenHash: Bytes,
+    next: RefreshTokenRecord,
+    now: number,
+    startedAfter: number,
+  ): Promise<RotateOutcome> {
     const hash = Buffer.from(tokenHash);
     const family = await this.familyOfToken(hash);
     if (!family || family.revoked || !(await this.deviceBelongs(family.deviceId, family.userId))) {
       return { status: 'invalid' };
     }
     if (!requiredBytes(family.token).equals(hash)) return this.revokeReused(family._id);
-    if (family.tokenExpiresAt <= now) return { status: 'invalid' };
+    if (family.tokenExpiresAt <= now || family.createdAt <= startedAfter) return { status: 'invalid' };
+    const expiresAt = Math.min(next.expiresAt, family.createdAt + (now - startedAfter));
     // Compare-and-set on the live token: of two concurrent refreshes with one token, exactly one rotates.
     const rotated = await this.m.families.updateOne(
       { _id: family._id, token: hash, revoked: false },
       {
         $set: {
           token: Buffer.from(next.tokenHash),
-          tokenExpiresAt: next.expiresAt,
-          expireAt: new Date(next.expiresAt),
+          tokenExpiresAt: expiresAt,
+          expireAt: new Date(expiresAt),
         },
         $push: { spent: { hash, expiresAt: family.tokenExpiresAt } },
         $min: { spentExpiresFirst: family.tokenExpiresAt },
@@ -513,13 +529,12 @@ export class MongoStore implements Store {
     const devices = await this.m.devices.find({ _id: { $in: [...new Set(toDeviceIds)] } }, { userId: 1 }).lean();
     const owners = [...new Set(devices.map((d) => d.userId))].filter((u) => u !== fromUserId);
     if (owners.length === 0) return owners;
-    // Ordered, so that a large group's pairs are not written as one unbounded concurrent batch.
-    await this.m.contacts.bulkWrite(
-      owners.map((to) => ({
-        updateOne: { filter: { _id: `${to}:${fromUserId}` }, update: { $set: { to, from: fromUserId } }, upsert: true },
-      })),
-      { ordered: true },
-    );
+    // updateMany on the unique _id, in bounded requests: FerretDB holds a pooled connection per matched updateOne
+    // until its whole request returns, so a large group's pairs as updateOnes in one request could stall the store.
+    const ops = owners.map((to) => ({
+      updateMany: { filter: { _id: `${to}:${fromUserId}` }, update: { $set: { to, from: fromUserId } }, upsert: true },
+    }));
+    await inBoundedRequests(ops, (chunk) => this.m.contacts.bulkWrite(chunk, { ordered: true }));
     return owners;
   }
 
@@ -527,6 +542,69 @@ export class MongoStore implements Store {
     const ids = [...new Set(fromUserIds)].map((from) => `${toUserId}:${from}`);
     const docs = await this.m.contacts.find({ _id: { $in: ids } }, { from: 1 }).lean();
     return docs.map((d) => d.from);
+  }
+
+  async counts(): Promise<StoreCounts> {
+    const [users, devices, sessions, oneTimePrekeys, groups, mailbox] = await Promise.all([
+      this.m.users.countDocuments({}),
+      this.m.devices.countDocuments({}),
+      this.m.families.countDocuments({ revoked: false }),
+      this.m.prekeys.countDocuments({}),
+      this.m.groups.countDocuments({}),
+      this.m.messages.aggregate<{ n: number }>([
+        { $match: { 'to.0': { $exists: true } } },
+        { $project: { to: 1 } },
+        { $unwind: '$to' },
+        { $count: 'n' },
+      ]),
+    ]);
+    return { users, devices, sessions, oneTimePrekeys, groups, mailboxEntries: mailbox[0]?.n ?? 0 };
+  }
+
+  async listAccounts(after: string, limit: number): Promise<AccountSummary[]> {
+    const users = await this.m.users
+      .find({ username: { $gt: after } }, { username: 1, disabled: 1, createdAt: 1 })
+      .sort({ username: 1 })
+      .limit(limit)
+      .lean();
+    return Promise.all(
+      users.map(async (u) => ({
+        userId: u._id,
+        username: u.username,
+        disabled: u.disabled === true,
+        devices: await this.m.devices.countDocuments({ userId: u._id }),
+        createdAt: u.createdAt,
+      })),
+    );
+  }
+
+  async setUserDisabled(userId: string, disabled: boolean): Promise<boolean> {
+    const res = await this.m.users.updateOne({ _id: userId }, { $set: { disabled } });
+    return res.matchedCount > 0;
+  }
+
+  async revokeUserSessions(userId: string): Promise<string[]> {
+    const live = await this.m.families.find({ userId, revoked: false }, { _id: 1 }).lean();
+    const ids = live.map((f) => f._id);
+    await this.m.families.updateMany({ userId }, { $set: { revoked: true } });
+    return ids;
+  }
+
+  async deleteDevice(deviceId: string): Promise<string[] | null> {
+    const device = await this.m.devices.findById(deviceId, { _id: 1 }).lean();
+    if (!device) return null;
+    const families = (await this.m.families.find({ deviceId }, { _id: 1 }).lean()).map((f) => f._id);
+    await this.m.messages.updateMany(
+      { to: deviceId },
+      { $unset: { [`entries.${deviceId}`]: '' }, $pull: { to: deviceId } },
+    );
+    await this.forgetSender(deviceId);
+    await Promise.all([
+      this.m.prekeys.deleteMany({ deviceId }),
+      this.m.families.deleteMany({ deviceId }),
+      this.m.devices.deleteOne({ _id: deviceId }),
+    ]);
+    return families;
   }
 
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
@@ -623,6 +701,18 @@ export class MongoStore implements Store {
   }
 
   /** Removes a member with compare-and-set on the version (a deleted user leaves every group). */
+  /**
+   * The idempotency records of what a device sent (message documents keyed `<device>:<id>`): deleted, or, while
+   * other devices still have entries in them, re-keyed as the sweep does (`~<_id>`), which names no sender.
+   */
+  private async forgetSender(deviceId: string): Promise<void> {
+    const docs = await this.m.messages.find({ key: { $regex: `^${deviceId}:` } }, { _id: 1, to: 1 }).lean();
+    for (const doc of docs) {
+      if (doc.to.length === 0) await this.m.messages.deleteOne({ _id: doc._id });
+      else await this.m.messages.updateOne({ _id: doc._id }, { $set: { key: `~${doc._id}` } });
+    }
+  }
+
   private async removeMember(group: GroupDoc, userId: string): Promise<void> {
     let current: GroupDoc | null = group;
     for (let attempt = 0; current && attempt < 10; attempt++) {

@@ -24,7 +24,9 @@ import type {
   SendOutcome,
   SessionRecord,
   SignedPrekeyRecord,
+  AccountSummary,
   Store,
+  StoreCounts,
   SweepCutoffs,
   SweepResult,
   UserRecord,
@@ -49,6 +51,7 @@ interface UserRow {
   identity_key: Buffer;
   share_presence: number;
   last_seen: number | null;
+  disabled: number;
 }
 
 const toUser = (r: UserRow): UserRecord => ({
@@ -59,6 +62,7 @@ const toUser = (r: UserRow): UserRecord => ({
   identityKey: r.identity_key,
   sharePresence: r.share_presence === 1,
   lastSeen: r.last_seen,
+  disabled: r.disabled === 1,
 });
 
 /** Runs `fn` and turns its result or exception into a Promise, as an async backend would. */
@@ -110,6 +114,12 @@ export class SqliteStore implements Store {
     return Promise.resolve();
   }
 
+  ping(): Promise<void> {
+    return later(() => {
+      this.prepare('SELECT 1 FROM schema_migrations LIMIT 1').get();
+    });
+  }
+
   // Accounts -------------------------------------------------------------------------------------------------------
 
   createAccount(a: NewAccount): Promise<'created' | 'username_taken'> {
@@ -143,11 +153,17 @@ export class SqliteStore implements Store {
   }
 
   deleteUser(userId: string): Promise<boolean> {
-    return later(() => {
-      const deleted = this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0;
-      if (deleted) this.mailbox.forgetDevices(); // its devices went with it (ON DELETE CASCADE)
-      return deleted;
-    });
+    return later(() =>
+      this.db.transaction(() => {
+        this.prepare(
+          'DELETE FROM sent_ids WHERE sender_device_id IN (SELECT device_id FROM devices WHERE user_id = ?)',
+        ).run(userId);
+        // Its devices, prekeys, sessions, memberships and mailbox entries go with it (ON DELETE CASCADE).
+        const deleted = this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0;
+        if (deleted) this.mailbox.forgetDevices();
+        return deleted;
+      })(),
+    );
   }
 
   searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]> {
@@ -265,14 +281,27 @@ export class SqliteStore implements Store {
     });
   }
 
-  rotateRefreshToken(tokenHash: Bytes, next: RefreshTokenRecord, now: number): Promise<RotateOutcome> {
+  rotateRefreshToken(
+    tokenHash: Bytes,
+    next: RefreshTokenRecord,
+    now: number,
+    startedAfter: number,
+  ): Promise<RotateOutcome> {
     return later(() =>
       this.db.transaction((): RotateOutcome => {
         const row = this.prepare<
           [Bytes],
-          { family_id: string; used: number; expires_at: number; revoked: number; user_id: string; device_id: string }
+          {
+            family_id: string;
+            used: number;
+            expires_at: number;
+            revoked: number;
+            user_id: string;
+            device_id: string;
+            created_at: number;
+          }
         >(
-          `SELECT r.family_id, r.used, r.expires_at, f.revoked, f.user_id, f.device_id FROM refresh_tokens r
+          `SELECT r.family_id, r.used, r.expires_at, f.revoked, f.user_id, f.device_id, f.created_at FROM refresh_tokens r
              JOIN session_families f ON f.family_id = r.family_id
              JOIN devices d ON d.device_id = f.device_id AND d.user_id = f.user_id
              WHERE r.token_hash = ?`,
@@ -282,12 +311,12 @@ export class SqliteStore implements Store {
           this.prepare('UPDATE session_families SET revoked = 1 WHERE family_id = ?').run(row.family_id);
           return { status: 'reused', familyId: row.family_id };
         }
-        if (row.expires_at <= now) return { status: 'invalid' };
+        if (row.expires_at <= now || row.created_at <= startedAfter) return { status: 'invalid' };
         this.prepare('UPDATE refresh_tokens SET used = 1 WHERE token_hash = ?').run(tokenHash);
         this.prepare('INSERT INTO refresh_tokens (token_hash, family_id, expires_at) VALUES (?, ?, ?)').run(
           next.tokenHash,
           row.family_id,
-          next.expiresAt,
+          Math.min(next.expiresAt, row.created_at + (now - startedAfter)),
         );
         return {
           status: 'rotated',
@@ -425,6 +454,79 @@ export class SqliteStore implements Store {
           .all(toUserId, ...part)
           .map((r) => r.from_user),
       ),
+    );
+  }
+
+  counts(): Promise<StoreCounts> {
+    return later(() => {
+      const count = (sql: string): number => this.prepare<[], { n: number }>(sql).get()?.n ?? 0;
+      return {
+        users: count('SELECT COUNT(*) AS n FROM users'),
+        devices: count('SELECT COUNT(*) AS n FROM devices'),
+        sessions: count('SELECT COUNT(*) AS n FROM session_families WHERE revoked = 0'),
+        oneTimePrekeys: count('SELECT COUNT(*) AS n FROM one_time_prekeys'),
+        groups: count('SELECT COUNT(*) AS n FROM groups'),
+        mailboxEntries: count('SELECT COUNT(*) AS n FROM mailbox'),
+      };
+    });
+  }
+
+  listAccounts(after: string, limit: number): Promise<AccountSummary[]> {
+    return later(() =>
+      this.prepare<
+        [string, number],
+        { user_id: string; username: string; disabled: number; devices: number; created_at: number }
+      >(
+        `SELECT u.user_id, u.username, u.disabled, u.created_at,
+                (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.user_id) AS devices
+           FROM users u WHERE u.username > ? ORDER BY u.username LIMIT ?`,
+      )
+        .all(after, limit)
+        .map((r) => ({
+          userId: r.user_id,
+          username: r.username,
+          disabled: r.disabled === 1,
+          devices: r.devices,
+          createdAt: r.created_at,
+        })),
+    );
+  }
+
+  setUserDisabled(userId: string, disabled: boolean): Promise<boolean> {
+    return later(
+      () => this.prepare('UPDATE users SET disabled = ? WHERE user_id = ?').run(disabled ? 1 : 0, userId).changes > 0,
+    );
+  }
+
+  revokeUserSessions(userId: string): Promise<string[]> {
+    return later(() =>
+      this.db.transaction(() => {
+        const ids = this.prepare<[string], { family_id: string }>(
+          'SELECT family_id FROM session_families WHERE user_id = ? AND revoked = 0',
+        )
+          .all(userId)
+          .map((r) => r.family_id);
+        this.prepare('UPDATE session_families SET revoked = 1 WHERE user_id = ?').run(userId);
+        return ids;
+      })(),
+    );
+  }
+
+  deleteDevice(deviceId: string): Promise<string[] | null> {
+    return later(() =>
+      this.db.transaction(() => {
+        const families = this.prepare<[string], { family_id: string }>(
+          'SELECT family_id FROM session_families WHERE device_id = ?',
+        )
+          .all(deviceId)
+          .map((r) => r.family_id);
+        this.prepare('DELETE FROM sent_ids WHERE sender_device_id = ?').run(deviceId);
+        // Prekeys, sessions and mailbox entries go with it (ON DELETE CASCADE).
+        const deleted = this.prepare('DELETE FROM devices WHERE device_id = ?').run(deviceId).changes > 0;
+        if (!deleted) return null;
+        this.mailbox.forgetDevices();
+        return families;
+      })(),
     );
   }
 

@@ -1,0 +1,241 @@
+// `npm run admin`, run as a child process against the DATA_DIR of a real running relay: deleting an account leaves
+// nothing of it in the database (every table scanned for its identifiers and key bytes), and leaves the other
+// account whole; deactivation, session revocation, device removal, invites, lists and counts act on the same store.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inviteHash } from '../src/service/invites.js';
+import { api, connectDevice, messageId, signIn, signUp, startRelay } from './helpers.js';
+import type { TestAccount, TestRelay } from './helpers.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+
+let t: TestRelay;
+beforeAll(async () => {
+  t = await startRelay();
+});
+afterAll(() => t.close());
+
+/** Runs `npm run admin -- ...args` with the relay's DATA_DIR; resolves with its exit code and output. */
+function admin(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'npm',
+      ['run', 'admin', '--silent', '--', ...args],
+      { cwd: ROOT, env: { ...process.env, DATA_DIR: t.dataDir, LOG_LEVEL: 'silent' }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function openDb(): Database.Database {
+  return new Database(join(t.dataDir, 'weconnect.db'), { readonly: true });
+}
+
+/** Every row of every table, as [table, row]. */
+function allRows(db: Database.Database): [string, Record<string, unknown>][] {
+  const tables = db
+    .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    .all()
+    .map((r) => r.name);
+  return tables.flatMap((table) =>
+    db
+      .prepare<[], Record<string, unknown>>(`SELECT * FROM "${table}"`)
+      .all()
+      .map((row): [string, Record<string, unknown>] => [table, row]),
+  );
+}
+
+/** The rows that hold any of these strings (as text or inside a blob) or these byte strings. */
+function rowsHolding(db: Database.Database, strings: string[], blobs: Buffer[]): string[] {
+  const hits: string[] = [];
+  for (const [table, row] of allRows(db)) {
+    for (const [column, value] of Object.entries(row)) {
+      const bytes = Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
+      const found = strings.some((s) => bytes.includes(Buffer.from(s, 'utf8'))) || blobs.some((b) => bytes.includes(b));
+      if (found) hits.push(`${table}.${column}`);
+    }
+  }
+  return hits;
+}
+
+/** Rows per table (the other account's baseline). */
+function rowCounts(db: Database.Database, where: Record<string, [string, string]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [table, [column, value]] of Object.entries(where)) {
+    out[table] = db
+      .prepare<[string], { n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE ${column} = ?`)
+      .get(value)!.n;
+  }
+  return out;
+}
+
+describe('npm run admin -- delete', () => {
+  let alice: TestAccount;
+  let bob: TestAccount;
+  let aliceSecond: string;
+
+  beforeAll(async () => {
+    alice = await signUp(t.url);
+    bob = await signUp(t.url);
+    aliceSecond = (await signIn(t.url, alice)).deviceId;
+    expect(
+      (
+        await api(t.url, 'PUT', '/api/backup', {
+          token: alice.accessToken,
+          body: { backup: randomBytes(64).toString('base64url') },
+        })
+      ).status,
+    ).toBe(204);
+    const group = await api(t.url, 'POST', '/api/groups', {
+      token: alice.accessToken,
+      body: { members: [bob.userId] },
+    });
+    expect(group.status).toBe(201);
+    // Mail both ways while both are offline: bob's entries wait for alice's devices, alice's for bob's.
+    const a = await connectDevice(t.url, alice.accessToken, { autoAck: false });
+    const b = await connectDevice(t.url, bob.accessToken, { autoAck: false });
+    for (let i = 0; i < 3; i++) {
+      expect(
+        await b.send({
+          id: messageId(),
+          envelopes: [
+            { to: alice.deviceId, body: Buffer.from('to alice') },
+            { to: aliceSecond, body: Buffer.from('to alice 2') },
+          ],
+        }),
+      ).toMatchObject({ ok: true });
+      expect(
+        await a.send({ id: messageId(), envelopes: [{ to: bob.deviceId, body: Buffer.from('to bob') }] }),
+      ).toMatchObject({ ok: true });
+    }
+    a.close();
+    b.close();
+  });
+
+  it('erases the account and everything of it from the database, and leaves the other account whole', async () => {
+    const identifiers = (db: Database.Database): string[] => [
+      alice.userId,
+      alice.deviceId,
+      aliceSecond,
+      alice.username,
+      ...db
+        .prepare<[string], { family_id: string }>('SELECT family_id FROM session_families WHERE user_id = ?')
+        .all(alice.userId)
+        .map((r) => r.family_id),
+    ];
+    const bobRows = {
+      users: ['user_id', bob.userId],
+      devices: ['user_id', bob.userId],
+      one_time_prekeys: ['device_id', bob.deviceId],
+      session_families: ['user_id', bob.userId],
+      mailbox: ['device_id', bob.deviceId],
+      sent_ids: ['sender_device_id', bob.deviceId],
+      group_members: ['user_id', bob.userId],
+    } satisfies Record<string, [string, string]>;
+    const before = openDb();
+    const ids = identifiers(before);
+    const key = alice.identity.publicKey;
+    // Baseline: the scan finds alice where she is (users, devices, prekeys, sessions, memberships, mailbox, sent).
+    const found = rowsHolding(before, ids, [key]);
+    for (const place of [
+      'users.user_id',
+      'users.identity_key',
+      'devices.device_id',
+      'session_families.user_id',
+      'group_members.user_id',
+      'mailbox.device_id',
+      'sent_ids.sender_device_id',
+      'one_time_prekeys.device_id',
+    ]) {
+      expect(found).toContain(place);
+    }
+    const bobBefore = rowCounts(before, bobRows);
+    expect(bobBefore.mailbox).toBe(3);
+    before.close();
+
+    const res = await admin('delete', alice.username, '--yes');
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/deleted/);
+
+    const after = openDb();
+    expect(rowsHolding(after, ids, [key])).toEqual([]);
+    expect(rowCounts(after, bobRows)).toEqual(bobBefore);
+    after.close();
+    // The running relay sees it at once over HTTP: the account's tokens and password are worthless.
+    expect((await api(t.url, 'GET', '/api/devices/self/prekeys', { token: alice.accessToken })).status).toBe(401);
+    const again = await api(t.url, 'POST', '/api/sessions', {
+      body: { username: alice.username, authKey: alice.authKey },
+    });
+    expect(again.status).toBe(401);
+  });
+
+  it('refuses to delete without --yes, and answers an unknown account with exit code 1', async () => {
+    const carol = await signUp(t.url);
+    const refused = await admin('delete', carol.username);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--yes/);
+    expect((await api(t.url, 'GET', '/api/devices/self/prekeys', { token: carol.accessToken })).status).toBe(200);
+    expect((await admin('delete', 'nobody_here', '--yes')).code).toBe(1);
+  });
+});
+
+describe('the other admin commands', () => {
+  it('deactivates an account (sign-in refused, sessions revoked) and reactivates it', async () => {
+    const dave = await signUp(t.url);
+    expect((await admin('deactivate', dave.username)).code).toBe(0);
+    const refresh = await api(t.url, 'POST', '/api/sessions/refresh', { body: { refreshToken: dave.refreshToken } });
+    expect(refresh.status).toBe(401);
+    const signin = await api(t.url, 'POST', '/api/sessions', {
+      body: { username: dave.username, authKey: dave.authKey },
+    });
+    expect(signin.status).toBe(403);
+    expect(signin.body.error.code).toBe('forbidden');
+    const listed = JSON.parse(
+      (await admin('list', '--json', '--after', dave.username.slice(0, -1), '--limit', '1')).stdout,
+    ) as unknown[];
+    expect(listed).toEqual([expect.objectContaining({ userId: dave.userId, disabled: true, devices: 1 })]);
+    expect((await admin('reactivate', dave.userId)).code).toBe(0);
+    expect((await signIn(t.url, dave)).userId).toBe(dave.userId);
+  });
+
+  it('revokes every session of an account, and removes one device with its keys and mailbox', async () => {
+    const erin = await signUp(t.url);
+    const second = await signIn(t.url, erin);
+    expect((await admin('revoke', erin.username)).stdout).toMatch(/2 sessions revoked/);
+    for (const token of [erin.accessToken, second.accessToken]) {
+      expect((await api(t.url, 'GET', '/api/devices/self/prekeys', { token })).status).toBe(401);
+    }
+    const third = await signIn(t.url, erin, second.deviceId);
+    const removed = await admin('remove-device', second.deviceId);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect((await api(t.url, 'GET', '/api/devices/self/prekeys', { token: third.accessToken })).status).toBe(401);
+    const db = openDb();
+    expect(rowsHolding(db, [second.deviceId], [])).toEqual([]);
+    db.close();
+    expect((await admin('remove-device', second.deviceId)).code).toBe(1);
+  });
+
+  it('creates an invite token whose hash alone is stored, and shows the counts', async () => {
+    const res = await admin('invite', '--days', '2');
+    expect(res.code).toBe(0);
+    const token = res.stdout.trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const db = openDb();
+    const hash = inviteHash(token);
+    const row = db
+      .prepare<[Buffer], { expires_at: number }>('SELECT expires_at FROM invites WHERE token_hash = ?')
+      .get(hash);
+    expect(row?.expires_at).toBeGreaterThan(Date.now() + 47 * 3600 * 1000);
+    expect(rowsHolding(db, [token], [])).toEqual([]);
+    const users = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM users').get()!.n;
+    db.close();
+    const counts = JSON.parse((await admin('counts')).stdout) as Record<string, number>;
+    expect(counts).toMatchObject({ users, groups: expect.any(Number), mailboxEntries: expect.any(Number) });
+  });
+});
