@@ -94,8 +94,8 @@ export class AccountService {
     const oneTimePrekeys = decodedOneTimePrekeys(body.oneTimePrekeys);
     if (await this.o.store.findUserByUsername(username)) throw new RelayError('username_taken', 'username is taken');
 
-    const authHash = await this.o.hashQueue.run(from, () =>
-      this.bcrypt(() => bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost)),
+    const authHash = await this.bcrypt(() =>
+      this.o.hashQueue.run(from, () => bcrypt.hash(bcryptInput(body.authKey), this.o.bcryptCost)),
     );
     // The invite is spent last, just before the account is written, and given back if the name was taken meanwhile.
     const invite = this.o.registration === 'invite' && body.inviteToken ? inviteHash(body.inviteToken) : null;
@@ -150,8 +150,9 @@ export class AccountService {
     try {
       const user = await this.o.store.findUserByUsername(username);
       // An unknown user costs the same bcrypt comparison as a wrong key.
-      const matches = await this.o.hashQueue.run(from, () =>
-        this.bcrypt(() => bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash)),
+      // The gauge counts the check from when it joins the queue: queued and running alike.
+      const matches = await this.bcrypt(() =>
+        this.o.hashQueue.run(from, () => bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash)),
       );
       judged = true;
       if (!user || !matches) {
