@@ -100,6 +100,7 @@ async function measure(count: number): Promise<void> {
     // bcrypt queue would refuse them.
     DEVICES_PER_ACCOUNT: '1000000',
     BCRYPT_QUEUE_PER_ADDRESS: '100',
+    SIGNIN_ADDRESS_MAX_FAILURES: '100000',
     LOG_LEVEL: 'warn',
     JWT_SECRET: randomBytes(32).toString('base64url'),
     WEB_DIST: join(dataDir, 'no-web-app'),
