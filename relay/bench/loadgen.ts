@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'socket.io-client';
 import type { WebSocket } from 'ws';
-import { api, signIn, signUp, uniqueUsername } from '../test/helpers.js';
+import { api, signInWithKeys, signUp, uniqueUsername } from '../test/helpers.js';
 import type { TestAccount } from '../test/helpers.js';
 import type { SessionAnswer } from '../src/protocol.js';
 import { toParent } from './ipc.js';
@@ -45,8 +45,10 @@ async function weconnectDevices(setup: LoadgenSetup): Promise<Device[]> {
   const recipientAccounts: TestAccount[] = await inBatches(Math.ceil(setup.pairs / 2), 32, () =>
     signUp(url, uniqueUsername('br'), { oneTimePrekeys: 0 }),
   );
+  // Second devices upload their keys, as a real client does: the relay fans group messages out only to devices
+  // with keys.
   const seconds = await inBatches(Math.floor(setup.pairs / 2), 32, (i) =>
-    signIn(url, recipientAccounts[i] as TestAccount),
+    signInWithKeys(url, recipientAccounts[i] as TestAccount),
   );
   const devices: Device[] = [];
   for (let p = 0; p < setup.pairs; p++) {
