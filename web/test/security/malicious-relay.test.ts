@@ -103,7 +103,9 @@ describe('a malicious relay', () => {
         for (const m of received) if ((await mine(m.text))?.status !== 'delivered') return false;
         return true;
       });
-      await new Promise((r) => setTimeout(r, 300));
+      // A later message arrives (the relay drops only the second): everything sent before it was handled.
+      await alice.engine.send(bob.userId, 'drop fence');
+      await until('the fence arrives', () => hasText(bob.engine, alice.userId, 'drop fence'));
       expect(await hasText(bob.engine, alice.userId, dropped)).toBe(false);
       expect((await mine(dropped))?.status).toBe('sent'); // visible to the sender: one tick, never two
     } finally {
