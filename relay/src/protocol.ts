@@ -1,5 +1,9 @@
-// The wire contract of protocol version 1 (PROTOCOL.md): limits, error codes, zod schemas of every HTTP body and
-// socket payload, and the one typed Socket.IO event map. Browser-safe: imports only zod.
+// The wire contract of protocol version 1 (PROTOCOL.md), the one both sides import: limits, error codes, zod schemas
+// of every HTTP body and answer and every socket payload, and the one typed Socket.IO event map. The relay parses
+// what clients send with the body schemas; the web client (`@weconnect/relay/protocol`, bundled by Vite) parses
+// what the relay answers with the answer schemas. A route or event is defined here once.
+// Browser-safe: imports only zod. Answer schemas are `z.object` (unknown keys are dropped, so a newer relay may add
+// fields); body schemas are strict (an unknown key is invalid_input).
 import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
@@ -122,10 +126,20 @@ export const base64urlNonEmpty = z
   .string()
   .refine((s) => s.length >= 2 && isCanonicalBase64url(s), 'must be base64url without padding');
 
+/**
+ * A user, device, group or message id: 16 random bytes as canonical unpadded base64url (22 characters, the last one
+ * carrying 2 bits). Nothing else is accepted from either side, so no id can contain a separator or spoof a prefix of
+ * another.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+/** True for an id in the exact format. */
+export function isId(value: unknown): value is string {
+  return typeof value === 'string' && ID_PATTERN.test(value);
+}
 /** `userId`, `deviceId`, `groupId`: relay-assigned, 16 random bytes as base64url (22 characters). */
-export const idSchema = base64urlOf(16);
+export const idSchema = z.string().regex(ID_PATTERN, 'must be an id: 16 bytes as base64url without padding');
 /** A message `id`: made by the client, 16 random bytes as base64url (22 characters). */
-export const messageIdSchema = base64urlOf(16);
+export const messageIdSchema = idSchema;
 
 /** 3–32 ASCII characters of `A-Z a-z 0-9 _`; the relay stores and compares them lower-cased. */
 export const usernameSchema = z.string().regex(/^[A-Za-z0-9_]{3,32}$/, 'must be 3-32 characters of A-Z a-z 0-9 _');
@@ -154,26 +168,35 @@ const oneTimePrekeysSchema = z
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP
 
+/** Every HTTP error answer: `{ error: { code, message } }`. A client maps an unknown code to its own generic one. */
+export const errorAnswerSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
+
 /** `GET /api/health` → 200 */
-export interface HealthAnswer {
-  status: 'ok';
-  version: string;
-  store: 'sqlite' | 'mongodb';
-  fanout: 'local' | 'redis';
-}
+export const healthAnswerSchema = z.object({
+  status: z.literal('ok'),
+  version: z.string(),
+  store: z.enum(['sqlite', 'mongodb']),
+  fanout: z.enum(['local', 'redis']),
+});
+export type HealthAnswer = z.infer<typeof healthAnswerSchema>;
 
 /** `GET /api/ready` → 200 when the store (and Redis, when configured) answered; else 503 `unavailable`. */
-export interface ReadyAnswer {
-  status: 'ready';
-  checked: ('store' | 'redis')[];
-}
+export const readyAnswerSchema = z.object({
+  status: z.literal('ready'),
+  checked: z.array(z.enum(['store', 'redis'])),
+});
+export type ReadyAnswer = z.infer<typeof readyAnswerSchema>;
 
-/** `GET /api/accounts/:username/kdf` → 200 */
-export interface KdfAnswer {
-  salt: string;
-  opslimit: number;
-  memlimit: number;
-}
+/**
+ * `GET /api/accounts/:username/kdf` → 200. The relay sends a 16-byte salt and KDF_PARAMS; the answer schema checks only
+ * the shape, so that a client can refuse anything else with its own clear message before Argon2id runs.
+ */
+export const kdfAnswerSchema = z.object({
+  salt: base64urlNonEmpty,
+  opslimit: z.number().int().positive(),
+  memlimit: z.number().int().positive(),
+});
+export type KdfAnswer = z.infer<typeof kdfAnswerSchema>;
 
 /** `POST /api/accounts` */
 export const createAccountBody = z.strictObject({
@@ -189,14 +212,15 @@ export const createAccountBody = z.strictObject({
 export type CreateAccountBody = z.infer<typeof createAccountBody>;
 
 /** `POST /api/accounts` → 201, `POST /api/sessions` → 200, `POST /api/sessions/refresh` → 200 */
-export interface SessionAnswer {
-  userId: string;
-  deviceId: string;
-  accessToken: string;
-  refreshToken: string;
+export const sessionAnswerSchema = z.object({
+  userId: idSchema,
+  deviceId: idSchema,
+  accessToken: z.string().min(1),
+  refreshToken: z.string().min(1),
   /** Lifetime of `accessToken` in seconds. */
-  expiresIn: number;
-}
+  expiresIn: z.number().positive(),
+});
+export type SessionAnswer = z.infer<typeof sessionAnswerSchema>;
 
 /** `POST /api/sessions` */
 export const signInBody = z.strictObject({
@@ -218,29 +242,29 @@ export const putPrekeysBody = z.strictObject({
 export type PutPrekeysBody = z.infer<typeof putPrekeysBody>;
 
 /** `GET /api/devices/self/prekeys` → 200 */
-export interface PrekeyCountAnswer {
-  oneTimePrekeys: number;
+export const prekeyCountAnswerSchema = z.object({
+  oneTimePrekeys: z.number().int().nonnegative(),
   /** null when the device never uploaded a signed prekey. */
-  signedPrekeyId: number | null;
-}
+  signedPrekeyId: keyIdSchema.nullable(),
+});
+export type PrekeyCountAnswer = z.infer<typeof prekeyCountAnswerSchema>;
 
 /** `PUT /api/settings` */
 export const settingsBody = z.strictObject({ sharePresence: z.boolean() });
 export type SettingsBody = z.infer<typeof settingsBody>;
 /** `GET /api/settings` → 200 (an extension of the shared contract, see relay/PROTOCOL.md) */
-export type SettingsAnswer = SettingsBody;
+export const settingsAnswerSchema = z.object({ sharePresence: z.boolean() });
+export type SettingsAnswer = z.infer<typeof settingsAnswerSchema>;
 
 /** `GET /api/users?query=<prefix>` */
 export const userSearchQuery = z.strictObject({
   query: z.string().regex(/^[A-Za-z0-9_]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 _'),
 });
-export interface UserSummary {
-  userId: string;
-  username: string;
-}
-export interface UserSearchAnswer {
-  users: UserSummary[];
-}
+export const userSummarySchema = z.object({ userId: idSchema, username: usernameSchema });
+export type UserSummary = z.infer<typeof userSummarySchema>;
+/** `GET /api/users?query=<prefix>` → 200 */
+export const userSearchAnswerSchema = z.object({ users: z.array(userSummarySchema) });
+export type UserSearchAnswer = z.infer<typeof userSearchAnswerSchema>;
 
 /**
  * `GET /api/users/:userId/bundle?devices=<id>,<id>` (the query is an extension, see relay/PROTOCOL.md): without it,
@@ -264,22 +288,25 @@ export const bundleQuery = z.strictObject({
     .optional(),
 });
 
+export const bundleDeviceSchema = z.object({
+  deviceId: idSchema,
+  signedPrekey: signedPrekeySchema,
+  oneTimePrekey: oneTimePrekeySchema.nullable(),
+});
+export type BundleDevice = z.infer<typeof bundleDeviceSchema>;
 /** `GET /api/users/:userId/bundle` → 200 */
-export interface BundleAnswer {
-  userId: string;
-  username: string;
-  identityKey: string;
-  devices: BundleDevice[];
-}
-export interface BundleDevice {
-  deviceId: string;
-  signedPrekey: SignedPrekey;
-  oneTimePrekey: OneTimePrekey | null;
-}
+export const bundleAnswerSchema = z.object({
+  userId: idSchema,
+  username: usernameSchema,
+  identityKey: publicKeySchema,
+  devices: z.array(bundleDeviceSchema),
+});
+export type BundleAnswer = z.infer<typeof bundleAnswerSchema>;
 
 /** `PUT /api/backup` (at most 64 KiB before encoding; larger is 413) and `GET /api/backup` → 200 */
 export const backupBody = z.strictObject({ backup: base64urlNonEmpty });
 export type BackupBody = z.infer<typeof backupBody>;
+export const backupAnswerSchema = z.object({ backup: base64urlNonEmpty });
 
 const memberListSchema = z
   .array(idSchema)
@@ -298,14 +325,15 @@ export const updateGroupMembersBody = z.strictObject({
 export type UpdateGroupMembersBody = z.infer<typeof updateGroupMembersBody>;
 
 /** A group as every group answer shows it; `members` in join order, `admins` a subset of it. */
-export interface GroupAnswer {
-  groupId: string;
-  members: string[];
-  admins: string[];
-}
-export interface GroupListAnswer {
-  groups: GroupAnswer[];
-}
+export const groupAnswerSchema = z.object({
+  groupId: idSchema,
+  members: z.array(idSchema).max(LIMITS.groupMembers),
+  admins: z.array(idSchema).max(LIMITS.groupMembers),
+});
+export type GroupAnswer = z.infer<typeof groupAnswerSchema>;
+/** `GET /api/groups` → 200 */
+export const groupListAnswerSchema = z.object({ groups: z.array(groupAnswerSchema) });
+export type GroupListAnswer = z.infer<typeof groupListAnswerSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
@@ -364,27 +392,45 @@ export interface DeliveredMessage {
   body: BinaryBody;
   group?: string;
 }
+/** A receiving client's parse of one `messages` item: binary arrives as `ArrayBuffer` in a browser, and becomes a
+ * `Uint8Array` here. */
+export const deliveredMessageSchema = z.object({
+  id: messageIdSchema,
+  seq: z.number().int().nonnegative(),
+  ts: z.number(),
+  body: z.preprocess(
+    (v) => (v instanceof ArrayBuffer ? new Uint8Array(v) : v),
+    z.instanceof(Uint8Array).refine((v) => v.byteLength >= 1, 'must not be empty'),
+  ),
+  group: idSchema.optional(),
+});
+export type ReceivedMessage = z.infer<typeof deliveredMessageSchema>;
 
 /** `presence` */
-export interface PresenceUpdate {
-  userId: string;
-  online: boolean;
+export const presenceUpdateSchema = z.object({
+  userId: idSchema,
+  online: z.boolean(),
   /** Milliseconds since the epoch; null when unknown or not shared. */
-  lastSeen: number | null;
-}
+  lastSeen: z.number().nullable(),
+});
+export type PresenceUpdate = z.infer<typeof presenceUpdateSchema>;
 
+const ackErrorSchema = z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) });
 export type AckError = { ok: false; error: ErrorBody };
 /** A recipient device a send was not stored for, and why (the others got it). */
-export interface RefusedRecipient {
-  to: string;
-  code: 'mailbox_full';
-}
+export const refusedRecipientSchema = z.object({ to: idSchema, code: z.literal('mailbox_full') });
+export type RefusedRecipient = z.infer<typeof refusedRecipientSchema>;
 /**
  * `refused` is present only when the send was stored for some recipient devices but not for these. The message id
  * is then used: to reach them later, send again under a new id. A send refused for every recipient stores nothing
  * and is answered with the error `mailbox_full` (the same id may be sent again).
  */
+export const sendAckSchema = z.union([
+  z.object({ ok: z.literal(true), ts: z.number(), refused: z.array(refusedRecipientSchema).optional() }),
+  ackErrorSchema,
+]);
 export type SendAck = { ok: true; ts: number; refused?: RefusedRecipient[] } | AckError;
+export const watchAckSchema = z.union([z.object({ ok: z.literal(true) }), ackErrorSchema]);
 export type WatchAck = { ok: true } | AckError;
 
 /** What a client emits. The relay answers every event that carries an ack callback. */

@@ -3,7 +3,7 @@
 
 import type { z } from 'zod';
 import { ClientError, type ClientErrorCode } from './errors';
-import { errorBodySchema, refreshAnswerSchema } from './schemas';
+import { errorAnswerSchema, sessionAnswerSchema } from '@weconnect/relay/protocol';
 
 const KNOWN: ReadonlySet<string> = new Set([
   'unauthorized',
@@ -50,7 +50,7 @@ export async function request<T>(
     }
   }
   if (!res.ok) {
-    const parsed = errorBodySchema.safeParse(json);
+    const parsed = errorAnswerSchema.safeParse(json);
     if (parsed.success) throw new ClientError(mapCode(parsed.data.error.code), parsed.data.error.message);
     throw new ClientError('relay_error', `The relay answered ${res.status} ${res.statusText}`.trim());
   }
@@ -106,7 +106,7 @@ export class TokenKeeper {
   refresh(): Promise<string> {
     this.#inflight ??= (async () => {
       try {
-        const answer = await request(this.#base, 'POST', '/api/sessions/refresh', refreshAnswerSchema, {
+        const answer = await request(this.#base, 'POST', '/api/sessions/refresh', sessionAnswerSchema, {
           refreshToken: this.#refresh,
         });
         await this.set(answer.accessToken, answer.refreshToken, answer.expiresIn);

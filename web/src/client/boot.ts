@@ -13,16 +13,18 @@ import { deriveInWorker, type DerivedKeys, type KeyDeriver } from './kdf';
 import { webLocks, type LockProvider } from './locks';
 import { OwnKeys } from './own-keys';
 import {
-  accountMetaSchema,
   backupAnswerSchema,
   kdfAnswerSchema,
-  legacyWrapKeySchema,
   sessionAnswerSchema,
+  type SessionAnswer,
+} from '@weconnect/relay/protocol';
+import {
+  accountMetaSchema,
+  legacyWrapKeySchema,
   tokensSchema,
   type AccountMeta,
   type BackupKeyRecord,
   type Contact,
-  type SessionAnswer,
 } from './schemas';
 import { LocalStore, WriteBatch } from './store';
 import type { BootProgress, ChatEngineApi, EngineBootApi, LocalAccountState } from './types';

@@ -13,13 +13,8 @@ import { Inbound } from './inbound';
 import { Outbound } from './outbound';
 import type { OwnKeys } from './own-keys';
 import { Receipts } from './receipts';
-import {
-  prekeyCountSchema,
-  type ControlPayload,
-  presenceEventSchema,
-  settingsSchema,
-  usersAnswerSchema,
-} from './schemas';
+import { prekeyCountAnswerSchema, presenceUpdateSchema, userSearchAnswerSchema } from '@weconnect/relay/protocol';
+import { type ControlPayload, settingsSchema } from './schemas';
 import { DEVICE_CHECK_MS, Sessions } from './sessions';
 import { WriteBatch, type LocalStore } from './store';
 import { Transport } from './transport';
@@ -174,7 +169,7 @@ export class ChatClient implements ChatEngineApi {
   async searchPeople(query: string): Promise<Person[]> {
     const q = query.trim();
     if (!/^[A-Za-z0-9_]{1,32}$/.test(q)) return [];
-    const answer = await this.#ctx.api.call('GET', `/api/users?query=${encodeURIComponent(q)}`, usersAnswerSchema);
+    const answer = await this.#ctx.api.call('GET', `/api/users?query=${encodeURIComponent(q)}`, userSearchAnswerSchema);
     return answer.users;
   }
 
@@ -274,7 +269,7 @@ export class ChatClient implements ChatEngineApi {
   }
 
   #onPresence(update: unknown): void {
-    const parsed = presenceEventSchema.safeParse(update);
+    const parsed = presenceUpdateSchema.safeParse(update);
     if (!parsed.success) return;
     const { userId, online, lastSeen } = parsed.data;
     this.#ctx.set({ presence: { ...this.#ctx.snapshot.presence, [userId]: { online, lastSeen } } });
@@ -355,7 +350,7 @@ export class ChatClient implements ChatEngineApi {
   /** Test-only: what the relay holds for this device (one-time prekey count, signed prekey id). */
   dangerousTestOnlyPrekeyStatus(): Promise<{ oneTimePrekeys: number; signedPrekeyId?: number | null | undefined }> {
     assertTest();
-    return this.#ctx.api.call('GET', '/api/devices/self/prekeys', prekeyCountSchema);
+    return this.#ctx.api.call('GET', '/api/devices/self/prekeys', prekeyCountAnswerSchema);
   }
 
   /** Test-only: the token keeper's refresh token and a way to spoil the access token. */

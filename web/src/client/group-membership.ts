@@ -6,7 +6,8 @@ import type { ConvState, EngineContext } from './context';
 import { encoder } from './context';
 import { ClientError } from './errors';
 import type { GroupInfoPayload } from './groups';
-import { groupAnswerSchema, groupListSchema, groupSyncSchema } from './schemas';
+import { groupAnswerSchema, groupListAnswerSchema } from '@weconnect/relay/protocol';
+import { groupSyncSchema } from './schemas';
 import { WriteBatch } from './store';
 import type { GroupInfo, Person } from './types';
 
@@ -147,7 +148,7 @@ export class GroupMembership {
    */
   async onGroupInfo(from: string, info: GroupInfoPayload): Promise<void> {
     const ctx = this.#ctx;
-    const { groups } = await ctx.api.call('GET', '/api/groups', groupListSchema);
+    const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
     const current = groups.find((g) => g.groupId === info.groupId);
     await ctx.queue.run(`group:${info.groupId}`, async () => {
       const existing = ctx.convs.get(info.groupId)?.group;
@@ -203,7 +204,7 @@ export class GroupMembership {
    */
   async syncGroups(): Promise<void> {
     const ctx = this.#ctx;
-    const { groups } = await ctx.api.call('GET', '/api/groups', groupListSchema);
+    const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
     const me = { userId: ctx.me.userId, username: ctx.me.username };
     for (const g of groups) {
       const added = await ctx.queue.run(`group:${g.groupId}`, async () => {

@@ -9,7 +9,8 @@ import { TYPING_SHOW_MS, encoder, hasCode, parseJson, type EngineContext } from 
 import { ClientError, describeError } from './errors';
 import type { OwnGroupKey } from './groups';
 import type { Delivered } from './inbound';
-import { chatPayloadSchema, controlPayloadSchema, type ControlPayload, type InboundEntry } from './schemas';
+import { type ReceivedMessage } from '@weconnect/relay/protocol';
+import { chatPayloadSchema, controlPayloadSchema, type ControlPayload } from './schemas';
 import { WriteBatch } from './store';
 import type { GroupInfo } from './types';
 
@@ -208,7 +209,7 @@ export class GroupMessaging {
    * delivered under another id than the one it was signed with (as the pairwise path does), find the sender's
    * record by (sender user, sender device, distribution id), verify and decrypt, store.
    */
-  async receive(groupId: string, entry: InboundEntry): Promise<Delivered> {
+  async receive(groupId: string, entry: ReceivedMessage): Promise<Delivered> {
     const ctx = this.#ctx;
     const batch = new WriteBatch();
     ctx.store.stageSeen(batch, entry.id, ctx.now());

@@ -5,7 +5,8 @@ import type { Envelope } from '@weconnect/crypto';
 import { TYPING_SHOW_MS, hasCode, parseJson, type ConvState, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
 import { groupInfoPayloadSchema, type GroupInfoPayload } from './groups';
-import { chatPayloadSchema, controlPayloadSchema, inboundEntrySchema, type InboundEntry } from './schemas';
+import { deliveredMessageSchema, type ReceivedMessage } from '@weconnect/relay/protocol';
+import { chatPayloadSchema, controlPayloadSchema } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage } from './types';
 
@@ -42,7 +43,7 @@ export class Inbound {
       const receipts = new Map<string, string[]>();
       try {
         for (const raw of batch) {
-          const parsed = inboundEntrySchema.safeParse(raw);
+          const parsed = deliveredMessageSchema.safeParse(raw);
           if (!parsed.success) {
             ctx.notice('error', 'The relay delivered a malformed message; it was dropped.');
             continue;
@@ -65,7 +66,7 @@ export class Inbound {
   }
 
   /** Handles one mailbox entry; returns the chat message it stored, if any. Throws only when storage fails. */
-  async #receive(entry: InboundEntry): Promise<Delivered> {
+  async #receive(entry: ReceivedMessage): Promise<Delivered> {
     const ctx = this.#ctx;
     if (await ctx.store.seen(entry.id)) {
       this.duplicatesDropped++;
@@ -101,7 +102,7 @@ export class Inbound {
 
   async #receiveFrom(
     env: Envelope,
-    entry: InboundEntry,
+    entry: ReceivedMessage,
     onGroupInfo: (info: GroupInfoPayload) => void,
   ): Promise<Delivered> {
     const ctx = this.#ctx;
@@ -172,7 +173,7 @@ export class Inbound {
    * further failures within `FAILURE_COALESCE_MS` join (their ids are asked for together). Fetches nothing.
    * Commits `clean` (the id marked seen).
    */
-  async #undecryptable(clean: WriteBatch, env: Envelope, entry: InboundEntry, reason: string): Promise<void> {
+  async #undecryptable(clean: WriteBatch, env: Envelope, entry: ReceivedMessage, reason: string): Promise<void> {
     const ctx = this.#ctx;
     const conv = env.senderUserId;
     const existing = ctx.convs.get(conv);
@@ -225,7 +226,7 @@ export class Inbound {
   /** A decrypted `chat` payload: a copy of our own other device's message, or a message to us. */
   async #chat(
     batch: WriteBatch,
-    entry: InboundEntry,
+    entry: ReceivedMessage,
     from: string,
     username: string,
     json: unknown,

@@ -5,7 +5,8 @@ import type { Identity, OneTimePrekey, SignedPrekey } from '@weconnect/crypto';
 import { z } from 'zod';
 import type { Crypto } from './crypto-loader';
 import type { RelayApi } from './api';
-import { prekeyCountSchema, signedPrekeysSchema, type SignedPrekeysRecord } from './schemas';
+import { prekeyCountAnswerSchema } from '@weconnect/relay/protocol';
+import { signedPrekeysSchema, type SignedPrekeysRecord } from './schemas';
 import { WriteBatch, type LocalStore } from './store';
 
 export const ONE_TIME_PREKEY_TARGET = 100;
@@ -82,7 +83,7 @@ export class OwnKeys {
    * one-time prekeys and uploads a rotated (or not yet uploaded) signed prekey.
    */
   async maintain(api: RelayApi, now: number): Promise<void> {
-    const count = await api.call('GET', '/api/devices/self/prekeys', prekeyCountSchema);
+    const count = await api.call('GET', '/api/devices/self/prekeys', prekeyCountAnswerSchema);
     const oneTimePrekeys = await this.refill(count.oneTimePrekeys);
     const signedPrekey = await this.signedPrekeyToUpload(now, count.signedPrekeyId ?? null);
     if (oneTimePrekeys || signedPrekey) {

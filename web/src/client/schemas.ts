@@ -1,20 +1,19 @@
 // Schemas for everything the engine reads from outside its own memory: IndexedDB records, decrypted payloads,
 // relay answers. Each takes `unknown`; nothing is trusted until parsed.
 
+import { ID_PATTERN, idSchema, isId } from '@weconnect/relay/protocol';
 import { z } from 'zod';
 import { sealedSchema } from './vault';
 
 /**
- * A user, device or group id exactly as the relay issues them: 16 random bytes as canonical unpadded base64url
- * (22 characters, the last one carrying 2 bits). Nothing else is accepted from the relay or from a peer, so no id can
- * contain a separator or spoof a prefix of another (session records are keyed by [userId, deviceId] arrays as well).
+ * A user, device or group id exactly as the relay issues them (the wire contract's id: 16 random bytes as canonical
+ * unpadded base64url). Nothing else is accepted from the relay or from a peer, so no id can contain a separator or
+ * spoof a prefix of another (session records are keyed by [userId, deviceId] arrays as well).
  */
-export const RELAY_ID = /^[A-Za-z0-9_-]{21}[AQgw]$/;
-export const relayIdSchema = z.string().regex(RELAY_ID, 'must be a relay id (22 characters of base64url)');
+export const RELAY_ID = ID_PATTERN;
+export const relayIdSchema = idSchema;
 /** True for an id in the relay's exact format. */
-export function isRelayId(value: unknown): value is string {
-  return typeof value === 'string' && RELAY_ID.test(value);
-}
+export const isRelayId = isId;
 const id = relayIdSchema;
 /** Message ids are made by clients in the same format (16 random bytes). */
 const messageId = relayIdSchema;
@@ -181,73 +180,5 @@ export const sendLogEntrySchema = z.object({
 });
 export type SendLogEntry = z.infer<typeof sendLogEntrySchema>;
 
-// ── relay answers (PROTOCOL.md) ────────────────────────────────────────────────────────────────────────────
-
-export const errorBodySchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
-
-export const kdfAnswerSchema = z.object({
-  salt: z.string(),
-  opslimit: z.number().int().positive(),
-  memlimit: z.number().int().positive(),
-});
-
-export const sessionAnswerSchema = z.object({
-  userId: id,
-  deviceId: id,
-  accessToken: z.string().min(1),
-  refreshToken: z.string().min(1),
-  expiresIn: z.number().positive(),
-});
-export type SessionAnswer = z.infer<typeof sessionAnswerSchema>;
-
-export const refreshAnswerSchema = z.object({
-  accessToken: z.string().min(1),
-  refreshToken: z.string().min(1),
-  expiresIn: z.number().positive(),
-});
-
-export const usersAnswerSchema = z.object({ users: z.array(z.object({ userId: id, username: z.string() })) });
-
-export const bundleAnswerSchema = z.object({
-  userId: id,
-  username: z.string(),
-  identityKey: z.string(),
-  devices: z.array(z.object({ deviceId: id, signedPrekey: z.unknown(), oneTimePrekey: z.unknown() })),
-});
-export type BundleAnswer = z.infer<typeof bundleAnswerSchema>;
-
-export const prekeyCountSchema = z.object({
-  oneTimePrekeys: z.number().int().nonnegative(),
-  signedPrekeyId: z.number().int().nonnegative().nullable().optional(),
-});
-
-export const groupAnswerSchema = z.object({ groupId: id, members: z.array(id), admins: z.array(id) });
-export const groupListSchema = z.object({ groups: z.array(groupAnswerSchema) });
-
-export const backupAnswerSchema = z.object({ backup: z.string() });
-
-/** One relay mailbox entry on the socket. */
-const wireBytes = z.preprocess((v) => (v instanceof ArrayBuffer ? new Uint8Array(v) : v), z.instanceof(Uint8Array));
-
-export const inboundEntrySchema = z.object({
-  id: messageId,
-  seq: z.number(),
-  ts: z.number(),
-  body: wireBytes,
-  group: id.optional(),
-});
-export type InboundEntry = z.infer<typeof inboundEntrySchema>;
-
-export const sendAckSchema = z.union([
-  z.object({ ok: z.literal(true), ts: z.number() }),
-  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
-]);
-
-export const presenceEventSchema = z.object({
-  userId: id,
-  online: z.boolean(),
-  lastSeen: z
-    .union([z.number(), z.string(), z.null()])
-    .optional()
-    .transform((v) => (v === null || v === undefined ? null : typeof v === 'number' ? v : Date.parse(v) || null)),
-});
+// Relay answers are parsed with the wire contract's schemas (`@weconnect/relay/protocol`), defined once for both
+// sides; the engine imports them from there.

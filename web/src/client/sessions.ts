@@ -14,7 +14,8 @@ import type { RelayApi } from './api';
 import type { Crypto } from './crypto-loader';
 import { ClientError } from './errors';
 import type { OwnKeys } from './own-keys';
-import { bundleAnswerSchema, isRelayId, type BundleAnswer, type Contact } from './schemas';
+import { bundleAnswerSchema, type BundleAnswer } from '@weconnect/relay/protocol';
+import { isRelayId, type Contact } from './schemas';
 import { SessionStates } from './session-states';
 import { WriteBatch, type LocalStore } from './store';
 

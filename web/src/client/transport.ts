@@ -11,7 +11,7 @@ import { io, type Socket } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
 import type { TokenKeeper } from './api';
 import { ClientError } from './errors';
-import { sendAckSchema } from './schemas';
+import { sendAckSchema } from '@weconnect/relay/protocol';
 import type { ConnectionState } from './types';
 
 export interface TransportHandlers {

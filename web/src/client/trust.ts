@@ -13,7 +13,8 @@
 import type { AccountBackup, ContactVerification } from '@weconnect/crypto';
 import type { EngineContext } from './context';
 import { ClientError, describeError } from './errors';
-import { backupAnswerSchema, backupKeySchema, type BackupKeyRecord, type Contact } from './schemas';
+import { backupAnswerSchema } from '@weconnect/relay/protocol';
+import { backupKeySchema, type BackupKeyRecord, type Contact } from './schemas';
 import { WriteBatch } from './store';
 import type { SafetyNumberView } from './types';
 
