@@ -64,6 +64,7 @@ export type {
   OneTimePrekey,
   OwnSenderKey,
   PasswordKeys,
+  PqRatchetState,
   PrekeyBundle,
   PrekeyMessageInfo,
   SafetyNumber,
@@ -91,6 +92,8 @@ export const PROTOCOL_VERSION = 1;
 export const SENDER_KEY_VERSION = senderKeys.SENDER_KEY_VERSION;
 /** Most skipped message keys one message may create (per ratchet step / per sender-key chain). */
 export const MAX_SKIP_PER_STEP = ratchet.MAX_SKIP_PER_STEP;
+/** Post-quantum rekeying: a new ML-KEM offer once this many DH ratchet steps passed without a KEM secret. */
+export const KEM_REKEY_STEPS = ratchet.KEM_REKEY_STEPS;
 /** Most skipped message keys a session or sender-key record keeps; the oldest are dropped first. */
 export const MAX_SKIPPED_KEYS = ratchet.MAX_SKIPPED_KEYS;
 /** Largest `Content.body` accepted (its padded form is 32 KiB, well inside the relay's 64 KiB body limit). */
@@ -582,6 +585,14 @@ export {
 } from './serialize.js';
 
 // ── test hooks ─────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Rekeys with ML-KEM after `steps` DH ratchet steps instead of KEM_REKEY_STEPS (`null` restores it), so property
+ * tests exercise offers and answers under every interleaving. Throws `test_hooks_disabled` outside tests.
+ */
+export function dangerousTestOnlySetKemRekeySteps(steps: number | null): void {
+  ratchet.dangerousTestOnlySetKemRekeySteps(steps);
+}
 
 /**
  * Replaces the random source (for golden vectors), or restores `crypto.getRandomValues` with `null`.

@@ -23,6 +23,8 @@ export const LABELS = {
   pqxdh: 'WeConnect/PQXDH/v1',
   pqxdhAd: 'WeConnect/PQXDH-AD/v1',
   kemPrekey: 'WeConnect/KEM-prekey/v1',
+  /** Post-quantum rekeying: a ratchet step whose root KDF also takes an ML-KEM shared secret. */
+  rootPq: 'WeConnect/ratchet/root-PQ/v1',
 } as const;
 
 const labelBytes = new Map<string, Uint8Array>();
@@ -47,6 +49,21 @@ export function labeledHash(outLen: number, key: Uint8Array | null, label: strin
 /** Root KDF: (root key, DH output) → (new root key, chain key). */
 export function kdfRoot(rootKey: Uint8Array, dhOutput: Uint8Array): { rootKey: Uint8Array; chainKey: Uint8Array } {
   const out = labeledHash(64, rootKey, LABELS.root, dhOutput);
+  const result = { rootKey: out.slice(0, 32), chainKey: out.slice(32, 64) };
+  out.fill(0);
+  return result;
+}
+
+/**
+ * Root KDF of a post-quantum rekeying step: (root key, DH output, ML-KEM shared secret) → (new root key, chain key),
+ * under its own label, so it never equals a classic step's output.
+ */
+export function kdfRootPq(
+  rootKey: Uint8Array,
+  dhOutput: Uint8Array,
+  kemSecret: Uint8Array,
+): { rootKey: Uint8Array; chainKey: Uint8Array } {
+  const out = labeledHash(64, rootKey, LABELS.rootPq, dhOutput, kemSecret);
   const result = { rootKey: out.slice(0, 32), chainKey: out.slice(32, 64) };
   out.fill(0);
   return result;

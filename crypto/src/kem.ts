@@ -93,7 +93,13 @@ export function checkKemPrekey(value: unknown, name: string): KemPrekey {
 /** Encapsulates to a KEM public key: the ciphertext for the peer and the 32-byte shared secret (wipe it). */
 export function kemEncapsulate(publicKey: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
   bytesArg(publicKey, 'kem public key', KEM_PUBLIC_KEY_BYTES);
-  const out = sodium().crypto_kem_mlkem768_enc(publicKey);
+  let out;
+  try {
+    out = sodium().crypto_kem_mlkem768_enc(publicKey);
+  } catch {
+    // FIPS 203's encapsulation key check (every coefficient below q) failed: not an ML-KEM-768 key.
+    throw new CryptoError('invalid_key', 'the KEM public key is not a valid ML-KEM-768 key');
+  }
   return { ciphertext: out.ciphertext, sharedSecret: out.sharedSecret };
 }
 

@@ -11,7 +11,7 @@ import {
   SIGNING_KEY_BYTES,
 } from './keys.js';
 import { KEM_CIPHERTEXT_BYTES, KEM_PUBLIC_KEY_BYTES, KEM_SECRET_KEY_BYTES } from './kem.js';
-import { MAX_PREVIOUS_REMOTE_KEYS, MAX_SKIPPED_KEYS } from './ratchet.js';
+import { initialPqRatchet, MAX_PREVIOUS_REMOTE_KEYS, MAX_SKIPPED_KEYS } from './ratchet.js';
 import { DISTRIBUTION_ID_BYTES } from './sender-keys.js';
 import { sodium } from './sodium.js';
 import type {
@@ -21,6 +21,7 @@ import type {
   OneTimePrekey,
   OwnSenderKey,
   SenderKeyRecord,
+  PqRatchetState,
   Session,
   SignedPrekey,
 } from './types.js';
@@ -73,6 +74,15 @@ export interface SerializedSession {
   } | null;
   /** Absent in sessions stored before PQXDH (they are classic). */
   postQuantum?: boolean;
+  /** Post-quantum rekeying (PQ sessions made since it exists; older PQ sessions start it when loaded). */
+  pqRatchet?: {
+    steps: number;
+    offer: { id: number; publicKey: string; secretKey: string } | null;
+    nextOfferId: number;
+    reply: { id: number; ciphertext: string } | null;
+    answered: number;
+    epochs: number;
+  };
 }
 export interface SerializedOwnSenderKey {
   version: 2;
@@ -253,6 +263,48 @@ export function serializeSession(s: Session): SerializedSession {
         }
       : null,
     ...(s.postQuantum ? { postQuantum: true } : {}),
+    ...(s.pqRatchet ? { pqRatchet: serializePqRatchet(s.pqRatchet) } : {}),
+  };
+}
+
+function serializePqRatchet(p: PqRatchetState): NonNullable<SerializedSession['pqRatchet']> {
+  return {
+    steps: p.steps,
+    offer: p.offer ? { id: p.offer.id, publicKey: b64(p.offer.publicKey), secretKey: b64(p.offer.secretKey) } : null,
+    nextOfferId: p.nextOfferId,
+    reply: p.reply ? { id: p.reply.id, ciphertext: b64(p.reply.ciphertext) } : null,
+    answered: p.answered,
+    epochs: p.epochs,
+  };
+}
+
+function deserializePqRatchet(value: unknown): PqRatchetState {
+  const name = 'session.pqRatchet';
+  const o = objectArg(value, name, ['steps', 'offer', 'nextOfferId', 'reply', 'answered', 'epochs']);
+  let offer: PqRatchetState['offer'] = null;
+  if (o['offer'] !== null) {
+    const f = objectArg(o['offer'], `${name}.offer`, ['id', 'publicKey', 'secretKey']);
+    offer = {
+      id: u32Arg(f['id'], `${name}.offer.id`),
+      publicKey: fromBase64Url(f['publicKey'], `${name}.offer.publicKey`, KEM_PUBLIC_KEY_BYTES),
+      secretKey: fromBase64Url(f['secretKey'], `${name}.offer.secretKey`, KEM_SECRET_KEY_BYTES),
+    };
+  }
+  let reply: PqRatchetState['reply'] = null;
+  if (o['reply'] !== null) {
+    const r = objectArg(o['reply'], `${name}.reply`, ['id', 'ciphertext']);
+    reply = {
+      id: u32Arg(r['id'], `${name}.reply.id`),
+      ciphertext: fromBase64Url(r['ciphertext'], `${name}.reply.ciphertext`, KEM_CIPHERTEXT_BYTES),
+    };
+  }
+  return {
+    steps: u32Arg(o['steps'], `${name}.steps`),
+    offer,
+    nextOfferId: u32Arg(o['nextOfferId'], `${name}.nextOfferId`),
+    reply,
+    answered: u32Arg(o['answered'], `${name}.answered`),
+    epochs: u32Arg(o['epochs'], `${name}.epochs`),
   };
 }
 
@@ -281,8 +333,14 @@ const SESSION_KEYS = [
 export function deserializeSession(value: unknown): Session {
   // `postQuantum` is written only for PQXDH sessions; older records have none.
   const pq = typeof value === 'object' && value !== null && 'postQuantum' in value;
-  const o = objectArg(value, 'session', pq ? [...SESSION_KEYS, 'postQuantum'] : [...SESSION_KEYS]);
+  const hasPqRatchet = typeof value === 'object' && value !== null && 'pqRatchet' in value;
+  const o = objectArg(value, 'session', [
+    ...SESSION_KEYS,
+    ...(pq ? ['postQuantum'] : []),
+    ...(hasPqRatchet ? ['pqRatchet'] : []),
+  ]);
   const postQuantum = pq ? booleanArg(o['postQuantum'], 'session.postQuantum') : false;
+  if (hasPqRatchet && !postQuantum) fail('session.pqRatchet is set on a classic session');
   versionArg(o['version'], 'session');
   const associatedData = fromBase64Url(o['associatedData'], 'session.associatedData');
   if (associatedData.length < 2 * KEY_BYTES || associatedData.length > MAX_AD_BYTES) {
@@ -350,6 +408,8 @@ export function deserializeSession(value: unknown): Session {
     previousRemoteKeys,
     pendingPrekey,
     postQuantum,
+    // A PQ session stored before rekeying existed starts it now (both sides then send version-2 headers).
+    ...(postQuantum ? { pqRatchet: hasPqRatchet ? deserializePqRatchet(o['pqRatchet']) : initialPqRatchet() } : {}),
   };
 }
 

@@ -15,6 +15,7 @@ import { checkKemPrekey, KEM_CIPHERTEXT_BYTES, kemDecapsulate, kemEncapsulate } 
 import { checkX25519PublicKey, ed25519ToX25519PublicKey, generateKeyPair, KEY_BYTES } from './keys.js';
 import { checkOneTimePrekey, checkSignedPrekey } from './prekeys.js';
 import {
+  initialPqRatchet,
   initInitiatorRatchet,
   initResponderRatchet,
   MESSAGE_VERSION,
@@ -113,6 +114,7 @@ export function initiateSession(p: {
       ...(kem && kemKeyId !== null ? { kem: { keyId: kemKeyId, ciphertext: kem.ciphertext } } : {}),
     },
     postQuantum: kem !== null,
+    ...(kem !== null ? { pqRatchet: initialPqRatchet() } : {}),
   };
 }
 
@@ -298,6 +300,7 @@ export function acceptSession(p: {
     previousRemoteKeys: [],
     pendingPrekey: null,
     postQuantum,
+    ...(postQuantum ? { pqRatchet: initialPqRatchet() } : {}),
   };
   const extra = envelopeBinding(env.senderUserId, env.senderDeviceId, env.messageId);
   return finishDecrypt(ratchetDecrypt(initial, info.message, extra));

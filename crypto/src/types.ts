@@ -166,6 +166,29 @@ export interface Session {
   } | null;
   /** True when the session was set up with PQXDH (an ML-KEM shared secret in the root secret). */
   readonly postQuantum?: boolean;
+  /** Post-quantum rekeying state (PQXDH sessions only); see {@link PqRatchetState}. */
+  readonly pqRatchet?: PqRatchetState;
+}
+
+/**
+ * Post-quantum rekeying of the Double Ratchet. Every `KEM_REKEY_STEPS` DH ratchet steps one side offers a fresh
+ * ML-KEM-768 public key in the headers of its sending chains; the peer encapsulates to it at its next ratchet step and
+ * sends the ciphertext in every header of the sending chain that step made; both mix the shared secret into that
+ * step's root KDF. One offer is outstanding at a time per side.
+ */
+export interface PqRatchetState {
+  /** DH ratchet steps since an ML-KEM secret last entered the root key (PQXDH counts as one). */
+  readonly steps: number;
+  /** Our outstanding offer, sent with every message until the peer's answer arrives. */
+  readonly offer: { readonly id: number; readonly publicKey: Uint8Array; readonly secretKey: Uint8Array } | null;
+  /** The id our next offer gets (ids start at 1). */
+  readonly nextOfferId: number;
+  /** Our answer to the peer's offer: the ciphertext sent with every message of the current sending chain. */
+  readonly reply: { readonly id: number; readonly ciphertext: Uint8Array } | null;
+  /** The highest offer id of the peer's we answered (0: none). */
+  readonly answered: number;
+  /** Rekeyings completed (ML-KEM secrets mixed in after the session started), in both directions. */
+  readonly epochs: number;
 }
 
 /**

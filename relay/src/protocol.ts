@@ -17,6 +17,9 @@ export const LIMITS = {
   oneTimePrekeysPerRequest: 100,
   /** A device never holds more unused one-time prekeys than this; an upload that would exceed it is rejected. */
   oneTimePrekeysStored: 1000,
+  /** One-time ML-KEM-768 prekeys per upload (each is ~1.6 KiB of JSON) and at most stored per device. */
+  kemOneTimePrekeysPerRequest: 20,
+  kemOneTimePrekeysStored: 200,
   presenceWatchUsers: 200,
   userSearchResults: 20,
   /** Device ids in a bundle's `devices` query. */
@@ -160,6 +163,31 @@ export type SignedPrekey = z.infer<typeof signedPrekeySchema>;
 export const oneTimePrekeySchema = z.strictObject({ keyId: keyIdSchema, publicKey: publicKeySchema });
 export type OneTimePrekey = z.infer<typeof oneTimePrekeySchema>;
 
+/** ML-KEM-768 (FIPS 203) public keys are 1,184 bytes. */
+export const KEM_PUBLIC_KEY_BYTES = 1184;
+/** The KEM of a KEM prekey: 1 is ML-KEM-768 (the byte the identity key signs along with the key). */
+export const KEM_TYPE_MLKEM768 = 1;
+/** What the identity key signs for a KEM prekey, after this label (length-prefixed, UTF-8). */
+export const KEM_PREKEY_LABEL = 'WeConnect/KEM-prekey/v1';
+
+/**
+ * A signed ML-KEM-768 prekey (PQXDH): one-time, or the device's one last-resort key, handed out when no one-time one
+ * is left. The Ed25519 signature by the identity key covers label ‖ KEM type ‖ last-resort flag ‖ u32 keyId ‖ key.
+ */
+export const kemPrekeySchema = z.strictObject({
+  keyId: keyIdSchema.max(0xffffffff),
+  lastResort: z.boolean(),
+  publicKey: base64urlOf(KEM_PUBLIC_KEY_BYTES),
+  signature: signatureSchema,
+});
+export type KemPrekey = z.infer<typeof kemPrekeySchema>;
+
+const kemLastResortPrekeySchema = kemPrekeySchema.refine((k) => k.lastResort, 'must have lastResort: true');
+const kemOneTimePrekeysSchema = z
+  .array(kemPrekeySchema.refine((k) => !k.lastResort, 'must have lastResort: false'))
+  .max(LIMITS.kemOneTimePrekeysPerRequest)
+  .refine((keys) => new Set(keys.map((k) => k.keyId)).size === keys.length, 'keyIds must be distinct');
+
 const oneTimePrekeysSchema = z
   .array(oneTimePrekeySchema)
   .max(LIMITS.oneTimePrekeysPerRequest)
@@ -206,6 +234,9 @@ export const createAccountBody = z.strictObject({
   identityKey: publicKeySchema,
   signedPrekey: signedPrekeySchema,
   oneTimePrekeys: oneTimePrekeysSchema,
+  /** PQXDH: the first device's last-resort KEM prekey and one-time KEM prekeys (optional for older clients). */
+  kemLastResortPrekey: kemLastResortPrekeySchema.optional(),
+  kemOneTimePrekeys: kemOneTimePrekeysSchema.optional(),
   /** Required when the relay takes sign-ups by invitation only (REGISTRATION=invite); one use. */
   inviteToken: base64urlOf(32).optional(),
 });
@@ -238,6 +269,10 @@ export type RefreshBody = z.infer<typeof refreshBody>;
 export const putPrekeysBody = z.strictObject({
   signedPrekey: signedPrekeySchema.optional(),
   oneTimePrekeys: oneTimePrekeysSchema.optional(),
+  /** Replaces the device's last-resort KEM prekey. */
+  kemLastResortPrekey: kemLastResortPrekeySchema.optional(),
+  /** Adds one-time KEM prekeys (same keyId replaces). */
+  kemOneTimePrekeys: kemOneTimePrekeysSchema.optional(),
 });
 export type PutPrekeysBody = z.infer<typeof putPrekeysBody>;
 
@@ -246,6 +281,9 @@ export const prekeyCountAnswerSchema = z.object({
   oneTimePrekeys: z.number().int().nonnegative(),
   /** null when the device never uploaded a signed prekey. */
   signedPrekeyId: keyIdSchema.nullable(),
+  kemOneTimePrekeys: z.number().int().nonnegative(),
+  /** null when the device never uploaded a last-resort KEM prekey (a device of a client before PQXDH). */
+  kemLastResortPrekeyId: keyIdSchema.nullable(),
 });
 export type PrekeyCountAnswer = z.infer<typeof prekeyCountAnswerSchema>;
 
@@ -292,6 +330,11 @@ export const bundleDeviceSchema = z.object({
   deviceId: idSchema,
   signedPrekey: signedPrekeySchema,
   oneTimePrekey: oneTimePrekeySchema.nullable(),
+  /**
+   * A one-time KEM prekey (taken, like the one-time prekey), else the last-resort one; null when the device has
+   * none. A client that requires post-quantum sessions refuses a device without one (absent is the same as null).
+   */
+  kemPrekey: z.object(kemPrekeySchema.shape).nullable().optional(),
 });
 export type BundleDevice = z.infer<typeof bundleDeviceSchema>;
 /** `GET /api/users/:userId/bundle` → 200 */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   accountBody,
   api,
+  kemPrekey,
   newIdentity,
   oneTimePrekeys,
   signedPrekey,
@@ -66,7 +67,26 @@ describe('POST /api/accounts', () => {
     expect(account.refreshToken.length).toBeGreaterThanOrEqual(43);
     expect(account.expiresIn).toBe(900);
     const count = await api(t.url, 'GET', '/api/devices/self/prekeys', { token: account.accessToken });
-    expect(count.body).toEqual({ oneTimePrekeys: 5, signedPrekeyId: 1 });
+    expect(count.body).toEqual({
+      oneTimePrekeys: 5,
+      signedPrekeyId: 1,
+      kemOneTimePrekeys: 0,
+      kemLastResortPrekeyId: null,
+    });
+  });
+
+  it("stores the first device's KEM prekeys (PQXDH) with the account, so that its first bundle is post-quantum", async () => {
+    const { body, keys } = accountBody(uniqueUsername('pq'));
+    const res = await api(t.url, 'POST', '/api/accounts', {
+      body: {
+        ...body,
+        kemLastResortPrekey: kemPrekey(keys.identity, 100, true),
+        kemOneTimePrekeys: [kemPrekey(keys.identity, 1), kemPrekey(keys.identity, 2)],
+      },
+    });
+    expect(res.status).toBe(201);
+    const count = await api(t.url, 'GET', '/api/devices/self/prekeys', { token: res.body.accessToken });
+    expect(count.body).toMatchObject({ kemOneTimePrekeys: 2, kemLastResortPrekeyId: 100 });
   });
 
   it('stores the username lower-cased and refuses the same name in another case', async () => {
@@ -102,6 +122,7 @@ describe('POST /api/accounts', () => {
     ['a fractional keyId', (b) => ({ ...b, oneTimePrekeys: [{ ...oneTimePrekeys(1)[0], keyId: 1.5 }] })],
     ['repeated keyIds', (b) => ({ ...b, oneTimePrekeys: [...oneTimePrekeys(2, 7), ...oneTimePrekeys(1, 7)] })],
     ['an array instead of an object', () => []],
+    ['a KEM prekey signed by another key', (b) => ({ ...b, kemOneTimePrekeys: [kemPrekey(newIdentity(), 1)] })],
   ];
   for (const [what, mutate] of variants) {
     it(`rejects ${what} with invalid_input and stores nothing`, async () => {

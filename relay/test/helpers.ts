@@ -115,6 +115,31 @@ export function signedPrekey(
   };
 }
 
+/**
+ * A signed KEM prekey as the wire carries it: 1,184 random bytes standing for an ML-KEM-768 key (the relay checks
+ * only the length and the signature), signed by `identity` over label ‖ KEM type ‖ last-resort flag ‖ u32 keyId ‖ key.
+ * `signAs` signs other values than the ones sent (a relabelling client).
+ */
+export function kemPrekey(
+  identity: TestIdentity,
+  keyId: number,
+  lastResort = false,
+  signAs: { keyId?: number; lastResort?: boolean } = {},
+): { keyId: number; lastResort: boolean; publicKey: string; signature: string } {
+  const publicKey = randomBytes(1184);
+  const label = Buffer.from('WeConnect/KEM-prekey/v1');
+  const id = Buffer.alloc(4);
+  id.writeUInt32BE(signAs.keyId ?? keyId);
+  const flag = (signAs.lastResort ?? lastResort) ? 1 : 0;
+  const signed = Buffer.concat([Buffer.of(label.length), label, Buffer.of(1, flag), id, publicKey]);
+  return {
+    keyId,
+    lastResort,
+    publicKey: publicKey.toString('base64url'),
+    signature: sign(null, signed, identity.privateKey).toString('base64url'),
+  };
+}
+
 /** `count` one-time prekeys with keyIds firstKeyId, firstKeyId + 1, ... */
 export function oneTimePrekeys(count: number, firstKeyId = 1): { keyId: number; publicKey: string }[] {
   return Array.from({ length: count }, (_, i) => ({

@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Bytes, NewAccount, SendRequest, Store } from '../src/store/store.js';
 
+/** The same cap for one-time X25519 and one-time KEM prekeys. */
+const limits = (n: number) => ({ oneTime: n, kemOneTime: n });
+
 const id = (): string => randomBytes(16).toString('base64url');
 const bytes = (n: number, fill?: number): Buffer => (fill === undefined ? randomBytes(n) : Buffer.alloc(n, fill));
 const DAY = 24 * 3600 * 1000;
@@ -141,7 +144,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
 
     describe('operations', () => {
       it('counts what it holds', async () => {
-        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, 100);
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, limits(100));
         await store.createGroup(id(), [{ userId: alice.userId, admin: true }], T0);
         await store.applyWrites({ ...noWrites, sends: [direct(alice, id(), [bob.deviceId])] }, T0 + 1);
         expect(await store.counts()).toEqual({
@@ -193,13 +196,23 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         const second = id();
         const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
         await store.startSession({ userId: bob.userId, deviceId: second, newDevice: true, session: s2, now: T0 });
-        await store.putPrekeys(second, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, 100);
+        await store.putPrekeys(
+          second,
+          {
+            oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }],
+            kemLastResortPrekey: { keyId: 1, lastResort: true, publicKey: bytes(1184), signature: bytes(64) },
+            kemOneTimePrekeys: [{ keyId: 2, lastResort: false, publicKey: bytes(1184), signature: bytes(64) }],
+          },
+          limits(100),
+        );
+        expect(await store.countPrekeys(second)).toMatchObject({ kemOneTimePrekeys: 1, kemLastResortPrekeyId: 1 });
         await store.applyWrites({ ...noWrites, sends: [direct(alice, id(), [bob.deviceId, second])] }, T0 + 1);
         expect(await store.deleteDevice(second)).toEqual([s2.familyId]);
         expect(await store.getDeviceOwner(second)).toBeNull();
         expect(await store.getSession(s2.familyId)).toBeNull();
         expect(await store.countMailbox(second)).toBe(0);
         expect(await store.countPrekeys(second)).toMatchObject({ oneTimePrekeys: 0 });
+        expect(await store.countPrekeys(second)).toMatchObject({ kemOneTimePrekeys: 0, kemLastResortPrekeyId: null });
         expect(await store.countMailbox(bob.deviceId)).toBe(1);
         expect(await store.deleteDevice(second)).toBeNull();
       });
@@ -309,30 +322,40 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       const otk = (keyId: number) => ({ keyId, publicKey: bytes(32) });
 
       it('counts one-time prekeys and reports the signed prekey id', async () => {
-        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(1), otk(2), otk(3)] }, 100);
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(1), otk(2), otk(3)] }, limits(100));
         await store.putPrekeys(
           alice.deviceId,
           { signedPrekey: { keyId: 7, publicKey: bytes(32), signature: bytes(64) } },
-          100,
+          limits(100),
         );
-        expect(await store.countPrekeys(alice.deviceId)).toEqual({ oneTimePrekeys: 3, signedPrekeyId: 7 });
-        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(3)] }, 100); // same keyId replaces
+        expect(await store.countPrekeys(alice.deviceId)).toEqual({
+          oneTimePrekeys: 3,
+          signedPrekeyId: 7,
+          kemOneTimePrekeys: 0,
+          kemLastResortPrekeyId: null,
+        });
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(3)] }, limits(100)); // same keyId replaces
         expect((await store.countPrekeys(alice.deviceId)).oneTimePrekeys).toBe(3);
       });
 
       it('stores nothing of an upload that would exceed the maximum', async () => {
-        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(1), otk(2)] }, 3);
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [otk(1), otk(2)] }, limits(3));
         const outcome = await store.putPrekeys(
           alice.deviceId,
           { signedPrekey: { keyId: 9, publicKey: bytes(32), signature: bytes(64) }, oneTimePrekeys: [otk(3), otk(4)] },
-          3,
+          limits(3),
         );
         expect(outcome).toBe('too_many');
-        expect(await store.countPrekeys(alice.deviceId)).toEqual({ oneTimePrekeys: 2, signedPrekeyId: 1 });
+        expect(await store.countPrekeys(alice.deviceId)).toEqual({
+          oneTimePrekeys: 2,
+          signedPrekeyId: 1,
+          kemOneTimePrekeys: 0,
+          kemLastResortPrekeyId: null,
+        });
       });
 
       it('hands each one-time prekey out once, lowest keyId first, then null', async () => {
-        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(5), otk(2)] }, 100);
+        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(5), otk(2)] }, limits(100));
         const first = await store.takeBundle(bob.userId);
         const second = await store.takeBundle(bob.userId);
         const third = await store.takeBundle(bob.userId);
@@ -344,7 +367,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
 
       it('takes one-time prekeys only for the devices asked for, and none for an empty set', async () => {
-        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(1), otk(2)] }, 100);
+        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(1), otk(2)] }, limits(100));
         const none = await store.takeBundle(bob.userId, new Set());
         expect(none?.devices.map((d) => [d.deviceId, d.oneTimePrekey])).toEqual([[bob.deviceId, null]]);
         const other = await store.takeBundle(bob.userId, new Set([alice.deviceId]));
@@ -356,9 +379,82 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
 
       it('hands a single one-time prekey to exactly one of 20 concurrent takers', async () => {
-        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(1)] }, 100);
+        await store.putPrekeys(bob.deviceId, { oneTimePrekeys: [otk(1)] }, limits(100));
         const bundles = await Promise.all(Array.from({ length: 20 }, () => store.takeBundle(bob.userId)));
         expect(bundles.filter((b) => b?.devices[0]?.oneTimePrekey !== null)).toHaveLength(1);
+      });
+
+      describe('KEM prekeys (PQXDH)', () => {
+        const kem = (keyId: number, lastResort = false) => ({
+          keyId,
+          lastResort,
+          publicKey: bytes(1184),
+          signature: bytes(64),
+        });
+
+        it('hands each one-time KEM prekey out once, lowest keyId first, then the last-resort one every time', async () => {
+          const last = kem(100, true);
+          await store.putPrekeys(
+            bob.deviceId,
+            { kemOneTimePrekeys: [kem(7), kem(3)], kemLastResortPrekey: last },
+            limits(100),
+          );
+          const taken = [];
+          for (let i = 0; i < 4; i++) taken.push((await store.takeBundle(bob.userId))?.devices[0]?.kemPrekey);
+          expect(taken.map((k) => [k?.keyId, k?.lastResort])).toEqual([
+            [3, false],
+            [7, false],
+            [100, true],
+            [100, true],
+          ]);
+          expect(Buffer.from(taken[3]?.publicKey ?? [])).toEqual(Buffer.from(last.publicKey));
+          expect(Buffer.from(taken[3]?.signature ?? [])).toEqual(Buffer.from(last.signature));
+          expect(await store.countPrekeys(bob.deviceId)).toMatchObject({
+            kemOneTimePrekeys: 0,
+            kemLastResortPrekeyId: 100,
+          });
+        });
+
+        it('replaces the last-resort KEM prekey, and hands out none for a device that never uploaded one', async () => {
+          expect((await store.takeBundle(bob.userId))?.devices[0]?.kemPrekey).toBeNull();
+          await store.putPrekeys(bob.deviceId, { kemLastResortPrekey: kem(1, true) }, limits(100));
+          await store.putPrekeys(bob.deviceId, { kemLastResortPrekey: kem(2, true) }, limits(100));
+          expect(await store.countPrekeys(bob.deviceId)).toMatchObject({ kemLastResortPrekeyId: 2 });
+          expect((await store.takeBundle(bob.userId))?.devices[0]?.kemPrekey?.keyId).toBe(2);
+        });
+
+        it('takes one-time KEM prekeys only for the devices asked for; the others get the last-resort one', async () => {
+          await store.putPrekeys(
+            bob.deviceId,
+            { kemOneTimePrekeys: [kem(1)], kemLastResortPrekey: kem(9, true) },
+            limits(100),
+          );
+          const none = await store.takeBundle(bob.userId, new Set());
+          expect(none?.devices[0]?.kemPrekey?.keyId).toBe(9);
+          expect(await store.countPrekeys(bob.deviceId)).toMatchObject({ kemOneTimePrekeys: 1 });
+          const asked = await store.takeBundle(bob.userId, new Set([bob.deviceId]));
+          expect(asked?.devices[0]?.kemPrekey?.keyId).toBe(1);
+        });
+
+        it('stores nothing of an upload over the one-time KEM cap', async () => {
+          await store.putPrekeys(bob.deviceId, { kemOneTimePrekeys: [kem(1), kem(2)] }, limits(3));
+          const outcome = await store.putPrekeys(
+            bob.deviceId,
+            { kemOneTimePrekeys: [kem(3), kem(4)], kemLastResortPrekey: kem(5, true) },
+            { oneTime: 100, kemOneTime: 3 },
+          );
+          expect(outcome).toBe('too_many');
+          expect(await store.countPrekeys(bob.deviceId)).toMatchObject({
+            kemOneTimePrekeys: 2,
+            kemLastResortPrekeyId: null,
+          });
+        });
+
+        it('hands a single one-time KEM prekey to exactly one of 20 concurrent takers', async () => {
+          await store.putPrekeys(bob.deviceId, { kemOneTimePrekeys: [kem(1)] }, limits(100));
+          const bundles = await Promise.all(Array.from({ length: 20 }, () => store.takeBundle(bob.userId)));
+          expect(bundles.filter((b) => b?.devices[0]?.kemPrekey?.keyId === 1)).toHaveLength(1);
+        });
       });
 
       it('lists only devices that have a signed prekey, and nothing for an unknown user', async () => {
@@ -535,7 +631,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           session: { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } },
           now: T0,
         });
-        await store.putPrekeys(aliceSecond, { signedPrekey: alice.signedPrekey }, 100);
+        await store.putPrekeys(aliceSecond, { signedPrekey: alice.signedPrekey }, limits(100));
         await store.createGroup(
           groupId,
           [
@@ -689,7 +785,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
           status: 'ok',
           deviceIds: [bob.deviceId],
         });
-        await store.putPrekeys(keyless, { signedPrekey: bob.signedPrekey }, 100);
+        await store.putPrekeys(keyless, { signedPrekey: bob.signedPrekey }, limits(100));
         const keyed = await store.groupRecipients(groupId, alice.userId, alice.deviceId);
         expect(keyed.status === 'ok' && [...keyed.deviceIds].sort()).toEqual([bob.deviceId, keyless].sort());
       });

@@ -12,6 +12,9 @@ import { freePort, startMongo } from './services.js';
 import type { Service } from './services.js';
 import { T0, newAccount, runStoreContract } from './store.contract.js';
 
+/** The same cap for one-time X25519 and one-time KEM prekeys. */
+const limits = (n: number) => ({ oneTime: n, kemOneTime: n });
+
 const started = await startMongo();
 const mongo: Service | null = 'service' in started ? started.service : null;
 if (!mongo) console.warn(`[store.mongo] skipped: ${'skip' in started ? started.skip : ''}`);
@@ -176,10 +179,10 @@ describe.skipIf(!mongo)('MongoDB store', () => {
 
       await answersWithin(20_000, async () => {
         await store.applyWrites({ sends: [], acks: [{ deviceId: bob.deviceId, seqs }], lastSeen }, T0 + 1);
-        expect(await store.putPrekeys(bob.deviceId, { oneTimePrekeys: prekeys }, 1000)).toBe('stored');
+        expect(await store.putPrekeys(bob.deviceId, { oneTimePrekeys: prekeys }, limits(1000))).toBe('stored');
         // The same key ids again: every statement matches a stored key.
         const again = prekeys.map((k) => ({ keyId: k.keyId, publicKey: randomBytes(32) }));
-        expect(await store.putPrekeys(bob.deviceId, { oneTimePrekeys: again }, 1000)).toBe('stored');
+        expect(await store.putPrekeys(bob.deviceId, { oneTimePrekeys: again }, limits(1000))).toBe('stored');
       });
 
       expect(await store.countMailbox(bob.deviceId)).toBe(0);

@@ -1,7 +1,7 @@
 // GET /api/users?query=<prefix> and GET /api/users/:userId/bundle[?devices=<id>,<id>].
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, oneTimePrekeys, signedPrekey, signIn, signUp, startRelay } from './helpers.js';
+import { api, kemPrekey, oneTimePrekeys, signedPrekey, signIn, signUp, startRelay } from './helpers.js';
 import type { TestAccount, TestRelay } from './helpers.js';
 
 let t: TestRelay;
@@ -71,9 +71,27 @@ describe('GET /api/users/:userId/bundle', () => {
           deviceId: bob.deviceId,
           signedPrekey: { keyId: 1, publicKey: expect.any(String), signature: expect.any(String) },
           oneTimePrekey: { keyId: 1, publicKey: expect.any(String) },
+          kemPrekey: null,
         },
       ],
     });
+  });
+
+  it('hands out a one-time KEM prekey once per fetch, then the last-resort one, exactly as the device signed them', async () => {
+    const dan = await signUp(t.url, undefined, { oneTimePrekeys: 0 });
+    const last = kemPrekey(dan.identity, 50, true);
+    const oneTime = kemPrekey(dan.identity, 7);
+    const put = await api(t.url, 'PUT', '/api/devices/self/prekeys', {
+      token: dan.accessToken,
+      body: { kemLastResortPrekey: last, kemOneTimePrekeys: [oneTime] },
+    });
+    expect(put.status).toBe(204);
+    const first = (await bundle(dan.userId)).body.devices[0].kemPrekey;
+    const second = (await bundle(dan.userId)).body.devices[0].kemPrekey;
+    const third = (await bundle(dan.userId)).body.devices[0].kemPrekey;
+    expect(first).toEqual(oneTime);
+    expect(second).toEqual(last);
+    expect(third).toEqual(last);
   });
 
   it('hands each one-time prekey out once, then null', async () => {
@@ -109,7 +127,12 @@ describe('GET /api/users/:userId/bundle', () => {
       const res = await api(t.url, 'GET', `/api/users/${erin.userId}/bundle?devices=`, { token: viewer.accessToken });
       expect(res.status).toBe(200);
       expect(res.body.devices).toEqual([
-        { deviceId: erin.deviceId, signedPrekey: expect.objectContaining({ keyId: 1 }), oneTimePrekey: null },
+        {
+          deviceId: erin.deviceId,
+          signedPrekey: expect.objectContaining({ keyId: 1 }),
+          oneTimePrekey: null,
+          kemPrekey: null,
+        },
       ]);
     }
     const count = await api(t.url, 'GET', '/api/devices/self/prekeys', { token: erin.accessToken });

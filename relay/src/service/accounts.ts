@@ -8,7 +8,14 @@ import { RelayError } from '../errors.js';
 import { KDF_PARAMS } from '../protocol.js';
 import type { CreateAccountBody, KdfAnswer, RefreshBody, SessionAnswer, SignInBody } from '../protocol.js';
 import type { NewSession, Store } from '../store/store.js';
-import { checkedSignedPrekey, decodedOneTimePrekeys, fromBase64url, publicKeyFrom, toBase64url } from './keys.js';
+import {
+  checkedKemUpload,
+  checkedSignedPrekey,
+  decodedOneTimePrekeys,
+  fromBase64url,
+  publicKeyFrom,
+  toBase64url,
+} from './keys.js';
 import type { InFlightGauge } from '../metrics.js';
 import type { HashQueue } from './hash-queue.js';
 import { inviteHash } from './invites.js';
@@ -92,6 +99,7 @@ export class AccountService {
     const identityKey = publicKeyFrom(body.identityKey, 'identityKey');
     const signedPrekey = checkedSignedPrekey(identityKey, body.signedPrekey);
     const oneTimePrekeys = decodedOneTimePrekeys(body.oneTimePrekeys);
+    const kem = checkedKemUpload(identityKey, body);
     if (await this.o.store.findUserByUsername(username)) throw new RelayError('username_taken', 'username is taken');
 
     const authHash = await this.bcrypt(() =>
@@ -114,6 +122,7 @@ export class AccountService {
       deviceId,
       signedPrekey,
       oneTimePrekeys,
+      ...kem,
       session,
       now: this.o.now(),
     });

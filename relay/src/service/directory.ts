@@ -4,7 +4,7 @@ import { RelayError } from '../errors.js';
 import { LIMITS } from '../protocol.js';
 import type { BundleAnswer, PrekeyCountAnswer, PutPrekeysBody, SettingsAnswer, UserSearchAnswer } from '../protocol.js';
 import type { Store } from '../store/store.js';
-import { checkedSignedPrekey, decodedOneTimePrekeys, fromBase64url, toBase64url } from './keys.js';
+import { checkedKemUpload, checkedSignedPrekey, decodedOneTimePrekeys, fromBase64url, toBase64url } from './keys.js';
 import type { AccessClaims } from './tokens.js';
 
 export class DirectoryService {
@@ -21,10 +21,18 @@ export class DirectoryService {
     const keys = {
       ...(signedPrekey ? { signedPrekey } : {}),
       ...(oneTimePrekeys ? { oneTimePrekeys } : {}),
+      ...checkedKemUpload(user.identityKey, body),
     };
-    const outcome = await this.store.putPrekeys(auth.deviceId, keys, LIMITS.oneTimePrekeysStored);
+    const outcome = await this.store.putPrekeys(auth.deviceId, keys, {
+      oneTime: LIMITS.oneTimePrekeysStored,
+      kemOneTime: LIMITS.kemOneTimePrekeysStored,
+    });
     if (outcome === 'too_many') {
-      throw new RelayError('invalid_input', `a device holds at most ${LIMITS.oneTimePrekeysStored} one-time prekeys`);
+      throw new RelayError(
+        'invalid_input',
+        `a device holds at most ${LIMITS.oneTimePrekeysStored} one-time prekeys and ` +
+          `${LIMITS.kemOneTimePrekeysStored} one-time KEM prekeys`,
+      );
     }
   }
 
@@ -49,6 +57,14 @@ export class DirectoryService {
         },
         oneTimePrekey: d.oneTimePrekey
           ? { keyId: d.oneTimePrekey.keyId, publicKey: toBase64url(d.oneTimePrekey.publicKey) }
+          : null,
+        kemPrekey: d.kemPrekey
+          ? {
+              keyId: d.kemPrekey.keyId,
+              lastResort: d.kemPrekey.lastResort,
+              publicKey: toBase64url(d.kemPrekey.publicKey),
+              signature: toBase64url(d.kemPrekey.signature),
+            }
           : null,
       })),
     };

@@ -38,6 +38,37 @@ export interface OneTimePrekeyRecord {
   publicKey: Bytes;
 }
 
+/** A signed ML-KEM-768 prekey (PQXDH): one-time, or the device's last-resort one. */
+export interface KemPrekeyRecord {
+  keyId: number;
+  lastResort: boolean;
+  publicKey: Bytes;
+  signature: Bytes;
+}
+
+/** An upload of prekeys for one device; every part optional. */
+export interface PrekeyUpload {
+  signedPrekey?: SignedPrekeyRecord | undefined;
+  oneTimePrekeys?: OneTimePrekeyRecord[] | undefined;
+  /** Replaces the last-resort KEM prekey. */
+  kemLastResortPrekey?: KemPrekeyRecord | undefined;
+  /** Adds one-time KEM prekeys (same keyId replaces). */
+  kemOneTimePrekeys?: KemPrekeyRecord[] | undefined;
+}
+
+/** Most unused one-time prekeys a device may hold: an upload over either limit stores nothing. */
+export interface PrekeyLimits {
+  oneTime: number;
+  kemOneTime: number;
+}
+
+export interface PrekeyCounts {
+  oneTimePrekeys: number;
+  signedPrekeyId: number | null;
+  kemOneTimePrekeys: number;
+  kemLastResortPrekeyId: number | null;
+}
+
 /** A refresh token as stored: only its SHA-256 hash. */
 export interface RefreshTokenRecord {
   tokenHash: Bytes;
@@ -58,6 +89,8 @@ export interface NewAccount {
   deviceId: string;
   signedPrekey: SignedPrekeyRecord;
   oneTimePrekeys: OneTimePrekeyRecord[];
+  kemLastResortPrekey?: KemPrekeyRecord | undefined;
+  kemOneTimePrekeys?: KemPrekeyRecord[] | undefined;
   session: NewSession;
   now: number;
 }
@@ -81,7 +114,13 @@ export interface BundleRecord {
   userId: string;
   username: string;
   identityKey: Bytes;
-  devices: { deviceId: string; signedPrekey: SignedPrekeyRecord; oneTimePrekey: OneTimePrekeyRecord | null }[];
+  devices: {
+    deviceId: string;
+    signedPrekey: SignedPrekeyRecord;
+    oneTimePrekey: OneTimePrekeyRecord | null;
+    /** A one-time KEM prekey taken like the one-time prekey, else the last-resort one; null when none. */
+    kemPrekey: KemPrekeyRecord | null;
+  }[];
 }
 
 export interface GroupMemberRecord {
@@ -254,16 +293,16 @@ export interface Store {
   revokeFamily(familyId: string): Promise<void>;
 
   // Prekeys ------------------------------------------------------------------------------------------------------
-  /** Replaces the signed prekey and adds one-time prekeys (same keyId replaces). 'too_many' stores nothing. */
-  putPrekeys(
-    deviceId: string,
-    keys: { signedPrekey?: SignedPrekeyRecord; oneTimePrekeys?: OneTimePrekeyRecord[] },
-    maxStored: number,
-  ): Promise<'stored' | 'too_many'>;
-  countPrekeys(deviceId: string): Promise<{ oneTimePrekeys: number; signedPrekeyId: number | null }>;
   /**
-   * The user's devices that have a signed prekey, oldest first, each with one one-time prekey taken (handed out
-   * once); with `takeFor`, only the devices in it get one (the others `null`).
+   * Replaces the signed and last-resort KEM prekeys and adds one-time (KEM) prekeys (same keyId replaces), in one
+   * transaction. 'too_many' stores nothing.
+   */
+  putPrekeys(deviceId: string, keys: PrekeyUpload, max: PrekeyLimits): Promise<'stored' | 'too_many'>;
+  countPrekeys(deviceId: string): Promise<PrekeyCounts>;
+  /**
+   * The user's devices that have a signed prekey, oldest first, each with one one-time prekey and one one-time KEM
+   * prekey taken (handed out once; the last-resort KEM prekey when no one-time one is left); with `takeFor`, only the
+   * devices in it get one-time ones (the others `null`, and their last-resort KEM prekey).
    */
   takeBundle(userId: string, takeFor?: ReadonlySet<string> | null): Promise<BundleRecord | null>;
 

@@ -11,11 +11,13 @@ import { openEngineDB, wipeEngineDB, type EngineDB } from './db';
 import { ClientError, describeError } from './errors';
 import { deriveInWorker, type DerivedKeys, type KeyDeriver } from './kdf';
 import { webLocks, type LockProvider } from './locks';
-import { OwnKeys } from './own-keys';
+import { OwnKeys, type InitialKemPrekeys } from './own-keys';
 import {
   backupAnswerSchema,
   kdfAnswerSchema,
   sessionAnswerSchema,
+  type CreateAccountBody,
+  type PutPrekeysBody,
   type SessionAnswer,
 } from '@weconnect/relay/protocol';
 import {
@@ -222,13 +224,15 @@ export class EngineBoot implements EngineBootApi {
       let answer: SessionAnswer;
       try {
         progress?.('registering');
-        const account = c.createAccountKeys();
+        const fresh = c.createAccountKeys();
+        const account = { ...fresh, kem: OwnKeys.initialKemPrekeys(c, fresh.identity) };
         answer = await request(this.#options.relayUrl, 'POST', '/api/accounts', sessionAnswerSchema, {
           username,
           salt: params.salt,
           authKey: keys.authKey,
           ...account.upload,
-        });
+          ...OwnKeys.kemUpload(c, account.kem.lastResort, account.kem.oneTime),
+        } satisfies CreateAccountBody);
         // The account's backup key: random, sealed in the key box under the wrap key for its other devices.
         const key = c.generateBackupKey();
         const keyBox = c.wrapBackupKey(keys.wrapKey, answer.userId, key);
@@ -321,7 +325,10 @@ export class EngineBoot implements EngineBootApi {
             'The key backup on the relay could not be opened with this password for this account.',
           );
         }
-        const device = c.createDeviceKeys(restored.identity);
+        const device = {
+          ...c.createDeviceKeys(restored.identity),
+          kem: OwnKeys.initialKemPrekeys(c, restored.identity),
+        };
         await request(
           base,
           'PUT',
@@ -330,7 +337,8 @@ export class EngineBoot implements EngineBootApi {
           {
             signedPrekey: device.upload.signedPrekey,
             oneTimePrekeys: device.upload.oneTimePrekeys,
-          },
+            ...OwnKeys.kemUpload(c, device.kem.lastResort, device.kem.oneTime),
+          } satisfies PutPrekeysBody,
           answer.accessToken,
         );
         if (local) await wipeEngineDB(await this.#open());
@@ -460,12 +468,13 @@ export class EngineBoot implements EngineBootApi {
 }
 
 /** Overwrites the private halves of freshly made keys once they are stored (sealed) in IndexedDB. */
-function wipeAccountKeys(c: Crypto, keys: AccountKeys): void {
+function wipeAccountKeys(c: Crypto, keys: AccountKeys & { kem?: InitialKemPrekeys }): void {
   c.wipe(
     keys.identity.signingKey,
     keys.identity.dhPrivateKey,
     keys.signedPrekey.keyPair.privateKey,
     ...keys.oneTimePrekeys.map((k) => k.keyPair.privateKey),
+    ...(keys.kem ? [keys.kem.lastResort, ...keys.kem.oneTime].map((k) => k.secretKey) : []),
   );
 }
 

@@ -13,7 +13,12 @@ import { Inbound } from './inbound';
 import { Outbound } from './outbound';
 import type { OwnKeys } from './own-keys';
 import { Receipts } from './receipts';
-import { prekeyCountAnswerSchema, presenceUpdateSchema, userSearchAnswerSchema } from '@weconnect/relay/protocol';
+import {
+  prekeyCountAnswerSchema,
+  presenceUpdateSchema,
+  userSearchAnswerSchema,
+  type PrekeyCountAnswer,
+} from '@weconnect/relay/protocol';
 import { type ControlPayload, settingsSchema } from './schemas';
 import { DEVICE_CHECK_MS, Sessions } from './sessions';
 import { WriteBatch, type LocalStore } from './store';
@@ -348,9 +353,15 @@ export class ChatClient implements ChatEngineApi {
   }
 
   /** Test-only: what the relay holds for this device (one-time prekey count, signed prekey id). */
-  dangerousTestOnlyPrekeyStatus(): Promise<{ oneTimePrekeys: number; signedPrekeyId?: number | null | undefined }> {
+  dangerousTestOnlyPrekeyStatus(): Promise<PrekeyCountAnswer> {
     assertTest();
     return this.#ctx.api.call('GET', '/api/devices/self/prekeys', prekeyCountAnswerSchema);
+  }
+
+  /** Test-only: per device of a peer, whether each stored session state is post-quantum (newest first). */
+  dangerousTestOnlyPostQuantum(userId: string): Promise<Map<string, boolean[]>> {
+    assertTest();
+    return this.#sessions.postQuantumStates(userId);
   }
 
   /** Test-only: the token keeper's refresh token and a way to spoil the access token. */

@@ -108,6 +108,12 @@ export class Sessions {
     return this.#states.has(peerUserId);
   }
 
+  /** Test hook: per device of a peer, whether each stored session state is post-quantum (newest first). */
+  async postQuantumStates(peerUserId: string): Promise<Map<string, boolean[]>> {
+    const states = await this.#states.user(peerUserId);
+    return new Map([...states].map(([deviceId, list]) => [deviceId, list.map((s) => s.postQuantum === true)]));
+  }
+
   /**
    * The relay says a device of the peer is gone: the next send fetches the device list again. Sessions with the
    * devices it still lists are kept (a relay that answers `unknown_recipient` cannot make us drop working sessions).
@@ -305,8 +311,19 @@ export class Sessions {
     if (devices.length === 0 && !self) {
       throw new ClientError('no_devices', `${bundle.username} has no device that can receive messages yet.`);
     }
+    // New sessions are post-quantum (PQXDH) only. A device whose entry has no KEM prekey gets no session, like a
+    // device without keys: it is either a client from before PQXDH that has not run since (it publishes KEM prekeys
+    // when it next starts) or a relay stripping the KEM part, which is refused here and could only hide the device,
+    // as leaving it out of the answer would.
+    const ready = devices.filter((d) => !needs.includes(d.deviceId) || d.kemPrekey);
+    if (ready.length === 0 && !self) {
+      throw new ClientError(
+        'no_devices',
+        `${bundle.username} has no device that can receive post-quantum messages yet. It needs to open WeConnect once.`,
+      );
+    }
     const out = new Map<string, Session[]>();
-    for (const device of devices) {
+    for (const device of ready) {
       const states = existing.get(device.deviceId) ?? [];
       if (!needs.includes(device.deviceId)) {
         out.set(device.deviceId, states);
@@ -316,6 +333,7 @@ export class Sessions {
         identityKey: contact.identityKey,
         signedPrekey: device.signedPrekey,
         oneTimePrekey: device.oneTimePrekey,
+        kemPrekey: device.kemPrekey,
       });
       if (states.length === 0) this.#events.deviceAdded?.(peerUserId, device.deviceId);
       const started = this.#c.initiateSession({
@@ -325,6 +343,7 @@ export class Sessions {
         peerUserId,
         peerDeviceId: device.deviceId,
         bundle: verified,
+        requirePostQuantum: true,
       });
       const next = [started, ...states];
       out.set(device.deviceId, next);
@@ -389,6 +408,10 @@ export class Sessions {
     if (info.oneTimePrekeyId !== null && !oneTimePrekey) {
       throw new ClientError('decrypt_failed', 'The message names a one-time prekey that was already used');
     }
+    const kemPrekey = info.kemPrekeyId === null ? null : await this.#keys.kemPrekey(info.kemPrekeyId);
+    if (info.kemPrekeyId !== null && !kemPrekey) {
+      throw new ClientError('decrypt_failed', 'The message names a post-quantum prekey this device does not have');
+    }
     const { session, content } = this.#c.acceptSession({
       identity: this.#keys.identity,
       localUserId: this.#me.userId,
@@ -397,9 +420,13 @@ export class Sessions {
       signedPrekey,
       oneTimePrekey,
       expectedPeerIdentityKey: contact.identityKey,
+      kemPrekey,
+      // Once this device has published KEM prekeys, a session start without the KEM part is a downgrade.
+      requirePostQuantum: await this.#keys.hasKemPrekeys(),
     });
     await this.#states.stage(batch, user, deviceId, [session, ...states]);
     if (info.oneTimePrekeyId !== null) this.#keys.stageUsedOneTimePrekey(batch, info.oneTimePrekeyId);
+    if (kemPrekey && !kemPrekey.lastResort) this.#keys.stageUsedKemPrekey(batch, kemPrekey.keyId);
     if (states.length === 0) this.#events.deviceAdded?.(user, deviceId);
     return { content, contact, session };
   }

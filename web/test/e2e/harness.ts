@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { vi } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
+import { OwnKeys } from '../../src/client/own-keys';
 import { postAccount } from '../support/accounts';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -140,6 +141,7 @@ export function bubble(page: Page, peer: string, text: string) {
 /** An account made straight through the relay's API (no browser): someone to find and open a conversation with. */
 export async function relayOnlyAccount(relayUrl: string, username: string): Promise<void> {
   const c = await loadCrypto();
-  const res = await postAccount(relayUrl, username, c.createAccountKeys({ oneTimePrekeyCount: 5 }));
+  const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
+  const res = await postAccount(relayUrl, username, keys, OwnKeys.initialKemPrekeys(c, keys.identity));
   if (res.status !== 201) throw new Error(`creating ${username} failed: ${res.status} ${await res.text()}`);
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
+import { OwnKeys } from '../../src/client/own-keys';
 import {
   buildWeb,
   conversationLog,
@@ -212,7 +213,8 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
     const a = alice.page;
     const b = bob.page;
     const c = await loadCrypto();
-    const carol = await postAccount(relay.url, CAROL, c.createAccountKeys({ oneTimePrekeyCount: 5 }));
+    const carolKeys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
+    const carol = await postAccount(relay.url, CAROL, carolKeys, OwnKeys.initialKemPrekeys(c, carolKeys.identity));
     expect(carol.status).toBe(201);
     // the group first: bob is then not yet in alice's conversation list, only in the "Add people" results
     await a.getByRole('button', { name: 'New group' }).click();

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
 import type { Person } from '../../src/client/types';
 import { asClient, history, signUpUser, until, uniqueName, type TestUser } from '../support/engine';
-import { attackerAccount, bundleAs } from '../support/accounts';
+import { attackerAccount, bundleAs, type Attacker } from '../support/accounts';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import { startMaliciousRelay, type Delivery, type MaliciousRelay } from './malicious-relay';
 
@@ -42,6 +42,7 @@ class Mallory {
   private constructor(
     readonly c: Crypto,
     readonly keys: ReturnType<Crypto['createAccountKeys']>,
+    readonly kemPrekey: Attacker['kemPrekey'],
     readonly userId: string,
     readonly deviceId: string,
     readonly username: string,
@@ -50,7 +51,7 @@ class Mallory {
 
   static async register(relayUrl: string): Promise<Mallory> {
     const a = await attackerAccount(relayUrl, uniqueName('mallory'));
-    const m = new Mallory(a.c, a.keys, a.userId, a.deviceId, a.username, a.accessToken);
+    const m = new Mallory(a.c, a.keys, a.kemPrekey, a.userId, a.deviceId, a.username, a.accessToken);
     await m.#connect(relayUrl);
     return m;
   }
@@ -101,6 +102,7 @@ class Mallory {
         envelope: env,
         signedPrekey: this.keys.signedPrekey,
         oneTimePrekey: this.keys.oneTimePrekeys.find((k) => k.keyId === info.oneTimePrekeyId) ?? null,
+        kemPrekey: this.kemPrekey(info.kemPrekeyId),
         expectedPeerIdentityKey: info.identityKey,
       });
     } else {

@@ -7,14 +7,14 @@
 // whatever the adversary answers; the real relay cannot be made to lie. The engine-level tests against the real
 // relay and a tampering proxy are `session-trust.test.ts` and `malicious-relay.test.ts`.
 import 'fake-indexeddb/auto';
-import type { Identity, OneTimePrekey, SignedPrekey } from '@weconnect/crypto';
+import type { Identity, KemPrekey, OneTimePrekey, SignedPrekey } from '@weconnect/crypto';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RelayApi } from '../../src/client/api';
 import { loadCrypto, type Crypto } from '../../src/client/crypto-loader';
 import { openEngineDB } from '../../src/client/db';
 import { ClientError } from '../../src/client/errors';
-import { OwnKeys } from '../../src/client/own-keys';
+import { OwnKeys, type InitialKemPrekeys } from '../../src/client/own-keys';
 import { DEVICE_CHECK_MS, Sessions } from '../../src/client/sessions';
 import { LocalStore, WriteBatch } from '../../src/client/store';
 import { Vault, deriveAtRestKey } from '../../src/client/vault';
@@ -52,6 +52,8 @@ interface DirectoryDevice {
   deviceId: string;
   spk: SignedPrekey;
   otks: OneTimePrekey[];
+  /** PQXDH: the device's one-time KEM prekeys (handed out once) and its last-resort one. */
+  kem: InitialKemPrekeys;
 }
 
 interface World {
@@ -59,7 +61,7 @@ interface World {
   devices: Device[];
   /** Per user: the real identity and devices the honest relay would list. */
   directory: Map<string, { username: string; identity: Identity; devices: DirectoryDevice[] }>;
-  attacker: { identity: Identity; spk: SignedPrekey };
+  attacker: { identity: Identity; spk: SignedPrekey; kem: KemPrekey };
   /** Users whose bundle the relay currently answers with the attacker's keys. */
   substituted: Set<string>;
   /** Every envelope ever routed to each device (what the relay can replay). */
@@ -99,10 +101,12 @@ function relayStub(w: World): RelayApi {
       devices: entry.devices.map((d) => {
         const wantOtk = take === 'all' || take.includes(d.deviceId);
         const otk = wantOtk && !evil ? (d.otks.shift() ?? null) : null;
+        const kem = evil ? w.attacker.kem : ((wantOtk ? d.kem.oneTime.shift() : undefined) ?? d.kem.lastResort);
         return {
           deviceId: d.deviceId,
           signedPrekey: c.signedPrekeyToWire(evil ? w.attacker.spk : d.spk),
           oneTimePrekey: otk ? c.oneTimePrekeysToWire([otk])[0] : null,
+          kemPrekey: c.kemPrekeyToWire(kem),
         };
       }),
     };
@@ -117,7 +121,11 @@ async function makeWorld(): Promise<World> {
     now: 1_000_000_000_000,
     devices: [],
     directory: new Map(),
-    attacker: { identity: attackerKeys.identity, spk: attackerKeys.signedPrekey },
+    attacker: {
+      identity: attackerKeys.identity,
+      spk: attackerKeys.signedPrekey,
+      kem: c.generateKemPrekeys(attackerKeys.identity, 1, 1, true)[0]!,
+    },
     substituted: new Set(),
     recorded: new Map(),
     received: new Map(),
@@ -128,7 +136,7 @@ async function makeWorld(): Promise<World> {
     const first = c.createAccountKeys({ oneTimePrekeyCount: 40 });
     const second = c.createDeviceKeys(first.identity, { oneTimePrekeyCount: 40, firstOneTimePrekeyId: 1 });
     const dir: DirectoryDevice[] = [];
-    for (const keys of [first, second]) {
+    for (const keys of [first, second].map((k) => ({ ...k, kem: OwnKeys.initialKemPrekeys(c, first.identity) }))) {
       const deviceId = c.createMessageId();
       const db = await openEngineDB(`hostile-${dbSeq++}`);
       const store = new LocalStore(db, new Vault(await deriveAtRestKey(c.randomBytes(32))));
@@ -162,7 +170,12 @@ async function makeWorld(): Promise<World> {
       w.devices.push(device);
       w.recorded.set(w.devices.length - 1, []);
       w.received.set(w.devices.length - 1, new Map());
-      dir.push({ deviceId, spk: keys.signedPrekey, otks: [...keys.oneTimePrekeys] });
+      dir.push({
+        deviceId,
+        spk: keys.signedPrekey,
+        otks: [...keys.oneTimePrekeys],
+        kem: { lastResort: keys.kem.lastResort, oneTime: [...keys.kem.oneTime] },
+      });
     }
     w.directory.set(userId, { username: `user${u}`, identity: first.identity, devices: dir });
   }
@@ -293,10 +306,12 @@ async function step(w: World, a: Action): Promise<void> {
       const entry = w.directory.get(victim.userId)!;
       const target = entry.devices.find((d) => d.deviceId === victim.deviceId)!;
       const otk = target.otks.shift() ?? null;
+      const kem = target.kem.oneTime.shift() ?? target.kem.lastResort;
       const bundle = c.verifyPrekeyBundle({
         identityKey: c.identityKeyToWire(entry.identity),
         signedPrekey: c.signedPrekeyToWire(target.spk),
         oneTimePrekey: otk ? c.oneTimePrekeysToWire([otk])[0] : null,
+        kemPrekey: c.kemPrekeyToWire(kem),
       });
       const session = c.initiateSession({
         identity: w.attacker.identity,

@@ -165,7 +165,12 @@ describe('a malicious relay', () => {
       return {
         ...answer,
         identityKey: swapped.identityKey,
-        devices: answer.devices.map((d) => ({ ...d, signedPrekey: swapped.signedPrekey, oneTimePrekey: null })),
+        devices: answer.devices.map((d) => ({
+          ...d,
+          signedPrekey: swapped.signedPrekey,
+          oneTimePrekey: null,
+          kemPrekey: m.c.kemPrekeyToWire(m.kem.lastResort),
+        })),
       };
     };
     const seenBefore = (evil.seen.get(deviceOf(bob)) ?? []).length;
@@ -217,7 +222,12 @@ describe('a malicious relay', () => {
       return {
         ...answer,
         identityKey: m.keys.upload.identityKey,
-        devices: answer.devices.map((d) => ({ ...d, signedPrekey: m.keys.upload.signedPrekey, oneTimePrekey: null })),
+        devices: answer.devices.map((d) => ({
+          ...d,
+          signedPrekey: m.keys.upload.signedPrekey,
+          oneTimePrekey: null,
+          kemPrekey: m.c.kemPrekeyToWire(m.kem.lastResort),
+        })),
       };
     };
     const forDave: Delivery[] = [];

@@ -216,7 +216,12 @@ describe('a resend request', () => {
       return {
         ...answer,
         identityKey: m.keys.upload.identityKey,
-        devices: answer.devices.map((d) => ({ ...d, signedPrekey: m.keys.upload.signedPrekey, oneTimePrekey: null })),
+        devices: answer.devices.map((d) => ({
+          ...d,
+          signedPrekey: m.keys.upload.signedPrekey,
+          oneTimePrekey: null,
+          kemPrekey: m.c.kemPrekeyToWire(m.kem.lastResort),
+        })),
       };
     };
     try {

@@ -60,7 +60,12 @@ function bundleWithKeys(userId: string, username: string, m: Attacker, deviceIds
     userId,
     username,
     identityKey: m.keys.upload.identityKey,
-    devices: deviceIds.map((deviceId) => ({ deviceId, signedPrekey: m.keys.upload.signedPrekey, oneTimePrekey: null })),
+    devices: deviceIds.map((deviceId) => ({
+      deviceId,
+      signedPrekey: m.keys.upload.signedPrekey,
+      oneTimePrekey: null,
+      kemPrekey: m.c.kemPrekeyToWire(m.kem.lastResort),
+    })),
   };
 }
 
@@ -151,6 +156,7 @@ describe('session trust against a lying relay', () => {
         envelope: env,
         signedPrekey: m.keys.signedPrekey,
         oneTimePrekey: null,
+        kemPrekey: m.kemPrekey(c.readPrekeyMessage(env.payload).kemPrekeyId),
         expectedPeerIdentityKey: (await realBundle(m, alice)).identityKey,
       }).session;
     } finally {

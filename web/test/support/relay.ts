@@ -99,6 +99,11 @@ export async function dangerousTestOnlyReplaceIdentity(
       );
       const otk = db.prepare('INSERT INTO one_time_prekeys (device_id, key_id, public_key) VALUES (?, ?, ?)');
       for (const k of keys.upload.oneTimePrekeys) otk.run(deviceId, k.keyId, Buffer.from(c.fromBase64Url(k.publicKey)));
+      // The new identity's last-resort KEM prekey: engines start only post-quantum sessions.
+      const [kem] = c.generateKemPrekeys(keys.identity, 1, 1, true);
+      db.prepare(
+        'INSERT INTO kem_prekeys (device_id, last_resort, key_id, public_key, signature) VALUES (?, 1, ?, ?, ?)',
+      ).run(deviceId, kem!.keyId, Buffer.from(kem!.publicKey), Buffer.from(kem!.signature));
     })();
   } finally {
     db.close();

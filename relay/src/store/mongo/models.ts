@@ -41,6 +41,15 @@ export interface PrekeyDoc {
   publicKey: Buffer;
 }
 
+/** A signed ML-KEM-768 prekey (PQXDH): one-time, or the device's one last-resort key. */
+export interface KemPrekeyDoc {
+  deviceId: string;
+  lastResort: boolean;
+  keyId: number;
+  publicKey: Buffer;
+  signature: Buffer;
+}
+
 /**
  * A refresh family with its one live refresh token and the spent ones (kept, hashed, until they expire so that a
  * reuse is recognised). Rotation is one compare-and-set update of this document.
@@ -166,6 +175,18 @@ const prekeySchema = new Schema<PrekeyDoc>(
 );
 prekeySchema.index({ deviceId: 1, keyId: 1 }, { unique: true });
 
+const kemPrekeySchema = new Schema<KemPrekeyDoc>(
+  {
+    deviceId: { type: String, required: true },
+    lastResort: { type: Boolean, required: true },
+    keyId: { type: Number, required: true },
+    publicKey: binary,
+    signature: binary,
+  },
+  common,
+);
+kemPrekeySchema.index({ deviceId: 1, lastResort: 1, keyId: 1 }, { unique: true });
+
 const familySchema = new Schema<FamilyDoc>(
   {
     _id: { type: String, required: true },
@@ -243,6 +264,7 @@ export interface Models {
   users: Model<UserDoc>;
   devices: Model<DeviceDoc>;
   prekeys: Model<PrekeyDoc>;
+  kemPrekeys: Model<KemPrekeyDoc>;
   families: Model<FamilyDoc>;
   groups: Model<GroupDoc>;
   messages: Model<MessageDoc>;
@@ -256,6 +278,7 @@ export function defineModels(connection: Connection): Models {
     users: connection.model<UserDoc>('User', userSchema, 'users'),
     devices: connection.model<DeviceDoc>('Device', deviceSchema, 'devices'),
     prekeys: connection.model<PrekeyDoc>('Prekey', prekeySchema, 'prekeys'),
+    kemPrekeys: connection.model<KemPrekeyDoc>('KemPrekey', kemPrekeySchema, 'kem_prekeys'),
     families: connection.model<FamilyDoc>('Family', familySchema, 'session_families'),
     groups: connection.model<GroupDoc>('Group', groupSchema, 'groups'),
     messages: connection.model<MessageDoc>('Message', messageSchema, 'messages'),

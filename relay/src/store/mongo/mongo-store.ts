@@ -13,7 +13,10 @@ import type {
   MailboxEntry,
   NewAccount,
   NewSession,
-  OneTimePrekeyRecord,
+  KemPrekeyRecord,
+  PrekeyCounts,
+  PrekeyLimits,
+  PrekeyUpload,
   PresenceRecord,
   RefreshTokenRecord,
   RotateOutcome,
@@ -30,7 +33,7 @@ import type {
 } from '../store.js';
 import { MongoMailbox } from './mailbox.js';
 import { TTL_INDEXES, defineModels } from './models.js';
-import type { DeviceDoc, FamilyDoc, GroupDoc, Models, PrekeyDoc, UserDoc } from './models.js';
+import type { DeviceDoc, FamilyDoc, GroupDoc, KemPrekeyDoc, Models, PrekeyDoc, UserDoc } from './models.js';
 import { redactUrl } from '../../log.js';
 import { bytesOf, inBoundedRequests, isDuplicateKey, isNotImplemented, requiredBytes } from './util.js';
 
@@ -62,6 +65,14 @@ const toGroup = (d: GroupDoc): GroupRecord => ({
   groupId: d._id,
   version: d.version,
   members: d.members.map((m) => ({ userId: m.userId, admin: m.admin })),
+});
+
+const kemDoc = (deviceId: string, k: KemPrekeyRecord): KemPrekeyDoc => ({
+  deviceId,
+  lastResort: k.lastResort,
+  keyId: k.keyId,
+  publicKey: Buffer.from(k.publicKey),
+  signature: Buffer.from(k.signature),
 });
 
 const signedOf = (d: DeviceDoc): SignedPrekeyRecord | null =>
@@ -161,6 +172,13 @@ export class MongoStore implements Store {
         { ordered: true, lean: true },
       );
     }
+    const kem = [...(a.kemLastResortPrekey ? [a.kemLastResortPrekey] : []), ...(a.kemOneTimePrekeys ?? [])];
+    if (kem.length > 0) {
+      await this.m.kemPrekeys.insertMany(
+        kem.map((k) => kemDoc(a.deviceId, k)),
+        { ordered: true, lean: true },
+      );
+    }
     await this.insertFamily(a.userId, a.deviceId, a.session, a.now);
     try {
       await this.m.users.create({
@@ -180,6 +198,7 @@ export class MongoStore implements Store {
       await Promise.all([
         this.m.families.deleteOne({ _id: a.session.familyId }),
         this.m.prekeys.deleteMany({ deviceId: a.deviceId }),
+        this.m.kemPrekeys.deleteMany({ deviceId: a.deviceId }),
         this.m.devices.deleteOne({ _id: a.deviceId }),
       ]);
       return 'username_taken';
@@ -208,6 +227,7 @@ export class MongoStore implements Store {
     for (const deviceId of devices) await this.forgetSender(deviceId);
     await Promise.all([
       this.m.prekeys.deleteMany({ deviceId: { $in: devices } }),
+      this.m.kemPrekeys.deleteMany({ deviceId: { $in: devices } }),
       this.m.families.deleteMany({ userId }),
       this.m.devices.deleteMany({ userId }),
       this.m.contacts.deleteMany({ $or: [{ to: userId }, { from: userId }] }),
@@ -367,19 +387,24 @@ export class MongoStore implements Store {
    * Checks the cap, then writes. Without a transaction two uploads of one device that run at the same moment can
    * both pass the check: the cap can then be exceeded by one upload (at most 100 keys).
    */
-  async putPrekeys(
-    deviceId: string,
-    keys: { signedPrekey?: SignedPrekeyRecord; oneTimePrekeys?: OneTimePrekeyRecord[] },
-    maxStored: number,
-  ): Promise<'stored' | 'too_many'> {
+  async putPrekeys(deviceId: string, keys: PrekeyUpload, max: PrekeyLimits): Promise<'stored' | 'too_many'> {
     const oneTime = keys.oneTimePrekeys ?? [];
+    const kemOneTime = keys.kemOneTimePrekeys ?? [];
     if (oneTime.length > 0) {
       const keyIds = [...new Set(oneTime.map((k) => k.keyId))];
       const [stored, replaced] = await Promise.all([
         this.m.prekeys.countDocuments({ deviceId }),
         this.m.prekeys.countDocuments({ deviceId, keyId: { $in: keyIds } }),
       ]);
-      if (stored + keyIds.length - replaced > maxStored) return 'too_many';
+      if (stored + keyIds.length - replaced > max.oneTime) return 'too_many';
+    }
+    if (kemOneTime.length > 0) {
+      const keyIds = [...new Set(kemOneTime.map((k) => k.keyId))];
+      const [stored, replaced] = await Promise.all([
+        this.m.kemPrekeys.countDocuments({ deviceId, lastResort: false }),
+        this.m.kemPrekeys.countDocuments({ deviceId, lastResort: false, keyId: { $in: keyIds } }),
+      ]);
+      if (stored + keyIds.length - replaced > max.kemOneTime) return 'too_many';
     }
     if (keys.signedPrekey) {
       const s = keys.signedPrekey;
@@ -403,15 +428,42 @@ export class MongoStore implements Store {
       }));
       await inBoundedRequests(ops, (chunk) => this.m.prekeys.bulkWrite(chunk, { ordered: true }));
     }
+    if (keys.kemLastResortPrekey) {
+      // The new last-resort key first, then the older ones go: a bundle in between finds one or the other.
+      const k = keys.kemLastResortPrekey;
+      await this.m.kemPrekeys.updateMany(
+        { deviceId, lastResort: true, keyId: k.keyId },
+        { $set: { publicKey: Buffer.from(k.publicKey), signature: Buffer.from(k.signature) } },
+        { upsert: true },
+      );
+      await this.m.kemPrekeys.deleteMany({ deviceId, lastResort: true, keyId: { $ne: k.keyId } });
+    }
+    if (kemOneTime.length > 0) {
+      const ops = kemOneTime.map((k) => ({
+        updateMany: {
+          filter: { deviceId, lastResort: false, keyId: k.keyId },
+          update: { $set: { publicKey: Buffer.from(k.publicKey), signature: Buffer.from(k.signature) } },
+          upsert: true,
+        },
+      }));
+      await inBoundedRequests(ops, (chunk) => this.m.kemPrekeys.bulkWrite(chunk, { ordered: true }));
+    }
     return 'stored';
   }
 
-  async countPrekeys(deviceId: string): Promise<{ oneTimePrekeys: number; signedPrekeyId: number | null }> {
-    const [count, device] = await Promise.all([
+  async countPrekeys(deviceId: string): Promise<PrekeyCounts> {
+    const [count, device, kemCount, lastResort] = await Promise.all([
       this.m.prekeys.countDocuments({ deviceId }),
       this.m.devices.findById(deviceId, { signedPrekey: 1 }).lean(),
+      this.m.kemPrekeys.countDocuments({ deviceId, lastResort: false }),
+      this.m.kemPrekeys.findOne({ deviceId, lastResort: true }, { keyId: 1 }).lean(),
     ]);
-    return { oneTimePrekeys: count, signedPrekeyId: device?.signedPrekey?.keyId ?? null };
+    return {
+      oneTimePrekeys: count,
+      signedPrekeyId: device?.signedPrekey?.keyId ?? null,
+      kemOneTimePrekeys: kemCount,
+      kemLastResortPrekeyId: lastResort?.keyId ?? null,
+    };
   }
 
   /** Each device's lowest one-time prekey, claimed by a delete that only one taker can win (handed out once). */
@@ -428,11 +480,23 @@ export class MongoStore implements Store {
     for (const device of devices) {
       const signedPrekey = signedOf(device);
       if (!signedPrekey) continue;
-      const taken = takeFor && !takeFor.has(device._id) ? null : await this.takeOneTimePrekey(device._id);
+      const takes = !takeFor || takeFor.has(device._id);
+      const taken = takes ? await this.takeOneTimePrekey(device._id) : null;
+      const kem =
+        (takes ? await this.takeKemOneTimePrekey(device._id) : null) ??
+        (await this.m.kemPrekeys.findOne({ deviceId: device._id, lastResort: true }).lean());
       bundle.devices.push({
         deviceId: device._id,
         signedPrekey,
         oneTimePrekey: taken ? { keyId: taken.keyId, publicKey: requiredBytes(taken.publicKey) } : null,
+        kemPrekey: kem
+          ? {
+              keyId: kem.keyId,
+              lastResort: kem.lastResort,
+              publicKey: requiredBytes(kem.publicKey),
+              signature: requiredBytes(kem.signature),
+            }
+          : null,
       });
     }
     return bundle;
@@ -601,6 +665,7 @@ export class MongoStore implements Store {
     await this.forgetSender(deviceId);
     await Promise.all([
       this.m.prekeys.deleteMany({ deviceId }),
+      this.m.kemPrekeys.deleteMany({ deviceId }),
       this.m.families.deleteMany({ deviceId }),
       this.m.devices.deleteOne({ _id: deviceId }),
     ]);
@@ -659,6 +724,21 @@ export class MongoStore implements Store {
         if ((await this.m.prekeys.deleteOne({ _id: candidate._id })).deletedCount === 1) return candidate;
       }
       // Every candidate went to a concurrent taker: look again.
+    }
+  }
+
+  /** The same claim for the lowest one-time KEM prekey. */
+  private async takeKemOneTimePrekey(deviceId: string): Promise<KemPrekeyDoc | null> {
+    for (;;) {
+      const candidates = await this.m.kemPrekeys
+        .find({ deviceId, lastResort: false })
+        .sort({ keyId: 1 })
+        .limit(8)
+        .lean();
+      if (candidates.length === 0) return null;
+      for (const candidate of candidates) {
+        if ((await this.m.kemPrekeys.deleteOne({ _id: candidate._id })).deletedCount === 1) return candidate;
+      }
     }
   }
 

@@ -1,13 +1,22 @@
 // Prekey rows of the SQLite store: uploads, counts, and bundles that hand each one-time prekey out once.
 // Synchronous; the SqliteStore wraps each call in a Promise.
 import type BetterSqlite3 from 'better-sqlite3';
-import type { BundleRecord, OneTimePrekeyRecord, SignedPrekeyRecord } from '../store.js';
+import type { BundleRecord, KemPrekeyRecord, PrekeyCounts, PrekeyLimits, PrekeyUpload } from '../store.js';
 import type { Prepare } from './statements.js';
 
-export interface PrekeyUpload {
-  signedPrekey?: SignedPrekeyRecord | undefined;
-  oneTimePrekeys?: OneTimePrekeyRecord[] | undefined;
+interface KemRow {
+  key_id: number;
+  last_resort: number;
+  public_key: Buffer;
+  signature: Buffer;
 }
+
+const kemRecord = (r: KemRow): KemPrekeyRecord => ({
+  keyId: r.key_id,
+  lastResort: r.last_resort === 1,
+  publicKey: r.public_key,
+  signature: r.signature,
+});
 
 interface DeviceKeyRow {
   device_id: string;
@@ -34,15 +43,27 @@ export class PrekeyTables {
       'INSERT OR REPLACE INTO one_time_prekeys (device_id, key_id, public_key) VALUES (?, ?, ?)',
     );
     for (const k of keys.oneTimePrekeys ?? []) insert.run(deviceId, k.keyId, k.publicKey);
+    if (keys.kemLastResortPrekey) {
+      this.prepare('DELETE FROM kem_prekeys WHERE device_id = ? AND last_resort = 1').run(deviceId);
+    }
+    const kem = [...(keys.kemLastResortPrekey ? [keys.kemLastResortPrekey] : []), ...(keys.kemOneTimePrekeys ?? [])];
+    const insertKem = this.prepare(
+      `INSERT OR REPLACE INTO kem_prekeys (device_id, last_resort, key_id, public_key, signature)
+       VALUES (?, ?, ?, ?, ?)`,
+    );
+    for (const k of kem) insertKem.run(deviceId, k.lastResort ? 1 : 0, k.keyId, k.publicKey, k.signature);
   }
 
-  /** Writes the upload unless the device would then hold more than `maxStored` one-time prekeys. */
-  put(deviceId: string, keys: PrekeyUpload, maxStored: number): 'stored' | 'too_many' {
+  /** Writes the upload unless the device would then hold more one-time (KEM) prekeys than `max` allows. */
+  put(deviceId: string, keys: PrekeyUpload, max: PrekeyLimits): 'stored' | 'too_many' {
     const tooMany = Symbol('too many');
     try {
       this.db.transaction(() => {
         this.write(deviceId, keys);
-        if (this.countOneTime(deviceId) > maxStored) throw tooMany; // rolls the transaction back
+        // A failed check rolls the transaction back.
+        if (this.countOneTime(deviceId) > max.oneTime || this.countKemOneTime(deviceId) > max.kemOneTime) {
+          throw tooMany;
+        }
       })();
       return 'stored';
     } catch (err) {
@@ -51,11 +72,19 @@ export class PrekeyTables {
     }
   }
 
-  count(deviceId: string): { oneTimePrekeys: number; signedPrekeyId: number | null } {
+  count(deviceId: string): PrekeyCounts {
     const signed = this.prepare<[string], { signed_prekey_id: number | null }>(
       'SELECT signed_prekey_id FROM devices WHERE device_id = ?',
     ).get(deviceId);
-    return { oneTimePrekeys: this.countOneTime(deviceId), signedPrekeyId: signed?.signed_prekey_id ?? null };
+    const lastResort = this.prepare<[string], { key_id: number }>(
+      'SELECT key_id FROM kem_prekeys WHERE device_id = ? AND last_resort = 1',
+    ).get(deviceId);
+    return {
+      oneTimePrekeys: this.countOneTime(deviceId),
+      signedPrekeyId: signed?.signed_prekey_id ?? null,
+      kemOneTimePrekeys: this.countKemOneTime(deviceId),
+      kemLastResortPrekeyId: lastResort?.key_id ?? null,
+    };
   }
 
   /** One transaction: read the devices, and delete-and-return one one-time prekey of each. */
@@ -74,12 +103,22 @@ export class PrekeyTables {
            AND key_id = (SELECT min(key_id) FROM one_time_prekeys WHERE device_id = ?)
          RETURNING key_id, public_key`,
       );
+      const takeKem = this.prepare<[string, string], KemRow>(
+        `DELETE FROM kem_prekeys WHERE device_id = ? AND last_resort = 0
+           AND key_id = (SELECT min(key_id) FROM kem_prekeys WHERE device_id = ? AND last_resort = 0)
+         RETURNING key_id, last_resort, public_key, signature`,
+      );
+      const lastResortKem = this.prepare<[string], KemRow>(
+        'SELECT key_id, last_resort, public_key, signature FROM kem_prekeys WHERE device_id = ? AND last_resort = 1',
+      );
       return {
         userId: user.user_id,
         username: user.username,
         identityKey: user.identity_key,
         devices: devices.map((d) => {
-          const otk = takeFor && !takeFor.has(d.device_id) ? undefined : take.get(d.device_id, d.device_id);
+          const takes = !takeFor || takeFor.has(d.device_id);
+          const otk = takes ? take.get(d.device_id, d.device_id) : undefined;
+          const kem = (takes ? takeKem.get(d.device_id, d.device_id) : undefined) ?? lastResortKem.get(d.device_id);
           return {
             deviceId: d.device_id,
             signedPrekey: {
@@ -88,10 +127,19 @@ export class PrekeyTables {
               signature: d.signed_prekey_signature,
             },
             oneTimePrekey: otk ? { keyId: otk.key_id, publicKey: otk.public_key } : null,
+            kemPrekey: kem ? kemRecord(kem) : null,
           };
         }),
       };
     })();
+  }
+
+  private countKemOneTime(deviceId: string): number {
+    return (
+      this.prepare<[string], { n: number }>(
+        'SELECT count(*) AS n FROM kem_prekeys WHERE device_id = ? AND last_resort = 0',
+      ).get(deviceId)?.n ?? 0
+    );
   }
 
   private countOneTime(deviceId: string): number {

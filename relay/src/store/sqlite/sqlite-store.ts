@@ -17,13 +17,14 @@ import type {
   MailboxEntry,
   NewAccount,
   NewSession,
-  OneTimePrekeyRecord,
+  PrekeyCounts,
+  PrekeyLimits,
+  PrekeyUpload,
   PresenceRecord,
   RefreshTokenRecord,
   RotateOutcome,
   SendOutcome,
   SessionRecord,
-  SignedPrekeyRecord,
   AccountSummary,
   Store,
   StoreCounts,
@@ -131,7 +132,12 @@ export class SqliteStore implements Store {
         ).run(a.userId, a.username, a.salt, a.authHash, a.identityKey, a.now);
         if (inserted.changes === 0) return 'username_taken' as const;
         this.insertDevice(a.userId, a.deviceId, a.now);
-        this.prekeys.write(a.deviceId, { signedPrekey: a.signedPrekey, oneTimePrekeys: a.oneTimePrekeys });
+        this.prekeys.write(a.deviceId, {
+          signedPrekey: a.signedPrekey,
+          oneTimePrekeys: a.oneTimePrekeys,
+          kemLastResortPrekey: a.kemLastResortPrekey,
+          kemOneTimePrekeys: a.kemOneTimePrekeys,
+        });
         this.insertSession(a.userId, a.deviceId, a.session, a.now);
         return 'created' as const;
       })(),
@@ -334,15 +340,11 @@ export class SqliteStore implements Store {
 
   // Prekeys --------------------------------------------------------------------------------------------------------
 
-  putPrekeys(
-    deviceId: string,
-    keys: { signedPrekey?: SignedPrekeyRecord; oneTimePrekeys?: OneTimePrekeyRecord[] },
-    maxStored: number,
-  ): Promise<'stored' | 'too_many'> {
-    return later(() => this.prekeys.put(deviceId, keys, maxStored));
+  putPrekeys(deviceId: string, keys: PrekeyUpload, max: PrekeyLimits): Promise<'stored' | 'too_many'> {
+    return later(() => this.prekeys.put(deviceId, keys, max));
   }
 
-  countPrekeys(deviceId: string): Promise<{ oneTimePrekeys: number; signedPrekeyId: number | null }> {
+  countPrekeys(deviceId: string): Promise<PrekeyCounts> {
     return later(() => this.prekeys.count(deviceId));
   }
 
