@@ -280,3 +280,22 @@ describe('DELETE /api/devices/:deviceId', () => {
     }
   });
 });
+
+describe('signing in again on a removed device', () => {
+  it('is answered device_removed after the right key, and creates no device', async () => {
+    const alice = await signUp(t.url);
+    const second = await signIn(t.url, alice);
+    await api(t.url, 'DELETE', `/api/devices/${second.deviceId}`, { token: alice.accessToken });
+    const again = await api(t.url, 'POST', '/api/sessions', {
+      body: { username: alice.username, authKey: alice.authKey, deviceId: second.deviceId },
+    });
+    expect(again.status).toBe(401);
+    expect(again.body.error.code).toBe('device_removed');
+    expect(await t.relay.store.countDevices(alice.userId)).toBe(1);
+    // A wrong key learns nothing about the device.
+    const wrong = await api(t.url, 'POST', '/api/sessions', {
+      body: { username: alice.username, authKey: randomBytes(32).toString('base64url'), deviceId: second.deviceId },
+    });
+    expect(wrong.body.error.code).toBe('unauthorized');
+  });
+});

@@ -179,6 +179,9 @@ export class AccountService {
 
     const owner = body.deviceId ? await this.o.store.getDeviceOwner(body.deviceId) : null;
     const reuse = body.deviceId !== undefined && owner === userId;
+    // A device its owner removed does not come back under its old id (only after the right key, as above): the
+    // client learns it was removed and wipes what it holds, instead of carrying old keys into a new device.
+    if (body.deviceId !== undefined && owner === null) await this.throwIfRemoved(body.deviceId);
     const deviceId = reuse && body.deviceId ? body.deviceId : newId();
     const { session, answer } = this.newSession({ userId, deviceId });
     const started = await this.o.store.startSession({

@@ -23,6 +23,10 @@ export interface TransportHandlers {
   connected(): void;
   /** The refresh token was refused: the user must unlock with the password again. */
   sessionEnded(): void;
+  /** This device was removed from its account (`device:removed`, or a handshake refused with `device_removed`). */
+  deviceRemoved?(): void;
+  /** The account's device list changed (`devices:changed`). */
+  devicesChanged?(): void;
 }
 
 const SEND_TIMEOUT_MS = 15_000;
@@ -68,7 +72,9 @@ export class Transport {
       if (this.#stopped) return;
       const data = (err as { data?: { error?: { code?: unknown } } }).data;
       handlers.state('offline', err.message);
-      if (data?.error?.code === 'unauthorized') {
+      if (data?.error?.code === 'device_removed') {
+        handlers.deviceRemoved?.();
+      } else if (data?.error?.code === 'unauthorized') {
         // The handshake refused our token: refresh once, then try again (middleware errors do not auto-retry).
         this.#tokens.refresh().then(
           () => this.#schedule(),
@@ -83,6 +89,8 @@ export class Transport {
     });
     s.on('messages', (batch, ack) => handlers.messages(Array.isArray(batch) ? batch : [batch], ack));
     s.on('presence', (update) => handlers.presence(update));
+    s.on('device:removed', () => handlers.deviceRemoved?.());
+    s.on('devices:changed', () => handlers.devicesChanged?.());
   }
 
   #schedule(): void {
