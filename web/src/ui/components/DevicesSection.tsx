@@ -64,7 +64,7 @@ export function DevicesSection({ devices }: { devices: DevicesApi }) {
       <h3 id={titleId} className="card-title">
         Devices
       </h3>
-      <p className="hint">
+      <p className="device-meta">
         Every device signed in to your account receives your messages. Device names are encrypted: the relay cannot read
         them.
       </p>
