@@ -141,6 +141,8 @@ export class ChatClient implements ChatEngineApi {
       },
       deviceRemoved: () => void this.#deviceRemoved(),
       devicesChanged: () => void this.devices.check(),
+      // A removed device that missed `device:removed` learns it from its next request (`device_removed`).
+      serverDisconnected: () => void this.devices.list().catch(() => undefined),
     });
     ctx.wire(this.#sessions, this.#transport, {
       outbound: this.#outbound,

@@ -27,6 +27,8 @@ export interface TransportHandlers {
   deviceRemoved?(): void;
   /** The account's device list changed (`devices:changed`). */
   devicesChanged?(): void;
+  /** The relay ended the connection itself (a revocation or a removal): Socket.IO does not reconnect then. */
+  serverDisconnected?(): void;
 }
 
 const SEND_TIMEOUT_MS = 15_000;
@@ -65,6 +67,7 @@ export class Transport {
     s.on('disconnect', (reason) => {
       if (this.#stopped) return;
       handlers.state(reason === 'io client disconnect' ? 'offline' : 'connecting', reason);
+      if (reason === 'io server disconnect') handlers.serverDisconnected?.();
     });
     s.io.on('reconnect_attempt', () => handlers.state('connecting'));
     s.io.on('reconnect_error', () => handlers.state('offline', 'The relay is unreachable'));
