@@ -15,7 +15,12 @@ import { Inbound } from './inbound';
 import { Outbound } from './outbound';
 import type { OwnKeys } from './own-keys';
 import { Receipts } from './receipts';
-import { prekeyCountAnswerSchema, presenceUpdateSchema, userSearchAnswerSchema } from '@weconnect/relay/protocol';
+import {
+  bundleAnswerSchema,
+  prekeyCountAnswerSchema,
+  presenceUpdateSchema,
+  userSearchAnswerSchema,
+} from '@weconnect/relay/protocol';
 import { type ControlPayload, settingsSchema } from './schemas';
 import { DEVICE_CHECK_MS, Sessions } from './sessions';
 import { WriteBatch, type LocalStore } from './store';
@@ -120,10 +125,21 @@ export class ChatClient implements ChatEngineApi {
       now,
       notice: (text) => ctx.notice('info', text),
       logNotice: (conv, text) => this.#logNotice(conv, text),
-      fetchDeviceList: (userId) =>
-        ctx.queue.run(userId, async () => {
-          await this.#sessions.fetchBundle(userId, []);
-        }),
+      // Only compares the device list: a changed identity key is left to the send path and its banner, as before.
+      fetchDeviceList: async (userId) => {
+        const bundle = await options.api.call(
+          'GET',
+          `/api/users/${encodeURIComponent(userId)}/bundle?devices=`,
+          bundleAnswerSchema,
+        );
+        const contact = await options.store.contact(userId);
+        if (bundle.userId !== userId || !contact || contact.restored) return;
+        if (contact.identityKey !== bundle.identityKey || contact.pendingIdentityKey !== undefined) return;
+        await this.devices.contactDevicesListed(
+          contact,
+          bundle.devices.map((d) => d.deviceId),
+        );
+      },
       removed: () => void this.#deviceRemoved(),
     });
     options.api.onDeviceRemoved = () => void this.#deviceRemoved();
