@@ -4,6 +4,7 @@
 // Errors are always CryptoError with a code (see errors.ts); misuse names the argument in the message.
 
 import * as bytes from './bytes.js';
+import * as deviceName from './device-name.js';
 import * as envelope from './envelope.js';
 import * as identity from './identity.js';
 import * as kem from './kem.js';
@@ -600,4 +601,22 @@ export function dangerousTestOnlySetKemRekeySteps(steps: number | null): void {
  */
 export function dangerousTestOnlySetRandomSource(source: ((n: number) => Uint8Array) | null): void {
   random.dangerousTestOnlySetRandomSource(source);
+}
+
+// ── device names (issue #14) ───────────────────────────────────────────────────────────────────────────────
+
+/** Longest device name in UTF-8 bytes (after trimming). */
+export const MAX_DEVICE_NAME_BYTES = deviceName.MAX_DEVICE_NAME_BYTES;
+
+/**
+ * Seals a device name for the account's own devices with a key derived from the account's backup key (the relay
+ * never holds it), bound to the user and device ids, padded to one fixed size.
+ */
+export function sealDeviceName(backupKey: Uint8Array, userId: string, deviceId: string, name: string): Uint8Array {
+  return deviceName.sealDeviceName(backupKey, userId, deviceId, name);
+}
+
+/** Opens a name made by {@link sealDeviceName}; `decrypt_failed` for another key or ids, or tampering. */
+export function openDeviceName(backupKey: Uint8Array, userId: string, deviceId: string, sealed: Uint8Array): string {
+  return deviceName.openDeviceName(backupKey, userId, deviceId, sealed);
 }

@@ -18,6 +18,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   group_limit: 409,
   internal: 500,
   unavailable: 503,
+  device_removed: 401,
 };
 
 /**

@@ -49,6 +49,8 @@ export const LIMITS = {
   sendRatePerSecond: 50,
   mailboxTtlDays: 30,
   idempotencyDays: 30,
+  /** A device's sealed name (what `PUT /api/devices/self/name` stores), in bytes before base64url. */
+  deviceNameBytes: 256,
 } as const;
 
 /** The Argon2id parameters of protocol version 1; the kdf answer carries them so a later version can change them. */
@@ -74,6 +76,11 @@ export const ERROR_CODES = [
   'group_limit',
   'internal',
   'unavailable',
+  /**
+   * The device this (authentic) access token speaks for was removed from its account by another of its devices:
+   * unlike `unauthorized`, signing in again on this device is not what the user wants; the client wipes its keys.
+   */
+  'device_removed',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -379,6 +386,40 @@ export const groupListAnswerSchema = z.object({ groups: z.array(groupAnswerSchem
 export type GroupListAnswer = z.infer<typeof groupListAnswerSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
+// Devices (issue #14): the caller's own devices, their end-to-end encrypted names, removing another one
+
+/** A device name sealed by the client (the relay never sees it in clear): 1..deviceNameBytes bytes as base64url. */
+export const sealedDeviceNameSchema = base64urlNonEmpty.refine(
+  (s) => base64urlDecodedLength(s.length) <= LIMITS.deviceNameBytes,
+  `must decode to at most ${LIMITS.deviceNameBytes} bytes`,
+);
+
+/** `PUT /api/devices/self/name` */
+export const putDeviceNameBody = z.strictObject({ name: sealedDeviceNameSchema });
+export type PutDeviceNameBody = z.infer<typeof putDeviceNameBody>;
+
+/** The path parameter of `DELETE /api/devices/:deviceId`. */
+export const deviceIdParams = z.strictObject({ deviceId: idSchema });
+
+/** One of the caller's devices, as `GET /api/devices` lists it. Times are ms since the epoch. */
+export const deviceSummarySchema = z.object({
+  deviceId: idSchema,
+  createdAt: z.number(),
+  /** Last sign-in, token refresh or socket connection; null before the first. */
+  lastActiveAt: z.number().nullable(),
+  /** The sealed name the device set, or null. */
+  name: sealedDeviceNameSchema.nullable(),
+});
+export type DeviceSummary = z.infer<typeof deviceSummarySchema>;
+/** `GET /api/devices` → 200: the caller's devices, oldest first. */
+export const deviceListAnswerSchema = z.object({ devices: z.array(deviceSummarySchema).max(1000) });
+export type DeviceListAnswer = z.infer<typeof deviceListAnswerSchema>;
+
+/** `devices:changed`: the account's device list changed (a device signed in, was named or removed). */
+export const devicesChangedEventSchema = z.object({ reason: z.enum(['added', 'renamed', 'removed']) });
+export type DevicesChangedEvent = z.infer<typeof devicesChangedEventSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
 
 /**
@@ -487,6 +528,10 @@ export interface ServerToClientEvents {
   /** Acknowledge once every item is stored; the relay then deletes those entries. */
   messages: (batch: DeliveredMessage[], ack: () => void) => void;
   presence: (update: PresenceUpdate) => void;
+  /** To every connected device of the account: its device list changed (issue #14). */
+  'devices:changed': (event: DevicesChangedEvent) => void;
+  /** To a removed device's connections, just before the relay disconnects them (issue #14). */
+  'device:removed': () => void;
 }
 
 /** The handshake `auth` object. */

@@ -16,6 +16,7 @@ import type { HealthAnswer } from './protocol.js';
 import { deriveKey, loadOrCreateSecret } from './secrets.js';
 import { AccountService } from './service/accounts.js';
 import { Delivery } from './service/delivery.js';
+import { DeviceService } from './service/devices.js';
 import { DirectoryService } from './service/directory.js';
 import { GroupService } from './service/groups.js';
 import { HashQueue } from './service/hash-queue.js';
@@ -241,6 +242,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     fakeSaltKey: deriveKey(jwtSecret, 'fake kdf salt'),
     now,
     onFamilyRevoked: (familyId) => sockets.disconnectFamily(familyId),
+    onDeviceAdded: (userId) => sockets.devicesChanged(userId, 'added'),
     ...(metrics ? { bcryptInFlight: metrics.bcryptInFlight } : {}),
   });
   try {
@@ -266,11 +268,19 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     (fromUserId, toUserIds) => presence.contactsAdded(fromUserId, toUserIds),
   );
 
+  const devices = new DeviceService(store, now, {
+    removed: (userId, deviceId, familyIds) => {
+      sockets.deviceRemoved(familyIds);
+      sockets.devicesChanged(userId, 'removed');
+    },
+    renamed: (userId) => sockets.devicesChanged(userId, 'renamed'),
+  });
+
   const probes: ReadinessProbe[] = [{ name: 'store', ping: () => store.ping() }];
   if (cluster) probes.push({ name: 'redis', ping: () => cluster.ping() });
   const readiness = new Readiness(probes, config.readyTimeoutMs);
 
-  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, metrics });
+  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, devices, metrics });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
     config,

@@ -51,6 +51,10 @@ export interface SocketLayer {
   io: RelayServer;
   /** Drops every connection authenticated through this refresh family, on every node (sign-out, token reuse). */
   disconnectFamily(familyId: string): void;
+  /** Tells a removed device's connections (`device:removed`), then drops them, on every node. */
+  deviceRemoved(familyIds: readonly string[]): void;
+  /** Tells every connected device of the account that its device list changed (`devices:changed`). */
+  devicesChanged(userId: string, reason: 'added' | 'renamed' | 'removed'): void;
 }
 
 function errorAck(err: RelayError): AckError {
@@ -138,13 +142,23 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     recheckSessions().catch((err: unknown) => log.warn({ err }, 'session recheck after a cut failed'));
   });
 
+  const disconnectFamily = (familyId: string): void => {
+    // A room per family: through the adapter this reaches the family's sockets on every node. The bus says it
+    // again; if that cannot be published, the bus owes a resume and every node rechecks its sockets' sessions.
+    io.in(familyRoom(familyId)).disconnectSockets(true);
+    void deps.bus.publish({ type: 'revoked', familyIds: [familyId] });
+  };
   return {
     io,
-    disconnectFamily(familyId) {
-      // A room per family: through the adapter this reaches the family's sockets on every node. The bus says it
-      // again; if that cannot be published, the bus owes a resume and every node rechecks its sockets' sessions.
-      io.in(familyRoom(familyId)).disconnectSockets(true);
-      void deps.bus.publish({ type: 'revoked', familyIds: [familyId] });
+    disconnectFamily,
+    deviceRemoved(familyIds) {
+      // The event goes first, through the same adapter as the disconnect, so the device learns why it was dropped
+      // (a device that misses it learns it from `device_removed` on its next request or handshake).
+      for (const familyId of familyIds) io.in(familyRoom(familyId)).emit('device:removed');
+      for (const familyId of familyIds) disconnectFamily(familyId);
+    },
+    devicesChanged(userId, reason) {
+      io.in(userRoom(userId)).emit('devices:changed', { reason });
     },
   };
 }
@@ -222,6 +236,8 @@ function releaseUpgradeRequest(transport: EngineTransport): void {
 const EMPTY = Object.freeze({});
 
 const familyRoom = (familyId: string): string => `family:${familyId}`;
+/** Every connection of one account (its device-list changes go there). */
+const userRoom = (userId: string): string => `user:${userId}`;
 
 /** When the handshake's access token (verified by the middleware) expires, in ms since the epoch. */
 function tokenExpiry(token: unknown, now: number): number {
@@ -323,8 +339,10 @@ function onConnection(
   expiry: ExpiryWheel<RelaySocket>,
 ): void {
   const link = socket.data;
-  void socket.join(familyRoom(link.familyId));
+  void socket.join([familyRoom(link.familyId), userRoom(link.userId)]);
   expiry.add(socket, link.expiresAt);
+  // "Last active" is kept per connection (and sign-in, refresh), never per message.
+  deps.accounts.touch(link.deviceId).catch((err: unknown) => deps.log.warn({ err }, 'device activity not recorded'));
 
   // Socket.IO itself listens for `error` (a noop), so an error event cannot throw.
   socket.onAny(handlers.event);

@@ -226,6 +226,53 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       });
     });
 
+    describe('devices as their owner manages them', () => {
+      it("lists a user's devices oldest first with their sealed names and last activity", async () => {
+        const second = id();
+        const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: alice.userId, deviceId: second, newDevice: true, session: s2, now: T0 + 5 });
+        const name = bytes(105);
+        expect(await store.setDeviceName(alice.userId, second, name)).toBe(true);
+        await store.touchDevice(second, T0 + 50);
+        await store.touchDevice(second, T0 + 20); // never goes back
+        const list = await store.listDevices(alice.userId);
+        expect(list.map((d) => d.deviceId)).toEqual([alice.deviceId, second]);
+        expect(list[0]).toMatchObject({ createdAt: T0, lastActiveAt: null, name: null });
+        expect(list[1]).toMatchObject({ createdAt: T0 + 5, lastActiveAt: T0 + 50 });
+        expect(Buffer.from(list[1]?.name ?? []).equals(Buffer.from(name))).toBe(true);
+        expect(await store.listDevices(id())).toEqual([]);
+      });
+
+      it("names only the user's own device", async () => {
+        expect(await store.setDeviceName(bob.userId, alice.deviceId, bytes(10))).toBe(false);
+        expect((await store.listDevices(alice.userId))[0]?.name).toBeNull();
+      });
+
+      it('removes only an own device, with its prekeys, sessions and mailbox, and remembers it as removed', async () => {
+        const second = id();
+        const s2 = { familyId: id(), refresh: { tokenHash: bytes(32), expiresAt: T0 + DAY } };
+        await store.startSession({ userId: bob.userId, deviceId: second, newDevice: true, session: s2, now: T0 });
+        await store.putPrekeys(second, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, limits(100));
+        await store.applyWrites({ ...noWrites, sends: [direct(alice, id(), [bob.deviceId, second])] }, T0 + 1);
+        expect(await store.removeOwnDevice(alice.userId, second, T0 + 2)).toBeNull();
+        expect(await store.getDeviceOwner(second)).toBe(bob.userId);
+        expect(await store.deviceRemovedAt(second)).toBeNull();
+
+        expect(await store.removeOwnDevice(bob.userId, second, T0 + 2)).toEqual([s2.familyId]);
+        expect(await store.getDeviceOwner(second)).toBeNull();
+        expect(await store.getSession(s2.familyId)).toBeNull();
+        expect(await store.countMailbox(second)).toBe(0);
+        expect(await store.countPrekeys(second)).toMatchObject({ oneTimePrekeys: 0 });
+        expect(await store.countMailbox(bob.deviceId)).toBe(1);
+        expect(await store.deviceRemovedAt(second)).toBe(T0 + 2);
+        expect((await store.listDevices(bob.userId)).map((d) => d.deviceId)).toEqual([bob.deviceId]);
+        expect(await store.removeOwnDevice(bob.userId, second, T0 + 3)).toBeNull();
+        // The record goes with the account.
+        expect(await store.deleteUser(bob.userId)).toBe(true);
+        expect(await store.deviceRemovedAt(second)).toBeNull();
+      });
+    });
+
     describe('sessions', () => {
       it('starts sessions on new and existing devices', async () => {
         const deviceId = id();

@@ -48,6 +48,8 @@ export interface AccountServiceOptions {
   bcryptInFlight?: InFlightGauge;
   /** Called after a refresh family was revoked (sign-out, token reuse), e.g. to drop its sockets. */
   onFamilyRevoked: (familyId: string) => void;
+  /** Called after a sign-in created a new device of the account (its other devices are told). */
+  onDeviceAdded?: (userId: string, deviceId: string) => void;
 }
 
 const UNAUTHORIZED = 'wrong username or auth key';
@@ -186,6 +188,9 @@ export class AccountService {
 
     const owner = body.deviceId ? await this.o.store.getDeviceOwner(body.deviceId) : null;
     const reuse = body.deviceId !== undefined && owner === userId;
+    // A device its owner removed does not come back under its old id (only after the right key, as above): the
+    // client learns it was removed and wipes what it holds, instead of carrying old keys into a new device.
+    if (body.deviceId !== undefined && owner === null) await this.throwIfRemoved(body.deviceId);
     const deviceId = reuse && body.deviceId ? body.deviceId : newId();
     const { session, answer } = this.newSession({ userId, deviceId });
     const started = await this.o.store.startSession({
@@ -202,6 +207,8 @@ export class AccountService {
         `this account has ${this.o.maxDevices} devices, the most this relay allows: remove one, or sign in on a device it already has`,
       );
     }
+    await this.touch(deviceId);
+    if (!reuse) this.o.onDeviceAdded?.(userId, deviceId);
     return answer;
   }
 
@@ -220,6 +227,7 @@ export class AccountService {
     }
     if (outcome.status === 'invalid') throw new RelayError('unauthorized', 'refresh token is not valid');
     const { userId, deviceId, familyId } = outcome.session;
+    await this.touch(deviceId);
     return {
       userId,
       deviceId,
@@ -243,12 +251,30 @@ export class AccountService {
       throw new RelayError('unauthorized', 'missing or malformed access token');
     }
     const claims = this.o.tokens.verifyAccess(token);
-    if (!claims) throw new RelayError('unauthorized', 'invalid or expired access token');
+    if (!claims) {
+      // An authentic token that only expired: its device may have been removed, which the client must learn (it
+      // wipes its keys then, instead of asking for the password). The store is read only for such tokens.
+      const expired = this.o.tokens.verifyAccess(token, true);
+      if (expired) await this.throwIfRemoved(expired.deviceId);
+      throw new RelayError('unauthorized', 'invalid or expired access token');
+    }
     const session = await this.o.store.getSession(claims.familyId);
     if (!session || session.revoked || session.userId !== claims.userId || session.deviceId !== claims.deviceId) {
+      if (!session) await this.throwIfRemoved(claims.deviceId);
       throw new RelayError('unauthorized', 'the session has ended');
     }
     return claims;
+  }
+
+  /** Records activity of a device: at sign-in, token refresh and socket connection (never per message). */
+  async touch(deviceId: string): Promise<void> {
+    await this.o.store.touchDevice(deviceId, this.o.now());
+  }
+
+  private async throwIfRemoved(deviceId: string): Promise<void> {
+    if ((await this.o.store.deviceRemovedAt(deviceId)) !== null) {
+      throw new RelayError('device_removed', 'this device was removed from its account by another of its devices');
+    }
   }
 
   /** Of these refresh families, the ones that no longer authorize anything (revoked, or their device is gone). */

@@ -35,12 +35,16 @@ export class TokenService {
     });
   }
 
-  /** The claims of a valid, unexpired HS256 token signed with our secret; null for anything else. */
-  verifyAccess(token: string): AccessClaims | null {
+  /**
+   * The claims of a valid, unexpired HS256 token signed with our secret; null for anything else. With
+   * `ignoreExpiration`, an expired one that is otherwise valid counts too (only to tell a removed device so).
+   */
+  verifyAccess(token: string, ignoreExpiration = false): AccessClaims | null {
     try {
       const payload = jwt.verify(token, this.key, {
         algorithms: ['HS256'],
         clockTimestamp: Math.floor(this.now() / 1000),
+        ignoreExpiration,
       });
       const claims = claimsSchema.safeParse(payload);
       return claims.success ? { userId: claims.data.sub, deviceId: claims.data.dev, familyId: claims.data.fam } : null;

@@ -217,6 +217,15 @@ export interface SweepResult {
   refreshTokens: number;
 }
 
+/** One device of an account as its owner's device list shows it. */
+export interface DeviceRecord {
+  deviceId: string;
+  createdAt: number;
+  lastActiveAt: number | null;
+  /** Sealed by the client; opaque to the relay. */
+  name: Bytes | null;
+}
+
 /** How much the store holds (operators: `npm run admin -- counts`, the metrics' mailbox depth). */
 export interface StoreCounts {
   users: number;
@@ -358,4 +367,20 @@ export interface Store {
    * returns the ids of the session families that went with it, or null when there was no such device.
    */
   deleteDevice(deviceId: string): Promise<string[] | null>;
+
+  // Devices as their owner manages them (issue #14) ----------------------------------------------------------------
+  /** The user's devices, oldest first. */
+  listDevices(userId: string): Promise<DeviceRecord[]>;
+  /** Stores the sealed name of the user's device; false when the user has no such device. */
+  setDeviceName(userId: string, deviceId: string, name: Bytes): Promise<boolean>;
+  /** Records activity of a device (sign-in, refresh, connection); an unknown device is ignored. */
+  touchDevice(deviceId: string, at: number): Promise<void>;
+  /**
+   * Removes one of the user's devices as `deleteDevice` does, and remembers that it was removed (so that its
+   * still-valid access tokens are answered `device_removed`); returns the session families that went with it, or
+   * null when the user has no such device (nothing changed).
+   */
+  removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null>;
+  /** When the device was removed by its owner, or null. */
+  deviceRemovedAt(deviceId: string): Promise<number | null>;
 }

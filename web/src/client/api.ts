@@ -12,6 +12,7 @@ const KNOWN: ReadonlySet<string> = new Set([
   'rate_limited',
   'not_found',
   'device_limit',
+  'device_removed',
 ]);
 
 function mapCode(code: string): ClientErrorCode {
@@ -138,6 +139,8 @@ export class TokenKeeper {
 export class RelayApi {
   readonly base: string;
   readonly tokens: TokenKeeper;
+  /** Told when the relay answers `device_removed`: this device was removed from its account. */
+  onDeviceRemoved: (() => void) | null = null;
 
   constructor(base: string, tokens: TokenKeeper) {
     this.base = base;
@@ -149,6 +152,7 @@ export class RelayApi {
     try {
       return await request(this.base, method, path, schema, body, token);
     } catch (error) {
+      if (error instanceof ClientError && error.code === 'device_removed') this.onDeviceRemoved?.();
       if (!(error instanceof ClientError) || error.code !== 'unauthorized') throw error;
       const fresh = await this.tokens.refresh();
       return request(this.base, method, path, schema, body, fresh);

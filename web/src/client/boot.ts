@@ -19,6 +19,7 @@ import {
   type CreateAccountBody,
   type PutPrekeysBody,
   type SessionAnswer,
+  LIMITS,
 } from '@weconnect/relay/protocol';
 import {
   accountMetaSchema,
@@ -200,6 +201,16 @@ export class EngineBoot implements EngineBootApi {
           deviceId: meta.deviceId,
         });
       } catch (e) {
+        if (e instanceof ClientError && e.code === 'device_removed') {
+          // Removed by another device of the account while this one was away: nothing here may be used again.
+          handover.fill(0);
+          await wipeEngineDB(await this.#open());
+          throw new ClientError(
+            'device_removed',
+            'This device was removed from your account. Its keys and history were erased here; sign in again ' +
+              'to use it as a new device.',
+          );
+        }
         if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
           handover.fill(0);
           throw e;
@@ -293,10 +304,11 @@ export class EngineBoot implements EngineBootApi {
             throw new ClientError('unauthorized', 'Wrong username or password.');
           }
           if (e instanceof ClientError && e.code === 'device_limit') {
+            // The relay's cap is configurable; its message names it ("this account has 10 devices, …").
+            const cap = /(\d+) devices/.exec(e.message)?.[1] ?? String(LIMITS.devicesPerAccount);
             throw new ClientError(
               'device_limit',
-              'This account is already signed in on as many devices as this relay allows. Sign out on a device ' +
-                "you no longer use, or ask the relay's operator to remove one, then try again.",
+              `This account already has ${cap} device${cap === '1' ? '' : 's'}. Remove one in Settings → Devices on another device.`,
             );
           }
           throw e;

@@ -6,6 +6,8 @@ import type { RelayApi } from './api';
 import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from './context';
 import type { Crypto } from './crypto-loader';
 import { wipeEngineDB } from './db';
+import { newMessageId } from './bytes';
+import { Devices } from './devices';
 import { ClientError, describeError } from './errors';
 import { GroupMembership } from './group-membership';
 import { GroupMessaging } from './group-messaging';
@@ -14,6 +16,7 @@ import { Outbound } from './outbound';
 import type { OwnKeys } from './own-keys';
 import { Receipts } from './receipts';
 import {
+  bundleAnswerSchema,
   prekeyCountAnswerSchema,
   presenceUpdateSchema,
   userSearchAnswerSchema,
@@ -72,6 +75,8 @@ export class ChatClient implements ChatEngineApi {
   readonly #trust: Trust;
   readonly #transport: Transport;
   readonly #sessions: Sessions;
+  /** This account's devices, and new devices of ours and of contacts (issue #14). */
+  readonly devices: Devices;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(options: ChatClientOptions) {
@@ -98,7 +103,12 @@ export class ChatClient implements ChatEngineApi {
       {
         // The conversation's banner says it (and offers the safety number); no floating notice on top of it.
         identityChanged: (contact) => ctx.setTrust(contact),
-        deviceAdded: (userId, deviceId) => this.#groupMessages.deviceAdded(userId, deviceId),
+        deviceAdded: (userId, deviceId) => {
+          this.#groupMessages.deviceAdded(userId, deviceId);
+          void this.devices.contactDeviceSeen(userId, deviceId).catch(() => undefined);
+        },
+        devicesListed: (contact, deviceIds) =>
+          this.devices.contactDevicesListed(contact, deviceIds).catch(() => undefined),
       },
       { now, deviceCheckMs: options.deviceCheckMs ?? DEVICE_CHECK_MS },
     );
@@ -108,14 +118,48 @@ export class ChatClient implements ChatEngineApi {
     this.#membership = new GroupMembership(ctx);
     this.#groupMessages = new GroupMessaging(ctx);
     this.#trust = new Trust(ctx, options.backupWrapKey ?? null);
+    this.devices = new Devices({
+      crypto: options.crypto,
+      store: options.store,
+      api: options.api,
+      me: options.me,
+      now,
+      notice: (text) => ctx.notice('info', text),
+      logNotice: (conv, text) => this.#logNotice(conv, text),
+      // Only compares the device list: a changed identity key is left to the send path and its banner, as before.
+      fetchDeviceList: async (userId) => {
+        const bundle = await options.api.call(
+          'GET',
+          `/api/users/${encodeURIComponent(userId)}/bundle?devices=`,
+          bundleAnswerSchema,
+        );
+        const contact = await options.store.contact(userId);
+        if (bundle.userId !== userId || !contact || contact.restored) return;
+        if (contact.identityKey !== bundle.identityKey || contact.pendingIdentityKey !== undefined) return;
+        await this.devices.contactDevicesListed(
+          contact,
+          bundle.devices.map((d) => d.deviceId),
+        );
+      },
+      removed: () => void this.#deviceRemoved(),
+    });
+    options.api.onDeviceRemoved = () => void this.#deviceRemoved();
     this.#transport = new Transport(options.relayUrl, options.api.tokens, {
       state: (connection) => ctx.set({ connection }),
       messages: (batch, ack) => this.#inbound.onMessages(batch, ack),
       presence: (update) => this.#onPresence(update),
       connected: () => this.#onConnected(),
       sessionEnded: () => {
-        ctx.notice('error', 'Your session on the relay ended. Sign out and sign in again with your password.');
+        void this.devices.probeRemoved(options.api.tokens.current).then((removed) => {
+          if (!removed) {
+            ctx.notice('error', 'Your session on the relay ended. Sign out and sign in again with your password.');
+          }
+        });
       },
+      deviceRemoved: () => void this.#deviceRemoved(),
+      devicesChanged: () => void this.devices.check(),
+      // A removed device that missed `device:removed` learns it from its next request (`device_removed`).
+      serverDisconnected: () => void this.devices.list().catch(() => undefined),
     });
     ctx.wire(this.#sessions, this.#transport, {
       outbound: this.#outbound,
@@ -261,7 +305,7 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.watchPresence();
     void this.flushOutbox();
     void this.#maintain();
-    void this.#trust.syncBackup();
+    void this.#trust.syncBackup().then(() => this.devices.check());
     void this.#membership.syncGroupsIfNewDevice().catch((e: unknown) => {
       if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
         console.warn('group list not synced:', describeError(e));
@@ -297,6 +341,43 @@ export class ChatClient implements ChatEngineApi {
         console.warn('key maintenance failed:', describeError(e));
       }
     }
+  }
+
+  /** Puts a system line (not a message anyone wrote) in an existing conversation's log. */
+  async #logNotice(conv: string, text: string): Promise<void> {
+    const ctx = this.#ctx;
+    if (!ctx.convs.has(conv) || ctx.closed) return;
+    const message: ChatMessage = {
+      id: newMessageId(),
+      conv,
+      mine: false,
+      text,
+      ts: await ctx.stamp(),
+      status: 'read',
+      kind: 'notice',
+    };
+    const batch = new WriteBatch();
+    await ctx.store.stageMessage(batch, message, message.ts);
+    await ctx.store.commit(batch);
+    ctx.emitMessages(conv, [message]);
+  }
+
+  #removing: Promise<void> | null = null;
+
+  /**
+   * This device was removed from the account by another of its devices: the relay already deleted its keys and
+   * mailbox; here its local keys and history are wiped, and the UI says what happened.
+   */
+  #deviceRemoved(): Promise<void> {
+    this.#removing ??= (async () => {
+      if (this.#ctx.closed) return;
+      this.#transport.stop();
+      await this.#inbound.idle.catch(() => undefined);
+      await wipeEngineDB(this.#ctx.store.db);
+      this.#ctx.set({ deviceRemoved: true });
+      this.close();
+    })();
+    return this.#removing;
   }
 
   /** Disconnects and stops timers; local data stays. Releases the one-writer lock (as closing the tab does). */

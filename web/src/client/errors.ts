@@ -20,6 +20,8 @@ export type ClientErrorCode =
   | 'backup_rejected'
   /** The relay asked for password-hashing (Argon2id) settings other than the ones this app uses. */
   | 'kdf_refused'
+  /** This device was removed from its account by another of its devices (the relay said `device_removed`). */
+  | 'device_removed'
   | 'relay_error';
 
 export class ClientError extends Error {

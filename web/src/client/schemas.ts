@@ -105,6 +105,8 @@ export const storedMessageSchema = z.object({
   senderDevice: id.optional(),
   /** A failed entry that stands for several undecryptable messages (coalesced): every id to ask for again. */
   failedIds: z.array(messageId).min(1).max(50).optional(),
+  /** A system line (issue #14: "ann added a new device"). */
+  kind: z.literal('notice').optional(),
 });
 
 const personSchema = z.object({ userId: id, username: z.string().max(32) });

@@ -62,6 +62,8 @@ export interface SessionEvents {
    * user, or one we never wrote to. Called before the session is committed; handlers must not wait on the peer.
    */
   deviceAdded?(userId: string, deviceId: string): void;
+  /** A user's device list (a bundle) was read, under the contact's trusted key (issue #14: new-device notices). */
+  devicesListed?(contact: Contact, deviceIds: string[]): Promise<void>;
 }
 
 export class Sessions {
@@ -146,6 +148,12 @@ export class Sessions {
     );
     if (bundle.userId !== peerUserId) throw new ClientError('relay_error', 'The relay answered for another user');
     const contact = await this.#acceptIdentity(peerUserId, bundle.username, bundle.identityKey, sending);
+    if (contact.identityKey === bundle.identityKey) {
+      await this.#events.devicesListed?.(
+        contact,
+        bundle.devices.map((d) => d.deviceId),
+      );
+    }
     return { bundle, contact };
   }
 

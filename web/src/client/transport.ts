@@ -23,6 +23,12 @@ export interface TransportHandlers {
   connected(): void;
   /** The refresh token was refused: the user must unlock with the password again. */
   sessionEnded(): void;
+  /** This device was removed from its account (`device:removed`, or a handshake refused with `device_removed`). */
+  deviceRemoved?(): void;
+  /** The account's device list changed (`devices:changed`). */
+  devicesChanged?(): void;
+  /** The relay ended the connection itself (a revocation or a removal): Socket.IO does not reconnect then. */
+  serverDisconnected?(): void;
 }
 
 const SEND_TIMEOUT_MS = 15_000;
@@ -61,6 +67,7 @@ export class Transport {
     s.on('disconnect', (reason) => {
       if (this.#stopped) return;
       handlers.state(reason === 'io client disconnect' ? 'offline' : 'connecting', reason);
+      if (reason === 'io server disconnect') handlers.serverDisconnected?.();
     });
     s.io.on('reconnect_attempt', () => handlers.state('connecting'));
     s.io.on('reconnect_error', () => handlers.state('offline', 'The relay is unreachable'));
@@ -68,7 +75,9 @@ export class Transport {
       if (this.#stopped) return;
       const data = (err as { data?: { error?: { code?: unknown } } }).data;
       handlers.state('offline', err.message);
-      if (data?.error?.code === 'unauthorized') {
+      if (data?.error?.code === 'device_removed') {
+        handlers.deviceRemoved?.();
+      } else if (data?.error?.code === 'unauthorized') {
         // The handshake refused our token: refresh once, then try again (middleware errors do not auto-retry).
         this.#tokens.refresh().then(
           () => this.#schedule(),
@@ -83,6 +92,8 @@ export class Transport {
     });
     s.on('messages', (batch, ack) => handlers.messages(Array.isArray(batch) ? batch : [batch], ack));
     s.on('presence', (update) => handlers.presence(update));
+    s.on('device:removed', () => handlers.deviceRemoved?.());
+    s.on('devices:changed', () => handlers.devicesChanged?.());
   }
 
   #schedule(): void {

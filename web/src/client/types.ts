@@ -1,5 +1,7 @@
 // The engine's public shapes: what the UI reads (snapshots, messages) and the events it subscribes to.
 
+import type { DevicesApi } from './devices';
+
 export type ConnectionState = 'connecting' | 'online' | 'offline';
 
 /** pending: in the outbox; sent: the relay acknowledged; delivered / read: receipts from the peer. */
@@ -23,6 +25,8 @@ export interface ChatMessage {
   senderDevice?: string;
   /** A failed entry standing for several undecryptable messages from the same contact: every id to ask for. */
   failedIds?: string[];
+  /** 'notice': a system line in the log (e.g. "ann added a new device"), not a message anyone wrote. */
+  kind?: 'notice';
 }
 
 /** A group conversation's membership as this device knows it (names arrive encrypted, ids from the relay). */
@@ -99,6 +103,8 @@ export interface EngineSnapshot {
   sharePresence: boolean;
   /** Human-readable problems to show (relay unreachable, a message failed to decrypt…), newest last. */
   notices: readonly Notice[];
+  /** This device was removed from the account by another of its devices; its local keys and data are wiped. */
+  deviceRemoved?: boolean;
 }
 
 export interface Notice {
@@ -148,6 +154,8 @@ export interface ChatEngineApi {
   requestResend(conv: string, messageId: string): Promise<void>;
   dismissNotice(id: number): void;
   signOut(keepLocalData: boolean): Promise<void>;
+  /** This account's devices (Settings → Devices). */
+  readonly devices: DevicesApi;
 }
 
 /** Progress of a long step (Argon2id), for the progress indicator. */

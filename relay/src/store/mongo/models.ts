@@ -33,6 +33,16 @@ export interface DeviceDoc {
   userId: string;
   signedPrekey?: { keyId: number; publicKey: Buffer; signature: Buffer } | null;
   createdAt: number;
+  /** Sealed by the client (issue #14); absent on devices made before names existed. */
+  name?: Buffer | null;
+  lastActiveAt?: number | null;
+}
+
+/** A device its owner removed (issue #14): its still-valid access tokens are answered `device_removed`. */
+export interface RemovedDeviceDoc {
+  _id: string;
+  userId: string;
+  removedAt: number;
 }
 
 export interface PrekeyDoc {
@@ -160,10 +170,22 @@ const deviceSchema = new Schema<DeviceDoc>(
       default: null,
     },
     createdAt: { type: Number, required: true },
+    name: { type: Buffer, default: null },
+    lastActiveAt: { type: Number, default: null },
   },
   common,
 );
 deviceSchema.index({ userId: 1, createdAt: 1 });
+
+const removedDeviceSchema = new Schema<RemovedDeviceDoc>(
+  {
+    _id: { type: String, required: true },
+    userId: { type: String, required: true },
+    removedAt: { type: Number, required: true },
+  },
+  common,
+);
+removedDeviceSchema.index({ userId: 1 });
 
 const prekeySchema = new Schema<PrekeyDoc>(
   {
@@ -271,6 +293,7 @@ export interface Models {
   counters: Model<CounterDoc>;
   invites: Model<InviteDoc>;
   contacts: Model<ContactDoc>;
+  removedDevices: Model<RemovedDeviceDoc>;
 }
 
 export function defineModels(connection: Connection): Models {
@@ -285,6 +308,7 @@ export function defineModels(connection: Connection): Models {
     counters: connection.model<CounterDoc>('Counter', counterSchema, 'counters'),
     invites: connection.model<InviteDoc>('Invite', inviteSchema, 'invites'),
     contacts: connection.model<ContactDoc>('Contact', contactSchema, 'contacts'),
+    removedDevices: connection.model<RemovedDeviceDoc>('RemovedDevice', removedDeviceSchema, 'removed_devices'),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Connection } from 'mongoose';
 import type {
   BundleRecord,
   Bytes,
+  DeviceRecord,
   GroupMemberRecord,
   GroupRecipientsOutcome,
   GroupRecord,
@@ -231,6 +232,7 @@ export class MongoStore implements Store {
       this.m.families.deleteMany({ userId }),
       this.m.devices.deleteMany({ userId }),
       this.m.contacts.deleteMany({ $or: [{ to: userId }, { from: userId }] }),
+      this.m.removedDevices.deleteMany({ userId }),
     ]);
     for (const group of await this.m.groups.find({ memberIds: userId }).lean()) {
       await this.removeMember(group, userId);
@@ -670,6 +672,44 @@ export class MongoStore implements Store {
       this.m.devices.deleteOne({ _id: deviceId }),
     ]);
     return families;
+  }
+
+  // Devices as their owner manages them ------------------------------------------------------------------------------
+
+  async listDevices(userId: string): Promise<DeviceRecord[]> {
+    const devices = await this.m.devices
+      .find({ userId }, { _id: 1, createdAt: 1, lastActiveAt: 1, name: 1 })
+      .sort({ createdAt: 1, _id: 1 })
+      .lean();
+    return devices.map((d) => ({
+      deviceId: d._id,
+      createdAt: d.createdAt,
+      lastActiveAt: d.lastActiveAt ?? null,
+      name: d.name ? bytesOf(d.name) : null,
+    }));
+  }
+
+  async setDeviceName(userId: string, deviceId: string, name: Bytes): Promise<boolean> {
+    const result = await this.m.devices.updateOne({ _id: deviceId, userId }, { $set: { name: Buffer.from(name) } });
+    return result.matchedCount > 0;
+  }
+
+  async touchDevice(deviceId: string, at: number): Promise<void> {
+    await this.m.devices.updateOne(
+      { _id: deviceId, $or: [{ lastActiveAt: null }, { lastActiveAt: { $lt: at } }] },
+      { $set: { lastActiveAt: at } },
+    );
+  }
+
+  async removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {
+    if ((await this.m.devices.exists({ _id: deviceId, userId })) === null) return null;
+    // The record first: from the moment the device is gone, its tokens must read as removed, not as ended.
+    await this.m.removedDevices.updateOne({ _id: deviceId }, { $set: { userId, removedAt: now } }, { upsert: true });
+    return this.deleteDevice(deviceId);
+  }
+
+  async deviceRemovedAt(deviceId: string): Promise<number | null> {
+    return (await this.m.removedDevices.findById(deviceId, { removedAt: 1 }).lean())?.removedAt ?? null;
   }
 
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {

@@ -10,6 +10,7 @@ import { statementCache } from './statements.js';
 import type { Prepare } from './statements.js';
 import type {
   BundleRecord,
+  DeviceRecord,
   Bytes,
   GroupMemberRecord,
   GroupRecipientsOutcome,
@@ -515,20 +516,66 @@ export class SqliteStore implements Store {
   }
 
   deleteDevice(deviceId: string): Promise<string[] | null> {
+    return later(() => this.db.transaction(() => this.deleteDeviceRows(deviceId))());
+  }
+
+  // Devices as their owner manages them ------------------------------------------------------------------------------
+
+  listDevices(userId: string): Promise<DeviceRecord[]> {
+    return later(() =>
+      this.prepare<
+        [string],
+        { device_id: string; created_at: number; last_active_at: number | null; name: Buffer | null }
+      >(
+        'SELECT device_id, created_at, last_active_at, name FROM devices WHERE user_id = ? ORDER BY created_at, device_id',
+      )
+        .all(userId)
+        .map((r) => ({ deviceId: r.device_id, createdAt: r.created_at, lastActiveAt: r.last_active_at, name: r.name })),
+    );
+  }
+
+  setDeviceName(userId: string, deviceId: string, name: Bytes): Promise<boolean> {
+    return later(
+      () =>
+        this.prepare('UPDATE devices SET name = ? WHERE device_id = ? AND user_id = ?').run(
+          Buffer.from(name),
+          deviceId,
+          userId,
+        ).changes > 0,
+    );
+  }
+
+  touchDevice(deviceId: string, at: number): Promise<void> {
+    return later(() => {
+      this.prepare(
+        'UPDATE devices SET last_active_at = ? WHERE device_id = ? AND (last_active_at IS NULL OR last_active_at < ?)',
+      ).run(at, deviceId, at);
+    });
+  }
+
+  removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {
     return later(() =>
       this.db.transaction(() => {
-        const families = this.prepare<[string], { family_id: string }>(
-          'SELECT family_id FROM session_families WHERE device_id = ?',
-        )
-          .all(deviceId)
-          .map((r) => r.family_id);
-        this.prepare('DELETE FROM sent_ids WHERE sender_device_id = ?').run(deviceId);
-        // Prekeys, sessions and mailbox entries go with it (ON DELETE CASCADE).
-        const deleted = this.prepare('DELETE FROM devices WHERE device_id = ?').run(deviceId).changes > 0;
-        if (!deleted) return null;
-        this.mailbox.forgetDevices();
-        return families;
+        const owner = this.prepare<[string], { user_id: string }>(
+          'SELECT user_id FROM devices WHERE device_id = ?',
+        ).get(deviceId);
+        if (owner?.user_id !== userId) return null;
+        this.prepare('INSERT OR REPLACE INTO removed_devices (device_id, user_id, removed_at) VALUES (?, ?, ?)').run(
+          deviceId,
+          userId,
+          now,
+        );
+        return this.deleteDeviceRows(deviceId);
       })(),
+    );
+  }
+
+  deviceRemovedAt(deviceId: string): Promise<number | null> {
+    return later(
+      () =>
+        this.prepare<[string], { removed_at: number }>(
+          'SELECT removed_at FROM removed_devices WHERE device_id = ?',
+        ).get(deviceId)?.removed_at ?? null,
     );
   }
 
@@ -552,6 +599,21 @@ export class SqliteStore implements Store {
   }
 
   // Helpers (run inside the caller's transaction) ------------------------------------------------------------------
+
+  /** Deletes a device and what hangs on it; the session families that went with it, or null. In a transaction. */
+  private deleteDeviceRows(deviceId: string): string[] | null {
+    const families = this.prepare<[string], { family_id: string }>(
+      'SELECT family_id FROM session_families WHERE device_id = ?',
+    )
+      .all(deviceId)
+      .map((r) => r.family_id);
+    this.prepare('DELETE FROM sent_ids WHERE sender_device_id = ?').run(deviceId);
+    // Prekeys, sessions and mailbox entries go with it (ON DELETE CASCADE).
+    const deleted = this.prepare('DELETE FROM devices WHERE device_id = ?').run(deviceId).changes > 0;
+    if (!deleted) return null;
+    this.mailbox.forgetDevices();
+    return families;
+  }
 
   private deviceCount(userId: string): number {
     return (

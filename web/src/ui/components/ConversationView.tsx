@@ -55,6 +55,12 @@ export function ConversationView({
     return () => document.removeEventListener('visibilitychange', mark);
   }, [engine, conv, unreadFromPeer, conversation.unread]);
 
+  // A contact's new device shows in the conversation (issue #14): their device list is checked when it opens.
+  const isGroup = group !== undefined;
+  useEffect(() => {
+    if (!isGroup) void engine.devices.checkContact(conv);
+  }, [engine, conv, isGroup]);
+
   // Keep the view pinned to the newest message unless the reader scrolled up; keep position when older pages load.
   useLayoutEffect(() => {
     const el = logRef.current;

@@ -27,6 +27,20 @@ export function MessageList({ messages, peerName, isGroup, onResend }: Props) {
           prev.sender === m.sender &&
           m.ts - prev.ts < 120_000;
         const who = m.mine ? 'You' : (m.senderName ?? peerName);
+        if (m.kind === 'notice') {
+          return (
+            <Fragment key={m.id}>
+              {separator ? (
+                <li className="day-separator" role="separator" aria-label={dayLabel(m.ts)}>
+                  <span>{dayLabel(m.ts)}</span>
+                </li>
+              ) : null}
+              <li className="message-notice" data-id={m.id}>
+                <span>{m.text}</span>
+              </li>
+            </Fragment>
+          );
+        }
         return (
           <Fragment key={m.id}>
             {separator ? (

@@ -2,6 +2,7 @@
 import { useState } from 'react';
 import type { ChatEngineApi } from '../../client/types';
 import { loadThemePreference, saveThemePreference, type ThemePreference } from '../theme';
+import { DevicesSection } from './DevicesSection';
 import { FormError } from './FormError';
 import { PanelHeader } from './PanelHeader';
 
@@ -78,6 +79,7 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
           </label>
           <p className="hint">When off, nobody sees when you are online or when you were last seen.</p>
         </fieldset>
+        <DevicesSection devices={engine.devices} />
         <fieldset className="card">
           <legend>Sign out</legend>
           <label className="check">

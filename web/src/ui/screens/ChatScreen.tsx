@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'react';
 import type { ChatEngineApi } from '../../client/types';
 import { ConversationView } from '../components/ConversationView';
+import { DeviceRemovedScreen } from '../components/DeviceRemovedScreen';
 import { GroupMembersPanel } from '../components/GroupMembersPanel';
 import { NewGroupPanel } from '../components/NewGroupPanel';
 import { SafetyNumberPanel } from '../components/SafetyNumberPanel';
@@ -29,6 +30,7 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
     document.title = 'WeConnect';
   }, []);
 
+  if (snapshot.deviceRemoved) return <DeviceRemovedScreen onContinue={onSignedOut} />;
   const paneConv = 'conv' in pane ? pane.conv : null;
   const open = paneConv ? snapshot.conversations.find((c) => c.conv === paneConv) : undefined;
 
