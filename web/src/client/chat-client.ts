@@ -2,6 +2,7 @@
 // membership and messaging, trust) around one shared EngineContext; owns connection, presence, settings, key
 // maintenance and sign-out. It never renders. See web/README.md for the data path.
 
+import type { AccountControl, PasswordProgress } from './account';
 import type { RelayApi } from './api';
 import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from './context';
 import type { Crypto } from './crypto-loader';
@@ -48,6 +49,8 @@ export interface ChatClientOptions {
    * key, migrate a format-1 backup). The engine owns it from here: its first backup sync wipes it.
    */
   backupWrapKey?: Uint8Array | null;
+  /** Password change and account deletion (made by the boot, which knows the password's derivation). */
+  account?: AccountControl;
   /** Called once after sign-out or when the session ended (release the tab lock, go back to the first screen). */
   onClosed: () => void;
   /** Test-only: ignore relay acks for sends (simulates an ack lost on the way back). */
@@ -323,6 +326,21 @@ export class ChatClient implements ChatEngineApi {
     } else {
       await wipeEngineDB(this.#ctx.store.db);
     }
+    this.close();
+  }
+
+  async changePassword(current: string, next: string, progress?: PasswordProgress): Promise<void> {
+    if (!this.#options.account) throw new ClientError('invalid_input', 'This engine cannot change the password.');
+    await this.#options.account.changePassword(current, next, progress);
+  }
+
+  /** Erases the account on the relay (proved with the password), then everything of it in this browser. */
+  async deleteAccount(password: string): Promise<void> {
+    if (!this.#options.account) throw new ClientError('invalid_input', 'This engine cannot delete the account.');
+    await this.#options.account.deleteAccount(password);
+    this.#transport.stop();
+    await this.#inbound.idle.catch(() => undefined);
+    await wipeEngineDB(this.#ctx.store.db);
     this.close();
   }
 

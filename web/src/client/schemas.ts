@@ -31,6 +31,10 @@ export const accountMetaSchema = z.object({
   memlimit: z.number().int().positive(),
   /** A sealed constant: opening it proves the password (and so the at-rest key) is right. */
   check: sealedSchema,
+  /** After a password change: the vault's root sealed under the current password (see vault-root.ts). */
+  vaultRoot: sealedSchema.optional(),
+  /** The vault's root sealed under the account's backup key, for a device that only knows a newer password. */
+  rootByBackup: sealedSchema.optional(),
 });
 export type AccountMeta = z.infer<typeof accountMetaSchema>;
 

@@ -148,6 +148,17 @@ export interface ChatEngineApi {
   requestResend(conv: string, messageId: string): Promise<void>;
   dismissNotice(id: number): void;
   signOut(keepLocalData: boolean): Promise<void>;
+  /**
+   * Replaces the password (a new salt, auth key and key box; see account.ts for why no step can lock the user out).
+   * Other devices stay signed in; the new password works at their next unlock.
+   */
+  changePassword(
+    current: string,
+    next: string,
+    progress?: (step: 'checking' | 'deriving' | 'saving') => void,
+  ): Promise<void>;
+  /** Erases the account on the relay, proved with the password, then wipes this browser's data and closes. */
+  deleteAccount(password: string): Promise<void>;
 }
 
 /** Progress of a long step (Argon2id), for the progress indicator. */
