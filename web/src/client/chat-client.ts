@@ -96,6 +96,7 @@ export class ChatClient implements ChatEngineApi {
       {
         // The conversation's banner says it (and offers the safety number); no floating notice on top of it.
         identityChanged: (contact) => ctx.setTrust(contact),
+        accountDeleted: (contact) => ctx.setTrust(contact),
         deviceAdded: (userId, deviceId) => this.#groupMessages.deviceAdded(userId, deviceId),
       },
       { now, deviceCheckMs: options.deviceCheckMs ?? DEVICE_CHECK_MS },
@@ -193,6 +194,12 @@ export class ChatClient implements ChatEngineApi {
     ctx.convs.set(c.conv, c);
     ctx.publishConvs();
     ctx.watchPresence();
+    // Meet the contact now (the device list; no one-time prekeys taken): a username registered again under a new
+    // key shows its warning before anything is written, and a deleted account shows as deleted.
+    void this.#sessions
+      .contact(person.userId)
+      .then((contact) => ctx.setTrust(contact))
+      .catch(() => undefined);
   }
 
   async loadHistory(conv: string, before: number | null, limit = 50): Promise<HistoryPage> {

@@ -90,8 +90,16 @@ export const contactSchema = z.object({
   keyChanged: z.boolean().optional(),
   /** Verification restored from the key backup: the username is a placeholder until the relay's bundle names it. */
   restored: z.boolean().optional(),
+  /** The relay no longer knows this account (its bundle is 404): it was deleted. Sending is off. */
+  deleted: z.boolean().optional(),
 });
 export type Contact = z.infer<typeof contactSchema>;
+
+/**
+ * secrets ['known-name', username]: the user id and identity key last seen under a username. A username registered
+ * again after its account was deleted comes with a new user id and key: old contacts get the key-change warning.
+ */
+export const knownNameSchema = z.object({ userId: id, identityKey: z.string() });
 
 export const messageStatusSchema = z.enum(['pending', 'sent', 'delivered', 'read']);
 

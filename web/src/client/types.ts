@@ -55,6 +55,8 @@ export interface ContactTrust {
   keyChanged: boolean;
   /** A verified contact's key changed: sending waits until the user accepts the new key. */
   blocked: boolean;
+  /** The contact's account was deleted (the relay no longer knows it): nothing can be sent. Absent otherwise. */
+  deleted?: boolean;
 }
 
 export interface SafetyNumberView {

@@ -10,6 +10,7 @@ import {
   bareAccount,
   boot,
   hasText,
+  history,
   http,
   openWith,
   signUpUser,
@@ -192,6 +193,29 @@ describe('change password', () => {
 });
 
 describe('delete account', () => {
+  it('a username registered again after deletion: an old contact who finds it gets the key-change warning', async () => {
+    const old = await user('del_old');
+    const pal = await user('del_pal');
+    await withHistory(pal, old, 'first life');
+    expect(pal.engine.getSnapshot().trust[old.userId]?.keyChanged ?? false).toBe(false);
+    await old.engine.deleteAccount(old.password);
+    // Someone registers the name again: a new user id and a new identity key.
+    const reborn = await boot(relay.url, `${old.db}-reborn`).signUp(old.name, 'another password entirely');
+    engines.push({ ...old, db: `${old.db}-reborn`, engine: reborn, userId: reborn.getSnapshot().me.userId });
+    const newId = reborn.getSnapshot().me.userId;
+    expect(newId).not.toBe(old.userId);
+    const found = (await pal.engine.searchPeople(old.name)).find((p) => p.userId === newId);
+    expect(found).toBeDefined();
+    await pal.engine.openConversation(found!);
+    await until('warned', () => pal.engine.getSnapshot().trust[newId]?.keyChanged);
+    // A name never seen before raises no warning (the baseline of the rule).
+    const stranger = await user('del_new');
+    const other = (await pal.engine.searchPeople(stranger.name)).find((p) => p.userId === stranger.userId);
+    await pal.engine.openConversation(other!);
+    await until('trust known', () => pal.engine.getSnapshot().trust[stranger.userId]);
+    expect(pal.engine.getSnapshot().trust[stranger.userId]?.keyChanged).toBe(false);
+  });
+
   it('a wrong password deletes nothing', async () => {
     const jon = await user('del_jon');
     await expect(jon.engine.deleteAccount('wrong password')).rejects.toMatchObject({ code: 'wrong_password' });
@@ -205,6 +229,15 @@ describe('delete account', () => {
     await kim.engine.deleteAccount(kim.password);
     expect(await boot(relay.url, kim.db).localAccount()).toEqual({ kind: 'none' });
     expect(await relaySignIn(kim.name, kim.password)).toBe(401);
+    // Lou's next send finds the account gone: the message fails, and the conversation is marked deleted.
+    await lou.engine.send(kim.userId, 'are you there?');
+    await until('marked deleted', () => lou.engine.getSnapshot().trust[kim.userId]?.deleted);
+    const failed = (await history(lou.engine, kim.userId)).find((m) => m.text === 'are you there?');
+    await until('the send failed', async () =>
+      (await history(lou.engine, kim.userId)).find((m) => m.text === 'are you there?' && m.failure),
+    );
+    expect(failed).toBeDefined();
+    await expect(lou.engine.send(kim.userId, 'hello?')).rejects.toMatchObject({ code: 'account_deleted' });
     const viewer = await bareAccount(relay.url);
     const bundle = await http(relay.url, 'GET', `/api/users/${kim.userId}/bundle?devices=`, viewer.token);
     expect(bundle.status).toBe(404);

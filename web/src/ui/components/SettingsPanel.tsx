@@ -2,6 +2,8 @@
 import { useState } from 'react';
 import type { ChatEngineApi } from '../../client/types';
 import { loadThemePreference, saveThemePreference, type ThemePreference } from '../theme';
+import { ChangePasswordSection } from './ChangePasswordSection';
+import { DeleteAccountSection } from './DeleteAccountSection';
 import { FormError } from './FormError';
 import { PanelHeader } from './PanelHeader';
 
@@ -93,6 +95,8 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
             Sign out
           </button>
         </fieldset>
+        <ChangePasswordSection engine={engine} />
+        <DeleteAccountSection engine={engine} onDeleted={onSignedOut} />
       </div>
     </section>
   );
