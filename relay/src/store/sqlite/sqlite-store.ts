@@ -220,9 +220,13 @@ export class SqliteStore implements Store {
     // One UPDATE: salt, hash and backup change together or not at all.
     return later(
       () =>
-        this.prepare(
-          'UPDATE users SET salt = ?, auth_hash = ?, backup = ? WHERE user_id = ? AND auth_hash = ?',
-        ).run(next.salt, next.authHash, next.backup, userId, expectedAuthHash).changes === 1,
+        this.prepare('UPDATE users SET salt = ?, auth_hash = ?, backup = ? WHERE user_id = ? AND auth_hash = ?').run(
+          next.salt,
+          next.authHash,
+          next.backup,
+          userId,
+          expectedAuthHash,
+        ).changes === 1,
     );
   }
 
