@@ -17,7 +17,7 @@ import type { Crypto } from './crypto-loader';
 import type { EngineDB } from './db';
 import { ClientError } from './errors';
 import type { DerivedKeys, KdfInput } from './kdf';
-import { backupAnswerSchema } from '@weconnect/relay/protocol';
+import { backupAnswerSchema, kdfAnswerSchema } from '@weconnect/relay/protocol';
 import { accountMetaSchema, backupKeySchema, type AccountMeta } from './schemas';
 import { WriteBatch, type LocalStore } from './store';
 import { vaultOfRoot, rootFromPassword, sealRootForBackupKey, sealRootForPassword } from './vault-root';
@@ -68,7 +68,24 @@ export class AccountControl {
       return { keys, root };
     } catch {
       keys.wrapKey.fill(0);
+      if (await this.#changedElsewhere(meta)) {
+        throw new ClientError(
+          'password_changed',
+          'Your password was changed on another device. Sign out (keeping your keys and history) and unlock with ' +
+            'the new password, then try again.',
+        );
+      }
       throw new ClientError('wrong_password', 'The current password is not right.');
+    }
+  }
+
+  /** Whether the relay holds a newer salt than this device (the password was changed on another device). */
+  async #changedElsewhere(meta: AccountMeta): Promise<boolean> {
+    try {
+      const path = `/api/accounts/${encodeURIComponent(meta.username)}/kdf`;
+      return (await request(this.#o.relayUrl, 'GET', path, kdfAnswerSchema)).salt !== meta.salt;
+    } catch {
+      return false;
     }
   }
 

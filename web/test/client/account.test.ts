@@ -185,6 +185,8 @@ describe('change password', () => {
     // Still signed in: it keeps sending and receiving.
     await second.engine.send(ida.userId, 'still signed in');
     await until('sent after the change', () => hasText(ida.engine, hal.userId, 'still signed in'));
+    // Its own password form says what happened instead of "wrong password".
+    await expect(second.engine.changePassword(next, `${next} v3`)).rejects.toMatchObject({ code: 'password_changed' });
     // At its next unlock: the old password is told it changed, the new one opens everything.
     await expect(closeAndUnlock(second, hal.password)).rejects.toMatchObject({ code: 'password_changed' });
     second.engine = await boot(relay.url, second.db).unlock(next, false);
