@@ -358,6 +358,22 @@ export const backupBody = z.strictObject({ backup: base64urlNonEmpty });
 export type BackupBody = z.infer<typeof backupBody>;
 export const backupAnswerSchema = z.object({ backup: base64urlNonEmpty });
 
+/**
+ * `PUT /api/accounts/self/password` → 204: proves the current `authKey` and replaces salt, auth key and key backup
+ * (its key box re-wrapped under the new password) in one atomic write. The backup has the backup route's size limit.
+ */
+export const changePasswordBody = z.strictObject({
+  authKey: authKeySchema,
+  newSalt: saltSchema,
+  newAuthKey: authKeySchema,
+  backup: base64urlNonEmpty,
+});
+export type ChangePasswordBody = z.infer<typeof changePasswordBody>;
+
+/** `DELETE /api/accounts/self` → 204: proves the current `authKey`, then erases the account and everything of it. */
+export const deleteAccountBody = z.strictObject({ authKey: authKeySchema });
+export type DeleteAccountBody = z.infer<typeof deleteAccountBody>;
+
 const memberListSchema = z
   .array(idSchema)
   .max(LIMITS.groupMembers)

@@ -140,6 +140,74 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.getSession(alice.session.familyId)).toBeNull();
         expect(await store.deleteUser(alice.userId)).toBe(false);
       });
+
+      it('replaces salt, auth hash and backup together, only while the hash is the expected one', async () => {
+        const oldBackup = bytes(100);
+        await store.putBackup(alice.userId, oldBackup);
+        const next = {
+          salt: bytes(16),
+          authHash: '$2b$04$anewhashanewhashanewhashanewhashanewhashanewhashane',
+          backup: bytes(200),
+        };
+        expect(await store.changePassword(alice.userId, 'not the stored hash', next)).toBe(false);
+        const unchanged = await store.getUser(alice.userId);
+        expect(Buffer.from(unchanged?.salt ?? [])).toEqual(Buffer.from(alice.salt));
+        expect(unchanged?.authHash).toBe(alice.authHash);
+        expect(Buffer.from((await store.getBackup(alice.userId)) ?? [])).toEqual(oldBackup);
+
+        expect(await store.changePassword(alice.userId, alice.authHash, next)).toBe(true);
+        const changed = await store.findUserByUsername('alice');
+        expect(Buffer.from(changed?.salt ?? [])).toEqual(next.salt);
+        expect(changed?.authHash).toBe(next.authHash);
+        expect(Buffer.from((await store.getBackup(alice.userId)) ?? [])).toEqual(next.backup);
+        // The old hash no longer matches: a second change racing the first is refused.
+        expect(await store.changePassword(alice.userId, alice.authHash, { ...next, backup: bytes(10) })).toBe(false);
+        expect(Buffer.from((await store.getBackup(alice.userId)) ?? [])).toEqual(next.backup);
+        // Bob is untouched.
+        expect((await store.getUser(bob.userId))?.authHash).toBe(bob.authHash);
+        expect(await store.changePassword(id(), alice.authHash, next)).toBe(false);
+      });
+
+      it('deletes a user with prekeys, backup, mailbox, group memberships and sends, and keeps the name free', async () => {
+        await store.putPrekeys(alice.deviceId, { oneTimePrekeys: [{ keyId: 1, publicKey: bytes(32) }] }, limits(100));
+        await store.putBackup(alice.userId, bytes(50));
+        const groupId = id();
+        await store.createGroup(
+          groupId,
+          [
+            { userId: alice.userId, admin: true },
+            { userId: bob.userId, admin: false },
+          ],
+          T0,
+        );
+        const toAlice = id();
+        const fromAlice = id();
+        await store.applyWrites(
+          { ...noWrites, sends: [direct(bob, toAlice, [alice.deviceId]), direct(alice, fromAlice, [bob.deviceId])] },
+          T0 + 1,
+        );
+        expect(await store.deleteUser(alice.userId)).toBe(true);
+        expect(await store.getBackup(alice.userId)).toBeNull();
+        expect(await store.countPrekeys(alice.deviceId)).toEqual({
+          oneTimePrekeys: 0,
+          signedPrekeyId: null,
+          kemOneTimePrekeys: 0,
+          kemLastResortPrekeyId: null,
+        });
+        expect(await store.takeBundle(alice.userId)).toBeNull();
+        expect(await store.countMailbox(alice.deviceId)).toBe(0);
+        expect(await store.listGroups(alice.userId)).toEqual([]);
+        // Bob stays, now the group's admin; his copy of what alice sent is his.
+        const group = await store.getGroup(groupId);
+        expect(group?.members.map((m) => m.userId)).toEqual([bob.userId]);
+        expect(group?.members[0]?.admin).toBe(true);
+        expect(await store.countMailbox(bob.deviceId)).toBe(1);
+        expect(await store.counts()).toMatchObject({ users: 1, devices: 1, sessions: 1, oneTimePrekeys: 0, groups: 1 });
+        // The name can be registered again, by a new account.
+        const again = newAccount('alice');
+        expect(await store.createAccount(again)).toBe('created');
+        expect((await store.findUserByUsername('alice'))?.userId).toBe(again.userId);
+      });
     });
 
     describe('operations', () => {

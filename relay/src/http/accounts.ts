@@ -1,9 +1,10 @@
-// GET /api/accounts/:username/kdf and POST /api/accounts (sign-up).
+// GET /api/accounts/:username/kdf, POST /api/accounts (sign-up), and the signed-in account's own password change
+// and deletion (PUT /api/accounts/self/password, DELETE /api/accounts/self), each proving the current auth key.
 import { Router } from 'express';
-import { createAccountBody, usernameSchema } from '../protocol.js';
+import { changePasswordBody, createAccountBody, deleteAccountBody, usernameSchema } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import { parseInput } from '../validation.js';
-import { clientAddress } from './middleware.js';
+import { authOf, clientAddress, requireAuth } from './middleware.js';
 
 export function accountsRoutes(accounts: AccountService): Router {
   const router = Router();
@@ -14,6 +15,16 @@ export function accountsRoutes(accounts: AccountService): Router {
   router.post('/accounts', async (req, res) => {
     const body = parseInput(createAccountBody, req.body, 'body');
     res.status(201).json(await accounts.signUp(body, clientAddress(req)));
+  });
+  router.put('/accounts/self/password', requireAuth(accounts), async (req, res) => {
+    const body = parseInput(changePasswordBody, req.body, 'body');
+    await accounts.changePassword(authOf(res), body, clientAddress(req));
+    res.status(204).end();
+  });
+  router.delete('/accounts/self', requireAuth(accounts), async (req, res) => {
+    const body = parseInput(deleteAccountBody, req.body, 'body');
+    await accounts.deleteOwnAccount(authOf(res), body.authKey, clientAddress(req));
+    res.status(204).end();
   });
   return router;
 }

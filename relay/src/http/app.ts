@@ -65,7 +65,12 @@ export function createHttpApp(deps: HttpDeps): Express {
   }
 
   const api = express.Router();
-  api.use(jsonBodies(config.jsonBodyLimitBytes, { '/backup': BACKUP_BODY_LIMIT }));
+  api.use(
+    jsonBodies(config.jsonBodyLimitBytes, {
+      '/backup': BACKUP_BODY_LIMIT,
+      '/accounts/self/password': BACKUP_BODY_LIMIT,
+    }),
+  );
   api.use(healthRoutes(deps.health, deps.readiness));
   api.use(accountsRoutes(accounts));
   api.use(sessionsRoutes(accounts));

@@ -5,9 +5,17 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { RelayError } from '../errors.js';
-import { KDF_PARAMS } from '../protocol.js';
-import type { CreateAccountBody, KdfAnswer, RefreshBody, SessionAnswer, SignInBody } from '../protocol.js';
-import type { NewSession, Store } from '../store/store.js';
+import { KDF_PARAMS, LIMITS } from '../protocol.js';
+import type {
+  ChangePasswordBody,
+  CreateAccountBody,
+  KdfAnswer,
+  RefreshBody,
+  SessionAnswer,
+  SignInBody,
+} from '../protocol.js';
+import type { NewSession, Store, UserRecord } from '../store/store.js';
+import { deleteAccount } from './admin.js';
 import {
   checkedKemUpload,
   checkedSignedPrekey,
@@ -139,8 +147,12 @@ export class AccountService {
    * `address` is the client's network address: failures are counted per username and address, and per address
    * (IPv6: per /64) across usernames; the bcrypt comparison waits in the fair queue.
    */
-  async signIn(body: SignInBody, address: string): Promise<SessionAnswer> {
-    const username = body.username.toLowerCase();
+  /**
+   * Checks `authKey` against the account of `username` as a sign-in does, under the same limits: failures counted per
+   * username and address and per address, every attempt refused while limited, the bcrypt check in the fair queue,
+   * an unknown user costing the same as a wrong key. The user when it matches; `unauthorized` otherwise.
+   */
+  private async provePassword(username: string, authKey: string, address: string): Promise<UserRecord> {
     const from = addressKey(address);
     const byAddress = await this.o.addressLimiter.admit(from, this.o.now());
     if (!byAddress.ok) {
@@ -156,14 +168,13 @@ export class AccountService {
       });
     }
     const { slot } = admission;
-    let userId: string;
     let judged = false;
     try {
       const user = await this.o.store.findUserByUsername(username);
       // An unknown user costs the same bcrypt comparison as a wrong key.
       // The gauge counts the check from when it joins the queue: queued and running alike.
       const matches = await this.bcrypt(() =>
-        this.o.hashQueue.run(from, () => bcrypt.compare(bcryptInput(body.authKey), user?.authHash ?? this.dummyHash)),
+        this.o.hashQueue.run(from, () => bcrypt.compare(bcryptInput(authKey), user?.authHash ?? this.dummyHash)),
       );
       judged = true;
       if (!user || !matches) {
@@ -174,9 +185,7 @@ export class AccountService {
       slot.succeed();
       // One good account must not wipe the address's failures with other names: the attempt just counts for nothing.
       byAddress.slot.cancel();
-      // Only after the key matched: a deactivated account is not told apart from a wrong key before that.
-      if (user.disabled) throw new RelayError('forbidden', 'this account is deactivated');
-      userId = user.userId;
+      return user;
     } catch (err) {
       // An internal error or a full queue judged nothing: the failure history stays as it was.
       if (!judged) {
@@ -185,6 +194,55 @@ export class AccountService {
       }
       throw err;
     }
+  }
+
+  /**
+   * Replaces the password of the signed-in account: proves the current auth key (limited like sign-in failures),
+   * then writes the new salt, the hash of the new auth key and the re-wrapped key backup in one atomic store write,
+   * on the condition that the hash is still the one just checked (two concurrent changes: the second is refused).
+   * Sessions stay valid: the account's other devices stay signed in.
+   */
+  async changePassword(auth: AccessClaims, body: ChangePasswordBody, address: string): Promise<void> {
+    const backup = fromBase64url(body.backup);
+    if (backup.length > LIMITS.backupBytes) {
+      throw new RelayError('payload_too_large', `backup must be at most ${LIMITS.backupBytes} bytes`);
+    }
+    const user = await this.provePasswordOf(auth, body.authKey, address);
+    const authHash = await this.bcrypt(() =>
+      this.o.hashQueue.run(addressKey(address), () => bcrypt.hash(bcryptInput(body.newAuthKey), this.o.bcryptCost)),
+    );
+    const changed = await this.o.store.changePassword(user.userId, user.authHash, {
+      salt: fromBase64url(body.newSalt),
+      authHash,
+      backup,
+    });
+    if (!changed) throw new RelayError('unauthorized', 'the password was changed meanwhile');
+  }
+
+  /**
+   * Erases the signed-in account after proving its auth key (limited like sign-in failures): everything of it goes
+   * (the operator's deleteAccount), and its sockets are dropped.
+   */
+  async deleteOwnAccount(auth: AccessClaims, authKey: string, address: string): Promise<void> {
+    const user = await this.provePasswordOf(auth, authKey, address);
+    const families = await deleteAccount(this.o.store, user.userId);
+    if (families === null) throw new RelayError('not_found', 'no such account');
+    for (const familyId of families) this.o.onFamilyRevoked(familyId);
+  }
+
+  private async provePasswordOf(auth: AccessClaims, authKey: string, address: string): Promise<UserRecord> {
+    const account = await this.o.store.getUser(auth.userId);
+    if (!account) throw new RelayError('unauthorized', 'the session has ended');
+    const user = await this.provePassword(account.username, authKey, address);
+    if (user.userId !== auth.userId) throw new RelayError('unauthorized', UNAUTHORIZED);
+    return user;
+  }
+
+  async signIn(body: SignInBody, address: string): Promise<SessionAnswer> {
+    const user = await this.provePassword(body.username.toLowerCase(), body.authKey, address);
+    // Only after the key matched: a deactivated account is not told apart from a wrong key before that.
+    if (user.disabled) throw new RelayError('forbidden', 'this account is deactivated');
+    const userId = user.userId;
 
     const owner = body.deviceId ? await this.o.store.getDeviceOwner(body.deviceId) : null;
     const reuse = body.deviceId !== undefined && owner === userId;

@@ -263,6 +263,15 @@ export interface Store {
   /** Unknown ids are left out. */
   getPresence(userIds: string[]): Promise<PresenceRecord[]>;
   putBackup(userId: string, backup: Bytes): Promise<void>;
+  /**
+   * Replaces salt, auth hash and key backup of the user in one atomic write, only while its auth hash is still
+   * `expectedAuthHash` (a compare-and-set: of two concurrent changes one wins). False when nothing was written.
+   */
+  changePassword(
+    userId: string,
+    expectedAuthHash: string,
+    next: { salt: Bytes; authHash: string; backup: Bytes },
+  ): Promise<boolean>;
   /** Stores an invite (only the SHA-256 of its token) that one sign-up may spend before `expiresAt`. */
   putInvite(tokenHash: Bytes, expiresAt: number): Promise<void>;
   /** Spends an invite: its expiry when it existed unexpired (it is gone now), else null. */

@@ -4,6 +4,7 @@
 import './zod-csp'; // first: before any module below builds a zod schema
 import type { AccountKeys, ContactVerification, KeyBackup } from '@weconnect/crypto';
 import { z } from 'zod';
+import { AccountControl, type PasswordChangeStop } from './account';
 import { RelayApi, TokenKeeper, request } from './api';
 import { ChatClient, type ChatClientOptions } from './chat-client';
 import { loadCrypto, type Crypto } from './crypto-loader';
@@ -23,6 +24,7 @@ import {
 } from '@weconnect/relay/protocol';
 import {
   accountMetaSchema,
+  backupKeySchema,
   legacyWrapKeySchema,
   tokensSchema,
   type AccountMeta,
@@ -31,7 +33,14 @@ import {
 } from './schemas';
 import { LocalStore, WriteBatch } from './store';
 import type { BootProgress, ChatEngineApi, EngineBootApi, LocalAccountState } from './types';
-import { Vault, deriveAtRestKey } from './vault';
+import { Vault } from './vault';
+import {
+  rootFromBackupKey,
+  rootFromPassword,
+  sealRootForBackupKey,
+  sealRootForPassword,
+  vaultOfRoot,
+} from './vault-root';
 
 const CHECK = 'weconnect-at-rest-check-v1';
 
@@ -45,7 +54,10 @@ export interface BootOptions {
   /** The clock for keys and tokens (tests move it to exercise weekly rotation). */
   now?: () => number;
   /** Extra engine options (test hooks). */
-  engine?: Pick<ChatClientOptions, 'dangerousTestOnlyDropSendAcks' | 'dangerousTestOnlySkipInboundAcks'>;
+  engine?: Pick<ChatClientOptions, 'dangerousTestOnlyDropSendAcks' | 'dangerousTestOnlySkipInboundAcks'> & {
+    /** Test-only: a password change stops there, as if the tab closed. */
+    dangerousTestOnlyPasswordChangeStop?: PasswordChangeStop;
+  };
 }
 
 export class EngineBoot implements EngineBootApi {
@@ -129,15 +141,91 @@ export class EngineBoot implements EngineBootApi {
     return this.#options.derive(password, params);
   }
 
-  async #vault(meta: AccountMeta, wrapKey: Uint8Array): Promise<Vault> {
-    const vault = new Vault(await deriveAtRestKey(wrapKey));
+  /** Opens the vault with the password's wrap key (directly, or through the root sealed at a password change). */
+  async #vault(meta: AccountMeta, wrapKey: Uint8Array): Promise<{ vault: Vault; root: Uint8Array }> {
+    let root: Uint8Array | null = null;
     try {
-      const check = await vault.open('meta/check', meta.check, z.literal(CHECK));
-      if (check !== CHECK) throw new Error('check mismatch');
+      root = await rootFromPassword(meta, wrapKey);
+      const vault = await vaultOfRoot(root);
+      await checkVault(meta, vault);
+      return { vault, root };
     } catch {
+      root?.fill(0);
       throw new ClientError('wrong_password', 'That password is not right.');
     }
-    return vault;
+  }
+
+  /**
+   * Seals the vault's root under the account's backup key when this profile does not have it yet, so that a newer
+   * password (changed on another device, or a change whose last local step never ran) can open it later.
+   */
+  async #keepRootByBackup(meta: AccountMeta, vault: Vault, root: Uint8Array): Promise<AccountMeta> {
+    if (meta.rootByBackup) return meta;
+    const db = await this.#open();
+    const record = await new LocalStore(db, vault).read('secrets', 'backup-key', backupKeySchema).catch(() => null);
+    if (!record) return meta;
+    const next: AccountMeta = { ...meta, rootByBackup: await sealRootForBackupKey(root, record.key) };
+    await db.put('meta', next, 'account');
+    return next;
+  }
+
+  /**
+   * The password does not open this device's data, but it may be the account's newer password: the relay's salt
+   * differs from the one kept here (changed on another device, or this device's change stopped after the relay took
+   * it). Then the new password proves itself to the relay, opens the backup key through the relay's key box, and
+   * the backup key opens the vault's root, which is sealed under the new password from then on.
+   */
+  async #unlockWithNewerPassword(
+    password: string,
+    meta: AccountMeta,
+  ): Promise<{ meta: AccountMeta; vault: Vault; fresh: SessionAnswer; wrapKey: Uint8Array } | null> {
+    if (!meta.rootByBackup) return null;
+    const base = this.#options.relayUrl;
+    let kdf;
+    try {
+      kdf = await request(base, 'GET', `/api/accounts/${encodeURIComponent(meta.username)}/kdf`, kdfAnswerSchema);
+    } catch {
+      return null;
+    }
+    if (kdf.salt === meta.salt) return null;
+    const keys = await this.#derive(password, kdf);
+    let root: Uint8Array | null = null;
+    try {
+      const fresh = await request(base, 'POST', '/api/sessions', sessionAnswerSchema, {
+        username: meta.username,
+        authKey: keys.authKey,
+        deviceId: meta.deviceId,
+      }).catch((e: unknown) => {
+        if (e instanceof ClientError && e.code === 'unauthorized') return null;
+        throw e;
+      });
+      if (!fresh || fresh.userId !== meta.userId) return null;
+      const c = await loadCrypto();
+      const { backup } = await request(base, 'GET', '/api/backup', backupAnswerSchema, undefined, fresh.accessToken);
+      const backupKey = c.unwrapBackupKey(keys.wrapKey, meta.userId, c.fromBase64Url(backup));
+      try {
+        root = await rootFromBackupKey(meta.rootByBackup, backupKey);
+      } finally {
+        c.wipe(backupKey);
+      }
+      const vault = await vaultOfRoot(root);
+      await checkVault(meta, vault);
+      const next: AccountMeta = {
+        ...meta,
+        salt: kdf.salt,
+        opslimit: kdf.opslimit,
+        memlimit: kdf.memlimit,
+        vaultRoot: await sealRootForPassword(root, keys.wrapKey),
+      };
+      await (await this.#open()).put('meta', next, 'account');
+      return { meta: next, vault, fresh, wrapKey: keys.wrapKey.slice() };
+    } catch (e) {
+      if (e instanceof ClientError && e.code === 'relay_unreachable') throw e;
+      return null;
+    } finally {
+      root?.fill(0);
+      keys.wrapKey.fill(0);
+    }
   }
 
   async tryAutoUnlock(): Promise<ChatEngineApi | null> {
@@ -169,7 +257,7 @@ export class EngineBoot implements EngineBootApi {
   }
 
   async unlock(password: string, keepUnlocked: boolean, progress?: BootProgress): Promise<ChatEngineApi> {
-    const meta = await this.#meta();
+    let meta = await this.#meta();
     if (!meta) throw new ClientError('not_signed_in', 'There is no account on this device.');
     await this.#lock();
     try {
@@ -178,13 +266,24 @@ export class EngineBoot implements EngineBootApi {
       let vault: Vault;
       // The wrap key goes to the engine, in memory, for its first backup sync (to follow a re-keyed backup or
       // migrate a format-1 one), which wipes it; it is never stored (and a copy older versions stored is deleted).
-      const handover = keys.wrapKey.slice();
+      let handover: Uint8Array = keys.wrapKey.slice();
+      let fresh: SessionAnswer | null = null;
       try {
-        vault = await this.#vault(meta, keys.wrapKey);
+        const opened = await this.#vault(meta, keys.wrapKey);
+        vault = opened.vault;
+        try {
+          meta = await this.#keepRootByBackup(meta, vault, opened.root);
+        } finally {
+          opened.root.fill(0);
+        }
         await (await this.#open()).delete('secrets', 'wrap-key');
       } catch (e) {
         handover.fill(0);
-        throw e;
+        if (!(e instanceof ClientError && e.code === 'wrong_password')) throw e;
+        const newer = await this.#unlockWithNewerPassword(password, meta);
+        if (!newer) throw e;
+        ({ meta, vault, fresh } = newer);
+        handover = newer.wrapKey;
       } finally {
         keys.wrapKey.fill(0);
       }
@@ -193,27 +292,34 @@ export class EngineBoot implements EngineBootApi {
       else await db.delete('devicekeys', 'unlock-key');
       progress?.('connecting');
       // Fresh tokens from the password (the stored refresh token may have expired); offline, the stored one waits.
-      let fresh: SessionAnswer | null = null;
-      try {
-        fresh = await request(this.#options.relayUrl, 'POST', '/api/sessions', sessionAnswerSchema, {
-          username: meta.username,
-          authKey: keys.authKey,
-          deviceId: meta.deviceId,
-        });
-      } catch (e) {
-        if (e instanceof ClientError && e.code === 'device_removed') {
-          // Removed by another device of the account while this one was away: nothing here may be used again.
-          handover.fill(0);
-          await wipeEngineDB(await this.#open());
-          throw new ClientError(
-            'device_removed',
-            'This device was removed from your account. Its keys and history were erased here; sign in again ' +
-              'to use it as a new device.',
-          );
-        }
-        if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
-          handover.fill(0);
-          throw e;
+      if (!fresh) {
+        try {
+          fresh = await request(this.#options.relayUrl, 'POST', '/api/sessions', sessionAnswerSchema, {
+            username: meta.username,
+            authKey: keys.authKey,
+            deviceId: meta.deviceId,
+          });
+        } catch (e) {
+          if (e instanceof ClientError && e.code === 'device_removed') {
+            // Removed by another device of the account while this one was away: nothing here may be used again.
+            handover.fill(0);
+            await wipeEngineDB(await this.#open());
+            throw new ClientError(
+              'device_removed',
+              'This device was removed from your account. Its keys and history were erased here; sign in again ' +
+                'to use it as a new device.',
+            );
+          }
+          if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
+            handover.fill(0);
+            if (e instanceof ClientError && e.code === 'unauthorized') {
+              throw new ClientError(
+                'password_changed',
+                "This account's password was changed (on another device, or here just before). Enter the new password.",
+              );
+            }
+            throw e;
+          }
         }
       }
       return await this.#start(meta, vault, fresh, handover);
@@ -381,7 +487,7 @@ export class EngineBoot implements EngineBootApi {
     restored: readonly ContactVerification[] | null,
     backupKey: BackupKeyRecord | null,
   ): Promise<{ meta: AccountMeta; vault: Vault }> {
-    const vault = new Vault(await deriveAtRestKey(wrapKey));
+    const vault = await vaultOfRoot(wrapKey);
     const meta: AccountMeta = {
       version: 1,
       userId: answer.userId,
@@ -391,6 +497,7 @@ export class EngineBoot implements EngineBootApi {
       opslimit: params.opslimit,
       memlimit: params.memlimit,
       check: await vault.seal('meta/check', CHECK),
+      ...(backupKey ? { rootByBackup: await sealRootForBackupKey(wrapKey, backupKey.key) } : {}),
     };
     const db = await this.#open();
     const store = new LocalStore(db, vault);
@@ -451,7 +558,19 @@ export class EngineBoot implements EngineBootApi {
     );
     if (fresh) await tokens.set(fresh.accessToken, fresh.refreshToken, fresh.expiresIn);
     const keys = await OwnKeys.load(c, store);
+    const { dangerousTestOnlyPasswordChangeStop: stopAt, ...engineHooks } = this.#options.engine ?? {};
+    const account = new AccountControl({
+      crypto: c,
+      db,
+      store,
+      relayUrl: this.#options.relayUrl,
+      tokens,
+      userId: meta.userId,
+      derive: (password, params) => this.#derive(password, params),
+      ...(stopAt ? { dangerousTestOnlyStopAt: stopAt } : {}),
+    });
     const client = await ChatClient.open({
+      account,
       crypto: c,
       store,
       api: new RelayApi(this.#options.relayUrl, tokens),
@@ -464,7 +583,7 @@ export class EngineBoot implements EngineBootApi {
         this.#db = null;
         this.#unlockLock();
       },
-      ...this.#options.engine,
+      ...engineHooks,
     });
     return client;
   }
@@ -477,6 +596,12 @@ export class EngineBoot implements EngineBootApi {
       this.#unlockLock();
     }
   }
+}
+
+/** Throws unless the vault opens the account record's sealed check constant. */
+async function checkVault(meta: AccountMeta, vault: Vault): Promise<void> {
+  const check = await vault.open('meta/check', meta.check, z.literal(CHECK));
+  if (check !== CHECK) throw new Error('check mismatch');
 }
 
 /** Overwrites the private halves of freshly made keys once they are stored (sealed) in IndexedDB. */

@@ -2,6 +2,7 @@
 // membership and messaging, trust) around one shared EngineContext; owns connection, presence, settings, key
 // maintenance and sign-out. It never renders. See web/README.md for the data path.
 
+import type { AccountControl, PasswordProgress } from './account';
 import type { RelayApi } from './api';
 import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from './context';
 import type { Crypto } from './crypto-loader';
@@ -56,6 +57,8 @@ export interface ChatClientOptions {
    * key, migrate a format-1 backup). The engine owns it from here: its first backup sync wipes it.
    */
   backupWrapKey?: Uint8Array | null;
+  /** Password change and account deletion (made by the boot, which knows the password's derivation). */
+  account?: AccountControl;
   /** Called once after sign-out or when the session ended (release the tab lock, go back to the first screen). */
   onClosed: () => void;
   /** Test-only: ignore relay acks for sends (simulates an ack lost on the way back). */
@@ -103,6 +106,7 @@ export class ChatClient implements ChatEngineApi {
       {
         // The conversation's banner says it (and offers the safety number); no floating notice on top of it.
         identityChanged: (contact) => ctx.setTrust(contact),
+        accountDeleted: (contact) => ctx.setTrust(contact),
         deviceAdded: (userId, deviceId) => {
           this.#groupMessages.deviceAdded(userId, deviceId);
           void this.devices.contactDeviceSeen(userId, deviceId).catch(() => undefined);
@@ -239,6 +243,12 @@ export class ChatClient implements ChatEngineApi {
     ctx.convs.set(c.conv, c);
     ctx.publishConvs();
     ctx.watchPresence();
+    // Meet the contact now (the device list; no one-time prekeys taken): a username registered again under a new
+    // key shows its warning before anything is written, and a deleted account shows as deleted.
+    void this.#sessions
+      .contact(person.userId)
+      .then((contact) => ctx.setTrust(contact))
+      .catch(() => undefined);
   }
 
   async loadHistory(conv: string, before: number | null, limit = 50): Promise<HistoryPage> {
@@ -409,6 +419,21 @@ export class ChatClient implements ChatEngineApi {
     } else {
       await wipeEngineDB(this.#ctx.store.db);
     }
+    this.close();
+  }
+
+  async changePassword(current: string, next: string, progress?: PasswordProgress): Promise<void> {
+    if (!this.#options.account) throw new ClientError('invalid_input', 'This engine cannot change the password.');
+    await this.#options.account.changePassword(current, next, progress);
+  }
+
+  /** Erases the account on the relay (proved with the password), then everything of it in this browser. */
+  async deleteAccount(password: string): Promise<void> {
+    if (!this.#options.account) throw new ClientError('invalid_input', 'This engine cannot delete the account.');
+    await this.#options.account.deleteAccount(password);
+    this.#transport.stop();
+    await this.#inbound.idle.catch(() => undefined);
+    await wipeEngineDB(this.#ctx.store.db);
     this.close();
   }
 

@@ -170,6 +170,7 @@ export class EngineContext {
       verified: contact.verified,
       keyChanged: contact.keyChanged ?? false,
       blocked: contact.pendingIdentityKey !== undefined,
+      ...(contact.deleted ? { deleted: true } : {}),
     };
     this.set({ trust: { ...this.#snapshot.trust, [contact.userId]: trust } }, publish);
   }

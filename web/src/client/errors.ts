@@ -7,6 +7,10 @@ export type ClientErrorCode =
   | 'invalid_input'
   | 'rate_limited'
   | 'wrong_password'
+  /** Unlock: the password opens this device's data, but the relay has a newer password for the account. */
+  | 'password_changed'
+  /** The peer's account was deleted (the relay no longer knows it). */
+  | 'account_deleted'
   | 'not_signed_in'
   | 'locked'
   | 'decrypt_failed'

@@ -38,6 +38,9 @@ export class Outbound {
     if (text.length > MAX_TEXT) throw new ClientError('invalid_input', `Messages are at most ${MAX_TEXT} characters.`);
     const c = ctx.convs.get(conv);
     if (!c) throw new ClientError('invalid_input', 'Open the conversation first.');
+    if (ctx.snapshot.trust[conv]?.deleted) {
+      throw new ClientError('account_deleted', `${c.username}'s account was deleted. Messages can no longer be sent.`);
+    }
     if (ctx.snapshot.trust[conv]?.blocked) {
       throw new ClientError('identity_changed', `${c.username}'s security key changed. Accept the new key to send.`);
     }

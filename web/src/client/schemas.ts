@@ -31,6 +31,10 @@ export const accountMetaSchema = z.object({
   memlimit: z.number().int().positive(),
   /** A sealed constant: opening it proves the password (and so the at-rest key) is right. */
   check: sealedSchema,
+  /** After a password change: the vault's root sealed under the current password (see vault-root.ts). */
+  vaultRoot: sealedSchema.optional(),
+  /** The vault's root sealed under the account's backup key, for a device that only knows a newer password. */
+  rootByBackup: sealedSchema.optional(),
 });
 export type AccountMeta = z.infer<typeof accountMetaSchema>;
 
@@ -86,8 +90,16 @@ export const contactSchema = z.object({
   keyChanged: z.boolean().optional(),
   /** Verification restored from the key backup: the username is a placeholder until the relay's bundle names it. */
   restored: z.boolean().optional(),
+  /** The relay no longer knows this account (its bundle is 404): it was deleted. Sending is off. */
+  deleted: z.boolean().optional(),
 });
 export type Contact = z.infer<typeof contactSchema>;
+
+/**
+ * secrets ['known-name', username]: the user id and identity key last seen under a username. A username registered
+ * again after its account was deleted comes with a new user id and key: old contacts get the key-change warning.
+ */
+export const knownNameSchema = z.object({ userId: id, identityKey: z.string() });
 
 export const messageStatusSchema = z.enum(['pending', 'sent', 'delivered', 'read']);
 

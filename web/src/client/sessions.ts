@@ -15,7 +15,7 @@ import type { Crypto } from './crypto-loader';
 import { ClientError } from './errors';
 import type { OwnKeys } from './own-keys';
 import { bundleAnswerSchema, type BundleAnswer } from '@weconnect/relay/protocol';
-import { isRelayId, type Contact } from './schemas';
+import { isRelayId, knownNameSchema, type Contact } from './schemas';
 import { SessionStates } from './session-states';
 import { WriteBatch, type LocalStore } from './store';
 
@@ -64,6 +64,8 @@ export interface SessionEvents {
   deviceAdded?(userId: string, deviceId: string): void;
   /** A user's device list (a bundle) was read, under the contact's trusted key (issue #14: new-device notices). */
   devicesListed?(contact: Contact, deviceIds: string[]): Promise<void>;
+  /** The relay no longer knows a contact: the account was deleted. */
+  accountDeleted?(contact: Contact): void;
 }
 
 export class Sessions {
@@ -141,11 +143,12 @@ export class Sessions {
     sending = false,
   ): Promise<{ bundle: BundleAnswer; contact: Contact }> {
     const query = takeFor === 'all' ? '' : `?devices=${takeFor.map(encodeURIComponent).join(',')}`;
-    const bundle = await this.#api.call(
-      'GET',
-      `/api/users/${encodeURIComponent(peerUserId)}/bundle${query}`,
-      bundleAnswerSchema,
-    );
+    const bundle = await this.#api
+      .call('GET', `/api/users/${encodeURIComponent(peerUserId)}/bundle${query}`, bundleAnswerSchema)
+      .catch(async (e: unknown) => {
+        if (e instanceof ClientError && e.code === 'not_found') throw await this.#accountDeleted(peerUserId);
+        throw e;
+      });
     if (bundle.userId !== peerUserId) throw new ClientError('relay_error', 'The relay answered for another user');
     const contact = await this.#acceptIdentity(peerUserId, bundle.username, bundle.identityKey, sending);
     if (contact.identityKey === bundle.identityKey) {
@@ -155,6 +158,34 @@ export class Sessions {
       );
     }
     return { bundle, contact };
+  }
+
+  async #rememberName(userId: string, username: string, identityKey: string): Promise<void> {
+    const seen = await this.#store.read('secrets', ['known-name', username], knownNameSchema);
+    if (seen?.userId !== userId || seen.identityKey !== identityKey) {
+      await this.#store.write('secrets', ['known-name', username], { userId, identityKey });
+    }
+  }
+
+  /** The relay no longer knows the user: the contact is marked deleted (sending stops) and the error says so. */
+  async #accountDeleted(userId: string): Promise<ClientError> {
+    const known = await this.#store.contact(userId);
+    if (known && !known.deleted) {
+      const gone: Contact = { ...known, deleted: true };
+      await this.#store.write('contacts', userId, gone);
+      this.#events.accountDeleted?.(gone);
+    }
+    return new ClientError('account_deleted', `${known?.username ?? 'This user'}'s account was deleted.`);
+  }
+
+  /**
+   * A user id never seen before, under a username we knew with another user id and identity key: the name was
+   * registered again (the old account was deleted, or the relay swapped it). Remembered per username; true when the
+   * key differs from the one last seen under that name.
+   */
+  async #nameReused(userId: string, username: string, identityKey: string): Promise<boolean> {
+    const seen = await this.#store.read('secrets', ['known-name', username], knownNameSchema);
+    return seen !== null && seen.userId !== userId && seen.identityKey !== identityKey;
   }
 
   /**
@@ -168,8 +199,9 @@ export class Sessions {
   async #acceptIdentity(userId: string, username: string, identityKey: string, sending: boolean): Promise<Contact> {
     const known = await this.#store.contact(userId);
     if (known && known.identityKey === identityKey) {
-      if (known.username !== username || known.pendingIdentityKey !== undefined || known.restored) {
-        const { pendingIdentityKey: _stale, restored: _restored, ...rest } = known;
+      await this.#rememberName(userId, username, identityKey);
+      if (known.username !== username || known.pendingIdentityKey !== undefined || known.restored || known.deleted) {
+        const { pendingIdentityKey: _stale, restored: _restored, deleted: _deleted, ...rest } = known;
         const renamed = { ...rest, username };
         await this.#store.write('contacts', userId, renamed);
         return renamed;
@@ -185,11 +217,19 @@ export class Sessions {
       }
       throw identityChanged(known.username);
     }
-    const contact: Contact = { userId, username, identityKey, verified: false, ...(known ? { keyChanged: true } : {}) };
+    const changed = known !== null || (await this.#nameReused(userId, username, identityKey));
+    const contact: Contact = {
+      userId,
+      username,
+      identityKey,
+      verified: false,
+      ...(changed ? { keyChanged: true } : {}),
+    };
     await this.#store.write('contacts', userId, contact);
-    if (known) {
+    await this.#store.write('secrets', ['known-name', username], { userId, identityKey });
+    if (changed) {
       this.#events.identityChanged(contact);
-      if (sending) throw identityChanged(known.username, 'Check the new key, then send again.');
+      if (sending) throw identityChanged(known?.username ?? username, 'Check the new key, then send again.');
     }
     return contact;
   }

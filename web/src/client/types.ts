@@ -59,6 +59,8 @@ export interface ContactTrust {
   keyChanged: boolean;
   /** A verified contact's key changed: sending waits until the user accepts the new key. */
   blocked: boolean;
+  /** The contact's account was deleted (the relay no longer knows it): nothing can be sent. Absent otherwise. */
+  deleted?: boolean;
 }
 
 export interface SafetyNumberView {
@@ -156,6 +158,17 @@ export interface ChatEngineApi {
   signOut(keepLocalData: boolean): Promise<void>;
   /** This account's devices (Settings → Devices). */
   readonly devices: DevicesApi;
+  /**
+   * Replaces the password (a new salt, auth key and key box; see account.ts for why no step can lock the user out).
+   * Other devices stay signed in; the new password works at their next unlock.
+   */
+  changePassword(
+    current: string,
+    next: string,
+    progress?: (step: 'checking' | 'deriving' | 'saving') => void,
+  ): Promise<void>;
+  /** Erases the account on the relay, proved with the password, then wipes this browser's data and closes. */
+  deleteAccount(password: string): Promise<void>;
 }
 
 /** Progress of a long step (Argon2id), for the progress indicator. */

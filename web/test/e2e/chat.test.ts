@@ -29,7 +29,8 @@ const PASSWORD = 'a long enough password';
 async function signUp(page: Page, url: string, name: string): Promise<void> {
   await page.goto(url);
   await page.getByRole('textbox', { name: 'Username' }).fill(name);
-  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await page.getByLabel('Confirm password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account', exact: true }).click();
   await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
 }

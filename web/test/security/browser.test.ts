@@ -114,7 +114,8 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
   async function signUp(page: Page, name: string): Promise<void> {
     await page.goto(relay.url);
     await page.getByRole('textbox', { name: 'Username' }).fill(name);
-    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('Confirm password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Create account', exact: true }).click();
     await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
   }
@@ -167,7 +168,8 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
     const w = await guarded();
     await w.page.goto(relay.url);
     await w.page.getByRole('textbox', { name: 'Username' }).fill('<img src=x onerror=window.__xss=1>');
-    await w.page.getByLabel('Password').fill(PASSWORD);
+    await w.page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await w.page.getByLabel('Confirm password').fill(PASSWORD);
     await w.page.getByRole('button', { name: 'Create account', exact: true }).click();
     // Refused (by the page, or else by the relay): an error is shown and the chat never opens.
     await w.page.getByRole('alert').waitFor({ timeout: 30_000 });

@@ -32,6 +32,7 @@ import type {
   UserRecord,
   WriteBatch,
 } from '../store.js';
+import { withoutMember } from '../group-rules.js';
 import { MongoMailbox } from './mailbox.js';
 import { TTL_INDEXES, defineModels } from './models.js';
 import type { DeviceDoc, FamilyDoc, GroupDoc, KemPrekeyDoc, Models, PrekeyDoc, UserDoc } from './models.js';
@@ -271,6 +272,19 @@ export class MongoStore implements Store {
 
   async putBackup(userId: string, backup: Bytes): Promise<void> {
     await this.m.users.updateOne({ _id: userId }, { $set: { backup: Buffer.from(backup) } });
+  }
+
+  async changePassword(
+    userId: string,
+    expectedAuthHash: string,
+    next: { salt: Bytes; authHash: string; backup: Bytes },
+  ): Promise<boolean> {
+    // Salt, hash and backup live in the one user document: a single conditional update is atomic.
+    const result = await this.m.users.updateOne(
+      { _id: userId, authHash: expectedAuthHash },
+      { $set: { salt: Buffer.from(next.salt), authHash: next.authHash, backup: Buffer.from(next.backup) } },
+    );
+    return result.matchedCount === 1;
   }
 
   async getBackup(userId: string): Promise<Bytes | null> {
@@ -836,7 +850,14 @@ export class MongoStore implements Store {
   private async removeMember(group: GroupDoc, userId: string): Promise<void> {
     let current: GroupDoc | null = group;
     for (let attempt = 0; current && attempt < 10; attempt++) {
-      const members = current.members.filter((m) => m.userId !== userId); // as SQLite's cascade: nothing else
+      // As leaving: the group keeps an admin, and an emptied group is deleted.
+      const members = withoutMember(current.members, userId);
+      if (members.length === 0) {
+        const gone = await this.m.groups.deleteOne({ _id: current._id, version: current.version });
+        if (gone.deletedCount === 1) return;
+        current = await this.m.groups.findById(current._id).lean();
+        continue;
+      }
       const res = await this.m.groups.updateOne(
         { _id: current._id, version: current.version },
         { $set: { version: current.version + 1, members, memberIds: members.map((m) => m.userId) } },

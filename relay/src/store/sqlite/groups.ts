@@ -2,6 +2,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { GroupMemberRecord, GroupRecord } from '../store.js';
 import type { Prepare } from './statements.js';
+import { withoutMember } from '../group-rules.js';
 
 export class GroupTables {
   constructor(
@@ -56,6 +57,16 @@ export class GroupTables {
       this.insertMembers(groupId, members);
       return true;
     })();
+  }
+
+  /**
+   * Takes a user out of every group (an account being deleted), as leaving does: a group left without an admin gets
+   * its longest-standing remaining member as admin, and a group left with no members is deleted.
+   */
+  dropFromAll(userId: string): void {
+    for (const group of this.listOf(userId)) {
+      this.replaceMembers(group.groupId, group.version, withoutMember(group.members, userId));
+    }
   }
 
   private insertMembers(groupId: string, members: GroupMemberRecord[]): void {

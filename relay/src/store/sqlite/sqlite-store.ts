@@ -165,6 +165,8 @@ export class SqliteStore implements Store {
         this.prepare(
           'DELETE FROM sent_ids WHERE sender_device_id IN (SELECT device_id FROM devices WHERE user_id = ?)',
         ).run(userId);
+        // Its groups keep an admin, and an emptied group goes (as when a last member leaves).
+        this.groups.dropFromAll(userId);
         // Its devices, prekeys, sessions, memberships and mailbox entries go with it (ON DELETE CASCADE).
         const deleted = this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0;
         if (deleted) this.mailbox.forgetDevices();
@@ -215,6 +217,24 @@ export class SqliteStore implements Store {
     return later(() => {
       this.prepare('UPDATE users SET backup = ? WHERE user_id = ?').run(backup, userId);
     });
+  }
+
+  changePassword(
+    userId: string,
+    expectedAuthHash: string,
+    next: { salt: Bytes; authHash: string; backup: Bytes },
+  ): Promise<boolean> {
+    // One UPDATE: salt, hash and backup change together or not at all.
+    return later(
+      () =>
+        this.prepare('UPDATE users SET salt = ?, auth_hash = ?, backup = ? WHERE user_id = ? AND auth_hash = ?').run(
+          next.salt,
+          next.authHash,
+          next.backup,
+          userId,
+          expectedAuthHash,
+        ).changes === 1,
+    );
   }
 
   getBackup(userId: string): Promise<Bytes | null> {

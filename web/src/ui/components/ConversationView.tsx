@@ -180,7 +180,11 @@ export function ConversationView({
           </>
         ) : null}
       </div>
-      {group?.left ? (
+      {trust?.deleted ? (
+        <p className="composer-note is-deleted" role="status">
+          This account was deleted
+        </p>
+      ) : group?.left ? (
         <p className="composer-note muted">You are no longer a member of this group.</p>
       ) : trust?.blocked ? (
         <p className="composer-note muted">Accept {username}&apos;s new security key to send messages.</p>
@@ -188,7 +192,7 @@ export function ConversationView({
       <Composer
         draft={draft}
         onDraft={onDraft}
-        disabled={Boolean(group?.left || trust?.blocked)}
+        disabled={Boolean(group?.left || trust?.blocked || trust?.deleted)}
         onSend={(text) => {
           stick.current = true;
           return engine.send(conv, text);

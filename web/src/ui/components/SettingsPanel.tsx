@@ -3,6 +3,8 @@ import { useState } from 'react';
 import type { ChatEngineApi } from '../../client/types';
 import { loadThemePreference, saveThemePreference, type ThemePreference } from '../theme';
 import { DevicesSection } from './DevicesSection';
+import { ChangePasswordSection } from './ChangePasswordSection';
+import { DeleteAccountSection } from './DeleteAccountSection';
 import { FormError } from './FormError';
 import { PanelHeader } from './PanelHeader';
 
@@ -95,6 +97,8 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
             Sign out
           </button>
         </fieldset>
+        <ChangePasswordSection engine={engine} />
+        <DeleteAccountSection engine={engine} onDeleted={onSignedOut} />
       </div>
     </section>
   );

@@ -11,6 +11,7 @@ export function AuthScreen({ boot, onSignedIn }: { boot: EngineBootApi; onSigned
   const [mode, setMode] = useState<'signup' | 'signin'>('signup');
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
+  const [confirm, setConfirm] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [step, setStep] = useState<Step | null>(null);
   const hintId = useId();
@@ -27,6 +28,10 @@ export function AuthScreen({ boot, onSignedIn }: { boot: EngineBootApi; onSigned
     }
     if (signup && password.length < 8) {
       setError('Choose a password of at least 8 characters.');
+      return;
+    }
+    if (signup && password !== confirm) {
+      setError('The passwords do not match. Type the same password twice.');
       return;
     }
     const progress: BootProgress = (s) => setStep(s);
@@ -76,9 +81,28 @@ export function AuthScreen({ boot, onSignedIn }: { boot: EngineBootApi; onSigned
             required
           />
         </label>
+        {signup ? (
+          <label className="field">
+            <span>Confirm password</span>
+            <input
+              name="confirm-password"
+              type="password"
+              autoComplete="new-password"
+              value={confirm}
+              disabled={busy}
+              onChange={(e) => setConfirm(e.target.value)}
+              required
+            />
+          </label>
+        ) : null}
         <p id={hintId} className="hint">
           {signup ? 'Letters, digits and _ · at least 8 characters of password' : ' '}
         </p>
+        {signup ? (
+          <p className="auth-warning">
+            There is no password reset. If you forget your password, your account and messages cannot be recovered.
+          </p>
+        ) : null}
         <FormError error={error} />
         {step ? <ProgressNote step={step} /> : null}
         <button type="submit" className="btn btn-primary btn-block" disabled={busy}>
