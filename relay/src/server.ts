@@ -17,6 +17,7 @@ import { deriveKey, loadOrCreateSecret } from './secrets.js';
 import { AccountService } from './service/accounts.js';
 import { Delivery } from './service/delivery.js';
 import { DirectoryService } from './service/directory.js';
+import { ProfileService } from './service/profiles.js';
 import { GroupService } from './service/groups.js';
 import { HashQueue } from './service/hash-queue.js';
 import { MailboxService } from './service/mailbox.js';
@@ -270,7 +271,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   if (cluster) probes.push({ name: 'redis', ping: () => cluster.ping() });
   const readiness = new Readiness(probes, config.readyTimeoutMs);
 
-  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, metrics });
+  const profiles = new ProfileService(store);
+  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, profiles, metrics });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
     config,
