@@ -11,6 +11,7 @@ import { GroupMembership } from './group-membership';
 import { GroupMessaging } from './group-messaging';
 import { Inbound } from './inbound';
 import { Outbound } from './outbound';
+import { Profiles } from './profiles';
 import type { OwnKeys } from './own-keys';
 import { Receipts } from './receipts';
 import { prekeyCountAnswerSchema, presenceUpdateSchema, userSearchAnswerSchema } from '@weconnect/relay/protocol';
@@ -65,6 +66,7 @@ export class ChatClient implements ChatEngineApi {
   readonly #membership: GroupMembership;
   readonly #groupMessages: GroupMessaging;
   readonly #trust: Trust;
+  readonly #profiles: Profiles;
   readonly #transport: Transport;
   readonly #sessions: Sessions;
   #timer: ReturnType<typeof setInterval> | null = null;
@@ -103,6 +105,7 @@ export class ChatClient implements ChatEngineApi {
     this.#membership = new GroupMembership(ctx);
     this.#groupMessages = new GroupMessaging(ctx);
     this.#trust = new Trust(ctx, options.backupWrapKey ?? null);
+    this.#profiles = new Profiles(ctx);
     this.#transport = new Transport(options.relayUrl, options.api.tokens, {
       state: (connection) => ctx.set({ connection }),
       messages: (batch, ack) => this.#inbound.onMessages(batch, ack),
@@ -119,6 +122,7 @@ export class ChatClient implements ChatEngineApi {
       membership: this.#membership,
       groupMessages: this.#groupMessages,
       trust: this.#trust,
+      profiles: this.#profiles,
     });
   }
 
@@ -142,6 +146,7 @@ export class ChatClient implements ChatEngineApi {
       const contact = await ctx.store.contact(key);
       if (contact) ctx.setTrust(contact, false);
     }
+    await this.#profiles.load();
     const settings = await ctx.store.read('secrets', 'settings', settingsSchema);
     ctx.set({ conversations: ctx.sortedConvs(), sharePresence: settings?.sharePresence ?? true });
   }
@@ -200,7 +205,12 @@ export class ChatClient implements ChatEngineApi {
   }
 
   send(conv: string, text: string): Promise<string> {
+    void this.#profiles.shareBeforeSending(conv);
     return this.#outbound.send(conv, text);
+  }
+
+  saveProfile(name: string, picture: Uint8Array | null): Promise<void> {
+    return this.#profiles.save(name, picture);
   }
 
   /** Sends what the outbox holds, oldest first, until it is empty or the relay is unreachable. */
@@ -256,7 +266,7 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.watchPresence();
     void this.flushOutbox();
     void this.#maintain();
-    void this.#trust.syncBackup();
+    void this.#trust.syncBackup().then(() => this.#profiles.refreshOwn().catch(() => undefined));
     void this.#membership.syncGroupsIfNewDevice().catch((e: unknown) => {
       if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
         console.warn('group list not synced:', describeError(e));

@@ -99,6 +99,14 @@ export interface EngineSnapshot {
   sharePresence: boolean;
   /** Human-readable problems to show (relay unreachable, a message failed to decrypt…), newest last. */
   notices: readonly Notice[];
+  /** userId → profile (ours included), for the users whose profile key this device holds. */
+  profiles: Readonly<Record<string, ProfileView>>;
+}
+
+/** A user's profile as this device opened it (display name '' when none is set; picture bytes or null). */
+export interface ProfileView {
+  name: string;
+  picture: Uint8Array | null;
 }
 
 export interface Notice {
@@ -147,6 +155,8 @@ export interface ChatEngineApi {
   /** Asks the sender of a message that could not be decrypted to send it again. */
   requestResend(conv: string, messageId: string): Promise<void>;
   dismissNotice(id: number): void;
+  /** Seals and uploads our display name and picture (the encoded square, or null), then tells our contacts. */
+  saveProfile(name: string, picture: Uint8Array | null): Promise<void>;
   signOut(keepLocalData: boolean): Promise<void>;
 }
 
