@@ -4,6 +4,7 @@ import type { ChatEngineApi } from '../../client/types';
 import { loadThemePreference, saveThemePreference, type ThemePreference } from '../theme';
 import { FormError } from './FormError';
 import { PanelHeader } from './PanelHeader';
+import { ProfileSection } from './ProfileSection';
 
 interface Props {
   engine: ChatEngineApi;
@@ -50,6 +51,7 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
       <PanelHeader titleId="settings-title" title="Settings" closeLabel="Close settings" onClose={onClose} />
       <div className="settings-body">
         <FormError error={error} />
+        <ProfileSection engine={engine} />
         <fieldset className="card">
           <legend>Theme</legend>
           <div className="segmented">
