@@ -13,7 +13,7 @@ import { accountMetaSchema, backupKeySchema } from '../../src/client/schemas';
 import { LocalStore } from '../../src/client/store';
 import type { ChatEngineApi } from '../../src/client/types';
 import { Vault, deriveAtRestKey } from '../../src/client/vault';
-import { asClient, hasText, http, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { asClient, boot, hasText, http, openWith, signUpUser, until, type TestUser } from '../support/engine';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
 let relay: TestRelay;
@@ -193,6 +193,35 @@ describe('profiles', () => {
       return p?.name === 'Junk picture' ? p : undefined;
     });
     expect(seen.picture).toBeNull();
+  });
+
+  it('gives group members the key with the first group message (their member lists show her profile)', async () => {
+    // Alice saves before the group exists: gil and hal, strangers to her until now, get the key with her first message.
+    await alice.engine.saveProfile('Alice at the party', png(0x22));
+    const gil = await user('pf_gil');
+    const hal = await user('pf_hal');
+    const group = await alice.engine.createGroup('Tea party', [
+      { userId: gil.userId, username: gil.name },
+      { userId: hal.userId, username: hal.name },
+    ]);
+    await until('gil has the group', () => gil.engine.getSnapshot().conversations.some((c) => c.conv === group));
+    await alice.engine.send(group, 'welcome to the tea party');
+    for (const u of [gil, hal]) {
+      await until(`${u.name} sees alice's profile`, () => {
+        return u.engine.getSnapshot().profiles[alice.userId]?.name === 'Alice at the party';
+      });
+    }
+    expect(hal.engine.getSnapshot().profiles[alice.userId]?.name).toBe(
+      alice.engine.getSnapshot().profiles[alice.userId]?.name,
+    );
+  });
+
+  it("shows alice's own profile on her new device, which derives the same key", async () => {
+    const second = await boot(relay.url, `${alice.db}-second`).signIn(alice.name, alice.password);
+    engines.push(second);
+    const expected = alice.engine.getSnapshot().profiles[alice.userId];
+    await until('the new device shows her profile', () => second.getSnapshot().profiles[alice.userId]);
+    expect(second.getSnapshot().profiles[alice.userId]).toEqual(expected);
   });
 
   it('refuses a name over 64 characters, control characters, and a picture that is not an image', async () => {
