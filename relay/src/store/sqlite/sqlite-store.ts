@@ -226,9 +226,9 @@ export class SqliteStore implements Store {
 
   getProfile(userId: string): Promise<{ profile: Bytes | null } | null> {
     return later(() => {
-      const row = this.prepare<[string], { profile: Buffer | null }>(
-        'SELECT profile FROM users WHERE user_id = ?',
-      ).get(userId);
+      const row = this.prepare<[string], { profile: Buffer | null }>('SELECT profile FROM users WHERE user_id = ?').get(
+        userId,
+      );
       return row ? { profile: row.profile } : null;
     });
   }
