@@ -95,7 +95,10 @@ export class ChatClient implements ChatEngineApi {
       {
         // The conversation's banner says it (and offers the safety number); no floating notice on top of it.
         identityChanged: (contact) => ctx.setTrust(contact),
-        deviceAdded: (userId, deviceId) => this.#groupMessages.deviceAdded(userId, deviceId),
+        deviceAdded: (userId, deviceId) => {
+          this.#groupMessages.deviceAdded(userId, deviceId);
+          this.#profiles.deviceAdded(userId, deviceId);
+        },
       },
       { now, deviceCheckMs: options.deviceCheckMs ?? DEVICE_CHECK_MS },
     );

@@ -103,6 +103,23 @@ export class Profiles {
   }
 
   /**
+   * A session with a new device of `userId` was just made (inside their queue). When that user already has our key,
+   * the new device gets it too (queued after the current holder of the queue, so never awaited here).
+   */
+  deviceAdded(userId: string, deviceId: string): void {
+    const ctx = this.#ctx;
+    if (userId === ctx.me.userId || !ctx.snapshot.profiles[ctx.me.userId]) return;
+    void (async () => {
+      if (!(await ctx.store.read('secrets', ['profile-shared', userId], sharedSchema))) return;
+      const key = await this.#ownKey(false);
+      const payload: ControlPayload = { v: 1, type: 'profile-key', userId: ctx.me.userId, key: ctx.c.toBase64Url(key) };
+      key.fill(0);
+      const body = encoder.encode(JSON.stringify(payload));
+      await ctx.parts.outbound.sendPairwiseNow(userId, { kind: 'control', body }, [deviceId]);
+    })().catch((e: unknown) => console.warn('profile key not sent to a new device:', describeError(e)));
+  }
+
+  /**
    * A `profile-key` control that decrypted on a session with `from`. Taken only when it names `from` itself: a key
    * passed on by anyone else (a contact forwarding another's key, our own devices) is dropped. Runs inside the
    * sender's queue: stores the key, and fetches the profile after (no network inside the queue).

@@ -224,6 +224,20 @@ describe('profiles', () => {
     expect(second.getSnapshot().profiles[alice.userId]).toEqual(expected);
   });
 
+  it("gives a contact's new device the key once a session with it exists", async () => {
+    const bob2 = await boot(relay.url, `${bob.db}-second`).signIn(bob.name, bob.password);
+    engines.push(bob2);
+    await until('online', () => bob2.getSnapshot().connection === 'online');
+    expect(bob2.getSnapshot().profiles[alice.userId]).toBeUndefined();
+    // Bob writes from the new device: alice's client meets the device (a new session) and sends it her key.
+    await bob2.openConversation({ userId: alice.userId, username: alice.name });
+    await bob2.send(alice.userId, 'hello from my new laptop');
+    await until('alice has the message', () => hasText(alice.engine, bob.userId, 'hello from my new laptop'));
+    const expected = alice.engine.getSnapshot().profiles[alice.userId];
+    await until("bob's new device shows alice's profile", () => bob2.getSnapshot().profiles[alice.userId]);
+    expect(bob2.getSnapshot().profiles[alice.userId]).toEqual(expected);
+  });
+
   it('refuses a name over 64 characters, control characters, and a picture that is not an image', async () => {
     await expect(alice.engine.saveProfile('x'.repeat(65), null)).rejects.toThrow(/64 characters/);
     await expect(alice.engine.saveProfile('evil\u202Egnp.exe', null)).rejects.toThrow(/not allowed/);
