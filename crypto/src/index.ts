@@ -10,6 +10,7 @@ import * as identity from './identity.js';
 import * as kem from './kem.js';
 import * as password from './password.js';
 import * as prekeys from './prekeys.js';
+import * as profile from './profile.js';
 import * as random from './random.js';
 import * as ratchet from './ratchet.js';
 import * as safety from './safety-number.js';
@@ -45,6 +46,7 @@ import type {
 } from './types.js';
 
 export { CryptoError, isCryptoError, type CryptoErrorCode } from './errors.js';
+export type { Profile } from './profile.js';
 export type {
   AccountBackup,
   AccountKeys,
@@ -561,6 +563,32 @@ export function wrapJson(wrapKey: Uint8Array, context: string, value: unknown): 
 /** Reverse of {@link wrapJson}: returns `unknown`, to be given to a `deserialize…` function. */
 export function unwrapJson(wrapKey: Uint8Array, context: string, wrapped: Uint8Array): unknown {
   return password.unwrapJson(wrapKey, context, wrapped);
+}
+
+// ── profiles ───────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Profile limits: display name characters, picture bytes, and the largest sealed profile. */
+export const PROFILE_NAME_MAX_CHARS = profile.PROFILE_NAME_MAX_CHARS;
+export const PROFILE_PICTURE_MAX_BYTES = profile.PROFILE_PICTURE_MAX_BYTES;
+export const SEALED_PROFILE_MAX_BYTES = profile.SEALED_PROFILE_MAX_BYTES;
+
+/** The account's 32-byte profile key, derived from its backup key (every device of the account derives the same). */
+export function deriveProfileKey(backupKey: Uint8Array): Uint8Array {
+  return profile.deriveProfileKey(backupKey);
+}
+
+/**
+ * Seals a profile (display name, picture) with the profile key, bound to `userId`, padded so that its length does
+ * not reveal the name's (and the picture's only to 4 KiB). Throws `bad_input` for a name over 64 characters or a
+ * picture over 64 KiB.
+ */
+export function sealProfile(profileKey: Uint8Array, userId: string, value: profile.Profile): Uint8Array {
+  return profile.sealProfile(profileKey, userId, value);
+}
+
+/** Opens a sealed profile of `userId`: wrong key, another user's profile, tampering or bad layout: `decrypt_failed`. */
+export function openProfile(profileKey: Uint8Array, userId: string, sealed: Uint8Array): profile.Profile {
+  return profile.openProfile(profileKey, userId, sealed);
 }
 
 // ── serialisation (JSON-safe, versioned, strictly parsed) ──────────────────────────────────────────────────

@@ -436,6 +436,20 @@ export const devicesChangedEventSchema = z.object({ reason: z.enum(['added', 're
 export type DevicesChangedEvent = z.infer<typeof devicesChangedEventSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
+// HTTP: profiles (issue #14). A profile (display name, picture) is sealed by its owner with the owner's profile key;
+// the relay stores and serves the sealed bytes only. Contacts receive the key over pairwise sessions.
+
+/** The largest sealed profile, in bytes before base64url (a 64 KiB picture plus name, padding and the AEAD). */
+export const PROFILE_BYTES = 69_673;
+
+/** `PUT /api/profile` (own profile only; over PROFILE_BYTES is 413 payload_too_large) */
+export const putProfileBody = z.strictObject({ profile: base64urlNonEmpty });
+export type PutProfileBody = z.infer<typeof putProfileBody>;
+/** `GET /api/users/:userId/profile` → 200 (any signed-in user; 404 not_found for no such user or no profile) */
+export const profileAnswerSchema = z.object({ userId: idSchema, profile: base64urlNonEmpty });
+export type ProfileAnswer = z.infer<typeof profileAnswerSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
 
 /**

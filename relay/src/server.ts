@@ -18,6 +18,7 @@ import { AccountService } from './service/accounts.js';
 import { Delivery } from './service/delivery.js';
 import { DeviceService } from './service/devices.js';
 import { DirectoryService } from './service/directory.js';
+import { ProfileService } from './service/profiles.js';
 import { GroupService } from './service/groups.js';
 import { HashQueue } from './service/hash-queue.js';
 import { MailboxService } from './service/mailbox.js';
@@ -280,7 +281,19 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   if (cluster) probes.push({ name: 'redis', ping: () => cluster.ping() });
   const readiness = new Readiness(probes, config.readyTimeoutMs);
 
-  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, devices, metrics });
+  const profiles = new ProfileService(store);
+  const app = createHttpApp({
+    config,
+    log,
+    health,
+    readiness,
+    accounts,
+    directory,
+    groups,
+    devices,
+    profiles,
+    metrics,
+  });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
     config,

@@ -133,6 +133,19 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(Buffer.from((await store.getBackup(alice.userId)) ?? [])).toEqual(backup);
       });
 
+      it('stores a sealed profile per user, replaces it, and erases it with the user', async () => {
+        expect(await store.getProfile(alice.userId)).toEqual({ profile: null });
+        expect(await store.getProfile(id())).toBeNull();
+        await store.putProfile(alice.userId, bytes(70_000));
+        const second = bytes(300);
+        await store.putProfile(alice.userId, second);
+        expect(Buffer.from((await store.getProfile(alice.userId))?.profile ?? [])).toEqual(second);
+        expect(await store.getProfile(bob.userId)).toEqual({ profile: null });
+        expect((await store.getUser(alice.userId))?.username).toBe(alice.username);
+        await store.deleteUser(alice.userId);
+        expect(await store.getProfile(alice.userId)).toBeNull();
+      });
+
       it('deletes a user with its devices and sessions', async () => {
         expect(await store.deleteUser(alice.userId)).toBe(true);
         expect(await store.getUser(alice.userId)).toBeNull();

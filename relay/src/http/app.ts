@@ -6,10 +6,12 @@ import type { Config } from '../config.js';
 import type { RelayMetrics } from '../metrics.js';
 import { LIMITS } from '../protocol.js';
 import type { HealthAnswer } from '../protocol.js';
+import { PROFILE_BYTES } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { DeviceService } from '../service/devices.js';
 import type { DirectoryService } from '../service/directory.js';
 import type { GroupService } from '../service/groups.js';
+import type { ProfileService } from '../service/profiles.js';
 import type { Readiness } from '../service/readiness.js';
 import { accountsRoutes } from './accounts.js';
 import { backupRoutes } from './backup.js';
@@ -18,6 +20,7 @@ import { groupsRoutes } from './groups.js';
 import { healthRoutes } from './health.js';
 import { errorHandler, jsonBodies, notFound, requestLog } from './middleware.js';
 import { prekeysRoutes } from './prekeys.js';
+import { profileRoutes } from './profiles.js';
 import { securityHeaders } from './security.js';
 import { sessionsRoutes } from './sessions.js';
 import { settingsRoutes } from './settings.js';
@@ -35,10 +38,13 @@ export interface HttpDeps {
   directory: DirectoryService;
   groups: GroupService;
   devices: DeviceService;
+  profiles: ProfileService;
 }
 
 /** The backup route's own limit: 64 KiB before base64url encoding, plus room for the JSON around it. */
 const BACKUP_BODY_LIMIT = Math.ceil((LIMITS.backupBytes * 4) / 3) + 1024;
+/** The profile route's own limit: a sealed profile (a 64 KiB picture inside) before encoding, plus the JSON. */
+const PROFILE_BODY_LIMIT = Math.ceil((PROFILE_BYTES * 4) / 3) + 1024;
 
 export function createHttpApp(deps: HttpDeps): Express {
   const { config, log, accounts, directory, groups } = deps;
@@ -69,6 +75,7 @@ export function createHttpApp(deps: HttpDeps): Express {
     jsonBodies(config.jsonBodyLimitBytes, {
       '/backup': BACKUP_BODY_LIMIT,
       '/accounts/self/password': BACKUP_BODY_LIMIT,
+      '/profile': PROFILE_BODY_LIMIT,
     }),
   );
   api.use(healthRoutes(deps.health, deps.readiness));
@@ -80,6 +87,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(backupRoutes(accounts, directory));
   api.use(settingsRoutes(accounts, directory));
   api.use(devicesRoutes(accounts, deps.devices));
+  api.use(profileRoutes(accounts, deps.profiles));
   api.use(notFound);
   app.use('/api', api);
 

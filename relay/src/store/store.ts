@@ -277,6 +277,10 @@ export interface Store {
   /** Spends an invite: its expiry when it existed unexpired (it is gone now), else null. */
   takeInvite(tokenHash: Bytes, now: number): Promise<number | null>;
   getBackup(userId: string): Promise<Bytes | null>;
+  /** Replaces the user's sealed profile (opaque to the relay). */
+  putProfile(userId: string, profile: Bytes): Promise<void>;
+  /** The user's sealed profile (null when none was stored); null for no such user. */
+  getProfile(userId: string): Promise<{ profile: Bytes | null } | null>;
 
   // Devices and sessions -------------------------------------------------------------------------------------------
   /** The owner of a device, or null. */

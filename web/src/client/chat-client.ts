@@ -14,6 +14,7 @@ import { GroupMembership } from './group-membership';
 import { GroupMessaging } from './group-messaging';
 import { Inbound } from './inbound';
 import { Outbound } from './outbound';
+import { Profiles } from './profiles';
 import type { OwnKeys } from './own-keys';
 import { Receipts } from './receipts';
 import {
@@ -76,6 +77,7 @@ export class ChatClient implements ChatEngineApi {
   readonly #membership: GroupMembership;
   readonly #groupMessages: GroupMessaging;
   readonly #trust: Trust;
+  readonly #profiles: Profiles;
   readonly #transport: Transport;
   readonly #sessions: Sessions;
   /** This account's devices, and new devices of ours and of contacts (issue #14). */
@@ -109,6 +111,7 @@ export class ChatClient implements ChatEngineApi {
         accountDeleted: (contact) => ctx.setTrust(contact),
         deviceAdded: (userId, deviceId) => {
           this.#groupMessages.deviceAdded(userId, deviceId);
+          this.#profiles.deviceAdded(userId, deviceId);
           void this.devices.contactDeviceSeen(userId, deviceId).catch(() => undefined);
         },
         devicesListed: (contact, deviceIds) =>
@@ -122,6 +125,7 @@ export class ChatClient implements ChatEngineApi {
     this.#membership = new GroupMembership(ctx);
     this.#groupMessages = new GroupMessaging(ctx);
     this.#trust = new Trust(ctx, options.backupWrapKey ?? null);
+    this.#profiles = new Profiles(ctx);
     this.devices = new Devices({
       crypto: options.crypto,
       store: options.store,
@@ -172,6 +176,7 @@ export class ChatClient implements ChatEngineApi {
       membership: this.#membership,
       groupMessages: this.#groupMessages,
       trust: this.#trust,
+      profiles: this.#profiles,
     });
   }
 
@@ -195,6 +200,7 @@ export class ChatClient implements ChatEngineApi {
       const contact = await ctx.store.contact(key);
       if (contact) ctx.setTrust(contact, false);
     }
+    await this.#profiles.load();
     const settings = await ctx.store.read('secrets', 'settings', settingsSchema);
     ctx.set({ conversations: ctx.sortedConvs(), sharePresence: settings?.sharePresence ?? true });
   }
@@ -259,7 +265,12 @@ export class ChatClient implements ChatEngineApi {
   }
 
   send(conv: string, text: string): Promise<string> {
+    void this.#profiles.shareBeforeSending(conv);
     return this.#outbound.send(conv, text);
+  }
+
+  saveProfile(name: string, picture: Uint8Array | null): Promise<void> {
+    return this.#profiles.save(name, picture);
   }
 
   /** Sends what the outbox holds, oldest first, until it is empty or the relay is unreachable. */
@@ -315,7 +326,10 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.watchPresence();
     void this.flushOutbox();
     void this.#maintain();
-    void this.#trust.syncBackup().then(() => this.devices.check());
+    void this.#trust.syncBackup().then(() => {
+      void this.#profiles.refreshOwn().catch(() => undefined);
+      return this.devices.check();
+    });
     void this.#membership.syncGroupsIfNewDevice().catch((e: unknown) => {
       if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
         console.warn('group list not synced:', describeError(e));

@@ -11,6 +11,7 @@ import type { GroupMembership } from './group-membership';
 import type { GroupMessaging } from './group-messaging';
 import type { Inbound } from './inbound';
 import type { Outbound } from './outbound';
+import type { Profiles } from './profiles';
 import type { OwnKeys } from './own-keys';
 import type { Receipts } from './receipts';
 import { conversationSummarySchema, type Contact } from './schemas';
@@ -68,6 +69,7 @@ export interface EngineParts {
   membership: GroupMembership;
   groupMessages: GroupMessaging;
   trust: Trust;
+  profiles: Profiles;
 }
 
 export class EngineContext {
@@ -114,6 +116,7 @@ export class EngineContext {
       trust: {},
       sharePresence: true,
       notices: [],
+      profiles: {},
     };
   }
 

@@ -150,6 +150,9 @@ export class Inbound {
       } else if (control.type === 'typing') {
         await ctx.store.commit(batch);
         ctx.set({ typingUntil: { ...ctx.snapshot.typingUntil, [from]: ctx.now() + TYPING_SHOW_MS } });
+      } else if (control.type === 'profile-key') {
+        await ctx.store.commit(batch);
+        await ctx.parts.profiles.onProfileKey(from, control);
       } else if (control.type === 'resend') {
         await ctx.store.commit(batch);
         // The asking device and its key are those of the session the request decrypted on (authenticated).

@@ -165,6 +165,8 @@ export const controlPayloadSchema = z.discriminatedUnion('type', [
   z.object({ v: z.literal(1), type: z.literal('resend'), ids: z.array(messageId).min(1).max(50) }),
   /** Own devices only: "I read these in `conv`" — the other devices clear their unread count for them. */
   z.object({ v: z.literal(1), type: z.literal('read'), conv: id, ids: z.array(messageId).min(1).max(500) }),
+  /** "My profile key" (profiles): taken only when `userId` is the session's own user (see profiles.ts). */
+  z.object({ v: z.literal(1), type: z.literal('profile-key'), userId: id, key: z.string().length(43) }),
 ]);
 export type ControlPayload = z.infer<typeof controlPayloadSchema>;
 

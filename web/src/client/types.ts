@@ -107,6 +107,14 @@ export interface EngineSnapshot {
   notices: readonly Notice[];
   /** This device was removed from the account by another of its devices; its local keys and data are wiped. */
   deviceRemoved?: boolean;
+  /** userId → profile (ours included), for the users whose profile key this device holds. */
+  profiles: Readonly<Record<string, ProfileView>>;
+}
+
+/** A user's profile as this device opened it (display name '' when none is set; picture bytes or null). */
+export interface ProfileView {
+  name: string;
+  picture: Uint8Array | null;
 }
 
 export interface Notice {
@@ -155,6 +163,8 @@ export interface ChatEngineApi {
   /** Asks the sender of a message that could not be decrypted to send it again. */
   requestResend(conv: string, messageId: string): Promise<void>;
   dismissNotice(id: number): void;
+  /** Seals and uploads our display name and picture (the encoded square, or null), then tells our contacts. */
+  saveProfile(name: string, picture: Uint8Array | null): Promise<void>;
   signOut(keepLocalData: boolean): Promise<void>;
   /** This account's devices (Settings → Devices). */
   readonly devices: DevicesApi;

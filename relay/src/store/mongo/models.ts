@@ -23,6 +23,8 @@ export interface UserDoc {
   sharePresence: boolean;
   lastSeen: number | null;
   backup?: Buffer | null;
+  /** The sealed profile (opaque). */
+  profile?: Buffer | null;
   /** Deactivated by an operator (absent on accounts made before the field existed: false). */
   disabled?: boolean;
   createdAt: number;
@@ -154,6 +156,7 @@ const userSchema = new Schema<UserDoc>(
     sharePresence: { type: Boolean, required: true, default: true },
     lastSeen: { type: Number, default: null },
     backup: { type: Buffer, default: null },
+    profile: { type: Buffer, default: null },
     disabled: { type: Boolean, default: false },
     createdAt: { type: Number, required: true },
   },

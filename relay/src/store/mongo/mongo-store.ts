@@ -208,12 +208,12 @@ export class MongoStore implements Store {
   }
 
   async findUserByUsername(username: string): Promise<UserRecord | null> {
-    const doc = await this.m.users.findOne({ username }, { backup: 0 }).lean();
+    const doc = await this.m.users.findOne({ username }, { backup: 0, profile: 0 }).lean();
     return doc ? toUser(doc) : null;
   }
 
   async getUser(userId: string): Promise<UserRecord | null> {
-    const doc = await this.m.users.findById(userId, { backup: 0 }).lean();
+    const doc = await this.m.users.findById(userId, { backup: 0, profile: 0 }).lean();
     return doc ? toUser(doc) : null;
   }
 
@@ -290,6 +290,15 @@ export class MongoStore implements Store {
   async getBackup(userId: string): Promise<Bytes | null> {
     const doc = await this.m.users.findById(userId, { backup: 1 }).lean();
     return bytesOf(doc?.backup);
+  }
+
+  async putProfile(userId: string, profile: Bytes): Promise<void> {
+    await this.m.users.updateOne({ _id: userId }, { $set: { profile: Buffer.from(profile) } });
+  }
+
+  async getProfile(userId: string): Promise<{ profile: Bytes | null } | null> {
+    const doc = await this.m.users.findById(userId, { profile: 1 }).lean();
+    return doc ? { profile: bytesOf(doc.profile) } : null;
   }
 
   async putInvite(tokenHash: Bytes, expiresAt: number): Promise<void> {

@@ -245,6 +245,21 @@ export class SqliteStore implements Store {
     );
   }
 
+  putProfile(userId: string, profile: Bytes): Promise<void> {
+    return later(() => {
+      this.prepare('UPDATE users SET profile = ? WHERE user_id = ?').run(profile, userId);
+    });
+  }
+
+  getProfile(userId: string): Promise<{ profile: Bytes | null } | null> {
+    return later(() => {
+      const row = this.prepare<[string], { profile: Buffer | null }>('SELECT profile FROM users WHERE user_id = ?').get(
+        userId,
+      );
+      return row ? { profile: row.profile } : null;
+    });
+  }
+
   putInvite(tokenHash: Bytes, expiresAt: number): Promise<void> {
     return later(() => {
       this.prepare('INSERT OR REPLACE INTO invites (token_hash, expires_at) VALUES (?, ?)').run(tokenHash, expiresAt);

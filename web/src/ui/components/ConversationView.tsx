@@ -4,6 +4,7 @@ import type { ChatEngineApi, ContactTrust, Conversation, Presence } from '../../
 import { lastSeenLabel } from '../format';
 import { useConversationMessages, useNow } from '../hooks/useEngine';
 import { Avatar } from './Avatar';
+import { DisplayName } from '../profile/profiles-context';
 import { Composer } from './Composer';
 import { MessageList } from './MessageList';
 import { FormError } from './FormError';
@@ -101,10 +102,10 @@ export function ConversationView({
         <button type="button" className="icon-btn back" aria-label="Back to conversations" onClick={onBack}>
           <span className="icon icon-back" aria-hidden="true" />
         </button>
-        <Avatar name={username} online={!group && (presence?.online ?? false)} />
+        <Avatar name={username} userId={group ? undefined : conv} online={!group && (presence?.online ?? false)} />
         <div className="conv-head-text">
           <h2>
-            {username}
+            <DisplayName userId={group ? undefined : conv} username={username} />
             {trust?.verified && !trust.blocked ? (
               <span className="verified-badge" role="img" aria-label="Verified">
                 <span className="icon icon-check" aria-hidden="true" />

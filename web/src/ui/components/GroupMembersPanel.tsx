@@ -2,6 +2,7 @@
 import { useState } from 'react';
 import type { ChatEngineApi, Conversation, Person } from '../../client/types';
 import { Avatar } from './Avatar';
+import { DisplayName } from '../profile/profiles-context';
 import { PeoplePicker } from './PeoplePicker';
 import { FormError } from './FormError';
 import { PanelHeader } from './PanelHeader';
@@ -47,9 +48,10 @@ export function GroupMembersPanel({ engine, me, conversation, onClose }: Props) 
           <ul className="member-list">
             {group.members.map((m) => (
               <li key={m.userId} className="member">
-                <Avatar name={m.username} size="sm" />
+                <Avatar name={m.username} userId={m.userId} size="sm" />
                 <span className="member-name">
-                  {m.userId === me ? `${m.username} (you)` : m.username}
+                  <DisplayName userId={m.userId} username={m.username} />
+                  {m.userId === me ? ' (you)' : null}
                   {group.admins.includes(m.userId) ? <span className="tag">admin</span> : null}
                 </span>
                 {admin && m.userId !== me ? (

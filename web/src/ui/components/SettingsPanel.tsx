@@ -7,6 +7,7 @@ import { ChangePasswordSection } from './ChangePasswordSection';
 import { DeleteAccountSection } from './DeleteAccountSection';
 import { FormError } from './FormError';
 import { PanelHeader } from './PanelHeader';
+import { ProfileSection } from './ProfileSection';
 
 interface Props {
   engine: ChatEngineApi;
@@ -53,6 +54,7 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
       <PanelHeader titleId="settings-title" title="Settings" closeLabel="Close settings" onClose={onClose} />
       <div className="settings-body">
         <FormError error={error} />
+        <ProfileSection engine={engine} />
         <fieldset className="card">
           <legend>Theme</legend>
           <div className="segmented">

@@ -3,6 +3,7 @@ import { useEffect, useState } from 'react';
 import type { ChatEngineApi, EngineSnapshot, Person } from '../../client/types';
 import { shortStamp } from '../format';
 import { Avatar } from './Avatar';
+import { DisplayName } from '../profile/profiles-context';
 
 interface Props {
   engine: ChatEngineApi;
@@ -49,12 +50,18 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
   }
 
   const { me, connection } = snapshot;
+  const nameOf = (userId: string | undefined) => {
+    const name = userId ? snapshot.profiles[userId]?.name : undefined;
+    return name ? ` (${name})` : '';
+  };
   return (
     <aside className="sidebar" aria-label="Conversations sidebar">
       <header className="sidebar-head">
-        <Avatar name={me.username} />
+        <Avatar name={me.username} userId={me.userId} />
         <div className="me">
-          <span className="me-name">{me.username}</span>
+          <span className="me-name">
+            <DisplayName userId={me.userId} username={me.username} />
+          </span>
           <span className={`conn conn-${connection}`}>
             {connection === 'online' ? 'Connected' : connection === 'connecting' ? 'Connecting…' : 'Offline'}
           </span>
@@ -111,18 +118,19 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                   type="button"
                   className={`conversation${c.conv === selected ? ' selected' : ''}`}
                   aria-current={c.conv === selected ? 'true' : undefined}
-                  aria-label={`${c.username}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
+                  aria-label={`${c.username}${nameOf(c.group ? undefined : c.conv)}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
                   onClick={() => onSelect(c.conv)}
                 >
                   <Avatar
                     name={c.username}
+                    userId={c.group ? undefined : c.conv}
                     online={!c.group && (snapshot.presence[c.conv]?.online ?? false)}
                     group={Boolean(c.group)}
                   />
                   <span className="conv-body">
                     <span className="conv-top">
                       <span className="conv-name">
-                        {c.username}
+                        <DisplayName userId={c.group ? undefined : c.conv} username={c.username} />
                         {snapshot.trust[c.conv]?.verified ? (
                           <span className="verified-badge small" aria-hidden="true">
                             <span className="icon icon-check" />

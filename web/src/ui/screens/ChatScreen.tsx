@@ -10,6 +10,7 @@ import { Notices } from '../components/Notices';
 import { SettingsPanel } from '../components/SettingsPanel';
 import { Sidebar } from '../components/Sidebar';
 import { useSnapshot } from '../hooks/useEngine';
+import { ProfilesProvider } from '../profile/profiles-context';
 
 type Pane =
   | { kind: 'empty' }
@@ -35,69 +36,71 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
   const open = paneConv ? snapshot.conversations.find((c) => c.conv === paneConv) : undefined;
 
   return (
-    <div className={`app ${pane.kind === 'empty' ? 'pane-list' : 'pane-main'}`}>
-      <Sidebar
-        engine={engine}
-        snapshot={snapshot}
-        selected={paneConv}
-        onSelect={(conv) => setPane({ kind: 'conversation', conv })}
-        onSettings={() => setPane({ kind: 'settings' })}
-        onNewGroup={() => setPane({ kind: 'new-group' })}
-      />
-      <main className="main">
-        <Notices engine={engine} notices={snapshot.notices} connection={snapshot.connection} />
-        {pane.kind === 'settings' ? (
-          <SettingsPanel
-            engine={engine}
-            sharePresence={snapshot.sharePresence}
-            onClose={() => setPane({ kind: 'empty' })}
-            onSignedOut={onSignedOut}
-          />
-        ) : pane.kind === 'new-group' ? (
-          <NewGroupPanel
-            engine={engine}
-            me={snapshot.me.userId}
-            onCreated={(conv) => setPane({ kind: 'conversation', conv })}
-            onClose={() => setPane({ kind: 'empty' })}
-          />
-        ) : pane.kind === 'safety' && open ? (
-          <SafetyNumberPanel
-            engine={engine}
-            conv={open.conv}
-            username={open.username}
-            trust={snapshot.trust[open.conv]}
-            onClose={() => setPane({ kind: 'conversation', conv: open.conv })}
-          />
-        ) : pane.kind === 'members' && open?.group ? (
-          <GroupMembersPanel
-            engine={engine}
-            me={snapshot.me.userId}
-            conversation={open}
-            onClose={() => setPane({ kind: 'conversation', conv: open.conv })}
-          />
-        ) : pane.kind === 'conversation' && open ? (
-          <ConversationView
-            key={open.conv}
-            engine={engine}
-            conversation={open}
-            presence={snapshot.presence[open.conv]}
-            typingUntil={snapshot.typingUntil[open.conv] ?? 0}
-            typingName={snapshot.typingName[open.conv]}
-            trust={snapshot.trust[open.conv]}
-            draft={drafts.get(open.conv) ?? ''}
-            onDraft={(text) => (text ? drafts.set(open.conv, text) : drafts.delete(open.conv))}
-            onBack={() => setPane({ kind: 'empty' })}
-            onSafetyNumber={() => setPane({ kind: 'safety', conv: open.conv })}
-            onMembers={() => setPane({ kind: 'members', conv: open.conv })}
-          />
-        ) : (
-          <div className="empty-state">
-            <div className="empty-illustration" aria-hidden="true" />
-            <h2>Your messages are end-to-end encrypted</h2>
-            <p className="muted">Find someone by username on the left to start a conversation.</p>
-          </div>
-        )}
-      </main>
-    </div>
+    <ProfilesProvider profiles={snapshot.profiles}>
+      <div className={`app ${pane.kind === 'empty' ? 'pane-list' : 'pane-main'}`}>
+        <Sidebar
+          engine={engine}
+          snapshot={snapshot}
+          selected={paneConv}
+          onSelect={(conv) => setPane({ kind: 'conversation', conv })}
+          onSettings={() => setPane({ kind: 'settings' })}
+          onNewGroup={() => setPane({ kind: 'new-group' })}
+        />
+        <main className="main">
+          <Notices engine={engine} notices={snapshot.notices} connection={snapshot.connection} />
+          {pane.kind === 'settings' ? (
+            <SettingsPanel
+              engine={engine}
+              sharePresence={snapshot.sharePresence}
+              onClose={() => setPane({ kind: 'empty' })}
+              onSignedOut={onSignedOut}
+            />
+          ) : pane.kind === 'new-group' ? (
+            <NewGroupPanel
+              engine={engine}
+              me={snapshot.me.userId}
+              onCreated={(conv) => setPane({ kind: 'conversation', conv })}
+              onClose={() => setPane({ kind: 'empty' })}
+            />
+          ) : pane.kind === 'safety' && open ? (
+            <SafetyNumberPanel
+              engine={engine}
+              conv={open.conv}
+              username={open.username}
+              trust={snapshot.trust[open.conv]}
+              onClose={() => setPane({ kind: 'conversation', conv: open.conv })}
+            />
+          ) : pane.kind === 'members' && open?.group ? (
+            <GroupMembersPanel
+              engine={engine}
+              me={snapshot.me.userId}
+              conversation={open}
+              onClose={() => setPane({ kind: 'conversation', conv: open.conv })}
+            />
+          ) : pane.kind === 'conversation' && open ? (
+            <ConversationView
+              key={open.conv}
+              engine={engine}
+              conversation={open}
+              presence={snapshot.presence[open.conv]}
+              typingUntil={snapshot.typingUntil[open.conv] ?? 0}
+              typingName={snapshot.typingName[open.conv]}
+              trust={snapshot.trust[open.conv]}
+              draft={drafts.get(open.conv) ?? ''}
+              onDraft={(text) => (text ? drafts.set(open.conv, text) : drafts.delete(open.conv))}
+              onBack={() => setPane({ kind: 'empty' })}
+              onSafetyNumber={() => setPane({ kind: 'safety', conv: open.conv })}
+              onMembers={() => setPane({ kind: 'members', conv: open.conv })}
+            />
+          ) : (
+            <div className="empty-state">
+              <div className="empty-illustration" aria-hidden="true" />
+              <h2>Your messages are end-to-end encrypted</h2>
+              <p className="muted">Find someone by username on the left to start a conversation.</p>
+            </div>
+          )}
+        </main>
+      </div>
+    </ProfilesProvider>
   );
 }
