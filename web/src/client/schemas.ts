@@ -105,6 +105,8 @@ export const storedMessageSchema = z.object({
   senderDevice: id.optional(),
   /** A failed entry that stands for several undecryptable messages (coalesced): every id to ask for again. */
   failedIds: z.array(messageId).min(1).max(50).optional(),
+  /** A notice line about the conversation ("ann added ben"), stored like a message. */
+  kind: z.literal('notice').optional(),
 });
 
 const personSchema = z.object({ userId: id, username: z.string().max(32) });
@@ -116,6 +118,11 @@ export const groupInfoSchema = z.object({
   left: z.boolean(),
   /** Known only from the relay's list (a new device of ours): no name yet, never announced to anyone. */
   placeholder: z.boolean().optional(),
+  /** The group picture, checked when it arrived (see group-picture.ts). */
+  picture: z
+    .instanceof(Uint8Array)
+    .refine((p) => p.length <= 24_000)
+    .optional(),
 });
 
 export const conversationSummarySchema = z.object({

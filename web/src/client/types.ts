@@ -23,6 +23,8 @@ export interface ChatMessage {
   senderDevice?: string;
   /** A failed entry standing for several undecryptable messages from the same contact: every id to ask for. */
   failedIds?: string[];
+  /** A line about the conversation itself ("ann added ben"), not a message anyone wrote; `text` says it. */
+  kind?: 'notice';
 }
 
 /** A group conversation's membership as this device knows it (names arrive encrypted, ids from the relay). */
@@ -34,6 +36,8 @@ export interface GroupInfo {
   left: boolean;
   /** Known only from the relay's member list (a new device of ours) until our other device sends the name. */
   placeholder?: boolean;
+  /** The group picture (JPEG, PNG or WebP bytes, checked), set by an admin; travels encrypted, pairwise. */
+  picture?: Uint8Array;
 }
 
 export interface Conversation {
@@ -138,6 +142,12 @@ export interface ChatEngineApi {
   addGroupMembers(conv: string, people: readonly Person[]): Promise<void>;
   removeGroupMember(conv: string, userId: string): Promise<void>;
   leaveGroup(conv: string): Promise<void>;
+  /** Admins: renames the group for every member (the name travels encrypted; members accept it from admins only). */
+  renameGroup(conv: string, name: string): Promise<void>;
+  /** Admins: sets (image bytes, already cropped and resized) or removes (null) the group picture for every member. */
+  setGroupPicture(conv: string, picture: Uint8Array | null): Promise<void>;
+  /** Admins: makes a member an admin, or an admin a plain member (the relay refuses to leave no admin). */
+  setGroupAdmin(conv: string, userId: string, admin: boolean): Promise<void>;
   /** The safety number for a one-to-one conversation (digits and QR bytes). */
   safetyNumber(conv: string): Promise<SafetyNumberView>;
   /** Records that the user compared the safety number for `identityKey` (refused if the key changed meanwhile). */
