@@ -4,6 +4,7 @@ import type { ChatEngineApi, ContactTrust, Conversation, Presence } from '../../
 import { lastSeenLabel } from '../format';
 import { useConversationMessages, useNow } from '../hooks/useEngine';
 import { Avatar } from './Avatar';
+import { GroupAvatar } from './GroupAvatar';
 import { Composer } from './Composer';
 import { MessageList } from './MessageList';
 import { FormError } from './FormError';
@@ -95,7 +96,11 @@ export function ConversationView({
         <button type="button" className="icon-btn back" aria-label="Back to conversations" onClick={onBack}>
           <span className="icon icon-back" aria-hidden="true" />
         </button>
-        <Avatar name={username} online={!group && (presence?.online ?? false)} />
+        {group ? (
+          <GroupAvatar name={username} picture={group.picture} />
+        ) : (
+          <Avatar name={username} online={presence?.online ?? false} />
+        )}
         <div className="conv-head-text">
           <h2>
             {username}

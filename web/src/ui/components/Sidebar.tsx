@@ -3,6 +3,7 @@ import { useEffect, useState } from 'react';
 import type { ChatEngineApi, EngineSnapshot, Person } from '../../client/types';
 import { shortStamp } from '../format';
 import { Avatar } from './Avatar';
+import { GroupAvatar } from './GroupAvatar';
 
 interface Props {
   engine: ChatEngineApi;
@@ -114,11 +115,11 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                   aria-label={`${c.username}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
                   onClick={() => onSelect(c.conv)}
                 >
-                  <Avatar
-                    name={c.username}
-                    online={!c.group && (snapshot.presence[c.conv]?.online ?? false)}
-                    group={Boolean(c.group)}
-                  />
+                  {c.group ? (
+                    <GroupAvatar name={c.username} picture={c.group.picture} />
+                  ) : (
+                    <Avatar name={c.username} online={snapshot.presence[c.conv]?.online ?? false} />
+                  )}
                   <span className="conv-body">
                     <span className="conv-top">
                       <span className="conv-name">
