@@ -50,13 +50,21 @@ export function groupNotice(args: {
       return renamed ? { text: `${actor} renamed the group to “${after.name}”`, unread: false } : null;
     case 'added':
       if (!wasAdmin || !event.users.every((id) => current.members.includes(id))) return null;
-      return { text: `${actor} added ${names(event.users, people, me)}`, unread: false };
+      // Added back after leaving or being removed: as unread as being added the first time.
+      return { text: `${actor} added ${names(event.users, people, me)}`, unread: event.users.includes(me) };
     case 'removed':
       if (!wasAdmin || event.users.some((id) => current.members.includes(id))) return null;
       return { text: `${actor} removed ${names(event.users, people, me)}`, unread: false };
-    case 'left':
+    case 'left': {
       if (current.members.includes(from)) return null;
-      return { text: `${actor} left`, unread: false };
+      // The last admin left: the relay made the longest-standing member admin; say so.
+      const promoted = current.admins.filter((id) => !before.admins.includes(id));
+      const then =
+        promoted.length > 0
+          ? `; ${names(promoted, people, me)} ${promoted.includes(me) && promoted.length === 1 ? 'are' : 'is'} now an admin`
+          : '';
+      return { text: `${actor} left${then}`, unread: false };
+    }
     case 'admin':
       if (!wasAdmin || !event.users.every((id) => current.admins.includes(id) === event.admin)) return null;
       return {

@@ -103,8 +103,8 @@ export class GroupMembership {
   }
 
   /** The group picture payload (null: removed), for members who need it. */
-  picturePayload(groupId: string, picture: Uint8Array | null): Uint8Array {
-    return encoder.encode(JSON.stringify(picturePayload(groupId, picture)));
+  picturePayload(groupId: string, picture: Uint8Array | null, quiet = false): Uint8Array {
+    return encoder.encode(JSON.stringify(picturePayload(groupId, picture, quiet)));
   }
 
   /**
@@ -172,7 +172,7 @@ export class GroupMembership {
     if (next.picture && added.length > 0) {
       await this.#sendTo(
         added.map((p) => p.userId),
-        this.picturePayload(conv, next.picture),
+        this.picturePayload(conv, next.picture, true),
       );
     }
   }
@@ -296,7 +296,8 @@ export class GroupMembership {
       const actor = fromOwn ? 'You' : (existing.members.find((m) => m.userId === from)?.username ?? 'Someone');
       const text = picture ? `${actor} changed the group picture` : `${actor} removed the group picture`;
       // A new device of ours learning the group's picture from our other device: no notice.
-      const quiet = existing.placeholder === true;
+      // A member just added gets the current picture quietly (the flag can only hide a notice, never change rights).
+      const quiet = existing.placeholder === true || payload.quiet === true;
       await this.saveGroup(
         payload.groupId,
         next,

@@ -130,7 +130,7 @@ export class GroupMessaging {
       const share = own && own.sentTo.includes(userId) && !own.devices.includes(slot);
       return {
         info: tell ? ctx.parts.membership.infoPayload(groupId, current) : null,
-        picture: tell && current.picture ? ctx.parts.membership.picturePayload(groupId, current.picture) : null,
+        picture: tell && current.picture ? ctx.parts.membership.picturePayload(groupId, current.picture, true) : null,
         key: share
           ? { body: ctx.c.senderKeyDistribution(own.key), id: ctx.c.toBase64Url(own.key.distributionId) }
           : null,

@@ -25,8 +25,14 @@ export function isGroupPicture(bytes: Uint8Array): boolean {
 }
 
 /** The payload that carries a picture (or its removal) to members. */
-export function picturePayload(groupId: string, picture: Uint8Array | null): GroupPicturePayload {
-  return { v: 1, t: 'group-picture', groupId, picture: picture ? toBase64Url(picture) : null };
+export function picturePayload(groupId: string, picture: Uint8Array | null, quiet = false): GroupPicturePayload {
+  return {
+    v: 1,
+    t: 'group-picture',
+    groupId,
+    picture: picture ? toBase64Url(picture) : null,
+    ...(quiet ? { quiet } : {}),
+  };
 }
 
 /** The picture a payload carries: bytes, null (removed), or undefined when it is not a valid picture. */

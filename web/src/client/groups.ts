@@ -65,6 +65,8 @@ export const groupPicturePayloadSchema = z.object({
   t: z.literal('group-picture'),
   groupId: relayIdSchema,
   picture: z.string().max(32_100).nullable(),
+  /** Sent to a member just added (the group's current picture, not a change): stored without a notice. */
+  quiet: z.boolean().optional(),
 });
 export type GroupPicturePayload = z.infer<typeof groupPicturePayloadSchema>;
 

@@ -186,6 +186,16 @@ describe('group admins, names and notices', () => {
     asClient(ben.engine).dangerousTestOnlySetOnline(true);
     await sees(ben, `${nameOf(ann)} changed the group picture`);
     expect(groupOf(ben)?.group?.picture).toEqual(picture);
+
+    // Someone added later gets the current picture with the group, quietly, and the addition counts as unread.
+    await dan.engine.markRead(group);
+    await ann.engine.addGroupMembers(group, [person(dan)]);
+    await until('dan gets the picture', () => groupOf(dan)?.group?.picture);
+    expect(groupOf(dan)?.group?.picture).toEqual(picture);
+    expect(groupOf(dan)?.group?.left).toBe(false);
+    expect(groupOf(dan)?.unread).toBe(1);
+    expect((await notices(dan)).filter((t) => t.includes('picture'))).toEqual([]);
+    expect((await notices(dan)).at(-1)).toBe(`${nameOf(ann)} added you`);
   });
 
   it('ignores a group picture from a member who is not an admin, and a payload that is not an image', async () => {

@@ -149,4 +149,12 @@ describe('groupNotice', () => {
       })?.text,
     ).toBe('cat left');
   });
+
+  it('says who became admin when the last admin left', () => {
+    const current = answer([BEN, CAT, ME], [BEN]);
+    const after = info(current.members, current.admins);
+    expect(
+      groupNotice({ me: ME, from: ANN, event: { type: 'left' }, current, before, after, renamed: false })?.text,
+    ).toBe('ann left; ben is now an admin');
+  });
 });
