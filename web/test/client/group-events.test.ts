@@ -2,6 +2,7 @@
 // it out, and only when its sender had the right to do it.
 import { describe, expect, it } from 'vitest';
 import { groupNotice } from '../../src/client/group-events';
+import type { GroupEvent } from '../../src/client/groups';
 import type { GroupInfo } from '../../src/client/types';
 
 const id = (c: string) => c.repeat(22);
@@ -86,7 +87,7 @@ describe('groupNotice', () => {
       { type: 'removed', users: [CAT] },
       { type: 'added', users: [BEN] },
       { type: 'admin', users: [ANN], admin: true },
-    ] as const) {
+    ] satisfies GroupEvent[]) {
       expect(groupNotice({ me: ME, from: BEN, event, current, before, after, renamed: false })).toBeNull();
     }
   });
