@@ -60,8 +60,20 @@ async function setTheme(page: Page, theme: 'Light' | 'Dark', group: string): Pro
   await openMembers(page, group);
 }
 
+/** Moves the mouse off the controls and waits for running transitions, so pictures and audits see settled colours. */
+async function settle(page: Page): Promise<void> {
+  await page.mouse.move(1, 700);
+  await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished)));
+}
+
+async function shoot(page: Page, file: string): Promise<void> {
+  await settle(page);
+  await page.screenshot({ path: `${SHOTS}/${file}` });
+}
+
 /** Serious and critical axe violations inside `selector`. */
 async function seriousViolations(page: Page, selector: string): Promise<string[]> {
+  await settle(page);
   const result = await new AxeBuilder({ page }).include(selector).analyze();
   return result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
@@ -141,7 +153,7 @@ describe.skipIf(reason !== null)('groups in Chromium', () => {
     expect(await c.getByRole('button', { name: 'Rename group' }).count()).toBe(0);
     expect(await c.getByRole('button', { name: 'Make admin' }).count()).toBe(0);
     await c.getByRole('button', { name: 'Back to the conversation' }).click();
-    await c.screenshot({ path: `${SHOTS}/notices-light.png` });
+    await shoot(c, 'notices-light.png');
     expect(await seriousViolations(c, '.notice-line')).toEqual([]);
   });
 
@@ -182,7 +194,7 @@ describe.skipIf(reason !== null)('groups in Chromium', () => {
     await memberRow(a, cat_).getByRole('button', { name: 'Remove member', exact: true }).click();
     const confirm = a.getByRole('group', { name: `Yes, remove ${cat_}` });
     await confirm.waitFor();
-    await a.screenshot({ path: `${SHOTS}/members-confirm-light.png` });
+    await shoot(a, 'members-confirm-light.png');
     expect(await seriousViolations(a, 'section[aria-labelledby="members-title"]')).toEqual([]);
     // Nothing happened yet: "Keep" closes the question and cat stays.
     await confirm.getByRole('button', { name: `Keep ${cat_}` }).click();
@@ -206,24 +218,24 @@ describe.skipIf(reason !== null)('groups in Chromium', () => {
     await openMembers(b, 'Band night at eight');
     await b.getByRole('button', { name: 'Leave group' }).click();
     await b.getByRole('button', { name: 'Stay in the group' }).waitFor();
-    await b.screenshot({ path: `${SHOTS}/leave-confirm-light.png` });
+    await shoot(b, 'leave-confirm-light.png');
     expect(await seriousViolations(b, 'section[aria-labelledby="members-title"]')).toEqual([]);
     await b.getByRole('button', { name: 'Stay in the group' }).click();
     await b.getByRole('button', { name: 'Leave group' }).waitFor();
 
     const a = ann.page;
-    await a.screenshot({ path: `${SHOTS}/members-light.png` });
+    await shoot(a, 'members-light.png');
     expect(await seriousViolations(a, 'section[aria-labelledby="members-title"]')).toEqual([]);
     await setTheme(a, 'Dark', 'Band night at eight');
-    await a.screenshot({ path: `${SHOTS}/members-dark.png` });
+    await shoot(a, 'members-dark.png');
     expect(await seriousViolations(a, 'section[aria-labelledby="members-title"]')).toEqual([]);
     await a.getByRole('button', { name: 'Leave group' }).click();
     await a.getByRole('button', { name: 'Stay in the group' }).waitFor();
-    await a.screenshot({ path: `${SHOTS}/leave-confirm-dark.png` });
+    await shoot(a, 'leave-confirm-dark.png');
     expect(await seriousViolations(a, 'section[aria-labelledby="members-title"]')).toEqual([]);
     await a.getByRole('button', { name: 'Stay in the group' }).click();
     await a.getByRole('button', { name: 'Back to the conversation' }).click();
-    await a.screenshot({ path: `${SHOTS}/notices-dark.png` });
+    await shoot(a, 'notices-dark.png');
     expect(await seriousViolations(a, '.notice-line')).toEqual([]);
     await setTheme(a, 'Light', 'Band night at eight');
   });
