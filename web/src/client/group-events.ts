@@ -75,3 +75,17 @@ export function groupNotice(args: {
       };
   }
 }
+
+/** A notice line to store with a group change: its id (the info message's, or a new one), time, unread or not. */
+export interface NoticeLine {
+  id: string;
+  ts: number;
+  text: string;
+  unread: boolean;
+}
+
+/** The relay entry a group payload arrived in (its id and time become the notice's). */
+export interface ArrivedEntry {
+  id: string;
+  ts: number;
+}

@@ -8,33 +8,28 @@ import type { ConvState, EngineContext } from './context';
 import { encoder } from './context';
 import { ClientError } from './errors';
 import { newMessageId } from './bytes';
-import { groupNotice } from './group-events';
-import { isGroupPicture, pictureOf, picturePayload } from './group-picture';
-import type { GroupEvent, GroupInfoPayload, GroupPayload, GroupPicturePayload } from './groups';
+import { groupNotice, type ArrivedEntry, type NoticeLine } from './group-events';
+import { GroupPictures } from './group-picture';
+import type { GroupEvent, GroupInfoPayload, GroupPayload } from './groups';
 import { groupAnswerSchema, groupListAnswerSchema } from '@weconnect/relay/protocol';
 import { groupSyncSchema } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage, GroupInfo, Person } from './types';
 
-/** A notice line to store with a group change: its id (the info message's, or a new one), time, unread or not. */
-interface NoticeLine {
-  id: string;
-  ts: number;
-  text: string;
-  unread: boolean;
-}
-
-/** The relay entry a group payload arrived in (its id and time become the notice's). */
-export interface ArrivedEntry {
-  id: string;
-  ts: number;
-}
-
 export class GroupMembership {
   readonly #ctx: EngineContext;
+  /** Group pictures: set by admins, received from them (it needs this part's group, save and send steps). */
+  readonly pictures: GroupPictures;
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
+    this.pictures = new GroupPictures(ctx, {
+      group: (conv) => this.#group(conv),
+      requireOnline: () => this.requireOnline(),
+      save: (groupId, group, lastText, notice) => this.saveGroup(groupId, group, lastText, notice),
+      own: (text) => this.#own(text),
+      sendTo: (to, body) => this.#sendTo(to, body),
+    });
   }
 
   requireOnline(): void {
@@ -104,7 +99,12 @@ export class GroupMembership {
 
   /** The group picture payload (null: removed), for members who need it. */
   picturePayload(groupId: string, picture: Uint8Array | null, quiet = false): Uint8Array {
-    return encoder.encode(JSON.stringify(picturePayload(groupId, picture, quiet)));
+    return GroupPictures.payload(groupId, picture, quiet);
+  }
+
+  /** Admins: a new group picture (checked image bytes) or none, for every member. */
+  setGroupPicture(conv: string, picture: Uint8Array | null): Promise<void> {
+    return this.pictures.set(conv, picture);
   }
 
   /**
@@ -255,56 +255,9 @@ export class GroupMembership {
     await this.#announce(conv, next, answer.members, { type: 'admin', users: [userId], admin });
   }
 
-  /** Admins: a new group picture (checked image bytes) or none, for every member. */
-  async setGroupPicture(conv: string, picture: Uint8Array | null): Promise<void> {
-    const group = this.#group(conv);
-    this.#requireAdmin(group);
-    if (picture && !isGroupPicture(picture)) {
-      throw new ClientError('invalid_input', 'The picture must be a JPEG, PNG or WebP image of at most 24 KB.');
-    }
-    this.requireOnline();
-    const { groups } = await this.#ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
-    const current = groups.find((g) => g.groupId === conv);
-    if (!current?.admins.includes(this.#ctx.me.userId)) {
-      throw new ClientError('invalid_input', 'Only admins can change the group picture.');
-    }
-    const { picture: _old, ...rest } = group;
-    const next: GroupInfo = { ...rest, ...(picture ? { picture } : {}), admins: current.admins };
-    const text = picture ? 'You changed the group picture' : 'You removed the group picture';
-    await this.saveGroup(conv, next, text, this.#own(text));
-    await this.#sendTo(current.members, this.picturePayload(conv, picture));
-  }
-
   /** A group payload from `from` (inbound hands over both kinds). */
   onGroupPayload(from: string, payload: GroupPayload, entry: ArrivedEntry): Promise<void> {
-    return payload.t === 'group' ? this.onGroupInfo(from, payload, entry) : this.#onGroupPicture(from, payload, entry);
-  }
-
-  /** A group picture from `from`: taken only from a member the relay lists as admin (or our own other device). */
-  async #onGroupPicture(from: string, payload: GroupPicturePayload, entry: ArrivedEntry): Promise<void> {
-    const ctx = this.#ctx;
-    const picture = pictureOf(payload);
-    if (picture === undefined) return;
-    const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
-    const current = groups.find((g) => g.groupId === payload.groupId);
-    await ctx.queue.run(`group:${payload.groupId}`, async () => {
-      const existing = ctx.convs.get(payload.groupId)?.group;
-      const fromOwn = from === ctx.me.userId;
-      if (!current || !existing || existing.left || !(current.admins.includes(from) || fromOwn)) return;
-      const { picture: _old, ...rest } = existing;
-      const next: GroupInfo = { ...rest, ...(picture ? { picture } : {}), admins: current.admins };
-      const actor = fromOwn ? 'You' : (existing.members.find((m) => m.userId === from)?.username ?? 'Someone');
-      const text = picture ? `${actor} changed the group picture` : `${actor} removed the group picture`;
-      // A new device of ours learning the group's picture from our other device: no notice.
-      // A member just added gets the current picture quietly (the flag can only hide a notice, never change rights).
-      const quiet = existing.placeholder === true || payload.quiet === true;
-      await this.saveGroup(
-        payload.groupId,
-        next,
-        quiet ? (ctx.convs.get(payload.groupId)?.lastText ?? text) : text,
-        quiet ? undefined : { id: entry.id, ts: entry.ts, text, unread: false },
-      );
-    });
+    return payload.t === 'group' ? this.onGroupInfo(from, payload, entry) : this.pictures.receive(from, payload, entry);
   }
 
   /**
