@@ -1,7 +1,7 @@
 // Groups in a real Chromium, three people in three browser contexts: ann creates a group with ben and cat (cat's
 // unread count rises), renames it with "Rename group", makes ben admin with "Make admin"; ben renames it; cat sees
 // both renames and the notices; ann sets a group picture that ben sees; ann removes cat only after confirming, and
-// cat sees it. Screenshots (light and dark) and an axe audit of the group panels, in /tmp/shots-groups.
+// cat sees it; ann demotes ben with "Remove admin". Screenshots (light and dark) and an axe audit of the group panels, in /tmp/shots-groups.
 import { mkdirSync } from 'node:fs';
 import { AxeBuilder } from '@axe-core/playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -238,5 +238,19 @@ describe.skipIf(reason !== null)('groups in Chromium', () => {
     await shoot(a, 'notices-dark.png');
     expect(await seriousViolations(a, '.notice-line')).toEqual([]);
     await setTheme(a, 'Light', 'Band night at eight');
+  });
+
+  it('demotes ben with Remove admin: his admin controls go, and the last admin cannot demote herself', async () => {
+    const a = ann.page;
+    await memberRow(a, ben_).getByRole('button', { name: 'Remove admin', exact: true }).click();
+    await memberRow(a, ben_).getByRole('button', { name: 'Make admin', exact: true }).waitFor({ timeout: 15_000 });
+    expect(await memberRow(a, `${ann_} (you)`).getByRole('button', { name: 'Remove admin' }).count()).toBe(0);
+    const b = ben.page;
+    await b.getByText('Only admins can change the name and picture.').waitFor({ timeout: 15_000 });
+    expect(await b.getByRole('button', { name: 'Make admin' }).count()).toBe(0);
+    await shoot(b, 'members-not-admin-light.png');
+    expect(await seriousViolations(b, 'section[aria-labelledby="members-title"]')).toEqual([]);
+    await b.getByRole('button', { name: 'Back to the conversation' }).click();
+    await notice(b, 'Band night at eight', `${ann_} removed you as admin`).waitFor({ timeout: 15_000 });
   });
 });
