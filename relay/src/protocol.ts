@@ -74,6 +74,8 @@ export const ERROR_CODES = [
   /** Sign-up: REGISTRATION=invite and the invite token is missing, unknown, used or expired. */
   'invite_invalid',
   'group_limit',
+  /** `PUT /api/groups/:groupId/admins`: the change would leave the group without an admin. */
+  'last_admin',
   'internal',
   'unavailable',
   /**
@@ -389,6 +391,16 @@ export const updateGroupMembersBody = z.strictObject({
   remove: memberListSchema.optional(),
 });
 export type UpdateGroupMembersBody = z.infer<typeof updateGroupMembersBody>;
+
+/**
+ * `PUT /api/groups/:groupId/admins` (admins only): `add` members become admins, `remove` admins become members.
+ * Every id must be a current member; at least one id in all.
+ */
+export const updateGroupAdminsBody = z
+  .strictObject({ add: memberListSchema.optional(), remove: memberListSchema.optional() })
+  .refine((b) => (b.add?.length ?? 0) + (b.remove?.length ?? 0) > 0, 'name at least one member')
+  .refine((b) => !(b.add ?? []).some((id) => (b.remove ?? []).includes(id)), 'a user cannot be both added and removed');
+export type UpdateGroupAdminsBody = z.infer<typeof updateGroupAdminsBody>;
 
 /** A group as every group answer shows it; `members` in join order, `admins` a subset of it. */
 export const groupAnswerSchema = z.object({

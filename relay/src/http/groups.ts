@@ -1,6 +1,6 @@
-// POST /api/groups, GET /api/groups, PUT /api/groups/:groupId/members.
+// POST /api/groups, GET /api/groups, PUT /api/groups/:groupId/members, PUT /api/groups/:groupId/admins.
 import { Router } from 'express';
-import { createGroupBody, idSchema, updateGroupMembersBody } from '../protocol.js';
+import { createGroupBody, idSchema, updateGroupAdminsBody, updateGroupMembersBody } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { GroupService } from '../service/groups.js';
 import { parseInput } from '../validation.js';
@@ -19,6 +19,11 @@ export function groupsRoutes(accounts: AccountService, groups: GroupService): Ro
     const groupId = parseInput(idSchema, req.params.groupId, 'groupId');
     const body = parseInput(updateGroupMembersBody, req.body, 'body');
     res.json(await groups.updateMembers(authOf(res), groupId, body));
+  });
+  router.put('/groups/:groupId/admins', requireAuth(accounts), async (req, res) => {
+    const groupId = parseInput(idSchema, req.params.groupId, 'groupId');
+    const body = parseInput(updateGroupAdminsBody, req.body, 'body');
+    res.json(await groups.updateAdmins(authOf(res), groupId, body));
   });
   return router;
 }

@@ -6,7 +6,7 @@
 // concurrent adds of one user on several nodes can pass it by the number of racing requests.
 import { RelayError } from '../errors.js';
 import { LIMITS } from '../protocol.js';
-import type { GroupAnswer, UpdateGroupMembersBody } from '../protocol.js';
+import type { GroupAnswer, UpdateGroupAdminsBody, UpdateGroupMembersBody } from '../protocol.js';
 import type { GroupMemberRecord, GroupRecord, Store } from '../store/store.js';
 import { newId } from './tokens.js';
 import type { AccessClaims } from './tokens.js';
@@ -78,6 +78,37 @@ export class GroupService {
       }
       await this.requireRoom(added, auth.userId);
       if (attempt === 0) this.spendAdds(auth.userId, added.length);
+      if (await this.store.replaceGroupMembers(groupId, group.version, members, this.now())) {
+        return toAnswer({ groupId, members });
+      }
+    }
+    throw new RelayError('internal', 'the group kept changing; try again');
+  }
+
+  /**
+   * Promotes (`add`) and demotes (`remove`) members; admins only, any admin may change any member, themselves
+   * included. A change that would leave no admin is refused (last_admin): demoting is never a way to orphan a group
+   * (leaving is: then the longest-standing member is promoted, see nextMembers).
+   */
+  async updateAdmins(auth: AccessClaims, groupId: string, change: UpdateGroupAdminsBody): Promise<GroupAnswer> {
+    const add = change.add ?? [];
+    const remove = change.remove ?? [];
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const group = await this.store.getGroup(groupId);
+      const actor = group?.members.find((m) => m.userId === auth.userId);
+      if (!group || !actor) throw new RelayError('not_found', 'no such group');
+      if (!actor.admin) throw new RelayError('forbidden', 'only admins can change who is an admin');
+      const strangers = [...add, ...remove].filter((id) => !group.members.some((m) => m.userId === id));
+      if (strangers.length > 0) {
+        throw new RelayError('invalid_input', `${strangers.length} of the users are not members of this group`);
+      }
+      const members = group.members.map((m) => ({
+        userId: m.userId,
+        admin: add.includes(m.userId) ? true : remove.includes(m.userId) ? false : m.admin,
+      }));
+      if (!members.some((m) => m.admin)) {
+        throw new RelayError('last_admin', 'a group keeps at least one admin; make someone else admin first');
+      }
       if (await this.store.replaceGroupMembers(groupId, group.version, members, this.now())) {
         return toAnswer({ groupId, members });
       }

@@ -308,6 +308,18 @@ export class ChatClient implements ChatEngineApi {
     return this.#membership.leaveGroup(conv);
   }
 
+  renameGroup(conv: string, name: string): Promise<void> {
+    return this.#membership.renameGroup(conv, name);
+  }
+
+  setGroupPicture(conv: string, picture: Uint8Array | null): Promise<void> {
+    return this.#membership.setGroupPicture(conv, picture);
+  }
+
+  setGroupAdmin(conv: string, userId: string, admin: boolean): Promise<void> {
+    return this.#membership.setGroupAdmin(conv, userId, admin);
+  }
+
   safetyNumber(conv: string): Promise<SafetyNumberView> {
     return this.#trust.safetyNumber(conv);
   }
@@ -536,6 +548,12 @@ export class ChatClient implements ChatEngineApi {
   async dangerousTestOnlySendControl(userId: string, payload: ControlPayload): Promise<void> {
     assertTest();
     await this.#outbound.sendPairwiseNow(userId, { kind: 'control', body: encoder.encode(JSON.stringify(payload)) });
+  }
+
+  /** Test-only: a stored pairwise `chat` payload (any JSON) to every device of `userId` (a misbehaving client). */
+  async dangerousTestOnlySendPairwiseJson(userId: string, payload: unknown): Promise<void> {
+    assertTest();
+    await this.#outbound.sendPairwiseNow(userId, { kind: 'chat', body: encoder.encode(JSON.stringify(payload)) });
   }
 
   /** Test-only: how many messages wait in the outbox. */

@@ -1,21 +1,35 @@
-// GroupMembership: creating groups, adding and removing members, leaving, and the group-info payload (name and
-// member names travel encrypted, pairwise). Membership always comes from the relay (it knows the ids anyway), so a
-// member cannot add or remove anyone by message; a removal makes everyone who stays rotate their sender key.
+// GroupMembership: creating groups, adding and removing members, leaving, renaming, admin roles and the group
+// picture, and the group-info payload (name and member names travel encrypted, pairwise). Membership and admin
+// roles always come from the relay (it knows the ids anyway), so a member cannot add or remove anyone by message,
+// and a rename or picture is taken only from a member the relay lists as admin; a removal makes everyone who stays
+// rotate their sender key. Every change leaves a notice line in each member's log (group-events.ts).
 
 import type { ConvState, EngineContext } from './context';
 import { encoder } from './context';
 import { ClientError } from './errors';
-import type { GroupInfoPayload } from './groups';
+import { newMessageId } from './bytes';
+import { groupNotice, type ArrivedEntry, type NoticeLine } from './group-events';
+import { GroupPictures } from './group-picture';
+import type { GroupEvent, GroupInfoPayload, GroupPayload } from './groups';
 import { groupAnswerSchema, groupListAnswerSchema } from '@weconnect/relay/protocol';
 import { groupSyncSchema } from './schemas';
 import { WriteBatch } from './store';
-import type { GroupInfo, Person } from './types';
+import type { ChatMessage, GroupInfo, Person } from './types';
 
 export class GroupMembership {
   readonly #ctx: EngineContext;
+  /** Group pictures: set by admins, received from them (it needs this part's group, save and send steps). */
+  readonly pictures: GroupPictures;
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
+    this.pictures = new GroupPictures(ctx, {
+      group: (conv) => this.#group(conv),
+      requireOnline: () => this.requireOnline(),
+      save: (groupId, group, lastText, notice) => this.saveGroup(groupId, group, lastText, notice),
+      own: (text) => this.#own(text),
+      sendTo: (to, body) => this.#sendTo(to, body),
+    });
   }
 
   requireOnline(): void {
@@ -33,36 +47,83 @@ export class GroupMembership {
     return group;
   }
 
-  async saveGroup(groupId: string, group: GroupInfo, lastText: string): Promise<void> {
+  async saveGroup(groupId: string, group: GroupInfo, lastText: string, notice?: NoticeLine): Promise<void> {
     const ctx = this.#ctx;
     const existing = ctx.convs.get(groupId);
+    const batch = new WriteBatch();
+    let line: ChatMessage | null = null;
+    if (notice) {
+      const ts = ctx.arrivalTs(groupId, notice.ts);
+      line = { id: notice.id, conv: groupId, mine: false, text: notice.text, ts, status: 'delivered', kind: 'notice' };
+      await ctx.store.stageMessage(batch, line, ts);
+    }
+    const unread = notice?.unread ?? false;
     const next: ConvState = {
       conv: groupId,
       username: group.name,
       group,
-      lastText,
-      lastTs: ctx.now(),
-      unread: existing?.unread ?? 0,
-      unreadIds: existing?.unreadIds ?? [],
+      lastText: notice?.text ?? lastText,
+      lastTs: Math.max(ctx.now(), line?.ts ?? 0),
+      unread: (existing?.unread ?? 0) + (unread ? 1 : 0),
+      unreadIds: [...(existing?.unreadIds ?? []), ...(unread && line ? [line.id] : [])].slice(-1000),
+      ...(line
+        ? { lastArrival: line.ts }
+        : existing?.lastArrival !== undefined
+          ? { lastArrival: existing.lastArrival }
+          : {}),
     };
-    const batch = new WriteBatch();
     await ctx.stageConv(batch, next);
     await ctx.store.commit(batch);
     ctx.convs.set(groupId, next);
     ctx.publishConvs();
+    if (line) ctx.emitMessages(groupId, [line]);
+  }
+
+  /** A notice for something this device did ("You added ben"): a new id, now. */
+  #own(text: string): NoticeLine {
+    return { id: newMessageId(), ts: this.#ctx.now(), text, unread: false };
   }
 
   /** The group-info payload for a group as this device knows it. */
-  infoPayload(groupId: string, group: GroupInfo): Uint8Array {
-    const payload: GroupInfoPayload = { v: 1, t: 'group', groupId, name: group.name, members: group.members };
+  infoPayload(groupId: string, group: GroupInfo, event?: GroupEvent): Uint8Array {
+    const payload: GroupInfoPayload = {
+      v: 1,
+      t: 'group',
+      groupId,
+      name: group.name,
+      members: group.members,
+      ...(event ? { event } : {}),
+    };
     return encoder.encode(JSON.stringify(payload));
   }
 
-  /** Sends the group's name and member names, encrypted pairwise, to `to` (the relay only knows member ids). */
-  async #announce(groupId: string, group: GroupInfo, to: readonly string[]): Promise<void> {
-    const body = this.infoPayload(groupId, group);
+  /** The group picture payload (null: removed), for members who need it. */
+  picturePayload(groupId: string, picture: Uint8Array | null, quiet = false): Uint8Array {
+    return GroupPictures.payload(groupId, picture, quiet);
+  }
+
+  /** Admins: a new group picture (checked image bytes) or none, for every member. */
+  setGroupPicture(conv: string, picture: Uint8Array | null): Promise<void> {
+    return this.pictures.set(conv, picture);
+  }
+
+  /**
+   * Sends the group's name and member names with what we did, encrypted pairwise, to `to` and our own other
+   * devices (the relay only knows member ids).
+   */
+  async #announce(groupId: string, group: GroupInfo, to: readonly string[], event: GroupEvent): Promise<void> {
+    await this.#sendTo(to, this.infoPayload(groupId, group, event));
+  }
+
+  async #sendTo(to: readonly string[], body: Uint8Array): Promise<void> {
     for (const peer of new Set([...to, this.#ctx.me.userId])) {
       await this.#ctx.parts.outbound.sendPairwiseNow(peer, { kind: 'chat', body });
+    }
+  }
+
+  #requireAdmin(group: GroupInfo): void {
+    if (!group.admins.includes(this.#ctx.me.userId)) {
+      throw new ClientError('invalid_input', 'Only admins can change this group.');
     }
   }
 
@@ -86,8 +147,8 @@ export class GroupMembership {
       admins: answer.admins,
       left: false,
     };
-    await this.saveGroup(answer.groupId, group, 'You created the group');
-    await this.#announce(answer.groupId, group, answer.members);
+    await this.saveGroup(answer.groupId, group, 'You created the group', this.#own('You created the group'));
+    await this.#announce(answer.groupId, group, answer.members, { type: 'created' });
     return answer.groupId;
   }
 
@@ -102,8 +163,18 @@ export class GroupMembership {
       members: this.people(answer.members, [...group.members, ...people]),
       admins: answer.admins,
     };
-    await this.saveGroup(conv, next, `You added ${people.map((p) => p.username).join(', ')}`);
-    await this.#announce(conv, next, answer.members);
+    const added = people.filter((p) => answer.members.includes(p.userId));
+    const text = `You added ${people.map((p) => p.username).join(', ')}`;
+    await this.saveGroup(conv, next, text, this.#own(text));
+    if (added.length > 0) {
+      await this.#announce(conv, next, answer.members, { type: 'added', users: added.map((p) => p.userId) });
+    }
+    if (next.picture && added.length > 0) {
+      await this.#sendTo(
+        added.map((p) => p.userId),
+        this.picturePayload(conv, next.picture, true),
+      );
+    }
   }
 
   async removeGroupMember(conv: string, userId: string): Promise<void> {
@@ -118,8 +189,8 @@ export class GroupMembership {
       await ctx.groupKeys.rotate(batch, conv, [userId]);
       await ctx.store.commit(batch);
     });
-    await this.saveGroup(conv, next, `You removed ${removed}`);
-    await this.#announce(conv, next, [...answer.members, userId]);
+    await this.saveGroup(conv, next, `You removed ${removed}`, this.#own(`You removed ${removed}`));
+    await this.#announce(conv, next, [...answer.members, userId], { type: 'removed', users: [userId] });
   }
 
   async leaveGroup(conv: string): Promise<void> {
@@ -134,39 +205,104 @@ export class GroupMembership {
       await ctx.groupKeys.forget(batch, conv);
       await ctx.store.commit(batch);
     });
-    await this.saveGroup(conv, next, 'You left the group');
+    await this.saveGroup(conv, next, 'You left the group', this.#own('You left the group'));
     await this.#announce(
       conv,
       next,
       next.members.map((m) => m.userId),
+      { type: 'left' },
     );
   }
 
+  /** Admins: a new name for every member (who take it only from an admin the relay lists). */
+  async renameGroup(conv: string, name: string): Promise<void> {
+    const group = this.#group(conv);
+    this.#requireAdmin(group);
+    const title = name.trim();
+    if (title.length === 0 || title.length > 100) throw new ClientError('invalid_input', 'Give the group a name.');
+    if (title === group.name) return;
+    this.requireOnline();
+    // The relay's current list: who gets the name, and whether we are still an admin there.
+    const { groups } = await this.#ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
+    const current = groups.find((g) => g.groupId === conv);
+    if (!current?.admins.includes(this.#ctx.me.userId)) {
+      throw new ClientError('invalid_input', 'Only admins can rename this group.');
+    }
+    const next: GroupInfo = { ...group, name: title, admins: current.admins };
+    const text = `You renamed the group to “${title}”`;
+    await this.saveGroup(conv, next, text, this.#own(text));
+    await this.#announce(conv, next, current.members, { type: 'renamed' });
+  }
+
+  /** Admins: makes `userId` an admin, or a plain member (the relay refuses to leave the group without one). */
+  async setGroupAdmin(conv: string, userId: string, admin: boolean): Promise<void> {
+    const group = this.#group(conv);
+    this.#requireAdmin(group);
+    this.requireOnline();
+    const answer = await this.#ctx.api.call(
+      'PUT',
+      `/api/groups/${conv}/admins`,
+      groupAnswerSchema,
+      admin ? { add: [userId] } : { remove: [userId] },
+    );
+    const next: GroupInfo = { ...group, members: this.people(answer.members, group.members), admins: answer.admins };
+    const who =
+      userId === this.#ctx.me.userId
+        ? 'yourself'
+        : (group.members.find((m) => m.userId === userId)?.username ?? 'a member');
+    const text = admin ? `You made ${who} an admin` : `You removed ${who} as admin`;
+    await this.saveGroup(conv, next, text, this.#own(text));
+    await this.#announce(conv, next, answer.members, { type: 'admin', users: [userId], admin });
+  }
+
+  /** A group payload from `from` (inbound hands over both kinds). */
+  onGroupPayload(from: string, payload: GroupPayload, entry: ArrivedEntry): Promise<void> {
+    return payload.t === 'group' ? this.onGroupInfo(from, payload, entry) : this.pictures.receive(from, payload, entry);
+  }
+
   /**
-   * Group info from `from`. Membership comes from the relay (GET /api/groups: it knows the ids anyway), so a member
-   * cannot add or remove anyone by message; the name is taken from an admin only. Someone gone → we rotate.
+   * Group info from `from`. Membership and admins come from the relay (GET /api/groups: it knows the ids anyway), so
+   * a member cannot add or remove anyone by message; a name change is taken from an admin only (or our own other
+   * device), and only with a `renamed` event or by a member who did not know the group yet. Someone gone → we
+   * rotate. What happened is stored as a notice line when the relay's answer bears it out.
    */
-  async onGroupInfo(from: string, info: GroupInfoPayload): Promise<void> {
+  async onGroupInfo(from: string, info: GroupInfoPayload, entry: ArrivedEntry): Promise<void> {
     const ctx = this.#ctx;
     const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
     const current = groups.find((g) => g.groupId === info.groupId);
     await ctx.queue.run(`group:${info.groupId}`, async () => {
       const existing = ctx.convs.get(info.groupId)?.group;
+      const fromOwn = from === ctx.me.userId;
       if (!current) {
         if (!existing || existing.left) return;
         const batch = new WriteBatch();
         await ctx.groupKeys.forget(batch, info.groupId);
         await ctx.store.commit(batch);
-        await this.saveGroup(info.groupId, { ...existing, left: true }, 'You are no longer in this group');
+        const byAdmin = fromOwn || existing.admins.includes(from);
+        const actor = existing.members.find((m) => m.userId === from)?.username ?? 'Someone';
+        const text =
+          fromOwn && info.event?.type === 'left'
+            ? 'You left the group'
+            : byAdmin && info.event?.type === 'removed' && info.event.users.includes(ctx.me.userId)
+              ? `${fromOwn ? 'You' : actor} removed you`
+              : 'You are no longer in this group';
+        await this.saveGroup(info.groupId, { ...existing, left: true }, text, {
+          id: entry.id,
+          ts: entry.ts,
+          text,
+          unread: false,
+        });
         return;
       }
       // Our own other device (telling a new device of ours about the group) is as trusted for the name as an admin.
-      const fromOwn = from === ctx.me.userId;
       const trusted = current.admins.includes(from) || fromOwn;
       if (!existing && !trusted) return;
       const known = [...info.members, ...(existing?.members ?? [])];
+      const mayRename = trusted && (!existing || existing.placeholder === true || info.event?.type === 'renamed');
+      const name = mayRename ? info.name : (existing?.name ?? info.name);
       const next: GroupInfo = {
-        name: trusted ? info.name : (existing?.name ?? info.name),
+        ...(existing?.picture ? { picture: existing.picture } : {}),
+        name,
         members: this.people(current.members, known),
         admins: current.admins,
         left: false,
@@ -178,14 +314,23 @@ export class GroupMembership {
         await ctx.groupKeys.rotate(batch, info.groupId, removed);
         await ctx.store.commit(batch);
       }
-      const sender = known.find((p) => p.userId === from)?.username ?? 'Someone';
+      const notice = groupNotice({
+        me: ctx.me.userId,
+        from,
+        event: info.event,
+        current,
+        before: existing,
+        after: next,
+        renamed: existing !== undefined && name !== existing.name,
+      });
       const conv = ctx.convs.get(info.groupId);
-      const note = fromOwn
-        ? (conv?.lastText ?? 'You are in this group')
-        : existing
-          ? `${sender} updated the group`
-          : `${sender} added you`;
-      await this.saveGroup(info.groupId, next, note);
+      const lastText = notice?.text ?? conv?.lastText ?? 'You are in this group';
+      await this.saveGroup(
+        info.groupId,
+        next,
+        lastText,
+        notice ? { id: entry.id, ts: entry.ts, ...notice } : undefined,
+      );
     });
   }
 

@@ -130,6 +130,7 @@ export class GroupMessaging {
       const share = own && own.sentTo.includes(userId) && !own.devices.includes(slot);
       return {
         info: tell ? ctx.parts.membership.infoPayload(groupId, current) : null,
+        picture: tell && current.picture ? ctx.parts.membership.picturePayload(groupId, current.picture, true) : null,
         key: share
           ? { body: ctx.c.senderKeyDistribution(own.key), id: ctx.c.toBase64Url(own.key.distributionId) }
           : null,
@@ -137,6 +138,7 @@ export class GroupMessaging {
     });
     if (!plan) return;
     if (plan.info) await outbound.sendPairwiseNow(userId, { kind: 'chat', body: plan.info }, [deviceId]);
+    if (plan.picture) await outbound.sendPairwiseNow(userId, { kind: 'chat', body: plan.picture }, [deviceId]);
     const key = plan.key;
     if (!key) return;
     const reached = await outbound.sendPairwiseNow(userId, { kind: 'sender_key', body: key.body }, [deviceId]);

@@ -28,6 +28,22 @@ export interface OwnGroupKey {
   devices: string[];
 }
 
+const userIds = z.array(relayIdSchema).min(1).max(256);
+
+/**
+ * What the sender of a group-info payload did (the actor is always the authenticated pairwise sender, never a
+ * field). Receivers check each claim against the relay's group answer before showing it as a notice.
+ */
+export const groupEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('created') }),
+  z.object({ type: z.literal('added'), users: userIds }),
+  z.object({ type: z.literal('removed'), users: userIds }),
+  z.object({ type: z.literal('left') }),
+  z.object({ type: z.literal('renamed') }),
+  z.object({ type: z.literal('admin'), users: userIds, admin: z.boolean() }),
+]);
+export type GroupEvent = z.infer<typeof groupEventSchema>;
+
 /** Pairwise `chat`-kind payload that tells members a group's name and member names (the relay sees only ids). */
 export const groupInfoPayloadSchema = z.object({
   v: z.literal(1),
@@ -35,8 +51,28 @@ export const groupInfoPayloadSchema = z.object({
   groupId: relayIdSchema,
   name: z.string().min(1).max(100),
   members: z.array(z.object({ userId: relayIdSchema, username: z.string().min(1).max(32) })).max(256),
+  /** Absent from clients before events existed; such a payload changes the name only for a new member. */
+  event: groupEventSchema.optional(),
 });
 export type GroupInfoPayload = z.infer<typeof groupInfoPayloadSchema>;
+
+/**
+ * Pairwise `chat`-kind payload with the group picture (base64url image bytes, or null: removed). Its own message,
+ * because a picture and a 256-member list together would not fit one padded plaintext (32 KiB).
+ */
+export const groupPicturePayloadSchema = z.object({
+  v: z.literal(1),
+  t: z.literal('group-picture'),
+  groupId: relayIdSchema,
+  picture: z.string().max(32_100).nullable(),
+  /** Sent to a member just added (the group's current picture, not a change): stored without a notice. */
+  quiet: z.boolean().optional(),
+});
+export type GroupPicturePayload = z.infer<typeof groupPicturePayloadSchema>;
+
+/** Either group payload (what inbound hands to GroupMembership). */
+export const groupPayloadSchema = z.union([groupInfoPayloadSchema, groupPicturePayloadSchema]);
+export type GroupPayload = z.infer<typeof groupPayloadSchema>;
 
 /** `len:part` for each part: no id can end early or run into the next, whatever characters it holds. */
 function lengthPrefixed(parts: readonly string[]): string {

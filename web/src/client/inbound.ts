@@ -4,7 +4,7 @@
 import type { Envelope } from '@weconnect/crypto';
 import { TYPING_SHOW_MS, hasCode, parseJson, type ConvState, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
-import { groupInfoPayloadSchema, type GroupInfoPayload } from './groups';
+import { groupPayloadSchema, type GroupPayload } from './groups';
 import { deliveredMessageSchema, type ReceivedMessage } from '@weconnect/relay/protocol';
 import { chatPayloadSchema, controlPayloadSchema } from './schemas';
 import { WriteBatch } from './store';
@@ -89,21 +89,21 @@ export class Inbound {
     }
     // Group info waits for the group's queue, and a group send holds that queue while it waits for this peer's:
     // it is therefore handled after the peer's queue is released (still before the next entry of the batch).
-    let groupInfo: GroupInfoPayload | null = null;
+    let groupInfo: GroupPayload | null = null;
     const delivered = await ctx.queue.run(env.senderUserId, () =>
       this.#receiveFrom(env, entry, (info) => {
         groupInfo = info;
       }),
     );
-    const info: GroupInfoPayload | null = groupInfo;
-    if (info) await ctx.parts.membership.onGroupInfo(env.senderUserId, info);
+    const info: GroupPayload | null = groupInfo;
+    if (info) await ctx.parts.membership.onGroupPayload(env.senderUserId, info, { id: entry.id, ts: entry.ts });
     return delivered;
   }
 
   async #receiveFrom(
     env: Envelope,
     entry: ReceivedMessage,
-    onGroupInfo: (info: GroupInfoPayload) => void,
+    onGroupInfo: (info: GroupPayload) => void,
   ): Promise<Delivered> {
     const ctx = this.#ctx;
     const batch = new WriteBatch();
@@ -127,7 +127,7 @@ export class Inbound {
     const from = env.senderUserId;
     if (content.kind === 'chat') {
       const json = parseJson(content.body);
-      const info = groupInfoPayloadSchema.safeParse(json);
+      const info = groupPayloadSchema.safeParse(json);
       if (info.success) {
         await ctx.store.commit(batch);
         onGroupInfo(info.data);

@@ -117,7 +117,7 @@ export const storedMessageSchema = z.object({
   senderDevice: id.optional(),
   /** A failed entry that stands for several undecryptable messages (coalesced): every id to ask for again. */
   failedIds: z.array(messageId).min(1).max(50).optional(),
-  /** A system line (issue #14: "ann added a new device"). */
+  /** A system line about the conversation ("ann added ben", "ann added a new device"), stored like a message. */
   kind: z.literal('notice').optional(),
 });
 
@@ -130,6 +130,11 @@ export const groupInfoSchema = z.object({
   left: z.boolean(),
   /** Known only from the relay's list (a new device of ours): no name yet, never announced to anyone. */
   placeholder: z.boolean().optional(),
+  /** The group picture, checked when it arrived (see group-picture.ts). */
+  picture: z
+    .instanceof(Uint8Array)
+    .refine((p) => p.length <= 24_000)
+    .optional(),
 });
 
 export const conversationSummarySchema = z.object({

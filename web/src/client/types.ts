@@ -25,7 +25,7 @@ export interface ChatMessage {
   senderDevice?: string;
   /** A failed entry standing for several undecryptable messages from the same contact: every id to ask for. */
   failedIds?: string[];
-  /** 'notice': a system line in the log (e.g. "ann added a new device"), not a message anyone wrote. */
+  /** A line about the conversation itself ("ann added ben", "ann added a new device"), not a message anyone wrote. */
   kind?: 'notice';
 }
 
@@ -38,6 +38,8 @@ export interface GroupInfo {
   left: boolean;
   /** Known only from the relay's member list (a new device of ours) until our other device sends the name. */
   placeholder?: boolean;
+  /** The group picture (JPEG, PNG or WebP bytes, checked), set by an admin; travels encrypted, pairwise. */
+  picture?: Uint8Array;
 }
 
 export interface Conversation {
@@ -154,6 +156,12 @@ export interface ChatEngineApi {
   addGroupMembers(conv: string, people: readonly Person[]): Promise<void>;
   removeGroupMember(conv: string, userId: string): Promise<void>;
   leaveGroup(conv: string): Promise<void>;
+  /** Admins: renames the group for every member (the name travels encrypted; members accept it from admins only). */
+  renameGroup(conv: string, name: string): Promise<void>;
+  /** Admins: sets (image bytes, already cropped and resized) or removes (null) the group picture for every member. */
+  setGroupPicture(conv: string, picture: Uint8Array | null): Promise<void>;
+  /** Admins: makes a member an admin, or an admin a plain member (the relay refuses to leave no admin). */
+  setGroupAdmin(conv: string, userId: string, admin: boolean): Promise<void>;
   /** The safety number for a one-to-one conversation (digits and QR bytes). */
   safetyNumber(conv: string): Promise<SafetyNumberView>;
   /** Records that the user compared the safety number for `identityKey` (refused if the key changed meanwhile). */

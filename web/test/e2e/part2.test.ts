@@ -115,7 +115,11 @@ describe.skipIf(reason !== null)('WeConnect part 2 in Chromium', () => {
     await cat.page.getByRole('textbox', { name: 'Message' }).fill('');
     await a.screenshot({ path: '/tmp/weconnect-group-light.png' });
     await a.getByRole('button', { name: 'Members' }).click();
-    await a.getByRole('button', { name: `Remove ${CAT.toLowerCase()}` }).waitFor();
+    await a
+      .getByRole('listitem')
+      .filter({ hasText: CAT.toLowerCase() })
+      .getByRole('button', { name: 'Remove member', exact: true })
+      .waitFor();
     await a.screenshot({ path: '/tmp/weconnect-group-members-light.png' });
     await a.getByRole('button', { name: 'Back to the conversation' }).click();
     await setTheme(a, 'Dark', /^Trip to the coast/);

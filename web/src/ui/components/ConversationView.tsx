@@ -5,6 +5,7 @@ import { lastSeenLabel } from '../format';
 import { useConversationMessages, useNow } from '../hooks/useEngine';
 import { Avatar } from './Avatar';
 import { DisplayName } from '../profile/profiles-context';
+import { GroupAvatar } from './GroupAvatar';
 import { Composer } from './Composer';
 import { MessageList } from './MessageList';
 import { FormError } from './FormError';
@@ -102,7 +103,11 @@ export function ConversationView({
         <button type="button" className="icon-btn back" aria-label="Back to conversations" onClick={onBack}>
           <span className="icon icon-back" aria-hidden="true" />
         </button>
-        <Avatar name={username} userId={group ? undefined : conv} online={!group && (presence?.online ?? false)} />
+        {group ? (
+          <GroupAvatar name={username} picture={group.picture} />
+        ) : (
+          <Avatar name={username} userId={conv} online={presence?.online ?? false} />
+        )}
         <div className="conv-head-text">
           <h2>
             <DisplayName userId={group ? undefined : conv} username={username} />

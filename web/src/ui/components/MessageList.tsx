@@ -23,24 +23,11 @@ export function MessageList({ messages, peerName, isGroup, onResend }: Props) {
         const grouped =
           !separator &&
           prev !== undefined &&
+          prev.kind === undefined &&
           prev.mine === m.mine &&
           prev.sender === m.sender &&
           m.ts - prev.ts < 120_000;
         const who = m.mine ? 'You' : (m.senderName ?? peerName);
-        if (m.kind === 'notice') {
-          return (
-            <Fragment key={m.id}>
-              {separator ? (
-                <li className="day-separator" role="separator" aria-label={dayLabel(m.ts)}>
-                  <span>{dayLabel(m.ts)}</span>
-                </li>
-              ) : null}
-              <li className="message-notice" data-id={m.id}>
-                <span>{m.text}</span>
-              </li>
-            </Fragment>
-          );
-        }
         return (
           <Fragment key={m.id}>
             {separator ? (
@@ -48,38 +35,44 @@ export function MessageList({ messages, peerName, isGroup, onResend }: Props) {
                 <span>{dayLabel(m.ts)}</span>
               </li>
             ) : null}
-            <li
-              className={`message ${m.mine ? 'mine' : 'theirs'}${grouped ? ' grouped' : ''}${m.failure ? ' failed' : ''}`}
-              data-id={m.id}
-              data-status={m.mine ? m.status : undefined}
-            >
-              <span className="sr-only">{who}: </span>
-              <div className="bubble">
-                {isGroup && !m.mine && !grouped ? (
-                  <span className="sender" aria-hidden="true">
-                    {who}
+            {m.kind === 'notice' ? (
+              <li className="notice-line message-notice" data-id={m.id}>
+                <span>{m.text}</span>
+              </li>
+            ) : (
+              <li
+                className={`message ${m.mine ? 'mine' : 'theirs'}${grouped ? ' grouped' : ''}${m.failure ? ' failed' : ''}`}
+                data-id={m.id}
+                data-status={m.mine ? m.status : undefined}
+              >
+                <span className="sr-only">{who}: </span>
+                <div className="bubble">
+                  {isGroup && !m.mine && !grouped ? (
+                    <span className="sender" aria-hidden="true">
+                      {who}
+                    </span>
+                  ) : null}
+                  {m.failure ? (
+                    <>
+                      <p className="text failure">
+                        <span className="icon icon-warn" aria-hidden="true" /> {m.failure}
+                      </p>
+                      {!m.mine && m.failure.startsWith('This message could not be decrypted') ? (
+                        <button type="button" className="link resend" onClick={() => onResend(m.id)}>
+                          Ask to resend
+                        </button>
+                      ) : null}
+                    </>
+                  ) : (
+                    <p className="text">{m.text}</p>
+                  )}
+                  <span className="meta">
+                    <time dateTime={new Date(m.ts).toISOString()}>{timeLabel(m.ts)}</time>
+                    {m.mine ? <Ticks status={m.status} /> : null}
                   </span>
-                ) : null}
-                {m.failure ? (
-                  <>
-                    <p className="text failure">
-                      <span className="icon icon-warn" aria-hidden="true" /> {m.failure}
-                    </p>
-                    {!m.mine && m.failure.startsWith('This message could not be decrypted') ? (
-                      <button type="button" className="link resend" onClick={() => onResend(m.id)}>
-                        Ask to resend
-                      </button>
-                    ) : null}
-                  </>
-                ) : (
-                  <p className="text">{m.text}</p>
-                )}
-                <span className="meta">
-                  <time dateTime={new Date(m.ts).toISOString()}>{timeLabel(m.ts)}</time>
-                  {m.mine ? <Ticks status={m.status} /> : null}
-                </span>
-              </div>
-            </li>
+                </div>
+              </li>
+            )}
           </Fragment>
         );
       })}

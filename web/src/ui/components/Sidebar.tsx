@@ -4,6 +4,7 @@ import type { ChatEngineApi, EngineSnapshot, Person } from '../../client/types';
 import { shortStamp } from '../format';
 import { Avatar } from './Avatar';
 import { DisplayName } from '../profile/profiles-context';
+import { GroupAvatar } from './GroupAvatar';
 
 interface Props {
   engine: ChatEngineApi;
@@ -121,12 +122,11 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                   aria-label={`${c.username}${nameOf(c.group ? undefined : c.conv)}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
                   onClick={() => onSelect(c.conv)}
                 >
-                  <Avatar
-                    name={c.username}
-                    userId={c.group ? undefined : c.conv}
-                    online={!c.group && (snapshot.presence[c.conv]?.online ?? false)}
-                    group={Boolean(c.group)}
-                  />
+                  {c.group ? (
+                    <GroupAvatar name={c.username} picture={c.group.picture} />
+                  ) : (
+                    <Avatar name={c.username} userId={c.conv} online={snapshot.presence[c.conv]?.online ?? false} />
+                  )}
                   <span className="conv-body">
                     <span className="conv-top">
                       <span className="conv-name">
