@@ -16,6 +16,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   registration_closed: 403,
   invite_invalid: 403,
   group_limit: 409,
+  block_limit: 409,
   internal: 500,
   unavailable: 503,
 };

@@ -69,6 +69,8 @@ export const ERROR_CODES = [
   /** Sign-up: REGISTRATION=invite and the invite token is missing, unknown, used or expired. */
   'invite_invalid',
   'group_limit',
+  /** `PUT /api/blocks/:userId`: the caller already blocks the most users the relay keeps (BLOCKS_PER_USER). */
+  'block_limit',
   'internal',
   'unavailable',
 ] as const;
@@ -334,6 +336,20 @@ export type GroupAnswer = z.infer<typeof groupAnswerSchema>;
 /** `GET /api/groups` → 200 */
 export const groupListAnswerSchema = z.object({ groups: z.array(groupAnswerSchema) });
 export type GroupListAnswer = z.infer<typeof groupListAnswerSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Blocks (issue #14): a user's block list, kept by the relay so that it can refuse what a blocked user sends.
+
+/** Users one account may block; one more is `409 block_limit`. */
+export const BLOCKS_PER_USER = 1000;
+
+/** `PUT /api/blocks/:userId` and `DELETE /api/blocks/:userId`: the path is the whole input (no body). */
+export const blockParams = z.strictObject({ userId: idSchema });
+export type BlockParams = z.infer<typeof blockParams>;
+
+/** `GET /api/blocks` → 200: the users the caller blocks, oldest block first. */
+export const blockListAnswerSchema = z.object({ blocks: z.array(userSummarySchema).max(BLOCKS_PER_USER) });
+export type BlockListAnswer = z.infer<typeof blockListAnswerSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Socket.IO

@@ -19,6 +19,7 @@ import { Delivery } from './service/delivery.js';
 import { DirectoryService } from './service/directory.js';
 import { GroupService } from './service/groups.js';
 import { HashQueue } from './service/hash-queue.js';
+import { BlockService } from './service/blocks.js';
 import { MailboxService } from './service/mailbox.js';
 import { Readiness } from './service/readiness.js';
 import type { ReadinessProbe } from './service/readiness.js';
@@ -270,7 +271,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   if (cluster) probes.push({ name: 'redis', ping: () => cluster.ping() });
   const readiness = new Readiness(probes, config.readyTimeoutMs);
 
-  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, metrics });
+  const blocks = new BlockService(store, now, presence);
+  const app = createHttpApp({ config, log, health, readiness, accounts, directory, groups, blocks, metrics });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
     config,

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Bytes, NewAccount, SendRequest, Store } from '../src/store/store.js';
+import { describeBlockContract } from './store.blocks.contract.js';
 
 const id = (): string => randomBytes(16).toString('base64url');
 const bytes = (n: number, fill?: number): Buffer => (fill === undefined ? randomBytes(n) : Buffer.alloc(n, fill));
@@ -52,6 +53,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     afterEach(async () => {
       await store.close();
     });
+    describeBlockContract(() => ({ store, alice, bob }));
 
     it('answers a ping while open, and not once closed', async () => {
       await expect(store.ping()).resolves.toBeUndefined();

@@ -7,11 +7,13 @@ import type { RelayMetrics } from '../metrics.js';
 import { LIMITS } from '../protocol.js';
 import type { HealthAnswer } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
+import type { BlockService } from '../service/blocks.js';
 import type { DirectoryService } from '../service/directory.js';
 import type { GroupService } from '../service/groups.js';
 import type { Readiness } from '../service/readiness.js';
 import { accountsRoutes } from './accounts.js';
 import { backupRoutes } from './backup.js';
+import { blocksRoutes } from './blocks.js';
 import { groupsRoutes } from './groups.js';
 import { healthRoutes } from './health.js';
 import { errorHandler, jsonBodies, notFound, requestLog } from './middleware.js';
@@ -32,6 +34,8 @@ export interface HttpDeps {
   accounts: AccountService;
   directory: DirectoryService;
   groups: GroupService;
+  /** The block-list routes (issue #14); absent in apps built without them. */
+  blocks?: BlockService;
 }
 
 /** The backup route's own limit: 64 KiB before base64url encoding, plus room for the JSON around it. */
@@ -71,6 +75,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(groupsRoutes(accounts, groups));
   api.use(backupRoutes(accounts, directory));
   api.use(settingsRoutes(accounts, directory));
+  if (deps.blocks) api.use(blocksRoutes(accounts, deps.blocks));
   api.use(notFound);
   app.use('/api', api);
 

@@ -116,6 +116,14 @@ export interface ContactDoc {
   from: string;
 }
 
+/** `blocker` blocks `blocked` (see Store.putBlock); `_id` is `${blocker}:${blocked}` (ids hold no ':'). */
+export interface BlockDoc {
+  _id: string;
+  blocker: string;
+  blocked: string;
+  createdAt: number;
+}
+
 export interface CounterDoc {
   _id: string;
   n: number;
@@ -232,6 +240,18 @@ const contactSchema = new Schema<ContactDoc>(
 contactSchema.index({ to: 1, from: 1 });
 contactSchema.index({ from: 1 });
 
+const blockSchema = new Schema<BlockDoc>(
+  {
+    _id: { type: String, required: true },
+    blocker: { type: String, required: true },
+    blocked: { type: String, required: true },
+    createdAt: { type: Number, required: true },
+  },
+  common,
+);
+blockSchema.index({ blocker: 1, createdAt: 1 });
+blockSchema.index({ blocked: 1 });
+
 const counterSchema = new Schema<CounterDoc>({ _id: String, n: Number }, common);
 const inviteSchema = new Schema<InviteDoc>(
   { _id: { type: String, required: true }, expiresAt: { type: Number, required: true } },
@@ -249,6 +269,7 @@ export interface Models {
   counters: Model<CounterDoc>;
   invites: Model<InviteDoc>;
   contacts: Model<ContactDoc>;
+  blocks: Model<BlockDoc>;
 }
 
 export function defineModels(connection: Connection): Models {
@@ -262,6 +283,7 @@ export function defineModels(connection: Connection): Models {
     counters: connection.model<CounterDoc>('Counter', counterSchema, 'counters'),
     invites: connection.model<InviteDoc>('Invite', inviteSchema, 'invites'),
     contacts: connection.model<ContactDoc>('Contact', contactSchema, 'contacts'),
+    blocks: connection.model<BlockDoc>('Block', blockSchema, 'blocks'),
   };
 }
 
