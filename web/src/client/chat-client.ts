@@ -3,6 +3,7 @@
 // maintenance and sign-out. It never renders. See web/README.md for the data path.
 
 import type { RelayApi } from './api';
+import { BlockList } from './blocks';
 import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from './context';
 import type { Crypto } from './crypto-loader';
 import { wipeEngineDB } from './db';
@@ -67,6 +68,7 @@ export class ChatClient implements ChatEngineApi {
   readonly #trust: Trust;
   readonly #transport: Transport;
   readonly #sessions: Sessions;
+  readonly #blocks: BlockList;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(options: ChatClientOptions) {
@@ -103,13 +105,18 @@ export class ChatClient implements ChatEngineApi {
     this.#membership = new GroupMembership(ctx);
     this.#groupMessages = new GroupMessaging(ctx);
     this.#trust = new Trust(ctx, options.backupWrapKey ?? null);
+    this.#blocks = new BlockList(options.api, options.store, {
+      blocked: ctx.blocked,
+      publish: (people) => ctx.set({ blocked: people }),
+    });
     this.#transport = new Transport(options.relayUrl, options.api.tokens, {
       state: (connection) => ctx.set({ connection }),
       messages: (batch, ack) => this.#inbound.onMessages(batch, ack),
       presence: (update) => this.#onPresence(update),
       connected: () => this.#onConnected(),
       sessionEnded: () => {
-        ctx.notice('error', 'Your session on the relay ended. Sign out and sign in again with your password.');
+        // The UI offers "Sign in again": signOut(true) and an unlock on the same device, which keeps everything.
+        ctx.set({ sessionEnded: true });
       },
     });
     ctx.wire(this.#sessions, this.#transport, {
@@ -142,6 +149,7 @@ export class ChatClient implements ChatEngineApi {
       const contact = await ctx.store.contact(key);
       if (contact) ctx.setTrust(contact, false);
     }
+    await this.#blocks.load();
     const settings = await ctx.store.read('secrets', 'settings', settingsSchema);
     ctx.set({ conversations: ctx.sortedConvs(), sharePresence: settings?.sharePresence ?? true });
   }
@@ -250,6 +258,17 @@ export class ChatClient implements ChatEngineApi {
     return this.#trust.acceptIdentityChange(conv);
   }
 
+  // ── blocks ───────────────────────────────────────────────────────────────────────────────────────────────
+
+  async block(person: Person): Promise<void> {
+    await this.#blocks.block(person);
+    this.#ctx.clearTyping(person.userId);
+  }
+
+  unblock(userId: string): Promise<void> {
+    return this.#blocks.unblock(userId);
+  }
+
   // ── connection, presence, settings, maintenance ─────────────────────────────────────────────────────────
 
   #onConnected(): void {
@@ -262,6 +281,7 @@ export class ChatClient implements ChatEngineApi {
         console.warn('group list not synced:', describeError(e));
       }
     });
+    void this.#blocks.sync().catch((e: unknown) => console.warn('block list not synced:', describeError(e)));
     void this.#ctx.api
       .call('GET', '/api/settings', settingsSchema)
       .then((s) => this.#ctx.set({ sharePresence: s.sharePresence }))

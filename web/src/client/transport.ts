@@ -61,6 +61,17 @@ export class Transport {
     s.on('disconnect', (reason) => {
       if (this.#stopped) return;
       handlers.state(reason === 'io client disconnect' ? 'offline' : 'connecting', reason);
+      // The relay closed this connection on purpose (its session was revoked) and Socket.IO will not reconnect:
+      // a refused refresh means the session is over; otherwise the connection comes back.
+      if (reason === 'io server disconnect') {
+        this.#tokens.refresh().then(
+          () => this.#schedule(),
+          (e: unknown) => {
+            if (e instanceof ClientError && e.code === 'unauthorized') handlers.sessionEnded();
+            else this.#schedule();
+          },
+        );
+      }
     });
     s.io.on('reconnect_attempt', () => handlers.state('connecting'));
     s.io.on('reconnect_error', () => handlers.state('offline', 'The relay is unreachable'));

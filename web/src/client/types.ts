@@ -99,6 +99,10 @@ export interface EngineSnapshot {
   sharePresence: boolean;
   /** Human-readable problems to show (relay unreachable, a message failed to decrypt…), newest last. */
   notices: readonly Notice[];
+  /** The people this account blocks, oldest block first. */
+  blocked: readonly Person[];
+  /** The relay ended this device's session (revoked, or too old): sign in again; nothing local is lost. */
+  sessionEnded: boolean;
 }
 
 export interface Notice {
@@ -148,6 +152,9 @@ export interface ChatEngineApi {
   requestResend(conv: string, messageId: string): Promise<void>;
   dismissNotice(id: number): void;
   signOut(keepLocalData: boolean): Promise<void>;
+  /** Blocks a person: the relay refuses what they send us, and this device drops whatever still arrives. */
+  block(person: Person): Promise<void>;
+  unblock(userId: string): Promise<void>;
 }
 
 /** Progress of a long step (Argon2id), for the progress indicator. */

@@ -4,6 +4,7 @@ import type { ChatEngineApi, ContactTrust, Conversation, Presence } from '../../
 import { lastSeenLabel } from '../format';
 import { useConversationMessages, useNow } from '../hooks/useEngine';
 import { Avatar } from './Avatar';
+import { BlockButton } from './BlockButton';
 import { Composer } from './Composer';
 import { MessageList } from './MessageList';
 import { FormError } from './FormError';
@@ -15,6 +16,8 @@ interface Props {
   typingUntil: number;
   typingName: string | undefined;
   trust: ContactTrust | undefined;
+  /** This account blocks the person (one-to-one conversations). */
+  blocked?: boolean;
   /** This conversation's unsent text (kept by the caller per conversation). */
   draft: string;
   onDraft: (text: string) => void;
@@ -30,6 +33,7 @@ export function ConversationView({
   typingUntil,
   typingName,
   trust,
+  blocked = false,
   draft,
   onDraft,
   onBack,
@@ -112,9 +116,12 @@ export function ConversationView({
             Members
           </button>
         ) : (
-          <button type="button" className="btn btn-ghost head-btn" onClick={onSafetyNumber}>
-            Verify safety number
-          </button>
+          <>
+            <button type="button" className="btn btn-ghost head-btn" onClick={onSafetyNumber}>
+              Verify safety number
+            </button>
+            <BlockButton engine={engine} person={{ userId: conv, username }} blocked={blocked} />
+          </>
         )}
         <span className="e2e-pill" title="Messages are end-to-end encrypted">
           <span className="icon icon-lock" aria-hidden="true" />
@@ -176,13 +183,17 @@ export function ConversationView({
       </div>
       {group?.left ? (
         <p className="composer-note muted">You are no longer a member of this group.</p>
+      ) : blocked ? (
+        <p className="composer-note muted">
+          You blocked {username}. You do not get their messages, and they do not see when you are online.
+        </p>
       ) : trust?.blocked ? (
         <p className="composer-note muted">Accept {username}&apos;s new security key to send messages.</p>
       ) : null}
       <Composer
         draft={draft}
         onDraft={onDraft}
-        disabled={Boolean(group?.left || trust?.blocked)}
+        disabled={Boolean(group?.left || trust?.blocked || blocked)}
         onSend={(text) => {
           stick.current = true;
           return engine.send(conv, text);
