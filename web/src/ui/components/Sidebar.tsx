@@ -111,7 +111,6 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                   type="button"
                   className={`conversation${c.conv === selected ? ' selected' : ''}`}
                   aria-current={c.conv === selected ? 'true' : undefined}
-                  aria-label={`${c.username}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
                   onClick={() => onSelect(c.conv)}
                 >
                   <Avatar
@@ -122,7 +121,13 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                   <span className="conv-body">
                     <span className="conv-top">
                       <span className="conv-name">
-                        {c.username}
+                        {/* The button's name comes from its content and starts with the visible name (WCAG 2.5.3):
+                            "ann, 2 unread", "Trip (group)", then the time and the last message. One hidden-visually
+                            span holds it, as a separate span would add a space before the comma. */}
+                        <span aria-hidden="true">{c.username}</span>
+                        <span className="sr-only">
+                          {`${c.username}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
+                        </span>
                         {snapshot.trust[c.conv]?.verified ? (
                           <span className="verified-badge small" aria-hidden="true">
                             <span className="icon icon-check" />
@@ -133,7 +138,11 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                     </span>
                     <span className="conv-bottom">
                       <span className="conv-last">{c.lastText || 'No messages yet'}</span>
-                      {c.unread ? <span className="badge">{c.unread > 99 ? '99+' : c.unread}</span> : null}
+                      {c.unread ? (
+                        <span className="badge" aria-hidden="true">
+                          {c.unread > 99 ? '99+' : c.unread}
+                        </span>
+                      ) : null}
                     </span>
                   </span>
                 </button>
