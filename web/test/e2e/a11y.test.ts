@@ -55,7 +55,7 @@ async function say(page: Page, text: string): Promise<void> {
 }
 
 async function setTheme(page: Page, theme: Theme): Promise<void> {
-  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
   await page.getByRole('radio', { name: theme === 'light' ? 'Light' : 'Dark' }).check();
 }
 
@@ -72,6 +72,8 @@ describe.skipIf(reason !== null)('accessibility of every screen (axe, light and 
     relay = await startTestRelay({ WEB_DIST: dist });
     browser = await launch();
     [ann, ben] = await Promise.all([watchedPage(browser), watchedPage(browser)]);
+    // No colour transitions: screenshots and axe's contrast checks see the theme's final colours.
+    for (const w of [ann, ben]) await w.page.emulateMedia({ reducedMotion: 'reduce' });
   }, 180_000);
 
   afterAll(async () => {
@@ -84,6 +86,7 @@ describe.skipIf(reason !== null)('accessibility of every screen (axe, light and 
     const problems: string[] = [];
     for (const theme of ['light', 'dark'] as const) {
       const w = await watchedPage(browser, theme);
+      await w.page.emulateMedia({ reducedMotion: 'reduce' });
       await w.page.goto(relay.url);
       await w.page.getByRole('button', { name: 'Create account', exact: true }).waitFor({ timeout: 30_000 });
       problems.push(...(await audit(w.page, 'sign-up', theme)));

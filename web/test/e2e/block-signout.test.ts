@@ -55,7 +55,7 @@ const conversationButton = (page: Page, name: string) =>
   page.getByRole('button', { name: new RegExp(`^${name.toLowerCase()}`) });
 
 async function setTheme(page: Page, theme: 'Light' | 'Dark'): Promise<void> {
-  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.getByRole('button', { name: 'Settings', exact: true }).click();
   await page.getByRole('radio', { name: theme }).check();
 }
 
@@ -88,6 +88,8 @@ describe.skipIf(reason !== null)('Block and sign-out in Chromium', () => {
     relay = await startTestRelay({ WEB_DIST: dist });
     browser = await launch();
     [ann, mal, cat] = await Promise.all([watchedPage(browser), watchedPage(browser), watchedPage(browser)]);
+    // No colour transitions: screenshots and axe's contrast checks see the theme's final colours.
+    for (const w of [ann, mal, cat]) await w.page.emulateMedia({ reducedMotion: 'reduce' });
     await Promise.all([
       signUp(ann.page, relay.url, ANN),
       signUp(mal.page, relay.url, MAL),
@@ -186,6 +188,10 @@ describe.skipIf(reason !== null)('Block and sign-out in Chromium', () => {
     await notice.waitFor({ timeout: 20_000 });
     await a.screenshot({ path: `${SHOTS}/session-ended-light.png` });
     expect(await axeProblems(a)).toEqual([]);
+    await setTheme(a, 'Dark');
+    await a.screenshot({ path: `${SHOTS}/session-ended-dark.png` });
+    expect(await axeProblems(a)).toEqual([]);
+    await setTheme(a, 'Light');
     await notice.getByRole('button', { name: 'Sign in again', exact: true }).click();
     await unlock(a);
     await conversationButton(a, MAL).click({ timeout: 20_000 });
