@@ -343,9 +343,11 @@ export type GroupListAnswer = z.infer<typeof groupListAnswerSchema>;
 /** Users one account may block; one more is `409 block_limit`. */
 export const BLOCKS_PER_USER = 1000;
 
-/** `PUT /api/blocks/:userId` and `DELETE /api/blocks/:userId`: the path is the whole input (no body). */
+/** `PUT /api/blocks/:userId` and `DELETE /api/blocks/:userId`: the path is the whole input. */
 export const blockParams = z.strictObject({ userId: idSchema });
 export type BlockParams = z.infer<typeof blockParams>;
+/** Their body: none, or `{}` (anything else is invalid_input). */
+export const blockBody = z.strictObject({}).optional();
 
 /** `GET /api/blocks` → 200: the users the caller blocks, oldest block first. */
 export const blockListAnswerSchema = z.object({ blocks: z.array(userSummarySchema).max(BLOCKS_PER_USER) });

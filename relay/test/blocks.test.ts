@@ -66,6 +66,21 @@ describe('the block-list routes', () => {
     expect(await list(alice)).toEqual({ blocks: [] });
   });
 
+  it('rejects a body other than none or {}', async () => {
+    const alice = await signUp(t.url);
+    const mallory = await signUp(t.url);
+    for (const method of ['PUT', 'DELETE']) {
+      for (const body of [{ userId: mallory.userId }, [], 'x', null]) {
+        const res = await api(t.url, method, `/api/blocks/${mallory.userId}`, { token: alice.accessToken, body });
+        expect(res.status).toBe(400);
+        expect(res.body.error.code).toBe('invalid_input');
+      }
+    }
+    expect(await list(alice)).toEqual({ blocks: [] });
+    const empty = await api(t.url, 'PUT', `/api/blocks/${mallory.userId}`, { token: alice.accessToken, body: {} });
+    expect(empty.status).toBe(204);
+  });
+
   it('requires authentication', async () => {
     const alice = await signUp(t.url);
     expect((await api(t.url, 'PUT', `/api/blocks/${alice.userId}`)).status).toBe(401);

@@ -1,6 +1,6 @@
 // PUT /api/blocks/:userId, DELETE /api/blocks/:userId, GET /api/blocks: the caller's own block list only.
 import { Router } from 'express';
-import { blockParams } from '../protocol.js';
+import { blockBody, blockParams } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { BlockService } from '../service/blocks.js';
 import { parseInput } from '../validation.js';
@@ -10,11 +10,13 @@ export function blocksRoutes(accounts: AccountService, blocks: BlockService): Ro
   const router = Router();
   router.put('/blocks/:userId', requireAuth(accounts), async (req, res) => {
     const { userId } = parseInput(blockParams, { ...req.params }, 'path');
+    parseInput(blockBody, req.body, 'body');
     await blocks.block(authOf(res), userId);
     res.status(204).end();
   });
   router.delete('/blocks/:userId', requireAuth(accounts), async (req, res) => {
     const { userId } = parseInput(blockParams, { ...req.params }, 'path');
+    parseInput(blockBody, req.body, 'body');
     await blocks.unblock(authOf(res), userId);
     res.status(204).end();
   });
