@@ -99,6 +99,10 @@ export class PresenceService {
     o.bus.onEvent((event) => {
       if (event.type === 'presence') this.apply(event.update);
       else if (event.type === 'sharing') void this.applySharing(event.userId, event.share);
+      else if (event.type === 'block') {
+        if (event.on) this.applyHide(event.blocker, event.blocked);
+        else this.applyUnhide(event.blocker, event.blocked);
+      }
     });
     o.bus.onResume(() => {
       this.resync().catch(o.onError);
@@ -188,10 +192,21 @@ export class PresenceService {
   }
 
   /**
-   * `blocker` has just blocked `blocked`: its watchers on this node that are `blocked` see the hidden state from now
-   * on, the same as a user who never wrote to them. (Watchers on other nodes: at their next watch.)
+   * `blocker` has just blocked `blocked`: its watchers that are `blocked`, on every node, see the hidden state from
+   * now on, the same as a user who never wrote to them.
    */
   hide(blocker: string, blocked: string): void {
+    void this.o.bus.publish({ type: 'block', blocker, blocked, on: true });
+    this.applyHide(blocker, blocked);
+  }
+
+  /** `blocker` has unblocked `blocked`: when it has written to them, their watchers (every node) may see it again. */
+  unhide(blocker: string, blocked: string): void {
+    void this.o.bus.publish({ type: 'block', blocker, blocked, on: false });
+    this.applyUnhide(blocker, blocked);
+  }
+
+  private applyHide(blocker: string, blocked: string): void {
     for (const watcher of [...(this.watchersOf.get(blocker) ?? [])]) {
       if (watcher.userId !== blocked) continue;
       this.watching.get(watcher)?.delete(blocker);
@@ -209,8 +224,7 @@ export class PresenceService {
     }
   }
 
-  /** `blocker` has unblocked `blocked`: when it has written to them, their watchers here may see it again. */
-  unhide(blocker: string, blocked: string): void {
+  private applyUnhide(blocker: string, blocked: string): void {
     if (!this.deniedOf.has(blocker)) return;
     this.o.store.contactsWritingTo(blocked, [blocker]).then((writers) => {
       if (writers.includes(blocker)) this.contactsAdded(blocker, [blocked]);
