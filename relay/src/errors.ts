@@ -17,6 +17,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   invite_invalid: 403,
   group_limit: 409,
   last_admin: 409,
+  block_limit: 409,
   internal: 500,
   unavailable: 503,
   device_removed: 401,

@@ -76,6 +76,8 @@ export const ERROR_CODES = [
   'group_limit',
   /** `PUT /api/groups/:groupId/admins`: the change would leave the group without an admin. */
   'last_admin',
+  /** `PUT /api/blocks/:userId`: the caller already blocks the most users the relay keeps (BLOCKS_PER_USER). */
+  'block_limit',
   'internal',
   'unavailable',
   /**
@@ -460,6 +462,22 @@ export type PutProfileBody = z.infer<typeof putProfileBody>;
 /** `GET /api/users/:userId/profile` → 200 (any signed-in user; 404 not_found for no such user or no profile) */
 export const profileAnswerSchema = z.object({ userId: idSchema, profile: base64urlNonEmpty });
 export type ProfileAnswer = z.infer<typeof profileAnswerSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Blocks (issue #14): a user's block list, kept by the relay so that it can refuse what a blocked user sends.
+
+/** Users one account may block; one more is `409 block_limit`. */
+export const BLOCKS_PER_USER = 1000;
+
+/** `PUT /api/blocks/:userId` and `DELETE /api/blocks/:userId`: the path is the whole input. */
+export const blockParams = z.strictObject({ userId: idSchema });
+export type BlockParams = z.infer<typeof blockParams>;
+/** Their body: none, or `{}` (anything else is invalid_input). */
+export const blockBody = z.strictObject({}).optional();
+
+/** `GET /api/blocks` → 200: the users the caller blocks, oldest block first. */
+export const blockListAnswerSchema = z.object({ blocks: z.array(userSummarySchema).max(BLOCKS_PER_USER) });
+export type BlockListAnswer = z.infer<typeof blockListAnswerSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Socket.IO

@@ -21,6 +21,7 @@ import { DirectoryService } from './service/directory.js';
 import { ProfileService } from './service/profiles.js';
 import { GroupService } from './service/groups.js';
 import { HashQueue } from './service/hash-queue.js';
+import { BlockService } from './service/blocks.js';
 import { MailboxService } from './service/mailbox.js';
 import { Readiness } from './service/readiness.js';
 import type { ReadinessProbe } from './service/readiness.js';
@@ -282,6 +283,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const readiness = new Readiness(probes, config.readyTimeoutMs);
 
   const profiles = new ProfileService(store);
+  const blocks = new BlockService(store, now, presence);
   const app = createHttpApp({
     config,
     log,
@@ -292,6 +294,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     groups,
     devices,
     profiles,
+    blocks,
     metrics,
   });
   const httpServer = createServer(app);

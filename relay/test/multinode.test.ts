@@ -115,6 +115,30 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
     b.close();
   });
 
+  it("hides a blocker's presence at once from the blocked user's watch on the other node, and shows it after unblocking", async () => {
+    const ann = await signUp(node1.url, uniqueUsername('ann'));
+    const mal = await signUp(node2.url, uniqueUsername('mal'));
+    const a = await connect(node1, ann.accessToken);
+    const m = await connect(node2, mal.accessToken);
+    const hello = messageId();
+    expect(await a.send({ id: hello, envelopes: [{ to: mal.deviceId, body: body(hello) }] })).toMatchObject({
+      ok: true,
+    });
+    const ofAnn = () => m.presence.filter((p) => p.userId === ann.userId);
+    expect(await m.watch([ann.userId])).toEqual({ ok: true });
+    await waitFor(() => ofAnn().at(-1)?.online === true, 5000, 'ann online on the other node');
+
+    const count = ofAnn().length;
+    expect((await api(node1.url, 'PUT', `/api/blocks/${mal.userId}`, { token: ann.accessToken })).status).toBe(204);
+    await waitFor(() => ofAnn().length > count, 5000, 'the hidden state on the other node');
+    expect(ofAnn().at(-1)).toEqual({ userId: ann.userId, online: false, lastSeen: null });
+
+    expect((await api(node1.url, 'DELETE', `/api/blocks/${mal.userId}`, { token: ann.accessToken })).status).toBe(204);
+    await waitFor(() => ofAnn().at(-1)?.online === true, 5000, 'the real state again on the other node');
+    a.close();
+    m.close();
+  });
+
   it('disconnects a signed-out session on the other node, and counts failed sign-ins across nodes', async () => {
     const session = await signIn(node1.url, alice);
     const there = await connect(node2, session.accessToken);

@@ -17,6 +17,8 @@ export type ClusterEvent =
   | { type: 'revoked'; familyIds: string[] }
   /** A user changed sharePresence. */
   | { type: 'sharing'; userId: string; share: boolean }
+  /** `blocker` started (`on`) or ended a block of `blocked`: their presence watchers see the hidden or real state. */
+  | { type: 'block'; blocker: string; blocked: string; on: boolean }
   /** A node could not publish for a while: every node resyncs as after its own outage. */
   | { type: 'resume' };
 

@@ -43,6 +43,7 @@ const eventSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('resync'), deviceIds: z.array(id).max(MAX_IDS) }),
   z.strictObject({ type: z.literal('presence'), update: presence }),
   z.strictObject({ type: z.literal('sharing'), userId: id, share: z.boolean() }),
+  z.strictObject({ type: z.literal('block'), blocker: id, blocked: id, on: z.boolean() }),
   z.strictObject({ type: z.literal('revoked'), familyIds: z.array(id).max(MAX_IDS) }),
   z.strictObject({ type: z.literal('resume') }),
 ]);

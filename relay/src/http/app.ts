@@ -9,6 +9,7 @@ import type { HealthAnswer } from '../protocol.js';
 import { PROFILE_BYTES } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { DeviceService } from '../service/devices.js';
+import type { BlockService } from '../service/blocks.js';
 import type { DirectoryService } from '../service/directory.js';
 import type { GroupService } from '../service/groups.js';
 import type { ProfileService } from '../service/profiles.js';
@@ -16,6 +17,7 @@ import type { Readiness } from '../service/readiness.js';
 import { accountsRoutes } from './accounts.js';
 import { backupRoutes } from './backup.js';
 import { devicesRoutes } from './devices.js';
+import { blocksRoutes } from './blocks.js';
 import { groupsRoutes } from './groups.js';
 import { healthRoutes } from './health.js';
 import { errorHandler, jsonBodies, notFound, requestLog } from './middleware.js';
@@ -39,6 +41,8 @@ export interface HttpDeps {
   groups: GroupService;
   devices: DeviceService;
   profiles: ProfileService;
+  /** The block-list routes (issue #14); absent in apps built without them. */
+  blocks?: BlockService;
 }
 
 /** The backup route's own limit: 64 KiB before base64url encoding, plus room for the JSON around it. */
@@ -88,6 +92,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(settingsRoutes(accounts, directory));
   api.use(devicesRoutes(accounts, deps.devices));
   api.use(profileRoutes(accounts, deps.profiles));
+  if (deps.blocks) api.use(blocksRoutes(accounts, deps.blocks));
   api.use(notFound);
   app.use('/api', api);
 

@@ -1,5 +1,6 @@
 // Groups: creation, listing, and membership changes (admins add and remove; any member may remove only
 // themselves, which is leaving). Rules live here; the store applies a change with compare-and-set.
+// A user who blocks the actor is left out of a creation or an add (withoutBlockers).
 // Limits against spam: a user is a member of at most `groupsPerUser` groups (a creation or an add that would pass it
 // is refused with group_limit, and nothing changes), and one account adds at most `addsPerHour` users to groups
 // (creations included; a token bucket per account on this node). The cap is checked before the compare-and-set, so
@@ -42,7 +43,10 @@ export class GroupService {
 
   /** The creator becomes the first member and the only admin; the listed users follow in order. */
   async create(auth: AccessClaims, memberIds: string[]): Promise<GroupAnswer> {
-    const others = memberIds.filter((id) => id !== auth.userId);
+    const others = await this.withoutBlockers(
+      auth.userId,
+      memberIds.filter((id) => id !== auth.userId),
+    );
     if (others.length + 1 > LIMITS.groupMembers) {
       throw new RelayError('invalid_input', `a group has at most ${LIMITS.groupMembers} members`);
     }
@@ -58,11 +62,11 @@ export class GroupService {
   }
 
   async updateMembers(auth: AccessClaims, groupId: string, change: UpdateGroupMembersBody): Promise<GroupAnswer> {
-    const add = change.add ?? [];
     const remove = change.remove ?? [];
-    if (add.some((id) => remove.includes(id))) {
+    if ((change.add ?? []).some((id) => remove.includes(id))) {
       throw new RelayError('invalid_input', 'a user cannot be both added and removed');
     }
+    const add = await this.withoutBlockers(auth.userId, change.add ?? []);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const group = await this.store.getGroup(groupId);
       const actor = group?.members.find((m) => m.userId === auth.userId);
@@ -146,6 +150,16 @@ export class GroupService {
     budget.left -= count;
     if (budget.left >= rate) this.budgets.delete(userId);
     else this.budgets.set(userId, budget);
+  }
+
+  /**
+   * `userIds` minus the users who block `actorId`: they are left out of the group it creates or adds to, silently
+   * (the answer lists the members, so the actor sees they are missing, but not why: see PROTOCOL.md "Blocks").
+   */
+  private async withoutBlockers(actorId: string, userIds: string[]): Promise<string[]> {
+    if (userIds.length === 0) return userIds;
+    const blocking = new Set(await this.store.usersBlocking(actorId, userIds));
+    return blocking.size === 0 ? userIds : userIds.filter((id) => !blocking.has(id));
   }
 
   private async requireUsers(userIds: string[]): Promise<void> {

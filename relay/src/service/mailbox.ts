@@ -1,6 +1,7 @@
 // Sending: a validated `message:send` becomes one durable commit (through the WriteBatcher) and live pushes, or,
 // when ephemeral, a push to connected devices only. A stored send also records that its sender has written to its
 // recipients (presence is shared along that); a resend nudges only the devices that still hold the first send.
+// A direct send's envelopes to users who block its sender are dropped before anything is stored (see unblocked()).
 import { RelayError } from '../errors.js';
 import type { MessageSendPayload, RefusedRecipient } from '../protocol.js';
 import type { SendTarget, Store } from '../store/store.js';
@@ -31,7 +32,7 @@ export class MailboxService {
   async send(sender: AccessClaims, payload: MessageSendPayload): Promise<{ ts: number; refused?: RefusedRecipient[] }> {
     const target: SendTarget =
       'envelopes' in payload
-        ? { kind: 'direct', envelopes: payload.envelopes.map((e) => ({ to: e.to, body: asBytes(e.body) })) }
+        ? { kind: 'direct', envelopes: await this.unblocked(sender, payload.envelopes) }
         : { kind: 'group', groupId: payload.group, body: asBytes(payload.body) };
     if (payload.ephemeral === true) return this.relayEphemeral(sender, payload.id, target);
 
@@ -75,6 +76,25 @@ export class MailboxService {
       case 'forbidden':
         throw new RelayError('forbidden', 'only members can send to a group');
     }
+  }
+
+  /**
+   * The envelopes of a direct send minus those to devices whose owner blocks the sender. The rest goes on as usual —
+   * even when nothing is left: the send's id is then recorded with no entries, so the sender's answer (and that of a
+   * resend) is the one of a stored send, and never tells it that it is blocked, nor that the mailbox is full.
+   */
+  private async unblocked(
+    sender: AccessClaims,
+    envelopes: { to: string; body: Uint8Array | ArrayBuffer }[],
+  ): Promise<{ to: string; body: Uint8Array }[]> {
+    const all = envelopes.map((e) => ({ to: e.to, body: asBytes(e.body) }));
+    const blocked = new Set(
+      await this.store.devicesBlocking(
+        sender.userId,
+        all.map((e) => e.to),
+      ),
+    );
+    return blocked.size === 0 ? all : all.filter((e) => !blocked.has(e.to));
   }
 
   /**

@@ -99,6 +99,10 @@ export class PresenceService {
     o.bus.onEvent((event) => {
       if (event.type === 'presence') this.apply(event.update);
       else if (event.type === 'sharing') void this.applySharing(event.userId, event.share);
+      else if (event.type === 'block') {
+        if (event.on) this.applyHide(event.blocker, event.blocked);
+        else this.applyUnhide(event.blocker, event.blocked);
+      }
     });
     o.bus.onResume(() => {
       this.resync().catch(o.onError);
@@ -133,7 +137,15 @@ export class PresenceService {
     this.watchCalls.set(watcher, call);
     const wanted = [...new Set(userIds)];
     const others = wanted.filter((id) => id !== watcher.userId);
-    const writers = new Set(others.length > 0 ? await this.o.store.contactsWritingTo(watcher.userId, others) : []);
+    const [writing, blocking] =
+      others.length > 0
+        ? await Promise.all([
+            this.o.store.contactsWritingTo(watcher.userId, others),
+            this.o.store.usersBlocking(watcher.userId, others),
+          ])
+        : [[], []];
+    // A user who blocks the watcher is hidden from it, as one who never wrote to it is.
+    const writers = new Set(writing.filter((id) => !blocking.includes(id)));
     if (this.watchCalls.get(watcher) !== call) return []; // replaced by a newer watch meanwhile
     const allowed = wanted.filter((id) => id === watcher.userId || writers.has(id));
     const hidden = wanted.filter((id) => id !== watcher.userId && !writers.has(id));
@@ -177,6 +189,46 @@ export class PresenceService {
       addTo(this.watchersOf, fromUserId, watcher);
       void this.admitted(watcher, fromUserId).catch(this.o.onError);
     }
+  }
+
+  /**
+   * `blocker` has just blocked `blocked`: its watchers that are `blocked`, on every node, see the hidden state from
+   * now on, the same as a user who never wrote to them.
+   */
+  hide(blocker: string, blocked: string): void {
+    void this.o.bus.publish({ type: 'block', blocker, blocked, on: true });
+    this.applyHide(blocker, blocked);
+  }
+
+  /** `blocker` has unblocked `blocked`: when it has written to them, their watchers (every node) may see it again. */
+  unhide(blocker: string, blocked: string): void {
+    void this.o.bus.publish({ type: 'block', blocker, blocked, on: false });
+    this.applyUnhide(blocker, blocked);
+  }
+
+  private applyHide(blocker: string, blocked: string): void {
+    for (const watcher of [...(this.watchersOf.get(blocker) ?? [])]) {
+      if (watcher.userId !== blocked) continue;
+      this.watching.get(watcher)?.delete(blocker);
+      removeFrom(this.watchersOf, blocker, watcher);
+      if (!this.watchersOf.has(blocker)) {
+        this.sharing.delete(blocker);
+        this.known.delete(blocker);
+        this.sent.delete(blocker);
+      }
+      let denied = this.denied.get(watcher);
+      if (!denied) this.denied.set(watcher, (denied = new Set()));
+      denied.add(blocker);
+      addTo(this.deniedOf, blocker, watcher);
+      watcher.send({ userId: blocker, online: false, lastSeen: null });
+    }
+  }
+
+  private applyUnhide(blocker: string, blocked: string): void {
+    if (!this.deniedOf.has(blocker)) return;
+    this.o.store.contactsWritingTo(blocked, [blocker]).then((writers) => {
+      if (writers.includes(blocker)) this.contactsAdded(blocker, [blocked]);
+    }, this.o.onError);
   }
 
   /** Sends a watcher the state of a user it was just allowed to see. */

@@ -396,4 +396,15 @@ export interface Store {
   removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null>;
   /** When the device was removed by its owner, or null. */
   deviceRemovedAt(deviceId: string): Promise<number | null>;
+  // Blocks (who refuses what whom sends; see relay/PROTOCOL.md "Blocks") ------------------------------------------
+  /** `blocker` blocks `blocked` (already blocked: no change). 'limit' when `blocker` already blocks `max` users. */
+  putBlock(blocker: string, blocked: string, now: number, max: number): Promise<'stored' | 'limit'>;
+  /** Ends the block, if any. */
+  deleteBlock(blocker: string, blocked: string): Promise<void>;
+  /** The users `blocker` blocks, oldest block first (users deleted since are gone from the list). */
+  listBlocks(blocker: string): Promise<{ userId: string; username: string }[]>;
+  /** Of `userIds`, the users who block `blocked`. */
+  usersBlocking(blocked: string, userIds: string[]): Promise<string[]>;
+  /** Of these device ids, the ones whose owner blocks `sender` (unknown devices are left out). */
+  devicesBlocking(sender: string, deviceIds: string[]): Promise<string[]>;
 }

@@ -115,6 +115,15 @@ const routes: Route[] = [
     statuses: [400],
   },
   {
+    name: 'PUT /api/blocks/:userId',
+    method: 'PUT',
+    path: () => `/api/blocks/${bob.userId}`,
+    token: () => alice.accessToken,
+    base: () => ({}),
+    spec: {},
+    statuses: [400],
+  },
+  {
     name: 'PUT /api/backup',
     method: 'PUT',
     path: () => '/api/backup',

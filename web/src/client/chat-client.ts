@@ -4,6 +4,7 @@
 
 import type { AccountControl, PasswordProgress } from './account';
 import type { RelayApi } from './api';
+import { BlockList } from './blocks';
 import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from './context';
 import type { Crypto } from './crypto-loader';
 import { wipeEngineDB } from './db';
@@ -82,6 +83,7 @@ export class ChatClient implements ChatEngineApi {
   readonly #sessions: Sessions;
   /** This account's devices, and new devices of ours and of contacts (issue #14). */
   readonly devices: Devices;
+  readonly #blocks: BlockList;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(options: ChatClientOptions) {
@@ -152,6 +154,10 @@ export class ChatClient implements ChatEngineApi {
       removed: () => void this.#deviceRemoved(),
     });
     options.api.onDeviceRemoved = () => void this.#deviceRemoved();
+    this.#blocks = new BlockList(options.api, options.store, {
+      blocked: ctx.blocked,
+      publish: (people) => ctx.set({ blocked: people }),
+    });
     this.#transport = new Transport(options.relayUrl, options.api.tokens, {
       state: (connection) => ctx.set({ connection }),
       messages: (batch, ack) => this.#inbound.onMessages(batch, ack),
@@ -159,9 +165,8 @@ export class ChatClient implements ChatEngineApi {
       connected: () => this.#onConnected(),
       sessionEnded: () => {
         void this.devices.probeRemoved(options.api.tokens.current).then((removed) => {
-          if (!removed) {
-            ctx.notice('error', 'Your session on the relay ended. Sign out and sign in again with your password.');
-          }
+          // The UI offers "Sign in again": signOut(true) and an unlock on the same device, which keeps everything.
+          if (!removed) ctx.set({ sessionEnded: true });
         });
       },
       deviceRemoved: () => void this.#deviceRemoved(),
@@ -201,6 +206,7 @@ export class ChatClient implements ChatEngineApi {
       if (contact) ctx.setTrust(contact, false);
     }
     await this.#profiles.load();
+    await this.#blocks.load();
     const settings = await ctx.store.read('secrets', 'settings', settingsSchema);
     ctx.set({ conversations: ctx.sortedConvs(), sharePresence: settings?.sharePresence ?? true });
   }
@@ -332,6 +338,17 @@ export class ChatClient implements ChatEngineApi {
     return this.#trust.acceptIdentityChange(conv);
   }
 
+  // ── blocks ───────────────────────────────────────────────────────────────────────────────────────────────
+
+  async block(person: Person): Promise<void> {
+    await this.#blocks.block(person);
+    this.#ctx.clearTyping(person.userId);
+  }
+
+  unblock(userId: string): Promise<void> {
+    return this.#blocks.unblock(userId);
+  }
+
   // ── connection, presence, settings, maintenance ─────────────────────────────────────────────────────────
 
   #onConnected(): void {
@@ -347,6 +364,7 @@ export class ChatClient implements ChatEngineApi {
         console.warn('group list not synced:', describeError(e));
       }
     });
+    void this.#blocks.sync().catch((e: unknown) => console.warn('block list not synced:', describeError(e)));
     void this.#ctx.api
       .call('GET', '/api/settings', settingsSchema)
       .then((s) => this.#ctx.set({ sharePresence: s.sharePresence }))

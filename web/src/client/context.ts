@@ -83,6 +83,8 @@ export class EngineContext {
   readonly queue = new KeyedSerialQueue();
   readonly groupKeys: GroupKeys;
   readonly convs = new Map<string, ConvState>();
+  /** The users this account blocks (BlockList keeps it): nothing from them is opened, nothing ephemeral goes to them. */
+  readonly blocked = new Set<string>();
   #snapshot: EngineSnapshot;
   #noticeId = 0;
   /** Per conversation, the sort key of the last message that arrived from the relay in this app session. */
@@ -117,6 +119,8 @@ export class EngineContext {
       sharePresence: true,
       notices: [],
       profiles: {},
+      blocked: [],
+      sessionEnded: false,
     };
   }
 

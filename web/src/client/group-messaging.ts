@@ -226,6 +226,12 @@ export class GroupMessaging {
       await ctx.store.commit(batch);
       return null;
     }
+    if (ctx.blocked.has(header.senderUserId)) {
+      // A blocked member (as the header claims; a forged claim only gets its own message dropped): the relay fans
+      // group messages out to every member, so this device drops them unread, and shows no "could not decrypt".
+      await ctx.store.commit(batch);
+      return null;
+    }
     let message;
     try {
       const record = await ctx.groupKeys.record(groupId, header);

@@ -87,6 +87,13 @@ export class Inbound {
       await ctx.store.commit(batch);
       return null;
     }
+    if (ctx.blocked.has(env.senderUserId) && env.senderUserId !== ctx.me.userId) {
+      // Blocked: not opened at all — no message, no session start, no resend request, no group invitation.
+      const batch = new WriteBatch();
+      ctx.store.stageSeen(batch, entry.id, ctx.now());
+      await ctx.store.commit(batch);
+      return null;
+    }
     // Group info waits for the group's queue, and a group send holds that queue while it waits for this peer's:
     // it is therefore handled after the peer's queue is released (still before the next entry of the batch).
     let groupInfo: GroupPayload | null = null;

@@ -328,6 +328,7 @@ export class Outbound {
   async sendControl(conv: string, payload: ControlPayload): Promise<void> {
     const ctx = this.#ctx;
     if (!ctx.transport.connected) return;
+    if (ctx.blocked.has(conv)) return; // no typing, delivery or read receipts to someone we block
     if (ctx.convs.get(conv)?.group) return ctx.parts.groupMessages.sendControl(conv, payload);
     await ctx.queue.run(conv, async () => {
       const id = newMessageId();

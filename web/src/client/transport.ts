@@ -67,7 +67,18 @@ export class Transport {
     s.on('disconnect', (reason) => {
       if (this.#stopped) return;
       handlers.state(reason === 'io client disconnect' ? 'offline' : 'connecting', reason);
-      if (reason === 'io server disconnect') handlers.serverDisconnected?.();
+      if (reason === 'io server disconnect') {
+        handlers.serverDisconnected?.();
+        // The relay closed this connection on purpose (its session was revoked, or the device removed) and Socket.IO
+        // will not reconnect: a refused refresh means the session is over; otherwise the connection comes back.
+        this.#tokens.refresh().then(
+          () => this.#schedule(),
+          (e: unknown) => {
+            if (e instanceof ClientError && e.code === 'unauthorized') handlers.sessionEnded();
+            else this.#schedule();
+          },
+        );
+      }
     });
     s.io.on('reconnect_attempt', () => handlers.state('connecting'));
     s.io.on('reconnect_error', () => handlers.state('offline', 'The relay is unreachable'));

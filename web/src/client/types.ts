@@ -111,6 +111,10 @@ export interface EngineSnapshot {
   deviceRemoved?: boolean;
   /** userId → profile (ours included), for the users whose profile key this device holds. */
   profiles: Readonly<Record<string, ProfileView>>;
+  /** The people this account blocks, oldest block first. */
+  blocked: readonly Person[];
+  /** The relay ended this device's session (revoked, or too old): sign in again; nothing local is lost. */
+  sessionEnded: boolean;
 }
 
 /** A user's profile as this device opened it (display name '' when none is set; picture bytes or null). */
@@ -187,6 +191,9 @@ export interface ChatEngineApi {
   ): Promise<void>;
   /** Erases the account on the relay, proved with the password, then wipes this browser's data and closes. */
   deleteAccount(password: string): Promise<void>;
+  /** Blocks a person: the relay refuses what they send us, and this device drops whatever still arrives. */
+  block(person: Person): Promise<void>;
+  unblock(userId: string): Promise<void>;
 }
 
 /** Progress of a long step (Argon2id), for the progress indicator. */

@@ -13,6 +13,11 @@ export interface TestRelay {
   dataDir: string;
   /** Stops the relay (the data stays) — as an outage looks to clients. */
   stop(): Promise<void>;
+  /**
+   * Test-only: revokes every session of the user at the relay and drops their sockets, as the operator's `revoke` (or
+   * refresh-token reuse detection) does on a running relay. Returns how many session families ended.
+   */
+  dangerousTestOnlyRevokeSessions(username: string): Promise<number>;
   /** Starts it again on the same port and data. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -51,6 +56,15 @@ export async function startTestRelay(
     async stop() {
       await relay?.close();
       relay = null;
+    },
+    async dangerousTestOnlyRevokeSessions(username: string) {
+      if (!relay) throw new Error('the relay is stopped');
+      const user = await relay.store.findUserByUsername(username.toLowerCase());
+      if (!user) throw new Error(`no user ${username}`);
+      const families = await relay.store.revokeUserSessions(user.userId);
+      // The relay's socket layer keeps one room per session family (relay/src/socket.ts); revocation empties it.
+      for (const f of families) relay.io.in(`family:${f}`).disconnectSockets(true);
+      return families.length;
     },
     async restart() {
       relay = await createRelay(full);

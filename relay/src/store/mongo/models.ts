@@ -137,6 +137,14 @@ export interface ContactDoc {
   from: string;
 }
 
+/** `blocker` blocks `blocked` (see Store.putBlock); `_id` is `${blocker}:${blocked}` (ids hold no ':'). */
+export interface BlockDoc {
+  _id: string;
+  blocker: string;
+  blocked: string;
+  createdAt: number;
+}
+
 export interface CounterDoc {
   _id: string;
   n: number;
@@ -278,6 +286,18 @@ const contactSchema = new Schema<ContactDoc>(
 contactSchema.index({ to: 1, from: 1 });
 contactSchema.index({ from: 1 });
 
+const blockSchema = new Schema<BlockDoc>(
+  {
+    _id: { type: String, required: true },
+    blocker: { type: String, required: true },
+    blocked: { type: String, required: true },
+    createdAt: { type: Number, required: true },
+  },
+  common,
+);
+blockSchema.index({ blocker: 1, createdAt: 1 });
+blockSchema.index({ blocked: 1 });
+
 const counterSchema = new Schema<CounterDoc>({ _id: String, n: Number }, common);
 const inviteSchema = new Schema<InviteDoc>(
   { _id: { type: String, required: true }, expiresAt: { type: Number, required: true } },
@@ -297,6 +317,7 @@ export interface Models {
   invites: Model<InviteDoc>;
   contacts: Model<ContactDoc>;
   removedDevices: Model<RemovedDeviceDoc>;
+  blocks: Model<BlockDoc>;
 }
 
 export function defineModels(connection: Connection): Models {
@@ -312,6 +333,7 @@ export function defineModels(connection: Connection): Models {
     invites: connection.model<InviteDoc>('Invite', inviteSchema, 'invites'),
     contacts: connection.model<ContactDoc>('Contact', contactSchema, 'contacts'),
     removedDevices: connection.model<RemovedDeviceDoc>('RemovedDevice', removedDeviceSchema, 'removed_devices'),
+    blocks: connection.model<BlockDoc>('Block', blockSchema, 'blocks'),
   };
 }
 

@@ -33,6 +33,7 @@ import type {
   WriteBatch,
 } from '../store.js';
 import { withoutMember } from '../group-rules.js';
+import { MongoBlocks } from './blocks.js';
 import { MongoMailbox } from './mailbox.js';
 import { TTL_INDEXES, defineModels } from './models.js';
 import type { DeviceDoc, FamilyDoc, GroupDoc, KemPrekeyDoc, Models, PrekeyDoc, UserDoc } from './models.js';
@@ -89,6 +90,7 @@ const signedOf = (d: DeviceDoc): SignedPrekeyRecord | null =>
 export class MongoStore implements Store {
   readonly kind = 'mongodb' as const;
   private closed = false;
+  private blockDocs: MongoBlocks | null = null;
 
   private constructor(
     private readonly connection: Connection,
@@ -234,6 +236,7 @@ export class MongoStore implements Store {
       this.m.devices.deleteMany({ userId }),
       this.m.contacts.deleteMany({ $or: [{ to: userId }, { from: userId }] }),
       this.m.removedDevices.deleteMany({ userId }),
+      this.blocks.forgetUser(userId),
     ]);
     for (const group of await this.m.groups.find({ memberIds: userId }).lean()) {
       await this.removeMember(group, userId);
@@ -733,6 +736,32 @@ export class MongoStore implements Store {
 
   async deviceRemovedAt(deviceId: string): Promise<number | null> {
     return (await this.m.removedDevices.findById(deviceId, { removedAt: 1 }).lean())?.removedAt ?? null;
+  }
+
+  // Blocks ---------------------------------------------------------------------------------------------------------
+
+  private get blocks(): MongoBlocks {
+    return (this.blockDocs ??= new MongoBlocks(this.m));
+  }
+
+  putBlock(blocker: string, blocked: string, now: number, max: number): Promise<'stored' | 'limit'> {
+    return this.blocks.put(blocker, blocked, now, max);
+  }
+
+  deleteBlock(blocker: string, blocked: string): Promise<void> {
+    return this.blocks.delete(blocker, blocked);
+  }
+
+  listBlocks(blocker: string): Promise<{ userId: string; username: string }[]> {
+    return this.blocks.list(blocker);
+  }
+
+  usersBlocking(blocked: string, userIds: string[]): Promise<string[]> {
+    return this.blocks.usersBlocking(blocked, userIds);
+  }
+
+  devicesBlocking(sender: string, deviceIds: string[]): Promise<string[]> {
+    return this.blocks.devicesBlocking(sender, deviceIds);
   }
 
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {

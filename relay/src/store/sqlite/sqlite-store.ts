@@ -2,6 +2,7 @@
 // work is atomic with respect to the event loop; the Promise wrapper keeps the interface backend-neutral).
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
+import { BlockTables } from './blocks.js';
 import { migrate } from './migrate.js';
 import { GroupTables } from './groups.js';
 import { MailboxStatements } from './mailbox.js';
@@ -90,6 +91,7 @@ export class SqliteStore implements Store {
   private readonly applyTransaction: (batch: WriteBatch, now: number) => SendOutcome[];
   private readonly prekeys: PrekeyTables;
   private readonly groups: GroupTables;
+  private readonly blocks: BlockTables;
   private readonly prepare: Prepare;
   private closed = false;
 
@@ -104,6 +106,7 @@ export class SqliteStore implements Store {
     this.prepare = statementCache(this.db);
     this.prekeys = new PrekeyTables(this.db, this.prepare);
     this.groups = new GroupTables(this.db, this.prepare);
+    this.blocks = new BlockTables(this.db, this.prepare);
     this.mailbox = new MailboxStatements(this.db);
     this.applyTransaction = this.db.transaction((batch: WriteBatch, now: number) => this.mailbox.apply(batch, now));
   }
@@ -612,6 +615,28 @@ export class SqliteStore implements Store {
           'SELECT removed_at FROM removed_devices WHERE device_id = ?',
         ).get(deviceId)?.removed_at ?? null,
     );
+  }
+
+  // Blocks (migration 010) ------------------------------------------------------------------------------------------
+
+  putBlock(blocker: string, blocked: string, now: number, max: number): Promise<'stored' | 'limit'> {
+    return later(() => this.blocks.put(blocker, blocked, now, max));
+  }
+
+  deleteBlock(blocker: string, blocked: string): Promise<void> {
+    return later(() => this.blocks.delete(blocker, blocked));
+  }
+
+  listBlocks(blocker: string): Promise<{ userId: string; username: string }[]> {
+    return later(() => this.blocks.list(blocker));
+  }
+
+  usersBlocking(blocked: string, userIds: string[]): Promise<string[]> {
+    return later(() => this.blocks.usersBlocking(blocked, userIds));
+  }
+
+  devicesBlocking(sender: string, deviceIds: string[]): Promise<string[]> {
+    return later(() => this.blocks.devicesBlocking(sender, deviceIds));
   }
 
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {

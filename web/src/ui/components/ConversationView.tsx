@@ -6,6 +6,7 @@ import { useConversationMessages, useNow } from '../hooks/useEngine';
 import { Avatar } from './Avatar';
 import { DisplayName } from '../profile/profiles-context';
 import { GroupAvatar } from './GroupAvatar';
+import { BlockButton } from './BlockButton';
 import { Composer } from './Composer';
 import { MessageList } from './MessageList';
 import { FormError } from './FormError';
@@ -17,6 +18,8 @@ interface Props {
   typingUntil: number;
   typingName: string | undefined;
   trust: ContactTrust | undefined;
+  /** This account blocks the person (one-to-one conversations). */
+  blocked?: boolean;
   /** This conversation's unsent text (kept by the caller per conversation). */
   draft: string;
   onDraft: (text: string) => void;
@@ -32,6 +35,7 @@ export function ConversationView({
   typingUntil,
   typingName,
   trust,
+  blocked = false,
   draft,
   onDraft,
   onBack,
@@ -124,9 +128,12 @@ export function ConversationView({
             Members
           </button>
         ) : (
-          <button type="button" className="btn btn-ghost head-btn" onClick={onSafetyNumber}>
-            Verify safety number
-          </button>
+          <>
+            <button type="button" className="btn btn-ghost head-btn" onClick={onSafetyNumber}>
+              Verify safety number
+            </button>
+            <BlockButton engine={engine} person={{ userId: conv, username }} blocked={blocked} />
+          </>
         )}
         <span className="e2e-pill" title="Messages are end-to-end encrypted">
           <span className="icon icon-lock" aria-hidden="true" />
@@ -192,13 +199,17 @@ export function ConversationView({
         </p>
       ) : group?.left ? (
         <p className="composer-note muted">You are no longer a member of this group.</p>
+      ) : blocked ? (
+        <p className="composer-note muted">
+          You blocked {username}. You do not get their messages, and they do not see when you are online.
+        </p>
       ) : trust?.blocked ? (
         <p className="composer-note muted">Accept {username}&apos;s new security key to send messages.</p>
       ) : null}
       <Composer
         draft={draft}
         onDraft={onDraft}
-        disabled={Boolean(group?.left || trust?.blocked || trust?.deleted)}
+        disabled={Boolean(group?.left || trust?.blocked || trust?.deleted || blocked)}
         onSend={(text) => {
           stick.current = true;
           return engine.send(conv, text);

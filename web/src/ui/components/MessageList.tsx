@@ -31,8 +31,11 @@ export function MessageList({ messages, peerName, isGroup, onResend }: Props) {
         return (
           <Fragment key={m.id}>
             {separator ? (
-              <li className="day-separator" role="separator" aria-label={dayLabel(m.ts)}>
-                <span>{dayLabel(m.ts)}</span>
+              // A list item holds the separator: an <ol> may contain only <li> (axe `list`).
+              <li className="day-separator">
+                <span role="separator" aria-label={dayLabel(m.ts)}>
+                  {dayLabel(m.ts)}
+                </span>
               </li>
             ) : null}
             {m.kind === 'notice' ? (

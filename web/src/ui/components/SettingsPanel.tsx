@@ -1,17 +1,22 @@
-// SettingsPanel: theme (light / dark / system), presence sharing, and sign out (wipe or keep local data).
+// SettingsPanel: theme (light / dark / system), presence sharing, blocked people, and sign out (keeps local data
+// unless the user confirms erasing it).
 import { useState } from 'react';
-import type { ChatEngineApi } from '../../client/types';
+import type { ChatEngineApi, Person } from '../../client/types';
 import { loadThemePreference, saveThemePreference, type ThemePreference } from '../theme';
-import { DevicesSection } from './DevicesSection';
+import { BlockedPeople } from './BlockedPeople';
 import { ChangePasswordSection } from './ChangePasswordSection';
 import { DeleteAccountSection } from './DeleteAccountSection';
+import { DevicesSection } from './DevicesSection';
 import { FormError } from './FormError';
 import { PanelHeader } from './PanelHeader';
 import { ProfileSection } from './ProfileSection';
+import { SignOutCard } from './SignOutCard';
 
 interface Props {
   engine: ChatEngineApi;
   sharePresence: boolean;
+  /** The people this account blocks (Settings lists them with "Unblock"). */
+  blocked?: readonly Person[];
   onClose: () => void;
   onSignedOut: () => void;
 }
@@ -22,11 +27,9 @@ const THEMES: { value: ThemePreference; label: string }[] = [
   { value: 'system', label: 'System' },
 ];
 
-export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: Props) {
+export function SettingsPanel({ engine, sharePresence, blocked = [], onClose, onSignedOut }: Props) {
   const [theme, setTheme] = useState<ThemePreference>(loadThemePreference);
-  const [keep, setKeep] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
   async function togglePresence(on: boolean) {
     setError(null);
@@ -34,18 +37,6 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
       await engine.setSharePresence(on);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
-    }
-  }
-
-  async function signOut() {
-    setBusy(true);
-    setError(null);
-    try {
-      await engine.signOut(keep);
-      onSignedOut();
-    } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
-      setBusy(false);
     }
   }
 
@@ -84,22 +75,9 @@ export function SettingsPanel({ engine, sharePresence, onClose, onSignedOut }: P
           <p className="hint">When off, nobody sees when you are online or when you were last seen.</p>
         </fieldset>
         <DevicesSection devices={engine.devices} />
-        <fieldset className="card">
-          <legend>Sign out</legend>
-          <label className="check">
-            <input type="checkbox" checked={keep} onChange={(e) => setKeep(e.target.checked)} />
-            <span>Keep my keys and history on this device</span>
-          </label>
-          <p className="hint">
-            {keep
-              ? 'Your encrypted keys and history stay here; unlock them with your password next time.'
-              : 'Your keys and message history are erased from this browser.'}
-          </p>
-          <button type="button" className="btn btn-danger" disabled={busy} onClick={() => void signOut()}>
-            Sign out
-          </button>
-        </fieldset>
+        <BlockedPeople engine={engine} blocked={blocked} />
         <ChangePasswordSection engine={engine} />
+        <SignOutCard engine={engine} onSignedOut={onSignedOut} />
         <DeleteAccountSection engine={engine} onDeleted={onSignedOut} />
       </div>
     </section>

@@ -119,7 +119,6 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                   type="button"
                   className={`conversation${c.conv === selected ? ' selected' : ''}`}
                   aria-current={c.conv === selected ? 'true' : undefined}
-                  aria-label={`${c.username}${nameOf(c.group ? undefined : c.conv)}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
                   onClick={() => onSelect(c.conv)}
                 >
                   {c.group ? (
@@ -130,7 +129,15 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                   <span className="conv-body">
                     <span className="conv-top">
                       <span className="conv-name">
-                        <DisplayName userId={c.group ? undefined : c.conv} username={c.username} />
+                        {/* The button's name comes from its content and starts with the visible name (WCAG 2.5.3):
+                            "ann, 2 unread", "Trip (group)", then the time and the last message. One hidden-visually
+                            span holds it, as a separate span would add a space before the comma. */}
+                        <span aria-hidden="true">
+                          <DisplayName userId={c.group ? undefined : c.conv} username={c.username} />
+                        </span>
+                        <span className="sr-only">
+                          {`${c.username}${nameOf(c.group ? undefined : c.conv)}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
+                        </span>
                         {snapshot.trust[c.conv]?.verified ? (
                           <span className="verified-badge small" aria-hidden="true">
                             <span className="icon icon-check" />
@@ -141,7 +148,11 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                     </span>
                     <span className="conv-bottom">
                       <span className="conv-last">{c.lastText || 'No messages yet'}</span>
-                      {c.unread ? <span className="badge">{c.unread > 99 ? '99+' : c.unread}</span> : null}
+                      {c.unread ? (
+                        <span className="badge" aria-hidden="true">
+                          {c.unread > 99 ? '99+' : c.unread}
+                        </span>
+                      ) : null}
                     </span>
                   </span>
                 </button>

@@ -7,6 +7,7 @@ import { GroupMembersPanel } from '../components/GroupMembersPanel';
 import { NewGroupPanel } from '../components/NewGroupPanel';
 import { SafetyNumberPanel } from '../components/SafetyNumberPanel';
 import { Notices } from '../components/Notices';
+import { SessionEnded } from '../components/SessionEnded';
 import { SettingsPanel } from '../components/SettingsPanel';
 import { Sidebar } from '../components/Sidebar';
 import { useSnapshot } from '../hooks/useEngine';
@@ -47,11 +48,13 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
           onNewGroup={() => setPane({ kind: 'new-group' })}
         />
         <main className="main">
+          {snapshot.sessionEnded ? <SessionEnded engine={engine} onSignedOut={onSignedOut} /> : null}
           <Notices engine={engine} notices={snapshot.notices} connection={snapshot.connection} />
           {pane.kind === 'settings' ? (
             <SettingsPanel
               engine={engine}
               sharePresence={snapshot.sharePresence}
+              blocked={snapshot.blocked}
               onClose={() => setPane({ kind: 'empty' })}
               onSignedOut={onSignedOut}
             />
@@ -86,6 +89,7 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
               typingUntil={snapshot.typingUntil[open.conv] ?? 0}
               typingName={snapshot.typingName[open.conv]}
               trust={snapshot.trust[open.conv]}
+              blocked={snapshot.blocked.some((p) => p.userId === open.conv)}
               draft={drafts.get(open.conv) ?? ''}
               onDraft={(text) => (text ? drafts.set(open.conv, text) : drafts.delete(open.conv))}
               onBack={() => setPane({ kind: 'empty' })}
