@@ -49,6 +49,10 @@ function pick(r: ClientCost): ClientCost {
     receive_us: r.receive_us,
     group100_send_us: r.group100_send_us,
     group_receive_us: r.group_receive_us,
+    conversation_us: r.conversation_us,
+    pq_conversation_us: r.pq_conversation_us,
+    x3dh_setup_us: r.x3dh_setup_us,
+    pqxdh_setup_us: r.pqxdh_setup_us,
   };
 }
 
@@ -130,6 +134,10 @@ const ROWS: [string, keyof ClientCost][] = [
   ['1:1 receive: open + ratchet decrypt + unpad', 'receive_us'],
   ['group send, 100 members: encrypt + sign once', 'group100_send_us'],
   ['group receive, per member: verify + decrypt', 'group_receive_us'],
+  ['conversation, classic session: per message, both ends (a DH step each)', 'conversation_us'],
+  ['conversation, post-quantum session with ML-KEM rekeying: the same', 'pq_conversation_us'],
+  ['session setup, X3DH: initiate + first message + accept', 'x3dh_setup_us'],
+  ['session setup, PQXDH: the same with ML-KEM-768', 'pqxdh_setup_us'],
 ];
 
 function median(values: number[]): number {

@@ -213,7 +213,10 @@ export function databaseDigest(dataDir: string): string {
     for (const { name } of tables) {
       const rows = db.prepare(`SELECT * FROM "${name}"`).all() as Record<string, unknown>[];
       const lines = rows.map((row) =>
-        JSON.stringify(row, (k, v: unknown) => (name === 'users' && k === 'last_seen' ? null : v)),
+        // Activity times move on any connection (the attacker's too); they are not something a payload stored.
+        JSON.stringify(row, (k, v: unknown) =>
+          (name === 'users' && k === 'last_seen') || (name === 'devices' && k === 'last_active_at') ? null : v,
+        ),
       );
       hash.update(`${name}:${lines.sort().join('\n')}\n`);
     }

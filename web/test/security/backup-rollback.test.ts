@@ -167,6 +167,7 @@ async function everyStoredByteString(dbName: string, wrapKey: Uint8Array) {
   const vault = new Vault(await deriveAtRestKey(wrapKey));
   const found: Uint8Array[] = [];
   const opened: string[] = [];
+  const rootByBackup: unknown[] = [];
   const walk = async (slot: string, value: unknown): Promise<void> => {
     if (value instanceof Uint8Array) found.push(value);
     else if (typeof value === 'string') found.push(new TextEncoder().encode(value));
@@ -178,7 +179,14 @@ async function everyStoredByteString(dbName: string, wrapKey: Uint8Array) {
       await walk(slot, decodeJson(new TextDecoder().decode(plain)));
       return;
     }
-    for (const [k, v] of Object.entries(value)) await walk(k === 'check' ? 'meta/check' : slot, v);
+    for (const [k, v] of Object.entries(value)) {
+      // The vault root sealed under the account's backup key (issue #14: a password change never locks a device
+      // out): not under the at-rest key, so it is opened on its own below.
+      if (k === 'rootByBackup') {
+        rootByBackup.push(v);
+        for (const part of Object.values(v as object)) if (part instanceof Uint8Array) found.push(part);
+      } else await walk(k === 'check' ? 'meta/check' : slot, v);
+    }
   };
   const db = await openDB(dbName);
   try {
@@ -189,7 +197,7 @@ async function everyStoredByteString(dbName: string, wrapKey: Uint8Array) {
   } finally {
     db.close();
   }
-  return { found, opened };
+  return { found, opened, rootByBackup };
 }
 
 function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
