@@ -145,3 +145,13 @@ export async function relayOnlyAccount(relayUrl: string, username: string): Prom
   const res = await postAccount(relayUrl, username, keys, OwnKeys.initialKemPrekeys(c, keys.identity));
   if (res.status !== 201) throw new Error(`creating ${username} failed: ${res.status} ${await res.text()}`);
 }
+
+/** Signs up through the first screen as a person does (the password twice), and waits for the chat list. */
+export async function signUpInBrowser(page: Page, url: string, name: string, password: string): Promise<void> {
+  await page.goto(url);
+  await page.getByRole('textbox', { name: 'Username' }).fill(name);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByLabel('Confirm password').fill(password);
+  await page.getByRole('button', { name: 'Create account', exact: true }).click();
+  await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+}

@@ -13,6 +13,7 @@ import {
   cspViolations,
   launch,
   removeBuild,
+  signUpInBrowser,
   skipReason,
   watchedPage,
   type WatchedPage,
@@ -60,11 +61,7 @@ function makePng(): Buffer {
 }
 
 async function signUp(page: Page, url: string, name: string): Promise<void> {
-  await page.goto(url);
-  await page.getByRole('textbox', { name: 'Username' }).fill(name);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account', exact: true }).click();
-  await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+  await signUpInBrowser(page, url, name, PASSWORD);
 }
 
 async function say(page: Page, text: string): Promise<void> {
