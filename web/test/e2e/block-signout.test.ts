@@ -13,6 +13,7 @@ import {
   conversationLog,
   launch,
   removeBuild,
+  signUpInBrowser,
   skipReason,
   watchedPage,
   type WatchedPage,
@@ -29,14 +30,7 @@ const CAT = `cat_${stamp}`;
 const PASSWORD = 'a long enough password';
 
 async function signUp(page: Page, url: string, name: string): Promise<void> {
-  await page.goto(url);
-  await page.getByRole('textbox', { name: 'Username' }).fill(name);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  // Sign-up may ask to confirm the password (issue #14, another part).
-  const confirm = page.getByLabel('Confirm password', { exact: true });
-  if ((await confirm.count()) > 0) await confirm.fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account', exact: true }).click();
-  await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+  await signUpInBrowser(page, url, name, PASSWORD);
 }
 
 async function say(page: Page, text: string): Promise<void> {

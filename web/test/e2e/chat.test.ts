@@ -12,6 +12,7 @@ import {
   proveCspRecorder,
   relayOnlyAccount,
   removeBuild,
+  signUpInBrowser,
   skipReason,
   watchedPage,
   type WatchedPage,
@@ -27,12 +28,7 @@ const CAROL = `carol_${stamp}`; // a relay-only account: someone alice can open 
 const PASSWORD = 'a long enough password';
 
 async function signUp(page: Page, url: string, name: string): Promise<void> {
-  await page.goto(url);
-  await page.getByRole('textbox', { name: 'Username' }).fill(name);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Confirm password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account', exact: true }).click();
-  await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+  await signUpInBrowser(page, url, name, PASSWORD);
 }
 
 /**

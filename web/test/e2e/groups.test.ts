@@ -7,7 +7,16 @@ import { AxeBuilder } from '@axe-core/playwright';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { startTestRelay, type TestRelay } from '../support/relay';
-import { buildWeb, conversationLog, launch, removeBuild, skipReason, watchedPage, type WatchedPage } from './harness';
+import {
+  buildWeb,
+  conversationLog,
+  launch,
+  removeBuild,
+  signUpInBrowser,
+  skipReason,
+  watchedPage,
+  type WatchedPage,
+} from './harness';
 
 const reason = skipReason();
 if (reason) console.warn(reason);
@@ -23,13 +32,7 @@ const PASSWORD = 'a long enough password';
 const SHOTS = '/tmp/shots-groups';
 
 async function signUp(page: Page, url: string, name: string): Promise<void> {
-  await page.goto(url);
-  await page.getByRole('textbox', { name: 'Username' }).fill(name);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  const confirm = page.getByLabel('Confirm password');
-  if ((await confirm.count()) > 0) await confirm.fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account', exact: true }).click();
-  await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+  await signUpInBrowser(page, url, name, PASSWORD);
 }
 
 /** The sidebar button of a group conversation (its accessible name starts with the group's name). */

@@ -13,6 +13,7 @@ import {
   launch,
   proveCspRecorder,
   removeBuild,
+  signUpInBrowser,
   skipReason,
   watchedPage,
   type WatchedPage,
@@ -29,12 +30,7 @@ const PASSWORD = 'a long enough password';
 const GROUP = 'Trip to the coast 🌊';
 
 async function signUp(page: Page, url: string, name: string): Promise<void> {
-  await page.goto(url);
-  await page.getByRole('textbox', { name: 'Username' }).fill(name);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByLabel('Confirm password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Create account', exact: true }).click();
-  await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+  await signUpInBrowser(page, url, name, PASSWORD);
 }
 
 async function say(page: Page, text: string): Promise<void> {

@@ -14,6 +14,7 @@ import {
   launch,
   proveCspRecorder,
   removeBuild,
+  signUpInBrowser,
   skipReason,
   watchedPage,
   type WatchedPage,
@@ -112,12 +113,7 @@ describe.skipIf(reason !== null)('the web app under attack (Chromium)', () => {
   }
 
   async function signUp(page: Page, name: string): Promise<void> {
-    await page.goto(relay.url);
-    await page.getByRole('textbox', { name: 'Username' }).fill(name);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByLabel('Confirm password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Create account', exact: true }).click();
-    await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+    await signUpInBrowser(page, relay.url, name, PASSWORD);
   }
 
   beforeAll(async () => {

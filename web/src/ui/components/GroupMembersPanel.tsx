@@ -2,7 +2,8 @@
 // members and make others admin; anyone may leave. Removing and leaving ask for confirmation first.
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import type { ChatEngineApi, Conversation, Person } from '../../client/types';
-import { squarePicture } from '../picture';
+import { MAX_GROUP_PICTURE_BYTES } from '../../client/group-picture';
+import { squarePicture } from '../profile/square-picture';
 import '../styles/groups.css';
 import { Avatar } from './Avatar';
 import { DisplayName } from '../profile/profiles-context';
@@ -83,7 +84,9 @@ export function GroupMembersPanel({ engine, me, conversation, onClose }: Props) 
 
   async function choosePicture(file: File | undefined) {
     if (!file) return;
-    await run(async () => engine.setGroupPicture(conversation.conv, await squarePicture(file)));
+    await run(async () =>
+      engine.setGroupPicture(conversation.conv, await squarePicture(file, MAX_GROUP_PICTURE_BYTES)),
+    );
   }
 
   const otherAdmins = group.admins.filter((id) => id !== me);
