@@ -16,6 +16,16 @@ export function webApp(dir: string): RequestHandler[] | null {
       res.setHeader('Cache-Control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache');
     },
   });
+  // The release manifest (scripts/release.ts) lives in a dot-directory, which express.static never serves.
+  const manifest = join(dir, '.well-known', 'weconnect', 'manifest.json');
+  const releaseManifest: RequestHandler = (req, res, next) => {
+    if (req.path !== '/.well-known/weconnect/manifest.json' || !existsSync(manifest)) {
+      next();
+      return;
+    }
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('application/json').sendFile(manifest, { dotfiles: 'allow' });
+  };
   const spaFallback: RequestHandler = (req, res, next) => {
     const lastSegment = req.path.split('/').pop() ?? '';
     const isPage = (req.method === 'GET' || req.method === 'HEAD') && !lastSegment.includes('.');
@@ -26,5 +36,5 @@ export function webApp(dir: string): RequestHandler[] | null {
     res.setHeader('Cache-Control', 'no-cache');
     res.sendFile(index);
   };
-  return [files, spaFallback];
+  return [releaseManifest, files, spaFallback];
 }
