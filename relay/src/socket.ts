@@ -136,7 +136,11 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     dropLocal(ended);
   };
   deps.bus.onEvent((event) => {
-    if (event.type === 'revoked') dropLocal(event.familyIds);
+    if (event.type !== 'revoked') return;
+    // A removed device is told first on this path too: the bus and the adapter are separate channels, and whichever
+    // reaches this node first must not drop the socket before the event.
+    if (event.removed) for (const familyId of event.familyIds) io.local.in(familyRoom(familyId)).emit('device:removed');
+    dropLocal(event.familyIds);
   });
   deps.bus.onResume(() => {
     recheckSessions().catch((err: unknown) => log.warn({ err }, 'session recheck after a cut failed'));
@@ -152,10 +156,14 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
     io,
     disconnectFamily,
     deviceRemoved(familyIds) {
-      // The event goes first, through the same adapter as the disconnect, so the device learns why it was dropped
-      // (a device that misses it learns it from `device_removed` on its next request or handshake).
-      for (const familyId of familyIds) io.in(familyRoom(familyId)).emit('device:removed');
-      for (const familyId of familyIds) disconnectFamily(familyId);
+      // The device learns why it was dropped (one that misses the event learns it from `device_removed` on its next
+      // request or handshake).
+      // Here, then on every other node through the bus, each in order: the event, then the disconnect. (Through the
+      // adapter the disconnect could overtake a bus-borne one and vice versa.) If the bus cannot publish, it owes a
+      // resume and every node rechecks its sockets' sessions, dropping these without the event.
+      for (const familyId of familyIds) io.local.in(familyRoom(familyId)).emit('device:removed');
+      dropLocal(familyIds);
+      void deps.bus.publish({ type: 'revoked', familyIds: [...familyIds], removed: true });
     },
     devicesChanged(userId, reason) {
       io.in(userRoom(userId)).emit('devices:changed', { reason });

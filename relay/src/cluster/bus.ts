@@ -14,7 +14,11 @@ export type ClusterEvent =
   /** A user came online or went offline (the real state; each node applies the user's sharing setting). */
   | { type: 'presence'; update: PresenceUpdate }
   /** These refresh families were revoked: drop their sockets (also sent through the Socket.IO adapter). */
-  | { type: 'revoked'; familyIds: string[] }
+  | {
+      type: 'revoked';
+      familyIds: string[];
+      /** Removed devices: tell them (`device:removed`) before dropping. */ removed?: boolean;
+    }
   /** A user changed sharePresence. */
   | { type: 'sharing'; userId: string; share: boolean }
   /** `blocker` started (`on`) or ended a block of `blocked`: their presence watchers see the hidden or real state. */

@@ -44,7 +44,11 @@ const eventSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('presence'), update: presence }),
   z.strictObject({ type: z.literal('sharing'), userId: id, share: z.boolean() }),
   z.strictObject({ type: z.literal('block'), blocker: id, blocked: id, on: z.boolean() }),
-  z.strictObject({ type: z.literal('revoked'), familyIds: z.array(id).max(MAX_IDS) }),
+  z.strictObject({
+    type: z.literal('revoked'),
+    familyIds: z.array(id).max(MAX_IDS),
+    removed: z.boolean().optional(),
+  }),
   z.strictObject({ type: z.literal('resume') }),
 ]);
 const envelopeSchema = z.strictObject({ from: id, event: eventSchema });
