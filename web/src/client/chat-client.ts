@@ -427,6 +427,7 @@ export class ChatClient implements ChatEngineApi {
       if (this.#ctx.closed) return;
       this.#transport.stop();
       await this.#inbound.idle.catch(() => undefined);
+      this.#ctx.store.retire('this device was removed');
       await wipeEngineDB(this.#ctx.store.db);
       this.#ctx.set({ deviceRemoved: true });
       this.close();
@@ -461,6 +462,7 @@ export class ChatClient implements ChatEngineApi {
       // The revoked refresh token stays (harmless): unlocking signs in afresh, and offline the history still opens.
       await this.#ctx.store.db.delete('devicekeys', 'unlock-key');
     } else {
+      this.#ctx.store.retire('signed out');
       await wipeEngineDB(this.#ctx.store.db);
     }
     this.close();
@@ -477,6 +479,7 @@ export class ChatClient implements ChatEngineApi {
     await this.#options.account.deleteAccount(password);
     this.#transport.stop();
     await this.#inbound.idle.catch(() => undefined);
+    this.#ctx.store.retire('the account was deleted');
     await wipeEngineDB(this.#ctx.store.db);
     this.close();
   }

@@ -16,6 +16,7 @@ import {
 } from './schemas';
 import type { ChatMessage, Conversation } from './types';
 import type { Sealed, Vault } from './vault';
+import { ClientError } from './errors';
 
 type SealedStore = 'secrets' | 'sessions' | 'contacts';
 /**
@@ -49,13 +50,29 @@ export class LocalStore {
   readonly db: EngineDB;
   readonly vault: Vault;
 
+  #retired: string | null = null;
+
   constructor(db: EngineDB, vault: Vault) {
     this.db = db;
     this.vault = vault;
   }
 
+  /**
+   * Refuses every later write (a background task that was already running when the device was removed or signed
+   * out must not put a key back after the wipe). IndexedDB runs readwrite transactions on the same stores in the
+   * order they were created, so a wipe created after this call comes after every write this store let through.
+   */
+  retire(why: string): void {
+    this.#retired ??= why;
+  }
+
+  #assertWritable(): void {
+    if (this.#retired !== null) throw new ClientError('not_signed_in', `This device's data is closed: ${this.#retired}.`);
+  }
+
   async commit(batch: WriteBatch): Promise<void> {
     if (batch.ops.length === 0) return;
+    this.#assertWritable();
     const tx = this.db.transaction([...batch.stores], 'readwrite');
     await Promise.all([...batch.ops.map((op) => op(tx)), tx.done]);
   }
@@ -199,6 +216,7 @@ export class LocalStore {
    */
   async pruneSeen(now: number, keepSince: number): Promise<void> {
     const cutoff = Math.min(now - 31 * 86_400_000, keepSince);
+    this.#assertWritable();
     const tx = this.db.transaction('seen', 'readwrite');
     for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
       if (c.value.at < cutoff) await c.delete();
@@ -223,6 +241,7 @@ export class LocalStore {
 
   /** Forgets sends older than `maxAgeMs`, then the oldest beyond `maxCount`. */
   async pruneSendLog(now: number, maxAgeMs: number, maxCount: number): Promise<void> {
+    this.#assertWritable();
     const tx = this.db.transaction('sendlog', 'readwrite');
     const byAt = tx.store.index('byAt');
     for (let c = await byAt.openCursor(IDBKeyRange.upperBound(now - maxAgeMs, true)); c; c = await c.continue()) {

@@ -2,7 +2,7 @@
 import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { openEngineDB } from '../../src/client/db';
+import { openEngineDB, wipeEngineDB } from '../../src/client/db';
 import { LocalStore, WriteBatch } from '../../src/client/store';
 import type { ChatMessage } from '../../src/client/types';
 import { Vault, deriveAtRestKey } from '../../src/client/vault';
@@ -95,5 +95,23 @@ describe('LocalStore history', () => {
     const any = z.object({ n: z.number() });
     expect(await store.read('sessions', ['u1', 'd1'], any)).toEqual({ n: 1 });
     expect(await store.read('sessions', 'u1/d1', any)).toEqual({ n: 3 });
+  });
+});
+
+describe('LocalStore retire', () => {
+  it('refuses a write a background task staged before the wipe, so no key comes back after it', async () => {
+    const store = await makeStore('store-retire');
+    await store.write('secrets', 'before', { a: 1 });
+    expect(await store.db.count('secrets')).toBe(1); // baseline
+    // A task (e.g. a device-list refresh) staged its write while the removal was under way…
+    const late = new WriteBatch();
+    await store.stage(late, 'secrets', 'known-devices', { ids: ['x'] });
+    store.retire('this device was removed');
+    await wipeEngineDB(store.db);
+    // …and commits after the wipe: refused, and the store stays empty.
+    await expect(store.commit(late)).rejects.toMatchObject({ code: 'not_signed_in' });
+    await expect(store.write('secrets', 'after', { a: 2 })).rejects.toMatchObject({ code: 'not_signed_in' });
+    await expect(store.pruneSeen(Date.now(), Date.now())).rejects.toMatchObject({ code: 'not_signed_in' });
+    expect(await store.db.count('secrets')).toBe(0);
   });
 });
