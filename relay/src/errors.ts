@@ -21,6 +21,9 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   internal: 500,
   unavailable: 503,
   device_removed: 401,
+  quota_exceeded: 507,
+  upload_offset: 409,
+  digest_mismatch: 400,
 };
 
 /**

@@ -51,6 +51,15 @@ export const LIMITS = {
   idempotencyDays: 30,
   /** A device's sealed name (what `PUT /api/devices/self/name` stores), in bytes before base64url. */
   deviceNameBytes: 256,
+  /** Attachment blobs (issue #15): one blob's bytes (a 100 MiB file, padded and sealed, fits), bytes of one
+   * `PUT /api/blobs/:blobId/data` request, bytes all of an account's stored blobs may hold, blobs named by one send. */
+  blobMaxBytes: 100 * 1024 * 1024 + 2 * 1024 * 1024,
+  blobChunkBytes: 8 * 1024 * 1024,
+  blobQuotaBytes: 1024 * 1024 * 1024,
+  blobsPerSend: 32,
+  /** Days a complete blob is kept at most; hours it is kept once every recipient device acknowledged its message. */
+  blobTtlDays: 30,
+  blobGraceHours: 72,
 } as const;
 
 /** The Argon2id parameters of protocol version 1; the kdf answer carries them so a later version can change them. */
@@ -85,6 +94,12 @@ export const ERROR_CODES = [
    * unlike `unauthorized`, signing in again on this device is not what the user wants; the client wipes its keys.
    */
   'device_removed',
+  /** Blobs (issue #15): the upload would take the account over its blob quota (LIMITS.blobQuotaBytes). */
+  'quota_exceeded',
+  /** `PUT /api/blobs/:blobId/data`: the offset is not the number of bytes the relay holds (the answer says it). */
+  'upload_offset',
+  /** The finished upload's SHA-256 is not the one declared when it was created; the blob is deleted. */
+  'digest_mismatch',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -480,6 +495,46 @@ export const blockListAnswerSchema = z.object({ blocks: z.array(userSummarySchem
 export type BlockListAnswer = z.infer<typeof blockListAnswerSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
+// Blobs (issue #15): attachment ciphertext. A sender seals a file with a fresh key (libsodium secretstream) and
+// uploads the ciphertext here; key, digest, name and type travel only inside the end-to-end encrypted message. The
+// relay sees an opaque blob of a (padded) size, its uploader, and who downloads it.
+//
+//   POST /api/blobs                       { size, sha256 } -> 201 { blobId, received: 0, size, chunkBytes }
+//   PUT  /api/blobs/:blobId/data?offset=N  raw bytes (application/octet-stream, at most chunkBytes) -> 200 status
+//   GET  /api/blobs/:blobId/status        -> 200 status (uploader only: resume an interrupted upload)
+//   GET  /api/blobs/:blobId               -> 200 the bytes, or 206 for a `Range: bytes=N-` request (any signed-in
+//                                            account that knows the id; complete blobs only)
+//   DELETE /api/blobs/:blobId             -> 204 (uploader only)
+// A send names the blobs its message refers to (`blobs`); once every recipient device acknowledged it, the blob
+// expires after LIMITS.blobGraceHours; at the latest LIMITS.blobTtlDays after it was completed.
+
+/** SHA-256 as canonical unpadded base64url (43 characters). */
+export const sha256Schema = z.string().length(43).refine(isCanonicalBase64url, 'must be base64url');
+
+/** `POST /api/blobs`: reserve an upload of exactly `size` bytes whose SHA-256 will be `sha256`. */
+export const blobCreateSchema = z.strictObject({
+  size: z.number().int().min(1).max(LIMITS.blobMaxBytes),
+  sha256: sha256Schema,
+});
+export type BlobCreate = z.infer<typeof blobCreateSchema>;
+
+/** `:blobId` in a blob route. */
+export const blobParams = z.strictObject({ blobId: idSchema });
+/** `PUT /api/blobs/:blobId/data?offset=N`: where this request's bytes start (must equal `received`). */
+export const blobDataQuery = z.strictObject({ offset: z.coerce.number().int().min(0).max(LIMITS.blobMaxBytes) });
+
+/** An upload's state: `complete` once `received === size` and the digest checked out. */
+export const blobStatusSchema = z.object({
+  blobId: idSchema,
+  size: z.number().int().positive(),
+  received: z.number().int().nonnegative(),
+  complete: z.boolean(),
+  /** The most bytes one data request may carry. */
+  chunkBytes: z.number().int().positive(),
+});
+export type BlobStatus = z.infer<typeof blobStatusSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
 
 /**
@@ -506,6 +561,8 @@ export const directSendSchema = z.strictObject({
     .max(LIMITS.envelopesPerSend)
     .refine((envs) => new Set(envs.map((e) => e.to)).size === envs.length, 'each device at most once'),
   ephemeral: z.boolean().optional(),
+  /** Blobs (the sender's own uploads) this message refers to: they expire once it is acknowledged everywhere. */
+  blobs: z.array(idSchema).min(1).max(LIMITS.blobsPerSend).optional(),
 });
 export type DirectSendPayload = z.infer<typeof directSendSchema>;
 
@@ -514,6 +571,7 @@ export const groupSendSchema = z.strictObject({
   group: idSchema,
   body: binaryBodySchema,
   ephemeral: z.boolean().optional(),
+  blobs: z.array(idSchema).min(1).max(LIMITS.blobsPerSend).optional(),
 });
 export type GroupSendPayload = z.infer<typeof groupSendSchema>;
 

@@ -8,6 +8,7 @@ import { BlockList } from './blocks';
 import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from './context';
 import type { Crypto } from './crypto-loader';
 import { wipeEngineDB } from './db';
+import { Actions } from './actions';
 import { newMessageId } from './bytes';
 import { Devices } from './devices';
 import { ClientError, describeError } from './errors';
@@ -39,6 +40,7 @@ import type {
   MessageListener,
   Person,
   SafetyNumberView,
+  SendExtra,
 } from './types';
 
 const MAINTENANCE_EVERY_MS = 60 * 60_000;
@@ -182,6 +184,7 @@ export class ChatClient implements ChatEngineApi {
       groupMessages: this.#groupMessages,
       trust: this.#trust,
       profiles: this.#profiles,
+      actions: new Actions(ctx),
     });
   }
 
@@ -270,9 +273,9 @@ export class ChatClient implements ChatEngineApi {
     return { messages, cursor: more && rows[0] ? rows[0].sort : null };
   }
 
-  send(conv: string, text: string): Promise<string> {
+  send(conv: string, text: string, extra?: SendExtra): Promise<string> {
     void this.#profiles.shareBeforeSending(conv);
-    return this.#outbound.send(conv, text);
+    return this.#outbound.send(conv, text, extra);
   }
 
   saveProfile(name: string, picture: Uint8Array | null): Promise<void> {

@@ -4,6 +4,7 @@
 // through `parts`, wired once by the ChatClient facade.
 
 import { z } from 'zod';
+import type { Actions } from './actions';
 import type { RelayApi } from './api';
 import type { Crypto } from './crypto-loader';
 import { GroupKeys } from './groups';
@@ -70,6 +71,7 @@ export interface EngineParts {
   groupMessages: GroupMessaging;
   trust: Trust;
   profiles: Profiles;
+  actions: Actions;
 }
 
 export class EngineContext {

@@ -10,8 +10,15 @@ import { ClientError, describeError } from './errors';
 import type { OwnGroupKey } from './groups';
 import type { Delivered } from './inbound';
 import { type ReceivedMessage } from '@weconnect/relay/protocol';
-import { chatPayloadSchema, controlPayloadSchema, type ControlPayload } from './schemas';
+import {
+  actionPayloadSchema,
+  chatPayloadSchema,
+  controlPayloadSchema,
+  type ActionPayload,
+  type ControlPayload,
+} from './schemas';
 import { WriteBatch } from './store';
+import { richFields } from './actions';
 import type { GroupInfo } from './types';
 
 export class GroupMessaging {
@@ -28,6 +35,7 @@ export class GroupMessaging {
     row: { id: string; conv: string; created: number },
     queuedBody: Uint8Array | undefined,
     group: GroupInfo,
+    action?: ActionPayload,
   ): Promise<'next' | 'stop'> {
     const ctx = this.#ctx;
     const outbound = ctx.parts.outbound;
@@ -41,14 +49,18 @@ export class GroupMessaging {
         body = await ctx.queue.run(`group:${row.conv}`, async () => {
           const members = group.members.map((m) => m.userId);
           const own = await this.#distribute(row.conv, members);
-          const chat = { v: 1, text: await outbound.outgoingText(row.id), sentAt: Math.floor(row.created) };
+          const payload = action ?? (await outbound.chatPayloadOf(row.id, row.created));
           const out = ctx.c.encryptGroupMessage(own.key, {
             messageId: row.id,
-            content: { kind: 'chat', body: encoder.encode(JSON.stringify(chat)) },
+            content: { kind: 'chat', body: encoder.encode(JSON.stringify(payload)) },
           });
           const batch = new WriteBatch();
           await ctx.groupKeys.stageOwn(batch, row.conv, { ...own, key: out.senderKey });
-          await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { envelopes: null, groupBody: out.body });
+          await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, {
+            envelopes: null,
+            groupBody: out.body,
+            ...(action ? { action } : {}),
+          });
           await ctx.store.commit(batch);
           return out.body;
         });
@@ -61,7 +73,8 @@ export class GroupMessaging {
     this.sentBodies.push(body);
     let ack;
     try {
-      ack = await ctx.transport.send({ id: row.id, group: row.conv, body });
+      const blobs = action ? undefined : await outbound.blobsOf(row.id);
+      ack = await ctx.transport.send({ id: row.id, group: row.conv, body, ...(blobs ? { blobs } : {}) });
     } catch {
       return 'stop';
     }
@@ -264,7 +277,14 @@ export class GroupMessaging {
     const senderName = conv.group?.members.find((m) => m.userId === from)?.username ?? 'member';
     const { content } = message;
     if (content.kind === 'chat') {
-      const parsed = chatPayloadSchema.safeParse(parseJson(content.body));
+      const json = parseJson(content.body);
+      const action = actionPayloadSchema.safeParse(json);
+      if (action.success) {
+        const arrived = { conv: groupId, from, id: entry.id, ts: entry.ts, action: action.data };
+        await ctx.parts.actions.receive(batch, arrived);
+        return null;
+      }
+      const parsed = chatPayloadSchema.safeParse(json);
       await ctx.storeIncoming(batch, groupId, conv.username, {
         id: entry.id,
         conv: groupId,
@@ -274,7 +294,7 @@ export class GroupMessaging {
         status: 'delivered',
         sender: from,
         senderName,
-        ...(parsed.success ? {} : { failure: 'This message has an unsupported format.' }),
+        ...(parsed.success ? richFields(parsed.data) : { failure: 'This message has an unsupported format.' }),
       });
       ctx.clearTyping(groupId);
       return { conv: groupId, id: entry.id };

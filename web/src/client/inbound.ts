@@ -6,7 +6,8 @@ import { TYPING_SHOW_MS, hasCode, parseJson, type ConvState, type EngineContext 
 import { ClientError, describeError } from './errors';
 import { groupPayloadSchema, type GroupPayload } from './groups';
 import { deliveredMessageSchema, type ReceivedMessage } from '@weconnect/relay/protocol';
-import { chatPayloadSchema, controlPayloadSchema } from './schemas';
+import { richFields } from './actions';
+import { actionPayloadSchema, chatPayloadSchema, controlPayloadSchema } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage } from './types';
 
@@ -242,6 +243,14 @@ export class Inbound {
     json: unknown,
   ): Promise<Delivered> {
     const ctx = this.#ctx;
+    const action = actionPayloadSchema.safeParse(json);
+    if (action.success) {
+      // Ours from another device names its conversation; a peer's belongs to the conversation with the peer.
+      const conv = from === ctx.me.userId ? action.data.to : from;
+      if (conv === undefined) await ctx.store.commit(batch);
+      else await ctx.parts.actions.receive(batch, { conv, from, id: entry.id, ts: entry.ts, action: action.data });
+      return null;
+    }
     const parsed = chatPayloadSchema.safeParse(json);
     if (from === ctx.me.userId) {
       // Our own other device sent this to `to`: file it there as ours.
@@ -249,11 +258,24 @@ export class Inbound {
         await ctx.store.commit(batch);
         return null;
       }
-      await this.#storeOwnCopy(batch, parsed.data.to, { id: entry.id, text: parsed.data.text, ts: entry.ts });
+      await this.#storeOwnCopy(batch, parsed.data.to, {
+        id: entry.id,
+        text: parsed.data.text,
+        ts: entry.ts,
+        ...richFields(parsed.data),
+      });
       return null;
     }
     const message: ChatMessage = parsed.success
-      ? { id: entry.id, conv: from, mine: false, text: parsed.data.text, ts: entry.ts, status: 'delivered' }
+      ? {
+          id: entry.id,
+          conv: from,
+          mine: false,
+          text: parsed.data.text,
+          ts: entry.ts,
+          status: 'delivered',
+          ...richFields(parsed.data),
+        }
       : {
           id: entry.id,
           conv: from,
@@ -269,7 +291,11 @@ export class Inbound {
   }
 
   /** A copy of a message our other device sent: stored as ours in its conversation (created if new). */
-  async #storeOwnCopy(batch: WriteBatch, conv: string, m: { id: string; text: string; ts: number }): Promise<void> {
+  async #storeOwnCopy(
+    batch: WriteBatch,
+    conv: string,
+    m: Pick<ChatMessage, 'id' | 'text' | 'ts' | 'reply' | 'attachments' | 'expireSeconds'>,
+  ): Promise<void> {
     const ctx = this.#ctx;
     let existing = ctx.convs.get(conv);
     if (!existing) {
@@ -277,7 +303,7 @@ export class Inbound {
       existing = { conv, username: contact.username, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
     }
     const ts = ctx.arrivalTs(conv, m.ts);
-    const message: ChatMessage = { id: m.id, conv, mine: true, text: m.text, ts, status: 'sent' };
+    const message: ChatMessage = { ...m, conv, mine: true, ts, status: 'sent' };
     const next: ConvState = {
       ...existing,
       lastText: m.text.slice(0, 200),

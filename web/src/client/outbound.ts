@@ -5,9 +5,9 @@ import type { Content } from '@weconnect/crypto';
 import { newMessageId } from './bytes';
 import { RANK, encoder, type ConvState, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
-import { MAX_TEXT, type ControlPayload, type OutboxEntry } from './schemas';
+import { MAX_TEXT, type ActionPayload, type ChatPayload, type ControlPayload, type OutboxEntry } from './schemas';
 import { WriteBatch } from './store';
-import type { ChatMessage } from './types';
+import type { ChatMessage, SendExtra } from './types';
 
 /** How long the outbox waits after the relay answered `rate_limited`. */
 const RATE_LIMIT_RETRY_MS = 1_000;
@@ -32,9 +32,10 @@ export class Outbound {
     this.#ctx = ctx;
   }
 
-  async send(conv: string, text: string): Promise<string> {
+  async send(conv: string, text: string, extra: SendExtra = {}): Promise<string> {
     const ctx = this.#ctx;
-    if (text.trim().length === 0) throw new ClientError('invalid_input', 'The message is empty.');
+    const attachments = extra.attachments?.length ? extra.attachments : undefined;
+    if (text.trim().length === 0 && !attachments) throw new ClientError('invalid_input', 'The message is empty.');
     if (text.length > MAX_TEXT) throw new ClientError('invalid_input', `Messages are at most ${MAX_TEXT} characters.`);
     const c = ctx.convs.get(conv);
     if (!c) throw new ClientError('invalid_input', 'Open the conversation first.');
@@ -46,7 +47,16 @@ export class Outbound {
     }
     const id = newMessageId();
     const now = await ctx.stamp();
-    const message: ChatMessage = { id, conv, mine: true, text, ts: now, status: 'pending' };
+    const message: ChatMessage = {
+      id,
+      conv,
+      mine: true,
+      text,
+      ts: now,
+      status: 'pending',
+      ...(extra.reply ? { reply: extra.reply } : {}),
+      ...(attachments ? { attachments } : {}),
+    };
     const next: ConvState = { ...c, lastText: text.slice(0, 200), lastTs: now };
     const batch = new WriteBatch();
     await ctx.store.stageMessage(batch, message, now);
@@ -105,7 +115,7 @@ export class Outbound {
       }
       const group = ctx.convs.get(row.conv)?.group;
       if (group) {
-        if ((await ctx.parts.groupMessages.flushRow(row, entry.groupBody, group)) === 'stop') return;
+        if ((await ctx.parts.groupMessages.flushRow(row, entry.groupBody, group, entry.action)) === 'stop') return;
         continue;
       }
       let envelopes = entry.envelopes;
@@ -130,7 +140,8 @@ export class Outbound {
       }
       let ack;
       try {
-        ack = await ctx.transport.send({ id: row.id, envelopes: envelopes ?? [] });
+        const blobs = entry.action || entry.resendOf ? undefined : await this.blobsOf(row.id);
+        ack = await ctx.transport.send({ id: row.id, envelopes: envelopes ?? [], ...(blobs ? { blobs } : {}) });
       } catch {
         return; // offline or no ack in time: the entry stays and goes out again, with the same id, on reconnect
       }
@@ -183,14 +194,16 @@ export class Outbound {
       original = logged.entry.original ?? entry.resendOf;
       textId = original;
     }
-    const chat = { v: 1, text: await this.#text(textId), sentAt: Math.floor(row.created), to: row.conv };
-    const content = { kind: 'chat', body: encoder.encode(JSON.stringify(chat)) } as const;
+    const payload = entry.action
+      ? { ...entry.action, to: row.conv }
+      : { ...(await this.chatPayloadOf(textId, row.created)), to: row.conv };
+    const content = { kind: 'chat', body: encoder.encode(JSON.stringify(payload)) } as const;
     const toPeer = await ctx.sessions.encrypt(row.conv, row.id, content, batch, false, entry.onlyDevices);
     if (entry.onlyDevices && toPeer.length === 0) return null;
     // Our own other devices get a copy (so each shows the whole conversation); never a re-send.
     const toOwn = entry.resendOf ? [] : await ctx.sessions.encrypt(ctx.me.userId, row.id, content, batch);
     const identityKey = (await ctx.store.contact(row.conv))?.identityKey;
-    if (identityKey !== undefined && toPeer.length > 0) {
+    if (identityKey !== undefined && toPeer.length > 0 && !entry.action) {
       await ctx.store.stageSendLog(batch, row.id, at, {
         conv: row.conv,
         ...(original !== undefined ? { original } : {}),
@@ -282,15 +295,45 @@ export class Outbound {
     return 'next';
   }
 
-  /** The text of a queued message. */
-  outgoingText(id: string): Promise<string> {
-    return this.#text(id);
-  }
-
-  async #text(id: string): Promise<string> {
+  /**
+   * What a queued message sends, made from history (so a re-send repeats it): its text, the message it answers,
+   * its attachments and the disappearing timer it was written under. Without `to`: the group form.
+   */
+  async chatPayloadOf(id: string, created: number): Promise<ChatPayload> {
     const found = await this.#ctx.store.message(id);
     if (!found) throw new ClientError('corrupt_store', 'The queued message is missing from history');
-    return found.message.text;
+    const m = found.message;
+    return {
+      v: 1,
+      text: m.text,
+      sentAt: Math.floor(created),
+      ...(m.reply ? { reply: m.reply } : {}),
+      ...(m.attachments?.length ? { attachments: m.attachments } : {}),
+      ...(m.expireSeconds ? { expire: m.expireSeconds } : {}),
+    };
+  }
+
+  /** The blobs a queued message refers to (named in its send, so the relay can expire them once delivered). */
+  async blobsOf(id: string): Promise<string[] | undefined> {
+    const found = await this.#ctx.store.message(id);
+    const ids = found?.message.attachments?.map((a) => a.blobId) ?? [];
+    return ids.length > 0 ? ids : undefined;
+  }
+
+  /**
+   * Queues an action on a conversation (react, edit, delete, timer): encrypted when it goes out, to the peer's
+   * devices and our own other devices, or to the group; it waits in the outbox while offline, in order with the
+   * messages. Nothing of its own enters history (its effect is applied by the caller).
+   */
+  async queueAction(conv: string, action: ActionPayload): Promise<string> {
+    const ctx = this.#ctx;
+    if (!ctx.convs.has(conv)) throw new ClientError('invalid_input', 'Open the conversation first.');
+    const id = newMessageId();
+    const batch = new WriteBatch();
+    await ctx.store.stageOutbox(batch, id, conv, await ctx.stamp(), { envelopes: null, action });
+    await ctx.store.commit(batch);
+    void this.flushOutbox();
+    return id;
   }
 
   /** The relay stored the send: drop it from the outbox and tick it `sent`. */

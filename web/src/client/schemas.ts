@@ -101,6 +101,57 @@ export type Contact = z.infer<typeof contactSchema>;
  */
 export const knownNameSchema = z.object({ userId: id, identityKey: z.string() });
 
+// ── rich messaging (issue #15): attachments, replies, reactions ──
+
+/** Attachments one message may carry. */
+export const MAX_ATTACHMENTS = 10;
+/** The timers "Disappearing messages" offers, in seconds (0 is off): 5 minutes, 1 hour, 1 day, 1 week. */
+export const DISAPPEARING_TIMERS = [0, 300, 3_600, 86_400, 604_800] as const;
+
+/** 32 bytes as canonical unpadded base64url (keys, SHA-256 digests). */
+const bytes32 = z
+  .string()
+  .length(43)
+  .regex(/^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/, 'must be 32 bytes as base64url');
+
+/**
+ * An attachment as its message carries it (inside the end-to-end encryption): where the ciphertext is on the relay
+ * (`blobId`), the key that opens it and the SHA-256 of the ciphertext (checked before anything is decrypted), the
+ * size of the file, and what the sender says it is. `thumbnail`: for images, a small JPEG (base64url) shown while
+ * the full image downloads. Names and types are shown only after sanitising (see attachments code).
+ */
+export const attachmentSchema = z.object({
+  blobId: id,
+  key: bytes32,
+  digest: bytes32,
+  /** Plaintext bytes (the blob is larger: padding and sealing). */
+  size: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(100 * 1024 * 1024),
+  type: z.string().max(127),
+  name: z.string().max(255),
+  width: z.number().int().positive().max(65_535).optional(),
+  height: z.number().int().positive().max(65_535).optional(),
+  thumbnail: z.string().max(16_000).optional(),
+});
+export type Attachment = z.infer<typeof attachmentSchema>;
+
+/** A quoted message: its id, who wrote it, and the start of its text as the replying sender saw it. */
+export const replySchema = z.object({ id: messageId, author: id, text: z.string().max(200) });
+export type Reply = z.infer<typeof replySchema>;
+
+/** One emoji (or short emoji sequence: flags, skin tones, ZWJ families); never text or markup. */
+export const emojiSchema = z
+  .string()
+  .min(1)
+  .max(32)
+  .refine(
+    (e) => /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\p{Emoji_Modifier}|\u200d|\ufe0f)+$/u.test(e),
+    'must be an emoji',
+  );
+
 export const messageStatusSchema = z.enum(['pending', 'sent', 'delivered', 'read']);
 
 export const storedMessageSchema = z.object({
@@ -119,6 +170,26 @@ export const storedMessageSchema = z.object({
   failedIds: z.array(messageId).min(1).max(50).optional(),
   /** A system line about the conversation ("ann added ben", "ann added a new device"), stored like a message. */
   kind: z.literal('notice').optional(),
+  // ── rich messaging (issue #15) ──
+  /** The message this one answers, as the sender quoted it (the UI prefers the local original when it has it). */
+  reply: replySchema.optional(),
+  /** Attachments: what is needed to download, check and open each one (their keys never leave the sealed store). */
+  attachments: z
+    .array(z.lazy(() => attachmentSchema))
+    .max(MAX_ATTACHMENTS)
+    .optional(),
+  /** Reactions, one per person (the latest one they sent): who and which emoji. */
+  reactions: z
+    .array(z.object({ from: id, emoji: emojiSchema }))
+    .max(1024)
+    .optional(),
+  /** When the latest edit arrived (the text is the edited one). */
+  edited: z.number().optional(),
+  /** Deleted for everyone: text and attachments are gone; the UI shows "This message was deleted". */
+  deleted: z.literal(true).optional(),
+  /** Disappearing messages: the timer (seconds) in force when it was sent, and when this copy is deleted. */
+  expireSeconds: z.number().int().positive().optional(),
+  expiresAt: z.number().optional(),
 });
 
 const personSchema = z.object({ userId: id, username: z.string().max(32) });
@@ -148,15 +219,54 @@ export const conversationSummarySchema = z.object({
 // ── decrypted payloads (Content.body, JSON) ────────────────────────────────────────────────────────────────
 
 export const MAX_TEXT = 20_000;
-
-export const chatPayloadSchema = z.object({
-  v: z.literal(1),
-  text: z.string().min(1).max(MAX_TEXT),
-  sentAt: z.number(),
-  /** The conversation as the sender sees it (its peer): lets the sender's own other devices file the copy. */
-  to: id.optional(),
-});
+export const chatPayloadSchema = z
+  .object({
+    v: z.literal(1),
+    /** May be empty only when the message carries attachments. */
+    text: z.string().max(MAX_TEXT),
+    sentAt: z.number(),
+    /** The conversation as the sender sees it (its peer): lets the sender's own other devices file the copy. */
+    to: id.optional(),
+    reply: replySchema.optional(),
+    attachments: z.array(attachmentSchema).min(1).max(MAX_ATTACHMENTS).optional(),
+    /** The conversation's disappearing timer (seconds) when it was sent; recipients delete their copy after it. */
+    expire: z.number().int().positive().max(604_800).optional(),
+  })
+  .refine((p) => p.text.length > 0 || (p.attachments?.length ?? 0) > 0, 'a message needs text or an attachment');
 export type ChatPayload = z.infer<typeof chatPayloadSchema>;
+
+/**
+ * Actions on a conversation (issue #15), sent like a message — end-to-end encrypted, through the outbox, to the
+ * peer's devices and our own other devices (pairwise) or to the group (sender key) — but never shown as one.
+ * `target` is the id of the message acted on. An edit or a delete is taken only from the target's author; a
+ * reaction from anyone in the conversation; a timer from either side (admins in groups). `to`: as in a chat payload.
+ */
+export const actionPayloadSchema = z.discriminatedUnion('type', [
+  z.object({
+    v: z.literal(1),
+    type: z.literal('react'),
+    target: messageId,
+    emoji: emojiSchema,
+    /** Takes the sender's reaction back instead. */
+    remove: z.literal(true).optional(),
+    to: id.optional(),
+  }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('edit'),
+    target: messageId,
+    text: z.string().min(1).max(MAX_TEXT),
+    to: id.optional(),
+  }),
+  z.object({ v: z.literal(1), type: z.literal('delete'), target: messageId, to: id.optional() }),
+  z.object({
+    v: z.literal(1),
+    type: z.literal('timer'),
+    seconds: z.union(DISAPPEARING_TIMERS.map((t) => z.literal(t)) as [z.ZodLiteral<0>, ...z.ZodLiteral<number>[]]),
+    to: id.optional(),
+  }),
+]);
+export type ActionPayload = z.infer<typeof actionPayloadSchema>;
 
 export const controlPayloadSchema = z.discriminatedUnion('type', [
   z.object({ v: z.literal(1), type: z.literal('typing') }),
@@ -182,6 +292,8 @@ export const outboxEntrySchema = z.object({
   groupBody: z.custom<Uint8Array>((v) => v instanceof Uint8Array).optional(),
   /** A stored control for our own other devices (read state): sent to them alone, nothing in history. */
   control: z.lazy(() => controlPayloadSchema).optional(),
+  /** An action (react, edit, delete, timer) for the conversation: sent like a message, nothing of its own in history. */
+  action: z.lazy(() => actionPayloadSchema).optional(),
   /** A re-send: the id the peer asked for again (its text is that message's; see the send log). */
   resendOf: messageId.optional(),
   /** Only these devices of the peer get it (a re-send goes to the asking device alone, never to our own). */

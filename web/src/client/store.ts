@@ -67,7 +67,8 @@ export class LocalStore {
   }
 
   #assertWritable(): void {
-    if (this.#retired !== null) throw new ClientError('not_signed_in', `This device's data is closed: ${this.#retired}.`);
+    if (this.#retired !== null)
+      throw new ClientError('not_signed_in', `This device's data is closed: ${this.#retired}.`);
   }
 
   async commit(batch: WriteBatch): Promise<void> {

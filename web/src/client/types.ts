@@ -1,11 +1,18 @@
 // The engine's public shapes: what the UI reads (snapshots, messages) and the events it subscribes to.
 
 import type { DevicesApi } from './devices';
+import type { Attachment, Reply } from './schemas';
 
 export type ConnectionState = 'connecting' | 'online' | 'offline';
 
 /** pending: in the outbox; sent: the relay acknowledged; delivered / read: receipts from the peer. */
 export type MessageStatus = 'pending' | 'sent' | 'delivered' | 'read';
+
+/** What a message carries besides its text (issue #15). */
+export interface SendExtra {
+  reply?: Reply;
+  attachments?: Attachment[];
+}
 
 export interface ChatMessage {
   id: string;
@@ -27,6 +34,19 @@ export interface ChatMessage {
   failedIds?: string[];
   /** A line about the conversation itself ("ann added ben", "ann added a new device"), not a message anyone wrote. */
   kind?: 'notice';
+  // ── rich messaging (issue #15) ──
+  /** The message this one answers, as its sender quoted it. */
+  reply?: Reply;
+  attachments?: Attachment[];
+  /** One reaction per person: the latest they sent. */
+  reactions?: { from: string; emoji: string }[];
+  /** When the latest edit arrived; `text` is the edited text. */
+  edited?: number;
+  /** Deleted for everyone: `text` is empty and the attachments are gone. */
+  deleted?: true;
+  /** Disappearing messages: the timer in force when it was sent, and when this copy is deleted. */
+  expireSeconds?: number;
+  expiresAt?: number;
 }
 
 /** A group conversation's membership as this device knows it (names arrive encrypted, ids from the relay). */
@@ -150,7 +170,8 @@ export interface ChatEngineApi {
   searchPeople(query: string): Promise<Person[]>;
   openConversation(person: Person): Promise<void>;
   /** Queues a text message; resolves with its id once it is safely in the outbox. */
-  send(conv: string, text: string): Promise<string>;
+  /** Queues a message; `extra` carries what it answers and its (already uploaded) attachments. Returns its id. */
+  send(conv: string, text: string, extra?: SendExtra): Promise<string>;
   loadHistory(conv: string, before: number | null, limit?: number): Promise<HistoryPage>;
   markRead(conv: string): Promise<void>;
   notifyTyping(conv: string): void;
