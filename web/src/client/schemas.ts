@@ -148,7 +148,10 @@ export const emojiSchema = z
   .min(1)
   .max(32)
   .refine(
-    (e) => /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\p{Emoji_Modifier}|\u200d|\ufe0f)+$/u.test(e),
+    (e) =>
+      /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\p{Emoji_Modifier}|\u200d|\ufe0f)+$/u.test(e) &&
+      // Emoji_Component alone also covers digits, '#' and '*': one pictograph, flag letter or keycap is required.
+      /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3/u.test(e),
     'must be an emoji',
   );
 
