@@ -129,7 +129,7 @@ export class BlobService {
 
   /** A stored send names blobs: the sender's own complete ones are linked to it (others' and unknown ids ignored). */
   async link(auth: AccessClaims, blobIds: string[], messageId: string, ts: number): Promise<void> {
-    await this.store.link(auth.userId, blobIds, messageId, ts);
+    await this.store.link(auth.userId, auth.deviceId, blobIds, messageId, ts);
   }
 
   /** Grace for blobs whose messages were all acknowledged, then deletion of every expired blob. */

@@ -128,7 +128,7 @@ export class SqliteBlobs implements BlobStore {
     await this.removeFiles(blobIds);
   }
 
-  link(owner: string, blobIds: string[], messageId: string, ts: number): Promise<string[]> {
+  link(owner: string, _senderDeviceId: string, blobIds: string[], messageId: string, ts: number): Promise<string[]> {
     return later(() =>
       this.db.transaction(() => {
         const ids = [...new Set(blobIds)];
