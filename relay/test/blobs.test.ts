@@ -137,6 +137,37 @@ describe('uploading a blob', () => {
     expect((await download(bob.accessToken, blobId)).bytes.equals(bytes)).toBe(true);
   });
 
+  it('lets one request at a time write an upload: a second one meanwhile gets upload_offset', async () => {
+    const bytes = randomBytes(300_000);
+    const blobId = (await create(alice.accessToken, bytes.length, sha256(bytes))).body.blobId as string;
+    const req = request(`${t.url}/api/blobs/${blobId}/data?offset=0`, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${alice.accessToken}`,
+        'content-type': 'application/octet-stream',
+        'content-length': String(bytes.length),
+      },
+    });
+    const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+    });
+    req.write(bytes.subarray(0, 100_000));
+    await waitFor(() => existsSync(fileOf(blobId)) && statSync(fileOf(blobId)).size >= 100_000, 5000, 'bytes');
+    const second = await putData(alice.accessToken, blobId, 0, bytes);
+    expect(second.status).toBe(409);
+    expect(blobOffsetAnswerSchema.parse(second.body).blob.received).toBe(0);
+    req.end(bytes.subarray(100_000));
+    const first = await answered;
+    expect(first.status).toBe(200);
+    expect(JSON.parse(first.body)).toMatchObject({ received: bytes.length, complete: true });
+    expect((await download(bob.accessToken, blobId)).bytes.equals(bytes)).toBe(true);
+  });
+
   it('deletes a blob whose bytes do not have the declared SHA-256 (digest_mismatch), and keeps serving', async () => {
     const bytes = randomBytes(10_000);
     const created = await create(alice.accessToken, bytes.length, sha256(randomBytes(10_000)));
