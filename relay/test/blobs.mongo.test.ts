@@ -139,6 +139,38 @@ describe.skipIf(!mongo)('blobs on a MongoDB relay (GridFS)', () => {
     expect((await download(bob, blobId)).status).toBe(404);
   });
 
+  it('commits one of two writes racing at the same offset (two nodes), and reads only the committed bytes', async () => {
+    const first = randomBytes(5000);
+    const second = randomBytes(5000);
+    const blobs = t.relay.store.blobs;
+    const blobId = randomBytes(16).toString('base64url');
+    const blob = {
+      blobId,
+      owner: alice.userId,
+      size: 5000,
+      sha256: sha256(first),
+      now: clock,
+      expiresAt: clock + HOUR,
+    };
+    expect(await blobs.create(blob, LIMITS.blobQuotaBytes)).toBe('created');
+    async function* slowly(bytes: Buffer): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < bytes.length; i += 1000) {
+        yield bytes.subarray(i, i + 1000);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    const outcomes = await Promise.allSettled([
+      blobs.write(blobId, 0, slowly(first)),
+      blobs.write(blobId, 0, slowly(second)),
+    ]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const winner = outcomes[0]?.status === 'fulfilled' ? first : second;
+    const parts: Buffer[] = [];
+    for await (const chunk of blobs.read(blobId, 0, 4999)) parts.push(Buffer.from(chunk as Uint8Array));
+    expect(Buffer.concat(parts).equals(winner)).toBe(true);
+    expect((await blobs.get(blobId))?.received).toBe(5000);
+  });
+
   it('deletes every blob of a deleted account', async () => {
     const carol = await signUp(t.url);
     const bytes = randomBytes(3000);

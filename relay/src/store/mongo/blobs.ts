@@ -1,9 +1,10 @@
 // Blobs of the MongoDB store (issue #15): metadata in the `blobs` collection, bytes in GridFS (bucket `blobdata`).
-// GridFS files cannot be appended to, so each data request becomes one GridFS file (a "part") named by its blob and
-// offset; a download streams the parts in offset order. A part is written completely (GridFS commits its files
-// document last) before the blob's `received` moves past it with a compare-and-set, so `received` never counts a
-// byte that is not stored; a part left behind by a crash between the two sits at offset >= `received` and is
-// deleted by the next write at that offset. An aborted request's part is aborted (its chunks deleted).
+// GridFS files cannot be appended to, so each data request becomes one GridFS file (a "part"). A part is written
+// completely (GridFS commits its files document last) and only then committed: one compare-and-set on the blob moves
+// `received` from the part's offset past it and appends the part to the blob's `parts` list. Reads follow that list
+// alone, so a part that lost the compare-and-set (another node wrote the same offset first; it deletes its part) or
+// was left by a crash is never read; such leftovers carry the blob id and go with the blob. An aborted request's
+// part is aborted (its chunks deleted).
 import { Readable } from 'node:stream';
 import mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
@@ -18,6 +19,8 @@ interface BlobDoc {
   createdAt: number;
   completedAt: number | null;
   expiresAt: number;
+  /** The committed GridFS files of the blob, in offset order. */
+  parts: { id: mongoose.mongo.ObjectId; offset: number; length: number }[];
   /** The stored messages that name the blob (a send's `blobs`). */
   links: { senderDeviceId: string; messageId: string; ts: number }[];
 }
@@ -76,6 +79,7 @@ export class MongoBlobs implements BlobStore {
       createdAt: blob.now,
       completedAt: null,
       expiresAt: blob.expiresAt,
+      parts: [],
       links: [],
     });
     return 'created';
@@ -103,7 +107,6 @@ export class MongoBlobs implements BlobStore {
   }
 
   async write(blobId: string, offset: number, source: AsyncIterable<Uint8Array>): Promise<number> {
-    await this.deleteParts({ 'metadata.blobId': blobId, 'metadata.offset': { $gte: offset } });
     const upload = this.bucket.openUploadStream(blobId, { metadata: { blobId, offset } satisfies PartMeta });
     let failure: unknown = null;
     upload.on('error', (err) => (failure ??= err)); // an abort errors the stream too: nobody else listens
@@ -126,7 +129,10 @@ export class MongoBlobs implements BlobStore {
       await this.deleteParts({ _id: upload.id });
       return offset;
     }
-    const moved = await this.docs.updateOne({ _id: blobId, received: offset }, { $set: { received: end } });
+    const moved = await this.docs.updateOne(
+      { _id: blobId, received: offset },
+      { $set: { received: end }, $push: { parts: { id: upload.id, offset, length: end - offset } } },
+    );
     if (moved.modifiedCount === 0) {
       await this.deleteParts({ _id: upload.id });
       throw new Error('the blob went away during the write');
@@ -135,18 +141,16 @@ export class MongoBlobs implements BlobStore {
   }
 
   read(blobId: string, start: number, end: number): Readable {
-    const files = this.files;
+    const docs = this.docs;
     const bucket = this.bucket;
     async function* bytes(): AsyncGenerator<Uint8Array> {
-      const parts = await files
-        .find({ 'metadata.blobId': blobId, 'metadata.offset': { $lte: end } })
-        .sort({ 'metadata.offset': 1 })
-        .toArray();
-      for (const part of parts) {
-        const from = part.metadata.offset;
+      const doc = await docs.findOne({ _id: blobId }, { projection: { parts: 1 } });
+      if (!doc) throw new Error('no such blob');
+      for (const part of doc.parts) {
+        const from = part.offset;
         const to = from + part.length; // exclusive
-        if (to <= start || part.length === 0) continue;
-        const stream = bucket.openDownloadStream(part._id, {
+        if (to <= start || from > end) continue;
+        const stream = bucket.openDownloadStream(part.id, {
           start: Math.max(0, start - from),
           end: Math.min(part.length, end + 1 - from),
         });
