@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIMITS, blobOffsetAnswerSchema, blobStatusSchema } from '../src/protocol.js';
-import { api, signUp, startRelay, waitFor } from './helpers.js';
+import { api, connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestAccount, TestRelay } from './helpers.js';
 
 let t: TestRelay;
@@ -135,6 +135,19 @@ describe('uploading a blob', () => {
     const rest = await putData(alice.accessToken, blobId, status.body.received as number, bytes.subarray(200_000));
     expect(rest.body).toMatchObject({ received: 600_000, complete: true });
     expect((await download(bob.accessToken, blobId)).bytes.equals(bytes)).toBe(true);
+  });
+
+  it('never hands a data request to the JSON parser, whatever its Content-Type says', async () => {
+    const bytes = Buffer.from(JSON.stringify({ padding: 'x'.repeat(200_000) })); // past the JSON body limit
+    const blobId = (await create(alice.accessToken, bytes.length, sha256(bytes))).body.blobId as string;
+    const res = await api(t.url, 'PUT', `/api/blobs/${blobId}/data?offset=0`, {
+      token: alice.accessToken,
+      rawBody: bytes.toString(),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ received: bytes.length, complete: true });
+    expect(readFileSync(fileOf(blobId)).equals(bytes)).toBe(true);
   });
 
   it('lets one request at a time write an upload: a second one meanwhile gets upload_offset', async () => {
@@ -348,5 +361,34 @@ describe('the per-account quota', () => {
     expect((await api(t.url, 'DELETE', `/api/blobs/${ids[0]}`, { token: carol.accessToken })).status).toBe(204);
     expect((await create(carol.accessToken, LIMITS.blobMaxBytes, digest)).status).toBe(201);
     expect((await api(t.url, 'GET', '/api/health')).status).toBe(200);
+  });
+});
+
+describe('a send that names blobs', () => {
+  it('links them with one store call, and a send that names none costs the blob store nothing', async () => {
+    const blobs = t.relay.store.blobs;
+    const original = blobs.link.bind(blobs);
+    const calls: string[][] = [];
+    blobs.link = (owner, device, ids, id, ts) => {
+      calls.push(ids);
+      return original(owner, device, ids, id, ts);
+    };
+    const device = await connectDevice(t.url, alice.accessToken);
+    try {
+      const blobId = await upload(alice, randomBytes(100));
+      const plain = await device.send({ id: messageId(), envelopes: [{ to: bob.deviceId, body: randomBytes(20) }] });
+      expect(plain).toMatchObject({ ok: true });
+      expect(calls).toEqual([]);
+      const named = await device.send({
+        id: messageId(),
+        envelopes: [{ to: bob.deviceId, body: randomBytes(20) }],
+        blobs: [blobId],
+      });
+      expect(named).toMatchObject({ ok: true });
+      expect(calls).toEqual([[blobId]]);
+    } finally {
+      device.close();
+      blobs.link = original;
+    }
   });
 });
