@@ -190,10 +190,14 @@ describe.skipIf(reason !== null)('a verifiable web client in Chromium', () => {
       pristine.set(path, readFileSync(file));
       writeFileSync(file, change(readFileSync(file)));
     }
-    const flipOneByte = (bytes: Buffer) => {
-      const at = Math.floor(bytes.length / 2);
-      bytes[at] = bytes[at]! ^ 0x01;
-      return bytes;
+    /** One byte of a string in the script changed: still valid JavaScript that would run without SRI. */
+    const changeOneByte = (from: string, to: string) => (bytes: Buffer) => {
+      const text = bytes.toString('utf8');
+      expect(text).toContain(from);
+      const changed = Buffer.from(text.replace(from, to), 'utf8');
+      expect(changed.length).toBe(bytes.length);
+      expect(changed.filter((byte, i) => byte !== bytes[i]).length).toBe(1);
+      return changed;
     };
 
     /** Opens the hostile relay's page in a fresh browser context (nothing cached) and waits until it settles. */
@@ -221,7 +225,10 @@ describe.skipIf(reason !== null)('a verifiable web client in Chromium', () => {
     });
 
     it('one changed byte in the entry script: the browser refuses to run it (Subresource Integrity)', async () => {
-      alter(`assets/${assets().find((f) => /^index-.+\.js$/.test(f))!}`, flipOneByte);
+      alter(
+        `assets/${assets().find((f) => /^index-.+\.js$/.test(f))!}`,
+        changeOneByte('There is no password reset.', 'There is no password reset!'),
+      );
       const w = await visit();
       await expect
         .poll(() => w.console.some((l) => /integrity/i.test(l) && /index-.+\.js/.test(l)), { timeout: 15_000 })
@@ -231,7 +238,10 @@ describe.skipIf(reason !== null)('a verifiable web client in Chromium', () => {
     });
 
     it('one changed byte in a lazily imported script: it is refused and the app does not start', async () => {
-      alter(`assets/${assets().find((f) => /^boot-.+\.js$/.test(f))!}`, flipOneByte);
+      alter(
+        `assets/${assets().find((f) => /^boot-.+\.js$/.test(f))!}`,
+        changeOneByte('Key derivation failed', 'Key derivation failes'),
+      );
       const w = await visit();
       await w.page.getByRole('alert').filter({ hasText: 'WeConnect could not start' }).waitFor({ timeout: 30_000 });
       expect(w.console.some((l) => /integrity/i.test(l) && /boot-.+\.js/.test(l))).toBe(true);
