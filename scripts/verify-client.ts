@@ -13,6 +13,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { bindingTagsOf, clientVersionOf, type IntegrityEntry } from '../web/src/client/client-version';
 import { MANIFEST_PATH, openManifest, type Manifest } from './release';
 
+/**
+ * HOOK for the key transparency log (issue #16, "entered in the transparency log"; the log itself is built on branch
+ * h-kt). Given the manifest document exactly as served, it answers whether the log holds that manifest for this
+ * release key, with a proof checked against a checkpoint consistent with the last one seen. Until the log exists
+ * nothing is passed and the report says the manifest was not checked against a log: a relay that serves different
+ * manifests to different users is then only caught by comparing manifest hashes out of band.
+ */
+export type TransparencyLogCheck = (entry: {
+  manifestBytes: Uint8Array;
+  manifestHash: string;
+  keyId: string | null;
+}) => Promise<{ included: true } | { included: false; reason: string }>;
+
 export interface FileResult {
   path: string;
   ok: boolean;
@@ -30,8 +43,10 @@ export interface ClientReport {
   /** The page's build hash (web/src/client/client-version.ts), or null when the page names no integrity. */
   clientVersion: string | null;
   files: FileResult[];
-  /** Problems that are not about one file (no manifest, bad signature, headers). */
+  /** Problems that are not about one file (no manifest, bad signature, headers, not in the log). */
   problems: string[];
+  /** Whether the manifest was checked against the transparency log (see TransparencyLogCheck). */
+  logChecked: boolean;
 }
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -53,8 +68,13 @@ async function get(base: string, path: string): Promise<{ status: number; bytes:
 }
 
 /** Verifies what the relay at `relayUrl` serves; `publicKey` (base64url) checks the manifest's signature. */
-export async function verifyClient(relayUrl: string, publicKey?: string): Promise<ClientReport> {
+export async function verifyClient(
+  relayUrl: string,
+  publicKey?: string,
+  transparencyLog?: TransparencyLogCheck,
+): Promise<ClientReport> {
   const report: ClientReport = {
+    logChecked: false,
     ok: false,
     signatureChecked: false,
     keyId: null,
@@ -134,6 +154,12 @@ export async function verifyClient(relayUrl: string, publicKey?: string): Promis
   }
   if (entries.length > 0) report.clientVersion = await clientVersionOf(entries);
   for (const path of Object.keys(manifest.files)) await check(path);
+  if (transparencyLog) {
+    const entry = { manifestBytes: served.bytes, manifestHash: report.manifestHash, keyId: report.keyId };
+    const logged = await transparencyLog(entry);
+    report.logChecked = true;
+    if (!logged.included) report.problems.push(`the manifest is not in the transparency log: ${logged.reason}`);
+  }
 
   report.ok = report.problems.length === 0 && report.files.every((f) => f.ok);
   return report;
@@ -149,6 +175,9 @@ export function formatReport(url: string, r: ClientReport): string {
       'WARNING: no --manifest-key given: the manifest signature was NOT checked; this only shows that the relay ' +
         'agrees with itself. Pass the published release key to check the signature.',
     );
+  }
+  if (r.manifestHash && !r.logChecked) {
+    lines.push('NOTE: the manifest was not checked against a transparency log (none is configured yet).');
   }
   if (r.clientVersion) lines.push(`client version (Settings → Client version): ${r.clientVersion}`);
   const failed = r.files.filter((f) => !f.ok).length + r.problems.length;

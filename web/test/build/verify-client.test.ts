@@ -3,6 +3,7 @@
 // script tag stripped of its integrity, a manifest signed by another key, or a page served without the
 // Integrity-Policy header each fail, named, with exit code 1.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -81,6 +82,7 @@ describe('npm run verify-client', () => {
       expect(run.stdout).toMatch(new RegExp(`^PASS ${path.replace(/[.]/g, '\\.')}: sha256 [0-9a-f]{64}$`, 'm'));
     expect(run.stdout).not.toMatch(/^FAIL/m);
     expect(run.stdout).not.toContain('WARNING');
+    expect(run.stdout).toContain('NOTE: the manifest was not checked against a transparency log');
     expect(run.stdout).toContain(`OK: ${relay.url} serves exactly the signed build`);
   }, 60_000);
 
@@ -129,6 +131,26 @@ describe('npm run verify-client', () => {
     expect(report).toMatchObject({
       ok: false,
       problems: ['the manifest signature does not verify with the release key'],
+    });
+  });
+
+  it('asks the transparency-log hook about the exact manifest served, and fails when it is not in the log', async () => {
+    const asked: string[] = [];
+    const served = new Uint8Array(readFileSync(join(dist, '.well-known/weconnect/manifest.json')));
+    const inLog = await verifyClient(relay.url, key.publicKey, async (entry) => {
+      expect(entry.manifestBytes).toEqual(served);
+      asked.push(entry.manifestHash);
+      return { included: true };
+    });
+    expect(inLog).toMatchObject({ ok: true, logChecked: true, problems: [] });
+    expect(asked).toEqual([createHash('sha256').update(served).digest('hex')]);
+    const notInLog = await verifyClient(relay.url, key.publicKey, async () => ({
+      included: false,
+      reason: 'no proof',
+    }));
+    expect(notInLog).toMatchObject({
+      ok: false,
+      problems: ['the manifest is not in the transparency log: no proof'],
     });
   });
 
