@@ -49,6 +49,15 @@ export function addIntegrity(html: string, lazyChunks: readonly string[], read: 
   return withIntegrity.replace(end, (_, indent: string) => `\n${preloads}${indent}</head>`);
 }
 
+/**
+ * Throws if the page holds inline code the relay's CSP would block (and WEBCAT refuses): a `<style>` element, a
+ * `style` attribute, an event-handler attribute or a `javascript:` URL. Inline `<script>` is refused by addIntegrity.
+ */
+export function assertNoInlineCode(html: string): void {
+  const found = /<style\b|\sstyle\s*=|\son[a-z]+\s*=|javascript:/i.exec(html);
+  if (found) throw new Error(`index.html holds inline code the CSP blocks: ${found[0].trim()}`);
+}
+
 /** The Vite plugin: runs once the build is on disk (later hooks may still rewrite chunk code before that). */
 export function subresourceIntegrity(): Plugin {
   let base = '/';
@@ -66,6 +75,7 @@ export function subresourceIntegrity(): Plugin {
       const css = files.filter((f) => f.fileName.endsWith('.css')).map((f) => f.fileName);
       const lazyChunks = files.filter((f) => f.type === 'chunk').map((f) => f.fileName);
       const page = join(dir, 'index.html');
+      assertNoInlineCode(readFileSync(page, 'utf8'));
       const html = addIntegrity(readFileSync(page, 'utf8'), lazyChunks, (path) => readFileSync(join(dir, path)));
       // A stylesheet the page does not link would be added at run time by Vite's loader, without integrity.
       for (const sheet of css) {

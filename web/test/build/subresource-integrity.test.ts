@@ -2,7 +2,7 @@
 // Settings and verify-client share (web/src/client/client-version.ts), on small pages whose bytes we know.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { addIntegrity, integrityOf } from '../../build/subresource-integrity';
+import { addIntegrity, assertNoInlineCode, integrityOf } from '../../build/subresource-integrity';
 import {
   bindingTagsOf,
   checkManifest,
@@ -53,6 +53,20 @@ describe('adding Subresource Integrity to the built page', () => {
     const protocolRelative = PAGE.replace('/assets/index-a.js', '//cdn.example/x.js');
     expect(() => addIntegrity(protocolRelative, [], read)).toThrow(/from elsewhere/);
     expect(() => addIntegrity(addIntegrity(PAGE, [], read), [], read)).toThrow(/already set/);
+  });
+});
+
+describe('the inline-code check of the built page', () => {
+  it('passes the page as Vite emits it and refuses inline style, event handlers and javascript: URLs', () => {
+    expect(() => assertNoInlineCode(PAGE)).not.toThrow();
+    for (const bad of [
+      '<style>body{color:red}</style>',
+      '<div style="color:red"></div>',
+      '<body onload="go()">',
+      '<a href="javascript:go()">x</a>',
+    ]) {
+      expect(() => assertNoInlineCode(PAGE.replace('</head>', `${bad}</head>`)), bad).toThrow(/inline code/);
+    }
   });
 });
 

@@ -182,10 +182,15 @@ describe.skipIf(reason !== null)('a verifiable web client in Chromium', () => {
     const assets = () => readdirSync(join(altered, 'assets'));
     const pristine = new Map<string, Buffer>();
 
-    /** Changes one file of what the hostile relay serves; everything else stays as signed. */
-    function alter(path: string, change: (bytes: Buffer) => Buffer): void {
+    /** Puts back every file `alter` changed. */
+    function restore(): void {
       for (const [p, bytes] of pristine) writeFileSync(join(altered, p), bytes);
       pristine.clear();
+    }
+
+    /** Changes one file of what the hostile relay serves; everything else stays as signed. */
+    function alter(path: string, change: (bytes: Buffer) => Buffer): void {
+      restore();
       const file = join(altered, path);
       pristine.set(path, readFileSync(file));
       writeFileSync(file, change(readFileSync(file)));
@@ -257,5 +262,25 @@ describe.skipIf(reason !== null)('a verifiable web client in Chromium', () => {
       expect(await w.page.getByRole('button', { name: 'Create account' }).count()).toBe(0);
       await w.context.close();
     });
+
+    it('a release manifest that lists other code than the page loads: Settings → Client version says it does not match', async () => {
+      // The manifest is signed over a build whose boot chunk differs; the relay serves the original chunk.
+      const boot = `assets/${assets().find((f) => /^boot-.+\.js$/.test(f))!}`;
+      alter(boot, changeOneByte('Key derivation failed', 'Key derivation failes'));
+      signDist(altered, key.privateKeyPem);
+      restore(); // the boot chunk as built again; the manifest stays as signed over the changed one
+      expect(readFileSync(join(altered, boot))).toEqual(readFileSync(join(dist, boot)));
+      const w = await visit();
+      await signUpInBrowser(w.page, hostile.url, `eve_${stamp}`, PASSWORD);
+      await w.page.getByRole('button', { name: 'Settings' }).click();
+      const section = w.page.getByRole('region', { name: 'Client version' });
+      await section.getByText('Does not match the loaded code').waitFor({ timeout: 15_000 });
+      expect(await section.locator('.client-version-manifest').textContent()).toContain(`(${boot})`);
+      await section.scrollIntoViewIfNeeded();
+      await section.screenshot({ path: `${SHOTS}/client-version-mismatch-light.png` });
+      expect(await seriousAxe(w.page)).toEqual([]);
+      expect(cspViolations(w)).toEqual([]);
+      await w.context.close();
+    }, 120_000);
   });
 });

@@ -36,18 +36,24 @@ const groups = (hash: string) => hash.match(/.{1,8}/g) ?? [];
 function ManifestLine({ manifest }: { manifest: ManifestCheck | 'unreadable' }) {
   if (manifest === 'unreadable') return <>The relay's release manifest could not be read.</>;
   if (manifest.kind === 'none') return <>This relay serves no signed release manifest.</>;
-  const short = manifest.manifestHash.slice(0, 16);
+  const hash = (
+    <>
+      {' '}
+      Manifest SHA-256 <code>{manifest.manifestHash.slice(0, 16)}…</code>
+    </>
+  );
   if (manifest.kind === 'matches') {
     return (
       <>
-        <span className="client-version-ok">Matches the loaded code.</span> Manifest SHA-256 <code>{short}…</code>
+        <span className="client-version-ok">Matches the loaded code.</span>
+        {hash}
       </>
     );
   }
   return (
     <>
-      <span className="client-version-bad">Does not match the loaded code</span> ({manifest.files.join(', ')}). Manifest{' '}
-      <code>{short}</code>
+      <span className="client-version-bad">Does not match the loaded code</span> ({manifest.files.join(', ')}).
+      {hash}
     </>
   );
 }
