@@ -3,7 +3,7 @@
 // script tag stripped of its integrity, a manifest signed by another key, or a page served without the
 // Integrity-Policy header each fail, named, with exit code 1.
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateReleaseKey, openManifest, signDist } from '../../../scripts/release';
-import { verifyClient } from '../../../scripts/verify-client';
+import { readReleaseKey, verifyClient } from '../../../scripts/verify-client';
 import { bindingTagsOf, clientVersionOf, type IntegrityEntry } from '../../src/client/client-version';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import { buildWeb, removeBuild } from '../e2e/harness';
@@ -152,6 +152,13 @@ describe('npm run verify-client', () => {
       ok: false,
       problems: ['the manifest is not in the transparency log: no proof'],
     });
+  });
+
+  it('takes the release key as base64url, as a file holding it, or as a PEM public key', () => {
+    const pem = createPublicKey(createPrivateKey(key.privateKeyPem)).export({ format: 'pem', type: 'spki' }).toString();
+    expect(readReleaseKey(key.publicKey)).toBe(key.publicKey);
+    expect(readReleaseKey(keyFile)).toBe(key.publicKey);
+    expect(readReleaseKey(pem)).toBe(key.publicKey);
   });
 
   it('without --manifest-key still compares every file, and warns that the signature was not checked', async () => {
