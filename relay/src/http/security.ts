@@ -15,6 +15,8 @@ export const CSP_DIRECTIVES = {
   'font-src': ["'self'"],
   'connect-src': ["'self'"],
   'worker-src': ["'self'"],
+  // WEBCAT requires frame-src or child-src whenever default-src is not 'none'; the app frames nothing.
+  'frame-src': ["'none'"],
   'object-src': ["'none'"],
   'base-uri': ["'none'"],
   'form-action': ["'self'"],
@@ -24,6 +26,17 @@ export const CSP_DIRECTIVES = {
 export const CSP_HEADER = Object.entries(CSP_DIRECTIVES)
   .map(([name, values]) => `${name} ${values.join(' ')}`)
   .join('; ');
+
+/**
+ * Sent with the HTML page (http/web.ts): the W3C Integrity-Policy makes the browser refuse any script request that
+ * carries no integrity metadata, so every script the page runs is bound to a hash in index.html (the build adds them:
+ * web/build/subresource-integrity.ts). Stylesheets carry integrity too; the policy for them is report-only, as
+ * browsers do not all enforce it for styles yet.
+ */
+export const INTEGRITY_POLICY_HEADERS: Record<string, string> = {
+  'Integrity-Policy': 'blocked-destinations=(script)',
+  'Integrity-Policy-Report-Only': 'blocked-destinations=(style)',
+};
 
 export function securityHeaders(): RequestHandler {
   return helmet({

@@ -3,7 +3,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import express from 'express';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
+import { INTEGRITY_POLICY_HEADERS } from './security.js';
+
+function setIntegrityPolicy(res: Pick<Response, 'setHeader'>): void {
+  for (const [name, value] of Object.entries(INTEGRITY_POLICY_HEADERS)) res.setHeader(name, value);
+}
 
 /** Middleware serving `dir`, or null when it holds no index.html (the web app is not built). */
 export function webApp(dir: string): RequestHandler[] | null {
@@ -14,6 +19,7 @@ export function webApp(dir: string): RequestHandler[] | null {
     setHeaders(res, path) {
       const hashed = path.startsWith(join(dir, 'assets'));
       res.setHeader('Cache-Control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache');
+      if (path.endsWith('.html')) setIntegrityPolicy(res);
     },
   });
   // The release manifest (scripts/release.ts) lives in a dot-directory, which express.static never serves.
@@ -34,6 +40,7 @@ export function webApp(dir: string): RequestHandler[] | null {
       return;
     }
     res.setHeader('Cache-Control', 'no-cache');
+    setIntegrityPolicy(res);
     res.sendFile(index);
   };
   return [releaseManifest, files, spaFallback];

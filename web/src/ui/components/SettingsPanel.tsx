@@ -5,6 +5,7 @@ import type { ChatEngineApi, Person } from '../../client/types';
 import { loadThemePreference, saveThemePreference, type ThemePreference } from '../theme';
 import { BlockedPeople } from './BlockedPeople';
 import { ChangePasswordSection } from './ChangePasswordSection';
+import { ClientVersionSection } from './ClientVersionSection';
 import { DeleteAccountSection } from './DeleteAccountSection';
 import { DevicesSection } from './DevicesSection';
 import { FormError } from './FormError';
@@ -77,6 +78,7 @@ export function SettingsPanel({ engine, sharePresence, blocked = [], onClose, on
         <DevicesSection devices={engine.devices} />
         <BlockedPeople engine={engine} blocked={blocked} />
         <ChangePasswordSection engine={engine} />
+        <ClientVersionSection />
         <SignOutCard engine={engine} onSignedOut={onSignedOut} />
         <DeleteAccountSection engine={engine} onDeleted={onSignedOut} />
       </div>
