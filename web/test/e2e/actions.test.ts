@@ -6,6 +6,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_TEXT_BYTES } from '../../src/client/message-limits';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import {
   bubble,
@@ -191,6 +192,30 @@ describe.skipIf(reason !== null)('message actions in Chromium', () => {
     await (await action(a, BEN, 'a note just for now', 'Delete for me')).click();
     await expect.poll(() => message(a, BEN, 'a note just for now').count(), { timeout: 15_000 }).toBe(0);
     expect(await message(b, ANN, 'a note just for now').count()).toBe(1);
+  });
+
+  it('the composer counts encoded bytes: text exactly at the limit is sent and received, one byte more is refused', async () => {
+    const a = ann.page;
+    const b = ben.page;
+    const box = a.getByRole('textbox', { name: 'Message' });
+    const send = a.getByRole('button', { name: 'Send', exact: true });
+    // '€' is 3 bytes in UTF-8: the text is MAX_TEXT_BYTES bytes but a third as many characters.
+    const euros = Math.floor((MAX_TEXT_BYTES - 6) / 3);
+    const exact = `limit ${'€'.repeat(euros)}${'x'.repeat(MAX_TEXT_BYTES - 6 - 3 * euros)}`;
+    await box.fill(`${exact}y`);
+    await a.getByText('1 bytes too long').waitFor();
+    expect(await send.isDisabled()).toBe(true);
+    await box.press('Enter');
+    await a.getByRole('alert').filter({ hasText: 'too long' }).waitFor();
+    expect(await box.inputValue()).toBe(`${exact}y`);
+
+    await box.fill(exact);
+    await a.getByText('0 bytes left').waitFor();
+    expect(await send.isDisabled()).toBe(false);
+    await box.press('Enter');
+    const got = message(b, ANN, 'limit €€€');
+    await got.waitFor({ timeout: 20_000 });
+    expect(await got.locator('.text').textContent()).toBe(exact);
   });
 
   it('the toolbar is reachable with the keyboard', async () => {
