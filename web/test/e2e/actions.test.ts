@@ -45,6 +45,13 @@ function message(page: Page, peer: string, text: string) {
   return conversationLog(page, peer.toLowerCase()).locator('li.message').filter({ hasText: text });
 }
 
+/** The list item whose own text (not a quote in it) contains `text`. */
+function original(page: Page, peer: string, text: string) {
+  return conversationLog(page, peer.toLowerCase())
+    .locator('li.message')
+    .filter({ has: page.locator('p.text', { hasText: text }) });
+}
+
 /** A message's action button, after hovering the message (as a person does). */
 async function action(page: Page, peer: string, text: string, name: string) {
   const m = message(page, peer, text).last();
@@ -315,6 +322,33 @@ describe.skipIf(reason !== null)('message actions in Chromium', () => {
     await expect.poll(() => message(a, BEN, failed!).getByRole('button', { name: 'Retry' }).count()).toBe(0);
     // The retried text was sent once: one copy on each side.
     expect(await message(a, BEN, failed!).count()).toBe(1);
+  });
+
+  it('Reply: a quote of a message older than the loaded page loads older pages until the original shows', async () => {
+    const a = ann.page;
+    const b = ben.context.pages()[0]!;
+    await say(a, 'anchor far back');
+    for (let i = 0; i < 55; i++) await say(a, `filler ${i}`);
+    await bubble(b, ANN.toLowerCase(), 'filler 54').waitFor({ timeout: 30_000 });
+    await (await action(b, ANN, 'anchor far back', 'Reply')).click();
+    await say(b, 'answering the anchor');
+    await bubble(a, BEN.toLowerCase(), 'answering the anchor').waitFor({ timeout: 15_000 });
+    // A reload: the conversation loads its newest page again, without the anchor.
+    await a.reload();
+    await a.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await a.getByRole('button', { name: 'Unlock', exact: true }).click();
+    await a
+      .getByRole('button', { name: new RegExp(`^${BEN.toLowerCase()}`) })
+      .first()
+      .click({ timeout: 30_000 });
+    await bubble(a, BEN.toLowerCase(), 'answering the anchor').waitFor({ timeout: 15_000 });
+    expect(await original(a, BEN, 'anchor far back').count()).toBe(0);
+    await message(a, BEN, 'answering the anchor')
+      .getByRole('button', { name: /^Reply to You: anchor far back/ })
+      .click();
+    await expect
+      .poll(() => original(a, BEN, 'anchor far back').getAttribute('class'), { timeout: 15_000 })
+      .toContain('highlighted');
   });
 
   it('no page error', () => {
