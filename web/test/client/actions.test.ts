@@ -15,6 +15,7 @@ import {
   encodedTextBytes,
   payloadFits,
 } from '../../src/client/message-limits';
+import { PENDING_MAX } from '../../src/client/actions';
 import { actionPayloadSchema, chatPayloadSchema } from '../../src/client/schemas';
 import type { ChatEngineApi, ChatMessage, Person } from '../../src/client/types';
 import { asClient, boot, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
@@ -376,6 +377,30 @@ describe('actions that arrive before their message', () => {
     await barrier(ben.engine, ann.userId, ann2, ben.userId);
     expect(await find(ann2, ben.userId, id)).toMatchObject({ text: 'ann’s original' });
   });
+});
+
+describe('kept actions', () => {
+  it('are bounded per conversation: an edit pushed out by 201 later unknown-target actions is never applied', async () => {
+    asClient(ann.engine).close();
+    const id = await ben.engine.send(ann.userId, 'bounded original');
+    await ben.engine.edit(ann.userId, id, 'evicted edit');
+    await until('the edit is sent', async () => (await asClient(ben.engine).dangerousTestOnlyOutboxSize()) === 0);
+    for (let i = 0; i < PENDING_MAX + 1; i++) {
+      // Reactions to messages that never arrive (ids nobody sent).
+      await asClient(ben.engine).dangerousTestOnlySendPairwiseJson(ann.userId, {
+        v: 1,
+        type: 'react',
+        target: `${String(i).padStart(4, '0')}${'q'.repeat(17)}A`,
+        emoji: '👍',
+      });
+    }
+    // The message goes last: ann's device keeps the edit, then 201 more, then gets the message.
+    await deliverActionFirst(deviceOf(ann.engine), id);
+    ann.engine = await boot(relay.url, ann.db, clock).unlock(ann.password, false);
+    await waitFor('ann has the message', ann.engine, ben.userId, id);
+    await barrier(ben.engine, ann.userId, ann.engine, ben.userId);
+    expect(await find(ann.engine, ben.userId, id)).toMatchObject({ text: 'bounded original' });
+  }, 60_000);
 });
 
 describe('delete for me', () => {
