@@ -26,7 +26,7 @@ import {
   userSearchAnswerSchema,
   type PrekeyCountAnswer,
 } from '@weconnect/relay/protocol';
-import { type ControlPayload, settingsSchema } from './schemas';
+import { type ActionPayload, type ControlPayload, settingsSchema } from './schemas';
 import { DEVICE_CHECK_MS, Sessions } from './sessions';
 import { WriteBatch, type LocalStore } from './store';
 import { Transport } from './transport';
@@ -75,6 +75,7 @@ export class ChatClient implements ChatEngineApi {
   readonly #ctx: EngineContext;
   readonly #options: ChatClientOptions;
   readonly #outbound: Outbound;
+  readonly #actions: Actions;
   readonly #inbound: Inbound;
   readonly #receipts: Receipts;
   readonly #membership: GroupMembership;
@@ -124,6 +125,7 @@ export class ChatClient implements ChatEngineApi {
       { now, deviceCheckMs: options.deviceCheckMs ?? DEVICE_CHECK_MS },
     );
     this.#outbound = new Outbound(ctx);
+    this.#actions = new Actions(ctx);
     this.#inbound = new Inbound(ctx);
     this.#receipts = new Receipts(ctx);
     this.#membership = new GroupMembership(ctx);
@@ -184,7 +186,7 @@ export class ChatClient implements ChatEngineApi {
       groupMessages: this.#groupMessages,
       trust: this.#trust,
       profiles: this.#profiles,
-      actions: new Actions(ctx),
+      actions: this.#actions,
     });
   }
 
@@ -271,6 +273,32 @@ export class ChatClient implements ChatEngineApi {
     const messages: ChatMessage[] = [];
     for (const row of rows) messages.push(await this.#ctx.store.openMessage(row));
     return { messages, cursor: more && rows[0] ? rows[0].sort : null };
+  }
+
+  // ── message actions (issue #15; see actions.ts) ──
+
+  react(conv: string, messageId: string, emoji: string): Promise<void> {
+    return this.#actions.react(conv, messageId, emoji);
+  }
+
+  unreact(conv: string, messageId: string): Promise<void> {
+    return this.#actions.unreact(conv, messageId);
+  }
+
+  edit(conv: string, messageId: string, text: string): Promise<void> {
+    return this.#actions.edit(conv, messageId, text);
+  }
+
+  deleteForEveryone(conv: string, messageId: string): Promise<void> {
+    return this.#actions.deleteForEveryone(conv, messageId);
+  }
+
+  deleteForMe(conv: string, messageId: string): Promise<void> {
+    return this.#actions.deleteForMe(conv, messageId);
+  }
+
+  retry(conv: string, messageId: string): Promise<string> {
+    return this.#actions.retry(conv, messageId);
   }
 
   send(conv: string, text: string, extra?: SendExtra): Promise<string> {
@@ -578,6 +606,12 @@ export class ChatClient implements ChatEngineApi {
   async dangerousTestOnlySendPairwiseJson(userId: string, payload: unknown): Promise<void> {
     assertTest();
     await this.#outbound.sendPairwiseNow(userId, { kind: 'chat', body: encoder.encode(JSON.stringify(payload)) });
+  }
+
+  /** Test-only: queues any action, unchecked, as a misbehaving client would (forged edits, stale deletes). */
+  async dangerousTestOnlyQueueAction(conv: string, action: ActionPayload): Promise<string> {
+    assertTest();
+    return this.#outbound.queueAction(conv, action);
   }
 
   /** Test-only: how many messages wait in the outbox. */

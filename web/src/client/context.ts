@@ -249,13 +249,18 @@ export class EngineContext {
 
   /** Stores a message from someone else (or one that failed to decrypt) and counts it as unread; commits. */
   async storeIncoming(batch: WriteBatch, conv: string, username: string, arrived: ChatMessage): Promise<void> {
-    const message: ChatMessage = { ...arrived, ts: this.arrivalTs(conv, arrived.ts) };
+    // Actions that arrived before this message (an edit, a reaction) apply now.
+    const message = await this.parts.actions.applyPending(batch, { ...arrived, ts: this.arrivalTs(conv, arrived.ts) });
     const existing = this.convs.get(conv);
     const next: ConvState = {
       ...existing,
       conv,
       username,
-      lastText: message.failure ? 'Message could not be decrypted' : message.text.slice(0, 200),
+      lastText: message.failure
+        ? 'Message could not be decrypted'
+        : message.deleted
+          ? 'This message was deleted'
+          : message.text.slice(0, 200),
       lastTs: Math.max(existing?.lastTs ?? 0, message.ts),
       unread: (existing?.unread ?? 0) + 1,
       unreadIds: [...(existing?.unreadIds ?? []), message.id].slice(-1000),

@@ -303,10 +303,10 @@ export class Inbound {
       existing = { conv, username: contact.username, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
     }
     const ts = ctx.arrivalTs(conv, m.ts);
-    const message: ChatMessage = { ...m, conv, mine: true, ts, status: 'sent' };
+    const message = await ctx.parts.actions.applyPending(batch, { ...m, conv, mine: true, ts, status: 'sent' });
     const next: ConvState = {
       ...existing,
-      lastText: m.text.slice(0, 200),
+      lastText: message.deleted ? 'This message was deleted' : message.text.slice(0, 200),
       lastTs: Math.max(existing.lastTs, ts),
       lastArrival: ts,
     };

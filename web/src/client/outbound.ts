@@ -5,7 +5,8 @@ import type { Content } from '@weconnect/crypto';
 import { newMessageId } from './bytes';
 import { RANK, encoder, type ConvState, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
-import { MAX_TEXT, type ActionPayload, type ChatPayload, type ControlPayload, type OutboxEntry } from './schemas';
+import { MAX_TEXT_BYTES, encodedTextBytes } from './message-limits';
+import { type ActionPayload, type ChatPayload, type ControlPayload, type OutboxEntry } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage, SendExtra } from './types';
 
@@ -36,7 +37,9 @@ export class Outbound {
     const ctx = this.#ctx;
     const attachments = extra.attachments?.length ? extra.attachments : undefined;
     if (text.trim().length === 0 && !attachments) throw new ClientError('invalid_input', 'The message is empty.');
-    if (text.length > MAX_TEXT) throw new ClientError('invalid_input', `Messages are at most ${MAX_TEXT} characters.`);
+    if (encodedTextBytes(text) > MAX_TEXT_BYTES) {
+      throw new ClientError('invalid_input', `Messages are at most ${MAX_TEXT_BYTES} bytes.`);
+    }
     const c = ctx.convs.get(conv);
     if (!c) throw new ClientError('invalid_input', 'Open the conversation first.');
     if (ctx.snapshot.trust[conv]?.deleted) {

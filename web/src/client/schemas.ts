@@ -3,6 +3,7 @@
 
 import { ID_PATTERN, idSchema, isId } from '@weconnect/relay/protocol';
 import { z } from 'zod';
+import { MAX_TEXT_BYTES } from './message-limits';
 import { sealedSchema } from './vault';
 
 /**
@@ -155,6 +156,8 @@ export const emojiSchema = z
     'must be an emoji',
   );
 
+const actionStampSchema = z.object({ ts: z.number(), id: messageId });
+
 export const messageStatusSchema = z.enum(['pending', 'sent', 'delivered', 'read']);
 
 export const storedMessageSchema = z.object({
@@ -190,6 +193,18 @@ export const storedMessageSchema = z.object({
   edited: z.number().optional(),
   /** Deleted for everyone: text and attachments are gone; the UI shows "This message was deleted". */
   deleted: z.literal(true).optional(),
+  /** Message actions: the stamps of the latest edit and of each person's latest reaction (see action-state.ts). */
+  actionClock: z
+    .object({
+      edit: z.lazy(() => actionStampSchema).optional(),
+      react: z
+        .record(
+          id,
+          z.lazy(() => actionStampSchema),
+        )
+        .optional(),
+    })
+    .optional(),
   /** Disappearing messages: the timer (seconds) in force when it was sent, and when this copy is deleted. */
   expireSeconds: z.number().int().positive().optional(),
   expiresAt: z.number().optional(),
@@ -221,7 +236,8 @@ export const conversationSummarySchema = z.object({
 
 // ── decrypted payloads (Content.body, JSON) ────────────────────────────────────────────────────────────────
 
-export const MAX_TEXT = 20_000;
+/** A text's longest length in UTF-16 units: never less than its encoded bytes, so never below the composer's limit. */
+export const MAX_TEXT = MAX_TEXT_BYTES;
 export const chatPayloadSchema = z
   .object({
     v: z.literal(1),

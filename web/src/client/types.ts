@@ -14,6 +14,17 @@ export interface SendExtra {
   attachments?: Attachment[];
 }
 
+/** A message action's stamp: its relay timestamp and id. */
+export interface ActionStamp {
+  ts: number;
+  id: string;
+}
+
+export interface ActionClock {
+  edit?: ActionStamp;
+  react?: Record<string, ActionStamp>;
+}
+
 export interface ChatMessage {
   id: string;
   /** The conversation: the peer's userId. */
@@ -44,6 +55,8 @@ export interface ChatMessage {
   edited?: number;
   /** Deleted for everyone: `text` is empty and the attachments are gone. */
   deleted?: true;
+  /** The stamps of the latest edit and of each person's latest reaction (later ones win; see action-state.ts). */
+  actionClock?: ActionClock;
   /** Disappearing messages: the timer in force when it was sent, and when this copy is deleted. */
   expireSeconds?: number;
   expiresAt?: number;
@@ -173,6 +186,19 @@ export interface ChatEngineApi {
   /** Queues a message; `extra` carries what it answers and its (already uploaded) attachments. Returns its id. */
   send(conv: string, text: string, extra?: SendExtra): Promise<string>;
   loadHistory(conv: string, before: number | null, limit?: number): Promise<HistoryPage>;
+  // ── message actions (issue #15) ──
+  /** Reacts with one emoji (replaces our earlier reaction to that message). */
+  react(conv: string, messageId: string, emoji: string): Promise<void>;
+  /** Takes our reaction back. */
+  unreact(conv: string, messageId: string): Promise<void>;
+  /** Replaces the text of one of our messages for everyone. */
+  edit(conv: string, messageId: string, text: string): Promise<void>;
+  /** Deletes one of our messages for everyone (within 24 hours of sending it). */
+  deleteForEveryone(conv: string, messageId: string): Promise<void>;
+  /** Removes a message from this device only (our other devices keep it). */
+  deleteForMe(conv: string, messageId: string): Promise<void>;
+  /** Sends a failed message again as a new message; the failed one is removed. Returns the new id. */
+  retry(conv: string, messageId: string): Promise<string>;
   markRead(conv: string): Promise<void>;
   notifyTyping(conv: string): void;
   setSharePresence(on: boolean): Promise<void>;

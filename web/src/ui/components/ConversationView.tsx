@@ -1,14 +1,15 @@
 // ConversationView: header with presence, the message log, "is typing…", and the composer.
 import { useEffect, useLayoutEffect, useRef, useState } from 'react';
-import type { ChatEngineApi, ContactTrust, Conversation, Presence } from '../../client/types';
+import { authorOf } from '../../client/action-state';
+import type { ChatEngineApi, ChatMessage, ContactTrust, Conversation, Presence } from '../../client/types';
 import { lastSeenLabel } from '../format';
 import { useConversationMessages, useNow } from '../hooks/useEngine';
 import { Avatar } from './Avatar';
 import { DisplayName } from '../profile/profiles-context';
 import { GroupAvatar } from './GroupAvatar';
 import { BlockButton } from './BlockButton';
-import { Composer } from './Composer';
-import { MessageList } from './MessageList';
+import { Composer, type ComposerContext } from './Composer';
+import { MessageList, type MessageHandlers } from './MessageList';
 import { FormError } from './FormError';
 
 interface Props {
@@ -43,7 +44,24 @@ export function ConversationView({
   onMembers,
 }: Props) {
   const { conv, username, group } = conversation;
-  const { messages, hasOlder, loadOlder, error } = useConversationMessages(engine, conv);
+  const { messages: loaded, hasOlder, loadOlder, error } = useConversationMessages(engine, conv);
+  const me = engine.getSnapshot().me.userId;
+  // Deleted for me (or a failed send retried or deleted) on this device: gone from the view at once.
+  const [hidden, setHidden] = useState<ReadonlySet<string>>(new Set());
+  const messages = hidden.size > 0 ? loaded.filter((m) => !hidden.has(m.id)) : loaded;
+  const [context, setContext] = useState<ComposerContext | null>(null);
+  const [highlighted, setHighlighted] = useState<string | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [jumpNote, setJumpNote] = useState<string | null>(null);
+  const older = useRef({ hasOlder, loadOlder });
+  older.current = { hasOlder, loadOlder };
+  useEffect(() => {
+    setHidden(new Set());
+    setContext(null);
+    setHighlighted(null);
+    setActionError(null);
+    setJumpNote(null);
+  }, [conv]);
   const now = useNow(1000);
   const logRef = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
@@ -91,6 +109,64 @@ export function ConversationView({
         ? lastSeenLabel(presence.lastSeen, now)
         : '';
   const [accepting, setAccepting] = useState(false);
+
+  const hide = (id: string) => setHidden((prev) => new Set(prev).add(id));
+  function run(what: Promise<unknown>) {
+    setActionError(null);
+    what.catch((e: unknown) => setActionError(e instanceof Error ? e.message : String(e)));
+  }
+  const nameOf = (m: ChatMessage) =>
+    authorOf(m, me) === me ? 'yourself' : (m.senderName ?? (group ? 'someone' : username));
+
+  /** Scrolls to a message and highlights it, loading older pages until it shows (or saying it is not here). */
+  async function jump(id: string) {
+    setJumpNote(null);
+    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    for (let page = 0; page < 40; page++) {
+      const el = logRef.current?.querySelector<HTMLElement>(`[data-id="${CSS.escape(id)}"]`);
+      if (el) {
+        stick.current = false;
+        el.scrollIntoView({ block: 'center' });
+        setHighlighted(id);
+        setTimeout(() => setHighlighted((h) => (h === id ? null : h)), 2_500);
+        return;
+      }
+      if (!older.current.hasOlder) break;
+      await older.current.loadOlder();
+      await frame();
+    }
+    setJumpNote('The original message is not loaded on this device.');
+  }
+
+  const handlers: MessageHandlers = {
+    reply: (m) =>
+      setContext({ kind: 'reply', id: m.id, label: `Replying to ${nameOf(m)}:`, text: m.text.slice(0, 200) }),
+    react: (m, emoji) => run(engine.react(conv, m.id, emoji)),
+    unreact: (m) => run(engine.unreact(conv, m.id)),
+    edit: (m) => setContext({ kind: 'edit', id: m.id, label: 'Editing message:', text: m.text }),
+    deleteForEveryone: (m) => run(engine.deleteForEveryone(conv, m.id)),
+    deleteForMe: (m) => run(engine.deleteForMe(conv, m.id).then(() => hide(m.id))),
+    retry: (m) => run(engine.retry(conv, m.id).then(() => hide(m.id))),
+    jump: (id) => void jump(id),
+  };
+
+  async function submit(text: string): Promise<string> {
+    const ctx = context;
+    if (ctx?.kind === 'edit') {
+      await engine.edit(conv, ctx.id, text);
+      setContext(null);
+      return ctx.id;
+    }
+    stick.current = true;
+    const quoted = ctx ? messages.find((m) => m.id === ctx.id) : undefined;
+    const id = await engine.send(
+      conv,
+      text,
+      quoted ? { reply: { id: quoted.id, author: authorOf(quoted, me), text: quoted.text.slice(0, 200) } } : undefined,
+    );
+    setContext(null);
+    return id;
+  }
 
   async function accept() {
     setAccepting(true);
@@ -179,6 +255,11 @@ export function ConversationView({
           peerName={username}
           isGroup={Boolean(group)}
           onResend={(id) => void engine.requestResend(conv, id).catch(() => undefined)}
+          me={me}
+          now={now}
+          highlighted={highlighted}
+          readOnly={Boolean(group?.left || trust?.blocked || trust?.deleted || blocked)}
+          handlers={handlers}
         />
       </div>
       <div className="typing" role="status">
@@ -206,14 +287,23 @@ export function ConversationView({
       ) : trust?.blocked ? (
         <p className="composer-note muted">Accept {username}&apos;s new security key to send messages.</p>
       ) : null}
+      {actionError ? (
+        <p role="alert" className="form-error composer-error">
+          {actionError}
+        </p>
+      ) : null}
+      {jumpNote ? (
+        <p role="status" className="composer-note muted">
+          {jumpNote}
+        </p>
+      ) : null}
       <Composer
+        context={context}
+        onCancelContext={() => setContext(null)}
         draft={draft}
         onDraft={onDraft}
         disabled={Boolean(group?.left || trust?.blocked || trust?.deleted || blocked)}
-        onSend={(text) => {
-          stick.current = true;
-          return engine.send(conv, text);
-        }}
+        onSend={submit}
         onTyping={() => engine.notifyTyping(conv)}
       />
     </section>
