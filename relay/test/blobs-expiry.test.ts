@@ -2,7 +2,7 @@
 // after LIMITS.blobTtlDays, a blob whose message every recipient device acknowledged after LIMITS.blobGraceHours,
 // and every blob of a deleted account at once — files and quota alike.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIMITS } from '../src/protocol.js';
@@ -154,5 +154,16 @@ describe('blob expiry', () => {
     expect(await t.relay.store.blobs.get(done)).toBeNull();
     expect(await downloadStatus(done)).toBe(404);
     expect(await downloadStatus(bobs)).toBe(200);
+  });
+
+  it('removes a blob file that no blob row names (left by a crash), and keeps the others', async () => {
+    const kept = await upload(alice);
+    const stray = randomBytes(16).toString('base64url');
+    mkdirSync(join(t.dataDir, 'blobs', stray.slice(0, 2)), { recursive: true });
+    writeFileSync(fileOf(stray), randomBytes(100));
+    await t.relay.sweep();
+    expect(existsSync(fileOf(stray))).toBe(false);
+    expect(existsSync(fileOf(kept))).toBe(true);
+    expect(await downloadStatus(kept)).toBe(200);
   });
 });

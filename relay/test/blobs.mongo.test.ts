@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIMITS, blobOffsetAnswerSchema } from '../src/protocol.js';
+import { BlobWriteConflict } from '../src/store/store.js';
 import { api, connectDevice, messageId, signIn, signUp, startRelay } from './helpers.js';
 import type { TestAccount, TestRelay } from './helpers.js';
 import { startMongo, withDatabase } from './services.js';
@@ -139,7 +140,7 @@ describe.skipIf(!mongo)('blobs on a MongoDB relay (GridFS)', () => {
     expect((await download(bob, blobId)).status).toBe(404);
   });
 
-  it('commits one of two writes racing at the same offset (two nodes), and reads only the committed bytes', async () => {
+  it('commits one of two writes racing at the same offset (two nodes; FerretDB too), and reads only its bytes', async () => {
     const first = randomBytes(5000);
     const second = randomBytes(5000);
     const blobs = t.relay.store.blobs;
@@ -164,6 +165,8 @@ describe.skipIf(!mongo)('blobs on a MongoDB relay (GridFS)', () => {
       blobs.write(blobId, 0, slowly(second)),
     ]);
     expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const lost = outcomes.find((o) => o.status === 'rejected');
+    expect(lost?.status === 'rejected' && lost.reason).toBeInstanceOf(BlobWriteConflict);
     const winner = outcomes[0]?.status === 'fulfilled' ? first : second;
     const parts: Buffer[] = [];
     for await (const chunk of blobs.read(blobId, 0, 4999)) parts.push(Buffer.from(chunk as Uint8Array));

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { RelayError } from '../errors.js';
 import { LIMITS } from '../protocol.js';
 import type { BlobCreate, BlobStatus } from '../protocol.js';
+import { BlobWriteConflict } from '../store/store.js';
 import type { BlobRecord, BlobStore } from '../store/store.js';
 import type { AccessClaims } from './tokens.js';
 
@@ -104,7 +105,9 @@ export class BlobService {
           // request committed this offset first.
           const now = await this.store.get(blobId);
           if (!now) throw new RelayError('not_found', 'no such blob');
-          if (now.received !== offset) throw new UploadOffsetError('another request wrote this offset', statusOf(now));
+          if (now.received !== offset || err instanceof BlobWriteConflict) {
+            throw new UploadOffsetError('another request wrote this offset', statusOf(now));
+          }
           throw err;
         });
       if (received < blob.size) return { ...statusOf(blob), received };

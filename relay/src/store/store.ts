@@ -431,6 +431,13 @@ export interface BlobRecord {
   expiresAt: number;
 }
 
+/** BlobStore.write: another writer committed this offset first (several relay nodes); `received` moved past it. */
+export class BlobWriteConflict extends Error {
+  constructor() {
+    super('another request committed this offset');
+  }
+}
+
 export interface NewBlob {
   blobId: string;
   owner: string;

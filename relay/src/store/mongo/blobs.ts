@@ -1,14 +1,17 @@
 // Blobs of the MongoDB store (issue #15): metadata in the `blobs` collection, bytes in GridFS (bucket `blobdata`).
 // GridFS files cannot be appended to, so each data request becomes one GridFS file (a "part"). A part is written
-// completely (GridFS commits its files document last) and only then committed: one compare-and-set on the blob moves
-// `received` from the part's offset past it and appends the part to the blob's `parts` list. Reads follow that list
-// alone, so a part that lost the compare-and-set (another node wrote the same offset first; it deletes its part) or
-// was left by a crash is never read; such leftovers carry the blob id and go with the blob. An aborted request's
-// part is aborted (its chunks deleted).
+// completely (GridFS commits its files document last) and then committed by inserting its part document, whose `_id`
+// is blob id + offset: the unique index lets exactly one writer commit an offset, even on FerretDB 1.x, whose
+// conditional updates are not atomic under concurrency. Only then does `received` move past it. A writer that finds
+// the offset committed deletes its own part and first rolls `received` forward past the committed one (which also
+// repairs a crash between the insert and the move). Reads follow the part documents below `received`; leftovers of
+// aborted or lost writes carry the blob id and go with the blob.
 import { Readable } from 'node:stream';
 import mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
+import { BlobWriteConflict } from '../store.js';
 import type { BlobRecord, BlobStore, NewBlob } from '../store.js';
+import { isDuplicateKey } from './util.js';
 
 interface BlobDoc {
   _id: string;
@@ -19,10 +22,17 @@ interface BlobDoc {
   createdAt: number;
   completedAt: number | null;
   expiresAt: number;
-  /** The committed GridFS files of the blob, in offset order. */
-  parts: { id: mongoose.mongo.ObjectId; offset: number; length: number }[];
   /** The stored messages that name the blob (a send's `blobs`). */
   links: { senderDeviceId: string; messageId: string; ts: number }[];
+}
+
+/** A committed part: `_id` is `<blobId>:<offset>`, unique. */
+interface PartDoc {
+  _id: string;
+  blobId: string;
+  offset: number;
+  length: number;
+  fileId: mongoose.mongo.ObjectId;
 }
 
 interface PartMeta {
@@ -53,6 +63,10 @@ export class MongoBlobs implements BlobStore {
     return new mongoose.mongo.GridFSBucket(this.db, { bucketName: BUCKET, writeConcern: { w: 'majority' } });
   }
 
+  private get parts(): mongoose.mongo.Collection<PartDoc> {
+    return this.db.collection<PartDoc>('blobparts');
+  }
+
   private get files(): mongoose.mongo.Collection<{ _id: mongoose.mongo.ObjectId; length: number; metadata: PartMeta }> {
     return this.db.collection(`${BUCKET}.files`);
   }
@@ -62,6 +76,7 @@ export class MongoBlobs implements BlobStore {
     await this.docs.createIndex({ owner: 1 });
     await this.docs.createIndex({ expiresAt: 1 });
     await this.files.createIndex({ 'metadata.blobId': 1, 'metadata.offset': 1 });
+    await this.parts.createIndex({ blobId: 1, offset: 1 });
   }
 
   /**
@@ -79,7 +94,6 @@ export class MongoBlobs implements BlobStore {
       createdAt: blob.now,
       completedAt: null,
       expiresAt: blob.expiresAt,
-      parts: [],
       links: [],
     });
     return 'created';
@@ -107,6 +121,7 @@ export class MongoBlobs implements BlobStore {
   }
 
   async write(blobId: string, offset: number, source: AsyncIterable<Uint8Array>): Promise<number> {
+    if (await this.rollForward(blobId, offset)) throw new BlobWriteConflict();
     const upload = this.bucket.openUploadStream(blobId, { metadata: { blobId, offset } satisfies PartMeta });
     let failure: unknown = null;
     upload.on('error', (err) => (failure ??= err)); // an abort errors the stream too: nobody else listens
@@ -126,31 +141,55 @@ export class MongoBlobs implements BlobStore {
       upload.once('error', reject);
     });
     if (end === offset) {
-      await this.deleteParts({ _id: upload.id });
+      await this.deleteFiles({ _id: upload.id });
       return offset;
     }
-    const moved = await this.docs.updateOne(
-      { _id: blobId, received: offset },
-      { $set: { received: end }, $push: { parts: { id: upload.id, offset, length: end - offset } } },
-    );
-    if (moved.modifiedCount === 0) {
-      await this.deleteParts({ _id: upload.id });
+    try {
+      await this.parts.insertOne({
+        _id: `${blobId}:${offset}`,
+        blobId,
+        offset,
+        length: end - offset,
+        fileId: upload.id,
+      });
+    } catch (err) {
+      await this.deleteFiles({ _id: upload.id });
+      if (!isDuplicateKey(err)) throw err;
+      await this.rollForward(blobId, offset);
+      throw new BlobWriteConflict();
+    }
+    await this.docs.updateOne({ _id: blobId, received: offset }, { $set: { received: end } });
+    if (!(await this.docs.findOne({ _id: blobId }, { projection: { _id: 1 } }))) {
+      await this.delete([blobId]); // deleted while the bytes were arriving: nothing may stay behind
       throw new Error('the blob went away during the write');
     }
     return end;
   }
 
+  /** When a part is committed at `offset`, moves `received` past it (idempotent); true when there was one. */
+  private async rollForward(blobId: string, offset: number): Promise<boolean> {
+    const part = await this.parts.findOne({ _id: `${blobId}:${offset}` });
+    if (!part) return false;
+    await this.docs.updateOne({ _id: blobId, received: offset }, { $set: { received: offset + part.length } });
+    return true;
+  }
+
   read(blobId: string, start: number, end: number): Readable {
     const docs = this.docs;
+    const parts = this.parts;
     const bucket = this.bucket;
     async function* bytes(): AsyncGenerator<Uint8Array> {
-      const doc = await docs.findOne({ _id: blobId }, { projection: { parts: 1 } });
+      const doc = await docs.findOne({ _id: blobId }, { projection: { received: 1 } });
       if (!doc) throw new Error('no such blob');
-      for (const part of doc.parts) {
+      const committed = await parts
+        .find({ blobId, offset: { $lt: doc.received } })
+        .sort({ offset: 1 })
+        .toArray();
+      for (const part of committed) {
         const from = part.offset;
         const to = from + part.length; // exclusive
         if (to <= start || from > end) continue;
-        const stream = bucket.openDownloadStream(part.id, {
+        const stream = bucket.openDownloadStream(part.fileId, {
           start: Math.max(0, start - from),
           end: Math.min(part.length, end + 1 - from),
         });
@@ -170,7 +209,8 @@ export class MongoBlobs implements BlobStore {
   async delete(blobIds: string[]): Promise<void> {
     if (blobIds.length === 0) return;
     await this.docs.deleteMany({ _id: { $in: blobIds } });
-    await this.deleteParts({ 'metadata.blobId': { $in: blobIds } });
+    await this.parts.deleteMany({ blobId: { $in: blobIds } });
+    await this.deleteFiles({ 'metadata.blobId': { $in: blobIds } });
   }
 
   /** Every blob of the owner (account deletion). */
@@ -223,7 +263,7 @@ export class MongoBlobs implements BlobStore {
     return ids.length;
   }
 
-  private async deleteParts(filter: mongoose.mongo.Filter<{ _id: mongoose.mongo.ObjectId; metadata: PartMeta }>) {
+  private async deleteFiles(filter: mongoose.mongo.Filter<{ _id: mongoose.mongo.ObjectId; metadata: PartMeta }>) {
     const parts = await this.files.find(filter, { projection: { _id: 1 } }).toArray();
     const bucket = this.bucket;
     for (const part of parts) {
