@@ -37,6 +37,7 @@ export class Actions {
    * is not allowed (an edit from someone who did not write the message) is dropped without a trace.
    */
   async receive(batch: WriteBatch, arrived: ArrivedAction): Promise<void> {
+    if (arrived.action.type === 'timer') return this.#ctx.parts.disappearing.receive(batch, arrived);
     void arrived;
     await this.#ctx.store.commit(batch);
   }
