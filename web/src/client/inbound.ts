@@ -21,7 +21,7 @@ export class Inbound {
   readonly #ctx: EngineContext;
   #chain: Promise<void> = Promise.resolve();
   duplicatesDropped = 0;
-  /** How many ephemeral entries (seq 0: typing, receipts) the relay delivered to this device (tests count them). */
+  /** How many ephemeral entries (seq 0: typing, receipts) the relay delivered here, counted once handled (tests). */
   ephemeralReceived = 0;
   /**
    * Per conversation, the failed entry that later failures within `FAILURE_COALESCE_MS` join (in memory: after a
@@ -51,8 +51,8 @@ export class Inbound {
             ctx.notice('error', 'The relay delivered a malformed message; it was dropped.');
             continue;
           }
-          if (parsed.data.seq === 0) this.ephemeralReceived++;
           const delivered = await this.#receive(parsed.data);
+          if (parsed.data.seq === 0) this.ephemeralReceived++; // counted once handled
           if (delivered) receipts.set(delivered.conv, [...(receipts.get(delivered.conv) ?? []), delivered.id]);
         }
       } catch (e) {
