@@ -7,6 +7,7 @@ import { Avatar } from './Avatar';
 import { DisplayName } from '../profile/profiles-context';
 import { GroupAvatar } from './GroupAvatar';
 import { BlockButton } from './BlockButton';
+import { ConversationOptions } from './ConversationOptions';
 import { Composer } from './Composer';
 import { MessageList } from './MessageList';
 import { FormError } from './FormError';
@@ -26,6 +27,9 @@ interface Props {
   onBack: () => void;
   onSafetyNumber: () => void;
   onMembers: () => void;
+  /** My user id (group admins may set the disappearing timer) and whether this conversation is muted. */
+  me?: string;
+  muted?: boolean;
 }
 
 export function ConversationView({
@@ -41,6 +45,8 @@ export function ConversationView({
   onBack,
   onSafetyNumber,
   onMembers,
+  me = '',
+  muted = false,
 }: Props) {
   const { conv, username, group } = conversation;
   const { messages, hasOlder, loadOlder, error } = useConversationMessages(engine, conv);
@@ -135,6 +141,7 @@ export function ConversationView({
             <BlockButton engine={engine} person={{ userId: conv, username }} blocked={blocked} />
           </>
         )}
+        <ConversationOptions engine={engine} conversation={conversation} me={me} muted={muted} />
         <span className="e2e-pill" title="Messages are end-to-end encrypted">
           <span className="icon icon-lock" aria-hidden="true" />
           Encrypted
