@@ -5,7 +5,8 @@
 // changes nothing.
 import 'fake-indexeddb/auto';
 import { openDB } from 'idb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { newMessageId } from '../../src/client/bytes';
 import { DEVICE_CHECK_MS } from '../../src/client/sessions';
 import type { ChatEngineApi, Person } from '../../src/client/types';
 import { asClient, boot, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
@@ -166,6 +167,41 @@ describe('disappearing messages in a one-to-one conversation', () => {
     now += 700_000;
     await asClient(bob.engine).dangerousTestOnlyExpireNow();
     expect(await rawRow(bob.db, kept)).toBeDefined();
+  });
+
+  it("asks the relay to delete my expired message's blobs (best effort: the route is on another branch)", async () => {
+    await ann.engine.setDisappearing(bob.userId, 300);
+    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
+    const blobId = newMessageId();
+    const attachment = {
+      blobId,
+      key: 'A'.repeat(43),
+      digest: `${'B'.repeat(42)}A`,
+      size: 3,
+      type: 'text/plain',
+      name: 'a.txt',
+    };
+    const id = await ann.engine.send(bob.userId, 'with a file', { attachments: [attachment] });
+    await until('bob got it', () => hasText(bob.engine, ann.userId, 'with a file'));
+    const deletes: string[] = [];
+    const real = globalThis.fetch;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+      if (init?.method === 'DELETE') deletes.push(String(input));
+      return real(input, init);
+    });
+    try {
+      now += 301_000;
+      for (const e of [ann.engine, bob.engine]) await asClient(e).dangerousTestOnlyExpireNow();
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      expect(await rawRow(bob.db, id)).toBeUndefined();
+      await until('the delete was asked', () => deletes.length > 0);
+      // One request, from the sender only (bob's copy is not his blob), whatever the relay answers.
+      expect(deletes.map((u) => new URL(u).pathname)).toEqual([`/api/blobs/${blobId}`]);
+    } finally {
+      spy.mockRestore();
+    }
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
   });
 
   it('a timer from someone outside the conversation changes nothing', async () => {
