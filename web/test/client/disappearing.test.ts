@@ -254,5 +254,17 @@ describe('disappearing messages in a group', () => {
       await until('the admin timer arrived', () => timerOf(e, group) === 86_400);
       expect((await history(e, group)).some((m) => m.kind === 'notice' && m.text === text)).toBe(true);
     }
+    // A group message written under it carries it to every member, and expires there.
+    const id = await ann.engine.send(group, 'group message that vanishes');
+    for (const [e, db] of [
+      [bob.engine, bob.db],
+      [cat.engine, cat.db],
+    ] as const) {
+      await until('it arrived', () => hasText(e, group, 'group message that vanishes'));
+      expect((await history(e, group)).find((m) => m.id === id)?.expireSeconds).toBe(86_400);
+      now += 86_401_000;
+      await asClient(e).dangerousTestOnlyExpireNow();
+      expect(await rawRow(db, id)).toBeUndefined();
+    }
   });
 });

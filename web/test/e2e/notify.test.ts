@@ -99,12 +99,14 @@ describe.skipIf(reason !== null)('notifications, privacy and disappearing messag
     // Records every notification the app makes, then lets the real API show it.
     await ann.context.addInitScript(() => {
       const Real = window.Notification;
-      const w = window as unknown as { __notes: { title: string; body: string }[] };
+      const w = window as unknown as { __notes: { title: string; body: string }[]; __shown: Notification[] };
       w.__notes = [];
+      w.__shown = [];
       class Spy extends Real {
         constructor(title: string, options?: NotificationOptions) {
           super(title, options);
           w.__notes.push({ title, body: options?.body ?? '' });
+          w.__shown.push(this);
         }
       }
       Object.defineProperty(Spy, 'permission', { get: () => Real.permission });
@@ -148,7 +150,12 @@ describe.skipIf(reason !== null)('notifications, privacy and disappearing messag
     await until('a third notification', async () => (await notes(a)).length === 3);
     expect((await notes(a))[2]).toEqual({ title: 'WeConnect', body: 'New message' });
     await content.getByRole('radio', { name: 'Name only' }).check();
-    await closeSettings(a);
+    // Clicking a notification opens its conversation (as the browser would call its onclick).
+    await a.evaluate(() => {
+      const shown = (window as unknown as { __shown: Notification[] }).__shown;
+      shown[shown.length - 1]?.onclick?.(new Event('click'));
+    });
+    await conversationLog(a, BEN).waitFor({ timeout: 5_000 });
 
     await openSettings(ben.page);
     await expect(ben.page.getByRole('button', { name: 'Enable desktop notifications' }).isVisible()).resolves.toBe(
