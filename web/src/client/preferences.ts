@@ -47,7 +47,8 @@ export class PreferenceStore {
   }
 
   async load(): Promise<void> {
-    const stored = await this.#ctx.store.read('secrets', KEY, preferencesSchema.partial());
+    // A record this version cannot read (a newer or damaged one) falls back to the defaults rather than lock the user out.
+    const stored = await this.#ctx.store.read('secrets', KEY, preferencesSchema.partial()).catch(() => null);
     this.#ctx.set({ preferences: { ...DEFAULT_PREFERENCES, ...stored } }, false);
   }
 
