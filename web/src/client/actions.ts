@@ -82,7 +82,8 @@ export class Actions {
   async receive(batch: WriteBatch, arrived: ArrivedAction): Promise<void> {
     const ctx = this.#ctx;
     const { action } = arrived;
-    if (action.type === 'timer' || !ctx.convs.has(arrived.conv)) {
+    if (action.type === 'timer') return ctx.parts.disappearing.receive(batch, arrived);
+    if (!ctx.convs.has(arrived.conv)) {
       await ctx.store.commit(batch);
       return;
     }

@@ -11,12 +11,14 @@ import { wipeEngineDB } from './db';
 import { Actions } from './actions';
 import { newMessageId } from './bytes';
 import { Devices } from './devices';
+import { Disappearing } from './disappearing';
 import { ClientError, describeError } from './errors';
 import { GroupMembership } from './group-membership';
 import { GroupMessaging } from './group-messaging';
 import { Inbound } from './inbound';
 import { Outbound } from './outbound';
 import { Profiles } from './profiles';
+import { PreferenceStore, type Preferences } from './preferences';
 import type { OwnKeys } from './own-keys';
 import { Receipts } from './receipts';
 import {
@@ -87,6 +89,8 @@ export class ChatClient implements ChatEngineApi {
   /** This account's devices, and new devices of ours and of contacts (issue #14). */
   readonly devices: Devices;
   readonly #blocks: BlockList;
+  readonly #disappearing: Disappearing;
+  readonly #preferences: PreferenceStore;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(options: ChatClientOptions) {
@@ -132,6 +136,8 @@ export class ChatClient implements ChatEngineApi {
     this.#groupMessages = new GroupMessaging(ctx);
     this.#trust = new Trust(ctx, options.backupWrapKey ?? null);
     this.#profiles = new Profiles(ctx);
+    this.#disappearing = new Disappearing(ctx);
+    this.#preferences = new PreferenceStore(ctx);
     this.devices = new Devices({
       crypto: options.crypto,
       store: options.store,
@@ -187,6 +193,8 @@ export class ChatClient implements ChatEngineApi {
       trust: this.#trust,
       profiles: this.#profiles,
       actions: this.#actions,
+      disappearing: this.#disappearing,
+      preferences: this.#preferences,
     });
   }
 
@@ -212,6 +220,8 @@ export class ChatClient implements ChatEngineApi {
     }
     await this.#profiles.load();
     await this.#blocks.load();
+    await this.#preferences.load();
+    await this.#disappearing.sweep();
     const settings = await ctx.store.read('secrets', 'settings', settingsSchema);
     ctx.set({ conversations: ctx.sortedConvs(), sharePresence: settings?.sharePresence ?? true });
   }
@@ -380,6 +390,28 @@ export class ChatClient implements ChatEngineApi {
     return this.#blocks.unblock(userId);
   }
 
+  // ── notifications, privacy, disappearing messages (issue #15) ────────────────────────────────────────────
+
+  setPreferences(patch: Partial<Preferences>): Promise<void> {
+    return this.#preferences.set(patch);
+  }
+
+  setMuted(conv: string, muted: boolean): Promise<void> {
+    return this.#preferences.setMuted(conv, muted);
+  }
+
+  setDisappearing(conv: string, seconds: number): Promise<void> {
+    return this.#disappearing.set(conv, seconds);
+  }
+
+  onArrival(listener: (conv: string, message: ChatMessage) => void): () => void {
+    return this.#preferences.onArrival(listener);
+  }
+
+  onMessagesRemoved(listener: (conv: string, ids: readonly string[]) => void): () => void {
+    return this.#disappearing.onRemoved(listener);
+  }
+
   // ── connection, presence, settings, maintenance ─────────────────────────────────────────────────────────
 
   #onConnected(): void {
@@ -421,6 +453,7 @@ export class ChatClient implements ChatEngineApi {
       await this.#ctx.keys.maintain(this.#ctx.api, this.#ctx.now());
       await this.#ctx.store.pruneSeen(this.#ctx.now(), await this.#ctx.keys.oldestSignedPrekeyCreated());
       await this.#outbound.pruneSendLog();
+      await this.#disappearing.sweep();
     } catch (e) {
       if (!(e instanceof ClientError && e.code === 'relay_unreachable')) {
         console.warn('key maintenance failed:', describeError(e));
@@ -473,6 +506,7 @@ export class ChatClient implements ChatEngineApi {
     if (this.#timer) clearInterval(this.#timer);
     this.#trust.close();
     this.#outbound.stop();
+    this.#disappearing.stop();
     this.#transport.stop();
     this.#ctx.store.db.close();
     this.#options.onClosed();
@@ -608,10 +642,22 @@ export class ChatClient implements ChatEngineApi {
     await this.#outbound.sendPairwiseNow(userId, { kind: 'chat', body: encoder.encode(JSON.stringify(payload)) });
   }
 
-  /** Test-only: queues any action, unchecked, as a misbehaving client would (forged edits, stale deletes). */
-  async dangerousTestOnlyQueueAction(conv: string, action: ActionPayload): Promise<string> {
+  /** Test-only: how many ephemeral entries (typing indicators, receipts) the relay delivered to this device. */
+  dangerousTestOnlyEphemeralReceived(): number {
+    assertTest();
+    return this.#inbound.ephemeralReceived;
+  }
+
+  /** Test-only: queue any action in a conversation, unchecked (to act as a misbehaving client). */
+  dangerousTestOnlyQueueAction(conv: string, action: ActionPayload): Promise<string> {
     assertTest();
     return this.#outbound.queueAction(conv, action);
+  }
+
+  /** Test-only: delete the messages whose disappearing timer ran out by the engine's clock, now. */
+  dangerousTestOnlyExpireNow(): Promise<void> {
+    assertTest();
+    return this.#disappearing.sweep();
   }
 
   /** Test-only: how many messages wait in the outbox. */

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Actions } from './actions';
 import type { RelayApi } from './api';
 import type { Crypto } from './crypto-loader';
+import type { Disappearing } from './disappearing';
 import { GroupKeys } from './groups';
 import type { GroupMembership } from './group-membership';
 import type { GroupMessaging } from './group-messaging';
@@ -14,6 +15,7 @@ import type { Inbound } from './inbound';
 import type { Outbound } from './outbound';
 import type { Profiles } from './profiles';
 import type { OwnKeys } from './own-keys';
+import { DEFAULT_PREFERENCES, type PreferenceStore } from './preferences';
 import type { Receipts } from './receipts';
 import { conversationSummarySchema, type Contact } from './schemas';
 import { KeyedSerialQueue } from './serial-queue';
@@ -42,11 +44,14 @@ export interface ConvState extends Conversation {
   unreadIds: string[];
   /** The sort key of the last message that arrived from the relay (see arrivalTs); kept across app sessions. */
   lastArrival?: number;
+  /** Disappearing messages: the conversation's timer in seconds (absent: off). */
+  expireSeconds?: number;
 }
 
 export const convRecordSchema = conversationSummarySchema.extend({
   unreadIds: z.array(z.string()).max(1000),
   lastArrival: z.number().optional(),
+  expireSeconds: z.number().int().positive().optional(),
 });
 
 export interface EngineDeps {
@@ -72,6 +77,8 @@ export interface EngineParts {
   trust: Trust;
   profiles: Profiles;
   actions: Actions;
+  disappearing: Disappearing;
+  preferences: PreferenceStore;
 }
 
 export class EngineContext {
@@ -123,6 +130,7 @@ export class EngineContext {
       profiles: {},
       blocked: [],
       sessionEnded: false,
+      preferences: DEFAULT_PREFERENCES,
     };
   }
 
@@ -249,8 +257,11 @@ export class EngineContext {
 
   /** Stores a message from someone else (or one that failed to decrypt) and counts it as unread; commits. */
   async storeIncoming(batch: WriteBatch, conv: string, username: string, arrived: ChatMessage): Promise<void> {
+    const ts = this.arrivalTs(conv, arrived.ts);
     // Actions that arrived before this message (an edit, a reaction) apply now.
-    const message = await this.parts.actions.applyPending(batch, { ...arrived, ts: this.arrivalTs(conv, arrived.ts) });
+    const pending = await this.parts.actions.applyPending(batch, { ...arrived, ts });
+    // A disappearing message from someone else expires counted from when it arrived on this device.
+    const message = await this.parts.disappearing.stage(batch, pending, this.now());
     const existing = this.convs.get(conv);
     const next: ConvState = {
       ...existing,
@@ -272,6 +283,7 @@ export class EngineContext {
     this.convs.set(conv, next);
     this.publishConvs();
     this.emitMessages(conv, [message]);
+    if (!message.failure) this.parts.preferences.arrived(conv, message);
     if (!existing) this.watchPresence();
   }
 }

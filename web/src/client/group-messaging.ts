@@ -302,10 +302,12 @@ export class GroupMessaging {
     const parsed = content.kind === 'control' ? controlPayloadSchema.safeParse(parseJson(content.body)) : null;
     if (parsed?.success && parsed.data.type === 'typing') {
       await ctx.store.commit(batch);
-      ctx.set({
-        typingUntil: { ...ctx.snapshot.typingUntil, [groupId]: ctx.now() + TYPING_SHOW_MS },
-        typingName: { ...ctx.snapshot.typingName, [groupId]: senderName },
-      });
+      // Typing indicators off: none go out, and none show (reciprocal).
+      if (ctx.snapshot.preferences.typingIndicators)
+        ctx.set({
+          typingUntil: { ...ctx.snapshot.typingUntil, [groupId]: ctx.now() + TYPING_SHOW_MS },
+          typingName: { ...ctx.snapshot.typingName, [groupId]: senderName },
+        });
     } else if (parsed?.success && parsed.data.type === 'receipt' && from !== ctx.me.userId) {
       await ctx.parts.receipts.applyReceipt(batch, groupId, parsed.data.status, parsed.data.ids);
     } else {

@@ -21,6 +21,8 @@ export class Inbound {
   readonly #ctx: EngineContext;
   #chain: Promise<void> = Promise.resolve();
   duplicatesDropped = 0;
+  /** How many ephemeral entries (seq 0: typing, receipts) the relay delivered here, counted once handled (tests). */
+  ephemeralReceived = 0;
   /**
    * Per conversation, the failed entry that later failures within `FAILURE_COALESCE_MS` join (in memory: after a
    * reload the next failure starts a new entry), and when the last "could not be decrypted" notice showed.
@@ -50,6 +52,7 @@ export class Inbound {
             continue;
           }
           const delivered = await this.#receive(parsed.data);
+          if (parsed.data.seq === 0) this.ephemeralReceived++; // counted once handled
           if (delivered) receipts.set(delivered.conv, [...(receipts.get(delivered.conv) ?? []), delivered.id]);
         }
       } catch (e) {
@@ -157,7 +160,9 @@ export class Inbound {
         await ctx.store.commit(batch); // only our own devices may say what we read
       } else if (control.type === 'typing') {
         await ctx.store.commit(batch);
-        ctx.set({ typingUntil: { ...ctx.snapshot.typingUntil, [from]: ctx.now() + TYPING_SHOW_MS } });
+        // Typing indicators off: none go out, and none show (reciprocal).
+        if (ctx.snapshot.preferences.typingIndicators)
+          ctx.set({ typingUntil: { ...ctx.snapshot.typingUntil, [from]: ctx.now() + TYPING_SHOW_MS } });
       } else if (control.type === 'profile-key') {
         await ctx.store.commit(batch);
         await ctx.parts.profiles.onProfileKey(from, control);
@@ -258,12 +263,17 @@ export class Inbound {
         await ctx.store.commit(batch);
         return null;
       }
-      await this.#storeOwnCopy(batch, parsed.data.to, {
-        id: entry.id,
-        text: parsed.data.text,
-        ts: entry.ts,
-        ...richFields(parsed.data),
-      });
+      await this.#storeOwnCopy(
+        batch,
+        parsed.data.to,
+        {
+          id: entry.id,
+          text: parsed.data.text,
+          ts: entry.ts,
+          ...richFields(parsed.data),
+        },
+        parsed.data.sentAt,
+      );
       return null;
     }
     const message: ChatMessage = parsed.success
@@ -295,6 +305,7 @@ export class Inbound {
     batch: WriteBatch,
     conv: string,
     m: Pick<ChatMessage, 'id' | 'text' | 'ts' | 'reply' | 'attachments' | 'expireSeconds'>,
+    sentAt: number,
   ): Promise<void> {
     const ctx = this.#ctx;
     let existing = ctx.convs.get(conv);
@@ -303,7 +314,9 @@ export class Inbound {
       existing = { conv, username: contact.username, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
     }
     const ts = ctx.arrivalTs(conv, m.ts);
-    const message = await ctx.parts.actions.applyPending(batch, { ...m, conv, mine: true, ts, status: 'sent' });
+    const pending = await ctx.parts.actions.applyPending(batch, { ...m, conv, mine: true, ts, status: 'sent' });
+    // Ours: a disappearing copy expires counted from when our other device sent it (its clock, never later than now).
+    const message = await ctx.parts.disappearing.stage(batch, pending, Math.min(sentAt, ctx.now()));
     const next: ConvState = {
       ...existing,
       lastText: message.deleted ? 'This message was deleted' : message.text.slice(0, 200),

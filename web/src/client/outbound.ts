@@ -50,7 +50,10 @@ export class Outbound {
     }
     const id = newMessageId();
     const now = await ctx.stamp();
-    const message: ChatMessage = {
+    const batch = new WriteBatch();
+    // Written under the conversation's disappearing timer: it travels with the message, and our copy expires from now.
+    const timer = c.expireSeconds;
+    const draft: ChatMessage = {
       id,
       conv,
       mine: true,
@@ -59,9 +62,10 @@ export class Outbound {
       status: 'pending',
       ...(extra.reply ? { reply: extra.reply } : {}),
       ...(attachments ? { attachments } : {}),
+      ...(timer ? { expireSeconds: timer } : {}),
     };
+    const message = await ctx.parts.disappearing.stage(batch, draft, now);
     const next: ConvState = { ...c, lastText: text.slice(0, 200), lastTs: now };
-    const batch = new WriteBatch();
     await ctx.store.stageMessage(batch, message, now);
     await ctx.stageConv(batch, next);
     await ctx.store.stageOutbox(batch, id, conv, now, { envelopes: null });

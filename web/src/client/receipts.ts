@@ -23,6 +23,7 @@ export class Receipts {
   }
 
   notifyTyping(conv: string): void {
+    if (!this.#ctx.snapshot.preferences.typingIndicators) return; // the user chose to send none
     const now = this.#ctx.now();
     if (now - (this.#lastTypingSent.get(conv) ?? 0) < TYPING_SEND_EVERY_MS) return;
     this.#lastTypingSent.set(conv, now);
@@ -56,6 +57,8 @@ export class Receipts {
       const chunk = ids.slice(i, i + 500);
       // Our other devices clear the same messages (stored, so an offline one catches up); then the peer's ticks.
       await ctx.parts.outbound.queueOwnControl({ v: 1, type: 'read', conv, ids: chunk });
+      // Read receipts off: the peer's ticks stay at delivered.
+      if (!ctx.snapshot.preferences.readReceipts) continue;
       await ctx.parts.outbound.sendControl(conv, { v: 1, type: 'receipt', status: 'read', ids: chunk });
     }
   }
@@ -91,8 +94,10 @@ export class Receipts {
   }
 
   /** Ticks my messages in `conv`; callers pass only receipts from the conversation's peer or group members. */
-  async applyReceipt(batch: WriteBatch, conv: string, status: 'delivered' | 'read', ids: string[]): Promise<void> {
+  async applyReceipt(batch: WriteBatch, conv: string, sent: 'delivered' | 'read', ids: string[]): Promise<void> {
     const ctx = this.#ctx;
+    // Read receipts off (reciprocal, as in Signal): others' "read" counts only as delivered here.
+    const status = sent === 'read' && !ctx.snapshot.preferences.readReceipts ? 'delivered' : sent;
     const changed: ChatMessage[] = [];
     for (const id of ids) {
       const found = await ctx.store.message(id);

@@ -1,6 +1,7 @@
 // The engine's public shapes: what the UI reads (snapshots, messages) and the events it subscribes to.
 
 import type { DevicesApi } from './devices';
+import type { Preferences } from './preferences';
 import type { Attachment, Reply } from './schemas';
 
 export type ConnectionState = 'connecting' | 'online' | 'offline';
@@ -84,6 +85,8 @@ export interface Conversation {
   lastText: string;
   lastTs: number;
   unread: number;
+  /** Disappearing messages: the conversation's timer in seconds (absent: off). */
+  expireSeconds?: number;
 }
 
 /** What this device knows about a contact's identity key. */
@@ -148,6 +151,8 @@ export interface EngineSnapshot {
   blocked: readonly Person[];
   /** The relay ended this device's session (revoked, or too old): sign in again; nothing local is lost. */
   sessionEnded: boolean;
+  /** This device's notification and privacy choices (issue #15). */
+  preferences: Preferences;
 }
 
 /** A user's profile as this device opened it (display name '' when none is set; picture bytes or null). */
@@ -241,6 +246,17 @@ export interface ChatEngineApi {
   /** Blocks a person: the relay refuses what they send us, and this device drops whatever still arrives. */
   block(person: Person): Promise<void>;
   unblock(userId: string): Promise<void>;
+  // ── notifications, privacy, disappearing messages (issue #15) ──
+  /** Changes notification and privacy choices (stored sealed on this device). */
+  setPreferences(patch: Partial<Preferences>): Promise<void>;
+  /** Mutes (no notifications, not counted in the title) or unmutes a conversation. */
+  setMuted(conv: string, muted: boolean): Promise<void>;
+  /** Sets the conversation's disappearing timer (seconds, 0 off) for everyone in it; groups: admins only. */
+  setDisappearing(conv: string, seconds: number): Promise<void>;
+  /** A new message from someone else was stored (for notifications; not called for ticks or edits). */
+  onArrival(listener: (conv: string, message: ChatMessage) => void): () => void;
+  /** Messages were deleted (their disappearing timer ran out): drop them from view. */
+  onMessagesRemoved(listener: (conv: string, ids: readonly string[]) => void): () => void;
 }
 
 /** Progress of a long step (Argon2id), for the progress indicator. */

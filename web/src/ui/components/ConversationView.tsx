@@ -8,6 +8,7 @@ import { Avatar } from './Avatar';
 import { DisplayName } from '../profile/profiles-context';
 import { GroupAvatar } from './GroupAvatar';
 import { BlockButton } from './BlockButton';
+import { ConversationOptions } from './ConversationOptions';
 import { Composer, type ComposerContext } from './Composer';
 import { MessageList, type MessageHandlers } from './MessageList';
 import { FormError } from './FormError';
@@ -27,6 +28,8 @@ interface Props {
   onBack: () => void;
   onSafetyNumber: () => void;
   onMembers: () => void;
+  /** Whether this conversation is muted. */
+  muted?: boolean;
 }
 
 export function ConversationView({
@@ -42,6 +45,7 @@ export function ConversationView({
   onBack,
   onSafetyNumber,
   onMembers,
+  muted = false,
 }: Props) {
   const { conv, username, group } = conversation;
   const { messages: loaded, hasOlder, loadOlder, error } = useConversationMessages(engine, conv);
@@ -211,6 +215,7 @@ export function ConversationView({
             <BlockButton engine={engine} person={{ userId: conv, username }} blocked={blocked} />
           </>
         )}
+        <ConversationOptions engine={engine} conversation={conversation} me={me} muted={muted} />
         <span className="e2e-pill" title="Messages are end-to-end encrypted">
           <span className="icon icon-lock" aria-hidden="true" />
           Encrypted

@@ -9,6 +9,8 @@ import { ClientVersionSection } from './ClientVersionSection';
 import { DeleteAccountSection } from './DeleteAccountSection';
 import { DevicesSection } from './DevicesSection';
 import { FormError } from './FormError';
+import { NotificationSettings, ReceiptSettings } from './NotificationSettings';
+import type { Preferences } from '../../client/preferences';
 import { PanelHeader } from './PanelHeader';
 import { ProfileSection } from './ProfileSection';
 import { SignOutCard } from './SignOutCard';
@@ -18,6 +20,8 @@ interface Props {
   sharePresence: boolean;
   /** The people this account blocks (Settings lists them with "Unblock"). */
   blocked?: readonly Person[];
+  /** Notification and privacy choices (issue #15). */
+  preferences?: Preferences;
   onClose: () => void;
   onSignedOut: () => void;
 }
@@ -28,7 +32,7 @@ const THEMES: { value: ThemePreference; label: string }[] = [
   { value: 'system', label: 'System' },
 ];
 
-export function SettingsPanel({ engine, sharePresence, blocked = [], onClose, onSignedOut }: Props) {
+export function SettingsPanel({ engine, sharePresence, blocked = [], preferences, onClose, onSignedOut }: Props) {
   const [theme, setTheme] = useState<ThemePreference>(loadThemePreference);
   const [error, setError] = useState<string | null>(null);
 
@@ -74,7 +78,9 @@ export function SettingsPanel({ engine, sharePresence, blocked = [], onClose, on
             <span>Share my online status</span>
           </label>
           <p className="hint">When off, nobody sees when you are online or when you were last seen.</p>
+          {preferences ? <ReceiptSettings engine={engine} preferences={preferences} /> : null}
         </fieldset>
+        {preferences ? <NotificationSettings engine={engine} preferences={preferences} /> : null}
         <DevicesSection devices={engine.devices} />
         <BlockedPeople engine={engine} blocked={blocked} />
         <ChangePasswordSection engine={engine} />

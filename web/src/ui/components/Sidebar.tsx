@@ -136,8 +136,11 @@ export function Sidebar({ engine, snapshot, selected, onSelect, onSettings, onNe
                           <DisplayName userId={c.group ? undefined : c.conv} username={c.username} />
                         </span>
                         <span className="sr-only">
-                          {`${c.username}${nameOf(c.group ? undefined : c.conv)}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}`}
+                          {`${c.username}${nameOf(c.group ? undefined : c.conv)}${c.group ? ' (group)' : ''}${c.unread ? `, ${c.unread} unread` : ''}${snapshot.preferences.muted.includes(c.conv) ? ', muted' : ''}`}
                         </span>
+                        {snapshot.preferences.muted.includes(c.conv) ? (
+                          <span className="icon icon-muted conv-muted" aria-hidden="true" title="Muted" />
+                        ) : null}
                         {snapshot.trust[c.conv]?.verified ? (
                           <span className="verified-badge small" aria-hidden="true">
                             <span className="icon icon-check" />

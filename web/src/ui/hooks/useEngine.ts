@@ -38,6 +38,15 @@ export function useConversationMessages(engine: ChatEngineApi, conv: string): Co
         return next;
       });
     });
+    // Disappearing messages whose time ran out are gone from the database: drop them from view too.
+    const offRemoved = engine.onMessagesRemoved((c, ids) => {
+      if (c !== conv) return;
+      setById((prev) => {
+        const next = new Map(prev);
+        for (const id of ids) next.delete(id);
+        return next;
+      });
+    });
     engine
       .loadHistory(conv, null, PAGE)
       .then((page) => {
@@ -53,6 +62,7 @@ export function useConversationMessages(engine: ChatEngineApi, conv: string): Co
     return () => {
       cancelled = true;
       off();
+      offRemoved();
     };
   }, [engine, conv]);
 

@@ -1,5 +1,5 @@
 // ChatScreen: the signed-in layout — sidebar (search, conversations) and the open conversation or settings.
-import { useEffect, useState } from 'react';
+import { useState } from 'react';
 import type { ChatEngineApi } from '../../client/types';
 import { ConversationView } from '../components/ConversationView';
 import { DeviceRemovedScreen } from '../components/DeviceRemovedScreen';
@@ -11,6 +11,7 @@ import { SessionEnded } from '../components/SessionEnded';
 import { SettingsPanel } from '../components/SettingsPanel';
 import { Sidebar } from '../components/Sidebar';
 import { useSnapshot } from '../hooks/useEngine';
+import { useNotifications } from '../notifications';
 import { ProfilesProvider } from '../profile/profiles-context';
 
 type Pane =
@@ -28,9 +29,8 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
   // so text typed while another conversation is opening stays where it was typed.
   const [drafts] = useState(() => new Map<string, string>());
 
-  useEffect(() => {
-    document.title = 'WeConnect';
-  }, []);
+  const shownConv = pane.kind === 'conversation' ? pane.conv : null;
+  useNotifications(engine, snapshot, shownConv, (conv) => setPane({ kind: 'conversation', conv }));
 
   if (snapshot.deviceRemoved) return <DeviceRemovedScreen onContinue={onSignedOut} />;
   const paneConv = 'conv' in pane ? pane.conv : null;
@@ -55,6 +55,7 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
               engine={engine}
               sharePresence={snapshot.sharePresence}
               blocked={snapshot.blocked}
+              preferences={snapshot.preferences}
               onClose={() => setPane({ kind: 'empty' })}
               onSignedOut={onSignedOut}
             />
@@ -95,6 +96,7 @@ export function ChatScreen({ engine, onSignedOut }: { engine: ChatEngineApi; onS
               onBack={() => setPane({ kind: 'empty' })}
               onSafetyNumber={() => setPane({ kind: 'safety', conv: open.conv })}
               onMembers={() => setPane({ kind: 'members', conv: open.conv })}
+              muted={snapshot.preferences.muted.includes(open.conv)}
             />
           ) : (
             <div className="empty-state">

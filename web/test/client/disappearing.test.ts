@@ -1,0 +1,270 @@
+// Disappearing messages against a real relay (issue #15): a timer set on either side of a one-to-one conversation
+// reaches every device of both people as a notice line; messages written under it carry it, and when it runs out
+// (an injected clock moves on) the sealed rows are deleted from IndexedDB on the sender's and the recipient's
+// devices. In a group only admins may set it; a timer from a non-admin, or from someone outside the conversation,
+// changes nothing.
+import 'fake-indexeddb/auto';
+import { openDB } from 'idb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { newMessageId } from '../../src/client/bytes';
+import { DEVICE_CHECK_MS } from '../../src/client/sessions';
+import type { ChatEngineApi, Person } from '../../src/client/types';
+import { asClient, boot, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
+import { startTestRelay, type TestRelay } from '../support/relay';
+
+let relay: TestRelay;
+let now = Date.now();
+const clock = { now: () => now };
+let ann: TestUser;
+let ann2: ChatEngineApi;
+let bob: TestUser;
+const engines: ChatEngineApi[] = [];
+
+const person = (u: TestUser): Person => ({ userId: u.userId, username: u.name.toLowerCase() });
+const timerOf = (e: ChatEngineApi, conv: string) =>
+  e.getSnapshot().conversations.find((c) => c.conv === conv)?.expireSeconds;
+const flushed = (e: ChatEngineApi) =>
+  until('outbox empty', async () => (await asClient(e).dangerousTestOnlyOutboxSize()) === 0);
+
+/** The raw IndexedDB row of a message (its sealed form), read outside the engine. */
+async function rawRow(dbName: string, id: string): Promise<unknown> {
+  const db = await openDB(dbName);
+  try {
+    return await db.get('messages', id);
+  } finally {
+    db.close();
+  }
+}
+
+/** The expiry records (array keys ['expiry', …]) of a database. */
+async function expiryKeys(dbName: string): Promise<unknown[]> {
+  const db = await openDB(dbName);
+  try {
+    return (await db.getAllKeys('secrets')).filter((k) => Array.isArray(k) && k[0] === 'expiry');
+  } finally {
+    db.close();
+  }
+}
+
+beforeAll(async () => {
+  relay = await startTestRelay();
+  ann = await signUpUser(relay.url, 'dm_ann', clock);
+  ann2 = await boot(relay.url, `${ann.db}-second`, clock).signIn(ann.name, ann.password);
+  bob = await signUpUser(relay.url, 'dm_bob', clock);
+  engines.push(ann.engine, ann2, bob.engine);
+  await until('ann2 online', () => ann2.getSnapshot().connection === 'online');
+  now += DEVICE_CHECK_MS + 1_000;
+  await openWith(ann, bob);
+  await ann.engine.send(bob.userId, 'hello bob');
+  await until('bob got it', () => hasText(bob.engine, ann.userId, 'hello bob'));
+  await until('ann2 has the copy', () => hasText(ann2, bob.userId, 'hello bob'));
+}, 60_000);
+
+afterAll(async () => {
+  for (const e of engines) asClient(e).close();
+  await relay?.close();
+});
+
+describe('disappearing messages in a one-to-one conversation', () => {
+  it('a timer set by either side reaches every device of both and shows the notice on each', async () => {
+    await ann.engine.setDisappearing(bob.userId, 3_600);
+    const set = `${ann.name.toLowerCase()} set disappearing messages to 1 hour`;
+    expect(timerOf(ann.engine, bob.userId)).toBe(3_600);
+    for (const [e, conv] of [
+      [ann.engine, bob.userId],
+      [ann2, bob.userId],
+      [bob.engine, ann.userId],
+    ] as const) {
+      await until('the timer arrived', () => timerOf(e, conv) === 3_600);
+      await until('the notice shows', async () =>
+        (await history(e, conv)).some((m) => m.kind === 'notice' && m.text === set),
+      );
+    }
+
+    await bob.engine.setDisappearing(ann.userId, 300);
+    const changed = `${bob.name.toLowerCase()} set disappearing messages to 5 minutes`;
+    for (const [e, conv] of [
+      [ann.engine, bob.userId],
+      [ann2, bob.userId],
+      [bob.engine, ann.userId],
+    ] as const) {
+      await until('the change arrived', () => timerOf(e, conv) === 300);
+      await until('its notice shows', async () =>
+        (await history(e, conv)).some((m) => m.kind === 'notice' && m.text === changed),
+      );
+    }
+  });
+
+  it("deletes both sides' messages from IndexedDB on every device when the timer runs out", async () => {
+    const fromAnn = await ann.engine.send(bob.userId, 'ann says this vanishes');
+    const fromBob = await bob.engine.send(ann.userId, 'bob says this vanishes');
+    const dbs: [ChatEngineApi, string, string][] = [
+      [ann.engine, ann.db, bob.userId],
+      [ann2, `${ann.db}-second`, bob.userId],
+      [bob.engine, bob.db, ann.userId],
+    ];
+    for (const [e, , conv] of dbs) {
+      await until('both arrived', async () => {
+        const h = await history(e, conv);
+        return h.some((m) => m.id === fromAnn) && h.some((m) => m.id === fromBob);
+      });
+    }
+    // Baseline: the sealed rows are there, each with its timer and expiry, and the messages before the timer too.
+    for (const [e, db, conv] of dbs) {
+      expect(await rawRow(db, fromAnn)).toBeDefined();
+      expect(await rawRow(db, fromBob)).toBeDefined();
+      const h = await history(e, conv);
+      for (const id of [fromAnn, fromBob]) {
+        const m = h.find((x) => x.id === id);
+        expect(m?.expireSeconds).toBe(300);
+        expect(m?.expiresAt).toBeGreaterThan(now);
+      }
+    }
+    const removed: string[] = [];
+    const off = ann.engine.onMessagesRemoved((_conv, ids) => removed.push(...ids));
+
+    // Not yet: four minutes on, nothing goes.
+    now += 240_000;
+    for (const [e, db] of dbs) {
+      await asClient(e).dangerousTestOnlyExpireNow();
+      expect(await rawRow(db, fromAnn)).toBeDefined();
+    }
+
+    now += 120_000;
+    for (const [e, db, conv] of dbs) {
+      await asClient(e).dangerousTestOnlyExpireNow();
+      expect(await rawRow(db, fromAnn)).toBeUndefined();
+      expect(await rawRow(db, fromBob)).toBeUndefined();
+      expect(await expiryKeys(db)).toEqual([]);
+      const h = await history(e, conv);
+      expect(h.some((m) => m.id === fromAnn || m.id === fromBob)).toBe(false);
+      // What was written before the timer stays, and so do the notices.
+      expect(h.some((m) => m.text === 'hello bob')).toBe(true);
+      const c = e.getSnapshot().conversations.find((x) => x.conv === conv);
+      expect(c?.lastText).not.toMatch(/vanishes/);
+    }
+    off();
+    expect(removed.sort()).toEqual([fromAnn, fromBob].sort());
+  });
+
+  it('a message keeps the timer it was sent with when the timer changes before it arrives', async () => {
+    asClient(bob.engine).dangerousTestOnlySetOnline(false);
+    const id = await ann.engine.send(bob.userId, 'written under five minutes');
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await flushed(ann.engine);
+    asClient(bob.engine).dangerousTestOnlySetOnline(true);
+    const off = `${ann.name.toLowerCase()} turned off disappearing messages`;
+    await until('bob has the timer off', () => timerOf(bob.engine, ann.userId) === undefined);
+    const h = await history(bob.engine, ann.userId);
+    expect(h.some((m) => m.kind === 'notice' && m.text === off)).toBe(true);
+    expect(h.find((m) => m.id === id)?.expireSeconds).toBe(300);
+
+    now += 301_000;
+    await asClient(bob.engine).dangerousTestOnlyExpireNow();
+    expect(await rawRow(bob.db, id)).toBeUndefined();
+    // Sent with the timer off: stays.
+    const kept = await bob.engine.send(ann.userId, 'no timer now');
+    now += 700_000;
+    await asClient(bob.engine).dangerousTestOnlyExpireNow();
+    expect(await rawRow(bob.db, kept)).toBeDefined();
+  });
+
+  it("asks the relay to delete my expired message's blobs (best effort: the route is on another branch)", async () => {
+    await ann.engine.setDisappearing(bob.userId, 300);
+    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
+    const blobId = newMessageId();
+    const attachment = {
+      blobId,
+      key: 'A'.repeat(43),
+      digest: `${'B'.repeat(42)}A`,
+      size: 3,
+      type: 'text/plain',
+      name: 'a.txt',
+    };
+    const id = await ann.engine.send(bob.userId, 'with a file', { attachments: [attachment] });
+    await until('bob got it', () => hasText(bob.engine, ann.userId, 'with a file'));
+    const deletes: string[] = [];
+    const real = globalThis.fetch;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation((input, init) => {
+      if (init?.method === 'DELETE') deletes.push(String(input));
+      return real(input, init);
+    });
+    try {
+      now += 301_000;
+      for (const e of [ann.engine, bob.engine]) await asClient(e).dangerousTestOnlyExpireNow();
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      expect(await rawRow(bob.db, id)).toBeUndefined();
+      await until('the delete was asked', () => deletes.length > 0);
+      // One request, from the sender only (bob's copy is not his blob), whatever the relay answers.
+      expect(deletes.map((u) => new URL(u).pathname)).toEqual([`/api/blobs/${blobId}`]);
+    } finally {
+      spy.mockRestore();
+    }
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+  });
+
+  it('a timer from someone outside the conversation changes nothing', async () => {
+    const mal = await signUpUser(relay.url, 'dm_mal', clock);
+    engines.push(mal.engine);
+    // A stranger (no conversation with ann) sends her a timer, one naming her conversation with bob too.
+    await asClient(mal.engine).dangerousTestOnlySendPairwiseJson(ann.userId, { v: 1, type: 'timer', seconds: 300 });
+    await asClient(mal.engine).dangerousTestOnlySendPairwiseJson(ann.userId, {
+      v: 1,
+      type: 'timer',
+      seconds: 604_800,
+      to: bob.userId,
+    });
+    // The fence: a message from mal, sent after both, arrives after them.
+    await openWith(mal, ann);
+    await mal.engine.send(ann.userId, 'fence from mal');
+    await until('ann got the fence', () => hasText(ann.engine, mal.userId, 'fence from mal'));
+    expect(timerOf(ann.engine, bob.userId)).toBeUndefined();
+    expect(timerOf(ann.engine, mal.userId)).toBeUndefined();
+    expect((await history(ann.engine, bob.userId)).some((m) => /1 week/.test(m.text))).toBe(false);
+    expect((await history(ann.engine, mal.userId)).some((m) => m.kind === 'notice')).toBe(false);
+  });
+});
+
+describe('disappearing messages in a group', () => {
+  it("takes the timer from an admin only: a member's is refused locally and ignored by everyone", async () => {
+    const cat = await signUpUser(relay.url, 'dm_cat', clock);
+    engines.push(cat.engine);
+    const group = await cat.engine.createGroup('Vanishing', [person(ann), person(bob)]);
+    for (const e of [ann.engine, bob.engine]) {
+      await until('the group arrived', () =>
+        e.getSnapshot().conversations.some((c) => c.conv === group && c.group?.name === 'Vanishing'),
+      );
+    }
+    await expect(bob.engine.setDisappearing(group, 300)).rejects.toThrow(/admins/);
+
+    // Bob's client misbehaves and sends it anyway; then a message, which arrives after it.
+    await asClient(bob.engine).dangerousTestOnlyQueueAction(group, { v: 1, type: 'timer', seconds: 300 });
+    await bob.engine.send(group, 'fence from bob');
+    for (const e of [ann.engine, cat.engine]) {
+      await until('the fence arrived', () => hasText(e, group, 'fence from bob'));
+      expect(timerOf(e, group)).toBeUndefined();
+      expect((await history(e, group)).some((m) => /disappearing/.test(m.text))).toBe(false);
+    }
+
+    // The admin's timer is taken by everyone.
+    await cat.engine.setDisappearing(group, 86_400);
+    const text = `${cat.name.toLowerCase()} set disappearing messages to 1 day`;
+    for (const e of [ann.engine, ann2, bob.engine, cat.engine]) {
+      await until('the admin timer arrived', () => timerOf(e, group) === 86_400);
+      expect((await history(e, group)).some((m) => m.kind === 'notice' && m.text === text)).toBe(true);
+    }
+    // A group message written under it carries it to every member, and expires there.
+    const id = await ann.engine.send(group, 'group message that vanishes');
+    for (const [e, db] of [
+      [bob.engine, bob.db],
+      [cat.engine, cat.db],
+    ] as const) {
+      await until('it arrived', () => hasText(e, group, 'group message that vanishes'));
+      expect((await history(e, group)).find((m) => m.id === id)?.expireSeconds).toBe(86_400);
+      now += 86_401_000;
+      await asClient(e).dangerousTestOnlyExpireNow();
+      expect(await rawRow(db, id)).toBeUndefined();
+    }
+  });
+});
