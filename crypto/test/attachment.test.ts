@@ -174,6 +174,18 @@ describe('attachment sealing', () => {
     );
   });
 
+  it('throws at the tampered chunk itself, before handing out any of its plaintext', () => {
+    const key = generateAttachmentKey();
+    const size = 2 * CHUNK + 100;
+    const sealed = seal(key, patternFile(size));
+    const bad = sealed.slice();
+    bad[ATTACHMENT_HEADER_BYTES + SEALED_CHUNK + 5]! ^= 1;
+    const opener = new AttachmentOpener(key, size);
+    expect(opener.write(bad.subarray(0, ATTACHMENT_HEADER_BYTES + SEALED_CHUNK))).toHaveLength(1);
+    expectDecryptFailed(() => opener.write(bad.subarray(ATTACHMENT_HEADER_BYTES + SEALED_CHUNK)));
+    expectDecryptFailed(() => opener.write(new Uint8Array(1)));
+  });
+
   it('rejects a truncated blob: a missing final chunk, or a cut anywhere', () => {
     const key = generateAttachmentKey();
     const size = 3 * CHUNK;
