@@ -533,6 +533,15 @@ export const blobStatusSchema = z.object({
   chunkBytes: z.number().int().positive(),
 });
 export type BlobStatus = z.infer<typeof blobStatusSchema>;
+/**
+ * The 409 `upload_offset` answer of `PUT /api/blobs/:blobId/data` (the offset is not `received`, the upload is
+ * complete, or another request is writing it): the error and the upload's status, to resume from `blob.received`.
+ */
+export const blobOffsetAnswerSchema = z.object({
+  error: z.object({ code: z.literal('upload_offset'), message: z.string() }),
+  blob: blobStatusSchema,
+});
+export type BlobOffsetAnswer = z.infer<typeof blobOffsetAnswerSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Socket.IO

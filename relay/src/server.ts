@@ -27,6 +27,7 @@ import { Readiness } from './service/readiness.js';
 import type { ReadinessProbe } from './service/readiness.js';
 import { LocalPresenceRegistry, PresenceService } from './service/presence.js';
 import { FailureLimiter, TokenBuckets } from './service/rate-limit.js';
+import { BlobService } from './service/blobs.js';
 import { TokenService } from './service/tokens.js';
 import { WriteBatcher } from './service/write-batcher.js';
 import { attachSocket } from './socket.js';
@@ -284,6 +285,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
 
   const profiles = new ProfileService(store);
   const blocks = new BlockService(store, now, presence);
+  const blobs = new BlobService(store.blobs, now);
+  mailbox.linkBlobs = (sender, blobIds, id, ts) => blobs.link(sender, blobIds, id, ts);
   const app = createHttpApp({
     config,
     log,
@@ -295,6 +298,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     devices,
     profiles,
     blocks,
+    blobs,
     metrics,
   });
   const httpServer = createServer(app);
@@ -324,7 +328,9 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
       now: t,
     });
     if (result.mailbox + result.sent + result.refreshTokens > 0) log.info(result, 'expired records swept');
-    return result;
+    const blobResult = await blobs.sweep(); // after the mailbox sweep: an expired entry counts as acknowledged
+    if (blobResult.graced + blobResult.expired > 0) log.info(blobResult, 'blobs swept');
+    return { ...result, blobs: blobResult.expired };
   };
   const sweepTimer = setInterval(
     () => {

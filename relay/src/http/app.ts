@@ -9,6 +9,7 @@ import type { HealthAnswer } from '../protocol.js';
 import { PROFILE_BYTES } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import type { DeviceService } from '../service/devices.js';
+import type { BlobService } from '../service/blobs.js';
 import type { BlockService } from '../service/blocks.js';
 import type { DirectoryService } from '../service/directory.js';
 import type { GroupService } from '../service/groups.js';
@@ -16,6 +17,7 @@ import type { ProfileService } from '../service/profiles.js';
 import type { Readiness } from '../service/readiness.js';
 import { accountsRoutes } from './accounts.js';
 import { backupRoutes } from './backup.js';
+import { BLOB_DATA_PATH, blobsRoutes } from './blobs.js';
 import { devicesRoutes } from './devices.js';
 import { blocksRoutes } from './blocks.js';
 import { groupsRoutes } from './groups.js';
@@ -43,6 +45,8 @@ export interface HttpDeps {
   profiles: ProfileService;
   /** The block-list routes (issue #14); absent in apps built without them. */
   blocks?: BlockService;
+  /** The attachment blob routes (issue #15); absent in apps built without them. */
+  blobs?: BlobService;
 }
 
 /** The backup route's own limit: 64 KiB before base64url encoding, plus room for the JSON around it. */
@@ -75,13 +79,13 @@ export function createHttpApp(deps: HttpDeps): Express {
   }
 
   const api = express.Router();
-  api.use(
-    jsonBodies(config.jsonBodyLimitBytes, {
-      '/backup': BACKUP_BODY_LIMIT,
-      '/accounts/self/password': BACKUP_BODY_LIMIT,
-      '/profile': PROFILE_BODY_LIMIT,
-    }),
-  );
+  const json = jsonBodies(config.jsonBodyLimitBytes, {
+    '/backup': BACKUP_BODY_LIMIT,
+    '/accounts/self/password': BACKUP_BODY_LIMIT,
+    '/profile': PROFILE_BODY_LIMIT,
+  });
+  // A blob data request's body is raw bytes, streamed by its route: no parser may read (or buffer) it.
+  api.use((req, res, next) => (BLOB_DATA_PATH.test(req.path) ? next() : json(req, res, next)));
   api.use(healthRoutes(deps.health, deps.readiness));
   api.use(accountsRoutes(accounts));
   api.use(sessionsRoutes(accounts));
@@ -93,6 +97,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(devicesRoutes(accounts, deps.devices));
   api.use(profileRoutes(accounts, deps.profiles));
   if (deps.blocks) api.use(blocksRoutes(accounts, deps.blocks));
+  if (deps.blobs) api.use(blobsRoutes(accounts, deps.blobs));
   api.use(notFound);
   app.use('/api', api);
 

@@ -14,6 +14,8 @@ const RECENT_CONTACTS = 50_000;
 
 export class MailboxService {
   private readonly recentContacts = new Set<string>();
+  /** Links a stored send's `blobs` to it (issue #15; the BlobService). Called only for sends that name blobs. */
+  linkBlobs: ((sender: AccessClaims, blobIds: string[], id: string, ts: number) => Promise<void>) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -50,6 +52,9 @@ export class MailboxService {
       id: payload.id,
       target,
     });
+    if (payload.blobs && this.linkBlobs && (outcome.status === 'stored' || outcome.status === 'duplicate')) {
+      await this.linkBlobs(sender, payload.blobs, payload.id, outcome.ts);
+    }
     switch (outcome.status) {
       case 'stored':
         if (target.kind === 'group') {

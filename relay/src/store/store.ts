@@ -2,6 +2,8 @@
 // Backends (SQLite now, MongoDB later) pass the same contract suite (relay/test/store.contract.ts).
 // The store has no clock: every time it needs is passed in by the caller (`now`, cutoffs, expiries).
 
+import type { Readable } from 'node:stream';
+
 /** Binary values are Uint8Array (a Buffer is one). */
 export type Bytes = Uint8Array;
 
@@ -215,6 +217,8 @@ export interface SweepResult {
   mailbox: number;
   sent: number;
   refreshTokens: number;
+  /** Blobs deleted (the relay's sweep adds it after the store's). */
+  blobs?: number;
 }
 
 /** One device of an account as its owner's device list shows it. */
@@ -407,4 +411,64 @@ export interface Store {
   usersBlocking(blocked: string, userIds: string[]): Promise<string[]>;
   /** Of these device ids, the ones whose owner blocks `sender` (unknown devices are left out). */
   devicesBlocking(sender: string, deviceIds: string[]): Promise<string[]>;
+  // Blobs (issue #15): attachment ciphertext, see BlobStore. `deleteUser` deletes the user's blobs too. ------------
+  readonly blobs: BlobStore;
+}
+
+// Blobs (issue #15) ----------------------------------------------------------------------------------------------
+
+/** One blob's metadata. `received` counts the bytes durably stored; complete once `completedAt` is set. */
+export interface BlobRecord {
+  blobId: string;
+  /** The uploading user. */
+  owner: string;
+  size: number;
+  received: number;
+  /** The declared SHA-256 (base64url) that the bytes must have on completion. */
+  sha256: string;
+  createdAt: number;
+  completedAt: number | null;
+  expiresAt: number;
+}
+
+export interface NewBlob {
+  blobId: string;
+  owner: string;
+  size: number;
+  sha256: string;
+  now: number;
+  expiresAt: number;
+}
+
+/**
+ * Attachment blobs: metadata and bytes (SQLite relay: files under DATA_DIR/blobs; MongoDB relay: GridFS). No method
+ * holds a whole blob in memory. Writers are serialised per blob by the caller (BlobService).
+ */
+export interface BlobStore {
+  /** Reserves an upload; 'quota_exceeded' (nothing stored) when the owner's blobs' sizes plus `size` pass `quota`. */
+  create(blob: NewBlob, quota: number): Promise<'created' | 'quota_exceeded'>;
+  get(blobId: string): Promise<BlobRecord | null>;
+  /**
+   * Appends the bytes of `source` at `offset` (the blob's `received`), makes them durable, then records the new
+   * `received` and returns it. When `source` throws (an aborted request, a limit), none of its bytes are kept and
+   * `received` stays as it was; the error is rethrown.
+   */
+  write(blobId: string, offset: number, source: AsyncIterable<Uint8Array>): Promise<number>;
+  /** Bytes `start` to `end` (inclusive) of a blob, streamed. */
+  read(blobId: string, start: number, end: number): Readable;
+  /** Marks a fully received blob complete (its digest was checked) with its expiry. */
+  complete(blobId: string, now: number, expiresAt: number): Promise<void>;
+  /** Deletes blobs (metadata, links and bytes); unknown ids are ignored. */
+  delete(blobIds: string[]): Promise<void>;
+  /** Links the owner's complete blobs among `blobIds` to a stored message (id, commit ts); returns those linked. */
+  link(owner: string, blobIds: string[], messageId: string, ts: number): Promise<string[]>;
+  /**
+   * Drops the links whose message has no mailbox entry left (every recipient device acknowledged it, or it expired);
+   * a blob left with no link then expires at `graceUntil` at the latest. Returns how many blobs got that expiry.
+   */
+  settleLinks(graceUntil: number): Promise<number>;
+  /** Deletes the blobs whose expiry is at or before `now` with their bytes; returns how many. */
+  sweep(now: number): Promise<number>;
+  /** Bytes reserved by the owner's blobs (complete or not): what the quota counts. */
+  usage(owner: string): Promise<number>;
 }

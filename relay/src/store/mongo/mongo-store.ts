@@ -33,6 +33,7 @@ import type {
   WriteBatch,
 } from '../store.js';
 import { withoutMember } from '../group-rules.js';
+import { MongoBlobs } from './blobs.js';
 import { MongoBlocks } from './blocks.js';
 import { MongoMailbox } from './mailbox.js';
 import { TTL_INDEXES, defineModels } from './models.js';
@@ -91,6 +92,7 @@ export class MongoStore implements Store {
   readonly kind = 'mongodb' as const;
   private closed = false;
   private blockDocs: MongoBlocks | null = null;
+  readonly blobs: MongoBlobs = new MongoBlobs();
 
   private constructor(
     private readonly connection: Connection,

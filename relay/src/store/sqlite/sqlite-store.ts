@@ -2,6 +2,8 @@
 // work is atomic with respect to the event loop; the Promise wrapper keeps the interface backend-neutral).
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
+import { dirname, join } from 'node:path';
+import { SqliteBlobs } from './blobs.js';
 import { BlockTables } from './blocks.js';
 import { migrate } from './migrate.js';
 import { GroupTables } from './groups.js';
@@ -44,6 +46,8 @@ export interface SqliteStoreOptions {
    * loss can lose the last commits. FULL: every commit is fsynced before it returns (survives power loss).
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /** Where blob files go (default: `blobs` next to the database file). */
+  blobDir?: string;
 }
 
 interface UserRow {
@@ -92,6 +96,7 @@ export class SqliteStore implements Store {
   private readonly prekeys: PrekeyTables;
   private readonly groups: GroupTables;
   private readonly blocks: BlockTables;
+  readonly blobs: SqliteBlobs;
   private readonly prepare: Prepare;
   private closed = false;
 
@@ -107,6 +112,7 @@ export class SqliteStore implements Store {
     this.prekeys = new PrekeyTables(this.db, this.prepare);
     this.groups = new GroupTables(this.db, this.prepare);
     this.blocks = new BlockTables(this.db, this.prepare);
+    this.blobs = new SqliteBlobs(this.db, this.prepare, options.blobDir ?? join(dirname(options.file), 'blobs'));
     this.mailbox = new MailboxStatements(this.db);
     this.applyTransaction = this.db.transaction((batch: WriteBatch, now: number) => this.mailbox.apply(batch, now));
   }
@@ -162,8 +168,9 @@ export class SqliteStore implements Store {
     });
   }
 
-  deleteUser(userId: string): Promise<boolean> {
-    return later(() =>
+  async deleteUser(userId: string): Promise<boolean> {
+    const blobIds = this.blobs.idsOf(userId); // their rows go by cascade, their files below
+    const gone = await later(() =>
       this.db.transaction(() => {
         this.prepare(
           'DELETE FROM sent_ids WHERE sender_device_id IN (SELECT device_id FROM devices WHERE user_id = ?)',
@@ -176,6 +183,8 @@ export class SqliteStore implements Store {
         return deleted;
       })(),
     );
+    if (gone) await this.blobs.removeFiles(blobIds);
+    return gone;
   }
 
   searchUsers(prefix: string, limit: number): Promise<{ userId: string; username: string }[]> {
