@@ -31,6 +31,7 @@ import type {
   MessageStatus,
   Notice,
 } from './types';
+import { previewText } from './attachment-names';
 
 export const RANK: Record<MessageStatus, number> = { pending: 0, sent: 1, delivered: 2, read: 3 };
 export const TYPING_SHOW_MS = 6_000;
@@ -255,7 +256,7 @@ export class EngineContext {
       ...existing,
       conv,
       username,
-      lastText: message.failure ? 'Message could not be decrypted' : message.text.slice(0, 200),
+      lastText: message.failure ? 'Message could not be decrypted' : previewText(message.text, message.attachments),
       lastTs: Math.max(existing?.lastTs ?? 0, message.ts),
       unread: (existing?.unread ?? 0) + 1,
       unreadIds: [...(existing?.unreadIds ?? []), message.id].slice(-1000),

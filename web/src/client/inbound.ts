@@ -10,6 +10,7 @@ import { richFields } from './actions';
 import { actionPayloadSchema, chatPayloadSchema, controlPayloadSchema } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage } from './types';
+import { previewText } from './attachment-names';
 
 /** Undecryptable messages from one contact within this long share one history entry (and one notice). */
 export const FAILURE_COALESCE_MS = 10 * 60_000;
@@ -306,7 +307,7 @@ export class Inbound {
     const message: ChatMessage = { ...m, conv, mine: true, ts, status: 'sent' };
     const next: ConvState = {
       ...existing,
-      lastText: m.text.slice(0, 200),
+      lastText: previewText(m.text, m.attachments),
       lastTs: Math.max(existing.lastTs, ts),
       lastArrival: ts,
     };

@@ -8,6 +8,7 @@ import { ClientError, describeError } from './errors';
 import { MAX_TEXT, type ActionPayload, type ChatPayload, type ControlPayload, type OutboxEntry } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage, SendExtra } from './types';
+import { previewText } from './attachment-names';
 
 /** How long the outbox waits after the relay answered `rate_limited`. */
 const RATE_LIMIT_RETRY_MS = 1_000;
@@ -57,7 +58,7 @@ export class Outbound {
       ...(extra.reply ? { reply: extra.reply } : {}),
       ...(attachments ? { attachments } : {}),
     };
-    const next: ConvState = { ...c, lastText: text.slice(0, 200), lastTs: now };
+    const next: ConvState = { ...c, lastText: previewText(text, attachments), lastTs: now };
     const batch = new WriteBatch();
     await ctx.store.stageMessage(batch, message, now);
     await ctx.stageConv(batch, next);
