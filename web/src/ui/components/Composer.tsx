@@ -2,6 +2,7 @@
 // the draft of one conversation: it starts from `draft` and every change goes to `onDraft`, so text typed here (even
 // while the app is switching to another conversation) stays with this conversation and is never sent elsewhere.
 import { useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { AttachButton, filesOf, PendingAttachments, type AttachmentDraft } from './Attachments';
 
 const MAX = 20_000;
 
@@ -13,16 +14,19 @@ interface Props {
   onSend: (text: string) => Promise<string>;
   onTyping: () => void;
   disabled?: boolean;
+  /** Files to send with the next message (Attach file, paste); the caller's onSend uploads them first. */
+  attachments?: AttachmentDraft;
 }
 
-export function Composer({ draft, onDraft, onSend, onTyping, disabled = false }: Props) {
+export function Composer({ draft, onDraft, onSend, onTyping, disabled = false, attachments }: Props) {
   const [text, setText] = useState(draft);
   const [error, setError] = useState<string | null>(null);
   const ref = useRef<HTMLTextAreaElement>(null);
 
   async function send() {
     const value = text;
-    if (value.trim().length === 0 || disabled) return;
+    const hasFiles = (attachments?.files.length ?? 0) > 0;
+    if ((value.trim().length === 0 && !hasFiles) || disabled || attachments?.busy) return;
     setText('');
     onDraft('');
     setError(null);
@@ -53,9 +57,19 @@ export function Composer({ draft, onDraft, onSend, onTyping, disabled = false }:
       {error ? (
         <p role="alert" className="form-error composer-error">
           Not sent: {error}
+          {attachments?.files.length ? (
+            <>
+              {' '}
+              <button type="button" className="link" onClick={() => void send()}>
+                Retry
+              </button>
+            </>
+          ) : null}
         </p>
       ) : null}
-      <div className="composer-row">
+      {attachments ? <PendingAttachments draft={attachments} /> : null}
+      <div className={`composer-row${attachments ? ' has-attach' : ''}`}>
+        {attachments ? <AttachButton draft={attachments} disabled={disabled} /> : null}
         <textarea
           ref={ref}
           aria-label="Message"
@@ -70,9 +84,19 @@ export function Composer({ draft, onDraft, onSend, onTyping, disabled = false }:
             if (e.target.value) onTyping();
           }}
           onKeyDown={onKeyDown}
+          onPaste={(e) => {
+            const files = filesOf(e.clipboardData);
+            if (!attachments || files.length === 0) return;
+            e.preventDefault();
+            attachments.add(files);
+          }}
           autoFocus
         />
-        <button type="submit" className="btn btn-primary send" disabled={disabled || text.trim().length === 0}>
+        <button
+          type="submit"
+          className="btn btn-primary send"
+          disabled={disabled || attachments?.busy || (text.trim().length === 0 && !attachments?.files.length)}
+        >
           Send
         </button>
       </div>

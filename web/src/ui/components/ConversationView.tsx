@@ -8,6 +8,7 @@ import { DisplayName } from '../profile/profiles-context';
 import { GroupAvatar } from './GroupAvatar';
 import { BlockButton } from './BlockButton';
 import { Composer } from './Composer';
+import { AttachmentsProvider, filesOf, useAttachmentDraft } from './Attachments';
 import { MessageList } from './MessageList';
 import { FormError } from './FormError';
 
@@ -49,6 +50,8 @@ export function ConversationView({
   const stick = useRef(true);
   const prevHeight = useRef(0);
   const typing = typingUntil > now;
+  const attachments = useAttachmentDraft(engine.attachments);
+  const [dropping, setDropping] = useState(false);
 
   // Read receipts: whatever is on screen while the page is visible counts as read.
   const unreadFromPeer = messages.some((m) => !m.mine && m.status !== 'read');
@@ -102,7 +105,25 @@ export function ConversationView({
   }
 
   return (
-    <section className="conversation-view" aria-label={`Conversation with ${username}`}>
+    <section
+      className={`conversation-view${dropping ? ' drop-target' : ''}`}
+      aria-label={`Conversation with ${username}`}
+      onDragOver={(e) => {
+        if (!e.dataTransfer.types.includes('Files')) return;
+        e.preventDefault();
+        setDropping(true);
+      }}
+      onDragLeave={(e) => {
+        if (e.currentTarget === e.target) setDropping(false);
+      }}
+      onDrop={(e) => {
+        setDropping(false);
+        const files = filesOf(e.dataTransfer);
+        if (files.length === 0) return;
+        e.preventDefault();
+        attachments.add(files);
+      }}
+    >
       <header className="conv-head">
         <button type="button" className="icon-btn back" aria-label="Back to conversations" onClick={onBack}>
           <span className="icon icon-back" aria-hidden="true" />
@@ -174,12 +195,14 @@ export function ConversationView({
           <p className="log-start muted">This is the beginning of your conversation with {username}.</p>
         ) : null}
         <FormError error={error} />
-        <MessageList
-          messages={messages}
-          peerName={username}
-          isGroup={Boolean(group)}
-          onResend={(id) => void engine.requestResend(conv, id).catch(() => undefined)}
-        />
+        <AttachmentsProvider api={engine.attachments}>
+          <MessageList
+            messages={messages}
+            peerName={username}
+            isGroup={Boolean(group)}
+            onResend={(id) => void engine.requestResend(conv, id).catch(() => undefined)}
+          />
+        </AttachmentsProvider>
       </div>
       <div className="typing" role="status">
         {typing ? (
@@ -210,9 +233,14 @@ export function ConversationView({
         draft={draft}
         onDraft={onDraft}
         disabled={Boolean(group?.left || trust?.blocked || trust?.deleted || blocked)}
-        onSend={(text) => {
+        attachments={attachments}
+        onSend={async (text) => {
           stick.current = true;
-          return engine.send(conv, text);
+          // Uploads first (progress in the composer); a failed upload keeps the files for Retry.
+          const uploaded = await attachments.uploadAll();
+          const id = await engine.send(conv, text, uploaded.length ? { attachments: uploaded } : undefined);
+          attachments.clear();
+          return id;
         }}
         onTyping={() => engine.notifyTyping(conv)}
       />

@@ -3,6 +3,7 @@ import { Fragment } from 'react';
 import type { ChatMessage } from '../../client/types';
 import { dayKey, dayLabel, timeLabel } from '../format';
 import { Ticks } from './Ticks';
+import { MessageAttachments } from './Attachments';
 
 interface Props {
   messages: readonly ChatMessage[];
@@ -67,7 +68,10 @@ export function MessageList({ messages, peerName, isGroup, onResend }: Props) {
                       ) : null}
                     </>
                   ) : (
-                    <p className="text">{m.text}</p>
+                    <>
+                      {m.attachments?.length ? <MessageAttachments attachments={m.attachments} /> : null}
+                      {m.text || !m.attachments?.length ? <p className="text">{m.text}</p> : null}
+                    </>
                   )}
                   <span className="meta">
                     <time dateTime={new Date(m.ts).toISOString()}>{timeLabel(m.ts)}</time>
