@@ -241,7 +241,8 @@ export class Attachments implements AttachmentsApi {
       try {
         const res = await this.#authed('PUT', `/api/blobs/${blobId}/data?offset=${offset}`, {
           headers: { 'content-type': 'application/octet-stream' },
-          body: bytes as BodyInit,
+          // A Blob, not the bytes: Chromium uploads an 8 MiB ArrayBuffer body about 10x slower (measured here).
+          body: new Blob([bytes as BlobPart]),
         });
         const json: unknown = await res.json().catch(() => null);
         if (res.ok) {
