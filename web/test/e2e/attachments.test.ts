@@ -202,6 +202,23 @@ describe.skipIf(reason !== null)('attachments in Chromium', () => {
     await conversationLog(b, ALICE).locator('.message .text').filter({ hasText: 'pasted and dropped' }).waitFor();
   });
 
+  it('a failed upload shows an error and keeps the file for Retry, which then sends it', async () => {
+    const a = alice.page;
+    // The relay is unreachable for uploads (every data request fails at the network level).
+    await a.route('**/api/blobs/*/data*', (route) => route.abort('connectionrefused'));
+    await a
+      .locator('input[type=file]')
+      .setInputFiles({ name: 'retry-me.txt', mimeType: 'text/plain', buffer: Buffer.from('second try') });
+    await a.getByRole('button', { name: 'Send', exact: true }).click();
+    const error = a.getByRole('alert').filter({ hasText: 'Not sent' });
+    await error.waitFor({ timeout: 30_000 });
+    await a.getByRole('list', { name: 'Files to send' }).getByText('retry-me.txt').waitFor();
+    await a.unroute('**/api/blobs/*/data*');
+    await error.getByRole('button', { name: 'Retry', exact: true }).click();
+    await a.getByRole('list', { name: 'Files to send' }).waitFor({ state: 'detached', timeout: 30_000 });
+    await fileCard(bob.page, ALICE, 'retry-me.txt').waitFor({ timeout: 30_000 });
+  });
+
   it('looks right in light and dark themes and passes axe (screenshots in /tmp/shots-attach)', async () => {
     const a = alice.page;
     const b = bob.page;
