@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { renderBlobBench, runBlobBench } from './blobs.js';
 import { CLIENT_COST_SCRIPT, killClientCost, runClientCost } from './client-cost.js';
 import { ChildChannel, forkTs } from './ipc.js';
 import type { LoadgenCommand, LoadgenEvent, ServerCommand, ServerEvent, ServerSample, Task } from './ipc.js';
@@ -330,7 +331,19 @@ async function runServer(
   return run;
 }
 
+/** `--blobs [--blob-mib N]`: the blob workload alone (bench/blobs.ts): upload and download MiB/s, relay RSS. */
+async function blobsMain(argv: string[]): Promise<number> {
+  const i = argv.indexOf('--blob-mib');
+  const mib = i >= 0 ? Number(argv[i + 1]) : 100;
+  if (!Number.isFinite(mib) || mib <= 0) throw new Error('--blob-mib needs a positive number');
+  console.log(`bench: blobs, ${mib} MiB through a relay process (SQLite, files under DATA_DIR)`);
+  const result = await runBlobBench({ bytes: Math.round(mib * 1024 * 1024) });
+  console.log(`\n${renderBlobBench(result)}\n`);
+  return result.intact ? 0 : 1;
+}
+
 async function main(): Promise<number> {
+  if (process.argv.includes('--blobs')) return blobsMain(process.argv.slice(2));
   const settings = parseSettings(process.argv.slice(2), SERVERS);
   if (settings.profileDir !== null) mkdirSync(settings.profileDir, { recursive: true });
   const machine = machineInfo();

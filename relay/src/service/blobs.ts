@@ -96,7 +96,17 @@ export class BlobService {
     if (declaredLength !== undefined) checkLength(declaredLength, room);
     this.writing.add(blobId);
     try {
-      const received = await this.store.write(blobId, offset, limited(body, room, declaredLength));
+      const received = await this.store
+        .write(blobId, offset, limited(body, room, declaredLength))
+        .catch(async (err: unknown) => {
+          if (err instanceof RelayError) throw err;
+          // The store refused to commit: the blob was deleted meanwhile, or (MongoDB, several nodes) another
+          // request committed this offset first.
+          const now = await this.store.get(blobId);
+          if (!now) throw new RelayError('not_found', 'no such blob');
+          if (now.received !== offset) throw new UploadOffsetError('another request wrote this offset', statusOf(now));
+          throw err;
+        });
       if (received < blob.size) return { ...statusOf(blob), received };
       const digest = await this.digestOf(blobId, blob.size);
       if (digest !== blob.sha256) {
@@ -129,7 +139,7 @@ export class BlobService {
 
   /** A stored send names blobs: the sender's own complete ones are linked to it (others' and unknown ids ignored). */
   async link(auth: AccessClaims, blobIds: string[], messageId: string, ts: number): Promise<void> {
-    await this.store.link(auth.userId, blobIds, messageId, ts);
+    await this.store.link(auth.userId, auth.deviceId, blobIds, messageId, ts);
   }
 
   /** Grace for blobs whose messages were all acknowledged, then deletion of every expired blob. */

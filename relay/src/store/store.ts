@@ -460,8 +460,11 @@ export interface BlobStore {
   complete(blobId: string, now: number, expiresAt: number): Promise<void>;
   /** Deletes blobs (metadata, links and bytes); unknown ids are ignored. */
   delete(blobIds: string[]): Promise<void>;
-  /** Links the owner's complete blobs among `blobIds` to a stored message (id, commit ts); returns those linked. */
-  link(owner: string, blobIds: string[], messageId: string, ts: number): Promise<string[]>;
+  /**
+   * Links the owner's complete blobs among `blobIds` to a stored message (its sending device, id and commit ts, as
+   * `pendingRecipients` takes them); returns those linked.
+   */
+  link(owner: string, senderDeviceId: string, blobIds: string[], messageId: string, ts: number): Promise<string[]>;
   /**
    * Drops the links whose message has no mailbox entry left (every recipient device acknowledged it, or it expired);
    * a blob left with no link then expires at `graceUntil` at the latest. Returns how many blobs got that expiry.

@@ -92,7 +92,7 @@ export class MongoStore implements Store {
   readonly kind = 'mongodb' as const;
   private closed = false;
   private blockDocs: MongoBlocks | null = null;
-  readonly blobs: MongoBlobs = new MongoBlobs();
+  private blobDocs: MongoBlobs | null = null;
 
   private constructor(
     private readonly connection: Connection,
@@ -136,7 +136,9 @@ export class MongoStore implements Store {
       }
       const mailbox = new MongoMailbox(models, { retentionDays: options.retentionDays });
       await mailbox.init();
-      return new MongoStore(connection, models, mailbox, ttl);
+      const store = new MongoStore(connection, models, mailbox, ttl);
+      await store.blobs.init();
+      return store;
     } catch (err) {
       await connection.close().catch(() => undefined);
       throw err;
@@ -222,6 +224,7 @@ export class MongoStore implements Store {
   }
 
   async deleteUser(userId: string): Promise<boolean> {
+    await this.blobs.deleteOwned(userId);
     const deleted = await this.m.users.deleteOne({ _id: userId });
     const devices = (await this.m.devices.find({ userId }, { _id: 1 }).lean()).map((d) => d._id);
     for (const deviceId of devices) {
@@ -738,6 +741,12 @@ export class MongoStore implements Store {
 
   async deviceRemovedAt(deviceId: string): Promise<number | null> {
     return (await this.m.removedDevices.findById(deviceId, { removedAt: 1 }).lean())?.removedAt ?? null;
+  }
+
+  // Blobs (issue #15) ----------------------------------------------------------------------------------------------
+
+  get blobs(): MongoBlobs {
+    return (this.blobDocs ??= new MongoBlobs(this.connection, (d, id, ts) => this.pendingRecipients(d, id, ts)));
   }
 
   // Blocks ---------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 // and only then records the new `received`: the database never counts a byte the file may lose. A failed write
 // truncates the file back, so a blob's file holds exactly its `received` bytes whenever no write is running.
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type BetterSqlite3 from 'better-sqlite3';
@@ -128,7 +128,7 @@ export class SqliteBlobs implements BlobStore {
     await this.removeFiles(blobIds);
   }
 
-  link(owner: string, blobIds: string[], messageId: string, ts: number): Promise<string[]> {
+  link(owner: string, _senderDeviceId: string, blobIds: string[], messageId: string, ts: number): Promise<string[]> {
     return later(() =>
       this.db.transaction(() => {
         const ids = [...new Set(blobIds)];
@@ -174,9 +174,29 @@ export class SqliteBlobs implements BlobStore {
     const ids = this.prepare<[number], { blob_id: string }>('SELECT blob_id FROM blobs WHERE expires_at <= ?')
       .all(now)
       .map((r) => r.blob_id);
-    if (ids.length === 0) return 0;
-    await this.delete(ids);
+    if (ids.length > 0) await this.delete(ids);
+    await this.removeOrphans();
     return ids.length;
+  }
+
+  /**
+   * Files without a row: a crash between deleting rows and their files leaves them (rows go first, so that no row
+   * ever names a missing file of a complete blob). They take disk space no quota counts; the sweep removes them.
+   */
+  private async removeOrphans(): Promise<void> {
+    let dirs: string[];
+    try {
+      dirs = await readdir(this.dir);
+    } catch {
+      return; // no blob was ever written
+    }
+    const known = this.prepare<[string], { n: number }>('SELECT 1 AS n FROM blobs WHERE blob_id = ?');
+    for (const dir of dirs) {
+      const names = await readdir(join(this.dir, dir)).catch(() => [] as string[]);
+      for (const name of names) {
+        if (!known.get(name)) await rm(join(this.dir, dir, name), { force: true });
+      }
+    }
   }
 
   /** The owner's blob ids (for deleteUser: the rows go by cascade, the files by removeFiles). */
