@@ -92,6 +92,16 @@ describe.skipIf(reason !== null)('attachments in Chromium', () => {
     relay = await startTestRelay({ WEB_DIST: dist });
     browser = await launch();
     [alice, bob] = await Promise.all([watchedPage(browser), watchedPage(browser)]);
+    // Bob's pages record which object URLs were made and revoked (to check that images release theirs).
+    await bob.context.addInitScript(() => {
+      const w = window as unknown as { __revoked: string[] };
+      w.__revoked = [];
+      const revoke = URL.revokeObjectURL.bind(URL);
+      URL.revokeObjectURL = (url: string) => {
+        w.__revoked.push(url);
+        revoke(url);
+      };
+    });
     await Promise.all([
       signUpInBrowser(alice.page, relay.url, ALICE, PASSWORD),
       signUpInBrowser(bob.page, relay.url, BOB, PASSWORD),
@@ -188,6 +198,11 @@ describe.skipIf(reason !== null)('attachments in Chromium', () => {
     const dataTransfer = await a.evaluateHandle(() => {
       const dt = new DataTransfer();
       dt.items.add(new File(['dropped text'], 'dropped.txt', { type: 'text/plain' }));
+      dt.items.add(
+        new File(['<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'], 'evil.svg', {
+          type: 'image/svg+xml',
+        }),
+      );
       return dt;
     });
     const view = a.getByRole('region', { name: `Conversation with ${BOB}` });
@@ -199,7 +214,27 @@ describe.skipIf(reason !== null)('attachments in Chromium', () => {
     const b = bob.page;
     await conversationLog(b, ALICE).getByRole('button', { name: 'Open image pasted.png' }).waitFor({ timeout: 30_000 });
     await fileCard(b, ALICE, 'dropped.txt').waitFor();
+    // An SVG is never shown inline (it can carry script): it is a file card like any other file.
+    await fileCard(b, ALICE, 'evil.svg').waitFor();
+    expect(await conversationLog(b, ALICE).getByRole('button', { name: 'Open image evil.svg' }).count()).toBe(0);
+    expect(await conversationLog(b, ALICE).locator('img[alt="evil.svg"]').count()).toBe(0);
     await conversationLog(b, ALICE).locator('.message .text').filter({ hasText: 'pasted and dropped' }).waitFor();
+  });
+
+  it('revokes the object URLs of the images when the conversation closes', async () => {
+    const b = bob.page;
+    const log = conversationLog(b, ALICE);
+    await log.getByRole('button', { name: 'Open image bands.png' }).waitFor();
+    const shown = await log
+      .locator('img[src^="blob:"]')
+      .evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).src));
+    expect(shown.length).toBeGreaterThan(0);
+    await b.getByRole('button', { name: 'Settings', exact: true }).click();
+    await log.waitFor({ state: 'detached' });
+    const revoked = await b.evaluate(() => (window as unknown as { __revoked: string[] }).__revoked);
+    expect(shown.filter((url) => !revoked.includes(url))).toEqual([]);
+    await b.getByRole('button', { name: new RegExp(`^${ALICE}`) }).click();
+    await log.waitFor();
   });
 
   it('a failed upload shows an error and keeps the file for Retry, which then sends it', async () => {
