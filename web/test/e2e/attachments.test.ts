@@ -221,6 +221,31 @@ describe.skipIf(reason !== null)('attachments in Chromium', () => {
     await conversationLog(b, ALICE).locator('.message .text').filter({ hasText: 'pasted and dropped' }).waitFor();
   });
 
+  it('shows the thumbnail from the message while the image downloads, then the image', async () => {
+    const b = bob.page;
+    let release = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    // Bob's blob downloads wait until released: what shows meanwhile comes from the message alone.
+    await b.route('**/api/blobs/*', async (route) => {
+      await gate;
+      await route.continue();
+    });
+    await alice.page
+      .locator('input[type=file]')
+      .setInputFiles({ name: 'thumb.png', mimeType: 'image/png', buffer: makePng(900, 600) });
+    await alice.page.getByRole('button', { name: 'Send', exact: true }).click();
+    const open = conversationLog(b, ALICE).getByRole('button', { name: 'Open image thumb.png' });
+    await open.locator('img.is-thumb').waitFor({ timeout: 30_000 });
+    expect(await open.isDisabled()).toBe(true);
+    expect(await open.locator('img').evaluate((el: HTMLImageElement) => [el.naturalWidth, el.naturalHeight])).toEqual([
+      128, 85,
+    ]);
+    release();
+    await expect.poll(() => open.isEnabled(), { timeout: 30_000 }).toBe(true);
+    expect(await open.locator('img').evaluate((el: HTMLImageElement) => el.naturalWidth)).toBe(900);
+    await b.unroute('**/api/blobs/*');
+  });
+
   it('revokes the object URLs of the images when the conversation closes', async () => {
     const b = bob.page;
     const log = conversationLog(b, ALICE);
