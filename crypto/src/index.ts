@@ -648,3 +648,21 @@ export function sealDeviceName(backupKey: Uint8Array, userId: string, deviceId: 
 export function openDeviceName(backupKey: Uint8Array, userId: string, deviceId: string, sealed: Uint8Array): string {
   return deviceName.openDeviceName(backupKey, userId, deviceId, sealed);
 }
+
+// ── attachments (issue #15) ───────────────────────────────────────────────────────────────────────────────
+
+// A file sealed as a chunked secretstream under its own key, padded to a size bucket (see attachment.ts).
+export {
+  ATTACHMENT_CHUNK_BYTES,
+  ATTACHMENT_CHUNK_OVERHEAD,
+  ATTACHMENT_HEADER_BYTES,
+  ATTACHMENT_KEY_BYTES,
+  ATTACHMENT_MAX_BYTES,
+  AttachmentOpener,
+  AttachmentSealer,
+  attachmentPaddedSize,
+  attachmentSealedSize,
+  generateAttachmentHeader,
+  generateAttachmentKey,
+  Sha256,
+} from './attachment.js';

@@ -3,6 +3,7 @@
 
 import {
   acceptSession,
+  AttachmentSealer,
   createAccountKeys,
   createMessageId,
   createSenderKey,
@@ -12,6 +13,8 @@ import {
   derivePasswordKeys,
   encryptGroupMessage,
   encryptToDevice,
+  generateAttachmentHeader,
+  generateAttachmentKey,
   initiateSession,
   KDF_PARAMS,
   openEnvelope,
@@ -20,6 +23,7 @@ import {
   sealLegacyBackup,
   senderKeyDistribution,
   serializeSession,
+  Sha256,
   toBase64Url,
   verifyPrekeyBundle,
   type Session,
@@ -185,5 +189,52 @@ function password() {
   });
 }
 
-export const VECTORS = { pairwise, group, safety, password } as const;
+/** A patterned file of `size` bytes (byte i is i mod 251), the plaintext of the attachment vectors. */
+export function patternFile(size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = i % 251;
+  return out;
+}
+
+/**
+ * Two attachments sealed with a key and header from the seed: a 1,000-byte file (one chunk, padded to 1,020; all
+ * sealed bytes kept) and a 150,000-byte file (three chunks, the last one final; its SHA-256, the `digest`).
+ */
+function attachment() {
+  const seed = 'weconnect-golden-attachment-v1';
+  return withRandom(seed, () => {
+    const sealOne = (size: number) => {
+      const key = generateAttachmentKey();
+      const header = generateAttachmentHeader();
+      const sealer = new AttachmentSealer(key, size, header);
+      const parts = [...sealer.write(patternFile(size)), ...sealer.finish()];
+      const sealed = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        sealed.set(p, at);
+        at += p.length;
+      }
+      const sha = new Sha256();
+      sha.update(sealed);
+      return {
+        key: toBase64Url(key),
+        header: hex(header),
+        size,
+        paddedSize: sealer.paddedSize,
+        sealed,
+        digest: sha.digest(),
+      };
+    };
+    const small = sealOne(1000);
+    const large = sealOne(150_000);
+    return {
+      randomSeed: seed,
+      plaintext: 'byte i of the file is i mod 251',
+      small: { ...small, sealed: hex(small.sealed), digest: toBase64Url(small.digest) },
+      large: { ...large, sealed: undefined, sealedBytes: large.sealed.length, digest: toBase64Url(large.digest) },
+    };
+  });
+}
+
+export const VECTORS = { pairwise, group, safety, password, attachment } as const;
 export type VectorName = keyof typeof VECTORS;

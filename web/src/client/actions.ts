@@ -13,6 +13,7 @@ import {
   type Stamp,
   type TargetedAction,
 } from './action-state';
+import { previewText } from './attachment-names';
 import type { EngineContext } from './context';
 import { ClientError } from './errors';
 import { MAX_TEXT_BYTES, encodedTextBytes } from './message-limits';
@@ -263,6 +264,7 @@ export class Actions {
 }
 
 /** The conversation list's line for a message. */
-function lastTextOf(m: ChatMessage): string {
-  return m.deleted ? 'This message was deleted' : m.text.slice(0, 200);
+export function lastTextOf(m: Pick<ChatMessage, 'text' | 'attachments' | 'deleted' | 'failure'>): string {
+  if (m.failure) return 'Message could not be decrypted';
+  return m.deleted ? 'This message was deleted' : previewText(m.text, m.attachments);
 }

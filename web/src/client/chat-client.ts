@@ -9,6 +9,7 @@ import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from '.
 import type { Crypto } from './crypto-loader';
 import { wipeEngineDB } from './db';
 import { Actions } from './actions';
+import { Attachments } from './attachments';
 import { newMessageId } from './bytes';
 import { Devices } from './devices';
 import { Disappearing } from './disappearing';
@@ -88,6 +89,8 @@ export class ChatClient implements ChatEngineApi {
   readonly #sessions: Sessions;
   /** This account's devices, and new devices of ours and of contacts (issue #14). */
   readonly devices: Devices;
+  /** Attachments (issue #15): seal and upload a file, download and open one. */
+  readonly attachments: Attachments;
   readonly #blocks: BlockList;
   readonly #disappearing: Disappearing;
   readonly #preferences: PreferenceStore;
@@ -130,6 +133,7 @@ export class ChatClient implements ChatEngineApi {
     );
     this.#outbound = new Outbound(ctx);
     this.#actions = new Actions(ctx);
+    this.attachments = new Attachments({ crypto: options.crypto, api: options.api });
     this.#inbound = new Inbound(ctx);
     this.#receipts = new Receipts(ctx);
     this.#membership = new GroupMembership(ctx);

@@ -4,7 +4,7 @@
 // through `parts`, wired once by the ChatClient facade.
 
 import { z } from 'zod';
-import type { Actions } from './actions';
+import { lastTextOf, type Actions } from './actions';
 import type { RelayApi } from './api';
 import type { Crypto } from './crypto-loader';
 import type { Disappearing } from './disappearing';
@@ -267,11 +267,7 @@ export class EngineContext {
       ...existing,
       conv,
       username,
-      lastText: message.failure
-        ? 'Message could not be decrypted'
-        : message.deleted
-          ? 'This message was deleted'
-          : message.text.slice(0, 200),
+      lastText: lastTextOf(message),
       lastTs: Math.max(existing?.lastTs ?? 0, message.ts),
       unread: (existing?.unread ?? 0) + 1,
       unreadIds: [...(existing?.unreadIds ?? []), message.id].slice(-1000),

@@ -6,7 +6,7 @@ import { TYPING_SHOW_MS, hasCode, parseJson, type ConvState, type EngineContext 
 import { ClientError, describeError } from './errors';
 import { groupPayloadSchema, type GroupPayload } from './groups';
 import { deliveredMessageSchema, type ReceivedMessage } from '@weconnect/relay/protocol';
-import { richFields } from './actions';
+import { lastTextOf, richFields } from './actions';
 import { actionPayloadSchema, chatPayloadSchema, controlPayloadSchema } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage } from './types';
@@ -319,7 +319,7 @@ export class Inbound {
     const message = await ctx.parts.disappearing.stage(batch, pending, Math.min(sentAt, ctx.now()));
     const next: ConvState = {
       ...existing,
-      lastText: message.deleted ? 'This message was deleted' : message.text.slice(0, 200),
+      lastText: lastTextOf(message),
       lastTs: Math.max(existing.lastTs, ts),
       lastArrival: ts,
     };

@@ -9,6 +9,7 @@ import { MAX_TEXT_BYTES, encodedTextBytes } from './message-limits';
 import { type ActionPayload, type ChatPayload, type ControlPayload, type OutboxEntry } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage, SendExtra } from './types';
+import { lastTextOf } from './actions';
 
 /** How long the outbox waits after the relay answered `rate_limited`. */
 const RATE_LIMIT_RETRY_MS = 1_000;
@@ -65,7 +66,7 @@ export class Outbound {
       ...(timer ? { expireSeconds: timer } : {}),
     };
     const message = await ctx.parts.disappearing.stage(batch, draft, now);
-    const next: ConvState = { ...c, lastText: text.slice(0, 200), lastTs: now };
+    const next: ConvState = { ...c, lastText: lastTextOf(message), lastTs: now };
     await ctx.store.stageMessage(batch, message, now);
     await ctx.stageConv(batch, next);
     await ctx.store.stageOutbox(batch, id, conv, now, { envelopes: null });

@@ -1,5 +1,6 @@
 // The engine's public shapes: what the UI reads (snapshots, messages) and the events it subscribes to.
 
+import type { AttachmentsApi } from './attachments';
 import type { DevicesApi } from './devices';
 import type { Preferences } from './preferences';
 import type { Attachment, Reply } from './schemas';
@@ -232,6 +233,8 @@ export interface ChatEngineApi {
   signOut(keepLocalData: boolean): Promise<void>;
   /** This account's devices (Settings → Devices). */
   readonly devices: DevicesApi;
+  /** Attachments (issue #15): upload before `send(conv, text, { attachments })`, download to show or save. */
+  readonly attachments: AttachmentsApi;
   /**
    * Replaces the password (a new salt, auth key and key box; see account.ts for why no step can lock the user out).
    * Other devices stay signed in; the new password works at their next unlock.

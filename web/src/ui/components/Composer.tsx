@@ -6,6 +6,7 @@
 // one byte over is refused here, before anything is queued.
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { MAX_TEXT_BYTES, encodedTextBytes } from '../../client/message-limits';
+import { AttachButton, filesOf, PendingAttachments, type AttachmentDraft } from './Attachments';
 
 /** The counter shows once fewer than this many bytes are left. */
 const COUNTER_FROM = 1_000;
@@ -30,6 +31,8 @@ interface Props {
   disabled?: boolean;
   context?: ComposerContext | null;
   onCancelContext?: () => void;
+  /** Files to send with the next message (Attach file, paste); the caller's onSend uploads them first. */
+  attachments?: AttachmentDraft;
 }
 
 export function Composer({
@@ -40,6 +43,7 @@ export function Composer({
   disabled = false,
   context = null,
   onCancelContext,
+  attachments,
 }: Props) {
   const [text, setText] = useState(draft);
   const [error, setError] = useState<string | null>(null);
@@ -64,7 +68,8 @@ export function Composer({
 
   async function send() {
     const value = text;
-    if (value.trim().length === 0 || disabled) return;
+    const hasFiles = (attachments?.files.length ?? 0) > 0 && !editing;
+    if ((value.trim().length === 0 && !hasFiles) || disabled || attachments?.busy) return;
     if (encodedTextBytes(value) > MAX_TEXT_BYTES) {
       setError(`The message is too long: at most ${MAX_TEXT_BYTES} bytes.`);
       return;
@@ -115,9 +120,19 @@ export function Composer({
       {error ? (
         <p role="alert" className="form-error composer-error">
           Not sent: {error}
+          {attachments?.files.length ? (
+            <>
+              {' '}
+              <button type="button" className="link" onClick={() => void send()}>
+                Retry
+              </button>
+            </>
+          ) : null}
         </p>
       ) : null}
-      <div className="composer-row">
+      {attachments ? <PendingAttachments draft={attachments} /> : null}
+      <div className={`composer-row${attachments ? ' has-attach' : ''}`}>
+        {attachments ? <AttachButton draft={attachments} disabled={disabled} /> : null}
         <textarea
           ref={ref}
           aria-label="Message"
@@ -132,9 +147,24 @@ export function Composer({
             if (e.target.value && !editing) onTyping();
           }}
           onKeyDown={onKeyDown}
+          onPaste={(e) => {
+            const files = filesOf(e.clipboardData);
+            if (!attachments || files.length === 0) return;
+            e.preventDefault();
+            attachments.add(files);
+          }}
           autoFocus
         />
-        <button type="submit" className="btn btn-primary send" disabled={disabled || over || text.trim().length === 0}>
+        <button
+          type="submit"
+          className="btn btn-primary send"
+          disabled={
+            disabled ||
+            over ||
+            attachments?.busy ||
+            (text.trim().length === 0 && (editing || !attachments?.files.length))
+          }
+        >
           {editing ? 'Save' : 'Send'}
         </button>
       </div>

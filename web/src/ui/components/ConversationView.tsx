@@ -10,8 +10,10 @@ import { GroupAvatar } from './GroupAvatar';
 import { BlockButton } from './BlockButton';
 import { ConversationOptions } from './ConversationOptions';
 import { Composer, type ComposerContext } from './Composer';
+import { AttachmentsProvider, filesOf, useAttachmentDraft } from './Attachments';
 import { MessageList, type MessageHandlers } from './MessageList';
 import { FormError } from './FormError';
+import { previewText } from '../../client/attachment-names';
 
 interface Props {
   engine: ChatEngineApi;
@@ -71,6 +73,8 @@ export function ConversationView({
   const stick = useRef(true);
   const prevHeight = useRef(0);
   const typing = typingUntil > now;
+  const attachments = useAttachmentDraft(engine.attachments);
+  const [dropping, setDropping] = useState(false);
 
   // Read receipts: whatever is on screen while the page is visible counts as read.
   const unreadFromPeer = messages.some((m) => !m.mine && m.status !== 'read');
@@ -163,11 +167,15 @@ export function ConversationView({
     }
     stick.current = true;
     const quoted = ctx ? messages.find((m) => m.id === ctx.id) : undefined;
-    const id = await engine.send(
-      conv,
-      text,
-      quoted ? { reply: { id: quoted.id, author: authorOf(quoted, me), text: quoted.text.slice(0, 200) } } : undefined,
-    );
+    // Uploads first (progress in the composer); a failed upload keeps the files for Retry.
+    const uploaded = await attachments.uploadAll();
+    const id = await engine.send(conv, text, {
+      ...(quoted
+        ? { reply: { id: quoted.id, author: authorOf(quoted, me), text: previewText(quoted.text, quoted.attachments) } }
+        : {}),
+      ...(uploaded.length ? { attachments: uploaded } : {}),
+    });
+    attachments.clear();
     setContext(null);
     return id;
   }
@@ -182,7 +190,25 @@ export function ConversationView({
   }
 
   return (
-    <section className="conversation-view" aria-label={`Conversation with ${username}`}>
+    <section
+      className={`conversation-view${dropping ? ' drop-target' : ''}`}
+      aria-label={`Conversation with ${username}`}
+      onDragOver={(e) => {
+        if (!e.dataTransfer.types.includes('Files')) return;
+        e.preventDefault();
+        setDropping(true);
+      }}
+      onDragLeave={(e) => {
+        if (e.currentTarget === e.target) setDropping(false);
+      }}
+      onDrop={(e) => {
+        setDropping(false);
+        const files = filesOf(e.dataTransfer);
+        if (files.length === 0) return;
+        e.preventDefault();
+        attachments.add(files);
+      }}
+    >
       <header className="conv-head">
         <button type="button" className="icon-btn back" aria-label="Back to conversations" onClick={onBack}>
           <span className="icon icon-back" aria-hidden="true" />
@@ -255,17 +281,19 @@ export function ConversationView({
           <p className="log-start muted">This is the beginning of your conversation with {username}.</p>
         ) : null}
         <FormError error={error} />
-        <MessageList
-          messages={messages}
-          peerName={username}
-          isGroup={Boolean(group)}
-          onResend={(id) => void engine.requestResend(conv, id).catch(() => undefined)}
-          me={me}
-          now={now}
-          highlighted={highlighted}
-          readOnly={Boolean(group?.left || trust?.blocked || trust?.deleted || blocked)}
-          handlers={handlers}
-        />
+        <AttachmentsProvider api={engine.attachments}>
+          <MessageList
+            messages={messages}
+            peerName={username}
+            isGroup={Boolean(group)}
+            onResend={(id) => void engine.requestResend(conv, id).catch(() => undefined)}
+            me={me}
+            now={now}
+            highlighted={highlighted}
+            readOnly={Boolean(group?.left || trust?.blocked || trust?.deleted || blocked)}
+            handlers={handlers}
+          />
+        </AttachmentsProvider>
       </div>
       <div className="typing" role="status">
         {typing ? (
@@ -308,6 +336,7 @@ export function ConversationView({
         draft={draft}
         onDraft={onDraft}
         disabled={Boolean(group?.left || trust?.blocked || trust?.deleted || blocked)}
+        attachments={context?.kind === 'edit' ? undefined : attachments}
         onSend={submit}
         onTyping={() => engine.notifyTyping(conv)}
       />

@@ -23,6 +23,7 @@ export interface MessageHandlers {
   /** Shows (and highlights) the quoted message. */
   jump: (id: string) => void;
 }
+import { MessageAttachments } from './Attachments';
 
 interface Props {
   messages: readonly ChatMessage[];
@@ -112,9 +113,12 @@ export function MessageList({
                       <p className="text deleted">This message was deleted</p>
                     ) : m.failure && m.mine ? (
                       <>
-                        <p className="text">
-                          <RichText text={m.text} />
-                        </p>
+                        {m.attachments?.length ? <MessageAttachments attachments={m.attachments} /> : null}
+                        {m.text ? (
+                          <p className="text">
+                            <RichText text={m.text} />
+                          </p>
+                        ) : null}
                         <p className="failure-note" role="status">
                           <span className="icon icon-warn" aria-hidden="true" /> {m.failure}
                         </p>
@@ -141,9 +145,14 @@ export function MessageList({
                         ) : null}
                       </>
                     ) : (
-                      <p className="text">
-                        <RichText text={m.text} />
-                      </p>
+                      <>
+                        {m.attachments?.length ? <MessageAttachments attachments={m.attachments} /> : null}
+                        {m.text || !m.attachments?.length ? (
+                          <p className="text">
+                            <RichText text={m.text} />
+                          </p>
+                        ) : null}
+                      </>
                     )}
                     <span className="meta">
                       {m.edited && !m.deleted ? <span className="edited">edited</span> : null}
