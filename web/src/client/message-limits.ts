@@ -24,7 +24,7 @@ export function encodedTextBytes(text: string): number {
  * escape to 6 bytes). An edit (`{v, type, target, text, to}`) is smaller. Attachments are not counted here: a message
  * with attachments must check its whole payload (see `payloadFits`).
  */
-const WORST_PAYLOAD_WITHOUT_TEXT = {
+export const WORST_PAYLOAD_WITHOUT_TEXT = {
   v: 1,
   text: '',
   sentAt: 9_999_999_999_999,

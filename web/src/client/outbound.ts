@@ -2,14 +2,29 @@
 // until the relay acknowledges), stored sends made now (group info, sender keys), ephemeral controls, resends.
 
 import type { Content } from '@weconnect/crypto';
+import { z } from 'zod';
 import { newMessageId } from './bytes';
 import { RANK, encoder, type ConvState, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
-import { MAX_TEXT_BYTES, encodedTextBytes } from './message-limits';
-import { type ActionPayload, type ChatPayload, type ControlPayload, type OutboxEntry } from './schemas';
+import { MAX_TEXT_BYTES, WORST_PAYLOAD_WITHOUT_TEXT, encodedTextBytes, payloadFits } from './message-limits';
+import {
+  MAX_ATTACHMENTS,
+  attachmentSchema,
+  replySchema,
+  type ActionPayload,
+  type ChatPayload,
+  type ControlPayload,
+  type OutboxEntry,
+} from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage, SendExtra } from './types';
 import { lastTextOf } from './actions';
+
+/** What `send` takes besides the text, parsed before anything is stored. */
+const sendExtraSchema = z.object({
+  reply: replySchema.optional(),
+  attachments: z.array(attachmentSchema).max(MAX_ATTACHMENTS).optional(),
+});
 
 /** How long the outbox waits after the relay answered `rate_limited`. */
 const RATE_LIMIT_RETRY_MS = 1_000;
@@ -36,10 +51,16 @@ export class Outbound {
 
   async send(conv: string, text: string, extra: SendExtra = {}): Promise<string> {
     const ctx = this.#ctx;
-    const attachments = extra.attachments?.length ? extra.attachments : undefined;
+    const parsed = sendExtraSchema.safeParse(extra);
+    // Checked before anything is stored: a message that cannot be sent, or read back, never enters history.
+    if (!parsed.success) throw new ClientError('invalid_input', 'The reply or the attachments are not valid.');
+    const attachments = parsed.data.attachments?.length ? parsed.data.attachments : undefined;
     if (text.trim().length === 0 && !attachments) throw new ClientError('invalid_input', 'The message is empty.');
     if (encodedTextBytes(text) > MAX_TEXT_BYTES) {
       throw new ClientError('invalid_input', `Messages are at most ${MAX_TEXT_BYTES} bytes.`);
+    }
+    if (attachments && !payloadFits({ ...WORST_PAYLOAD_WITHOUT_TEXT, text, attachments })) {
+      throw new ClientError('invalid_input', 'The message and its attachment previews are too large to send together.');
     }
     const c = ctx.convs.get(conv);
     if (!c) throw new ClientError('invalid_input', 'Open the conversation first.');
@@ -61,7 +82,7 @@ export class Outbound {
       text,
       ts: now,
       status: 'pending',
-      ...(extra.reply ? { reply: extra.reply } : {}),
+      ...(parsed.data.reply ? { reply: parsed.data.reply } : {}),
       ...(attachments ? { attachments } : {}),
       ...(timer ? { expireSeconds: timer } : {}),
     };

@@ -164,6 +164,23 @@ describe('attachments between two people', () => {
     const wrong = { ...sent, key: c.toBase64Url(c.randomBytes(32)) };
     await expect(ben.engine.attachments.download(wrong)).rejects.toThrow(/does not open with the key/);
   });
+
+  it('refuses, before storing anything, an attachment that would not read back or a set too large for one message', async () => {
+    const sent = await ann.engine.attachments.upload(new Blob([randomBytes(500)]), undefined, { name: 'e.bin' });
+    const before = (await history(ann.engine, ben.userId)).length; // baseline
+    // A digest whose last character is not canonical base64url would be stored and then fail to open.
+    const malformed = { ...sent, digest: `${sent.digest.slice(0, 42)}B` };
+    await expect(ann.engine.send(ben.userId, '', { attachments: [malformed] })).rejects.toMatchObject({
+      code: 'invalid_input',
+    });
+    // Ten attachments with the largest thumbnails do not fit one encrypted message.
+    const heavy = Array.from({ length: 10 }, () => ({ ...sent, thumbnail: 'A'.repeat(16_000) }));
+    await expect(ann.engine.send(ben.userId, 'x', { attachments: heavy })).rejects.toMatchObject({
+      code: 'invalid_input',
+    });
+    expect((await history(ann.engine, ben.userId)).length).toBe(before);
+    expect(await asClient(ann.engine).dangerousTestOnlyOutboxSize()).toBe(0);
+  });
 });
 
 describe('attachments in a group', () => {
