@@ -648,3 +648,8 @@ export function sealDeviceName(backupKey: Uint8Array, userId: string, deviceId: 
 export function openDeviceName(backupKey: Uint8Array, userId: string, deviceId: string, sealed: Uint8Array): string {
   return deviceName.openDeviceName(backupKey, userId, deviceId, sealed);
 }
+
+// ── key transparency (issue #16) ───────────────────────────────────────────────────────────────────────────
+
+/** Key transparency verification: RFC 9162 proofs, directory entries, C2SP checkpoints and cosignatures. */
+export * as kt from './kt/index.js';
