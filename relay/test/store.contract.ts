@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Bytes, NewAccount, SendRequest, Store } from '../src/store/store.js';
 import { describeBlockContract } from './store.blocks.contract.js';
+import { describeKtContract } from './store.kt.contract.js';
 
 /** The same cap for one-time X25519 and one-time KEM prekeys. */
 const limits = (n: number) => ({ oneTime: n, kemOneTime: n });
@@ -57,6 +58,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
       await store.close();
     });
     describeBlockContract(() => ({ store, alice, bob }));
+    describeKtContract(() => ({ store, alice, bob }));
 
     it('answers a ping while open, and not once closed', async () => {
       await expect(store.ping()).resolves.toBeUndefined();

@@ -28,6 +28,8 @@ import { sessionsRoutes } from './sessions.js';
 import { settingsRoutes } from './settings.js';
 import { usersRoutes } from './users.js';
 import { webApp } from './web.js';
+import { transparencyRoutes } from './transparency.js';
+import type { KeyTransparency } from '../service/transparency.js';
 
 export interface HttpDeps {
   config: Config;
@@ -43,6 +45,8 @@ export interface HttpDeps {
   profiles: ProfileService;
   /** The block-list routes (issue #14); absent in apps built without them. */
   blocks?: BlockService;
+  /** The key transparency routes (issue #16); absent in apps built without them. */
+  kt?: KeyTransparency;
 }
 
 /** The backup route's own limit: 64 KiB before base64url encoding, plus room for the JSON around it. */
@@ -93,6 +97,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(devicesRoutes(accounts, deps.devices));
   api.use(profileRoutes(accounts, deps.profiles));
   if (deps.blocks) api.use(blocksRoutes(accounts, deps.blocks));
+  if (deps.kt) api.use(transparencyRoutes(accounts, deps.kt));
   api.use(notFound);
   app.use('/api', api);
 
