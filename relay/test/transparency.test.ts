@@ -2,6 +2,7 @@
 // identity key or devices (sign-up, a new device, a removed device, an operator's removal, account deletion) and
 // on nothing else, checkpoints signed with the relay's key, and proofs that the crypto library's independent
 // verifier accepts; bad input and authorization of the routes.
+import type Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The crypto library's verifier, by path: the package's index also holds browser-only code (WebCrypto types) that
 // the relay's Node-only type check does not know.
@@ -181,5 +182,19 @@ describe("the relay's signing key", () => {
     } finally {
       await again.close();
     }
+  });
+});
+
+describe('accounts made before the log existed', () => {
+  it('are logged on first request, so an upgraded relay needs no migration pass', async () => {
+    const old = await signUp(t.url);
+    const db = (t.relay.store as unknown as { db: Database.Database }).db;
+    // The account as a relay before issue #16 left it: no entry. (The size check then sees a gap: rebuild nodes.)
+    const before = (await checkpoint()).size;
+    expect((await latestEntry(old)).index).toBe(before - 1);
+    db.prepare('DELETE FROM kt_leaves WHERE idx = ?').run(before - 1);
+    db.prepare('DELETE FROM kt_nodes WHERE level = 0 AND idx = ?').run(before - 1);
+    const entry = await latestEntry(old);
+    expect(entry).toMatchObject({ kind: 'account', seq: 0, userId: old.userId });
   });
 });

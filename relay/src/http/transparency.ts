@@ -40,14 +40,19 @@ export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency
   });
   router.get('/kt/accounts/:userId', requireAuth(accounts), async (req, res) => {
     const { userId } = parseInput(ktAccountParams, { ...req.params }, 'path');
-    const checkpoint = await kt.checkpoint();
-    const found = await kt.latestOf(userId, checkpoint.size);
+    let checkpoint = await kt.checkpoint();
+    let found = await kt.latestOf(userId, checkpoint.size);
+    if (!found && (await kt.backfill(userId))) {
+      checkpoint = await kt.checkpoint();
+      found = await kt.latestOf(userId, checkpoint.size);
+    }
     if (!found) throw new RelayError('not_found', 'no logged entry for this account');
     const answer: KtAccountAnswer = { checkpoint: checkpoint.note, leaf: leafOf(found) };
     res.json(answer);
   });
   router.get('/kt/self/entries', requireAuth(accounts), async (req, res) => {
     const { since } = parseInput(ktEntriesQuery, { ...req.query }, 'query');
+    await kt.backfill(authOf(res).userId);
     const checkpoint = await kt.checkpoint();
     const entries = await kt.entriesOf(authOf(res).userId, since, checkpoint.size);
     const answer: KtEntriesAnswer = {

@@ -87,6 +87,16 @@ export class KeyTransparency {
     return run;
   }
 
+  /**
+   * Logs an account that has no entry yet (made before the log existed); true when it now has one. The first request
+   * for such an account backfills it, so an upgraded relay needs no migration pass over every account.
+   */
+  async backfill(userId: string): Promise<boolean> {
+    if (await this.store.ktLatestOf(userId, Number.MAX_SAFE_INTEGER)) return false;
+    await this.record(userId);
+    return (await this.store.ktLatestOf(userId, Number.MAX_SAFE_INTEGER)) !== null;
+  }
+
   /** What the account's next entry says; null when there is nothing to log (no account, never logged or gone). */
   private async stateOf(userId: string, seq: number): Promise<KtEntry | null> {
     const user = await this.store.getUser(userId);

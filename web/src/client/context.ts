@@ -180,6 +180,7 @@ export class EngineContext {
       keyChanged: contact.keyChanged ?? false,
       blocked: contact.pendingIdentityKey !== undefined,
       ...(contact.deleted ? { deleted: true } : {}),
+      ...(contact.transparencyAlarm ? { transparency: contact.transparencyAlarm } : {}),
     };
     this.set({ trust: { ...this.#snapshot.trust, [contact.userId]: trust } }, publish);
   }

@@ -42,6 +42,8 @@ export class Outbound {
     if (ctx.snapshot.trust[conv]?.deleted) {
       throw new ClientError('account_deleted', `${c.username}'s account was deleted. Messages can no longer be sent.`);
     }
+    const transparency = ctx.snapshot.trust[conv]?.transparency;
+    if (transparency) throw new ClientError('transparency_failed', transparency);
     if (ctx.snapshot.trust[conv]?.blocked) {
       throw new ClientError('identity_changed', `${c.username}'s security key changed. Accept the new key to send.`);
     }

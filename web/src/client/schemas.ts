@@ -92,6 +92,8 @@ export const contactSchema = z.object({
   restored: z.boolean().optional(),
   /** The relay no longer knows this account (its bundle is 404): it was deleted. Sending is off. */
   deleted: z.boolean().optional(),
+  /** Key transparency (issue #16): what the relay served for this contact failed the log check. Sending is off. */
+  transparencyAlarm: z.string().max(500).optional(),
 });
 export type Contact = z.infer<typeof contactSchema>;
 

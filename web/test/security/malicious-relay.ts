@@ -139,6 +139,7 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
       if (out.length > 0) socket.emit('messages', out, relay.tamper ? () => undefined : ack);
     });
     up.on('presence', (update: unknown) => socket.emit('presence', update));
+    up.on('devices:changed', (event: unknown) => socket.emit('devices:changed', event));
     up.on('disconnect', () => socket.disconnect(true));
     socket.onAny((event: string, ...args: unknown[]) => {
       if (event === 'message:send') recordSend(deviceId, args[0]);
