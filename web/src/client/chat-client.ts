@@ -133,6 +133,10 @@ export class ChatClient implements ChatEngineApi {
         alarm: (text) => ctx.notice('error', text),
       },
     });
+    ctx.ktGossip = {
+      outgoing: () => this.transparency.latestCheckpoint(),
+      received: (from, note) => void this.transparency.compareGossip(from, note),
+    };
     this.#sessions = new Sessions(
       options.crypto,
       options.store,

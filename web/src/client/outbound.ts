@@ -305,10 +305,12 @@ export class Outbound {
     const found = await this.#ctx.store.message(id);
     if (!found) throw new ClientError('corrupt_store', 'The queued message is missing from history');
     const m = found.message;
+    const kt = await this.#ctx.ktGossip?.outgoing();
     return {
       v: 1,
       text: m.text,
       sentAt: Math.floor(created),
+      ...(kt ? { kt } : {}),
       ...(m.reply ? { reply: m.reply } : {}),
       ...(m.attachments?.length ? { attachments: m.attachments } : {}),
       ...(m.expireSeconds ? { expire: m.expireSeconds } : {}),

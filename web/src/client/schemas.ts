@@ -233,6 +233,8 @@ export const chatPayloadSchema = z
     attachments: z.array(attachmentSchema).min(1).max(MAX_ATTACHMENTS).optional(),
     /** The conversation's disappearing timer (seconds) when it was sent; recipients delete their copy after it. */
     expire: z.number().int().positive().max(604_800).optional(),
+    /** Key transparency gossip (issue #16): the newest relay checkpoint the sender verified (a signed note). */
+    kt: z.string().max(8192).optional(),
   })
   .refine((p) => p.text.length > 0 || (p.attachments?.length ?? 0) > 0, 'a message needs text or an attachment');
 export type ChatPayload = z.infer<typeof chatPayloadSchema>;

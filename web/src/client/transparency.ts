@@ -251,6 +251,34 @@ export class KeyTransparency {
     });
   }
 
+  /**
+   * Gossip: a peer's checkpoint from an end-to-end encrypted payload. Signed by the relay's key, it must be the same
+   * tree as ours at the same size, or one the relay proves consistent with ours; otherwise the relay shows different
+   * logs to different people (a split view) and the conversation is stopped. Resolves to the failure, or null.
+   */
+  async compareGossip(from: string, note: string): Promise<string | null> {
+    if (this.#options.dangerousTestOnlySkipChecks) return null;
+    try {
+      await this.#serial(async () => {
+        const state = await this.#state();
+        await this.#accept(state, note);
+      });
+      return null;
+    } catch (e) {
+      if (!(e instanceof ClientError && e.code === 'transparency_failed')) return null;
+      const reason =
+        "Key transparency check failed: this contact and you were shown different versions of the relay's key log, so the relay may be showing different keys to different people.";
+      const contact = await this.#store.contact(from);
+      if (contact)
+        await this.#events.contactFailed(
+          { userId: from, username: contact.username, identityKey: contact.identityKey, devices: [] },
+          reason,
+        );
+      this.#events.alarm(reason);
+      return reason;
+    }
+  }
+
   /** The newest checkpoint this device verified (for gossip), or null. */
   async latestCheckpoint(): Promise<string | null> {
     return (await this.#store.read('secrets', STATE_KEY, ktStateSchema))?.checkpoint ?? null;

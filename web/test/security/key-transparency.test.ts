@@ -77,6 +77,8 @@ describe('an honest relay', () => {
     const note = await kt.latestCheckpoint();
     expect(note).not.toBeNull();
     expect(alice.engine.getSnapshot().trust[bob.userId]?.transparency).toBeUndefined();
+    // Gossip between two honest views raises nothing on the receiving side either.
+    expect(bob.engine.getSnapshot().trust[alice.userId]?.transparency).toBeUndefined();
     // Baseline for the next tests: the pinned key is the relay's own.
     const secret = readFileSync(join(relay.dataDir, 'jwt-secret'), 'utf8').trim();
     expect((await kt.pinnedKey())?.verifierKey).toBe(new KeyTransparency(null!, transparencyKey(secret)).verifierKey);
@@ -241,5 +243,84 @@ describe('a relay that hides a device from its owner', () => {
     } finally {
       evil.rewriteHttp = null;
     }
+  });
+});
+
+describe('gossip against a split view', () => {
+  it('stops the conversation when a peer carries a checkpoint of another tree, signed with the relay key', async () => {
+    const lia = await user('ktlia');
+    await until('lia has seen the log', () => asClient(lia.engine).transparency.latestCheckpoint());
+    const seen = c.kt.parseCheckpointBody(c.kt.noteBody((await asClient(lia.engine).transparency.latestCheckpoint())!));
+    const m = await attackerAccount(relay.url);
+    const realEntry = async (userId: string) => {
+      const res = await fetch(`${relay.url}/api/kt/accounts/${userId}`, {
+        headers: { authorization: `Bearer ${m.accessToken}` },
+      });
+      return Buffer.from(((await res.json()) as { leaf: { entry: string } }).leaf.entry, 'base64url');
+    };
+    const secret = readFileSync(join(relay.dataDir, 'jwt-secret'), 'utf8').trim();
+    const keys = transparencyKey(secret);
+    const signer = new KeyTransparency(null!, keys);
+
+    // A newcomer, Max, is kept away from the real log until the operator's other view of it is ready.
+    evil.forgeHttp = (path) => {
+      if (path === '/api/kt/checkpoint') return { checkpoint: 'not yet', verifierKey: signer.verifierKey };
+      if (path.startsWith('/api/kt/')) return {};
+      return undefined;
+    };
+    let max: TestUser;
+    try {
+      max = await user('ktmax');
+      // The other view: a tree in which Lia's and Max's real entries are the last leaves, signed with the relay key.
+      const entries = [await realEntry(lia.userId), await realEntry(max.userId)];
+      const size = seen.size + 10;
+      const nodes = new Map<string, Uint8Array>();
+      for (let i = 0; i < size; i += 1) {
+        const entry = i >= size - 2 ? entries[i - (size - 2)]! : Buffer.from(`other view ${i}`);
+        const siblings = appendSiblings(i).map((k) => nodes.get(`${k.level}:${k.index}`)!);
+        for (const n of appendNodes(i, leafHash(entry), siblings)) nodes.set(`${n.level}:${n.index}`, n.hash);
+      }
+      const read = (level: number, index: number) => nodes.get(`${level}:${index}`)!;
+      const body = `${signer.origin}\n${size}\n${Buffer.from(rootOf(read, size)).toString('base64')}\n`;
+      const { sign } = await import('node:crypto');
+      const line = Buffer.concat([
+        c.kt.keyIdOf(signer.origin, 1, keys.publicKey),
+        sign(null, Buffer.from(body), keys.privateKey),
+      ]);
+      const fork = `${body}\n\u2014 ${signer.origin} ${line.toString('base64')}\n`;
+      const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+      const leafAt = (index: number) => ({
+        index,
+        entry: b64u(entries[index - (size - 2)]!),
+        proof: inclusionProof(read, index, size).map(b64u),
+      });
+      // From here on the other view goes to Max's device only; Lia keeps talking to the real log.
+      const maxDevice = deviceOf(max);
+      evil.forgeHttp = null;
+      evil.rewriteHttp = (path, status, answer, device) => {
+        if (device !== maxDevice) return answer;
+        if (path === '/api/kt/checkpoint') return { checkpoint: fork, verifierKey: signer.verifierKey };
+        if (path === '/api/kt/self/entries') return { checkpoint: fork, entries: [], more: false };
+        if (path === `/api/kt/accounts/${lia.userId}`) return { checkpoint: fork, leaf: leafAt(size - 2) };
+        if (path === `/api/kt/accounts/${max.userId}`) return { checkpoint: fork, leaf: leafAt(size - 1) };
+        return answer;
+      };
+      // Every check on Max's side passes, and his message to Lia carries the checkpoint of his view.
+      await openWith(max, lia);
+      await max.engine.send(lia.userId, 'hello from the other view');
+      await until('max → lia', () => hasText(lia.engine, max.userId, 'hello from the other view'));
+    } finally {
+      evil.forgeHttp = null;
+      evil.rewriteHttp = null;
+    }
+    expect(max.engine.getSnapshot().trust[lia.userId]?.transparency).toBeUndefined();
+    const trust = await until(
+      'lia blocks the conversation',
+      () => lia.engine.getSnapshot().trust[max.userId]?.transparency,
+    );
+    expect(trust).toMatch(/different versions of the relay's key log/);
+    expect(lia.engine.getSnapshot().notices.some((n) => n.kind === 'error' && /different versions/.test(n.text))).toBe(
+      true,
+    );
   });
 });
