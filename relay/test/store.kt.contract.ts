@@ -56,6 +56,19 @@ export function describeKtContract(get: () => { store: Store; alice: NewAccount;
       expect((await store.ktEntriesOf(alice.userId, 0, 3, 10)).map((l) => l.seq)).toEqual([0, 1]);
     });
 
+    it('erases what the log says of an account on request, keeping its place in the tree', async () => {
+      const { store, alice, bob } = get();
+      await store.ktAppend(leaf(0, alice.userId, 0), []);
+      await store.ktAppend(leaf(1, bob.userId, 0), []);
+      await store.ktAppend(leaf(2, alice.userId, 1), []);
+      await store.ktForget(alice.userId);
+      expect(await store.ktLatestOf(alice.userId, 3)).toBeNull();
+      expect(await store.ktLeaf(2)).toMatchObject({ index: 2, userId: '~2' });
+      expect((await store.ktLeaf(2))!.entry.length).toBe(0);
+      expect((await store.ktLatestOf(bob.userId, 3))?.index).toBe(1);
+      expect(await store.ktSize()).toBe(3);
+    });
+
     it('keeps the log of a deleted account, and finishing an append stores its nodes', async () => {
       const { store, alice } = get();
       await store.ktAppend(leaf(0, alice.userId, 0), []);

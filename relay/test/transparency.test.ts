@@ -78,7 +78,7 @@ describe('appending to the log', () => {
     expect((await ownEntries(bob)).map((e) => e.seq)).toEqual([0, 1, 2]);
   });
 
-  it('appends when an operator removes a device, and a tombstone when the account is deleted', async () => {
+  it('appends when an operator removes a device, and a tombstone when the account is deleted, then erases it', async () => {
     const carol = await signUp(t.url);
     const dave = await signUp(t.url);
     const second = await signIn(t.url, carol);
@@ -89,7 +89,16 @@ describe('appending to the log', () => {
       body: { authKey: carol.authKey },
     });
     expect(res.status).toBe(204);
-    expect(await latestEntry(dave, carol.userId)).toMatchObject({ kind: 'deleted', seq: 3, userId: carol.userId });
+    // A tombstone was appended, then every entry of the account erased: only their hashes stay in the tree.
+    const after = await api(t.url, 'GET', `/api/kt/accounts/${carol.userId}`, { token: dave.accessToken });
+    expect(after.status).toBe(404);
+    const db = (t.relay.store as unknown as { db: Database.Database }).db;
+    const rows = db.prepare("SELECT * FROM kt_leaves WHERE user_id = ? OR hex(entry) LIKE '%' || hex(?) || '%'");
+    expect(rows.all(carol.userId, carol.userId)).toEqual([]);
+    const erased = db.prepare("SELECT idx FROM kt_leaves WHERE user_id LIKE '~%' ORDER BY idx DESC LIMIT 1").get() as {
+      idx: number;
+    };
+    expect(erased.idx).toBe((await checkpoint()).size - 1);
   });
 
   it('logs every one of many concurrent changes exactly once, in a tree whose every old checkpoint it extends', async () => {

@@ -201,7 +201,11 @@ export function loggingStore(store: Store, kt: KeyTransparency): Store {
     },
     async deleteUser(userId) {
       const deleted = await store.deleteUser(userId);
-      if (deleted) await kt.record(userId);
+      if (deleted) {
+        // The deletion is a change in the tree (a tombstone), and then nothing readable of the account stays.
+        await kt.record(userId);
+        await store.ktForget(userId);
+      }
       return deleted;
     },
   };

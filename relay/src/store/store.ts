@@ -442,6 +442,11 @@ export interface Store {
   ktLeaf(index: number): Promise<KtLeafRecord | null>;
   /** The account's latest entry with an index below `size`, or null. */
   ktLatestOf(userId: string, size: number): Promise<KtLeafRecord | null>;
+  /**
+   * Erases what the log says about a deleted account: its entries' bytes and user id (replaced by `~<index>`). Their
+   * hashes stay in the tree, so every proof still verifies, and nothing readable of the account remains.
+   */
+  ktForget(userId: string): Promise<void>;
   /** The account's entries with `from` ≤ index < `to`, oldest first, at most `limit`. */
   ktEntriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]>;
 }

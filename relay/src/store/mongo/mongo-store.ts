@@ -931,6 +931,10 @@ export class MongoStore implements Store {
     return this.kt.nodes(keys);
   }
 
+  ktForget(userId: string): Promise<void> {
+    return this.kt.forget(userId);
+  }
+
   ktLeaf(index: number): Promise<KtLeafRecord | null> {
     return this.kt.leaf(index);
   }

@@ -117,6 +117,13 @@ export class MongoKt {
     });
   }
 
+  async forget(userId: string): Promise<void> {
+    const docs = await this.leaves.find({ userId }, { _id: 1 }).lean();
+    for (const d of docs) {
+      await this.leaves.updateOne({ _id: d._id }, { $set: { userId: `~${d._id}`, entry: Buffer.alloc(0) } });
+    }
+  }
+
   async leaf(index: number): Promise<KtLeafRecord | null> {
     const doc = await this.leaves.findById(index).lean();
     return doc ? toLeaf(doc) : null;

@@ -735,6 +735,10 @@ export class SqliteStore implements Store {
     return later(() => this.kt.nodes(keys));
   }
 
+  ktForget(userId: string): Promise<void> {
+    return later(() => this.kt.forget(userId));
+  }
+
   ktLeaf(index: number): Promise<KtLeafRecord | null> {
     return later(() => this.kt.leaf(index));
   }

@@ -61,6 +61,10 @@ export class KtTables {
     });
   }
 
+  forget(userId: string): void {
+    this.prepare("UPDATE kt_leaves SET user_id = '~' || idx, entry = x'' WHERE user_id = ?").run(userId);
+  }
+
   leaf(index: number): KtLeafRecord | null {
     const row = this.prepare<[number], LeafRow>('SELECT * FROM kt_leaves WHERE idx = ?').get(index);
     return row ? toLeaf(row) : null;
