@@ -666,3 +666,7 @@ export {
   generateAttachmentKey,
   Sha256,
 } from './attachment.js';
+// ── key transparency (issue #16) ───────────────────────────────────────────────────────────────────────────
+
+/** Key transparency verification: RFC 9162 proofs, directory entries, C2SP checkpoints and cosignatures. */
+export * as kt from './kt/index.js';

@@ -2,11 +2,14 @@
 // MONGODB_URI), from the same environment as the relay. Safe while the relay runs: SQLite serializes the writers
 // (WAL), and with REDIS_URL the running nodes are told which sessions ended, so they drop those sockets at once;
 // otherwise those sockets close when their access token expires (ACCESS_TOKEN_TTL) and cannot come back.
+import { join } from 'node:path';
 import { createClient } from 'redis';
 import { ConfigError, loadConfig } from './config.js';
 import type { Config } from './config.js';
 import { encodeEnvelope } from './cluster/wire.js';
 import { openStore } from './server.js';
+import { loadOrCreateSecret, transparencyKey } from './secrets.js';
+import { KeyTransparency, loggingStore } from './service/transparency.js';
 import { AdminService } from './service/admin.js';
 import { createInvite } from './service/invites.js';
 import type { Store } from './store/store.js';
@@ -155,7 +158,10 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const store = await openStore(config);
+  // The operator's changes (removing a device, deleting an account) are logged like the relay's own (issue #16).
+  const backend = await openStore(config);
+  const secret = config.jwtSecret ?? loadOrCreateSecret(join(config.dataDir, 'jwt-secret')).secret;
+  const store = loggingStore(backend, new KeyTransparency(backend, transparencyKey(secret)));
   try {
     return await run(store, config, parsed);
   } catch (err) {

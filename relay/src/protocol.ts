@@ -544,6 +544,48 @@ export const blobOffsetAnswerSchema = z.object({
 export type BlobOffsetAnswer = z.infer<typeof blobOffsetAnswerSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
+// Key transparency (issue #16): an append-only RFC 9162 Merkle log of every account's identity key and device ids,
+// with checkpoints signed by the relay's Ed25519 key as C2SP signed notes. See relay/PROTOCOL.md.
+
+/** Hashes in a proof: 32 bytes each, base64url; at most 64 (a tree of 2^64 leaves). */
+export const ktHashSchema = base64urlOf(32);
+const ktProofSchema = z.array(ktHashSchema).max(64);
+/** A tree size or leaf index (below 2^53). */
+const ktSizeSchema = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** A signed note: text lines, at most 8 KiB (room for a relay signature and a few witness cosignatures). */
+const ktNoteSchema = z.string().min(1).max(8192);
+/** The canonical bytes of one directory entry (crypto/src/kt/entry.ts), base64url. */
+const ktEntrySchema = base64urlNonEmpty.refine((s) => s.length <= 40_000, 'entry too long');
+
+/** `GET /api/kt/checkpoint` → 200 (no sign-in): the latest checkpoint and the relay's C2SP verifier key. */
+export const ktCheckpointAnswerSchema = z.object({ checkpoint: ktNoteSchema, verifierKey: z.string().max(512) });
+export type KtCheckpointAnswer = z.infer<typeof ktCheckpointAnswerSchema>;
+
+/** `GET /api/kt/consistency?from=&to=` (no sign-in; from ≤ to ≤ the latest size, else 400 invalid_input). */
+export const ktConsistencyQuery = z.strictObject({ from: ktSizeSchema, to: ktSizeSchema });
+export const ktConsistencyAnswerSchema = z.object({ proof: ktProofSchema });
+export type KtConsistencyAnswer = z.infer<typeof ktConsistencyAnswerSchema>;
+
+/** One logged entry with its inclusion proof in the tree of the answer's checkpoint. */
+export const ktLeafSchema = z.object({ index: z.number().int().min(0), entry: ktEntrySchema, proof: ktProofSchema });
+export type KtLeaf = z.infer<typeof ktLeafSchema>;
+
+/** `GET /api/kt/accounts/:userId` (signed in): the account's latest entry in the latest checkpoint (404 when none). */
+export const ktAccountParams = z.strictObject({ userId: idSchema });
+export const ktAccountAnswerSchema = z.object({ checkpoint: ktNoteSchema, leaf: ktLeafSchema });
+export type KtAccountAnswer = z.infer<typeof ktAccountAnswerSchema>;
+
+/** `GET /api/kt/self/entries?since=` (signed in; own account only): its entries with index ≥ since, oldest first. */
+export const ktEntriesQuery = z.strictObject({ since: ktSizeSchema });
+/** At most 100 entries; `more` when the next page starts after the last one. */
+export const ktEntriesAnswerSchema = z.object({
+  checkpoint: ktNoteSchema,
+  entries: z.array(ktLeafSchema).max(100),
+  more: z.boolean(),
+});
+export type KtEntriesAnswer = z.infer<typeof ktEntriesAnswerSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
 
 /**

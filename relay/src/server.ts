@@ -13,7 +13,8 @@ import { createLogger } from './log.js';
 import { RelayMetrics, listenMetrics } from './metrics.js';
 import { LIMITS } from './protocol.js';
 import type { HealthAnswer } from './protocol.js';
-import { deriveKey, loadOrCreateSecret } from './secrets.js';
+import { deriveKey, loadOrCreateSecret, transparencyKey } from './secrets.js';
+import { KeyTransparency, loggingStore } from './service/transparency.js';
 import { AccountService } from './service/accounts.js';
 import { Delivery } from './service/delivery.js';
 import { DeviceService } from './service/devices.js';
@@ -58,6 +59,8 @@ export interface Relay {
   readonly io: RelayServer;
   /** For operations and tests; the services own all writes during normal running. */
   readonly store: Store;
+  /** The key transparency log (issue #16). */
+  readonly kt: KeyTransparency;
   /** Which store and fan-out this relay uses. */
   readonly health: HealthAnswer;
   /** Transactions committed by the write batcher so far. */
@@ -152,10 +155,13 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     if (loaded.looseMode) log.warn({ file }, 'the JWT secret file is readable by other users: chmod 600 it');
   }
 
-  const store = await openStore(config);
-  if (store instanceof MongoStore && !store.ttlIndexes) {
+  const backend = await openStore(config);
+  if (backend instanceof MongoStore && !backend.ttlIndexes) {
     log.warn('the MongoDB server has no TTL indexes (FerretDB?): expiry relies on the relay sweep alone');
   }
+  // Every change to an account's keys or devices appends to the key transparency log (issue #16).
+  const kt = new KeyTransparency(backend, transparencyKey(jwtSecret));
+  const store = loggingStore(backend, kt);
   let cluster: RedisCluster | null = null;
   if (config.redisUrl !== undefined) {
     try {
@@ -300,6 +306,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     blocks,
     blobs,
     metrics,
+    kt,
   });
   const httpServer = createServer(app);
   const sockets = attachSocket(httpServer, {
@@ -352,6 +359,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   let closing: Promise<void> | null = null;
   let metricsServer: HttpServer | null = null;
   return {
+    kt,
     config,
     log,
     httpServer,

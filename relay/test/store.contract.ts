@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Bytes, NewAccount, SendRequest, Store } from '../src/store/store.js';
 import { describeBlobContract } from './store.blobs.contract.js';
 import { describeBlockContract } from './store.blocks.contract.js';
+import { describeKtContract } from './store.kt.contract.js';
 
 /** The same cap for one-time X25519 and one-time KEM prekeys. */
 const limits = (n: number) => ({ oneTime: n, kemOneTime: n });
@@ -59,6 +60,7 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
     });
     describeBlockContract(() => ({ store, alice, bob }));
     describeBlobContract(() => ({ store, alice, bob }));
+    describeKtContract(() => ({ store, alice, bob }));
 
     it('answers a ping while open, and not once closed', async () => {
       await expect(store.ping()).resolves.toBeUndefined();

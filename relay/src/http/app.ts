@@ -30,6 +30,8 @@ import { sessionsRoutes } from './sessions.js';
 import { settingsRoutes } from './settings.js';
 import { usersRoutes } from './users.js';
 import { webApp } from './web.js';
+import { transparencyRoutes } from './transparency.js';
+import type { KeyTransparency } from '../service/transparency.js';
 
 export interface HttpDeps {
   config: Config;
@@ -47,6 +49,8 @@ export interface HttpDeps {
   blocks?: BlockService;
   /** The attachment blob routes (issue #15); absent in apps built without them. */
   blobs?: BlobService;
+  /** The key transparency routes (issue #16); absent in apps built without them. */
+  kt?: KeyTransparency;
 }
 
 /** The backup route's own limit: 64 KiB before base64url encoding, plus room for the JSON around it. */
@@ -98,6 +102,7 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(profileRoutes(accounts, deps.profiles));
   if (deps.blocks) api.use(blocksRoutes(accounts, deps.blocks));
   if (deps.blobs) api.use(blobsRoutes(accounts, deps.blobs));
+  if (deps.kt) api.use(transparencyRoutes(accounts, deps.kt));
   api.use(notFound);
   app.use('/api', api);
 

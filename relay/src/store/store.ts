@@ -230,6 +230,22 @@ export interface DeviceRecord {
   name: Bytes | null;
 }
 
+/** One entry of the key transparency log (issue #16): leaf `index`, the account's `seq`-th entry. */
+export interface KtLeafRecord {
+  index: number;
+  userId: string;
+  seq: number;
+  /** The canonical entry bytes (relay/src/service/kt-tree.ts). */
+  entry: Bytes;
+}
+
+/** A stored hash of a perfect subtree: leaves [index·2^level, (index+1)·2^level); level 0 is the leaf hash. */
+export interface KtNodeRecord {
+  level: number;
+  index: number;
+  hash: Bytes;
+}
+
 /** How much the store holds (operators: `npm run admin -- counts`, the metrics' mailbox depth). */
 export interface StoreCounts {
   users: number;
@@ -411,6 +427,31 @@ export interface Store {
   usersBlocking(blocked: string, userIds: string[]): Promise<string[]>;
   /** Of these device ids, the ones whose owner blocks `sender` (unknown devices are left out). */
   devicesBlocking(sender: string, deviceIds: string[]): Promise<string[]>;
+  // Key transparency log (issue #16): append-only; deleting accounts or devices never touches it -------------------
+  /** Leaves whose nodes are all stored: the tree size the relay may sign. */
+  ktSize(): Promise<number>;
+  /**
+   * Appends a leaf at `leaf.index` with the nodes it completes, only while the size is `leaf.index` and the account
+   * has no entry `leaf.seq` yet (a compare-and-set: of two concurrent appends one wins); 'conflict' otherwise.
+   */
+  ktAppend(leaf: KtLeafRecord, nodes: KtNodeRecord[]): Promise<'appended' | 'conflict'>;
+  /**
+   * Completes an append that stored its leaf but not yet its nodes (a crash or a racing node on MongoDB, which has
+   * no transactions): stores the nodes and moves the size to `size` if it was lower.
+   */
+  ktFinish(size: number, nodes: KtNodeRecord[]): Promise<void>;
+  /** The stored nodes among `keys` (missing ones are left out). */
+  ktNodes(keys: { level: number; index: number }[]): Promise<KtNodeRecord[]>;
+  ktLeaf(index: number): Promise<KtLeafRecord | null>;
+  /** The account's latest entry with an index below `size`, or null. */
+  ktLatestOf(userId: string, size: number): Promise<KtLeafRecord | null>;
+  /**
+   * Erases what the log says about a deleted account: its entries' bytes and user id (replaced by `~<index>`). Their
+   * hashes stay in the tree, so every proof still verifies, and nothing readable of the account remains.
+   */
+  ktForget(userId: string): Promise<void>;
+  /** The account's entries with `from` ≤ index < `to`, oldest first, at most `limit`. */
+  ktEntriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]>;
   // Blobs (issue #15): attachment ciphertext, see BlobStore. `deleteUser` deletes the user's blobs too. ------------
   readonly blobs: BlobStore;
 }

@@ -54,7 +54,10 @@ export interface BootOptions {
   /** The clock for keys and tokens (tests move it to exercise weekly rotation). */
   now?: () => number;
   /** Extra engine options (test hooks). */
-  engine?: Pick<ChatClientOptions, 'dangerousTestOnlyDropSendAcks' | 'dangerousTestOnlySkipInboundAcks'> & {
+  engine?: Pick<
+    ChatClientOptions,
+    'dangerousTestOnlyDropSendAcks' | 'dangerousTestOnlySkipInboundAcks' | 'transparency'
+  > & {
     /** Test-only: a password change stops there, as if the tab closed. */
     dangerousTestOnlyPasswordChangeStop?: PasswordChangeStop;
   };

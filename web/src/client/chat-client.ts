@@ -13,6 +13,7 @@ import { Attachments } from './attachments';
 import { newMessageId } from './bytes';
 import { Devices } from './devices';
 import { Disappearing } from './disappearing';
+import { KeyTransparency, type TransparencyOptions } from './transparency';
 import { ClientError, describeError } from './errors';
 import { GroupMembership } from './group-membership';
 import { GroupMessaging } from './group-messaging';
@@ -29,7 +30,7 @@ import {
   userSearchAnswerSchema,
   type PrekeyCountAnswer,
 } from '@weconnect/relay/protocol';
-import { type ActionPayload, type ControlPayload, settingsSchema } from './schemas';
+import { type ActionPayload, type Contact, type ControlPayload, settingsSchema } from './schemas';
 import { DEVICE_CHECK_MS, Sessions } from './sessions';
 import { WriteBatch, type LocalStore } from './store';
 import { Transport } from './transport';
@@ -68,6 +69,8 @@ export interface ChatClientOptions {
   account?: AccountControl;
   /** Called once after sign-out or when the session ended (release the tab lock, go back to the first screen). */
   onClosed: () => void;
+  /** Key transparency (issue #16): a configured relay key instead of trust on first use; required witnesses. */
+  transparency?: TransparencyOptions;
   /** Test-only: ignore relay acks for sends (simulates an ack lost on the way back). */
   dangerousTestOnlyDropSendAcks?: boolean;
   /** Test-only: store inbound messages but never ack them (simulates a crash before the ack). */
@@ -94,6 +97,8 @@ export class ChatClient implements ChatEngineApi {
   readonly #blocks: BlockList;
   readonly #disappearing: Disappearing;
   readonly #preferences: PreferenceStore;
+  /** Checks bundles and our own account against the relay's key transparency log (issue #16). */
+  readonly transparency: KeyTransparency;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(options: ChatClientOptions) {
@@ -111,6 +116,35 @@ export class ChatClient implements ChatEngineApi {
       dangerousTestOnlySkipInboundAcks: options.dangerousTestOnlySkipInboundAcks,
     });
     this.#ctx = ctx;
+    this.transparency = new KeyTransparency({
+      crypto: options.crypto,
+      api: options.api,
+      store: options.store,
+      me: options.me,
+      ownIdentityKey: options.crypto.identityKeyToWire(options.keys.identity),
+      ...(options.transparency ? { options: options.transparency } : {}),
+      events: {
+        contactFailed: async (bundle, reason) => {
+          const known = await options.store.contact(bundle.userId);
+          const contact: Contact = known
+            ? { ...known, transparencyAlarm: reason }
+            : {
+                userId: bundle.userId,
+                username: bundle.username,
+                identityKey: bundle.identityKey,
+                verified: false,
+                transparencyAlarm: reason,
+              };
+          await options.store.write('contacts', bundle.userId, contact);
+          ctx.setTrust(contact);
+        },
+        alarm: (text) => ctx.notice('error', text),
+      },
+    });
+    ctx.ktGossip = {
+      outgoing: () => this.transparency.latestCheckpoint(),
+      received: (from, note) => void this.transparency.compareGossip(from, note),
+    };
     this.#sessions = new Sessions(
       options.crypto,
       options.store,
@@ -128,6 +162,7 @@ export class ChatClient implements ChatEngineApi {
         },
         devicesListed: (contact, deviceIds) =>
           this.devices.contactDevicesListed(contact, deviceIds).catch(() => undefined),
+        bundleReceived: (bundle) => this.transparency.verifyBundle(bundle),
       },
       { now, deviceCheckMs: options.deviceCheckMs ?? DEVICE_CHECK_MS },
     );
@@ -159,6 +194,7 @@ export class ChatClient implements ChatEngineApi {
         );
         const contact = await options.store.contact(userId);
         if (bundle.userId !== userId || !contact || contact.restored) return;
+        await this.transparency.verifyBundle(bundle);
         if (contact.identityKey !== bundle.identityKey || contact.pendingIdentityKey !== undefined) return;
         await this.devices.contactDevicesListed(
           contact,
@@ -184,7 +220,10 @@ export class ChatClient implements ChatEngineApi {
         });
       },
       deviceRemoved: () => void this.#deviceRemoved(),
-      devicesChanged: () => void this.devices.check(),
+      devicesChanged: () => {
+        void this.devices.check();
+        this.#checkOwnLog();
+      },
       // A removed device that missed `device:removed` learns it from its next request (`device_removed`).
       serverDisconnected: () => void this.devices.list().catch(() => undefined),
     });
@@ -418,7 +457,15 @@ export class ChatClient implements ChatEngineApi {
 
   // ── connection, presence, settings, maintenance ─────────────────────────────────────────────────────────
 
+  /** Self-monitoring (issue #16): our account's new log entries; alarms become notices, other failures wait. */
+  #checkOwnLog(): void {
+    void this.transparency.checkOwnAccount().catch((e: unknown) => {
+      if (e instanceof ClientError && e.code === 'transparency_failed') this.#ctx.notice('error', e.message);
+    });
+  }
+
   #onConnected(): void {
+    this.#checkOwnLog();
     this.#ctx.watchPresence();
     void this.flushOutbox();
     void this.#maintain();

@@ -82,6 +82,11 @@ export interface EngineParts {
 }
 
 export class EngineContext {
+  /**
+   * Key transparency gossip (issue #16): the checkpoint outgoing chat payloads carry, and where a peer's goes. Set by
+   * the composition root; null in engines built without it.
+   */
+  ktGossip: { outgoing(): Promise<string | null>; received(from: string, note: string): void } | null = null;
   readonly c: Crypto;
   readonly store: LocalStore;
   readonly api: RelayApi;
@@ -188,6 +193,7 @@ export class EngineContext {
       keyChanged: contact.keyChanged ?? false,
       blocked: contact.pendingIdentityKey !== undefined,
       ...(contact.deleted ? { deleted: true } : {}),
+      ...(contact.transparencyAlarm ? { transparency: contact.transparencyAlarm } : {}),
     };
     this.set({ trust: { ...this.#snapshot.trust, [contact.userId]: trust } }, publish);
   }

@@ -26,6 +26,11 @@ export type ClientErrorCode =
   | 'kdf_refused'
   /** This device was removed from its account by another of its devices (the relay said `device_removed`). */
   | 'device_removed'
+  /**
+   * Key transparency (issue #16): what the relay served is not in its public log, or the log's signed history is not
+   * consistent with what this device saw before. Sending to that contact stops.
+   */
+  | 'transparency_failed'
   | 'relay_error';
 
 export class ClientError extends Error {

@@ -276,6 +276,7 @@ export class Inbound {
       );
       return null;
     }
+    if (parsed.success && parsed.data.kt !== undefined) ctx.ktGossip?.received(from, parsed.data.kt);
     const message: ChatMessage = parsed.success
       ? {
           id: entry.id,

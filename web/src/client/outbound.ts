@@ -67,6 +67,8 @@ export class Outbound {
     if (ctx.snapshot.trust[conv]?.deleted) {
       throw new ClientError('account_deleted', `${c.username}'s account was deleted. Messages can no longer be sent.`);
     }
+    const transparency = ctx.snapshot.trust[conv]?.transparency;
+    if (transparency) throw new ClientError('transparency_failed', transparency);
     if (ctx.snapshot.trust[conv]?.blocked) {
       throw new ClientError('identity_changed', `${c.username}'s security key changed. Accept the new key to send.`);
     }
@@ -332,10 +334,12 @@ export class Outbound {
     const found = await this.#ctx.store.message(id);
     if (!found) throw new ClientError('corrupt_store', 'The queued message is missing from history');
     const m = found.message;
+    const kt = await this.#ctx.ktGossip?.outgoing();
     return {
       v: 1,
       text: m.text,
       sentAt: Math.floor(created),
+      ...(kt ? { kt } : {}),
       ...(m.reply ? { reply: m.reply } : {}),
       ...(m.attachments?.length ? { attachments: m.attachments } : {}),
       ...(m.expireSeconds ? { expire: m.expireSeconds } : {}),

@@ -93,6 +93,8 @@ export const contactSchema = z.object({
   restored: z.boolean().optional(),
   /** The relay no longer knows this account (its bundle is 404): it was deleted. Sending is off. */
   deleted: z.boolean().optional(),
+  /** Key transparency (issue #16): what the relay served for this contact failed the log check. Sending is off. */
+  transparencyAlarm: z.string().max(500).optional(),
 });
 export type Contact = z.infer<typeof contactSchema>;
 
@@ -250,6 +252,8 @@ export const chatPayloadSchema = z
     attachments: z.array(attachmentSchema).min(1).max(MAX_ATTACHMENTS).optional(),
     /** The conversation's disappearing timer (seconds) when it was sent; recipients delete their copy after it. */
     expire: z.number().int().positive().max(604_800).optional(),
+    /** Key transparency gossip (issue #16): the newest relay checkpoint the sender verified (a signed note). */
+    kt: z.string().max(8192).optional(),
   })
   .refine((p) => p.text.length > 0 || (p.attachments?.length ?? 0) > 0, 'a message needs text or an attachment');
 export type ChatPayload = z.infer<typeof chatPayloadSchema>;

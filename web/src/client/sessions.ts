@@ -66,6 +66,8 @@ export interface SessionEvents {
   devicesListed?(contact: Contact, deviceIds: string[]): Promise<void>;
   /** The relay no longer knows a contact: the account was deleted. */
   accountDeleted?(contact: Contact): void;
+  /** A bundle arrived: key transparency checks it against the relay's log (issue #16); throws to refuse it. */
+  bundleReceived?(bundle: BundleAnswer): Promise<void>;
 }
 
 export class Sessions {
@@ -150,6 +152,7 @@ export class Sessions {
         throw e;
       });
     if (bundle.userId !== peerUserId) throw new ClientError('relay_error', 'The relay answered for another user');
+    await this.#events.bundleReceived?.(bundle);
     const contact = await this.#acceptIdentity(peerUserId, bundle.username, bundle.identityKey, sending);
     if (contact.identityKey === bundle.identityKey) {
       await this.#events.devicesListed?.(
@@ -224,6 +227,7 @@ export class Sessions {
       identityKey,
       verified: false,
       ...(changed ? { keyChanged: true } : {}),
+      ...(known?.transparencyAlarm ? { transparencyAlarm: known.transparencyAlarm } : {}),
     };
     await this.#store.write('contacts', userId, contact);
     await this.#store.write('secrets', ['known-name', username], { userId, identityKey });

@@ -100,6 +100,8 @@ export interface ContactTrust {
   blocked: boolean;
   /** The contact's account was deleted (the relay no longer knows it): nothing can be sent. Absent otherwise. */
   deleted?: boolean;
+  /** Key transparency (issue #16): the contact's keys failed the relay log check; nothing can be sent. Why. */
+  transparency?: string;
 }
 
 export interface SafetyNumberView {

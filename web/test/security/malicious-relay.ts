@@ -19,7 +19,7 @@ export interface Delivery {
 export interface MaliciousRelay {
   url: string;
   /** Rewrites a JSON answer of the real relay (path without query); return it unchanged to pass it on. */
-  rewriteHttp: ((path: string, status: number, body: unknown) => unknown) | null;
+  rewriteHttp: ((path: string, status: number, body: unknown, deviceId: string) => unknown) | null;
   /**
    * Decides what reaches a device of each `messages` event: returns the items to deliver (possibly none). The
    * real relay is acknowledged as soon as the decision is made, so whatever is withheld is gone from it.
@@ -90,7 +90,8 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
       let text = await answer.text();
       const path = (req.url ?? '/').split('?')[0]!;
       if (relay.rewriteHttp && (answer.headers.get('content-type') ?? '').includes('json')) {
-        text = JSON.stringify(relay.rewriteHttp(path, answer.status, JSON.parse(text)));
+        const device = deviceOf((req.headers.authorization ?? '').replace(/^Bearer /, ''));
+        text = JSON.stringify(relay.rewriteHttp(path, answer.status, JSON.parse(text), device));
       }
       res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
       res.end(text);
@@ -139,6 +140,7 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
       if (out.length > 0) socket.emit('messages', out, relay.tamper ? () => undefined : ack);
     });
     up.on('presence', (update: unknown) => socket.emit('presence', update));
+    up.on('devices:changed', (event: unknown) => socket.emit('devices:changed', event));
     up.on('disconnect', () => socket.disconnect(true));
     socket.onAny((event: string, ...args: unknown[]) => {
       if (event === 'message:send') recordSend(deviceId, args[0]);

@@ -122,6 +122,18 @@ export async function dangerousTestOnlyReplaceIdentity(
   } finally {
     db.close();
   }
+  // The change is logged as the relay logs every key change (issue #16): a reinstall is public, not hidden.
+  const { SqliteStore } = await import('../../../relay/src/store/sqlite/sqlite-store');
+  const { KeyTransparency } = await import('../../../relay/src/service/transparency');
+  const { transparencyKey } = await import('../../../relay/src/secrets');
+  const { readFileSync } = await import('node:fs');
+  const store = new SqliteStore({ file: join(relay.dataDir, 'weconnect.db') });
+  try {
+    const secret = readFileSync(join(relay.dataDir, 'jwt-secret'), 'utf8').trim();
+    await new KeyTransparency(store, transparencyKey(secret)).record(userId);
+  } finally {
+    await store.close();
+  }
   return { deviceId };
 }
 

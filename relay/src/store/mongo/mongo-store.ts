@@ -5,6 +5,8 @@
 import mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
 import type {
+  KtLeafRecord,
+  KtNodeRecord,
   BundleRecord,
   Bytes,
   DeviceRecord,
@@ -35,6 +37,7 @@ import type {
 import { withoutMember } from '../group-rules.js';
 import { MongoBlobs } from './blobs.js';
 import { MongoBlocks } from './blocks.js';
+import { MongoKt } from './transparency.js';
 import { MongoMailbox } from './mailbox.js';
 import { TTL_INDEXES, defineModels } from './models.js';
 import type { DeviceDoc, FamilyDoc, GroupDoc, KemPrekeyDoc, Models, PrekeyDoc, UserDoc } from './models.js';
@@ -93,6 +96,7 @@ export class MongoStore implements Store {
   private closed = false;
   private blockDocs: MongoBlocks | null = null;
   private blobDocs: MongoBlobs | null = null;
+  private ktDocs: MongoKt | null = null;
 
   private constructor(
     private readonly connection: Connection,
@@ -914,5 +918,43 @@ export class MongoStore implements Store {
       if (res.matchedCount === 1) return;
       current = await this.m.groups.findById(current._id).lean();
     }
+  }
+
+  // Key transparency (issue #16) --------------------------------------------------------------------------------------
+
+  private get kt(): MongoKt {
+    return (this.ktDocs ??= new MongoKt(this.connection));
+  }
+
+  ktSize(): Promise<number> {
+    return this.kt.size();
+  }
+
+  ktAppend(leaf: KtLeafRecord, nodes: KtNodeRecord[]): Promise<'appended' | 'conflict'> {
+    return this.kt.append(leaf, nodes);
+  }
+
+  ktFinish(size: number, nodes: KtNodeRecord[]): Promise<void> {
+    return this.kt.finish(size, nodes);
+  }
+
+  ktNodes(keys: { level: number; index: number }[]): Promise<KtNodeRecord[]> {
+    return this.kt.nodes(keys);
+  }
+
+  ktForget(userId: string): Promise<void> {
+    return this.kt.forget(userId);
+  }
+
+  ktLeaf(index: number): Promise<KtLeafRecord | null> {
+    return this.kt.leaf(index);
+  }
+
+  ktLatestOf(userId: string, size: number): Promise<KtLeafRecord | null> {
+    return this.kt.latestOf(userId, size);
+  }
+
+  ktEntriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]> {
+    return this.kt.entriesOf(userId, from, to, limit);
   }
 }

@@ -5,6 +5,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { dirname, join } from 'node:path';
 import { SqliteBlobs } from './blobs.js';
 import { BlockTables } from './blocks.js';
+import { KtTables } from './transparency.js';
 import { migrate } from './migrate.js';
 import { GroupTables } from './groups.js';
 import { MailboxStatements } from './mailbox.js';
@@ -13,6 +14,8 @@ import { statementCache } from './statements.js';
 import type { Prepare } from './statements.js';
 import type {
   BundleRecord,
+  KtLeafRecord,
+  KtNodeRecord,
   DeviceRecord,
   Bytes,
   GroupMemberRecord,
@@ -97,6 +100,7 @@ export class SqliteStore implements Store {
   private readonly groups: GroupTables;
   private readonly blocks: BlockTables;
   readonly blobs: SqliteBlobs;
+  private readonly kt: KtTables;
   private readonly prepare: Prepare;
   private closed = false;
 
@@ -113,6 +117,7 @@ export class SqliteStore implements Store {
     this.groups = new GroupTables(this.db, this.prepare);
     this.blocks = new BlockTables(this.db, this.prepare);
     this.blobs = new SqliteBlobs(this.db, this.prepare, options.blobDir ?? join(dirname(options.file), 'blobs'));
+    this.kt = new KtTables(this.db, this.prepare);
     this.mailbox = new MailboxStatements(this.db);
     this.applyTransaction = this.db.transaction((batch: WriteBatch, now: number) => this.mailbox.apply(batch, now));
   }
@@ -718,5 +723,40 @@ export class SqliteStore implements Store {
       for (const r of rows) if (r.id !== undefined) found.add(r.id);
     }
     return unique.filter((id) => !found.has(id));
+  }
+
+  // Key transparency (migration 013) ---------------------------------------------------------------------------------
+
+  ktSize(): Promise<number> {
+    return later(() => this.kt.size());
+  }
+
+  ktAppend(leaf: KtLeafRecord, nodes: KtNodeRecord[]): Promise<'appended' | 'conflict'> {
+    return later(() => this.kt.append(leaf, nodes));
+  }
+
+  /** Never needed here (an append is one transaction); stores the nodes for the contract's sake. */
+  ktFinish(_size: number, nodes: KtNodeRecord[]): Promise<void> {
+    return later(() => this.kt.putNodes(nodes));
+  }
+
+  ktNodes(keys: { level: number; index: number }[]): Promise<KtNodeRecord[]> {
+    return later(() => this.kt.nodes(keys));
+  }
+
+  ktForget(userId: string): Promise<void> {
+    return later(() => this.kt.forget(userId));
+  }
+
+  ktLeaf(index: number): Promise<KtLeafRecord | null> {
+    return later(() => this.kt.leaf(index));
+  }
+
+  ktLatestOf(userId: string, size: number): Promise<KtLeafRecord | null> {
+    return later(() => this.kt.latestOf(userId, size));
+  }
+
+  ktEntriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]> {
+    return later(() => this.kt.entriesOf(userId, from, to, limit));
   }
 }

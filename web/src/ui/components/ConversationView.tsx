@@ -265,6 +265,12 @@ export function ConversationView({
           </div>
         </div>
       ) : null}
+      {trust?.transparency ? (
+        <div className="key-banner is-blocked" role="alert">
+          <span className="icon icon-warn" aria-hidden="true" />
+          <p>{`${trust.transparency} Sending to ${username} is stopped: the relay may be showing you a key that is not theirs.`}</p>
+        </div>
+      ) : null}
       <div
         className="log"
         ref={logRef}

@@ -1,0 +1,66 @@
+// The key transparency routes (issue #16): the latest signed checkpoint and consistency proofs for anyone (an
+// auditor needs no account), an account's latest entry with its inclusion proof and one's own entries for
+// signed-in users.
+import { Router } from 'express';
+import { RelayError } from '../errors.js';
+import {
+  ktAccountParams,
+  ktConsistencyQuery,
+  ktEntriesQuery,
+  type KtAccountAnswer,
+  type KtCheckpointAnswer,
+  type KtConsistencyAnswer,
+  type KtEntriesAnswer,
+} from '../protocol.js';
+import type { AccountService } from '../service/accounts.js';
+import { toBase64url } from '../service/keys.js';
+import { KT_ENTRIES_PAGE, type KeyTransparency } from '../service/transparency.js';
+import type { Bytes, KtLeafRecord } from '../store/store.js';
+import { parseInput } from '../validation.js';
+import { authOf, requireAuth } from './middleware.js';
+
+const leafOf = (l: { leaf: KtLeafRecord; proof: Bytes[] }) => ({
+  index: l.leaf.index,
+  entry: toBase64url(l.leaf.entry),
+  proof: l.proof.map(toBase64url),
+});
+
+export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency): Router {
+  const router = Router();
+  router.get('/kt/checkpoint', async (_req, res) => {
+    const answer: KtCheckpointAnswer = { checkpoint: (await kt.checkpoint()).note, verifierKey: kt.verifierKey };
+    res.json(answer);
+  });
+  router.get('/kt/consistency', async (req, res) => {
+    const { from, to } = parseInput(ktConsistencyQuery, { ...req.query }, 'query');
+    const { size } = await kt.checkpoint();
+    if (from > to || to > size) throw new RelayError('invalid_input', `query: need from ≤ to ≤ ${size}`);
+    const answer: KtConsistencyAnswer = { proof: (await kt.consistency(from, to)).map(toBase64url) };
+    res.json(answer);
+  });
+  router.get('/kt/accounts/:userId', requireAuth(accounts), async (req, res) => {
+    const { userId } = parseInput(ktAccountParams, { ...req.params }, 'path');
+    let checkpoint = await kt.checkpoint();
+    let found = await kt.latestOf(userId, checkpoint.size);
+    if (!found && (await kt.backfill(userId))) {
+      checkpoint = await kt.checkpoint();
+      found = await kt.latestOf(userId, checkpoint.size);
+    }
+    if (!found) throw new RelayError('not_found', 'no logged entry for this account');
+    const answer: KtAccountAnswer = { checkpoint: checkpoint.note, leaf: leafOf(found) };
+    res.json(answer);
+  });
+  router.get('/kt/self/entries', requireAuth(accounts), async (req, res) => {
+    const { since } = parseInput(ktEntriesQuery, { ...req.query }, 'query');
+    await kt.backfill(authOf(res).userId);
+    const checkpoint = await kt.checkpoint();
+    const entries = await kt.entriesOf(authOf(res).userId, since, checkpoint.size);
+    const answer: KtEntriesAnswer = {
+      checkpoint: checkpoint.note,
+      entries: entries.map(leafOf),
+      more: entries.length === KT_ENTRIES_PAGE,
+    };
+    res.json(answer);
+  });
+  return router;
+}

@@ -1,0 +1,219 @@
+// The key transparency log (issue #16): appends an entry whenever an account's published keys or devices change,
+// signs checkpoints (C2SP signed notes) with the relay's Ed25519 key, and answers proofs from stored nodes.
+// Appends are serialized in this process and compare-and-set in the store, so several nodes (or the admin tool)
+// appending at once all land, each on its own index, and the latest entry of an account matches its state.
+import { createHash, sign, type KeyObject } from 'node:crypto';
+import type { Bytes, KtLeafRecord, Store } from '../store/store.js';
+import {
+  appendNodes,
+  appendSiblings,
+  consistencyProof,
+  encodeKtEntry,
+  inclusionProof,
+  leafHash,
+  rootOf,
+  withNodes,
+  type KtEntry,
+} from './kt-tree.js';
+
+export interface KtSigner {
+  privateKey: KeyObject;
+  /** 32 raw bytes. */
+  publicKey: Bytes;
+  /** The checkpoint origin (and key name); default `weconnect.kt/<16 hex of the key's hash>`. */
+  origin?: string;
+}
+
+export interface SignedCheckpoint {
+  size: number;
+  root: Bytes;
+  note: string;
+}
+
+/** Most entries of one account one answer carries. */
+export const KT_ENTRIES_PAGE = 100;
+const MAX_APPEND_ATTEMPTS = 50;
+
+const b64 = (b: Bytes): string => Buffer.from(b).toString('base64');
+
+/** The C2SP key id of an Ed25519 note key: SHA-256(name ‖ "\n" ‖ 0x01 ‖ key)[0:4]. */
+function keyId(name: string, publicKey: Bytes): Buffer {
+  return createHash('sha256').update(`${name}\n`).update(Buffer.of(1)).update(publicKey).digest().subarray(0, 4);
+}
+
+export class KeyTransparency {
+  readonly origin: string;
+  /** The C2SP verifier key clients pin: `<origin>+<key id hex>+<base64(0x01 ‖ key)>`. */
+  readonly verifierKey: string;
+  /** The appends of this process, one at a time. */
+  private tail: Promise<unknown> = Promise.resolve();
+  private cached: SignedCheckpoint | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly signer: KtSigner,
+  ) {
+    this.origin =
+      signer.origin ?? `weconnect.kt/${createHash('sha256').update(signer.publicKey).digest('hex').slice(0, 16)}`;
+    this.verifierKey = `${this.origin}+${keyId(this.origin, signer.publicKey).toString('hex')}+${b64(
+      Buffer.concat([Buffer.of(1), signer.publicKey]),
+    )}`;
+  }
+
+  /**
+   * Appends the account's current state (or a tombstone once it is gone) unless its latest entry already says
+   * the same. Retries on a lost race until the latest entry matches the state read after the append.
+   */
+  record(userId: string): Promise<void> {
+    const run = this.tail.then(async () => {
+      for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt += 1) {
+        const size = await this.store.ktSize();
+        const stray = await this.store.ktLeaf(size);
+        if (stray) {
+          await this.finish(stray);
+          continue;
+        }
+        const latest = await this.store.ktLatestOf(userId, size);
+        const state = await this.stateOf(userId, latest ? latest.seq + 1 : 0);
+        if (state === null) return;
+        if (latest && encodeKtEntry({ ...state, seq: latest.seq }).equals(latest.entry)) return;
+        const bytes = encodeKtEntry(state);
+        const leaf = { index: size, userId, seq: state.seq, entry: bytes };
+        if ((await this.store.ktAppend(leaf, await this.nodesFor(leaf))) === 'appended') return;
+      }
+      throw new Error('key transparency: could not append after many attempts');
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Logs an account that has no entry yet (made before the log existed); true when it now has one. The first request
+   * for such an account backfills it, so an upgraded relay needs no migration pass over every account.
+   */
+  async backfill(userId: string): Promise<boolean> {
+    if (await this.store.ktLatestOf(userId, Number.MAX_SAFE_INTEGER)) return false;
+    await this.record(userId);
+    return (await this.store.ktLatestOf(userId, Number.MAX_SAFE_INTEGER)) !== null;
+  }
+
+  /** What the account's next entry says; null when there is nothing to log (no account, never logged or gone). */
+  private async stateOf(userId: string, seq: number): Promise<KtEntry | null> {
+    const user = await this.store.getUser(userId);
+    if (!user) return seq === 0 ? null : { kind: 'deleted', seq, userId };
+    const devices = await this.store.listDevices(userId);
+    return {
+      kind: 'account',
+      seq,
+      userId,
+      username: user.username,
+      identityKey: user.identityKey,
+      deviceIds: devices.map((d) => d.deviceId),
+    };
+  }
+
+  private async nodesFor(leaf: KtLeafRecord) {
+    const keys = appendSiblings(leaf.index);
+    const found = await this.store.ktNodes(keys);
+    if (found.length !== keys.length) throw new Error('key transparency: a sibling node is missing');
+    return appendNodes(
+      leaf.index,
+      leafHash(leaf.entry),
+      found.map((n) => n.hash),
+    );
+  }
+
+  /** Completes a leaf stored without its nodes (MongoDB: a crash, or another node mid-append). */
+  private async finish(leaf: KtLeafRecord): Promise<void> {
+    await this.store.ktFinish(leaf.index + 1, await this.nodesFor(leaf));
+  }
+
+  /** The latest checkpoint, signed. Ed25519 is deterministic: one size always gives the same note. */
+  async checkpoint(): Promise<SignedCheckpoint> {
+    const size = await this.store.ktSize();
+    if (this.cached?.size === size) return this.cached;
+    const root = await withNodes(
+      (keys) => this.store.ktNodes(keys),
+      (node) => rootOf(node, size),
+    );
+    const body = `${this.origin}\n${size}\n${b64(root)}\n`;
+    const signature = sign(null, Buffer.from(body, 'utf8'), this.signer.privateKey);
+    const line = b64(Buffer.concat([keyId(this.origin, this.signer.publicKey), signature]));
+    const signed = { size, root, note: `${body}\n\u2014 ${this.origin} ${line}\n` };
+    if (!this.cached || size > this.cached.size) this.cached = signed;
+    return signed;
+  }
+
+  inclusion(index: number, size: number): Promise<Bytes[]> {
+    return withNodes(
+      (keys) => this.store.ktNodes(keys),
+      (node) => inclusionProof(node, index, size),
+    );
+  }
+
+  consistency(size1: number, size2: number): Promise<Bytes[]> {
+    return withNodes(
+      (keys) => this.store.ktNodes(keys),
+      (node) => consistencyProof(node, size1, size2),
+    );
+  }
+
+  /** The account's latest entry in the tree of `size` leaves with its inclusion proof; null when it has none. */
+  async latestOf(userId: string, size: number): Promise<{ leaf: KtLeafRecord; proof: Bytes[] } | null> {
+    const leaf = await this.store.ktLatestOf(userId, size);
+    return leaf ? { leaf, proof: await this.inclusion(leaf.index, size) } : null;
+  }
+
+  /** The account's entries from index `since` in the tree of `size` leaves, each with its inclusion proof. */
+  async entriesOf(userId: string, since: number, size: number): Promise<{ leaf: KtLeafRecord; proof: Bytes[] }[]> {
+    const leaves = await this.store.ktEntriesOf(userId, since, size, KT_ENTRIES_PAGE);
+    return Promise.all(leaves.map(async (leaf) => ({ leaf, proof: await this.inclusion(leaf.index, size) })));
+  }
+}
+
+/**
+ * The store, with every change to what the directory publishes (sign-up, a new device, a removed device, a deleted
+ * account) followed by a log append. Every path that makes such a change goes through these store methods, so
+ * none can bypass the log — the HTTP routes, the operator's tool and tests alike.
+ */
+export function loggingStore(store: Store, kt: KeyTransparency): Store {
+  const hooks: Partial<Store> = {
+    async createAccount(account) {
+      const outcome = await store.createAccount(account);
+      if (outcome === 'created') await kt.record(account.userId);
+      return outcome;
+    },
+    async startSession(args) {
+      const outcome = await store.startSession(args);
+      if (outcome === 'started' && args.newDevice) await kt.record(args.userId);
+      return outcome;
+    },
+    async removeOwnDevice(userId, deviceId, now) {
+      const families = await store.removeOwnDevice(userId, deviceId, now);
+      if (families !== null) await kt.record(userId);
+      return families;
+    },
+    async deleteDevice(deviceId) {
+      const owner = await store.getDeviceOwner(deviceId);
+      const families = await store.deleteDevice(deviceId);
+      if (families !== null && owner !== null) await kt.record(owner);
+      return families;
+    },
+    async deleteUser(userId) {
+      const deleted = await store.deleteUser(userId);
+      if (deleted) {
+        // The deletion is a change in the tree (a tombstone), and then nothing readable of the account stays.
+        await kt.record(userId);
+        await store.ktForget(userId);
+      }
+      return deleted;
+    },
+  };
+  return new Proxy(store, {
+    get(target, prop) {
+      if (typeof prop === 'string' && prop in hooks) return hooks[prop as keyof Store];
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,148 @@
+// Key transparency documents of the MongoDB store (issue #16). No transactions here: an append inserts its leaf
+// (unique on index and on user + seq: of two racing appends one wins), then its nodes, then moves the size. A leaf
+// whose nodes are missing (a crash between the steps) is completed by the next append through `finish`.
+import mongoose from 'mongoose';
+import type { Connection, Model } from 'mongoose';
+import type { KtLeafRecord, KtNodeRecord } from '../store.js';
+import { isDuplicateKey, requiredBytes } from './util.js';
+
+const { Schema } = mongoose;
+
+interface KtLeafDoc {
+  _id: number;
+  userId: string;
+  seq: number;
+  entry: Buffer;
+}
+
+/** `_id` is `${level}:${index}`. */
+interface KtNodeDoc {
+  _id: string;
+  hash: Buffer;
+}
+
+interface KtHeadDoc {
+  _id: string;
+  size: number;
+}
+
+const common = { versionKey: false, autoIndex: false, autoCreate: false, strict: true } as const;
+
+const leafSchema = new Schema<KtLeafDoc>(
+  {
+    _id: { type: Number, required: true },
+    userId: { type: String, required: true },
+    seq: { type: Number, required: true },
+    entry: { type: Buffer, required: true },
+  },
+  common,
+);
+leafSchema.index({ userId: 1, seq: 1 }, { unique: true });
+leafSchema.index({ userId: 1, _id: 1 });
+const nodeSchema = new Schema<KtNodeDoc>(
+  { _id: { type: String, required: true }, hash: { type: Buffer, required: true } },
+  common,
+);
+const headSchema = new Schema<KtHeadDoc>({ _id: String, size: Number }, common);
+
+const HEAD = 'head';
+const nodeId = (level: number, index: number): string => `${level}:${index}`;
+const toLeaf = (d: KtLeafDoc): KtLeafRecord => ({
+  index: d._id,
+  userId: d.userId,
+  seq: d.seq,
+  entry: requiredBytes(d.entry),
+});
+
+export class MongoKt {
+  private readonly leaves: Model<KtLeafDoc>;
+  private readonly nodeDocs: Model<KtNodeDoc>;
+  private readonly head: Model<KtHeadDoc>;
+  private indexes: Promise<void> | null = null;
+
+  constructor(connection: Connection) {
+    this.leaves = connection.model<KtLeafDoc>('KtLeaf', leafSchema, 'kt_leaves');
+    this.nodeDocs = connection.model<KtNodeDoc>('KtNode', nodeSchema, 'kt_nodes');
+    this.head = connection.model<KtHeadDoc>('KtHead', headSchema, 'kt_head');
+  }
+
+  /** Creates the indexes once, on first use (the unique one is what makes appends a compare-and-set). */
+  private ready(): Promise<void> {
+    this.indexes ??= (async () => {
+      await this.leaves.createIndexes();
+    })();
+    return this.indexes;
+  }
+
+  async size(): Promise<number> {
+    return (await this.head.findById(HEAD).lean())?.size ?? 0;
+  }
+
+  async append(leaf: KtLeafRecord, nodes: KtNodeRecord[]): Promise<'appended' | 'conflict'> {
+    await this.ready();
+    if ((await this.size()) !== leaf.index) return 'conflict';
+    try {
+      await this.leaves.create({ _id: leaf.index, userId: leaf.userId, seq: leaf.seq, entry: Buffer.from(leaf.entry) });
+    } catch (err) {
+      if (isDuplicateKey(err)) return 'conflict';
+      throw err;
+    }
+    await this.finish(leaf.index + 1, nodes);
+    return 'appended';
+  }
+
+  async finish(size: number, nodes: KtNodeRecord[]): Promise<void> {
+    if (nodes.length > 0) {
+      await this.nodeDocs.bulkWrite(
+        nodes.map((n) => ({
+          updateOne: {
+            filter: { _id: nodeId(n.level, n.index) },
+            update: { $setOnInsert: { hash: Buffer.from(n.hash) } },
+            upsert: true,
+          },
+        })),
+        { ordered: false },
+      );
+    }
+    await this.head.updateOne({ _id: HEAD }, { $max: { size } }, { upsert: true });
+  }
+
+  async nodes(keys: { level: number; index: number }[]): Promise<KtNodeRecord[]> {
+    if (keys.length === 0) return [];
+    const docs = await this.nodeDocs.find({ _id: { $in: keys.map((k) => nodeId(k.level, k.index)) } }).lean();
+    const byId = new Map(docs.map((d) => [d._id, requiredBytes(d.hash)]));
+    return keys.flatMap((k) => {
+      const hash = byId.get(nodeId(k.level, k.index));
+      return hash ? [{ level: k.level, index: k.index, hash }] : [];
+    });
+  }
+
+  async forget(userId: string): Promise<void> {
+    const docs = await this.leaves.find({ userId }, { _id: 1 }).lean();
+    for (const d of docs) {
+      await this.leaves.updateOne({ _id: d._id }, { $set: { userId: `~${d._id}`, entry: Buffer.alloc(0) } });
+    }
+  }
+
+  async leaf(index: number): Promise<KtLeafRecord | null> {
+    const doc = await this.leaves.findById(index).lean();
+    return doc ? toLeaf(doc) : null;
+  }
+
+  async latestOf(userId: string, size: number): Promise<KtLeafRecord | null> {
+    const doc = await this.leaves
+      .findOne({ userId, _id: { $lt: size } })
+      .sort({ _id: -1 })
+      .lean();
+    return doc ? toLeaf(doc) : null;
+  }
+
+  async entriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]> {
+    const docs = await this.leaves
+      .find({ userId, _id: { $gte: from, $lt: to } })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .lean();
+    return docs.map(toLeaf);
+  }
+}

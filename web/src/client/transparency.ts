@@ -1,0 +1,299 @@
+// Key transparency on the client (issue #16): every bundle and device list the relay serves is checked against the
+// relay's public log — the account's latest logged entry, included in a signed checkpoint that is consistent with
+// the last checkpoint this device saw — and this device watches its own account's entries for devices it does not
+// know. A failed check is a ClientError('transparency_failed') and a lasting block on the contact, never a log line.
+//
+// The relay's checkpoint key is pinned on first use (stored sealed with the last checkpoint), unless configured.
+import {
+  deviceListAnswerSchema,
+  ktAccountAnswerSchema,
+  ktCheckpointAnswerSchema,
+  ktConsistencyAnswerSchema,
+  ktEntriesAnswerSchema,
+  type BundleAnswer,
+} from '@weconnect/relay/protocol';
+import { z } from 'zod';
+import type { RelayApi } from './api';
+import type { Crypto } from './crypto-loader';
+import { assertTest } from './context';
+import { ClientError } from './errors';
+import type { LocalStore } from './store';
+
+type Kt = Crypto['kt'];
+type Checkpoint = ReturnType<Kt['openCheckpoint']>;
+
+/** secrets 'kt-state': the pinned relay key, the newest verified checkpoint, how far our own entries were read. */
+const ktStateSchema = z.object({
+  verifierKey: z.string().max(512),
+  /** 'tofu': pinned from the relay's first answer; 'configured': given by the user or the deployment. */
+  pinned: z.enum(['tofu', 'configured']),
+  checkpoint: z.string().max(8192).nullable(),
+  /** Own entries with a smaller index were checked. */
+  selfChecked: z.number().int().min(0),
+  /** Every device id of ours this device has seen in its own device list. */
+  knownDevices: z.array(z.string()).max(10_000),
+});
+type KtState = z.infer<typeof ktStateSchema>;
+const STATE_KEY = 'kt-state';
+
+export interface TransparencyOptions {
+  /** The relay's C2SP verifier key; without it the first one the relay names is pinned (trust on first use). */
+  verifierKey?: string;
+  /** Witness cosignature keys (C2SP, type 0x04): a checkpoint must carry a valid cosignature of each. */
+  witnessKeys?: string[];
+  /**
+   * Test-only: no checks, for tests of the layers beneath key transparency (a lying relay that forges bundles is
+   * caught here first; those tests study what happens when it is not, e.g. a forged key the relay did log).
+   */
+  dangerousTestOnlySkipChecks?: boolean;
+}
+
+export interface TransparencyEvents {
+  /** A contact's keys failed the check: block sending to them and say why in the conversation. */
+  contactFailed(bundle: BundleAnswer, reason: string): Promise<void>;
+  /** Something about our own account or the relay's log is wrong: show it to the user. */
+  alarm(text: string): void;
+}
+
+export class KeyTransparency {
+  readonly #c: Crypto;
+  readonly #api: RelayApi;
+  readonly #store: LocalStore;
+  readonly #me: { userId: string; deviceId: string };
+  readonly #options: TransparencyOptions;
+  readonly #events: TransparencyEvents;
+  readonly #ownIdentityKey: string;
+  /** State changes one at a time (two checks must not both move the checkpoint from the same old one). */
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(deps: {
+    crypto: Crypto;
+    api: RelayApi;
+    store: LocalStore;
+    me: { userId: string; deviceId: string };
+    /** Our identity key in wire form (base64url): the only one our account's entries may name. */
+    ownIdentityKey: string;
+    options?: TransparencyOptions;
+    events: TransparencyEvents;
+  }) {
+    this.#ownIdentityKey = deps.ownIdentityKey;
+    if (deps.options?.dangerousTestOnlySkipChecks) assertTest();
+    this.#c = deps.crypto;
+    this.#api = deps.api;
+    this.#store = deps.store;
+    this.#me = deps.me;
+    this.#options = deps.options ?? {};
+    this.#events = deps.events;
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #state(): Promise<KtState> {
+    const stored = await this.#store.read('secrets', STATE_KEY, ktStateSchema);
+    if (stored) return stored;
+    let verifierKey = this.#options.verifierKey;
+    const pinned = verifierKey ? 'configured' : 'tofu';
+    verifierKey ??= (await this.#api.call('GET', '/api/kt/checkpoint', ktCheckpointAnswerSchema)).verifierKey;
+    const state: KtState = { verifierKey, pinned, checkpoint: null, selfChecked: 0, knownDevices: [] };
+    await this.#store.write('secrets', STATE_KEY, state);
+    return state;
+  }
+
+  /**
+   * Verifies a checkpoint note with the pinned key (and the required witnesses) and proves it consistent with the
+   * newest one seen, which it replaces when larger. Throws `transparency_failed`.
+   */
+  async #accept(state: KtState, note: string): Promise<Checkpoint> {
+    const kt = this.#c.kt;
+    let cp: Checkpoint;
+    try {
+      cp = kt.openCheckpoint(note, kt.parseVerifierKey(state.verifierKey));
+      for (const w of this.#options.witnessKeys ?? []) {
+        if (kt.verifyCosignature(note, kt.parseVerifierKey(w)) === null) throw new Error('no witness cosignature');
+      }
+    } catch (e) {
+      throw failure(`the relay's log checkpoint is not signed as required (${(e as Error).message})`);
+    }
+    if (state.checkpoint !== null) {
+      const last = kt.parseCheckpointBody(kt.noteBody(state.checkpoint));
+      const [small, big] = cp.size <= last.size ? [cp, last] : [last, cp];
+      let ok: boolean;
+      if (cp.origin !== last.origin) ok = false;
+      else if (small.size === big.size) ok = kt.verifyConsistency(small.size, big.size, small.root, big.root, []);
+      else {
+        const answer = await this.#api
+          .call('GET', `/api/kt/consistency?from=${small.size}&to=${big.size}`, ktConsistencyAnswerSchema)
+          .catch((e: unknown) => {
+            // A relay that cannot prove consistency (it refuses a size it signed) fails the check; an outage does not.
+            if (e instanceof ClientError && TRANSIENT.has(e.code)) throw e;
+            throw failure(
+              `the relay cannot prove that its log of size ${big.size} extends the one of size ${small.size}`,
+            );
+          });
+        const proof = answer.proof.map((h) => this.#c.fromBase64Url(h, 32));
+        ok = kt.verifyConsistency(small.size, big.size, small.root, big.root, proof);
+      }
+      if (!ok) {
+        throw failure(
+          `the relay's log of size ${cp.size} does not extend the one of size ${last.size} this device saw: its history changed`,
+        );
+      }
+    }
+    if (state.checkpoint === null || cp.size > kt.parseCheckpointBody(kt.noteBody(state.checkpoint)).size) {
+      state.checkpoint = note;
+      await this.#store.write('secrets', STATE_KEY, state);
+    }
+    return cp;
+  }
+
+  /** Decodes a leaf and checks its inclusion proof in the checkpoint. */
+  #included(cp: Checkpoint, leaf: { index: number; entry: string; proof: string[] }) {
+    const kt = this.#c.kt;
+    const bytes = this.#c.fromBase64Url(leaf.entry);
+    const proof = leaf.proof.map((h) => this.#c.fromBase64Url(h, 32));
+    if (!kt.verifyInclusion(leaf.index, cp.size, kt.leafHash(bytes), proof, cp.root)) {
+      throw failure(`an entry of the relay's log is not in its signed checkpoint`);
+    }
+    try {
+      return kt.decodeEntry(bytes);
+    } catch {
+      throw failure('the relay logged an entry this app cannot read');
+    }
+  }
+
+  /**
+   * Checks a bundle (or device list) just received: the account's latest logged entry names the same user, username
+   * and identity key, and lists every device the bundle has. On failure the contact is blocked and this throws.
+   */
+  async verifyBundle(bundle: BundleAnswer): Promise<void> {
+    if (this.#options.dangerousTestOnlySkipChecks) return;
+    try {
+      await this.#serial(async () => {
+        const state = await this.#state();
+        const answer = await this.#api
+          .call('GET', `/api/kt/accounts/${encodeURIComponent(bundle.userId)}`, ktAccountAnswerSchema)
+          .catch((e: unknown) => {
+            if (e instanceof ClientError && e.code === 'not_found') throw failure('the account is not in the log');
+            throw e;
+          });
+        const cp = await this.#accept(state, answer.checkpoint);
+        const entry = this.#included(cp, answer.leaf);
+        if (entry.kind !== 'account' || entry.userId !== bundle.userId)
+          throw failure('the log says this account is gone');
+        if (entry.username !== bundle.username) throw failure('the log names this account differently');
+        if (this.#c.toBase64Url(entry.identityKey) !== bundle.identityKey) {
+          throw failure('the security key the relay served is not the one in its public log');
+        }
+        const logged = new Set(entry.deviceIds);
+        if (bundle.devices.some((d) => !logged.has(d.deviceId))) {
+          throw failure('the relay served a device that is not in its public log');
+        }
+      });
+    } catch (e) {
+      if (e instanceof ClientError && e.code === 'transparency_failed' && bundle.userId !== this.#me.userId) {
+        await this.#events.contactFailed(bundle, e.message);
+      } else if (e instanceof ClientError && e.code === 'transparency_failed') {
+        this.#events.alarm(e.message);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Self-monitoring: reads our account's entries since the last check and raises an alarm for any identity key that
+   * is not ours or any device this device never saw in its own device list (a device added behind our back, or one
+   * the relay hides from us). Returns the alarms raised.
+   */
+  checkOwnAccount(): Promise<string[]> {
+    if (this.#options.dangerousTestOnlySkipChecks) return Promise.resolve([]);
+    return this.#serial(async () => {
+      const state = await this.#state();
+      const listed = await this.#api.call('GET', '/api/devices', deviceListAnswerSchema);
+      const known = new Set([...state.knownDevices, ...listed.devices.map((d) => d.deviceId)]);
+      const alarms: string[] = [];
+      let since = state.selfChecked;
+      for (;;) {
+        const answer = await this.#api.call('GET', `/api/kt/self/entries?since=${since}`, ktEntriesAnswerSchema);
+        const cp = await this.#accept(state, answer.checkpoint);
+        for (const leaf of answer.entries) {
+          if (leaf.index < since) throw failure('the relay answered with entries it was not asked for');
+          const entry = this.#included(cp, leaf);
+          if (entry.userId !== this.#me.userId) throw failure("the relay answered with another account's entries");
+          if (entry.kind !== 'account') continue;
+          if (this.#c.toBase64Url(entry.identityKey) !== this.#ownIdentityKey) {
+            alarms.push('The relay published a security key for your account that is not yours.');
+          }
+          const unknown = entry.deviceIds.filter((d) => !known.has(d));
+          if (unknown.length > 0) {
+            alarms.push(
+              unknown.length === 1
+                ? "A device you don't know was added to your account."
+                : `${unknown.length} devices you don't know were added to your account.`,
+            );
+            for (const d of unknown) known.add(d);
+          }
+        }
+        since = answer.entries.length > 0 ? answer.entries[answer.entries.length - 1]!.index + 1 : cp.size;
+        if (!answer.more) {
+          since = Math.max(since, cp.size);
+          break;
+        }
+      }
+      state.selfChecked = since;
+      state.knownDevices = [...known].slice(-10_000);
+      await this.#store.write('secrets', STATE_KEY, state);
+      for (const a of alarms) this.#events.alarm(a);
+      return alarms;
+    });
+  }
+
+  /**
+   * Gossip: a peer's checkpoint from an end-to-end encrypted payload. Signed by the relay's key, it must be the same
+   * tree as ours at the same size, or one the relay proves consistent with ours; otherwise the relay shows different
+   * logs to different people (a split view) and the conversation is stopped. Resolves to the failure, or null.
+   */
+  async compareGossip(from: string, note: string): Promise<string | null> {
+    if (this.#options.dangerousTestOnlySkipChecks) return null;
+    try {
+      await this.#serial(async () => {
+        const state = await this.#state();
+        await this.#accept(state, note);
+      });
+      return null;
+    } catch (e) {
+      if (!(e instanceof ClientError && e.code === 'transparency_failed')) return null;
+      const reason =
+        "Key transparency check failed: this contact and you were shown different versions of the relay's key log, so the relay may be showing different keys to different people.";
+      const contact = await this.#store.contact(from);
+      if (contact)
+        await this.#events.contactFailed(
+          { userId: from, username: contact.username, identityKey: contact.identityKey, devices: [] },
+          reason,
+        );
+      this.#events.alarm(reason);
+      return reason;
+    }
+  }
+
+  /** The newest checkpoint this device verified (for gossip), or null. */
+  async latestCheckpoint(): Promise<string | null> {
+    return (await this.#store.read('secrets', STATE_KEY, ktStateSchema))?.checkpoint ?? null;
+  }
+
+  /** How the relay's key was pinned, and the key, for Settings. */
+  async pinnedKey(): Promise<{ verifierKey: string; pinned: 'tofu' | 'configured' } | null> {
+    const s = await this.#store.read('secrets', STATE_KEY, ktStateSchema);
+    return s ? { verifierKey: s.verifierKey, pinned: s.pinned } : null;
+  }
+}
+
+/** Errors that say nothing about the log (the check is retried on the next fetch). */
+const TRANSIENT = new Set<string>(['relay_unreachable', 'rate_limited', 'unauthorized', 'device_removed']);
+
+function failure(reason: string): ClientError {
+  return new ClientError('transparency_failed', `Key transparency check failed: ${reason}.`);
+}

@@ -1,0 +1,86 @@
+// Key transparency in the browser (issue #16): a relay whose operator swaps a user's identity key in its database,
+// without logging it, is caught by the real app in Chromium — sending stops and the conversation says why, in a
+// banner that passes axe in the light and the dark theme. Screenshots in /tmp/shots-kt.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AxeBuilder } from '@axe-core/playwright';
+import Database from 'better-sqlite3';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestRelay, type TestRelay } from '../support/relay';
+import { buildWeb, launch, relayOnlyAccount, removeBuild, skipReason, watchedPage, type WatchedPage } from './harness';
+
+const reason = skipReason();
+if (reason) console.warn(reason);
+
+const SHOTS = '/tmp/shots-kt';
+const stamp = Date.now().toString(36);
+const ANN = `ktann_${stamp}`;
+const BEN = `ktben_${stamp}`;
+const PASSWORD = 'a long enough password';
+
+async function audit(page: Page, screen: string, theme: 'light' | 'dark'): Promise<string[]> {
+  await page.screenshot({ path: `${SHOTS}/${screen}-${theme}.png` });
+  const result = await new AxeBuilder({ page }).analyze();
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .flatMap((v) => v.nodes.map((n) => `${screen} (${theme}) ${v.id}: ${n.target.join(' ')}`));
+}
+
+describe.skipIf(reason !== null)('a key swapped behind the log, in the browser', () => {
+  let relay: TestRelay;
+  let browser: Browser;
+  let ann: WatchedPage;
+  let dist: string;
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    dist = buildWeb();
+    relay = await startTestRelay({ WEB_DIST: dist });
+    browser = await launch();
+    ann = await watchedPage(browser);
+    await ann.page.emulateMedia({ reducedMotion: 'reduce' });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await relay?.close();
+    removeBuild(dist);
+  });
+
+  it('stops sending and says why in the conversation, in both themes, with no serious axe violation', async () => {
+    const a = ann.page;
+    await relayOnlyAccount(relay.url, BEN);
+    // The operator replaces Ben's identity key in the database; the log still has the real one.
+    const db = new Database(join(relay.dataDir, 'weconnect.db'));
+    db.prepare('UPDATE users SET identity_key = ? WHERE username = ?').run(randomBytes(32), BEN.toLowerCase());
+    db.close();
+
+    await a.goto(relay.url);
+    await a.getByRole('textbox', { name: 'Username' }).fill(ANN);
+    await a.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    const confirm = a.getByLabel('Confirm password', { exact: true });
+    if ((await confirm.count()) > 0) await confirm.fill(PASSWORD);
+    await a.getByRole('button', { name: 'Create account', exact: true }).click();
+    await a.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+    await a.getByRole('searchbox', { name: 'Find people' }).fill(BEN);
+    await a.getByRole('button', { name: BEN.toLowerCase(), exact: true }).click();
+    await a.getByRole('textbox', { name: 'Message' }).fill('Hello Ben');
+    await a.getByRole('textbox', { name: 'Message' }).press('Enter');
+    const banner = a.getByRole('alert').filter({ hasText: /Key transparency check failed.*is stopped/ });
+    await banner.waitFor({ timeout: 20_000 });
+    expect(await banner.textContent()).toMatch(/not the one in its public log.*Sending to .* is stopped/);
+
+    const problems: string[] = [];
+    for (const theme of ['light', 'dark'] as const) {
+      await a.getByRole('button', { name: 'Settings', exact: true }).click();
+      await a.getByRole('radio', { name: theme === 'light' ? 'Light' : 'Dark' }).check();
+      await a.getByRole('button', { name: 'Close settings' }).click();
+      await a.getByRole('button', { name: new RegExp(`^${BEN.toLowerCase()}`) }).click();
+      await banner.waitFor();
+      problems.push(...(await audit(a, 'kt-banner', theme)));
+    }
+    expect(problems).toEqual([]);
+  });
+});
