@@ -19,9 +19,15 @@ export function encodedTextBytes(text: string): number {
 }
 
 /**
+ * The most bytes (as `encodedTextBytes` counts them) of the key transparency checkpoint a chat payload carries as
+ * gossip (issue #16): a signed note is a few hundred bytes; a longer one is left out rather than crowd the text.
+ */
+export const KT_GOSSIP_MAX_BYTES = 1024;
+
+/**
  * The largest payload around a text: a chat message with every optional field at its longest (the conversation for
- * our own devices, a 13-digit send time, the longest disappearing timer, and a quote of 200 characters that each
- * escape to 6 bytes). An edit (`{v, type, target, text, to}`) is smaller. Attachments are not counted here: a message
+ * our own devices, a 13-digit send time, the longest disappearing timer, a quote of 200 characters that each
+ * escape to 6 bytes, and the longest checkpoint gossip). An edit (`{v, type, target, text, to}`) is smaller. Attachments are not counted here: a message
  * with attachments must check its whole payload (see `payloadFits`).
  */
 export const WORST_PAYLOAD_WITHOUT_TEXT = {
@@ -31,6 +37,7 @@ export const WORST_PAYLOAD_WITHOUT_TEXT = {
   to: 'A'.repeat(22),
   reply: { id: 'A'.repeat(22), author: 'A'.repeat(22), text: '\u0000'.repeat(200) },
   expire: 604_800,
+  kt: 'A'.repeat(KT_GOSSIP_MAX_BYTES),
 };
 
 /**

@@ -6,7 +6,13 @@ import { z } from 'zod';
 import { newMessageId } from './bytes';
 import { RANK, encoder, type ConvState, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
-import { MAX_TEXT_BYTES, WORST_PAYLOAD_WITHOUT_TEXT, encodedTextBytes, payloadFits } from './message-limits';
+import {
+  KT_GOSSIP_MAX_BYTES,
+  MAX_TEXT_BYTES,
+  WORST_PAYLOAD_WITHOUT_TEXT,
+  encodedTextBytes,
+  payloadFits,
+} from './message-limits';
 import {
   MAX_ATTACHMENTS,
   attachmentSchema,
@@ -334,7 +340,8 @@ export class Outbound {
     const found = await this.#ctx.store.message(id);
     if (!found) throw new ClientError('corrupt_store', 'The queued message is missing from history');
     const m = found.message;
-    const kt = await this.#ctx.ktGossip?.outgoing();
+    const note = await this.#ctx.ktGossip?.outgoing();
+    const kt = note && encodedTextBytes(note) <= KT_GOSSIP_MAX_BYTES ? note : null;
     return {
       v: 1,
       text: m.text,

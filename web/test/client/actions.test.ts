@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyAction, DELETE_WINDOW_MS, type Audience, type TargetedAction } from '../../src/client/action-state';
 import {
   CRYPTO_MAX_CONTENT_BYTES,
+  KT_GOSSIP_MAX_BYTES,
   MAX_TEXT_BYTES,
   encodedTextBytes,
   payloadFits,
@@ -441,6 +442,7 @@ describe('the text limit', () => {
       to: 'A'.repeat(22),
       reply: { id: 'A'.repeat(22), author: 'A'.repeat(22), text: '\u0001'.repeat(200) },
       expire: 604_800,
+      kt: 'A'.repeat(KT_GOSSIP_MAX_BYTES), // key transparency gossip (issue #16) at its longest
     };
     expect(payloadFits(worst)).toBe(true);
     expect(payloadFits({ ...worst, text: `${worst.text}x` })).toBe(false);
