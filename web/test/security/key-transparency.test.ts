@@ -305,8 +305,14 @@ describe('gossip against a split view', () => {
         if (path === `/api/kt/accounts/${max.userId}`) return { checkpoint: fork, leaf: leafAt(size - 1) };
         return answer;
       };
-      // Every check on Max's side passes, and his message to Lia carries the checkpoint of his view.
+      // Every check on Max's side passes, and his message to Lia carries the checkpoint of his view. (A message
+      // carries the newest checkpoint its device verified when it was queued: wait until Max holds the fork, as he
+      // does once his self-check or a bundle check ran; before that his first message would carry none.)
       await openWith(max, lia);
+      await until('max holds the checkpoint of his view', async () => {
+        const note = await asClient(max.engine).transparency.latestCheckpoint();
+        return note === fork;
+      });
       await max.engine.send(lia.userId, 'hello from the other view');
       await until('max → lia', () => hasText(lia.engine, max.userId, 'hello from the other view'));
     } finally {
