@@ -259,16 +259,7 @@ function InlineImage({ att }: { att: Attachment }) {
         {src ? <img src={src} alt={name} className={fullUrl ? '' : 'is-thumb'} /> : <span className="image-wait" />}
       </button>
       {!fullUrl && !error && att.size <= AUTO_DOWNLOAD_BYTES ? (
-        <progress
-          className="attach-progress"
-          aria-label={`Downloading ${name}`}
-          role="progressbar"
-          aria-valuenow={Math.round(progress * 100)}
-          aria-valuemin={0}
-          aria-valuemax={100}
-          max={100}
-          value={Math.round(progress * 100)}
-        />
+        <DownloadProgress name={name} progress={progress} />
       ) : null}
       {!fullUrl && !error && att.size > AUTO_DOWNLOAD_BYTES ? (
         <button type="button" className="btn btn-ghost" onClick={load}>
@@ -356,18 +347,7 @@ function FileCard({ att }: { att: Attachment }) {
           {name}
         </span>
         <span className="file-size">{formatBytes(att.size)}</span>
-        {progress !== null ? (
-          <progress
-            className="attach-progress"
-            aria-label={`Downloading ${name}`}
-            role="progressbar"
-            aria-valuenow={Math.round(progress * 100)}
-            aria-valuemin={0}
-            aria-valuemax={100}
-            max={100}
-            value={Math.round(progress * 100)}
-          />
-        ) : null}
+        {progress !== null ? <DownloadProgress name={name} progress={progress} /> : null}
         {error ? (
           <span role="alert" className="attachment-error">
             {error}
@@ -383,5 +363,22 @@ function FileCard({ att }: { att: Attachment }) {
         Save
       </button>
     </div>
+  );
+}
+
+/** A download's progress bar (0…1), named after the file. */
+function DownloadProgress({ name, progress }: { name: string; progress: number }) {
+  const percent = Math.round(progress * 100);
+  return (
+    <progress
+      className="attach-progress"
+      aria-label={`Downloading ${name}`}
+      role="progressbar"
+      aria-valuenow={percent}
+      aria-valuemin={0}
+      aria-valuemax={100}
+      max={100}
+      value={percent}
+    />
   );
 }
