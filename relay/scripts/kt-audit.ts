@@ -1,15 +1,21 @@
 // The key transparency auditor / witness (issue #16): `npm run kt-audit -- <relay url> [--state file]
-// [--key verifier-key] [--witness-key file --witness-name name] [--follow seconds]`. Each round fetches the relay's
+// [--key verifier-key] [--witness-key file --witness-name name [--submit]] [--follow seconds]`. Each round fetches the relay's
 // latest checkpoint, verifies its signature with the pinned key (pinned on first run unless --key gives it), proves
 // it consistent with the last checkpoint this auditor saw (kept in the state file), and saves it. With a witness key
-// it also co-signs the checkpoint (C2SP tlog-cosignature v1) and prints the cosigned note. Any failure is loud: the
-// process exits 1 and says what the relay did.
+// it also co-signs the checkpoint (C2SP tlog-cosignature v1) and prints the cosigned note; with --submit it posts it
+// to the relay (POST /api/kt/cosignatures), which then serves it to clients that require this witness. Any failure is
+// loud: the process exits 1 and says what the relay did.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import * as kt from '../../crypto/src/kt/index.js';
 import { ready } from '../../crypto/src/sodium.js';
-import { ktCheckpointAnswerSchema, ktConsistencyAnswerSchema } from '../src/protocol.js';
+import {
+  ktCheckpointAnswerSchema,
+  ktConsistencyAnswerSchema,
+  ktCosignaturesAnswerSchema,
+  type KtCosignaturesAnswer,
+} from '../src/protocol.js';
 
 const stateSchema = z.object({
   relay: z.string(),
@@ -59,11 +65,28 @@ export function cosign(witness: Witness, body: string, timestamp: number): strin
   return `\u2014 ${witness.name} ${Buffer.concat([id, ts, signature]).toString('base64')}\n`;
 }
 
+/** Posts a cosigned checkpoint note to the relay; resolves to the checkpoint it now serves. Throws on refusal. */
+export async function submitCosignature(relay: string, cosigned: string): Promise<KtCosignaturesAnswer> {
+  const url = `${relay.replace(/\/+$/, '')}/api/kt/cosignatures`;
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ checkpoint: cosigned }),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const json: unknown = await res.json().catch(() => null);
+  if (!res.ok) {
+    const error = (json as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new Error(`the relay refused the cosignature: ${res.status} ${error?.code ?? ''} ${error?.message ?? ''}`);
+  }
+  return ktCosignaturesAnswerSchema.parse(json);
+}
+
 /** One audit round; throws with a plain sentence when the relay's log is not what it must be. */
 export async function auditOnce(
   relay: string,
   state: AuditState | null,
-  options: { verifierKey?: string; witness?: Witness; now?: () => number } = {},
+  options: { verifierKey?: string; witness?: Witness; now?: () => number; submit?: boolean } = {},
 ): Promise<{ state: AuditState; round: AuditRound }> {
   await ready();
   const base = relay.replace(/\/+$/, '');
@@ -99,6 +122,7 @@ export async function auditOnce(
   if (options.witness) {
     const t = Math.floor((options.now ?? Date.now)() / 1000);
     round.cosigned = answer.checkpoint + cosign(options.witness, cp.body, t);
+    if (options.submit) await submitCosignature(base, round.cosigned);
   }
   return { state: next, round };
 }
@@ -112,7 +136,7 @@ async function main(args: string[]): Promise<number> {
   const relay = args.find((a) => /^https?:\/\//.test(a));
   if (!relay) {
     console.error(
-      'usage: npm run kt-audit -- <relay url> [--state file] [--key verifier-key] [--witness-key file --witness-name name] [--follow seconds]',
+      'usage: npm run kt-audit -- <relay url> [--state file] [--key verifier-key] [--witness-key file --witness-name name [--submit]] [--follow seconds]',
     );
     return 2;
   }
@@ -129,7 +153,7 @@ async function main(args: string[]): Promise<number> {
     try {
       const { state: next, round } = await auditOnce(relay, state, {
         ...(verifierKey ? { verifierKey } : {}),
-        ...(witness ? { witness } : {}),
+        ...(witness ? { witness, submit: args.includes('--submit') } : {}),
       });
       writeFileSync(stateFile, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
       console.log(
@@ -138,6 +162,7 @@ async function main(args: string[]): Promise<number> {
           : `consistent: ${round.from} → ${round.size} entries`,
       );
       if (round.cosigned) process.stdout.write(round.cosigned);
+      if (round.cosigned && args.includes('--submit')) console.log('cosignature submitted to the relay');
     } catch (e) {
       console.error(`KEY TRANSPARENCY AUDIT FAILED for ${relay}: ${(e as Error).message}`);
       return 1;

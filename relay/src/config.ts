@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { LIMITS } from './protocol.js';
+import { parseWitnessKey } from './service/kt-witness.js';
 
 /** The relay package's directory (the same from src/ under tsx and from dist/ when built). */
 export const RELAY_PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,6 +63,8 @@ const envSchema = z.object({
   READY_TIMEOUT_MS: int(100, 60_000, 2000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Key transparency witnesses (issue #16): comma-separated C2SP cosignature verifier keys, at most 16. */
+  KT_WITNESSES: z.string().optional(),
 });
 
 /**
@@ -141,6 +144,8 @@ export interface Config {
   readyTimeoutMs: number;
   /** The Prometheus listener (METRICS_PORT, METRICS_HOST); null when METRICS_PORT is unset: no metrics. */
   metrics: { port: number; host: string } | null;
+  /** The witnesses whose cosignatures of its checkpoints the relay takes and serves (KT_WITNESSES); none by default. */
+  ktWitnesses?: string[];
 }
 
 /** Thrown when the environment does not parse; the message names every offending variable. */
@@ -186,6 +191,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       'Invalid configuration: REDIS_URL: needs MONGODB_URI (relay nodes must share one store; SQLite serves one process)',
     );
   }
+  const ktWitnesses = (e.KT_WITNESSES ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+  for (const key of ktWitnesses) {
+    try {
+      parseWitnessKey(key);
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration: KT_WITNESSES: ${(err as Error).message}`);
+    }
+  }
+  if (ktWitnesses.length > 16 || new Set(ktWitnesses.map((k) => k.split('+')[0])).size !== ktWitnesses.length) {
+    throw new ConfigError('Invalid configuration: KT_WITNESSES: at most 16 witnesses, each name once');
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -229,5 +248,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     groupAddsPerHour: e.GROUP_ADDS_PER_HOUR,
     readyTimeoutMs: e.READY_TIMEOUT_MS,
     metrics: e.METRICS_PORT === undefined ? null : { port: e.METRICS_PORT, host: e.METRICS_HOST },
+    ktWitnesses,
   };
 }

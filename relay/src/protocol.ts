@@ -585,6 +585,15 @@ export const ktEntriesAnswerSchema = z.object({
 });
 export type KtEntriesAnswer = z.infer<typeof ktEntriesAnswerSchema>;
 
+/**
+ * `POST /api/kt/cosignatures` (no sign-in): a witness's cosignature — the relay's checkpoint note with the witness's
+ * C2SP cosignature line(s) appended. 400 invalid_input for a body the relay did not sign or a bad signature, 403
+ * forbidden for a key not in KT_WITNESSES. The answer is the checkpoint the relay now serves.
+ */
+export const ktCosignaturesSchema = z.strictObject({ checkpoint: ktNoteSchema });
+export const ktCosignaturesAnswerSchema = z.object({ checkpoint: ktNoteSchema });
+export type KtCosignaturesAnswer = z.infer<typeof ktCosignaturesAnswerSchema>;
+
 // ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
 

@@ -160,7 +160,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     log.warn('the MongoDB server has no TTL indexes (FerretDB?): expiry relies on the relay sweep alone');
   }
   // Every change to an account's keys or devices appends to the key transparency log (issue #16).
-  const kt = new KeyTransparency(backend, transparencyKey(jwtSecret));
+  const kt = new KeyTransparency(backend, transparencyKey(jwtSecret), config.ktWitnesses ?? []);
   const store = loggingStore(backend, kt);
   let cluster: RedisCluster | null = null;
   if (config.redisUrl !== undefined) {

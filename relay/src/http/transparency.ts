@@ -6,10 +6,12 @@ import { RelayError } from '../errors.js';
 import {
   ktAccountParams,
   ktConsistencyQuery,
+  ktCosignaturesSchema,
   ktEntriesQuery,
   type KtAccountAnswer,
   type KtCheckpointAnswer,
   type KtConsistencyAnswer,
+  type KtCosignaturesAnswer,
   type KtEntriesAnswer,
 } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
@@ -28,7 +30,7 @@ const leafOf = (l: { leaf: KtLeafRecord; proof: Bytes[] }) => ({
 export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency): Router {
   const router = Router();
   router.get('/kt/checkpoint', async (_req, res) => {
-    const answer: KtCheckpointAnswer = { checkpoint: (await kt.checkpoint()).note, verifierKey: kt.verifierKey };
+    const answer: KtCheckpointAnswer = { checkpoint: (await kt.servedCheckpoint()).note, verifierKey: kt.verifierKey };
     res.json(answer);
   });
   router.get('/kt/consistency', async (req, res) => {
@@ -38,12 +40,19 @@ export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency
     const answer: KtConsistencyAnswer = { proof: (await kt.consistency(from, to)).map(toBase64url) };
     res.json(answer);
   });
+  // A witness's cosignature (no sign-in: the witness key is the credential; see "Witness cosignatures").
+  router.post('/kt/cosignatures', async (req, res) => {
+    const { checkpoint } = parseInput(ktCosignaturesSchema, req.body, 'body');
+    await kt.addCosignatures(checkpoint);
+    const answer: KtCosignaturesAnswer = { checkpoint: (await kt.servedCheckpoint()).note };
+    res.json(answer);
+  });
   router.get('/kt/accounts/:userId', requireAuth(accounts), async (req, res) => {
     const { userId } = parseInput(ktAccountParams, { ...req.params }, 'path');
-    let checkpoint = await kt.checkpoint();
+    let checkpoint = await kt.servedCheckpoint();
     let found = await kt.latestOf(userId, checkpoint.size);
     if (!found && (await kt.backfill(userId))) {
-      checkpoint = await kt.checkpoint();
+      checkpoint = await kt.servedCheckpoint();
       found = await kt.latestOf(userId, checkpoint.size);
     }
     if (!found) throw new RelayError('not_found', 'no logged entry for this account');
@@ -53,7 +62,7 @@ export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency
   router.get('/kt/self/entries', requireAuth(accounts), async (req, res) => {
     const { since } = parseInput(ktEntriesQuery, { ...req.query }, 'query');
     await kt.backfill(authOf(res).userId);
-    const checkpoint = await kt.checkpoint();
+    const checkpoint = await kt.servedCheckpoint();
     const entries = await kt.entriesOf(authOf(res).userId, since, checkpoint.size);
     const answer: KtEntriesAnswer = {
       checkpoint: checkpoint.note,

@@ -3,6 +3,7 @@
 // Appends are serialized in this process and compare-and-set in the store, so several nodes (or the admin tool)
 // appending at once all land, each on its own index, and the latest entry of an account matches its state.
 import { createHash, sign, type KeyObject } from 'node:crypto';
+import { RelayError } from '../errors.js';
 import type { Bytes, KtLeafRecord, Store } from '../store/store.js';
 import {
   appendNodes,
@@ -15,6 +16,7 @@ import {
   withNodes,
   type KtEntry,
 } from './kt-tree.js';
+import { checkCosignature, parseWitnessKey, splitSignedNote, type WitnessKey } from './kt-witness.js';
 
 export interface KtSigner {
   privateKey: KeyObject;
@@ -48,11 +50,20 @@ export class KeyTransparency {
   /** The appends of this process, one at a time. */
   private tail: Promise<unknown> = Promise.resolve();
   private cached: SignedCheckpoint | null = null;
+  /** The witnesses the operator configured (KT_WITNESSES). */
+  readonly witnesses: readonly WitnessKey[];
+  /**
+   * The cosignature lines held for the largest checkpoint any witness cosigned, one per witness in configured order
+   * (in this process's memory only: see "Witness cosignatures" in PROTOCOL.md).
+   */
+  private cosigned: { size: number; lines: (string | null)[] } | null = null;
 
   constructor(
     private readonly store: Store,
     private readonly signer: KtSigner,
+    witnessKeys: readonly string[] = [],
   ) {
+    this.witnesses = witnessKeys.map(parseWitnessKey);
     this.origin =
       signer.origin ?? `weconnect.kt/${createHash('sha256').update(signer.publicKey).digest('hex').slice(0, 16)}`;
     this.verifierKey = `${this.origin}+${keyId(this.origin, signer.publicKey).toString('hex')}+${b64(
@@ -142,6 +153,49 @@ export class KeyTransparency {
     const signed = { size, root, note: `${body}\n\u2014 ${this.origin} ${line}\n` };
     if (!this.cached || size > this.cached.size) this.cached = signed;
     return signed;
+  }
+
+  /** The latest checkpoint, with the witness cosignatures held for it appended: what every answer serves. */
+  async servedCheckpoint(): Promise<SignedCheckpoint> {
+    const signed = await this.checkpoint();
+    if (this.cosigned?.size !== signed.size) return signed;
+    return { ...signed, note: signed.note + this.cosigned.lines.filter((l) => l !== null).join('') };
+  }
+
+  /**
+   * Takes a witness's cosignature(s) of a checkpoint: the note's body must be the one this relay signs at its size
+   * (the tree is append-only and Ed25519 deterministic, so re-deriving the root at that size from the stored nodes
+   * tells), every signature line but the relay's own must be a valid cosignature of a configured witness (else
+   * `forbidden` for an unknown key, `invalid_input` for a bad one). Only the latest cosigned size is kept.
+   */
+  async addCosignatures(note: string): Promise<void> {
+    const { body, lines } = splitSignedNote(note);
+    const size = Number(/^[^\n]*\n(0|[1-9][0-9]{0,15})\n/u.exec(body)?.[1] ?? NaN);
+    const latest = await this.checkpoint();
+    if (!Number.isSafeInteger(size) || size > latest.size || body !== (await this.bodyAt(size))) {
+      throw new RelayError('invalid_input', 'checkpoint: not a checkpoint this relay signed');
+    }
+    const ownId = keyId(this.origin, this.signer.publicKey);
+    const found: { at: number; line: string }[] = [];
+    for (const { name, raw } of lines) {
+      if (name === this.origin && raw.subarray(0, 4).equals(ownId)) continue;
+      const at = this.witnesses.findIndex((w) => w.name === name && w.keyId.equals(raw.subarray(0, 4)));
+      if (at < 0) throw new RelayError('forbidden', `checkpoint: ${name} is not a witness this relay takes`);
+      found.push({ at, line: checkCosignature(this.witnesses[at]!, body, raw) });
+    }
+    if (found.length === 0) throw new RelayError('invalid_input', 'checkpoint: no witness cosignature');
+    if (this.cosigned && this.cosigned.size > size) return;
+    if (this.cosigned?.size !== size) this.cosigned = { size, lines: this.witnesses.map(() => null) };
+    for (const f of found) this.cosigned.lines[f.at] = f.line;
+  }
+
+  /** The checkpoint body this relay signs for the tree of `size` leaves (size ≤ the log's size). */
+  private async bodyAt(size: number): Promise<string> {
+    const root = await withNodes(
+      (keys) => this.store.ktNodes(keys),
+      (node) => rootOf(node, size),
+    );
+    return `${this.origin}\n${size}\n${b64(root)}\n`;
   }
 
   inclusion(index: number, size: number): Promise<Bytes[]> {
