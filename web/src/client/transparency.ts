@@ -104,15 +104,15 @@ export class KeyTransparency {
   }
 
   /**
-   * Verifies a checkpoint note with the pinned key (and the required witnesses) and proves it consistent with the
-   * newest one seen, which it replaces when larger. Throws `transparency_failed`.
+   * Verifies a checkpoint note with the pinned key (and, unless `witnesses` is false, the required witnesses) and
+   * proves it consistent with the newest one seen, which it replaces when larger. Throws `transparency_failed`.
    */
-  async #accept(state: KtState, note: string): Promise<Checkpoint> {
+  async #accept(state: KtState, note: string, witnesses = true): Promise<Checkpoint> {
     const kt = this.#c.kt;
     let cp: Checkpoint;
     try {
       cp = kt.openCheckpoint(note, kt.parseVerifierKey(state.verifierKey));
-      for (const w of this.#options.witnessKeys ?? []) {
+      for (const w of witnesses ? (this.#options.witnessKeys ?? []) : []) {
         if (kt.verifyCosignature(note, kt.parseVerifierKey(w)) === null) throw new Error('no witness cosignature');
       }
     } catch (e) {
@@ -261,7 +261,10 @@ export class KeyTransparency {
     try {
       await this.#serial(async () => {
         const state = await this.#state();
-        await this.#accept(state, note);
+        // A peer's checkpoint need not carry our witnesses' cosignatures (the peer may require none, or have seen
+        // it before a witness cosigned): gossip checks the relay's signature and consistency, which is what tells
+        // a split view. Our own checks (bundles, own entries) still require the witnesses.
+        await this.#accept(state, note, false);
       });
       return null;
     } catch (e) {

@@ -133,4 +133,22 @@ describe('an engine that requires a witness', () => {
       evil.rewriteHttp = null;
     }
   });
+
+  it('takes gossip from a peer that requires no witness without a false split-view alarm', async () => {
+    const gil = await user('wgil');
+    const hal = await signUpUser(evil.url, 'whal');
+    engines.push(hal.engine);
+    // Hal (no witness required) verified the latest checkpoint before any witness cosigned it, and keeps that note.
+    await until('hal checked his own account', () => asClient(hal.engine).transparency.latestCheckpoint());
+    await witnessCosigns();
+    const halNote = await asClient(hal.engine).transparency.latestCheckpoint();
+    expect(c.kt.verifyCosignature(halNote!, c.kt.parseVerifierKey(witnessKey))).toBeNull();
+    await openWith(hal, gil);
+    await hal.engine.send(gil.userId, 'gossip without a witness');
+    await until('hal → gil', () => hasText(gil.engine, hal.userId, 'gossip without a witness'));
+    await gil.engine.send(hal.userId, 'and back');
+    await until('gil → hal', () => hasText(hal.engine, gil.userId, 'and back'));
+    expect(gil.engine.getSnapshot().trust[hal.userId]?.transparency).toBeUndefined();
+    expect(hal.engine.getSnapshot().trust[gil.userId]?.transparency).toBeUndefined();
+  });
 });
