@@ -141,6 +141,7 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const stateFile = argValue(args, '--state') ?? 'kt-audit-state.json';
+  await ready(); // formatVerifierKey below uses libsodium
   const keyFile = argValue(args, '--witness-key');
   const witness = keyFile ? loadWitness(keyFile, argValue(args, '--witness-name') ?? 'weconnect-witness') : undefined;
   if (witness) {

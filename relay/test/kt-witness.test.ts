@@ -3,6 +3,7 @@
 // checkpoint; it refuses an unknown witness (403 forbidden), a bad signature and a body it never signed (400
 // invalid_input), serving nothing of them, and keeps answering. The cosignatures are checked with the crypto
 // library's verifier, what clients use.
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +75,20 @@ describe('a configured witness', () => {
     expect(kt.verifyCosignature(answer.checkpoint, wkey)).not.toBeNull();
     expect(kt.verifyCosignature(await latestNote(), wkey)).not.toBeNull();
   });
+
+  it('is submitted by `npm run kt-audit -- <relay> --witness-key … --witness-name … --submit`', async () => {
+    await signUp(t.url);
+    expect(kt.verifyCosignature(await latestNote(), wkey)).toBeNull();
+    const args = ['--conditions=source', 'relay/scripts/kt-audit.ts', t.url, '--state', join(dir, 'state.json')];
+    args.push('--witness-key', join(dir, 'witness.pem'), '--witness-name', witness.name, '--submit');
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('node_modules/.bin/tsx', args, { cwd: join(import.meta.dirname, '../..') }, (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      );
+    });
+    expect(out).toMatch(/cosignature submitted to the relay/);
+    expect(kt.verifyCosignature(await latestNote(), wkey)).not.toBeNull();
+  }, 30_000);
 
   it("keeps the newest cosigned checkpoint when a witness's cosignature of an older one arrives late", async () => {
     const old = await latestNote();
