@@ -71,6 +71,8 @@ describe('a configured witness', () => {
     await signUp(t.url);
     const grown = await latestNote();
     expect(kt.verifyCosignature(grown, wkey)).toBeNull();
+    // Only the relay's own signature: no stale cosignature of the previous checkpoint rides along.
+    expect(kt.splitNote(grown).signatures).toHaveLength(1);
     const answer = await submitCosignature(t.url, grown + cosign(witness, kt.noteBody(grown), now()));
     expect(kt.verifyCosignature(answer.checkpoint, wkey)).not.toBeNull();
     expect(kt.verifyCosignature(await latestNote(), wkey)).not.toBeNull();
