@@ -585,6 +585,14 @@ export const ktEntriesAnswerSchema = z.object({
 });
 export type KtEntriesAnswer = z.infer<typeof ktEntriesAnswerSchema>;
 
+/**
+ * `GET /api/kt/releases/:sha256` (no sign-in): the release entry of the manifest whose exact served bytes have this
+ * SHA-256 (lowercase hex), with its inclusion proof in the latest checkpoint; 404 not_found when it is not logged.
+ */
+export const ktReleaseParams = z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/u, 'must be 64 hex') });
+export const ktReleaseAnswerSchema = z.object({ checkpoint: ktNoteSchema, leaf: ktLeafSchema });
+export type KtReleaseAnswer = z.infer<typeof ktReleaseAnswerSchema>;
+
 // ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
 

@@ -7,10 +7,12 @@ import {
   ktAccountParams,
   ktConsistencyQuery,
   ktEntriesQuery,
+  ktReleaseParams,
   type KtAccountAnswer,
   type KtCheckpointAnswer,
   type KtConsistencyAnswer,
   type KtEntriesAnswer,
+  type KtReleaseAnswer,
 } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import { toBase64url } from '../service/keys.js';
@@ -36,6 +38,14 @@ export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency
     const { size } = await kt.checkpoint();
     if (from > to || to > size) throw new RelayError('invalid_input', `query: need from ≤ to ≤ ${size}`);
     const answer: KtConsistencyAnswer = { proof: (await kt.consistency(from, to)).map(toBase64url) };
+    res.json(answer);
+  });
+  router.get('/kt/releases/:sha256', async (req, res) => {
+    const { sha256 } = parseInput(ktReleaseParams, { ...req.params }, 'path');
+    const checkpoint = await kt.checkpoint();
+    const found = await kt.releaseOf(sha256, checkpoint.size);
+    if (!found) throw new RelayError('not_found', 'no logged release manifest with this hash');
+    const answer: KtReleaseAnswer = { checkpoint: checkpoint.note, leaf: leafOf(found) };
     res.json(answer);
   });
   router.get('/kt/accounts/:userId', requireAuth(accounts), async (req, res) => {
