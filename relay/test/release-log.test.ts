@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kt from '../../crypto/src/kt/index.js';
 import { ready } from '../../crypto/src/sodium.js';
 import { transparencyKey } from '../src/secrets.js';
+import { encodeReleaseKtEntry } from '../src/service/kt-tree.js';
 import { KeyTransparency } from '../src/service/transparency.js';
 import { MongoStore } from '../src/store/mongo/mongo-store.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -127,6 +128,24 @@ describe('a relay serving a release manifest', () => {
   });
 });
 
+describe('the release entry encoding', () => {
+  it('is the same bytes from the relay and from the crypto library, and decodes only from its one canonical form', () => {
+    const hash = new Uint8Array(createHash('sha256').update('manifest').digest());
+    const relayBytes = encodeReleaseKtEntry(KEY_ID, hash);
+    const bytes = kt.encodeReleaseEntry({ kind: 'release', keyId: KEY_ID, manifestHash: hash });
+    expect(Buffer.from(bytes).equals(relayBytes)).toBe(true);
+    expect(kt.decodeReleaseEntry(bytes)).toEqual({ kind: 'release', keyId: KEY_ID, manifestHash: hash });
+    expect(() => kt.decodeReleaseEntry(new Uint8Array([...bytes, 0]))).toThrow(/not canonical/);
+    const seq = bytes.slice();
+    seq[utf8Length + 4] = 1; // u32 seq must be 0
+    expect(() => kt.decodeReleaseEntry(seq)).toThrow(/not canonical/);
+    const account = kt.encodeEntry({ kind: 'deleted', seq: 0, userId: 'u'.repeat(22) });
+    expect(() => kt.decodeReleaseEntry(account)).toThrow(/not a release entry/);
+    expect(() => kt.decodeEntry(bytes)).toThrow(/unknown kind/);
+  });
+});
+
+const utf8Length = Buffer.byteLength(kt.ENTRY_DOMAIN);
 const started = await startMongo();
 const mongo = 'service' in started ? started.service : null;
 afterAll(async () => {
