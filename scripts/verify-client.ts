@@ -4,13 +4,19 @@
 // client version (the build hash Settings → Client version shows); exits 1 on any mismatch.
 //
 //   npm run verify-client -- <relay url> [--manifest-key <release public key, or a file holding it>]
+//                                         [--kt-key <the relay's transparency verifier key, or a file holding it>]
 //
 // Without --manifest-key the manifest's signature is not checked (the relay serves the manifest too): the run then
-// only shows that the relay's files agree with the relay's own manifest, and says so.
+// only shows that the relay's files agree with the relay's own manifest, and says so. The manifest must be in the
+// relay's key transparency log (relay/PROTOCOL.md "Release manifests in the transparency log"): the checkpoint is
+// verified with --kt-key, or without it with the key the relay itself gives (trust on first use, with a warning).
 
 import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { bindingTagsOf, clientVersionOf, type IntegrityEntry } from '../web/src/client/client-version';
+import * as kt from '../crypto/src/kt/index';
+import { ready } from '../crypto/src/sodium';
+import { ktCheckpointAnswerSchema, ktReleaseAnswerSchema } from '../relay/src/protocol';
 import { MANIFEST_PATH, openManifest, type Manifest } from './release';
 
 /**
@@ -47,6 +53,8 @@ export interface ClientReport {
   problems: string[];
   /** Whether the manifest was checked against the transparency log (see TransparencyLogCheck). */
   logChecked: boolean;
+  /** Set when the log's verifier key was not pinned (no --kt-key): the one the relay gave was trusted. */
+  logKeyWarning?: string;
 }
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -60,6 +68,76 @@ export function readReleaseKey(arg: string): string {
   const der = createPublicKey(text).export({ format: 'der', type: 'spki' });
   if (!der.subarray(0, 12).equals(Buffer.from(ED25519_SPKI_PREFIX, 'hex'))) throw new Error('not an Ed25519 key');
   return der.subarray(12).toString('base64url');
+}
+
+const fromB64u = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64url'));
+
+/** A transparency verifier key given as such or as a file holding it. */
+export function readKtKey(arg: string): string {
+  return (existsSync(arg) ? readFileSync(arg, 'utf8') : arg).trim();
+}
+
+/**
+ * The TransparencyLogCheck against the relay's own log: the release entry of the manifest's hash with its inclusion
+ * proof, under a checkpoint signed by `verifierKey` (the pinned key; without it, the key the relay's checkpoint
+ * route gives, and `onTofu` is told). Passes only when the signature verifies, the entry is the canonical release
+ * entry of exactly these bytes and this release key id, and the proof puts it in the signed tree.
+ */
+export function relayLogCheck(
+  relayUrl: string,
+  verifierKey?: string,
+  onTofu?: (warning: string) => void,
+): TransparencyLogCheck {
+  return async ({ manifestBytes, keyId }) => {
+    await ready();
+    const fail = (reason: string) => ({ included: false as const, reason });
+    let keyText = verifierKey;
+    if (keyText === undefined) {
+      const res = await get(relayUrl, 'api/kt/checkpoint');
+      const answer = ktCheckpointAnswerSchema.safeParse(parseJson(res.bytes));
+      if (res.status !== 200 || !answer.success) return fail(`the relay gives no checkpoint (${res.status})`);
+      keyText = answer.data.verifierKey;
+      onTofu?.(
+        `no --kt-key given: the log's verifier key was taken from the relay itself (${keyText}); ` +
+          'pin it with --kt-key to detect a relay that forks its log for you',
+      );
+    }
+    let key: kt.VerifierKey;
+    try {
+      key = kt.parseVerifierKey(keyText);
+    } catch (e) {
+      return fail(`the verifier key is malformed: ${(e as Error).message}`);
+    }
+    const hash = new Uint8Array(createHash('sha256').update(manifestBytes).digest());
+    const res = await get(relayUrl, `api/kt/releases/${Buffer.from(hash).toString('hex')}`);
+    if (res.status === 404) return fail('the relay has no log entry for the manifest it serves');
+    const answer = ktReleaseAnswerSchema.safeParse(parseJson(res.bytes));
+    if (res.status !== 200 || !answer.success) return fail(`the relay answers ${res.status} for the log entry`);
+    try {
+      const checkpoint = kt.openCheckpoint(answer.data.checkpoint, key);
+      if (checkpoint.origin !== key.name) return fail('the checkpoint is of another log');
+      const entry = fromB64u(answer.data.leaf.entry);
+      const expected = kt.encodeReleaseEntry({ kind: 'release', keyId: keyId ?? '-', manifestHash: hash });
+      if (entry.length !== expected.length || !entry.every((b, i) => b === expected[i])) {
+        return fail('the log entry is not the one of the manifest served');
+      }
+      const proof = answer.data.leaf.proof.map(fromB64u);
+      if (!kt.verifyInclusion(answer.data.leaf.index, checkpoint.size, kt.leafHash(entry), proof, checkpoint.root)) {
+        return fail('the inclusion proof does not verify against the signed checkpoint');
+      }
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+    return { included: true };
+  };
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return null;
+  }
 }
 
 async function get(base: string, path: string): Promise<{ status: number; bytes: Uint8Array; headers: Headers }> {
@@ -176,8 +254,12 @@ export function formatReport(url: string, r: ClientReport): string {
         'agrees with itself. Pass the published release key to check the signature.',
     );
   }
+  if (r.logKeyWarning) lines.push(`WARNING: ${r.logKeyWarning}`);
+  if (r.manifestHash && r.logChecked && !r.problems.some((p) => p.includes('transparency log'))) {
+    lines.push("PASS the manifest is in the relay's transparency log (inclusion proof under a signed checkpoint)");
+  }
   if (r.manifestHash && !r.logChecked) {
-    lines.push('NOTE: the manifest was not checked against a transparency log (none is configured yet).');
+    lines.push('NOTE: the manifest was not checked against a transparency log.');
   }
   if (r.clientVersion) lines.push(`client version (Settings → Client version): ${r.clientVersion}`);
   const failed = r.files.filter((f) => !f.ok).length + r.problems.length;
@@ -189,9 +271,20 @@ async function main(argv: string[]): Promise<number> {
   const keyAt = argv.indexOf('--manifest-key');
   const keyArg = keyAt >= 0 ? argv[keyAt + 1] : undefined;
   if (keyAt >= 0 && !keyArg) throw new Error('--manifest-key needs a release public key or a file holding it');
-  const url = argv.find((a, i) => !a.startsWith('--') && (keyAt < 0 || i !== keyAt + 1));
-  if (!url) throw new Error('usage: npm run verify-client -- <relay url> [--manifest-key <public key or file>]');
-  const report = await verifyClient(url, keyArg ? readReleaseKey(keyArg) : undefined);
+  const ktAt = argv.indexOf('--kt-key');
+  const ktArg = ktAt >= 0 ? argv[ktAt + 1] : undefined;
+  if (ktAt >= 0 && !ktArg) throw new Error("--kt-key needs the relay's transparency verifier key or a file holding it");
+  const values = new Set([keyAt, ktAt].filter((at) => at >= 0).map((at) => at + 1));
+  const url = argv.find((a, i) => !a.startsWith('--') && !values.has(i));
+  if (!url) {
+    throw new Error(
+      'usage: npm run verify-client -- <relay url> [--manifest-key <public key or file>] [--kt-key <key or file>]',
+    );
+  }
+  let tofu: string | undefined;
+  const log = relayLogCheck(url, ktArg ? readKtKey(ktArg) : undefined, (w) => (tofu = w));
+  const report = await verifyClient(url, keyArg ? readReleaseKey(keyArg) : undefined, log);
+  if (tofu) report.logKeyWarning = tofu;
   process.stdout.write(formatReport(url, report));
   return report.ok ? 0 : 1;
 }

@@ -594,6 +594,14 @@ export const ktCosignaturesSchema = z.strictObject({ checkpoint: ktNoteSchema })
 export const ktCosignaturesAnswerSchema = z.object({ checkpoint: ktNoteSchema });
 export type KtCosignaturesAnswer = z.infer<typeof ktCosignaturesAnswerSchema>;
 
+/**
+ * `GET /api/kt/releases/:sha256` (no sign-in): the release entry of the manifest whose exact served bytes have this
+ * SHA-256 (lowercase hex), with its inclusion proof in the latest checkpoint; 404 not_found when it is not logged.
+ */
+export const ktReleaseParams = z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/u, 'must be 64 hex') });
+export const ktReleaseAnswerSchema = z.object({ checkpoint: ktNoteSchema, leaf: ktLeafSchema });
+export type KtReleaseAnswer = z.infer<typeof ktReleaseAnswerSchema>;
+
 // ---------------------------------------------------------------------------------------------------------------
 // Socket.IO
 

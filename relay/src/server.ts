@@ -1,6 +1,6 @@
 // createRelay: builds one relay (store → services → HTTP + Socket.IO) from a Config, ready to listen and to close
 // gracefully. Tests and the benchmark run it in-process on port 0.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { RELAY_PACKAGE_DIR } from './config.js';
 import type { Config } from './config.js';
 import { createHttpApp } from './http/app.js';
+import { manifestFileOf } from './http/web.js';
 import { createLogger } from './log.js';
 import { RelayMetrics, listenMetrics } from './metrics.js';
 import { LIMITS } from './protocol.js';
@@ -162,6 +163,17 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   // Every change to an account's keys or devices appends to the key transparency log (issue #16).
   const kt = new KeyTransparency(backend, transparencyKey(jwtSecret), config.ktWitnesses ?? []);
   const store = loggingStore(backend, kt);
+  // The release manifest this relay serves enters the log before it is served (a no-op when it is logged already).
+  const manifestFile = manifestFileOf(config.webDist);
+  if (existsSync(join(config.webDist, 'index.html')) && existsSync(manifestFile)) {
+    try {
+      const leaf = await kt.logRelease(readFileSync(manifestFile));
+      log.info({ index: leaf.index }, 'the release manifest served is in the transparency log');
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
   let cluster: RedisCluster | null = null;
   if (config.redisUrl !== undefined) {
     try {

@@ -8,6 +8,7 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './merkle.js';
+export { decodeReleaseEntry, encodeReleaseEntry, type ReleaseEntry } from './release.js';
 export { decodeEntry, encodeEntry, ENTRY_DOMAIN, MAX_ENTRY_DEVICES, type DirectoryEntry } from './entry.js';
 export {
   cosignedMessage,

@@ -106,7 +106,8 @@ export function createHttpApp(deps: HttpDeps): Express {
   api.use(notFound);
   app.use('/api', api);
 
-  const web = webApp(config.webDist);
+  const kt = deps.kt;
+  const web = webApp(config.webDist, kt ? (bytes) => kt.logRelease(bytes) : undefined);
   if (web) app.use(...web);
   app.use(notFound);
   app.use(errorHandler(log));

@@ -8,11 +8,13 @@ import {
   ktConsistencyQuery,
   ktCosignaturesSchema,
   ktEntriesQuery,
+  ktReleaseParams,
   type KtAccountAnswer,
   type KtCheckpointAnswer,
   type KtConsistencyAnswer,
   type KtCosignaturesAnswer,
   type KtEntriesAnswer,
+  type KtReleaseAnswer,
 } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import { toBase64url } from '../service/keys.js';
@@ -45,6 +47,14 @@ export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency
     const { checkpoint } = parseInput(ktCosignaturesSchema, req.body, 'body');
     await kt.addCosignatures(checkpoint);
     const answer: KtCosignaturesAnswer = { checkpoint: (await kt.servedCheckpoint()).note };
+    res.json(answer);
+  });
+  router.get('/kt/releases/:sha256', async (req, res) => {
+    const { sha256 } = parseInput(ktReleaseParams, { ...req.params }, 'path');
+    const checkpoint = await kt.servedCheckpoint();
+    const found = await kt.releaseOf(sha256, checkpoint.size);
+    if (!found) throw new RelayError('not_found', 'no logged release manifest with this hash');
+    const answer: KtReleaseAnswer = { checkpoint: checkpoint.note, leaf: leafOf(found) };
     res.json(answer);
   });
   router.get('/kt/accounts/:userId', requireAuth(accounts), async (req, res) => {

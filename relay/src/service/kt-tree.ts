@@ -29,6 +29,15 @@ export function encodeKtEntry(e: KtEntry): Buffer {
   return Buffer.concat([common, lp8(e.username), Buffer.of(32), e.identityKey, count, ...ids.map(lp8)]);
 }
 
+/**
+ * A release manifest entry (crypto/src/kt/release.ts): domain ‖ 3 ‖ u32 0 ‖ keyId ‖ 32 ‖ SHA-256 of the manifest
+ * bytes as served.
+ */
+export function encodeReleaseKtEntry(keyId: string, manifestHash: Bytes): Buffer {
+  if (manifestHash.length !== 32) throw new Error('a release entry names a 32-byte hash');
+  return Buffer.concat([ENTRY_DOMAIN, Buffer.of(3), Buffer.alloc(4), lp8(keyId), Buffer.of(32), manifestHash]);
+}
+
 function sha256(...parts: Bytes[]): Buffer {
   const h = createHash('sha256');
   for (const p of parts) h.update(p);

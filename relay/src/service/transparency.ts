@@ -10,6 +10,7 @@ import {
   appendSiblings,
   consistencyProof,
   encodeKtEntry,
+  encodeReleaseKtEntry,
   inclusionProof,
   leafHash,
   rootOf,
@@ -43,6 +44,22 @@ function keyId(name: string, publicKey: Bytes): Buffer {
   return createHash('sha256').update(`${name}\n`).update(Buffer.of(1)).update(publicKey).digest().subarray(0, 4);
 }
 
+/**
+ * The store key of a release entry: not an account id (ids are 22 base64url characters; this has a colon), so no
+ * account's lookups, backfill or deletion ever touch it.
+ */
+const releaseOwner = (hashHex: string): string => `release:${hashHex}`;
+
+/** The release key id a manifest document names (64 hex), or '-' when it names none. */
+function releaseKeyIdOf(bytes: Bytes): string {
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { keyId?: unknown };
+    return typeof doc.keyId === 'string' && /^[0-9a-f]{64}$/u.test(doc.keyId) ? doc.keyId : '-';
+  } catch {
+    return '-';
+  }
+}
+
 export class KeyTransparency {
   readonly origin: string;
   /** The C2SP verifier key clients pin: `<origin>+<key id hex>+<base64(0x01 ‖ key)>`. */
@@ -57,6 +74,8 @@ export class KeyTransparency {
    * (in this process's memory only: see "Witness cosignatures" in PROTOCOL.md).
    */
   private cosigned: { size: number; lines: (string | null)[] } | null = null;
+  /** Manifest hashes this process has logged (or is logging). */
+  private readonly releases = new Map<string, Promise<KtLeafRecord>>();
 
   constructor(
     private readonly store: Store,
@@ -96,6 +115,43 @@ export class KeyTransparency {
     });
     this.tail = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Logs the release manifest `bytes` (exactly as served) unless it is logged already: one leaf per manifest hash,
+   * appended compare-and-set like the accounts' entries, so restarts and several nodes serving the same build all
+   * find the one leaf. Resolves once it is in the log; the relay serves a manifest only after this.
+   */
+  logRelease(bytes: Bytes): Promise<KtLeafRecord> {
+    const hash = createHash('sha256').update(bytes).digest();
+    const known = this.releases.get(hash.toString('hex'));
+    if (known) return known;
+    const owner = releaseOwner(hash.toString('hex'));
+    const entry = encodeReleaseKtEntry(releaseKeyIdOf(bytes), hash);
+    const run = this.tail.then(async () => {
+      for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt += 1) {
+        const size = await this.store.ktSize();
+        const stray = await this.store.ktLeaf(size);
+        if (stray) {
+          await this.finish(stray);
+          continue;
+        }
+        const latest = await this.store.ktLatestOf(owner, size);
+        if (latest) return latest;
+        const leaf = { index: size, userId: owner, seq: 0, entry };
+        if ((await this.store.ktAppend(leaf, await this.nodesFor(leaf))) === 'appended') return leaf;
+      }
+      throw new Error('key transparency: could not append after many attempts');
+    });
+    this.tail = run.catch(() => undefined);
+    this.releases.set(hash.toString('hex'), run);
+    run.catch(() => this.releases.delete(hash.toString('hex')));
+    return run;
+  }
+
+  /** The release entry of the manifest with SHA-256 `hashHex` in the tree of `size` leaves, with its proof. */
+  async releaseOf(hashHex: string, size: number): Promise<{ leaf: KtLeafRecord; proof: Bytes[] } | null> {
+    return this.latestOf(releaseOwner(hashHex), size);
   }
 
   /**

@@ -104,7 +104,14 @@ export class MongoKt {
         { ordered: false },
       );
     }
-    await this.head.updateOne({ _id: HEAD }, { $max: { size } }, { upsert: true });
+    try {
+      await this.head.updateOne({ _id: HEAD }, { $max: { size } }, { upsert: true });
+    } catch (err) {
+      // Two first appends at once (two nodes, an empty log) both upsert the missing head: one inserts it, the other
+      // gets a duplicate key and now finds the document to update.
+      if (!isDuplicateKey(err)) throw err;
+      await this.head.updateOne({ _id: HEAD }, { $max: { size } });
+    }
   }
 
   async nodes(keys: { level: number; index: number }[]): Promise<KtNodeRecord[]> {
