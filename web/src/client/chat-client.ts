@@ -45,6 +45,7 @@ import type {
   Person,
   SafetyNumberView,
   SendExtra,
+  KeyTransparencyStatus,
 } from './types';
 
 const MAINTENANCE_EVERY_MS = 60 * 60_000;
@@ -601,6 +602,15 @@ export class ChatClient implements ChatEngineApi {
   }
 
   // ── test hooks ───────────────────────────────────────────────────────────────────────────────────────────
+
+  async keyTransparencyStatus(): Promise<KeyTransparencyStatus | null> {
+    const pinned = await this.transparency.pinnedKey();
+    if (!pinned) return null;
+    const note = await this.transparency.latestCheckpoint();
+    // A checkpoint note's body is "<origin>\n<size>\n<root>\n"; this one was verified before it was kept.
+    const size = note === null ? Number.NaN : Number(note.split('\n')[1]);
+    return { ...pinned, treeSize: Number.isSafeInteger(size) ? size : null };
+  }
 
   /** Test-only: drop the socket (as a network loss would) or bring it back. */
   dangerousTestOnlySetOnline(online: boolean): void {

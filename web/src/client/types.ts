@@ -183,9 +183,21 @@ export interface HistoryPage {
 export type MessageListener = (conv: string, messages: readonly ChatMessage[]) => void;
 
 /** The signed-in engine as the UI sees it (implemented by ChatClient). */
+/** Key transparency (issue #16), as Settings shows it: the relay's log key this device checks against, and how. */
+export interface KeyTransparencyStatus {
+  /** The relay's C2SP verifier key. */
+  verifierKey: string;
+  /** 'tofu': taken from the relay on first use; 'configured': given to the app. */
+  pinned: 'tofu' | 'configured';
+  /** The size of the newest log checkpoint this device verified, if any. */
+  treeSize: number | null;
+}
+
 export interface ChatEngineApi {
   subscribe(listener: () => void): () => void;
   getSnapshot(): EngineSnapshot;
+  /** The relay log key this device pinned and the newest checkpoint it verified; null before the first check. */
+  keyTransparencyStatus(): Promise<KeyTransparencyStatus | null>;
   /** New or changed messages (arrivals, status ticks), per conversation. */
   onMessages(listener: MessageListener): () => void;
   searchPeople(query: string): Promise<Person[]>;

@@ -83,4 +83,26 @@ describe.skipIf(reason !== null)('a key swapped behind the log, in the browser',
     }
     expect(problems).toEqual([]);
   });
+
+  it('shows in Settings → Key transparency the log key the relay serves everyone, and the log size checked', async () => {
+    const a = ann.page;
+    const served = (await (await fetch(`${relay.url}/api/kt/checkpoint`)).json()) as { verifierKey: string };
+    await a.getByRole('button', { name: 'Settings', exact: true }).click();
+    const section = a.getByRole('region', { name: 'Key transparency' });
+    await section.waitFor({ timeout: 15_000 });
+    const key = section.locator('[data-key]');
+    await key.waitFor({ timeout: 15_000 });
+    expect(await key.getAttribute('data-key')).toBe(served.verifierKey);
+    expect((await key.textContent())?.replace(/\s/g, '')).toBe(served.verifierKey);
+    expect(await section.getByText('On first use of this relay').count()).toBe(1);
+    expect(await section.textContent()).toMatch(/Log size checked\s*[1-9][\d,]* entries/);
+    expect(await section.getByRole('button', { name: 'Copy log key' }).count()).toBe(1);
+    const problems: string[] = [];
+    for (const theme of ['light', 'dark'] as const) {
+      await a.getByRole('radio', { name: theme === 'light' ? 'Light' : 'Dark' }).check();
+      await section.scrollIntoViewIfNeeded();
+      problems.push(...(await audit(a, 'kt-settings', theme)));
+    }
+    expect(problems).toEqual([]);
+  });
 });

@@ -10,6 +10,7 @@ import {
   type ManifestCheck,
 } from '../../client/client-version';
 import '../styles/client-version.css';
+import { CopyButton } from './CopyButton';
 
 type State =
   | { kind: 'loading' }
@@ -31,7 +32,7 @@ async function readState(): Promise<State> {
 }
 
 /** The hash in eight groups of eight hex digits, easier to read aloud and compare. */
-const groups = (hash: string) => hash.match(/.{1,8}/g) ?? [];
+export const groups = (hash: string) => hash.match(/.{1,8}/g) ?? [];
 
 function ManifestLine({ manifest }: { manifest: ManifestCheck | 'unreadable' }) {
   if (manifest === 'unreadable') return <>The relay's release manifest could not be read.</>;
@@ -60,7 +61,6 @@ function ManifestLine({ manifest }: { manifest: ManifestCheck | 'unreadable' }) 
 
 export function ClientVersionSection() {
   const [state, setState] = useState<State>({ kind: 'loading' });
-  const [copied, setCopied] = useState<'yes' | 'failed' | null>(null);
   const titleId = useId();
 
   useEffect(() => {
@@ -70,15 +70,6 @@ export function ClientVersionSection() {
       live = false;
     };
   }, []);
-
-  async function copy(version: string) {
-    try {
-      await navigator.clipboard.writeText(version);
-      setCopied('yes');
-    } catch {
-      setCopied('failed');
-    }
-  }
 
   return (
     <section className="card client-version" aria-labelledby={titleId}>
@@ -111,14 +102,7 @@ export function ClientVersionSection() {
               <ManifestLine manifest={state.manifest} />
             </dd>
           </dl>
-          <div className="client-version-actions">
-            <button type="button" className="btn" onClick={() => void copy(state.version)}>
-              Copy build hash
-            </button>
-            <span role="status" className="muted">
-              {copied === 'yes' ? 'Copied' : copied === 'failed' ? 'Copying failed: select the hash instead' : ''}
-            </span>
-          </div>
+          <CopyButton value={state.version} label="Copy build hash" what="hash" />
         </>
       )}
     </section>

@@ -6,6 +6,7 @@ import { loadThemePreference, saveThemePreference, type ThemePreference } from '
 import { BlockedPeople } from './BlockedPeople';
 import { ChangePasswordSection } from './ChangePasswordSection';
 import { ClientVersionSection } from './ClientVersionSection';
+import { KeyTransparencySection } from './KeyTransparencySection';
 import { DeleteAccountSection } from './DeleteAccountSection';
 import { DevicesSection } from './DevicesSection';
 import { FormError } from './FormError';
@@ -85,6 +86,7 @@ export function SettingsPanel({ engine, sharePresence, blocked = [], preferences
         <BlockedPeople engine={engine} blocked={blocked} />
         <ChangePasswordSection engine={engine} />
         <ClientVersionSection />
+        <KeyTransparencySection engine={engine} />
         <SignOutCard engine={engine} onSignedOut={onSignedOut} />
         <DeleteAccountSection engine={engine} onDeleted={onSignedOut} />
       </div>

@@ -1,0 +1,60 @@
+// KeyTransparencySection (Settings → Key transparency, issue #16): the relay log key this device checks every key
+// and device list against, how it was pinned, and the newest log size it verified, with a copy button, so a user (or
+// an auditor running `npm run kt-audit`) can compare it over another channel: a relay that shows different people
+// different logs must also show them different keys or sizes that do not fit together.
+import { useEffect, useId, useState } from 'react';
+import type { ChatEngineApi, KeyTransparencyStatus } from '../../client/types';
+import '../styles/client-version.css';
+import { groups } from './ClientVersionSection';
+import { CopyButton } from './CopyButton';
+
+export function KeyTransparencySection({ engine }: { engine: ChatEngineApi }) {
+  const [status, setStatus] = useState<KeyTransparencyStatus | null | 'loading'>('loading');
+  const titleId = useId();
+
+  useEffect(() => {
+    let live = true;
+    void engine.keyTransparencyStatus().then(
+      (s) => live && setStatus(s),
+      () => live && setStatus(null),
+    );
+    return () => {
+      live = false;
+    };
+  }, [engine]);
+
+  return (
+    <section className="card key-transparency" aria-labelledby={titleId}>
+      <h3 id={titleId} className="card-title">
+        Key transparency
+      </h3>
+      <p className="hint">
+        Every security key and device list this app receives is checked against the relay&apos;s public, append-only
+        log. Compare the log key with someone who uses the same relay: it must be the same for everyone.
+      </p>
+      {status === 'loading' ? (
+        <p className="muted">Reading…</p>
+      ) : status === null ? (
+        <p className="muted">This device has not checked the relay&apos;s log yet.</p>
+      ) : (
+        <>
+          <dl className="client-version-facts">
+            <dt>Relay log key</dt>
+            <dd>
+              <code className="client-version-hash" data-key={status.verifierKey}>
+                {groups(status.verifierKey).map((g, i) => (
+                  <span key={i}>{g}</span>
+                ))}
+              </code>
+            </dd>
+            <dt>Pinned</dt>
+            <dd>{status.pinned === 'configured' ? 'Given to this app' : 'On first use of this relay'}</dd>
+            <dt>Log size checked</dt>
+            <dd>{status.treeSize === null ? 'None yet' : `${status.treeSize.toLocaleString('en')} entries`}</dd>
+          </dl>
+          <CopyButton value={status.verifierKey} label="Copy log key" what="key" />
+        </>
+      )}
+    </section>
+  );
+}
