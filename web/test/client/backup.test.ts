@@ -138,7 +138,7 @@ describe('accounts whose backup is still in format 1 (under the wrap key)', () =
     await until('online', () => again.getSnapshot().connection === 'online');
     await asClient(again).dangerousTestOnlySyncBackup();
     // The device-list check starts on connect and runs beside the sync: wait for it (it joins the one in flight).
-    await again.devices.check();
+    await asClient(again).devices.check();
     // No problem with the backup: the one notice is the second device's arrival (issue #14, never silent).
     expect(again.getSnapshot().notices.map((n) => n.text)).toEqual([
       'A new device was added to your account: Web browser',
