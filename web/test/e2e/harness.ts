@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crc32, deflateSync } from 'node:zlib';
 import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
 import { vi } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
@@ -154,4 +155,34 @@ export async function signUpInBrowser(page: Page, url: string, name: string, pas
   await page.getByLabel('Confirm password').fill(password);
   await page.getByRole('button', { name: 'Create account', exact: true }).click();
   await page.getByRole('searchbox', { name: 'Find people' }).waitFor({ timeout: 30_000 });
+}
+
+/** A width×height RGB PNG in three vertical bands (red, green, blue); at 480x320 the centred square is mostly green. */
+export function makePng(width = 480, height = 320): Buffer {
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y++) {
+    const row = y * (width * 3 + 1);
+    for (let x = 0; x < width; x++) {
+      const third = Math.floor((x * 3) / width);
+      raw.set(third === 0 ? [220, 40, 40] : third === 1 ? [40, 180, 90] : [40, 80, 220], row + 1 + x * 3);
+    }
+  }
+  const chunk = (type: string, data: Buffer) => {
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([head, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

@@ -3,11 +3,11 @@
 // Screenshots of the profile settings and of bob's view, light and dark, in /tmp/shots-profile; axe on each.
 import { AxeBuilder } from '@axe-core/playwright';
 import { mkdirSync } from 'node:fs';
-import { deflateSync, crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import {
+  makePng,
   buildWeb,
   conversationLog,
   cspViolations,
@@ -27,38 +27,6 @@ const stamp = Date.now().toString(36);
 const ALICE = `alice_${stamp}`;
 const BOB = `bob_${stamp}`;
 const PASSWORD = 'a long enough password';
-
-/** A 480x320 RGB PNG: a red left third, a green middle, a blue right third (the centred square is mostly green). */
-function makePng(): Buffer {
-  const width = 480;
-  const height = 320;
-  const raw = Buffer.alloc((width * 3 + 1) * height);
-  for (let y = 0; y < height; y++) {
-    const row = y * (width * 3 + 1);
-    for (let x = 0; x < width; x++) {
-      const third = Math.floor((x * 3) / width);
-      raw.set(third === 0 ? [220, 40, 40] : third === 1 ? [40, 180, 90] : [40, 80, 220], row + 1 + x * 3);
-    }
-  }
-  const chunk = (type: string, data: Buffer) => {
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([head, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 async function signUp(page: Page, url: string, name: string): Promise<void> {
   await signUpInBrowser(page, url, name, PASSWORD);
