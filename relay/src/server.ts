@@ -35,6 +35,7 @@ import { WriteBatcher } from './service/write-batcher.js';
 import { attachSocket } from './socket.js';
 import type { RelayServer } from './socket.js';
 import { LocalBus } from './cluster/bus.js';
+import { BlockIndex } from './service/block-index.js';
 import { connectRedisCluster } from './cluster/redis.js';
 import type { RedisCluster } from './cluster/redis.js';
 import { MongoStore } from './store/mongo/mongo-store.js';
@@ -280,8 +281,11 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     groupsPerUser: config.groupsPerUser,
     addsPerHour: config.groupAddsPerHour,
   });
+  const blockIndex = new BlockIndex(store);
+  blockIndex.follow(bus, (err: unknown) => log.warn({ err }, 'block index rebuild failed'));
   const mailbox = new MailboxService(
     store,
+    blockIndex,
     batcher,
     delivery,
     now,
@@ -302,7 +306,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const readiness = new Readiness(probes, config.readyTimeoutMs);
 
   const profiles = new ProfileService(store);
-  const blocks = new BlockService(store, now, presence);
+  const blocks = new BlockService(store, now, presence, blockIndex);
   const blobs = new BlobService(store.blobs, now);
   mailbox.linkBlobs = (sender, blobIds, id, ts) => blobs.link(sender, blobIds, id, ts);
   const app = createHttpApp({
@@ -348,6 +352,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     });
     if (result.mailbox + result.sent + result.refreshTokens > 0) log.info(result, 'expired records swept');
     const blobResult = await blobs.sweep(); // after the mailbox sweep: an expired entry counts as acknowledged
+    await blockIndex.rebuild(); // at start (before any send), then: users nobody blocks any more drop out
     if (blobResult.graced + blobResult.expired > 0) log.info(blobResult, 'blobs swept');
     return { ...result, blobs: blobResult.expired };
   };

@@ -3,7 +3,11 @@
 // them, and they cannot put the blocker in a group. What the adversary (the blocked user) holds is its answers;
 // what the blocker would get is read from the relay's own mailbox rows.
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlockIndex } from '../src/service/block-index.js';
 import { api, connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestAccount, TestDevice, TestRelay } from './helpers.js';
 
@@ -207,6 +211,98 @@ describe('a blocked sender', () => {
       body: { add: [erin.userId] },
     });
     expect(byCarol.body.members).toEqual([carol.userId, erin.userId]);
+  });
+});
+
+describe('the in-memory block index (no block read per send)', () => {
+  /** Counts the store's exact block reads the relay makes from now on. */
+  function countBlockReads(store: TestRelay['relay']['store']): { reads: number; restore: () => void } {
+    const original = store.devicesBlocking.bind(store);
+    const counter = {
+      reads: 0,
+      restore: () => {
+        store.devicesBlocking = original;
+      },
+    };
+    store.devicesBlocking = (sender, deviceIds) => {
+      counter.reads++;
+      return original(sender, deviceIds);
+    };
+    return counter;
+  }
+
+  it('reads no block list for a sender nobody blocks, and the exact one once somebody does', async () => {
+    const fay = await signUp(t.url);
+    const gus = await signUp(t.url);
+    const gusDevice = await connectDevice(t.url, gus.accessToken);
+    const counter = countBlockReads(t.relay.store);
+    try {
+      const first = messageId();
+      expect(await gusDevice.send(direct([fay.deviceId], first))).toMatchObject({ ok: true });
+      expect(counter.reads).toBe(0);
+      expect(await stored(fay.deviceId)).toEqual([first]);
+
+      await put(fay, gus.userId);
+      const second = messageId();
+      expect(await gusDevice.send(direct([fay.deviceId], second))).toMatchObject({ ok: true });
+      expect(counter.reads).toBe(1);
+      expect(await stored(fay.deviceId)).toEqual([first]);
+
+      // Unblocked: the index keeps "maybe" until the next rebuild (the sweep), which drops gus.
+      await del(fay, gus.userId);
+      await t.relay.sweep();
+      const third = messageId();
+      expect(await gusDevice.send(direct([fay.deviceId], third))).toMatchObject({ ok: true });
+      expect(counter.reads).toBe(1);
+      expect(await stored(fay.deviceId)).toEqual([first, third]);
+    } finally {
+      counter.restore();
+      gusDevice.close();
+    }
+  });
+
+  it('keeps a block across a restart: the index is rebuilt from the store before the first send', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'weconnect-blocks-restart-'));
+    const env = { DATA_DIR: dataDir, JWT_SECRET: randomBytes(32).toString('base64url') };
+    try {
+      const first = await startRelay(env);
+      const hal = await signUp(first.url);
+      const ivy = await signUp(first.url);
+      expect((await api(first.url, 'PUT', `/api/blocks/${ivy.userId}`, { token: hal.accessToken })).status).toBe(204);
+      await first.close();
+
+      const again = await startRelay(env);
+      try {
+        const ivyDevice = await connectDevice(again.url, ivy.accessToken);
+        const id = messageId();
+        expect(await ivyDevice.send(direct([hal.deviceId], id))).toEqual({
+          ok: true,
+          ts: expect.any(Number) as number,
+        });
+        ivyDevice.close();
+        expect(await again.relay.store.fetchMailbox(hal.deviceId, 0, 100, 1 << 20)).toEqual([]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('BlockIndex', () => {
+  it('keeps a user noted while a rebuild was reading the store', async () => {
+    let answer: (ids: string[]) => void = () => undefined;
+    const index = new BlockIndex({
+      blockedUsers: () => new Promise<string[]>((resolve) => (answer = resolve)),
+    });
+    const rebuilt = index.rebuild();
+    index.note('noted-during-the-read');
+    answer(['already-stored']);
+    await rebuilt;
+    expect(index.mayBeBlocked('noted-during-the-read')).toBe(true);
+    expect(index.mayBeBlocked('already-stored')).toBe(true);
+    expect(index.mayBeBlocked('anyone-else')).toBe(false);
   });
 });
 

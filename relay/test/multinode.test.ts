@@ -139,6 +139,45 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
     m.close();
   });
 
+  it("drops a blocked user's sends on the other node once it has heard of the block (its in-memory block index)", async () => {
+    const ann = await signUp(node1.url, uniqueUsername('ann'));
+    const mal = await signUp(node2.url, uniqueUsername('mal'));
+    const fencer = await signUp(node2.url, uniqueUsername('fence'));
+    const a = await connect(node1, ann.accessToken);
+    const m = await connect(node2, mal.accessToken);
+    const f = await connect(node2, fencer.accessToken);
+    const toAnn = (from: TestDevice, id = messageId()) =>
+      from.send({ id, envelopes: [{ to: ann.deviceId, body: body(id) }] }).then((ack) => ({ id, ack }));
+    // Baseline: before the block, mal's send through node 2 reaches ann on node 1.
+    const before = await toAnn(m);
+    expect(before.ack).toMatchObject({ ok: true });
+    await waitFor(() => idsOf(a).has(before.id), 5000, "mal's first message at ann");
+    // Ann lets mal write to her presence, so that the block's hidden state tells when node 2 heard of it.
+    const hello = messageId();
+    expect(await a.send({ id: hello, envelopes: [{ to: mal.deviceId, body: body(hello) }] })).toMatchObject({
+      ok: true,
+    });
+    const ofAnn = () => m.presence.filter((p) => p.userId === ann.userId);
+    expect(await m.watch([ann.userId])).toEqual({ ok: true });
+    await waitFor(() => ofAnn().at(-1)?.online === true, 5000, 'ann online on the other node');
+    const count = ofAnn().length;
+
+    expect((await api(node1.url, 'PUT', `/api/blocks/${mal.userId}`, { token: ann.accessToken })).status).toBe(204);
+    // The hidden presence and the block index's note travel in the same bus event on node 2.
+    await waitFor(() => ofAnn().length > count, 5000, 'the block heard on the other node');
+
+    const blocked = await toAnn(m);
+    expect(blocked.ack).toEqual({ ok: true, ts: expect.any(Number) as number });
+    // The fence: a third user's message, committed after mal's, arrives; mal's never did.
+    const fence = await toAnn(f);
+    expect(fence.ack).toMatchObject({ ok: true });
+    await waitFor(() => idsOf(a).has(fence.id), 5000, 'the fence at ann');
+    expect(idsOf(a).has(blocked.id)).toBe(false);
+    a.close();
+    m.close();
+    f.close();
+  });
+
   it('disconnects a signed-out session on the other node, and counts failed sign-ins across nodes', async () => {
     const session = await signIn(node1.url, alice);
     const there = await connect(node2, session.accessToken);

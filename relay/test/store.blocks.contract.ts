@@ -42,6 +42,21 @@ export function describeBlockContract(get: () => { store: Store; alice: NewAccou
       expect(await store.devicesBlocking(carol.userId, [alice.deviceId])).toEqual([]);
     });
 
+    it('lists every blocked user once, for the block index', async () => {
+      const { store, alice, bob } = get();
+      const carol = newAccount('carol');
+      await store.createAccount(carol);
+      expect(await store.blockedUsers()).toEqual([]);
+      await store.putBlock(alice.userId, bob.userId, T0, 10);
+      await store.putBlock(carol.userId, bob.userId, T0, 10);
+      await store.putBlock(bob.userId, carol.userId, T0, 10);
+      expect((await store.blockedUsers()).sort()).toEqual([bob.userId, carol.userId].sort());
+      await store.deleteBlock(alice.userId, bob.userId);
+      expect((await store.blockedUsers()).sort()).toEqual([bob.userId, carol.userId].sort());
+      await store.deleteBlock(carol.userId, bob.userId);
+      expect(await store.blockedUsers()).toEqual([carol.userId]);
+    });
+
     it('forgets the blocks of and by a deleted user', async () => {
       const { store, alice, bob } = get();
       await store.putBlock(alice.userId, bob.userId, T0, 10);

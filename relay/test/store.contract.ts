@@ -961,6 +961,16 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.countMailbox(bob.deviceId)).toBe(2);
       });
 
+      it('stores a send left with no envelope (all to users who block its sender) with no entries, under caps too', async () => {
+        // What a blocked sender is answered must be a stored send's answer: 'mailbox_full' here told it the block.
+        const caps = { maxEntries: 1, maxBytes: 1 << 20 };
+        const [empty] = await store.applyWrites({ ...noWrites, caps, sends: [direct(alice, 'none', [])] }, T0);
+        expect(empty).toEqual({ status: 'stored', ts: T0, entries: [] });
+        const [again] = await store.applyWrites({ ...noWrites, caps, sends: [direct(alice, 'none', [])] }, T0 + 1);
+        expect(again).toEqual({ status: 'duplicate', ts: T0 });
+        expect(await store.countMailbox(bob.deviceId)).toBe(0);
+      });
+
       it('keeps no idempotency record of a send refused for every recipient: once acked, the same id is stored', async () => {
         const caps = { maxEntries: 1, maxBytes: 1 << 20 };
         const [first] = await store.applyWrites({ ...noWrites, caps, sends: [direct(alice, 'a', [bob.deviceId])] }, T0);

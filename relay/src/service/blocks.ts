@@ -7,6 +7,7 @@ import { RelayError } from '../errors.js';
 import { BLOCKS_PER_USER } from '../protocol.js';
 import type { BlockListAnswer } from '../protocol.js';
 import type { Store } from '../store/store.js';
+import type { BlockIndex } from './block-index.js';
 import type { AccessClaims } from './tokens.js';
 
 /** What presence must learn when a block starts or ends (the PresenceService implements it). */
@@ -22,14 +23,19 @@ export class BlockService {
     private readonly store: Store,
     private readonly now: () => number,
     private readonly presence: BlockPresence,
+    private readonly index: Pick<BlockIndex, 'note'>,
     private readonly maxBlocks: number = BLOCKS_PER_USER,
   ) {}
 
   async block(auth: AccessClaims, userId: string): Promise<void> {
     if (userId === auth.userId) throw new RelayError('invalid_input', 'you cannot block yourself');
     if (!(await this.store.getUser(userId))) throw new RelayError('not_found', 'no such user');
+    // Noted before it is stored: from then on this node's sends from `userId` read the store's block list. Other
+    // nodes note it from the bus event that presence.hide() publishes once it is stored.
+    this.index.note(userId);
     const outcome = await this.store.putBlock(auth.userId, userId, this.now(), this.maxBlocks);
     if (outcome === 'limit') throw new RelayError('block_limit', `you block ${this.maxBlocks} users, the most allowed`);
+    this.index.note(userId); // again: a rebuild that read the store before this commit must not drop it
     this.presence.hide(auth.userId, userId);
   }
 

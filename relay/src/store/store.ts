@@ -427,6 +427,8 @@ export interface Store {
   usersBlocking(blocked: string, userIds: string[]): Promise<string[]>;
   /** Of these device ids, the ones whose owner blocks `sender` (unknown devices are left out). */
   devicesBlocking(sender: string, deviceIds: string[]): Promise<string[]>;
+  /** Every user someone blocks, once each (the relay's in-memory block index is built from it). */
+  blockedUsers(): Promise<string[]>;
   // Key transparency log (issue #16): append-only; deleting accounts or devices never touches it -------------------
   /** Leaves whose nodes are all stored: the tree size the relay may sign. */
   ktSize(): Promise<number>;

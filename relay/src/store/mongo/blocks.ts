@@ -50,6 +50,10 @@ export class MongoBlocks {
     return devices.map((d) => d._id);
   }
 
+  async blockedUsers(): Promise<string[]> {
+    return (await this.m.blocks.distinct('blocked')) as string[];
+  }
+
   /** Every block by or of a deleted user. */
   async forgetUser(userId: string): Promise<void> {
     await this.m.blocks.deleteMany({ $or: [{ blocker: userId }, { blocked: userId }] });

@@ -33,8 +33,8 @@ export function documentBytes(p: Planned): number {
 }
 
 /**
- * Drops the deliveries to devices whose mailbox is full (recorded in `refused`); a send left with none is
- * `mailbox_full`. Usage is read once per batch: one query per IN_CHUNK recipient devices, counting each message
+ * Drops the deliveries to devices whose mailbox is full (recorded in `refused`); a send left with none because of
+ * that is `mailbox_full`. Usage is read once per batch: one query per IN_CHUNK recipient devices, counting each message
  * document that still lists the device, with its `size`.
  */
 export async function withinCaps(
@@ -73,7 +73,9 @@ export async function withinCaps(
       used.bytes += size;
       return true;
     });
-    if (deliveries.length === 0) {
+    // A send that names no device at all (every envelope went to users who block its sender) is stored with no
+    // entries, exactly as on SQLite: answering mailbox_full would tell the sender it is blocked.
+    if (deliveries.length === 0 && refused.length > 0) {
       outcomes[p.index] = { status: 'mailbox_full' };
       continue;
     }

@@ -779,6 +779,10 @@ export class MongoStore implements Store {
     return this.blocks.devicesBlocking(sender, deviceIds);
   }
 
+  blockedUsers(): Promise<string[]> {
+    return this.blocks.blockedUsers();
+  }
+
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
     const { mailbox, sent } = await this.mailbox.sweep(cutoffs);
     await this.m.invites.deleteMany({ expiresAt: { $lte: cutoffs.now } });

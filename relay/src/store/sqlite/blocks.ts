@@ -58,6 +58,13 @@ export class BlockTables {
     );
   }
 
+  blockedUsers(): string[] {
+    // The index blocks_by_blocked (blocked, blocker) is read in order: no sort, no table rows.
+    return this.prepare<[], { blocked: string }>('SELECT DISTINCT blocked FROM blocks')
+      .all()
+      .map((r) => r.blocked);
+  }
+
   devicesBlocking(sender: string, deviceIds: string[]): string[] {
     return inChunks([...new Set(deviceIds)], (part) =>
       this.prepare<string[], { device_id: string }>(

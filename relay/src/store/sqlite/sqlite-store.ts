@@ -653,6 +653,10 @@ export class SqliteStore implements Store {
     return later(() => this.blocks.devicesBlocking(sender, deviceIds));
   }
 
+  blockedUsers(): Promise<string[]> {
+    return later(() => this.blocks.blockedUsers());
+  }
+
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
     return later(() =>
       this.db.transaction((): SweepResult => {
