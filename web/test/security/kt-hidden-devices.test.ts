@@ -265,6 +265,34 @@ describe('Check again', () => {
     expect(trustOf(ivy, jay.userId)?.transparency).toMatch(/its history changed/);
     expect(sentTo(ivy, [deviceOf(jay)])).toEqual([]);
   });
+  it('keeps the block after a contact carried a checkpoint of another tree signed with the relay key', async () => {
+    const ola = await user('ktcaola');
+    const pat = await user('ktcapat');
+    await openWith(ola, pat);
+    await ola.engine.send(pat.userId, 'before the split');
+    await until('delivery', () => hasText(pat.engine, ola.userId, 'before the split'));
+    const kt = asClient(ola.engine).transparency;
+    const held = c.kt.parseCheckpointBody(c.kt.noteBody((await kt.latestCheckpoint())!));
+    // Pat's view (as gossip carries it): the same size, another root, signed with the relay's key.
+    const secret = readFileSync(join(relay.dataDir, 'jwt-secret'), 'utf8').trim();
+    const keys = transparencyKey(secret);
+    const origin = new KeyTransparency(null!, keys).origin;
+    const body = `${origin}\n${held.size}\n${Buffer.alloc(32, 9).toString('base64')}\n`;
+    const line = Buffer.concat([
+      c.kt.keyIdOf(origin, 1, keys.publicKey),
+      sign(null, Buffer.from(body), keys.privateKey),
+    ]);
+    expect(await kt.compareGossip(pat.userId, `${body}\n\u2014 ${origin} ${line.toString('base64')}\n`)).toMatch(
+      /different versions of the relay's key log/,
+    );
+    expect(trustOf(ola, pat.userId)?.transparency).toMatch(/different versions/);
+    // The relay answers every request honestly; the view it signed for Pat still does not fit Ola's.
+    await expect(ola.engine.recheckContact(pat.userId)).rejects.toMatchObject({
+      code: 'transparency_failed',
+      message: expect.stringMatching(/its history changed/),
+    });
+    expect(trustOf(ola, pat.userId)?.transparency).toMatch(/its history changed/);
+  });
 });
 
 describe('a log key and witness keys configured in Settings', () => {
