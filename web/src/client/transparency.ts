@@ -19,13 +19,12 @@ import type { Crypto } from './crypto-loader';
 import { assertTest } from './context';
 import { ClientError } from './errors';
 import type { LocalStore } from './store';
+import { MAX_WITNESSES, parseLogKey, parseWitnessKeys, signs } from './transparency-keys';
 
 type Kt = Crypto['kt'];
 type Checkpoint = ReturnType<Kt['openCheckpoint']>;
 
 const MAX_DISPUTED = 8;
-/** Most witness keys a user may configure. */
-export const MAX_WITNESSES = 16;
 
 /** secrets 'kt-state': the pinned relay key, the newest verified checkpoint, how far our own entries were read. */
 const ktStateSchema = z.object({
@@ -392,27 +391,20 @@ export class KeyTransparency {
    */
   async configureLogKey(text: string, replace = false): Promise<'saved' | 'mismatch'> {
     const kt = this.#c.kt;
-    const key = text.trim();
-    let parsed: ReturnType<Kt['parseVerifierKey']>;
-    try {
-      parsed = kt.parseVerifierKey(key);
-    } catch (e) {
-      throw new ClientError('invalid_input', `This is not a log key: ${(e as Error).message}.`);
-    }
-    if (parsed.type !== 1) {
-      throw new ClientError('invalid_input', 'This is a witness key (type 0x04), not a log key (Ed25519, type 0x01).');
-    }
+    const { key, parsed } = parseLogKey(kt, text);
     return this.#serial(async () => {
       const stored = await this.#store.read('secrets', STATE_KEY, ktStateSchema);
       let state: KtState;
       if (!stored) {
         state = { verifierKey: key, pinned: 'configured', checkpoint: null, selfChecked: 0, knownDevices: [] };
-      } else if (stored.verifierKey === key || (stored.checkpoint !== null && opens(kt, stored.checkpoint, parsed))) {
+      } else if (stored.verifierKey === key || (stored.checkpoint !== null && signs(kt, parsed, stored.checkpoint))) {
         state = { ...stored, verifierKey: key, pinned: 'configured' };
       } else if (!replace) {
         return 'mismatch';
       } else {
-        state = { ...stored, verifierKey: key, pinned: 'configured', checkpoint: null, disputed: [] };
+        // Another key is another log: its indices say nothing about the old one, so our own entries are read anew.
+        const fresh = { checkpoint: null, disputed: [], selfChecked: 0 };
+        state = { ...stored, ...fresh, verifierKey: key, pinned: 'configured' };
         this.#events.alarm(
           "You replaced the relay's log key. Checks start over from the relay's next checkpoint under the new key.",
         );
@@ -427,28 +419,7 @@ export class KeyTransparency {
    * skipped; an empty list requires none besides the deployment's). Throws `invalid_input` naming the first bad line.
    */
   async configureWitnesses(lines: string[]): Promise<void> {
-    const kt = this.#c.kt;
-    const keys: string[] = [];
-    lines.forEach((line, i) => {
-      const key = line.trim();
-      if (key === '') return;
-      let type: number;
-      try {
-        type = kt.parseVerifierKey(key).type;
-      } catch (e) {
-        throw new ClientError('invalid_input', `Line ${i + 1} is not a witness key: ${(e as Error).message}.`);
-      }
-      if (type !== 4) {
-        throw new ClientError(
-          'invalid_input',
-          `Line ${i + 1} is a log key (type 0x01), not a witness key (type 0x04).`,
-        );
-      }
-      if (!keys.includes(key)) keys.push(key);
-    });
-    if (keys.length > MAX_WITNESSES) {
-      throw new ClientError('invalid_input', `At most ${MAX_WITNESSES} witness keys.`);
-    }
+    const keys = parseWitnessKeys(this.#c.kt, lines);
     return this.#serial(async () => {
       const state = await this.#state();
       state.witnessKeys = keys;
@@ -474,16 +445,6 @@ const REFUSALS = new Set<string>(['invalid_input', 'not_found']);
 
 /** Errors that say nothing about the log (the check is retried on the next fetch). */
 const TRANSIENT = new Set<string>(['relay_unreachable', 'rate_limited', 'unauthorized', 'device_removed']);
-
-/** Whether `note` carries a valid signature by `key`. */
-function opens(kt: Kt, note: string, key: ReturnType<Kt['parseVerifierKey']>): boolean {
-  try {
-    kt.openCheckpoint(note, key);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function failure(reason: string): ClientError {
   return new ClientError('transparency_failed', `Key transparency check failed: ${reason}.`);
