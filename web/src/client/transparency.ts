@@ -143,13 +143,11 @@ export class KeyTransparency {
           .catch((e: unknown) => {
             // A relay that cannot prove consistency (it refuses a size it signed) fails the check; an outage does not.
             if (e instanceof ClientError && TRANSIENT.has(e.code)) throw e;
-            const refused = failure(
-              `the relay cannot prove that its log of size ${big.size} extends the one of size ${small.size}`,
-            );
-            // It says the size it signed does not exist: a signed claim it must take back before a re-check passes.
-            if (!(e instanceof ClientError && REFUSALS.has(e.code))) throw refused;
+            // Kept as disputed: a re-check asks for this proof again (an honest relay that failed once gives it then).
             return this.#dispute(state, note).then(() => {
-              throw refused;
+              throw failure(
+                `the relay cannot prove that its log of size ${big.size} extends the one of size ${small.size}`,
+              );
             });
           });
         const proof = answer.proof.map((h) => this.#c.fromBase64Url(h, 32));
@@ -439,9 +437,6 @@ export class KeyTransparency {
     return s ? { verifierKey: s.verifierKey, pinned: s.pinned } : null;
   }
 }
-
-/** A relay's answers to a consistency proof request that deny the checkpoint it signed (any other error may pass). */
-const REFUSALS = new Set<string>(['invalid_input', 'not_found']);
 
 /** Errors that say nothing about the log (the check is retried on the next fetch). */
 const TRANSIENT = new Set<string>(['relay_unreachable', 'rate_limited', 'unauthorized', 'device_removed']);

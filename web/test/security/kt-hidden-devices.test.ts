@@ -293,6 +293,25 @@ describe('Check again', () => {
     });
     expect(trustOf(ola, pat.userId)?.transparency).toMatch(/its history changed/);
   });
+  it('lifts the block once a relay that failed to prove its log consistent proves it', async () => {
+    const quin = await user('ktcaquin');
+    const rex = await user('ktcarex');
+    const kt = asClient(quin.engine).transparency;
+    await until('quin has seen the log', () => kt.latestCheckpoint());
+    await user('ktcapad'); // the log grows: Quin's next check needs a consistency proof
+    evil.forgeHttp = (path) => (path === '/api/kt/consistency' ? { proof: 'not a proof' } : undefined);
+    try {
+      await openWith(quin, rex);
+      expect(await sendUntilBlocked(quin, rex, 'while the proof fails')).toMatch(/cannot prove that its log/);
+      await expect(quin.engine.recheckContact(rex.userId)).rejects.toMatchObject({ code: 'transparency_failed' });
+    } finally {
+      evil.forgeHttp = null;
+    }
+    await quin.engine.recheckContact(rex.userId);
+    expect(trustOf(quin, rex.userId)?.transparency).toBeUndefined();
+    await quin.engine.send(rex.userId, 'once the proof is given');
+    await until('delivery', () => hasText(rex.engine, quin.userId, 'once the proof is given'));
+  });
 });
 
 describe('a log key and witness keys configured in Settings', () => {
