@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
+import { OwnKeys } from '../../src/client/own-keys';
 import { startTestRelay, type TestRelay } from '../support/relay';
 import { buildWeb, launch, relayOnlyAccount, removeBuild, skipReason, watchedPage, type WatchedPage } from './harness';
 
@@ -21,9 +22,37 @@ const SHOTS = '/tmp/shots-kt';
 const stamp = Date.now().toString(36);
 const ANN = `ktann_${stamp}`;
 const BEN = `ktben_${stamp}`;
+const CAL = `ktcal_${stamp}`;
 const PASSWORD = 'a long enough password';
 /** Ben's real identity key, as the relay logged it (the operator swaps it in the database, then puts it back). */
 let bensKey: Buffer | null = null;
+
+/**
+ * An account made over the relay's API with a known auth key, signed in on a second device that uploads its keys (the
+ * same signed prekeys: the relay checks only that the identity key signed them). Both devices are in the log.
+ */
+async function accountWithTwoDevices(url: string, username: string): Promise<{ second: string }> {
+  const c = await loadCrypto();
+  const keys = c.createAccountKeys({ oneTimePrekeyCount: 5 });
+  const kem = OwnKeys.initialKemPrekeys(c, keys.identity);
+  const authKey = c.toBase64Url(c.randomBytes(32));
+  const call = async (method: string, path: string, body: unknown, token?: string) => {
+    const res = await fetch(new URL(path, url), {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}`);
+    return res.status === 204 ? null : ((await res.json()) as { deviceId: string; accessToken: string });
+  };
+  const kemKeys = OwnKeys.kemUpload(c, kem.lastResort, kem.oneTime);
+  const salt = c.toBase64Url(c.randomBytes(16));
+  await call('POST', '/api/accounts', { username, salt, authKey, ...keys.upload, ...kemKeys });
+  const second = (await call('POST', '/api/sessions', { username, authKey }))!;
+  const upload = { signedPrekey: keys.upload.signedPrekey, kemLastResortPrekey: kemKeys.kemLastResortPrekey };
+  await call('PUT', '/api/devices/self/prekeys', upload, second.accessToken);
+  return { second: second.deviceId };
+}
 
 async function audit(page: Page, screen: string, theme: 'light' | 'dark'): Promise<string[]> {
   await page.screenshot({ path: `${SHOTS}/${screen}-${theme}.png` });
@@ -141,6 +170,24 @@ describe.skipIf(reason !== null)('a key swapped behind the log, in the browser',
     await banner.getByRole('button', { name: 'Check again', exact: true }).click();
     await banner.waitFor({ state: 'detached', timeout: 20_000 });
     await a.screenshot({ path: `${SHOTS}/kt-check-again-passed-dark.png` });
+  });
+
+  it('stops sending when the relay leaves a logged device of a contact out of the bundle', async () => {
+    const a = ann.page;
+    const cal = await accountWithTwoDevices(relay.url, CAL);
+    // The operator deletes Cal's second device from the database, behind the log: the log still lists it.
+    const db = new Database(join(relay.dataDir, 'weconnect.db'));
+    db.pragma('foreign_keys = ON');
+    expect(db.prepare('DELETE FROM devices WHERE device_id = ?').run(cal.second).changes).toBe(1);
+    db.close();
+    await a.getByRole('searchbox', { name: 'Find people' }).fill(CAL);
+    await a.getByRole('button', { name: CAL.toLowerCase(), exact: true }).click();
+    await a.getByRole('textbox', { name: 'Message' }).fill('Hello Cal');
+    await a.getByRole('textbox', { name: 'Message' }).press('Enter');
+    const banner = a.getByRole('alert').filter({ hasText: /left out a device of this account.*is stopped/ });
+    await banner.waitFor({ timeout: 20_000 });
+    expect(await banner.getByRole('button', { name: 'Check again', exact: true }).count()).toBe(1);
+    await a.screenshot({ path: `${SHOTS}/kt-hidden-device-dark.png` });
   });
 
   it('takes a log key and witness keys in Settings, refuses bad ones, and warns about a key that does not sign the log', async () => {

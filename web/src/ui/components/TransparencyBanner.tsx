@@ -40,7 +40,7 @@ export function TransparencyBanner({
   return (
     <div className="key-banner is-blocked" role="alert">
       <span className="icon icon-warn" aria-hidden="true" />
-      <p>{`${reason} Sending to ${username} is stopped: the relay may be showing you a key that is not theirs.`}</p>
+      <p>{`${reason} Sending to ${username} is stopped: the relay may not be showing you their real keys and devices.`}</p>
       <div className="row kt-recheck">
         <button
           type="button"
