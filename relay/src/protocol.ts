@@ -369,6 +369,11 @@ export const bundleAnswerSchema = z.object({
   username: usernameSchema,
   identityKey: publicKeySchema,
   devices: z.array(bundleDeviceSchema),
+  /**
+   * The account's devices that have published no keys yet (signed in, prekeys not uploaded): in the key transparency
+   * log but not in `devices`. A client tells them from a device the relay hides (issue #16). Absent from older relays.
+   */
+  pendingDevices: z.array(idSchema).max(LIMITS.bundleDevicesListed).optional(),
 });
 export type BundleAnswer = z.infer<typeof bundleAnswerSchema>;
 

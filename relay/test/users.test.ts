@@ -59,7 +59,8 @@ describe('GET /api/users', () => {
 describe('GET /api/users/:userId/bundle', () => {
   it('answers the identity key and, per device with a signed prekey, one one-time prekey', async () => {
     const bob = await signUp(t.url, 'Bob', { oneTimePrekeys: 2 });
-    await signIn(t.url, bob); // a device without prekeys is not listed
+    // A device without prekeys is not in `devices`; it is named in `pendingDevices` (issue #16).
+    const keyless = await signIn(t.url, bob);
     const res = await bundle(bob.userId);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
@@ -74,6 +75,7 @@ describe('GET /api/users/:userId/bundle', () => {
           kemPrekey: null,
         },
       ],
+      pendingDevices: [keyless.deviceId],
     });
   });
 

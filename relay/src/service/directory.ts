@@ -44,6 +44,12 @@ export class DirectoryService {
   async bundle(userId: string, takeFor: ReadonlySet<string> | null = null): Promise<BundleAnswer> {
     const bundle = await this.store.takeBundle(userId, takeFor);
     if (!bundle) throw new RelayError('not_found', 'no such user');
+    // Every device of the account is in one list or the other (issue #16: the client checks them against the log).
+    // Read after the bundle, so a device added or keyed in between is named here as not ready, never left out.
+    const served = new Set(bundle.devices.map((d) => d.deviceId));
+    const pendingDevices = (await this.store.listDevices(userId))
+      .map((d) => d.deviceId)
+      .filter((id) => !served.has(id));
     return {
       userId: bundle.userId,
       username: bundle.username,
@@ -67,6 +73,7 @@ export class DirectoryService {
             }
           : null,
       })),
+      pendingDevices,
     };
   }
 

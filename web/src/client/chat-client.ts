@@ -140,6 +140,13 @@ export class ChatClient implements ChatEngineApi {
           ctx.setTrust(contact);
         },
         alarm: (text) => ctx.notice('error', text),
+        contactPassed: async (userId) => {
+          const known = await options.store.contact(userId);
+          if (!known?.transparencyAlarm) return;
+          const { transparencyAlarm: _cleared, ...contact } = known;
+          await options.store.write('contacts', userId, contact);
+          ctx.setTrust(contact);
+        },
       },
     });
     ctx.ktGossip = {
@@ -609,7 +616,26 @@ export class ChatClient implements ChatEngineApi {
     const note = await this.transparency.latestCheckpoint();
     // A checkpoint note's body is "<origin>\n<size>\n<root>\n"; this one was verified before it was kept.
     const size = note === null ? Number.NaN : Number(note.split('\n')[1]);
-    return { ...pinned, treeSize: Number.isSafeInteger(size) ? size : null };
+    const witnesses = await this.transparency.witnessKeys();
+    return {
+      ...pinned,
+      treeSize: Number.isSafeInteger(size) ? size : null,
+      witnessKeys: witnesses.configured,
+      deploymentWitnessKeys: witnesses.deployment,
+    };
+  }
+
+  /** Key transparency (issue #16): re-runs a contact's failed check; the block lifts only if it now passes. */
+  recheckContact(userId: string): Promise<void> {
+    return this.transparency.recheck(userId);
+  }
+
+  configureLogKey(key: string, replace = false): Promise<'saved' | 'mismatch'> {
+    return this.transparency.configureLogKey(key, replace);
+  }
+
+  configureWitnesses(keys: string[]): Promise<void> {
+    return this.transparency.configureWitnesses(keys);
   }
 
   /** Test-only: drop the socket (as a network loss would) or bring it back. */

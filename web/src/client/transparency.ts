@@ -5,6 +5,7 @@
 //
 // The relay's checkpoint key is pinned on first use (stored sealed with the last checkpoint), unless configured.
 import {
+  bundleAnswerSchema,
   deviceListAnswerSchema,
   ktAccountAnswerSchema,
   ktCheckpointAnswerSchema,
@@ -18,9 +19,12 @@ import type { Crypto } from './crypto-loader';
 import { assertTest } from './context';
 import { ClientError } from './errors';
 import type { LocalStore } from './store';
+import { MAX_WITNESSES, parseLogKey, parseWitnessKeys, signs } from './transparency-keys';
 
 type Kt = Crypto['kt'];
 type Checkpoint = ReturnType<Kt['openCheckpoint']>;
+
+const MAX_DISPUTED = 8;
 
 /** secrets 'kt-state': the pinned relay key, the newest verified checkpoint, how far our own entries were read. */
 const ktStateSchema = z.object({
@@ -32,6 +36,13 @@ const ktStateSchema = z.object({
   selfChecked: z.number().int().min(0),
   /** Every device id of ours this device has seen in its own device list. */
   knownDevices: z.array(z.string()).max(10_000),
+  /**
+   * Checkpoints signed with the pinned key that the relay could not show to extend the stored one (a fork, a
+   * rewrite, or a split view a contact carried): a re-check lifts no block until the relay proves each consistent.
+   */
+  disputed: z.array(z.string().max(8192)).max(MAX_DISPUTED).optional(),
+  /** Witness cosignature keys the user configured in Settings (required besides the deployment's). */
+  witnessKeys: z.array(z.string().max(512)).max(MAX_WITNESSES).optional(),
 });
 type KtState = z.infer<typeof ktStateSchema>;
 const STATE_KEY = 'kt-state';
@@ -53,6 +64,8 @@ export interface TransparencyEvents {
   contactFailed(bundle: BundleAnswer, reason: string): Promise<void>;
   /** Something about our own account or the relay's log is wrong: show it to the user. */
   alarm(text: string): void;
+  /** A contact's re-check passed (`recheck`): lift the block. Runs before any other check can start. */
+  contactPassed?(userId: string): Promise<void>;
 }
 
 export class KeyTransparency {
@@ -112,7 +125,7 @@ export class KeyTransparency {
     let cp: Checkpoint;
     try {
       cp = kt.openCheckpoint(note, kt.parseVerifierKey(state.verifierKey));
-      for (const w of witnesses ? (this.#options.witnessKeys ?? []) : []) {
+      for (const w of witnesses ? this.#witnesses(state) : []) {
         if (kt.verifyCosignature(note, kt.parseVerifierKey(w)) === null) throw new Error('no witness cosignature');
       }
     } catch (e) {
@@ -130,14 +143,18 @@ export class KeyTransparency {
           .catch((e: unknown) => {
             // A relay that cannot prove consistency (it refuses a size it signed) fails the check; an outage does not.
             if (e instanceof ClientError && TRANSIENT.has(e.code)) throw e;
-            throw failure(
-              `the relay cannot prove that its log of size ${big.size} extends the one of size ${small.size}`,
-            );
+            // Kept as disputed: a re-check asks for this proof again (an honest relay that failed once gives it then).
+            return this.#dispute(state, note).then(() => {
+              throw failure(
+                `the relay cannot prove that its log of size ${big.size} extends the one of size ${small.size}`,
+              );
+            });
           });
         const proof = answer.proof.map((h) => this.#c.fromBase64Url(h, 32));
         ok = kt.verifyConsistency(small.size, big.size, small.root, big.root, proof);
       }
       if (!ok) {
+        await this.#dispute(state, note);
         throw failure(
           `the relay's log of size ${cp.size} does not extend the one of size ${last.size} this device saw: its history changed`,
         );
@@ -167,32 +184,95 @@ export class KeyTransparency {
 
   /**
    * Checks a bundle (or device list) just received: the account's latest logged entry names the same user, username
-   * and identity key, and lists every device the bundle has. On failure the contact is blocked and this throws.
+   * and identity key, lists every device the bundle has, and has no device the bundle leaves out (unless the relay
+   * names it as having no keys yet). A logged device left out is read again once (it may have been added after the
+   * bundle was read) before it fails. On failure the contact is blocked and this throws.
    */
   async verifyBundle(bundle: BundleAnswer): Promise<void> {
     if (this.#options.dangerousTestOnlySkipChecks) return;
-    try {
-      await this.#serial(async () => {
+    await this.#reported(bundle, () =>
+      this.#serial(async () => {
         const state = await this.#state();
-        const answer = await this.#api
-          .call('GET', `/api/kt/accounts/${encodeURIComponent(bundle.userId)}`, ktAccountAnswerSchema)
-          .catch((e: unknown) => {
-            if (e instanceof ClientError && e.code === 'not_found') throw failure('the account is not in the log');
-            throw e;
-          });
-        const cp = await this.#accept(state, answer.checkpoint);
-        const entry = this.#included(cp, answer.leaf);
-        if (entry.kind !== 'account' || entry.userId !== bundle.userId)
-          throw failure('the log says this account is gone');
-        if (entry.username !== bundle.username) throw failure('the log names this account differently');
-        if (this.#c.toBase64Url(entry.identityKey) !== bundle.identityKey) {
-          throw failure('the security key the relay served is not the one in its public log');
+        if ((await this.#check(state, bundle)).length === 0) return;
+        await this.#checkAgain(state, bundle.userId);
+      }),
+    );
+  }
+
+  /**
+   * Re-runs the check of a contact that failed it ("Check again"): every disputed checkpoint first — the relay must
+   * now prove it consistent with the stored one, which it cannot do for a fork or a rewrite, so those stay — then a
+   * fresh bundle (no one-time prekey taken) against a fresh checkpoint and proofs. When all pass, `contactPassed`
+   * lifts the block; otherwise the contact stays blocked with the new reason and this throws `transparency_failed`.
+   */
+  async recheck(userId: string): Promise<void> {
+    if (this.#options.dangerousTestOnlySkipChecks) return;
+    const contact = await this.#store.contact(userId);
+    if (!contact) throw new ClientError('invalid_input', 'This is not a contact.');
+    const known = { userId, username: contact.username, identityKey: contact.identityKey, devices: [] };
+    await this.#reported(known, () =>
+      this.#serial(async () => {
+        const state = await this.#state();
+        for (const note of [...(state.disputed ?? [])]) {
+          await this.#accept(state, note, false);
+          state.disputed = (state.disputed ?? []).filter((n) => n !== note);
+          await this.#store.write('secrets', STATE_KEY, state);
         }
-        const logged = new Set(entry.deviceIds);
-        if (bundle.devices.some((d) => !logged.has(d.deviceId))) {
-          throw failure('the relay served a device that is not in its public log');
-        }
+        await this.#checkAgain(state, userId);
+        await this.#events.contactPassed?.(userId);
+      }),
+    );
+  }
+
+  /** Checks a freshly read bundle (no one-time prekey taken); throws when any logged device is still left out. */
+  async #checkAgain(state: KtState, userId: string): Promise<void> {
+    const fresh = await this.#api.call(
+      'GET',
+      `/api/users/${encodeURIComponent(userId)}/bundle?devices=`,
+      bundleAnswerSchema,
+    );
+    if (fresh.userId !== userId) throw failure('the relay answered with another account');
+    const hidden = await this.#check(state, fresh);
+    if (hidden.length > 0) {
+      throw failure(
+        hidden.length === 1
+          ? 'the relay left out a device of this account that is in its public log'
+          : `the relay left out ${hidden.length} devices of this account that are in its public log`,
+      );
+    }
+  }
+
+  /**
+   * Checks a bundle against the account's latest logged entry in a checkpoint consistent with the stored one; throws
+   * on any mismatch, and resolves to the logged devices the bundle accounts for neither as served nor as pending.
+   */
+  async #check(state: KtState, bundle: BundleAnswer): Promise<string[]> {
+    const answer = await this.#api
+      .call('GET', `/api/kt/accounts/${encodeURIComponent(bundle.userId)}`, ktAccountAnswerSchema)
+      .catch((e: unknown) => {
+        if (e instanceof ClientError && e.code === 'not_found') throw failure('the account is not in the log');
+        throw e;
       });
+    const cp = await this.#accept(state, answer.checkpoint);
+    const entry = this.#included(cp, answer.leaf);
+    if (entry.kind !== 'account' || entry.userId !== bundle.userId) throw failure('the log says this account is gone');
+    if (entry.username !== bundle.username) throw failure('the log names this account differently');
+    if (this.#c.toBase64Url(entry.identityKey) !== bundle.identityKey) {
+      throw failure('the security key the relay served is not the one in its public log');
+    }
+    const logged = new Set(entry.deviceIds);
+    if (bundle.devices.some((d) => !logged.has(d.deviceId))) {
+      throw failure('the relay served a device that is not in its public log');
+    }
+    // A device without keys yet (signed in, prekeys not uploaded) is logged but cannot be in `devices`.
+    const accounted = new Set([...bundle.devices.map((d) => d.deviceId), ...(bundle.pendingDevices ?? [])]);
+    return entry.deviceIds.filter((d) => !accounted.has(d));
+  }
+
+  /** Runs a check of `bundle`'s account; a failure blocks the contact (or alarms, for our own account) and throws. */
+  async #reported(bundle: BundleAnswer, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
     } catch (e) {
       if (e instanceof ClientError && e.code === 'transparency_failed' && bundle.userId !== this.#me.userId) {
         await this.#events.contactFailed(bundle, e.message);
@@ -201,6 +281,19 @@ export class KeyTransparency {
       }
       throw e;
     }
+  }
+
+  /** Keeps a checkpoint the relay signed but could not show to extend the stored one (at most MAX_DISPUTED). */
+  async #dispute(state: KtState, note: string): Promise<void> {
+    const disputed = state.disputed ?? [];
+    if (disputed.includes(note) || disputed.length >= MAX_DISPUTED) return;
+    state.disputed = [...disputed, note];
+    await this.#store.write('secrets', STATE_KEY, state);
+  }
+
+  /** The witnesses whose cosignatures a checkpoint must carry: the deployment's and the user's. */
+  #witnesses(state: KtState): string[] {
+    return [...new Set([...(this.#options.witnessKeys ?? []), ...(state.witnessKeys ?? [])])];
   }
 
   /**
@@ -285,6 +378,57 @@ export class KeyTransparency {
   /** The newest checkpoint this device verified (for gossip), or null. */
   async latestCheckpoint(): Promise<string | null> {
     return (await this.#store.read('secrets', STATE_KEY, ktStateSchema))?.checkpoint ?? null;
+  }
+
+  /**
+   * Settings: the relay's log key, given by the user (C2SP verifier key of an Ed25519 note key). Saved, as
+   * 'configured', when it is the pinned key or the checkpoint this device holds verifies under it (a relay signing
+   * with both). Otherwise nothing changes and this resolves to 'mismatch' — unless `replace` (asked for only after a
+   * loud warning): then the key is pinned and the held checkpoint and disputes, which it cannot check, are dropped.
+   * Throws `invalid_input` for a key that is not a log key.
+   */
+  async configureLogKey(text: string, replace = false): Promise<'saved' | 'mismatch'> {
+    const kt = this.#c.kt;
+    const { key, parsed } = parseLogKey(kt, text);
+    return this.#serial(async () => {
+      const stored = await this.#store.read('secrets', STATE_KEY, ktStateSchema);
+      let state: KtState;
+      if (!stored) {
+        state = { verifierKey: key, pinned: 'configured', checkpoint: null, selfChecked: 0, knownDevices: [] };
+      } else if (stored.verifierKey === key || (stored.checkpoint !== null && signs(kt, parsed, stored.checkpoint))) {
+        state = { ...stored, verifierKey: key, pinned: 'configured' };
+      } else if (!replace) {
+        return 'mismatch';
+      } else {
+        // Another key is another log: its indices say nothing about the old one, so our own entries are read anew.
+        const fresh = { checkpoint: null, disputed: [], selfChecked: 0 };
+        state = { ...stored, ...fresh, verifierKey: key, pinned: 'configured' };
+        this.#events.alarm(
+          "You replaced the relay's log key. Checks start over from the relay's next checkpoint under the new key.",
+        );
+      }
+      await this.#store.write('secrets', STATE_KEY, state);
+      return 'saved';
+    });
+  }
+
+  /**
+   * Settings: the witness cosignature keys (C2SP, type 0x04) the user requires, one per entry (blank entries are
+   * skipped; an empty list requires none besides the deployment's). Throws `invalid_input` naming the first bad line.
+   */
+  async configureWitnesses(lines: string[]): Promise<void> {
+    const keys = parseWitnessKeys(this.#c.kt, lines);
+    return this.#serial(async () => {
+      const state = await this.#state();
+      state.witnessKeys = keys;
+      await this.#store.write('secrets', STATE_KEY, state);
+    });
+  }
+
+  /** The witnesses required, for Settings: those the deployment names and those the user configured. */
+  async witnessKeys(): Promise<{ deployment: string[]; configured: string[] }> {
+    const s = await this.#store.read('secrets', STATE_KEY, ktStateSchema);
+    return { deployment: [...(this.#options.witnessKeys ?? [])], configured: s?.witnessKeys ?? [] };
   }
 
   /** How the relay's key was pinned, and the key, for Settings. */

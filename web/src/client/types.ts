@@ -191,6 +191,10 @@ export interface KeyTransparencyStatus {
   pinned: 'tofu' | 'configured';
   /** The size of the newest log checkpoint this device verified, if any. */
   treeSize: number | null;
+  /** Witness cosignature keys the user configured (each checkpoint must carry a cosignature of each). */
+  witnessKeys: string[];
+  /** Witness keys the deployment requires (not editable in Settings). */
+  deploymentWitnessKeys: string[];
 }
 
 export interface ChatEngineApi {
@@ -198,6 +202,18 @@ export interface ChatEngineApi {
   getSnapshot(): EngineSnapshot;
   /** The relay log key this device pinned and the newest checkpoint it verified; null before the first check. */
   keyTransparencyStatus(): Promise<KeyTransparencyStatus | null>;
+  /**
+   * Key transparency: re-runs a blocked contact's check with a fresh checkpoint, bundle and proofs. Resolves when it
+   * passed (the block is lifted); throws `transparency_failed` (the block stays, with the new reason) otherwise.
+   */
+  recheckContact(userId: string): Promise<void>;
+  /**
+   * Key transparency: configures the relay's log key. 'mismatch' (nothing saved) when the key does not verify the
+   * checkpoint this device holds; `replace` then pins it anyway and drops that checkpoint. `invalid_input` if bad.
+   */
+  configureLogKey(key: string, replace?: boolean): Promise<'saved' | 'mismatch'>;
+  /** Key transparency: the witness keys (C2SP cosignature keys) every checkpoint must be cosigned by. */
+  configureWitnesses(keys: string[]): Promise<void>;
   /** New or changed messages (arrivals, status ticks), per conversation. */
   onMessages(listener: MessageListener): () => void;
   searchPeople(query: string): Promise<Person[]>;

@@ -14,6 +14,7 @@ import { AttachmentsProvider, filesOf, useAttachmentDraft } from './Attachments'
 import { MessageList, type MessageHandlers } from './MessageList';
 import { FormError } from './FormError';
 import { previewText } from '../../client/attachment-names';
+import { TransparencyBanner } from './TransparencyBanner';
 
 interface Props {
   engine: ChatEngineApi;
@@ -266,10 +267,7 @@ export function ConversationView({
         </div>
       ) : null}
       {trust?.transparency ? (
-        <div className="key-banner is-blocked" role="alert">
-          <span className="icon icon-warn" aria-hidden="true" />
-          <p>{`${trust.transparency} Sending to ${username} is stopped: the relay may be showing you a key that is not theirs.`}</p>
-        </div>
+        <TransparencyBanner engine={engine} userId={conv} username={username} reason={trust.transparency} />
       ) : null}
       <div
         className="log"

@@ -7,9 +7,11 @@ import type { ChatEngineApi, KeyTransparencyStatus } from '../../client/types';
 import '../styles/client-version.css';
 import { groups } from './ClientVersionSection';
 import { CopyButton } from './CopyButton';
+import { KeyTransparencyConfig } from './KeyTransparencyConfig';
 
 export function KeyTransparencySection({ engine }: { engine: ChatEngineApi }) {
   const [status, setStatus] = useState<KeyTransparencyStatus | null | 'loading'>('loading');
+  const [reads, setReads] = useState(0);
   const titleId = useId();
 
   useEffect(() => {
@@ -21,7 +23,7 @@ export function KeyTransparencySection({ engine }: { engine: ChatEngineApi }) {
     return () => {
       live = false;
     };
-  }, [engine]);
+  }, [engine, reads]);
 
   return (
     <section className="card key-transparency" aria-labelledby={titleId}>
@@ -48,13 +50,32 @@ export function KeyTransparencySection({ engine }: { engine: ChatEngineApi }) {
               </code>
             </dd>
             <dt>Pinned</dt>
-            <dd>{status.pinned === 'configured' ? 'Given to this app' : 'On first use of this relay'}</dd>
+            <dd>{status.pinned === 'configured' ? 'Configured (given to this app)' : 'On first use of this relay'}</dd>
             <dt>Log size checked</dt>
             <dd>{status.treeSize === null ? 'None yet' : `${status.treeSize.toLocaleString('en')} entries`}</dd>
+            <dt>Witnesses required</dt>
+            <dd>
+              {witnessCount(status) === 0 ? (
+                'None'
+              ) : (
+                <ul className="kt-witness-list" aria-label="Witnesses required">
+                  {[...new Set([...status.deploymentWitnessKeys, ...status.witnessKeys])].map((w) => (
+                    <li key={w}>{`${w.split('+')[0]} (key id ${w.split('+')[1]})`}</li>
+                  ))}
+                </ul>
+              )}
+            </dd>
           </dl>
           <CopyButton value={status.verifierKey} label="Copy log key" what="key" />
         </>
       )}
+      {status === 'loading' ? null : (
+        <KeyTransparencyConfig engine={engine} status={status} changed={() => setReads((n) => n + 1)} />
+      )}
     </section>
   );
+}
+
+function witnessCount(s: KeyTransparencyStatus): number {
+  return new Set([...s.deploymentWitnessKeys, ...s.witnessKeys]).size;
 }
