@@ -193,11 +193,24 @@ export interface KeyTransparencyStatus {
   treeSize: number | null;
 }
 
+/** Issue #16: whether the release manifest the relay serves is in its public log (release-log.ts). */
+export type ReleaseLogCheck =
+  /** The relay serves no release manifest: there is nothing to look up. */
+  | { kind: 'none' }
+  /** The manifest served is entry `index` of the log, in a checkpoint of `treeSize` leaves this device verified. */
+  | { kind: 'logged'; index: number; treeSize: number }
+  /** The relay serves a manifest it did not log, or its log does not verify: why. */
+  | { kind: 'failed'; reason: string }
+  /** The manifest or the log could not be read (an outage): why. Nothing is known either way. */
+  | { kind: 'unavailable'; reason: string };
+
 export interface ChatEngineApi {
   subscribe(listener: () => void): () => void;
   getSnapshot(): EngineSnapshot;
   /** The relay log key this device pinned and the newest checkpoint it verified; null before the first check. */
   keyTransparencyStatus(): Promise<KeyTransparencyStatus | null>;
+  /** Whether the release manifest document `manifestBytes` (exactly as the relay served it) is in the relay's log. */
+  verifyRelease(manifestBytes: Uint8Array): Promise<ReleaseLogCheck>;
   /** New or changed messages (arrivals, status ticks), per conversation. */
   onMessages(listener: MessageListener): () => void;
   searchPeople(query: string): Promise<Person[]>;
