@@ -104,6 +104,27 @@ describe('npm run verify-client', () => {
     expect(run.stdout).toContain('FAILED: 2 problem(s)');
   }, 60_000);
 
+  it('covers the key-derivation worker: the manifest lists it, the chunk that fetches it holds its hash, a changed byte fails', async () => {
+    const worker = `assets/${readdirSync(join(dist, 'assets')).find((f) => /^kdf\.worker-.+\.js$/.test(f))!}`;
+    const workerSri = `sha256-${createHash('sha256')
+      .update(readFileSync(join(dist, worker)))
+      .digest('base64')}`;
+    // The worker takes no integrity of its own: the chunk that fetches it carries it, and that chunk is bound by
+    // the page's integrity set (so the build hash Settings shows covers the worker too).
+    const holders = readdirSync(join(dist, 'assets')).filter((f) =>
+      readFileSync(join(dist, 'assets', f), 'utf8').includes(workerSri),
+    );
+    expect(holders.map((f) => `assets/${f}`)).toEqual([lazyChunk()]);
+    const served = JSON.parse(readFileSync(join(dist, '.well-known/weconnect/manifest.json'), 'utf8')) as unknown;
+    expect(Object.keys(openManifest(served, key.publicKey).files)).toContain(worker);
+    expect((await verifyClient(relay.url, key.publicKey)).ok).toBe(true); // baseline
+    tamper(worker, flipOneByte);
+    const report = await verifyClient(relay.url, key.publicKey);
+    expect(report.files.filter((f) => !f.ok)).toEqual([
+      { path: worker, ok: false, detail: 'served bytes differ from the signed manifest' },
+    ]);
+  }, 60_000);
+
   it('fails when the page drops the integrity of a script, even if the script itself is unchanged', async () => {
     tamper('index.html', (b) => Buffer.from(b.toString().replace(/(<script[^>]*?) integrity="[^"]*"/, '$1')));
     const report = await verifyClient(relay.url, key.publicKey);
