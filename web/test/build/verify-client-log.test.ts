@@ -89,7 +89,9 @@ async function verifierKeyOf(relay: TestRelay): Promise<string> {
 /** Runs the npm script's command line as a user does; resolves to its exit code and output. */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO }, (error, stdout, stderr) =>
+    // A fresh config directory per run: no state kept from an earlier run (verify-client-state.test.ts tests that).
+    const env = { ...process.env, XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'weconnect-vc-config-')) };
+    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO, env }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

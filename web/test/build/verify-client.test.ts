@@ -6,7 +6,8 @@ import { execFile } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +40,9 @@ function flipOneByte(bytes: Buffer): Buffer {
 /** Runs the npm script's command line as a user does; resolves to its exit code and output. */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO }, (error, stdout, stderr) =>
+    // A fresh config directory per run: no state kept from an earlier run (verify-client-state.test.ts tests that).
+    const env = { ...process.env, XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'weconnect-vc-config-')) };
+    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO, env }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
