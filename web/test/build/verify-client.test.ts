@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,11 +37,16 @@ function flipOneByte(bytes: Buffer): Buffer {
   return bytes;
 }
 
+/** Each CLI run's config directory, removed after the suite. */
+const configHomes: string[] = [];
+
 /** Runs the npm script's command line as a user does; resolves to its exit code and output. */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     // A fresh config directory per run: no state kept from an earlier run (verify-client-state.test.ts tests that).
-    const env = { ...process.env, XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), 'weconnect-vc-config-')) };
+    const configHome = mkdtempSync(join(tmpdir(), 'weconnect-vc-config-'));
+    configHomes.push(configHome);
+    const env = { ...process.env, XDG_CONFIG_HOME: configHome };
     execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO, env }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
@@ -64,6 +69,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
+  for (const d of configHomes) rmSync(d, { recursive: true, force: true });
   await relay?.close();
   removeBuild(dist);
   removeBuild(keyFile);
