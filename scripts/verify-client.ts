@@ -5,11 +5,15 @@
 //
 //   npm run verify-client -- <relay url> [--manifest-key <release public key, or a file holding it>]
 //                                         [--kt-key <the relay's transparency verifier key, or a file holding it>]
+//                                         [--state <file> | --state none]
 //
 // Without --manifest-key the manifest's signature is not checked (the relay serves the manifest too): the run then
 // only shows that the relay's files agree with the relay's own manifest, and says so. The manifest must be in the
 // relay's key transparency log (relay/PROTOCOL.md "Release manifests in the transparency log"): the checkpoint is
 // verified with --kt-key, or without it with the key the relay itself gives (trust on first use, with a warning).
+// Between runs it keeps, per relay origin, the pinned keys and the newest checkpoint it verified (--state, default
+// $XDG_CONFIG_HOME/weconnect/verify-client.json; scripts/verify-client-state.ts), and proves the relay's log
+// consistent with that checkpoint: a relay that rewrites or truncates the log's history between two runs fails.
 
 import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -18,6 +22,7 @@ import * as kt from '../crypto/src/kt/index';
 import { ready } from '../crypto/src/sodium';
 import { ktCheckpointAnswerSchema, ktReleaseAnswerSchema } from '../relay/src/protocol';
 import { MANIFEST_PATH, openManifest, type Manifest } from './release';
+import { checkAgainstState, defaultStatePath, readState, relayKeyOf, writeState } from './verify-client-state';
 
 /**
  * HOOK for the key transparency log (issue #16, "entered in the transparency log"; the log itself is built on branch
@@ -55,6 +60,8 @@ export interface ClientReport {
   logChecked: boolean;
   /** Set when the log's verifier key was not pinned (no --kt-key): the one the relay gave was trusted. */
   logKeyWarning?: string;
+  /** What the run found against the state kept from earlier runs (--state), printed before the verdict. */
+  stateNotes?: string[];
 }
 
 const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -87,6 +94,8 @@ export function relayLogCheck(
   relayUrl: string,
   verifierKey?: string,
   onTofu?: (warning: string) => void,
+  /** Told the checkpoint note (and the key it was verified with) once the manifest's entry is proved in it. */
+  onCheckpoint?: (note: string, verifierKey: string) => void,
 ): TransparencyLogCheck {
   return async ({ manifestBytes, keyId }) => {
     await ready();
@@ -128,6 +137,7 @@ export function relayLogCheck(
     } catch (e) {
       return fail((e as Error).message);
     }
+    onCheckpoint?.(answer.data.checkpoint, keyText);
     return { included: true };
   };
 }
@@ -261,6 +271,7 @@ export function formatReport(url: string, r: ClientReport): string {
   if (r.manifestHash && !r.logChecked) {
     lines.push('NOTE: the manifest was not checked against a transparency log.');
   }
+  for (const note of r.stateNotes ?? []) lines.push(note);
   if (r.clientVersion) lines.push(`client version (Settings → Client version): ${r.clientVersion}`);
   const failed = r.files.filter((f) => !f.ok).length + r.problems.length;
   lines.push(r.ok ? `OK: ${url} serves exactly the signed build` : `FAILED: ${failed} problem(s) at ${url}`);
@@ -268,23 +279,87 @@ export function formatReport(url: string, r: ClientReport): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const keyAt = argv.indexOf('--manifest-key');
-  const keyArg = keyAt >= 0 ? argv[keyAt + 1] : undefined;
-  if (keyAt >= 0 && !keyArg) throw new Error('--manifest-key needs a release public key or a file holding it');
-  const ktAt = argv.indexOf('--kt-key');
-  const ktArg = ktAt >= 0 ? argv[ktAt + 1] : undefined;
-  if (ktAt >= 0 && !ktArg) throw new Error("--kt-key needs the relay's transparency verifier key or a file holding it");
-  const values = new Set([keyAt, ktAt].filter((at) => at >= 0).map((at) => at + 1));
+  const option = (name: string, what: string): string | undefined => {
+    const at = argv.indexOf(name);
+    if (at < 0) return undefined;
+    const value = argv[at + 1];
+    if (!value || value.startsWith('--')) throw new Error(`${name} needs ${what}`);
+    return value;
+  };
+  const keyArg = option('--manifest-key', 'a release public key or a file holding it');
+  const ktArg = option('--kt-key', "the relay's transparency verifier key or a file holding it");
+  const stateArg = option('--state', 'a file, or none');
+  const values = new Set(
+    ['--manifest-key', '--kt-key', '--state']
+      .map((n) => argv.indexOf(n))
+      .filter((at) => at >= 0)
+      .map((at) => at + 1),
+  );
   const url = argv.find((a, i) => !a.startsWith('--') && !values.has(i));
   if (!url) {
     throw new Error(
-      'usage: npm run verify-client -- <relay url> [--manifest-key <public key or file>] [--kt-key <key or file>]',
+      'usage: npm run verify-client -- <relay url> [--manifest-key <public key or file>] [--kt-key <key or file>] ' +
+        '[--state <file> | --state none]',
+    );
+  }
+  const stateFile = stateArg === 'none' ? null : (stateArg ?? defaultStatePath());
+  const state = stateFile ? readState(stateFile) : null;
+  const origin = relayKeyOf(url);
+  const kept = state?.relays[origin];
+  const early: string[] = [];
+  const givenKt = ktArg ? readKtKey(ktArg) : undefined;
+  const givenManifest = keyArg ? readReleaseKey(keyArg) : undefined;
+  if (kept && givenKt && givenKt !== kept.ktKey) {
+    early.push(`the --kt-key given is not the log key pinned for ${origin} in ${stateFile} (${kept.ktKey})`);
+  }
+  if (kept?.manifestKey && givenManifest && givenManifest !== kept.manifestKey) {
+    early.push(
+      `the --manifest-key given is not the release key pinned for ${origin} in ${stateFile}; if the release key ` +
+        'was rotated, remove that entry from the file',
     );
   }
   let tofu: string | undefined;
-  const log = relayLogCheck(url, ktArg ? readKtKey(ktArg) : undefined, (w) => (tofu = w));
-  const report = await verifyClient(url, keyArg ? readReleaseKey(keyArg) : undefined, log);
+  let seen: { note: string; key: string } | undefined;
+  const log = relayLogCheck(
+    url,
+    givenKt ?? kept?.ktKey,
+    (w) => (tofu = w),
+    (note, key) => (seen = { note, key }),
+  );
+  const manifestKey = givenManifest ?? kept?.manifestKey;
+  const report = await verifyClient(url, manifestKey, log);
   if (tofu) report.logKeyWarning = tofu;
+  report.problems.unshift(...early);
+  report.stateNotes = [];
+  if (kept && seen) {
+    const problem = await checkAgainstState(url, kt.parseVerifierKey(seen.key), kept.checkpoint, seen.note);
+    const keptSize = kt.parseCheckpointBody(kt.noteBody(kept.checkpoint)).size;
+    if (problem) report.problems.push(`the log is not the one an earlier run saw: ${problem}`);
+    else {
+      report.stateNotes.push(
+        `PASS the log extends the checkpoint of ${keptSize} entries an earlier run kept (${stateFile})`,
+      );
+    }
+  }
+  report.ok = report.problems.length === 0 && report.files.every((f) => f.ok);
+  if (report.ok && stateFile && state && seen) {
+    const newSize = kt.parseCheckpointBody(kt.noteBody(seen.note)).size;
+    const keep =
+      kept && kt.parseCheckpointBody(kt.noteBody(kept.checkpoint)).size >= newSize ? kept.checkpoint : seen.note;
+    state.relays[origin] = {
+      ktKey: seen.key,
+      ...(manifestKey ? { manifestKey } : {}),
+      checkpoint: keep,
+      seenAt: new Date().toISOString(),
+    };
+    writeState(stateFile, state);
+    if (!kept) {
+      report.stateNotes.push(
+        `NOTE: first run for ${origin}: its log key and a checkpoint of ${newSize} entries are kept in ${stateFile}; ` +
+          'later runs prove the log extends it',
+      );
+    }
+  }
   process.stdout.write(formatReport(url, report));
   return report.ok ? 0 : 1;
 }

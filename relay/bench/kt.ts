@@ -3,6 +3,8 @@
 // siblings, write leaf and nodes in one transaction), a signed checkpoint, inclusion and consistency proofs — and
 // what a client pays to verify them (the crypto library's verifier, Node). Prints a Markdown table; the committed
 // figures are in relay/bench/KT-RESULTS.md. Run: npx tsx --conditions=source relay/bench/kt.ts
+// With --chromium it measures instead the client's verify costs in real Chromium (playwright-core, /usr/bin/chromium):
+// the crypto library's kt verifiers bundled for the browser, on proofs from an in-memory tree of the same size.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,16 @@ import { performance } from 'node:perf_hooks';
 import * as kt from '../../crypto/src/kt/index.js';
 import { ready } from '../../crypto/src/sodium.js';
 import { transparencyKey } from '../src/secrets.js';
-import { appendNodes, appendSiblings, encodeKtEntry, leafHash } from '../src/service/kt-tree.js';
+import {
+  appendNodes,
+  appendSiblings,
+  consistencyProof,
+  encodeKtEntry,
+  inclusionProof,
+  leafHash,
+  nodeHash,
+  rootOf,
+} from '../src/service/kt-tree.js';
 import { KeyTransparency } from '../src/service/transparency.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
@@ -156,4 +167,193 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+interface BenchData {
+  verifierKey: string;
+  note: string;
+  inclusions: { index: number; entry: string; proof: string[] }[];
+  consistency: string[];
+  size1: number;
+  size2: number;
+  root1: string;
+  root2: string;
+}
+
+/** The verify timings, run in Chromium (page.evaluate) and in Node: self-contained, it reads globalThis.ktBench. */
+async function verifyBench(d: BenchData) {
+  const { kt, ready: init } = (globalThis as unknown as { ktBench: { kt: KtModule; ready: () => Promise<void> } })
+    .ktBench;
+  await init();
+  const b64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  const key = kt.parseVerifierKey(d.verifierKey);
+  const incl = d.inclusions.map((x) => ({ index: x.index, entry: b64(x.entry), proof: x.proof.map(b64) }));
+  const cons = d.consistency.map(b64);
+  const r1 = b64(d.root1);
+  const r2 = b64(d.root2);
+  /** Median over `batches` of the mean time per call of `fn` over `per` calls, in ms. */
+  const time = (fn: (i: number) => void, batches = 31, per = 40) => {
+    for (let i = 0; i < per; i += 1) fn(i); // warm-up
+    const out: number[] = [];
+    for (let b = 0; b < batches; b += 1) {
+      const t = performance.now();
+      for (let i = 0; i < per; i += 1) fn(b * per + i);
+      out.push((performance.now() - t) / per);
+    }
+    out.sort((a, b) => a - b);
+    return { median: out[Math.floor(out.length / 2)]!, max: out[out.length - 1]! };
+  };
+  const must = (ok: boolean, what: string) => {
+    if (!ok) throw new Error(`${what} did not verify`);
+  };
+  return {
+    hashes: incl[0]!.proof.length,
+    consistencyHashes: cons.length,
+    inclusion: time((i) => {
+      const x = incl[i % incl.length]!;
+      must(kt.verifyInclusion(x.index, d.size2, kt.leafHash(x.entry), x.proof, r2), 'inclusion');
+    }),
+    consistency: time(() => must(kt.verifyConsistency(d.size1, d.size2, r1, r2, cons), 'consistency')),
+    note: time(() => void kt.openCheckpoint(d.note, key)),
+    // What verifyBundle computes once its two answers are in (no network): the checkpoint's signature, the
+    // account entry's inclusion (20 hashes) and decoding, and the consistency with the checkpoint kept.
+    bundle: time((i) => {
+      const x = incl[i % incl.length]!;
+      kt.openCheckpoint(d.note, key);
+      must(kt.verifyInclusion(x.index, d.size2, kt.leafHash(x.entry), x.proof, r2), 'inclusion');
+      kt.decodeEntry(x.entry);
+      must(kt.verifyConsistency(d.size1, d.size2, r1, r2, cons), 'consistency');
+    }),
+  };
+}
+
+/** The crypto library's kt module, as the bench page exposes it. */
+type KtModule = typeof kt;
+
+/**
+ * The client's verify costs in Chromium. Chromium coarsens performance.now() (100 µs without cross-origin
+ * isolation), so each figure is timed over a batch of calls: the median, over batches, of the time per call.
+ */
+async function chromiumBench(): Promise<void> {
+  const { build } = await import('esbuild');
+  const { chromium } = await import('playwright-core');
+  await ready();
+  // A tree of N leaves in memory, level by level (perfect subtrees only, as the relay stores them).
+  const size1 = N;
+  const size2 = N + APPENDS;
+  const entries: Buffer[] = [];
+  const levels: Buffer[][] = [[]];
+  // Real entries where proofs are checked; elsewhere any distinct leaf bytes (their hashes are all a verifier sees).
+  const filler = Buffer.alloc(8);
+  for (let i = 0; i < size2; i += 1) {
+    if (i % 4096 === 0) {
+      const entry = encodeKtEntry({
+        kind: 'account',
+        seq: 0,
+        userId: id(),
+        username: `u${i}`,
+        identityKey: randomBytes(32),
+        deviceIds: [id()],
+      });
+      entries[i / 4096] = entry;
+      levels[0]!.push(leafHash(entry));
+    } else {
+      filler.writeDoubleBE(i);
+      levels[0]!.push(leafHash(filler));
+    }
+  }
+  for (let level = 0; levels[level]!.length > 1; level += 1) {
+    const below = levels[level]!;
+    const above: Buffer[] = [];
+    for (let j = 0; j + 1 < below.length; j += 2) above.push(nodeHash(below[j]!, below[j + 1]!));
+    levels.push(above);
+  }
+  const node = (level: number, index: number) => levels[level]![index]!;
+  const root1 = rootOf(node, size1);
+  const root2 = rootOf(node, size2);
+  const inclusions = entries.slice(0, 200).map((entry, k) => {
+    const index = k * 4096;
+    return {
+      index,
+      entry: entry.toString('base64'),
+      proof: inclusionProof(node, index, size2).map((h) => Buffer.from(h).toString('base64')),
+    };
+  });
+  const consistency = consistencyProof(node, size1, size2).map((h) => Buffer.from(h).toString('base64'));
+  levels.length = 0;
+
+  // A real signed checkpoint note (its cost does not depend on the log's size): a small relay log.
+  const dir = mkdtempSync(join(tmpdir(), 'kt-bench-'));
+  const store = new SqliteStore({ file: join(dir, 'kt.db') });
+  let note: string;
+  let verifierKey: string;
+  try {
+    const log = new KeyTransparency(store, transparencyKey(randomBytes(32).toString('base64url')));
+    note = (await log.checkpoint()).note;
+    verifierKey = log.verifierKey;
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const bundle = await build({
+    stdin: {
+      contents: `import * as kt from '../../crypto/src/kt/index.ts'; import { ready } from '../../crypto/src/sodium.ts';
+        globalThis.ktBench = { kt, ready };`,
+      resolveDir: join(import.meta.dirname, '.'),
+      loader: 'ts',
+    },
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    conditions: ['source'],
+    write: false,
+    logLevel: 'error',
+  });
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.setContent('<!doctype html><title>kt bench</title>');
+    // tsx names the functions it compiles with a __name helper that the page does not have.
+    await page.addScriptTag({ content: 'self.__name = (f) => f;' });
+    await page.addScriptTag({ content: bundle.outputFiles[0]!.text });
+    const version = browser.version();
+    const data: BenchData = {
+      verifierKey,
+      note,
+      inclusions,
+      consistency,
+      size1,
+      size2,
+      root1: Buffer.from(root1).toString('base64'),
+      root2: Buffer.from(root2).toString('base64'),
+    };
+    const result = await page.evaluate(verifyBench, data);
+    (globalThis as unknown as { ktBench: unknown }).ktBench = { kt, ready };
+    const inNode = await verifyBench(data);
+    const ms = (x: { median: number; max: number }) =>
+      `median ${x.median.toFixed(3)} ms, slowest batch ${x.max.toFixed(3)} ms`;
+    const vsNode = (x: { median: number }, n: { median: number }) =>
+      `${(x.median / n.median).toFixed(1)}× (Node ${n.median.toFixed(3)} ms)`;
+    console.log(
+      `| client verify in Chromium ${version} (log of ${size2.toLocaleString('en')} entries) | Chromium | vs Node ${process.version}, same run |`,
+    );
+    console.log('| --- | --- | --- |');
+    console.log(
+      `| inclusion verify (${result.hashes} hashes, libsodium SHA-256 in wasm) | ${ms(result.inclusion)} | ${vsNode(result.inclusion, inNode.inclusion)} |`,
+    );
+    console.log(
+      `| consistency verify ${size1}→${size2} (${result.consistencyHashes} hashes) | ${ms(result.consistency)} | ${vsNode(result.consistency, inNode.consistency)} |`,
+    );
+    console.log(`| checkpoint note verify (Ed25519) | ${ms(result.note)} | ${vsNode(result.note, inNode.note)} |`);
+    console.log(
+      `| verifyBundle's checks without the network (note + inclusion + decode + consistency) | ${ms(result.bundle)} | ${vsNode(result.bundle, inNode.bundle)} |`,
+    );
+  } finally {
+    await browser.close();
+  }
+}
+
+if (process.argv.includes('--chromium')) await chromiumBench();
+else await main();

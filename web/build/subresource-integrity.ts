@@ -58,6 +58,31 @@ export function assertNoInlineCode(html: string): void {
   if (found) throw new Error(`index.html holds inline code the CSP blocks: ${found[0].trim()}`);
 }
 
+/** The placeholder web/src/client/kdf.ts holds for its worker script's integrity (a Worker takes none itself). */
+export const KDF_WORKER_PLACEHOLDER = '__WECONNECT_KDF_WORKER_INTEGRITY__';
+const KDF_WORKER_FILE = /^assets\/kdf\.worker-[\w-]+\.js$/;
+
+/**
+ * Writes the key-derivation worker's integrity into the chunk that starts it (kdf.ts fetches the worker with it).
+ * `chunks` maps JS chunk paths to their code; returns the chunks it changed. Throws unless exactly one worker file
+ * exists and the placeholder is in exactly one chunk: a build whose worker would run unchecked must not ship.
+ */
+export function injectWorkerIntegrity(
+  chunks: ReadonlyMap<string, string>,
+  files: readonly string[],
+  read: (path: string) => Uint8Array,
+): Map<string, string> {
+  const workers = files.filter((f) => KDF_WORKER_FILE.test(f));
+  if (workers.length !== 1) throw new Error(`expected one key-derivation worker, found ${workers.length}`);
+  const integrity = integrityOf(read(workers[0]!));
+  const changed = new Map<string, string>();
+  for (const [path, code] of chunks) {
+    if (code.includes(KDF_WORKER_PLACEHOLDER)) changed.set(path, code.replaceAll(KDF_WORKER_PLACEHOLDER, integrity));
+  }
+  if (changed.size !== 1) throw new Error(`the worker integrity placeholder is in ${changed.size} chunks, not one`);
+  return changed;
+}
+
 /** The Vite plugin: runs once the build is on disk (later hooks may still rewrite chunk code before that). */
 export function subresourceIntegrity(): Plugin {
   let base = '/';
@@ -74,6 +99,14 @@ export function subresourceIntegrity(): Plugin {
       const files = Object.values(bundle);
       const css = files.filter((f) => f.fileName.endsWith('.css')).map((f) => f.fileName);
       const lazyChunks = files.filter((f) => f.type === 'chunk').map((f) => f.fileName);
+      // First the worker's hash into the chunk that starts it, so that chunk's own integrity below covers it.
+      const chunkCode = new Map(lazyChunks.map((path) => [path, readFileSync(join(dir, path), 'utf8')] as const));
+      const injected = injectWorkerIntegrity(
+        chunkCode,
+        files.map((f) => f.fileName),
+        (path) => readFileSync(join(dir, path)),
+      );
+      for (const [path, code] of injected) writeFileSync(join(dir, path), code);
       const page = join(dir, 'index.html');
       assertNoInlineCode(readFileSync(page, 'utf8'));
       const html = addIntegrity(readFileSync(page, 'utf8'), lazyChunks, (path) => readFileSync(join(dir, path)));

@@ -13,6 +13,7 @@ import { Attachments } from './attachments';
 import { newMessageId } from './bytes';
 import { Devices } from './devices';
 import { Disappearing } from './disappearing';
+import { checkRelease, checkReleaseBytes } from './release-log';
 import { KeyTransparency, type TransparencyOptions } from './transparency';
 import { ClientError, describeError } from './errors';
 import { GroupMembership } from './group-membership';
@@ -46,6 +47,7 @@ import type {
   SafetyNumberView,
   SendExtra,
   KeyTransparencyStatus,
+  ReleaseLogCheck,
 } from './types';
 
 const MAINTENANCE_EVERY_MS = 60 * 60_000;
@@ -101,6 +103,7 @@ export class ChatClient implements ChatEngineApi {
   /** Checks bundles and our own account against the relay's key transparency log (issue #16). */
   readonly transparency: KeyTransparency;
   #timer: ReturnType<typeof setInterval> | null = null;
+  #releaseChecked = false;
 
   private constructor(options: ChatClientOptions) {
     if (options.dangerousTestOnlyDropSendAcks || options.dangerousTestOnlySkipInboundAcks) assertTest();
@@ -472,7 +475,24 @@ export class ChatClient implements ChatEngineApi {
     });
   }
 
+  /**
+   * Issue #16: once per sign-in or unlock, in the background, whether the release manifest the relay serves is in
+   * its log; a relay that serves one it did not log (or a log that does not verify) becomes an error notice.
+   */
+  #checkReleaseOnce(): void {
+    if (this.#releaseChecked) return;
+    this.#releaseChecked = true;
+    void checkRelease(this.transparency, this.#options.relayUrl).then((result) => {
+      if (result.kind === 'failed') this.#ctx.notice('error', result.reason);
+    });
+  }
+
+  verifyRelease(manifestBytes: Uint8Array): Promise<ReleaseLogCheck> {
+    return checkReleaseBytes(this.transparency, manifestBytes);
+  }
+
   #onConnected(): void {
+    this.#checkReleaseOnce();
     this.#checkOwnLog();
     this.#ctx.watchPresence();
     void this.flushOutbox();

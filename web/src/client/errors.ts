@@ -22,7 +22,8 @@ export type ClientErrorCode =
   | 'device_limit'
   /** The relay served a key backup that is older than one this device has seen, or not this account's. */
   | 'backup_rejected'
-  /** The relay asked for password-hashing (Argon2id) settings other than the ones this app uses. */
+  /** The relay asked for password-hashing (Argon2id) settings other than the ones this app uses, or served
+   * key-derivation code that is not the code built (its Subresource Integrity check failed). */
   | 'kdf_refused'
   /** This device was removed from its account by another of its devices (the relay said `device_removed`). */
   | 'device_removed'

@@ -11,6 +11,7 @@ import {
   ktCheckpointAnswerSchema,
   ktConsistencyAnswerSchema,
   ktEntriesAnswerSchema,
+  ktReleaseAnswerSchema,
   type BundleAnswer,
 } from '@weconnect/relay/protocol';
 import { z } from 'zod';
@@ -373,6 +374,47 @@ export class KeyTransparency {
       this.#events.alarm(reason);
       return reason;
     }
+  }
+
+  /**
+   * The page checks its own release (issue #16): the release manifest `manifestBytes`, exactly as the relay served
+   * it, must have a release entry in the relay's log, included in a checkpoint signed by the pinned key (and the
+   * required witnesses) and consistent with the newest one this device holds. A relay that serves a manifest it did
+   * not log, or a log history that changed, fails with `transparency_failed`; an outage throws its own code.
+   * This proves what the relay committed to publicly, not that the running code is honest: code that checks itself
+   * is no defence against hostile code.
+   */
+  verifyRelease(manifestBytes: Uint8Array): Promise<{ index: number; treeSize: number; keyId: string }> {
+    return this.#serial(async () => {
+      const kt = this.#c.kt;
+      const hash = new Uint8Array(await crypto.subtle.digest('SHA-256', Uint8Array.from(manifestBytes)));
+      const hex = [...hash].map((b) => b.toString(16).padStart(2, '0')).join('');
+      const state = await this.#state();
+      const answer = await this.#api
+        .call('GET', `/api/kt/releases/${hex}`, ktReleaseAnswerSchema)
+        .catch((e: unknown) => {
+          if (e instanceof ClientError && e.code === 'not_found') {
+            throw failure('the release manifest this relay serves is not in its public log');
+          }
+          throw e;
+        });
+      const cp = await this.#accept(state, answer.checkpoint);
+      const bytes = this.#c.fromBase64Url(answer.leaf.entry);
+      const proof = answer.leaf.proof.map((h) => this.#c.fromBase64Url(h, 32));
+      if (!kt.verifyInclusion(answer.leaf.index, cp.size, kt.leafHash(bytes), proof, cp.root)) {
+        throw failure(`the release manifest's log entry is not in the relay's signed checkpoint`);
+      }
+      let entry: ReturnType<Kt['decodeReleaseEntry']>;
+      try {
+        entry = kt.decodeReleaseEntry(bytes);
+      } catch {
+        throw failure('the relay answered with a log entry that is not a release');
+      }
+      if (!this.#c.constantTimeEqual(entry.manifestHash, hash)) {
+        throw failure('the log entry the relay answered with is for another release manifest');
+      }
+      return { index: answer.leaf.index, treeSize: cp.size, keyId: entry.keyId };
+    });
   }
 
   /** The newest checkpoint this device verified (for gossip), or null. */

@@ -197,6 +197,17 @@ export interface KeyTransparencyStatus {
   deploymentWitnessKeys: string[];
 }
 
+/** Issue #16: whether the release manifest the relay serves is in its public log (release-log.ts). */
+export type ReleaseLogCheck =
+  /** The relay serves no release manifest: there is nothing to look up. */
+  | { kind: 'none' }
+  /** The manifest served is entry `index` of the log, in a checkpoint of `treeSize` leaves this device verified. */
+  | { kind: 'logged'; index: number; treeSize: number }
+  /** The relay serves a manifest it did not log, or its log does not verify: why. */
+  | { kind: 'failed'; reason: string }
+  /** The manifest or the log could not be read (an outage): why. Nothing is known either way. */
+  | { kind: 'unavailable'; reason: string };
+
 export interface ChatEngineApi {
   subscribe(listener: () => void): () => void;
   getSnapshot(): EngineSnapshot;
@@ -214,6 +225,8 @@ export interface ChatEngineApi {
   configureLogKey(key: string, replace?: boolean): Promise<'saved' | 'mismatch'>;
   /** Key transparency: the witness keys (C2SP cosignature keys) every checkpoint must be cosigned by. */
   configureWitnesses(keys: string[]): Promise<void>;
+  /** Whether the release manifest document `manifestBytes` (exactly as the relay served it) is in the relay's log. */
+  verifyRelease(manifestBytes: Uint8Array): Promise<ReleaseLogCheck>;
   /** New or changed messages (arrivals, status ticks), per conversation. */
   onMessages(listener: MessageListener): () => void;
   searchPeople(query: string): Promise<Person[]>;

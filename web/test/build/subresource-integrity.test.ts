@@ -2,7 +2,13 @@
 // Settings and verify-client share (web/src/client/client-version.ts), on small pages whose bytes we know.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { addIntegrity, assertNoInlineCode, integrityOf } from '../../build/subresource-integrity';
+import {
+  addIntegrity,
+  assertNoInlineCode,
+  injectWorkerIntegrity,
+  integrityOf,
+  KDF_WORKER_PLACEHOLDER,
+} from '../../build/subresource-integrity';
 import {
   bindingTagsOf,
   checkManifest,
@@ -107,5 +113,32 @@ describe('the client version', () => {
     expect(await checkManifest(entries, other)).toMatchObject({ kind: 'differs', files: ['assets/boot-b.js'] });
     const missing = doc({ 'assets/index-a.js': hex('assets/index-a.js') });
     expect(await checkManifest(entries, missing)).toMatchObject({ kind: 'differs', files: ['assets/boot-b.js'] });
+  });
+});
+
+describe("the key-derivation worker's integrity, written into the chunk that fetches it", () => {
+  const worker = new TextEncoder().encode('self.onmessage = () => {}');
+  const readWorker = (path: string) => {
+    if (path !== 'assets/kdf.worker-x1.js') throw new Error(`no ${path}`);
+    return worker;
+  };
+  const chunks = new Map([
+    ['assets/boot-b.js', `const i = "${KDF_WORKER_PLACEHOLDER}"; fetch(u, { integrity: i })`],
+    ['assets/index-a.js', 'import("./boot-b.js")'],
+  ]);
+
+  it('replaces the placeholder with the SHA-256 integrity of the worker file, in that chunk only', () => {
+    const changed = injectWorkerIntegrity(chunks, ['assets/kdf.worker-x1.js', 'assets/boot-b.js'], readWorker);
+    expect([...changed.keys()]).toEqual(['assets/boot-b.js']);
+    expect(changed.get('assets/boot-b.js')).toBe(`const i = "${integrityOf(worker)}"; fetch(u, { integrity: i })`);
+  });
+
+  it('refuses to build when no chunk holds the placeholder or there is not exactly one worker', () => {
+    const without = new Map([['assets/index-a.js', 'import("./boot-b.js")']]);
+    expect(() => injectWorkerIntegrity(without, ['assets/kdf.worker-x1.js'], readWorker)).toThrow(/in 0 chunks/);
+    expect(() => injectWorkerIntegrity(chunks, [], readWorker)).toThrow(/found 0/);
+    expect(() =>
+      injectWorkerIntegrity(chunks, ['assets/kdf.worker-x1.js', 'assets/kdf.worker-x2.js'], readWorker),
+    ).toThrow(/found 2/);
   });
 });

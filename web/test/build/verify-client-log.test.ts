@@ -86,10 +86,17 @@ async function verifierKeyOf(relay: TestRelay): Promise<string> {
   return ((await (await fetch(`${relay.url}/api/kt/checkpoint`)).json()) as { verifierKey: string }).verifierKey;
 }
 
+/** Each CLI run's config directory, removed after the suite. */
+const configHomes: string[] = [];
+
 /** Runs the npm script's command line as a user does; resolves to its exit code and output. */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO }, (error, stdout, stderr) =>
+    // A fresh config directory per run: no state kept from an earlier run (verify-client-state.test.ts tests that).
+    const configHome = mkdtempSync(join(tmpdir(), 'weconnect-vc-config-'));
+    configHomes.push(configHome);
+    const env = { ...process.env, XDG_CONFIG_HOME: configHome };
+    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO, env }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -114,6 +121,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  for (const d of configHomes) rmSync(d, { recursive: true, force: true });
   for (const s of servers) s.close();
   await honest?.stop();
   await fork?.stop();

@@ -6,7 +6,8 @@ import { execFile } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -36,10 +37,17 @@ function flipOneByte(bytes: Buffer): Buffer {
   return bytes;
 }
 
+/** Each CLI run's config directory, removed after the suite. */
+const configHomes: string[] = [];
+
 /** Runs the npm script's command line as a user does; resolves to its exit code and output. */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO }, (error, stdout, stderr) =>
+    // A fresh config directory per run: no state kept from an earlier run (verify-client-state.test.ts tests that).
+    const configHome = mkdtempSync(join(tmpdir(), 'weconnect-vc-config-'));
+    configHomes.push(configHome);
+    const env = { ...process.env, XDG_CONFIG_HOME: configHome };
+    execFile('npx', ['tsx', 'scripts/verify-client.ts', ...args], { cwd: REPO, env }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -61,6 +69,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
+  for (const d of configHomes) rmSync(d, { recursive: true, force: true });
   await relay?.close();
   removeBuild(dist);
   removeBuild(keyFile);
@@ -102,6 +111,27 @@ describe('npm run verify-client', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`FAIL ${chunk}: served bytes differ from the signed manifest`);
     expect(run.stdout).toContain('FAILED: 2 problem(s)');
+  }, 60_000);
+
+  it('covers the key-derivation worker: the manifest lists it, the chunk that fetches it holds its hash, a changed byte fails', async () => {
+    const worker = `assets/${readdirSync(join(dist, 'assets')).find((f) => /^kdf\.worker-.+\.js$/.test(f))!}`;
+    const workerSri = `sha256-${createHash('sha256')
+      .update(readFileSync(join(dist, worker)))
+      .digest('base64')}`;
+    // The worker takes no integrity of its own: the chunk that fetches it carries it, and that chunk is bound by
+    // the page's integrity set (so the build hash Settings shows covers the worker too).
+    const holders = readdirSync(join(dist, 'assets')).filter((f) =>
+      readFileSync(join(dist, 'assets', f), 'utf8').includes(workerSri),
+    );
+    expect(holders.map((f) => `assets/${f}`)).toEqual([lazyChunk()]);
+    const served = JSON.parse(readFileSync(join(dist, '.well-known/weconnect/manifest.json'), 'utf8')) as unknown;
+    expect(Object.keys(openManifest(served, key.publicKey).files)).toContain(worker);
+    expect((await verifyClient(relay.url, key.publicKey)).ok).toBe(true); // baseline
+    tamper(worker, flipOneByte);
+    const report = await verifyClient(relay.url, key.publicKey);
+    expect(report.files.filter((f) => !f.ok)).toEqual([
+      { path: worker, ok: false, detail: 'served bytes differ from the signed manifest' },
+    ]);
   }, 60_000);
 
   it('fails when the page drops the integrity of a script, even if the script itself is unchanged', async () => {

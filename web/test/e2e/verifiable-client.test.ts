@@ -133,7 +133,8 @@ describe.skipIf(reason !== null)('a verifiable web client in Chromium', () => {
       const served = new Uint8Array(await (await fetch(new URL(e.path, relay.url))).arrayBuffer());
       expect(e.integrity, `${e.tag} ${e.path}`).toBe(sri(served));
     }
-    // Every script the page fetched is one of them, except the key-derivation worker (a Worker takes no integrity).
+    // Every script the page fetched is one of them, except the key-derivation worker (a Worker takes no integrity:
+    // kdf.ts fetches it with integrity before starting it, see release-log.test.ts).
     const bound = new Set(elements.map((e) => e.path));
     const fetched = await a.evaluate(() =>
       performance.getEntriesByType('resource').map((r) => new URL(r.name).pathname),

@@ -1,6 +1,7 @@
 // ClientVersionSection (Settings → Client version, issue #16): the running build's hash — the SHA-256 of the scripts
 // and stylesheets this tab loaded, each enforced by the browser's Subresource Integrity check — with a copy button, so
-// a user can compare it with a published one, and whether the relay's release manifest lists exactly those files.
+// a user can compare it with a published one, whether the relay's release manifest lists exactly those files, and
+// whether that manifest is in the relay's public log (the page looks up its entry and checks the proof itself).
 import { useEffect, useId, useState } from 'react';
 import {
   checkManifest,
@@ -9,25 +10,30 @@ import {
   pageIntegrityEntries,
   type ManifestCheck,
 } from '../../client/client-version';
+import type { ChatEngineApi, ReleaseLogCheck } from '../../client/types';
 import '../styles/client-version.css';
 import { CopyButton } from './CopyButton';
 
 type State =
   | { kind: 'loading' }
   | { kind: 'unbound' }
-  | { kind: 'ready'; version: string; manifest: ManifestCheck | 'unreadable' };
+  | { kind: 'ready'; version: string; manifest: ManifestCheck | 'unreadable'; log: ReleaseLogCheck };
 
-async function readState(): Promise<State> {
+async function readState(engine: ChatEngineApi): Promise<State> {
   const entries = pageIntegrityEntries(document);
   if (entries.length === 0) return { kind: 'unbound' };
   const version = await clientVersionOf(entries);
+  const none: ReleaseLogCheck = { kind: 'none' };
   try {
     const res = await fetch(MANIFEST_URL, { cache: 'no-store' });
-    if (res.status === 404) return { kind: 'ready', version, manifest: { kind: 'none' } };
-    if (!res.ok) return { kind: 'ready', version, manifest: 'unreadable' };
-    return { kind: 'ready', version, manifest: await checkManifest(entries, new Uint8Array(await res.arrayBuffer())) };
+    if (res.status === 404) return { kind: 'ready', version, manifest: { kind: 'none' }, log: none };
+    if (!res.ok) return { kind: 'ready', version, manifest: 'unreadable', log: none };
+    // The same bytes are compared with the page and looked up in the log.
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const [manifest, log] = await Promise.all([checkManifest(entries, bytes), engine.verifyRelease(bytes)]);
+    return { kind: 'ready', version, manifest, log };
   } catch {
-    return { kind: 'ready', version, manifest: 'unreadable' };
+    return { kind: 'ready', version, manifest: 'unreadable', log: none };
   }
 }
 
@@ -59,17 +65,37 @@ function ManifestLine({ manifest }: { manifest: ManifestCheck | 'unreadable' }) 
   );
 }
 
-export function ClientVersionSection() {
+/** Whether the manifest is in the relay's public log: the entry to compare, or a loud failure. */
+function LogLine({ log }: { log: ReleaseLogCheck }) {
+  if (log.kind === 'logged') {
+    return (
+      <span className="client-version-ok">
+        This release is in the relay's public log (entry {log.index.toLocaleString('en-US')}).
+      </span>
+    );
+  }
+  if (log.kind === 'failed') {
+    return (
+      <span role="alert" className="client-version-bad">
+        Not in the relay's public log. {log.reason} Do not trust this relay's release manifest.
+      </span>
+    );
+  }
+  if (log.kind === 'unavailable') return <>The relay's public log could not be checked ({log.reason}).</>;
+  return <>No release manifest to look up.</>;
+}
+
+export function ClientVersionSection({ engine }: { engine: ChatEngineApi }) {
   const [state, setState] = useState<State>({ kind: 'loading' });
   const titleId = useId();
 
   useEffect(() => {
     let live = true;
-    void readState().then((s) => live && setState(s));
+    void readState(engine).then((s) => live && setState(s));
     return () => {
       live = false;
     };
-  }, []);
+  }, [engine]);
 
   return (
     <section className="card client-version" aria-labelledby={titleId}>
@@ -101,7 +127,20 @@ export function ClientVersionSection() {
             <dd className="client-version-manifest">
               <ManifestLine manifest={state.manifest} />
             </dd>
+            {state.manifest !== 'unreadable' && state.manifest.kind !== 'none' ? (
+              <>
+                <dt>Public log</dt>
+                <dd className="client-version-log">
+                  <LogLine log={state.log} />
+                </dd>
+              </>
+            ) : null}
           </dl>
+          <p className="hint">
+            This tab looks up the manifest in the relay's public log and checks the proof itself. That catches a relay
+            that serves a release it never published; it cannot catch hostile code, which could fake this check. Compare
+            the entry number with what others see.
+          </p>
           <CopyButton value={state.version} label="Copy build hash" what="hash" />
         </>
       )}

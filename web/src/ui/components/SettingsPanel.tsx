@@ -85,7 +85,7 @@ export function SettingsPanel({ engine, sharePresence, blocked = [], preferences
         <DevicesSection devices={engine.devices} />
         <BlockedPeople engine={engine} blocked={blocked} />
         <ChangePasswordSection engine={engine} />
-        <ClientVersionSection />
+        <ClientVersionSection engine={engine} />
         <KeyTransparencySection engine={engine} />
         <SignOutCard engine={engine} onSignedOut={onSignedOut} />
         <DeleteAccountSection engine={engine} onDeleted={onSignedOut} />
