@@ -146,6 +146,7 @@ export class ChatClient implements ChatEngineApi {
       outgoing: () => this.transparency.latestCheckpoint(),
       received: (from, note) => void this.transparency.compareGossip(from, note),
     };
+    ctx.ktWitnessed = (userId) => this.transparency.witnessed(userId);
     this.#sessions = new Sessions(
       options.crypto,
       options.store,

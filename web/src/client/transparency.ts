@@ -175,9 +175,17 @@ export class KeyTransparency {
       await this.#serial(async () => {
         const state = await this.#state();
         const answer = await this.#api
-          .call('GET', `/api/kt/accounts/${encodeURIComponent(bundle.userId)}`, ktAccountAnswerSchema)
+          .call(
+            'GET',
+            `/api/kt/accounts/${encodeURIComponent(bundle.userId)}${this.#witnessed('?')}`,
+            ktAccountAnswerSchema,
+          )
           .catch((e: unknown) => {
             if (e instanceof ClientError && e.code === 'not_found') throw failure('the account is not in the log');
+            if (e instanceof ClientError && e.code === 'kt_unwitnessed') throw unwitnessed(bundle.username);
+            if (e instanceof ClientError && e.code === 'invalid_input' && this.#witnessIds().length > 0) {
+              throw failure('the relay does not keep cosignatures of the witnesses this app requires');
+            }
             throw e;
           });
         const cp = await this.#accept(state, answer.checkpoint);
@@ -217,7 +225,14 @@ export class KeyTransparency {
       const alarms: string[] = [];
       let since = state.selfChecked;
       for (;;) {
-        const answer = await this.#api.call('GET', `/api/kt/self/entries?since=${since}`, ktEntriesAnswerSchema);
+        const answer = await this.#api
+          .call('GET', `/api/kt/self/entries?since=${since}${this.#witnessed('&')}`, ktEntriesAnswerSchema)
+          .catch((e: unknown) => {
+            // Our newest entries are not cosigned yet: they are checked on a later round, not an alarm now.
+            if (e instanceof ClientError && e.code === 'kt_unwitnessed') return null;
+            throw e;
+          });
+        if (answer === null) break;
         const cp = await this.#accept(state, answer.checkpoint);
         for (const leaf of answer.entries) {
           if (leaf.index < since) throw failure('the relay answered with entries it was not asked for');
@@ -243,7 +258,8 @@ export class KeyTransparency {
           break;
         }
       }
-      state.selfChecked = since;
+      // A witnessed checkpoint may be older than what an earlier round checked: never move back.
+      state.selfChecked = Math.max(state.selfChecked, since);
       state.knownDevices = [...known].slice(-10_000);
       await this.#store.write('secrets', STATE_KEY, state);
       for (const a of alarms) this.#events.alarm(a);
@@ -282,6 +298,39 @@ export class KeyTransparency {
     }
   }
 
+  /**
+   * Whether the relay can answer the account's latest entry in a checkpoint the required witnesses cosigned (always
+   * true without witnesses): a cheap probe before a send retries, so waiting takes no one-time prekeys. Proves
+   * nothing; `verifyBundle` still checks everything.
+   */
+  async witnessed(userId: string): Promise<boolean> {
+    if (this.#options.dangerousTestOnlySkipChecks || this.#witnessIds().length === 0) return true;
+    return this.#api
+      .call('GET', `/api/kt/accounts/${encodeURIComponent(userId)}${this.#witnessed('?')}`, ktAccountAnswerSchema)
+      .then(
+        () => true,
+        (e: unknown) => !(e instanceof ClientError && e.code === 'kt_unwitnessed'),
+      );
+  }
+
+  /** The C2SP key ids (hex) of the required witnesses; a malformed configured key fails the check. */
+  #witnessIds(): string[] {
+    try {
+      const kt = this.#c.kt;
+      return (this.#options.witnessKeys ?? []).map((w) =>
+        Array.from(kt.parseVerifierKey(w).keyId, (b) => b.toString(16).padStart(2, '0')).join(''),
+      );
+    } catch (e) {
+      throw failure(`a configured witness key is not valid (${(e as Error).message})`);
+    }
+  }
+
+  /** `<sep>witnessed=<ids>` when witnesses are required (see "Witnessed proofs" in PROTOCOL.md), else ''. */
+  #witnessed(sep: '?' | '&'): string {
+    const ids = this.#witnessIds();
+    return ids.length === 0 ? '' : `${sep}witnessed=${ids.join(',')}`;
+  }
+
   /** The newest checkpoint this device verified (for gossip), or null. */
   async latestCheckpoint(): Promise<string | null> {
     return (await this.#store.read('secrets', STATE_KEY, ktStateSchema))?.checkpoint ?? null;
@@ -296,6 +345,14 @@ export class KeyTransparency {
 
 /** Errors that say nothing about the log (the check is retried on the next fetch). */
 const TRANSIENT = new Set<string>(['relay_unreachable', 'rate_limited', 'unauthorized', 'device_removed']);
+
+/** The contact's newest log entry is not cosigned by the required witnesses yet: wait, do not block. */
+function unwitnessed(username: string): ClientError {
+  return new ClientError(
+    'kt_unwitnessed',
+    `Waiting for the log's witness: ${username}'s newest keys are not cosigned yet. The message will be sent once they are.`,
+  );
+}
 
 function failure(reason: string): ClientError {
   return new ClientError('transparency_failed', `Key transparency check failed: ${reason}.`);
