@@ -13,6 +13,7 @@ import { auditOnce, loadWitness, type Witness } from '../../../relay/scripts/kt-
 import { loadCrypto, type Crypto } from '../../src/client/crypto-loader';
 import type { ChatEngineApi } from '../../src/client/types';
 import {
+  asClient,
   bareAccount,
   boot,
   hasText,
@@ -79,9 +80,7 @@ describe('a relay that says kt_unwitnessed', () => {
     // The relay lies: Ben's entry is cosigned (the real relay would answer), it claims it is not, every time.
     const kt = `/api/kt/accounts/${ben.userId}`;
     evil.refuseHttp = (path) =>
-      path === kt
-        ? { status: 503, code: 'kt_unwitnessed', message: 'not cosigned yet', retryAfter: 5 }
-        : undefined;
+      path === kt ? { status: 503, code: 'kt_unwitnessed', message: 'not cosigned yet', retryAfter: 5 } : undefined;
     try {
       await openWith(ann, ben);
       await ann.engine.send(ben.userId, 'held by the witness');
@@ -138,15 +137,61 @@ describe('a relay that serves a stale witnessed checkpoint', () => {
     try {
       await openWith(cal, ben);
       await cal.engine.send(ben.userId, 'not to an unwitnessed device').catch(() => undefined);
-      const trust = await until('the conversation blocked', () => cal.engine.getSnapshot().trust[ben.userId]);
-      expect(trust.transparency).toMatch(/a device that is not in its public log/);
-      // What the relay holds from Cal: nothing addressed to the device the witness never saw (nor to Ben at all).
       const calDevice = cal.engine.getSnapshot().me.deviceId;
-      const sent = evil.sent.get(calDevice) ?? [];
-      expect(sent.filter((e) => e.to === secondId)).toEqual([]);
+      const toSecond = () => (evil.sent.get(calDevice) ?? []).filter((e) => e.to === secondId);
+      // Whichever comes first: the check refuses, or an envelope for the unwitnessed device reaches the relay.
+      await until('the outcome', () => cal.engine.getSnapshot().trust[ben.userId]?.transparency ?? toSecond()[0]);
+      // What the relay holds from Cal: nothing addressed to the device the witness never saw.
+      expect(toSecond()).toEqual([]);
+      expect(cal.engine.getSnapshot().trust[ben.userId]?.transparency).toMatch(
+        /a device that is not in its public log/,
+      );
       expect(await hasText(second, cal.userId, 'not to an unwitnessed device')).toBe(false);
     } finally {
       evil.forgeHttp = null;
+    }
+  });
+});
+
+describe('self-monitoring with a required witness', () => {
+  it('checks its own entries past the witnessed checkpoint later: no alarm while they wait, then the real one', async () => {
+    const kim = await user('mkim');
+    const kt = asClient(kim.engine).transparency;
+    const first = kim.engine.getSnapshot().me.deviceId;
+    // No witnessed checkpoint at all yet (503 kt_unwitnessed): nothing to check, and nothing to alarm about.
+    evil.refuseHttp = (path) =>
+      path === '/api/kt/self/entries' ? { status: 503, code: 'kt_unwitnessed', message: 'not yet' } : undefined;
+    try {
+      expect(await kt.checkOwnAccount()).toEqual([]);
+    } finally {
+      evil.refuseHttp = null;
+    }
+    await witnessCosigns();
+    expect(await kt.checkOwnAccount()).toEqual([]);
+    // A device added behind Kim's back: the relay hides it from her device list; the witness has not cosigned yet.
+    evil.rewriteHttp = (path, status, b) => {
+      if (path !== '/api/devices' || status !== 200) return b;
+      return { devices: (b as { devices: { deviceId: string }[] }).devices.filter((d) => d.deviceId === first) };
+    };
+    const alarmsOf = () =>
+      kim.engine
+        .getSnapshot()
+        .notices.filter((n) => n.kind === 'error' && /device you don't know|not signed/.test(n.text));
+    try {
+      await secondDevice(kim);
+      expect(await kt.checkOwnAccount()).toEqual([]);
+      expect(alarmsOf()).toEqual([]);
+      expect(evil.requests.filter((r) => r.startsWith('/api/kt/self/entries?') && !r.includes('witnessed='))).toEqual(
+        [],
+      );
+      await witnessCosigns();
+      const alarms = await until('the alarm', async () => {
+        await kt.checkOwnAccount();
+        return alarmsOf().length > 0 ? alarmsOf() : null;
+      });
+      expect(alarms.map((a) => a.text)).toEqual(["A device you don't know was added to your account."]);
+    } finally {
+      evil.rewriteHttp = null;
     }
   });
 });
