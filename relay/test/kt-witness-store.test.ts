@@ -2,15 +2,17 @@
 // served after a restart and by another node on the same store; `?witnessed=<key ids>` answers an account's latest
 // entry against the newest checkpoint those witnesses cosigned, or 503 kt_unwitnessed (with Retry-After) while that
 // checkpoint does not hold the account's latest entry — never a proof of an older entry.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as kt from '../../crypto/src/kt/index.js';
 import { ready } from '../../crypto/src/sodium.js';
-import { cosign, loadWitness, submitCosignature, type Witness } from '../scripts/kt-audit.js';
-import { api, signIn, signUp, startRelay, type TestAccount, type TestRelay } from './helpers.js';
+import { auditOnce, cosign, loadWitness, submitCosignature, type Witness } from '../scripts/kt-audit.js';
+import { api, signIn, signUp, sleep, startRelay, waitFor, type TestAccount, type TestRelay } from './helpers.js';
 
 let dir: string;
 let dataDir: string;
@@ -201,4 +203,94 @@ describe('a relay that keeps no witness', () => {
       await plain.close();
     }
   });
+});
+
+/** A front for the relay that can be down (every request answered 502), as a relay restarting looks to a witness. */
+async function front(target: () => string): Promise<{ url: string; down: boolean; server: Server }> {
+  const state = { url: '', down: true, server: createServer() };
+  const body = async (req: IncomingMessage) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+  state.server.on('request', (req, res) => {
+    void (async () => {
+      if (state.down) {
+        res.writeHead(502).end();
+        return;
+      }
+      const sent = await body(req);
+      const answer = await fetch(`${target()}${req.url ?? '/'}`, {
+        method: req.method,
+        headers: { 'content-type': 'application/json' },
+        ...(sent.length > 0 ? { body: sent } : {}),
+      });
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text());
+    })();
+  });
+  await new Promise<void>((r) => state.server.listen(0, '127.0.0.1', r));
+  const address = state.server.address() as { port: number };
+  state.url = `http://127.0.0.1:${address.port}`;
+  return state;
+}
+
+/** `kt-audit` as the operator runs it, following `url`; resolves the child and its output so far. */
+function follow(url: string, state: string) {
+  const args = ['--conditions=source', 'relay/scripts/kt-audit.ts', url, '--state', state];
+  args.push('--witness-key', join(dir, 'one.pem'), '--witness-name', one.name, '--submit', '--follow', '0.3');
+  const child = spawn('node_modules/.bin/tsx', args, { cwd: join(import.meta.dirname, '../..') });
+  const out = { stdout: '', stderr: '', code: null as number | null };
+  child.stdout.on('data', (c: Buffer) => (out.stdout += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (out.stderr += c.toString('utf8')));
+  child.on('exit', (code) => (out.code = code));
+  return { child, out };
+}
+
+describe('the witness (kt-audit)', () => {
+  it('submits only a checkpoint the relay does not already serve with its cosignature', async () => {
+    const url = relays[0]!.url;
+    await signUp(url);
+    expect((await auditOnce(url, null, { witness: one, submit: true })).round.submitted).toBe(true);
+    const again = await auditOnce(url, null, { witness: one, submit: true });
+    expect(again.round.submitted).toBe(false);
+    expect(kt.verifyCosignature(again.round.cosigned!, kt.parseVerifierKey(keyOf(one)))).not.toBeNull();
+    await signUp(url);
+    expect((await auditOnce(url, null, { witness: one, submit: true })).round.submitted).toBe(true);
+  });
+
+  it('with --follow, waits out a relay that does not answer and cosigns once it is back', async () => {
+    const url = relays[0]!.url;
+    const gate = await front(() => url);
+    const { child, out } = follow(gate.url, join(dir, 'follow-a.json'));
+    try {
+      await waitFor(() => out.stderr.split('relay unreachable').length > 2, 20_000);
+      expect(out.code).toBeNull();
+      await signUp(url);
+      expect(kt.verifyCosignature(await latestNote(url), kt.parseVerifierKey(keyOf(one)))).toBeNull();
+      gate.down = false;
+      const deadline = Date.now() + 20_000;
+      while (kt.verifyCosignature(await latestNote(url), kt.parseVerifierKey(keyOf(one))) === null) {
+        if (Date.now() > deadline) throw new Error('timed out waiting for the cosignature');
+        await sleep(50);
+      }
+      expect(out.stderr).not.toMatch(/AUDIT FAILED/);
+    } finally {
+      child.kill();
+      gate.server.close();
+    }
+  }, 40_000);
+
+  it('with --follow, still stops loudly (exit 1) on a history that changed', async () => {
+    const url = relays[0]!.url;
+    const { state } = await auditOnce(url, null);
+    const seen = kt.parseCheckpointBody(kt.noteBody(state.checkpoint!));
+    const other = `${seen.origin}\n${seen.size}\n${Buffer.alloc(32, 9).toString('base64')}\n\n\u2014 x AAAAAAA=\n`;
+    await signUp(url);
+    const file = join(dir, 'follow-b.json');
+    writeFileSync(file, JSON.stringify({ ...state, checkpoint: other }));
+    const { out } = follow(url, file);
+    await waitFor(() => out.code !== null, 20_000);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toMatch(/KEY TRANSPARENCY AUDIT FAILED.*history changed/);
+  }, 30_000);
 });

@@ -35,8 +35,7 @@ export interface MaliciousRelay {
    * query): return `{ status, code, message, retryAfter? }`, or undefined to pass the request on.
    */
   refuseHttp:
-    | ((path: string) => { status: number; code: string; message: string; retryAfter?: number } | undefined)
-    | null;
+    ((path: string) => { status: number; code: string; message: string; retryAfter?: number } | undefined) | null;
   /** Every item the real relay handed to each device, in arrival order (what the operator could replay). */
   seen: Map<string, Delivery[]>;
   /** Every envelope each device sent (`message:send`), in order: what the operator receives from clients. */
