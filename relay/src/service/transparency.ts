@@ -72,6 +72,8 @@ export class KeyTransparency {
   /** The appends of this process, one at a time. */
   private tail: Promise<unknown> = Promise.resolve();
   private cached: SignedCheckpoint | null = null;
+  /** The last older checkpoint a witnessed answer was made from (the tree is append-only: it never changes). */
+  private olderCached: SignedCheckpoint | null = null;
   /** The witnesses the operator configured (KT_WITNESSES). */
   readonly witnesses: readonly WitnessKey[];
   /** Manifest hashes this process has logged (or is logging). */
@@ -253,13 +255,15 @@ export class KeyTransparency {
     return lines.length === 0 ? signed : { ...signed, note: signed.note + lines.join('') };
   }
 
-  /** The relay's signed checkpoint of the tree of `size` leaves (size ≤ the log's size). */
+  /** The relay's signed checkpoint of the tree of `size` leaves (size ≤ the log's size); the last one is cached. */
   private async checkpointAt(size: number): Promise<SignedCheckpoint> {
+    if (this.olderCached?.size === size) return this.olderCached;
     const body = await this.bodyAt(size);
     const root = Buffer.from(body.split('\n')[2]!, 'base64');
     const signature = sign(null, Buffer.from(body, 'utf8'), this.signer.privateKey);
     const line = b64(Buffer.concat([keyId(this.origin, this.signer.publicKey), signature]));
-    return { size, root, note: `${body}\n\u2014 ${this.origin} ${line}\n` };
+    this.olderCached = { size, root, note: `${body}\n\u2014 ${this.origin} ${line}\n` };
+    return this.olderCached;
   }
 
   /**
