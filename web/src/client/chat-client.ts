@@ -468,6 +468,7 @@ export class ChatClient implements ChatEngineApi {
 
   #onConnected(): void {
     this.#checkOwnLog();
+    void this.#inbound.resumeDeferred();
     this.#ctx.watchPresence();
     void this.flushOutbox();
     void this.#maintain();
