@@ -205,6 +205,7 @@ export class Outbound {
             this.#waitForWitness(row.conv, e.message);
             continue;
           }
+          this.#witnessWait.delete(row.conv);
           if (entry.resendOf !== undefined) {
             console.warn('a re-send was dropped:', describeError(e));
             await this.#drop(row.id);
