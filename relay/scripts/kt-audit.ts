@@ -3,8 +3,10 @@
 // latest checkpoint, verifies its signature with the pinned key (pinned on first run unless --key gives it), proves
 // it consistent with the last checkpoint this auditor saw (kept in the state file), and saves it. With a witness key
 // it also co-signs the checkpoint (C2SP tlog-cosignature v1) and prints the cosigned note; with --submit it posts it
-// to the relay (POST /api/kt/cosignatures), which then serves it to clients that require this witness. Any failure is
-// loud: the process exits 1 and says what the relay did.
+// to the relay (POST /api/kt/cosignatures), which then serves it to clients that require this witness (it skips a
+// checkpoint the relay already serves with this witness's cosignature). Any failure is loud: the process exits 1 and
+// says what the relay did — except, with --follow, a relay that does not answer (RelayUnreachable): it tries again
+// on the next round, so a witness outlives a relay restart.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -37,10 +39,29 @@ export interface AuditRound {
   from: number | null;
   /** The checkpoint with this auditor's cosignature line added, when it is a witness. */
   cosigned?: string;
+  /** With `submit`: whether it was posted (false when the relay already served this witness's cosignature of it). */
+  submitted?: boolean;
+}
+
+/**
+ * The relay did not answer (no connection, a timeout, a 5xx): says nothing about its log. `--follow` tries again on
+ * its next round; every other failure (a bad signature, a changed history, a refused answer) stops it loudly.
+ */
+export class RelayUnreachable extends Error {}
+
+async function fetchOrUnreachable(url: string, init: RequestInit = {}): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
+  } catch (e) {
+    throw new RelayUnreachable(`${url} did not answer (${(e as Error).message})`);
+  }
+  if (res.status >= 500) throw new RelayUnreachable(`${url} answered ${res.status}`);
+  return res;
 }
 
 async function getJson<T>(url: string, schema: z.ZodType<T>): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(15_000) });
+  const res = await fetchOrUnreachable(url);
   if (!res.ok) throw new Error(`${url} answered ${res.status}`);
   return schema.parse(await res.json());
 }
@@ -68,11 +89,10 @@ export function cosign(witness: Witness, body: string, timestamp: number): strin
 /** Posts a cosigned checkpoint note to the relay; resolves to the checkpoint it now serves. Throws on refusal. */
 export async function submitCosignature(relay: string, cosigned: string): Promise<KtCosignaturesAnswer> {
   const url = `${relay.replace(/\/+$/, '')}/api/kt/cosignatures`;
-  const res = await fetch(url, {
+  const res = await fetchOrUnreachable(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ checkpoint: cosigned }),
-    signal: AbortSignal.timeout(15_000),
   });
   const json: unknown = await res.json().catch(() => null);
   if (!res.ok) {
@@ -121,8 +141,20 @@ export async function auditOnce(
   const round: AuditRound = { size: cp.size, from };
   if (options.witness) {
     const t = Math.floor((options.now ?? Date.now)() / 1000);
-    round.cosigned = answer.checkpoint + cosign(options.witness, cp.body, t);
-    if (options.submit) await submitCosignature(base, round.cosigned);
+    const own = kt.parseVerifierKey(
+      kt.formatVerifierKey(options.witness.name, kt.SIG_COSIGNATURE, options.witness.publicKey),
+    );
+    if (kt.verifyCosignature(answer.checkpoint, own) !== null) {
+      // Already cosigned by this witness (an earlier round, or another node's): the note is served as it is.
+      round.cosigned = answer.checkpoint;
+      if (options.submit) round.submitted = false;
+    } else {
+      round.cosigned = answer.checkpoint + cosign(options.witness, cp.body, t);
+      if (options.submit) {
+        await submitCosignature(base, round.cosigned);
+        round.submitted = true;
+      }
+    }
   }
   return { state: next, round };
 }
@@ -163,10 +195,15 @@ async function main(args: string[]): Promise<number> {
           : `consistent: ${round.from} → ${round.size} entries`,
       );
       if (round.cosigned) process.stdout.write(round.cosigned);
-      if (round.cosigned && args.includes('--submit')) console.log('cosignature submitted to the relay');
+      if (round.submitted === true) console.log('cosignature submitted to the relay');
+      if (round.submitted === false) console.log('already cosigned by this witness: nothing to submit');
     } catch (e) {
-      console.error(`KEY TRANSPARENCY AUDIT FAILED for ${relay}: ${(e as Error).message}`);
-      return 1;
+      if (e instanceof RelayUnreachable && follow > 0) {
+        console.error(`relay unreachable, trying again in ${follow} s: ${e.message}`);
+      } else {
+        console.error(`KEY TRANSPARENCY AUDIT FAILED for ${relay}: ${(e as Error).message}`);
+        return 1;
+      }
     }
     if (!(follow > 0)) return 0;
     await new Promise((r) => setTimeout(r, follow * 1000));

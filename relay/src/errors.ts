@@ -24,6 +24,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   quota_exceeded: 507,
   upload_offset: 409,
   digest_mismatch: 400,
+  kt_unwitnessed: 503,
 };
 
 /**
@@ -33,7 +34,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
 export class RelayError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
-  /** For `rate_limited`: whole seconds until a retry can succeed (the `Retry-After` header). */
+  /** For `rate_limited` and `kt_unwitnessed`: whole seconds until a retry can succeed (the `Retry-After` header). */
   readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, message: string, options?: { retryAfterSeconds?: number }) {

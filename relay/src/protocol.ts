@@ -100,6 +100,12 @@ export const ERROR_CODES = [
   'upload_offset',
   /** The finished upload's SHA-256 is not the one declared when it was created; the blob is deleted. */
   'digest_mismatch',
+  /**
+   * Key transparency (issue #16), `?witnessed=`: the newest checkpoint the asked witnesses cosigned does not cover
+   * the account's latest entry yet (503, with Retry-After). Transient: the log grew and its witness has not cosigned
+   * the new checkpoint yet; ask again later. Not a failed check.
+   */
+  'kt_unwitnessed',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -575,13 +581,31 @@ export type KtConsistencyAnswer = z.infer<typeof ktConsistencyAnswerSchema>;
 export const ktLeafSchema = z.object({ index: z.number().int().min(0), entry: ktEntrySchema, proof: ktProofSchema });
 export type KtLeaf = z.infer<typeof ktLeafSchema>;
 
-/** `GET /api/kt/accounts/:userId` (signed in): the account's latest entry in the latest checkpoint (404 when none). */
+/**
+ * `?witnessed=<key id hex>,…` on the account and self-entries routes: answer against the newest checkpoint that
+ * carries a cosignature of each of these witnesses (C2SP key ids, 8 hex; at most 16, each a witness in KT_WITNESSES,
+ * else 400 invalid_input). See "Witnessed proofs" in relay/PROTOCOL.md.
+ */
+export const ktWitnessedSchema = z
+  .string()
+  .regex(/^[0-9a-f]{8}(,[0-9a-f]{8}){0,15}$/u, 'must be witness key ids (8 hex), comma-separated')
+  .optional();
+
+/**
+ * `GET /api/kt/accounts/:userId[?witnessed=]` (signed in): the account's latest entry in the latest checkpoint (404
+ * when none); with `witnessed`, in the newest checkpoint those witnesses cosigned, or 503 kt_unwitnessed when that
+ * checkpoint does not hold the account's latest entry.
+ */
 export const ktAccountParams = z.strictObject({ userId: idSchema });
+export const ktAccountQuery = z.strictObject({ witnessed: ktWitnessedSchema });
 export const ktAccountAnswerSchema = z.object({ checkpoint: ktNoteSchema, leaf: ktLeafSchema });
 export type KtAccountAnswer = z.infer<typeof ktAccountAnswerSchema>;
 
-/** `GET /api/kt/self/entries?since=` (signed in; own account only): its entries with index ≥ since, oldest first. */
-export const ktEntriesQuery = z.strictObject({ since: ktSizeSchema });
+/**
+ * `GET /api/kt/self/entries?since=[&witnessed=]` (signed in; own account only): its entries with index ≥ since, oldest
+ * first; with `witnessed`, those in the newest checkpoint the witnesses cosigned (503 kt_unwitnessed when none).
+ */
+export const ktEntriesQuery = z.strictObject({ since: ktSizeSchema, witnessed: ktWitnessedSchema });
 /** At most 100 entries; `more` when the next page starts after the last one. */
 export const ktEntriesAnswerSchema = z.object({
   checkpoint: ktNoteSchema,

@@ -78,5 +78,36 @@ export function describeKtContract(get: () => { store: Store; alice: NewAccount;
       expect(await store.ktSize()).toBe(1);
       expect((await store.ktNodes([{ level: 0, index: 0 }])).length).toBe(1);
     });
+
+    it("keeps each witness's newest cosignatures, replacing one of the same size, and finds them by key id", async () => {
+      const { store } = get();
+      const cosig = (keyId: string, size: number, timestamp = size) => ({
+        keyId,
+        size,
+        root: hash(size),
+        timestamp,
+        line: `\u2014 w-${keyId} line-${size}-${timestamp}\n`,
+      });
+      expect(await store.ktCosignatures(['0000000a'])).toEqual([]);
+      for (const size of [1, 2, 3, 4]) await store.ktPutCosignature(cosig('0000000a', size), 3);
+      await store.ktPutCosignature(cosig('0000000b', 2), 3);
+      await store.ktPutCosignature(cosig('0000000a', 3, 99), 3);
+      const a = await store.ktCosignatures(['0000000a']);
+      expect(a.map((c) => [c.size, c.timestamp, c.line])).toEqual([
+        [4, 4, '\u2014 w-0000000a line-4-4\n'],
+        [3, 99, '\u2014 w-0000000a line-3-99\n'],
+        [2, 2, '\u2014 w-0000000a line-2-2\n'],
+      ]);
+      expect(Buffer.from(a[0]!.root).equals(hash(4))).toBe(true);
+      // Another witness's rows are its own: not pruned by the first one's, found only when asked for.
+      const both = await store.ktCosignatures(['0000000a', '0000000b']);
+      expect(both.map((c) => [c.keyId, c.size])).toEqual([
+        ['0000000a', 4],
+        ['0000000a', 3],
+        ['0000000a', 2],
+        ['0000000b', 2],
+      ]);
+      expect(await store.ktCosignatures([])).toEqual([]);
+    });
   });
 }

@@ -5,6 +5,7 @@ import { Router } from 'express';
 import { RelayError } from '../errors.js';
 import {
   ktAccountParams,
+  ktAccountQuery,
   ktConsistencyQuery,
   ktCosignaturesSchema,
   ktEntriesQuery,
@@ -18,7 +19,12 @@ import {
 } from '../protocol.js';
 import type { AccountService } from '../service/accounts.js';
 import { toBase64url } from '../service/keys.js';
-import { KT_ENTRIES_PAGE, type KeyTransparency } from '../service/transparency.js';
+import {
+  KT_ENTRIES_PAGE,
+  KT_UNWITNESSED_RETRY_SECONDS,
+  type KeyTransparency,
+  type SignedCheckpoint,
+} from '../service/transparency.js';
 import type { Bytes, KtLeafRecord } from '../store/store.js';
 import { parseInput } from '../validation.js';
 import { authOf, requireAuth } from './middleware.js';
@@ -28,6 +34,18 @@ const leafOf = (l: { leaf: KtLeafRecord; proof: Bytes[] }) => ({
   entry: toBase64url(l.leaf.entry),
   proof: l.proof.map(toBase64url),
 });
+
+/** `?witnessed=`: the newest checkpoint those witnesses cosigned; 503 kt_unwitnessed when there is none. */
+async function witnessedCheckpoint(kt: KeyTransparency, witnessed: string): Promise<SignedCheckpoint> {
+  const checkpoint = await kt.witnessedCheckpoint(witnessed.split(','));
+  if (!checkpoint) throw unwitnessed();
+  return checkpoint;
+}
+
+const unwitnessed = (): RelayError =>
+  new RelayError('kt_unwitnessed', "the log's newest entries are not cosigned by its witnesses yet", {
+    retryAfterSeconds: KT_UNWITNESSED_RETRY_SECONDS,
+  });
 
 export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency): Router {
   const router = Router();
@@ -59,6 +77,7 @@ export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency
   });
   router.get('/kt/accounts/:userId', requireAuth(accounts), async (req, res) => {
     const { userId } = parseInput(ktAccountParams, { ...req.params }, 'path');
+    const { witnessed } = parseInput(ktAccountQuery, { ...req.query }, 'query');
     let checkpoint = await kt.servedCheckpoint();
     let found = await kt.latestOf(userId, checkpoint.size);
     if (!found && (await kt.backfill(userId))) {
@@ -66,13 +85,21 @@ export function transparencyRoutes(accounts: AccountService, kt: KeyTransparency
       found = await kt.latestOf(userId, checkpoint.size);
     }
     if (!found) throw new RelayError('not_found', 'no logged entry for this account');
+    if (witnessed !== undefined) {
+      // Only a witnessed checkpoint that holds the account's latest entry (any stored one, even mid-append) answers.
+      checkpoint = await witnessedCheckpoint(kt, witnessed);
+      const latest = await kt.latestIndexOf(userId);
+      if (latest === null || latest >= checkpoint.size) throw unwitnessed();
+      found = await kt.latestOf(userId, checkpoint.size);
+      if (!found) throw unwitnessed();
+    }
     const answer: KtAccountAnswer = { checkpoint: checkpoint.note, leaf: leafOf(found) };
     res.json(answer);
   });
   router.get('/kt/self/entries', requireAuth(accounts), async (req, res) => {
-    const { since } = parseInput(ktEntriesQuery, { ...req.query }, 'query');
+    const { since, witnessed } = parseInput(ktEntriesQuery, { ...req.query }, 'query');
     await kt.backfill(authOf(res).userId);
-    const checkpoint = await kt.servedCheckpoint();
+    const checkpoint = witnessed === undefined ? await kt.servedCheckpoint() : await witnessedCheckpoint(kt, witnessed);
     const entries = await kt.entriesOf(authOf(res).userId, since, checkpoint.size);
     const answer: KtEntriesAnswer = {
       checkpoint: checkpoint.note,

@@ -4,7 +4,7 @@
 // appending at once all land, each on its own index, and the latest entry of an account matches its state.
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { RelayError } from '../errors.js';
-import type { Bytes, KtLeafRecord, Store } from '../store/store.js';
+import type { Bytes, KtCosignatureRecord, KtLeafRecord, Store } from '../store/store.js';
 import {
   appendNodes,
   appendSiblings,
@@ -32,6 +32,11 @@ export interface SignedCheckpoint {
   root: Bytes;
   note: string;
 }
+
+/** Cosignatures kept per witness (its newest sizes): what `?witnessed=` answers are made from. */
+export const KT_COSIGNATURES_KEPT = 32;
+/** The Retry-After of a kt_unwitnessed answer: about how often a following witness cosigns. */
+export const KT_UNWITNESSED_RETRY_SECONDS = 5;
 
 /** Most entries of one account one answer carries. */
 export const KT_ENTRIES_PAGE = 100;
@@ -67,13 +72,10 @@ export class KeyTransparency {
   /** The appends of this process, one at a time. */
   private tail: Promise<unknown> = Promise.resolve();
   private cached: SignedCheckpoint | null = null;
+  /** The last older checkpoint a witnessed answer was made from (the tree is append-only: it never changes). */
+  private olderCached: SignedCheckpoint | null = null;
   /** The witnesses the operator configured (KT_WITNESSES). */
   readonly witnesses: readonly WitnessKey[];
-  /**
-   * The cosignature lines held for the largest checkpoint any witness cosigned, one per witness in configured order
-   * (in this process's memory only: see "Witness cosignatures" in PROTOCOL.md).
-   */
-  private cosigned: { size: number; lines: (string | null)[] } | null = null;
   /** Manifest hashes this process has logged (or is logging). */
   private readonly releases = new Map<string, Promise<KtLeafRecord>>();
 
@@ -214,15 +216,62 @@ export class KeyTransparency {
   /** The latest checkpoint, with the witness cosignatures held for it appended: what every answer serves. */
   async servedCheckpoint(): Promise<SignedCheckpoint> {
     const signed = await this.checkpoint();
-    if (this.cosigned?.size !== signed.size) return signed;
-    return { ...signed, note: signed.note + this.cosigned.lines.filter((l) => l !== null).join('') };
+    if (this.witnesses.length === 0) return signed;
+    const held = await this.store.ktCosignatures(this.witnesses.map((w) => w.keyId.toString('hex')));
+    return this.withLines(signed, held);
+  }
+
+  /**
+   * The newest checkpoint that carries a stored cosignature of every witness in `keyIds` (key ids, hex; each must be
+   * one of KT_WITNESSES, else `invalid_input`), with every held cosignature of its size appended; null when there is
+   * none. Sizes are tried newest first; a stored cosignature whose root is not the log's at its size is ignored.
+   */
+  async witnessedCheckpoint(keyIds: readonly string[]): Promise<SignedCheckpoint | null> {
+    for (const id of keyIds) {
+      if (!this.witnesses.some((w) => w.keyId.toString('hex') === id)) {
+        throw new RelayError('invalid_input', `query: ${id} is not the key id of a witness this relay takes`);
+      }
+    }
+    const held = await this.store.ktCosignatures(this.witnesses.map((w) => w.keyId.toString('hex')));
+    const latest = await this.checkpoint();
+    const sizes = [...new Set(held.map((c) => c.size))].filter((n) => n <= latest.size).sort((a, b) => b - a);
+    for (const size of sizes) {
+      const at = held.filter((c) => c.size === size);
+      if (!keyIds.every((id) => at.some((c) => c.keyId === id))) continue;
+      const signed = size === latest.size ? latest : await this.checkpointAt(size);
+      const rooted = at.filter((c) => Buffer.from(c.root).equals(signed.root));
+      if (keyIds.every((id) => rooted.some((c) => c.keyId === id))) return this.withLines(signed, rooted);
+    }
+    return null;
+  }
+
+  /** `signed` with the held cosignature lines of its size and root appended, one per witness in configured order. */
+  private withLines(signed: SignedCheckpoint, held: readonly KtCosignatureRecord[]): SignedCheckpoint {
+    const lines = this.witnesses.flatMap((w) => {
+      const id = w.keyId.toString('hex');
+      const c = held.find((h) => h.keyId === id && h.size === signed.size && Buffer.from(h.root).equals(signed.root));
+      return c ? [c.line] : [];
+    });
+    return lines.length === 0 ? signed : { ...signed, note: signed.note + lines.join('') };
+  }
+
+  /** The relay's signed checkpoint of the tree of `size` leaves (size ≤ the log's size); the last one is cached. */
+  private async checkpointAt(size: number): Promise<SignedCheckpoint> {
+    if (this.olderCached?.size === size) return this.olderCached;
+    const body = await this.bodyAt(size);
+    const root = Buffer.from(body.split('\n')[2]!, 'base64');
+    const signature = sign(null, Buffer.from(body, 'utf8'), this.signer.privateKey);
+    const line = b64(Buffer.concat([keyId(this.origin, this.signer.publicKey), signature]));
+    this.olderCached = { size, root, note: `${body}\n\u2014 ${this.origin} ${line}\n` };
+    return this.olderCached;
   }
 
   /**
    * Takes a witness's cosignature(s) of a checkpoint: the note's body must be the one this relay signs at its size
    * (the tree is append-only and Ed25519 deterministic, so re-deriving the root at that size from the stored nodes
    * tells), every signature line but the relay's own must be a valid cosignature of a configured witness (else
-   * `forbidden` for an unknown key, `invalid_input` for a bad one). Only the latest cosigned size is kept.
+   * `forbidden` for an unknown key, `invalid_input` for a bad one). Each is stored (see KT_COSIGNATURES_KEPT), so
+   * every node serves it, after a restart too; a cosignature of an older size replaces nothing newer.
    */
   async addCosignatures(note: string): Promise<void> {
     const { body, lines } = splitSignedNote(note);
@@ -232,17 +281,17 @@ export class KeyTransparency {
       throw new RelayError('invalid_input', 'checkpoint: not a checkpoint this relay signed');
     }
     const ownId = keyId(this.origin, this.signer.publicKey);
-    const found: { at: number; line: string }[] = [];
+    const found: KtCosignatureRecord[] = [];
     for (const { name, raw } of lines) {
       if (name === this.origin && raw.subarray(0, 4).equals(ownId)) continue;
-      const at = this.witnesses.findIndex((w) => w.name === name && w.keyId.equals(raw.subarray(0, 4)));
-      if (at < 0) throw new RelayError('forbidden', `checkpoint: ${name} is not a witness this relay takes`);
-      found.push({ at, line: checkCosignature(this.witnesses[at]!, body, raw) });
+      const witness = this.witnesses.find((w) => w.name === name && w.keyId.equals(raw.subarray(0, 4)));
+      if (!witness) throw new RelayError('forbidden', `checkpoint: ${name} is not a witness this relay takes`);
+      const line = checkCosignature(witness, body, raw);
+      const root = Buffer.from(body.split('\n')[2]!, 'base64');
+      found.push({ keyId: witness.keyId.toString('hex'), size, root, timestamp: Number(raw.readBigUInt64BE(4)), line });
     }
     if (found.length === 0) throw new RelayError('invalid_input', 'checkpoint: no witness cosignature');
-    if (this.cosigned && this.cosigned.size > size) return;
-    if (this.cosigned?.size !== size) this.cosigned = { size, lines: this.witnesses.map(() => null) };
-    for (const f of found) this.cosigned.lines[f.at] = f.line;
+    for (const c of found) await this.store.ktPutCosignature(c, KT_COSIGNATURES_KEPT);
   }
 
   /** The checkpoint body this relay signs for the tree of `size` leaves (size ≤ the log's size). */
@@ -272,6 +321,11 @@ export class KeyTransparency {
   async latestOf(userId: string, size: number): Promise<{ leaf: KtLeafRecord; proof: Bytes[] } | null> {
     const leaf = await this.store.ktLatestOf(userId, size);
     return leaf ? { leaf, proof: await this.inclusion(leaf.index, size) } : null;
+  }
+
+  /** The index of the account's latest stored entry (also one whose append is not finished), or null. */
+  async latestIndexOf(userId: string): Promise<number | null> {
+    return (await this.store.ktLatestOf(userId, Number.MAX_SAFE_INTEGER))?.index ?? null;
   }
 
   /** The account's entries from index `since` in the tree of `size` leaves, each with its inclusion proof. */

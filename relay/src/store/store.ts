@@ -239,6 +239,22 @@ export interface KtLeafRecord {
   entry: Bytes;
 }
 
+/**
+ * A witness's cosignature of the checkpoint of `size` leaves (issue #16, C2SP tlog-cosignature), checked by the relay
+ * before it is stored: kept so that every node serves it, after restarts too.
+ */
+export interface KtCosignatureRecord {
+  /** The witness's C2SP key id, 8 lowercase hex. */
+  keyId: string;
+  size: number;
+  /** The root hash of the cosigned checkpoint (32 bytes): the body is the relay's origin, `size` and this root. */
+  root: Bytes;
+  /** The cosignature's time, seconds since the epoch. */
+  timestamp: number;
+  /** The whole signature line, `— <name> <base64>\n`. */
+  line: string;
+}
+
 /** A stored hash of a perfect subtree: leaves [index·2^level, (index+1)·2^level); level 0 is the leaf hash. */
 export interface KtNodeRecord {
   level: number;
@@ -454,6 +470,13 @@ export interface Store {
   ktForget(userId: string): Promise<void>;
   /** The account's entries with `from` ≤ index < `to`, oldest first, at most `limit`. */
   ktEntriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]>;
+  /**
+   * Stores a witness's cosignature (replacing the one of the same witness and size), then keeps only that witness's
+   * `keep` newest sizes: bounded, whatever the witness posts.
+   */
+  ktPutCosignature(cosignature: KtCosignatureRecord, keep: number): Promise<void>;
+  /** The stored cosignatures of these witnesses (key ids), largest size first. */
+  ktCosignatures(keyIds: string[]): Promise<KtCosignatureRecord[]>;
   // Blobs (issue #15): attachment ciphertext, see BlobStore. `deleteUser` deletes the user's blobs too. ------------
   readonly blobs: BlobStore;
 }

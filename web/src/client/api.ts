@@ -13,6 +13,7 @@ const KNOWN: ReadonlySet<string> = new Set([
   'not_found',
   'device_limit',
   'device_removed',
+  'kt_unwitnessed',
 ]);
 
 function mapCode(code: string): ClientErrorCode {

@@ -156,6 +156,7 @@ export class ChatClient implements ChatEngineApi {
       outgoing: () => this.transparency.latestCheckpoint(),
       received: (from, note) => void this.transparency.compareGossip(from, note),
     };
+    ctx.ktWitnessed = (userId) => this.transparency.witnessed(userId);
     this.#sessions = new Sessions(
       options.crypto,
       options.store,
@@ -494,6 +495,7 @@ export class ChatClient implements ChatEngineApi {
   #onConnected(): void {
     this.#checkReleaseOnce();
     this.#checkOwnLog();
+    void this.#inbound.resumeDeferred();
     this.#ctx.watchPresence();
     void this.flushOutbox();
     void this.#maintain();

@@ -87,6 +87,11 @@ export class EngineContext {
    * the composition root; null in engines built without it.
    */
   ktGossip: { outgoing(): Promise<string | null>; received(from: string, note: string): void } | null = null;
+  /**
+   * Key transparency with a required witness (issue #16): whether the user's latest log entry is cosigned yet (a
+   * probe; see KeyTransparency.witnessed). Set by the composition root; null: always.
+   */
+  ktWitnessed: ((userId: string) => Promise<boolean>) | null = null;
   readonly c: Crypto;
   readonly store: LocalStore;
   readonly api: RelayApi;

@@ -32,6 +32,11 @@ export type ClientErrorCode =
    * consistent with what this device saw before. Sending to that contact stops.
    */
   | 'transparency_failed'
+  /**
+   * Key transparency with a required witness (issue #16): the contact's newest log entry is not cosigned by the
+   * witness yet (the relay said `kt_unwitnessed`). Transient: sending waits and retries; the contact is not blocked.
+   */
+  | 'kt_unwitnessed'
   | 'relay_error';
 
 export class ClientError extends Error {

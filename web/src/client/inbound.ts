@@ -10,9 +10,30 @@ import { lastTextOf, richFields } from './actions';
 import { actionPayloadSchema, chatPayloadSchema, controlPayloadSchema } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage } from './types';
+import { z } from 'zod';
 
 /** Undecryptable messages from one contact within this long share one history entry (and one notice). */
 export const FAILURE_COALESCE_MS = 10 * 60_000;
+
+/**
+ * Key transparency with a required witness (issue #16): entries whose sender's newest log entry is not cosigned yet
+ * (kt_unwitnessed) are kept here (secrets 'kt-deferred-inbound', at most KT_DEFERRED_MAX) and handled again later,
+ * with a backoff of 1 s doubling to 30 s; beyond the bound, or after KT_DEFERRED_MAX_TRIES, they fail as before.
+ */
+export const KT_DEFERRED_MAX = 20;
+const KT_DEFERRED_MAX_TRIES = 40;
+const KT_DEFERRED_KEY = 'kt-deferred-inbound';
+const ktDeferredSchema = z
+  .array(
+    z.object({
+      id: z.string(),
+      seq: z.number(),
+      ts: z.number(),
+      body: z.string(),
+      tries: z.number().int().min(0),
+    }),
+  )
+  .max(KT_DEFERRED_MAX);
 
 /** A stored chat message that should get a delivery receipt. */
 export type Delivered = { conv: string; id: string } | null;
@@ -29,6 +50,10 @@ export class Inbound {
    */
   readonly #lastFailure = new Map<string, { id: string; at: number }>();
   readonly #lastFailureNotice = new Map<string, number>();
+  /** Deferred entries (kt_unwitnessed) deferred again in the current retry round. */
+  readonly #redeferred = new Set<string>();
+  #deferredRetry: ReturnType<typeof setTimeout> | null = null;
+  #deferredRound = 0;
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -124,6 +149,7 @@ export class Inbound {
       out = await ctx.sessions.decrypt(env, batch);
     } catch (e) {
       if (e instanceof ClientError && e.code === 'relay_unreachable') throw e;
+      if (e instanceof ClientError && e.code === 'kt_unwitnessed' && (await this.#defer(entry, e.message))) return null;
       const clean = new WriteBatch();
       ctx.store.stageSeen(clean, entry.id, ctx.now());
       if (!hasCode(e, 'duplicate_message') && entry.seq !== 0) {
@@ -189,6 +215,71 @@ export class Inbound {
    * further failures within `FAILURE_COALESCE_MS` join (their ids are asked for together). Fetches nothing.
    * Commits `clean` (the id marked seen).
    */
+  /** Keeps an entry whose sender awaits the log's witness; false when the bound is reached (it then fails). */
+  async #defer(entry: ReceivedMessage, reason: string): Promise<boolean> {
+    const ctx = this.#ctx;
+    const list = (await ctx.store.read('secrets', KT_DEFERRED_KEY, ktDeferredSchema)) ?? [];
+    const known = list.find((d) => d.id === entry.id);
+    if (known) {
+      if (known.tries + 1 >= KT_DEFERRED_MAX_TRIES) return false;
+      known.tries += 1;
+      this.#redeferred.add(entry.id);
+    } else {
+      if (list.length >= KT_DEFERRED_MAX || entry.seq === 0) return false;
+      list.push({ id: entry.id, seq: entry.seq, ts: entry.ts, body: ctx.c.toBase64Url(entry.body), tries: 0 });
+      ctx.notice('info', reason);
+    }
+    await ctx.store.write('secrets', KT_DEFERRED_KEY, list);
+    this.#scheduleDeferred();
+    return true;
+  }
+
+  #scheduleDeferred(): void {
+    if (this.#deferredRetry || this.#ctx.closed) return;
+    const delay = Math.min(1_000 * 2 ** this.#deferredRound, 30_000);
+    this.#deferredRound += 1;
+    this.#deferredRetry = setTimeout(() => {
+      this.#deferredRetry = null;
+      if (!this.#ctx.closed) void this.resumeDeferred();
+    }, delay);
+  }
+
+  /** Handles the deferred entries again (after the backoff, and on each connect); in the batch order. */
+  resumeDeferred(): Promise<void> {
+    const ctx = this.#ctx;
+    this.#chain = this.#chain.then(async () => {
+      const list = (await ctx.store.read('secrets', KT_DEFERRED_KEY, ktDeferredSchema)) ?? [];
+      if (list.length === 0) return;
+      this.#redeferred.clear();
+      const done = new Set<string>();
+      for (const d of list) {
+        const entry: ReceivedMessage = {
+          id: d.id,
+          seq: d.seq,
+          ts: d.ts,
+          body: new Uint8Array(ctx.c.fromBase64Url(d.body)),
+        };
+        try {
+          const delivered = await this.#receive(entry);
+          if (!this.#redeferred.has(d.id)) done.add(d.id);
+          if (delivered) {
+            void ctx.parts.outbound
+              .sendControl(delivered.conv, { v: 1, type: 'receipt', status: 'delivered', ids: [delivered.id] })
+              .catch(() => undefined);
+          }
+        } catch {
+          return; // storage or the relay failed: kept, tried again on the next connect
+        }
+      }
+      const left = ((await ctx.store.read('secrets', KT_DEFERRED_KEY, ktDeferredSchema)) ?? []).filter(
+        (d) => !done.has(d.id),
+      );
+      await ctx.store.write('secrets', KT_DEFERRED_KEY, left);
+      if (left.length === 0) this.#deferredRound = 0;
+    });
+    return this.#chain;
+  }
+
   async #undecryptable(clean: WriteBatch, env: Envelope, entry: ReceivedMessage, reason: string): Promise<void> {
     const ctx = this.#ctx;
     const conv = env.senderUserId;

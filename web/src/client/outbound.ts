@@ -34,6 +34,9 @@ const sendExtraSchema = z.object({
 
 /** How long the outbox waits after the relay answered `rate_limited`. */
 const RATE_LIMIT_RETRY_MS = 1_000;
+/** The first retry of a send that waits for the log's witness (kt_unwitnessed); it doubles up to the maximum. */
+const WITNESS_RETRY_MS = 1_000;
+const WITNESS_RETRY_MAX_MS = 30_000;
 
 /** A `resend` request is honoured only for messages sent this recently (the send log keeps no more). */
 export const SEND_LOG_MS = 24 * 3_600_000;
@@ -48,6 +51,9 @@ export class Outbound {
   #flushing: Promise<void> | null = null;
   #flushAgain = false;
   #retry: ReturnType<typeof setTimeout> | null = null;
+  /** Conversations whose send waits for the log's witness (issue #16), with how many retries so far. */
+  readonly #witnessWait = new Map<string, number>();
+  #witnessRetry: ReturnType<typeof setTimeout> | null = null;
   /** Per contact, when each re-send of the current window was queued (the per-contact rate limit). */
   readonly #resent = new Map<string, number[]>();
 
@@ -121,6 +127,32 @@ export class Outbound {
   stop(): void {
     if (this.#retry) clearTimeout(this.#retry);
     this.#retry = null;
+    if (this.#witnessRetry) clearTimeout(this.#witnessRetry);
+    this.#witnessRetry = null;
+  }
+
+  /**
+   * The contact's newest keys are not cosigned by the log's witness yet (kt_unwitnessed): the message stays queued
+   * and the flush is retried with a bounded backoff (1 s doubling to at most WITNESS_RETRY_MAX_MS) for as long as it
+   * takes; the user is told once per wait. Never a failed message, never a blocked contact.
+   */
+  #waitForWitness(conv: string, reason: string): void {
+    const tries = this.#witnessWait.get(conv);
+    if (tries === undefined) this.#ctx.notice('info', reason);
+    this.#witnessWait.set(conv, (tries ?? 0) + 1);
+    if (this.#witnessRetry || this.#ctx.closed) return;
+    const worst = Math.max(...this.#witnessWait.values());
+    const delay = Math.min(WITNESS_RETRY_MS * 2 ** (worst - 1), WITNESS_RETRY_MAX_MS);
+    this.#witnessRetry = setTimeout(() => {
+      this.#witnessRetry = null;
+      if (!this.#ctx.closed) void this.flushOutbox();
+    }, delay);
+  }
+
+  /** Whether a conversation's queued send may be encrypted now: not while its contact's keys await the witness. */
+  async #witnessReady(conv: string): Promise<boolean> {
+    if (!this.#witnessWait.has(conv) || !this.#ctx.ktWitnessed) return true;
+    return this.#ctx.ktWitnessed(conv).catch(() => false);
   }
 
   /** Sends what the outbox holds, oldest first, until it is empty or the relay is unreachable. */
@@ -144,8 +176,11 @@ export class Outbound {
 
   async #flushOnce(): Promise<void> {
     const ctx = this.#ctx;
+    /** Conversations waiting for the witness in this flush: their later messages wait too (order is kept). */
+    const waiting = new Set<string>();
     for (const { row, entry } of await ctx.store.outbox()) {
       if (!ctx.transport.connected || ctx.closed) return;
+      if (waiting.has(row.conv)) continue;
       if (entry.control) {
         if ((await this.#flushOwnControl(row, entry.control, entry.envelopes)) === 'stop') return;
         continue;
@@ -158,9 +193,19 @@ export class Outbound {
       let envelopes = entry.envelopes;
       if (!envelopes) {
         try {
+          if (!(await this.#witnessReady(row.conv))) {
+            throw new ClientError('kt_unwitnessed', 'still waiting for the witness');
+          }
           envelopes = await ctx.queue.run(row.conv, () => this.#encryptOneToOne(row, entry));
+          this.#witnessWait.delete(row.conv);
         } catch (e) {
           if (e instanceof ClientError && e.code === 'relay_unreachable') return;
+          if (e instanceof ClientError && e.code === 'kt_unwitnessed') {
+            waiting.add(row.conv);
+            this.#waitForWitness(row.conv, e.message);
+            continue;
+          }
+          this.#witnessWait.delete(row.conv);
           if (entry.resendOf !== undefined) {
             console.warn('a re-send was dropped:', describeError(e));
             await this.#drop(row.id);

@@ -249,9 +249,17 @@ export class KeyTransparency {
    */
   async #check(state: KtState, bundle: BundleAnswer): Promise<string[]> {
     const answer = await this.#api
-      .call('GET', `/api/kt/accounts/${encodeURIComponent(bundle.userId)}`, ktAccountAnswerSchema)
+      .call(
+        'GET',
+        `/api/kt/accounts/${encodeURIComponent(bundle.userId)}${this.#witnessed(state, '?')}`,
+        ktAccountAnswerSchema,
+      )
       .catch((e: unknown) => {
         if (e instanceof ClientError && e.code === 'not_found') throw failure('the account is not in the log');
+        if (e instanceof ClientError && e.code === 'kt_unwitnessed') throw unwitnessed(bundle.username);
+        if (e instanceof ClientError && e.code === 'invalid_input' && this.#witnessIds(state).length > 0) {
+          throw failure('the relay does not keep cosignatures of the witnesses this app requires');
+        }
         throw e;
       });
     const cp = await this.#accept(state, answer.checkpoint);
@@ -298,6 +306,45 @@ export class KeyTransparency {
   }
 
   /**
+   * Whether the relay can answer the account's latest entry in a checkpoint the required witnesses cosigned (always
+   * true without witnesses): a cheap probe before a send retries, so waiting takes no one-time prekeys. Proves
+   * nothing; `verifyBundle` still checks everything.
+   */
+  async witnessed(userId: string): Promise<boolean> {
+    if (this.#options.dangerousTestOnlySkipChecks) return true;
+    const state = await this.#state();
+    if (this.#witnessIds(state).length === 0) return true;
+    return this.#api
+      .call(
+        'GET',
+        `/api/kt/accounts/${encodeURIComponent(userId)}${this.#witnessed(state, '?')}`,
+        ktAccountAnswerSchema,
+      )
+      .then(
+        () => true,
+        (e: unknown) => !(e instanceof ClientError && e.code === 'kt_unwitnessed'),
+      );
+  }
+
+  /** The C2SP key ids (hex) of the required witnesses; a malformed configured key fails the check. */
+  #witnessIds(state: KtState): string[] {
+    try {
+      const kt = this.#c.kt;
+      return this.#witnesses(state).map((w) =>
+        Array.from(kt.parseVerifierKey(w).keyId, (b) => b.toString(16).padStart(2, '0')).join(''),
+      );
+    } catch (e) {
+      throw failure(`a configured witness key is not valid (${(e as Error).message})`);
+    }
+  }
+
+  /** `<sep>witnessed=<ids>` when witnesses are required (see "Witnessed proofs" in PROTOCOL.md), else ''. */
+  #witnessed(state: KtState, sep: '?' | '&'): string {
+    const ids = this.#witnessIds(state);
+    return ids.length === 0 ? '' : `${sep}witnessed=${ids.join(',')}`;
+  }
+
+  /**
    * Self-monitoring: reads our account's entries since the last check and raises an alarm for any identity key that
    * is not ours or any device this device never saw in its own device list (a device added behind our back, or one
    * the relay hides from us). Returns the alarms raised.
@@ -311,7 +358,14 @@ export class KeyTransparency {
       const alarms: string[] = [];
       let since = state.selfChecked;
       for (;;) {
-        const answer = await this.#api.call('GET', `/api/kt/self/entries?since=${since}`, ktEntriesAnswerSchema);
+        const answer = await this.#api
+          .call('GET', `/api/kt/self/entries?since=${since}${this.#witnessed(state, '&')}`, ktEntriesAnswerSchema)
+          .catch((e: unknown) => {
+            // Our newest entries are not cosigned yet: they are checked on a later round, not an alarm now.
+            if (e instanceof ClientError && e.code === 'kt_unwitnessed') return null;
+            throw e;
+          });
+        if (answer === null) break;
         const cp = await this.#accept(state, answer.checkpoint);
         for (const leaf of answer.entries) {
           if (leaf.index < since) throw failure('the relay answered with entries it was not asked for');
@@ -337,7 +391,8 @@ export class KeyTransparency {
           break;
         }
       }
-      state.selfChecked = since;
+      // A witnessed checkpoint may be older than what an earlier round checked: never move back.
+      state.selfChecked = Math.max(state.selfChecked, since);
       state.knownDevices = [...known].slice(-10_000);
       await this.#store.write('secrets', STATE_KEY, state);
       for (const a of alarms) this.#events.alarm(a);
@@ -485,4 +540,12 @@ const TRANSIENT = new Set<string>(['relay_unreachable', 'rate_limited', 'unautho
 
 function failure(reason: string): ClientError {
   return new ClientError('transparency_failed', `Key transparency check failed: ${reason}.`);
+}
+
+/** The contact's newest log entry is not cosigned by the required witnesses yet: wait, do not block. */
+function unwitnessed(username: string): ClientError {
+  return new ClientError(
+    'kt_unwitnessed',
+    `Waiting for the log's witness: ${username}'s newest keys are not cosigned yet. The message will be sent once they are.`,
+  );
 }

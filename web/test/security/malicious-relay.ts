@@ -30,6 +30,12 @@ export interface MaliciousRelay {
    * with status 200, or undefined to pass the request on.
    */
   forgeHttp: ((path: string) => unknown) | null;
+  /**
+   * Answers an HTTP request with an error of the relay's choosing, without asking the real relay (path without
+   * query): return `{ status, code, message, retryAfter? }`, or undefined to pass the request on.
+   */
+  refuseHttp:
+    ((path: string) => { status: number; code: string; message: string; retryAfter?: number } | undefined) | null;
   /** Every item the real relay handed to each device, in arrival order (what the operator could replay). */
   seen: Map<string, Delivery[]>;
   /** Every envelope each device sent (`message:send`), in order: what the operator receives from clients. */
@@ -71,6 +77,15 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
     void (async () => {
       const body = await readBody(req);
       relay.requests.push(req.url ?? '/');
+      const refusal = relay.refuseHttp?.((req.url ?? '/').split('?')[0]!);
+      if (refusal !== undefined) {
+        res.writeHead(refusal.status, {
+          'content-type': 'application/json',
+          ...(refusal.retryAfter !== undefined ? { 'retry-after': String(refusal.retryAfter) } : {}),
+        });
+        res.end(JSON.stringify({ error: { code: refusal.code, message: refusal.message } }));
+        return;
+      }
       const forged = relay.forgeHttp?.((req.url ?? '/').split('?')[0]!);
       if (forged !== undefined) {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -170,6 +185,7 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
     url: `http://127.0.0.1:${port}`,
     rewriteHttp: null,
     forgeHttp: null,
+    refuseHttp: null,
     tamper: null,
     seen: new Map(),
     sent: new Map(),

@@ -5,6 +5,7 @@
 import mongoose from 'mongoose';
 import type { Connection } from 'mongoose';
 import type {
+  KtCosignatureRecord,
   KtLeafRecord,
   KtNodeRecord,
   BundleRecord,
@@ -960,5 +961,13 @@ export class MongoStore implements Store {
 
   ktEntriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]> {
     return this.kt.entriesOf(userId, from, to, limit);
+  }
+
+  ktPutCosignature(cosignature: KtCosignatureRecord, keep: number): Promise<void> {
+    return this.kt.putCosignature(cosignature, keep);
+  }
+
+  ktCosignatures(keyIds: string[]): Promise<KtCosignatureRecord[]> {
+    return this.kt.cosignatures(keyIds);
   }
 }

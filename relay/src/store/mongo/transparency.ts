@@ -3,7 +3,7 @@
 // whose nodes are missing (a crash between the steps) is completed by the next append through `finish`.
 import mongoose from 'mongoose';
 import type { Connection, Model } from 'mongoose';
-import type { KtLeafRecord, KtNodeRecord } from '../store.js';
+import type { KtCosignatureRecord, KtLeafRecord, KtNodeRecord } from '../store.js';
 import { isDuplicateKey, requiredBytes } from './util.js';
 
 const { Schema } = mongoose;
@@ -26,6 +26,16 @@ interface KtHeadDoc {
   size: number;
 }
 
+/** `_id` is `${keyId}:${size}`. */
+interface KtCosignatureDoc {
+  _id: string;
+  keyId: string;
+  size: number;
+  root: Buffer;
+  timestamp: number;
+  line: string;
+}
+
 const common = { versionKey: false, autoIndex: false, autoCreate: false, strict: true } as const;
 
 const leafSchema = new Schema<KtLeafDoc>(
@@ -44,6 +54,18 @@ const nodeSchema = new Schema<KtNodeDoc>(
   common,
 );
 const headSchema = new Schema<KtHeadDoc>({ _id: String, size: Number }, common);
+const cosignatureSchema = new Schema<KtCosignatureDoc>(
+  {
+    _id: { type: String, required: true },
+    keyId: { type: String, required: true },
+    size: { type: Number, required: true },
+    root: { type: Buffer, required: true },
+    timestamp: { type: Number, required: true },
+    line: { type: String, required: true },
+  },
+  common,
+);
+cosignatureSchema.index({ keyId: 1, size: -1 });
 
 const HEAD = 'head';
 const nodeId = (level: number, index: number): string => `${level}:${index}`;
@@ -58,18 +80,21 @@ export class MongoKt {
   private readonly leaves: Model<KtLeafDoc>;
   private readonly nodeDocs: Model<KtNodeDoc>;
   private readonly head: Model<KtHeadDoc>;
+  private readonly cosignatureDocs: Model<KtCosignatureDoc>;
   private indexes: Promise<void> | null = null;
 
   constructor(connection: Connection) {
     this.leaves = connection.model<KtLeafDoc>('KtLeaf', leafSchema, 'kt_leaves');
     this.nodeDocs = connection.model<KtNodeDoc>('KtNode', nodeSchema, 'kt_nodes');
     this.head = connection.model<KtHeadDoc>('KtHead', headSchema, 'kt_head');
+    this.cosignatureDocs = connection.model<KtCosignatureDoc>('KtCosignature', cosignatureSchema, 'kt_cosignatures');
   }
 
   /** Creates the indexes once, on first use (the unique one is what makes appends a compare-and-set). */
   private ready(): Promise<void> {
     this.indexes ??= (async () => {
       await this.leaves.createIndexes();
+      await this.cosignatureDocs.createIndexes();
     })();
     return this.indexes;
   }
@@ -151,5 +176,33 @@ export class MongoKt {
       .limit(limit)
       .lean();
     return docs.map(toLeaf);
+  }
+
+  /** Upserts by witness and size, then deletes that witness's documents beyond its `keep` largest sizes. */
+  async putCosignature(c: KtCosignatureRecord, keep: number): Promise<void> {
+    await this.ready();
+    const { keyId, size, timestamp, line } = c;
+    await this.cosignatureDocs.updateOne(
+      { _id: `${keyId}:${size}` },
+      { $set: { keyId, size, root: Buffer.from(c.root), timestamp, line } },
+      { upsert: true },
+    );
+    const stale = await this.cosignatureDocs.find({ keyId }, { _id: 1 }).sort({ size: -1 }).skip(keep).lean();
+    if (stale.length > 0) await this.cosignatureDocs.deleteMany({ _id: { $in: stale.map((d) => d._id) } });
+  }
+
+  async cosignatures(keyIds: string[]): Promise<KtCosignatureRecord[]> {
+    if (keyIds.length === 0) return [];
+    const docs = await this.cosignatureDocs
+      .find({ keyId: { $in: keyIds } })
+      .sort({ size: -1, keyId: 1 })
+      .lean();
+    return docs.map((d) => ({
+      keyId: d.keyId,
+      size: d.size,
+      root: requiredBytes(d.root),
+      timestamp: d.timestamp,
+      line: d.line,
+    }));
   }
 }

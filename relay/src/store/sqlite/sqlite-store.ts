@@ -14,6 +14,7 @@ import { statementCache } from './statements.js';
 import type { Prepare } from './statements.js';
 import type {
   BundleRecord,
+  KtCosignatureRecord,
   KtLeafRecord,
   KtNodeRecord,
   DeviceRecord,
@@ -762,5 +763,13 @@ export class SqliteStore implements Store {
 
   ktEntriesOf(userId: string, from: number, to: number, limit: number): Promise<KtLeafRecord[]> {
     return later(() => this.kt.entriesOf(userId, from, to, limit));
+  }
+
+  ktPutCosignature(cosignature: KtCosignatureRecord, keep: number): Promise<void> {
+    return later(() => this.kt.putCosignature(cosignature, keep));
+  }
+
+  ktCosignatures(keyIds: string[]): Promise<KtCosignatureRecord[]> {
+    return later(() => this.kt.cosignatures(keyIds));
   }
 }

@@ -1,7 +1,7 @@
 // Key transparency rows of the SQLite store (migration 013). Synchronous; the SqliteStore wraps each call in a
 // Promise. An append is one transaction, so the size (the leaf count) never runs ahead of the stored nodes.
 import type BetterSqlite3 from 'better-sqlite3';
-import type { KtLeafRecord, KtNodeRecord } from '../store.js';
+import type { KtCosignatureRecord, KtLeafRecord, KtNodeRecord } from '../store.js';
 import type { Prepare } from './statements.js';
 
 interface LeafRow {
@@ -9,6 +9,14 @@ interface LeafRow {
   user_id: string;
   seq: number;
   entry: Buffer;
+}
+
+interface CosignatureRow {
+  key_id: string;
+  size: number;
+  root: Buffer;
+  timestamp: number;
+  line: string;
 }
 
 const toLeaf = (r: LeafRow): KtLeafRecord => ({ index: r.idx, userId: r.user_id, seq: r.seq, entry: r.entry });
@@ -83,5 +91,28 @@ export class KtTables {
     )
       .all(userId, from, to, limit)
       .map(toLeaf);
+  }
+
+  /** Migration 014: upsert, then drop all but the witness's `keep` largest sizes, in one transaction. */
+  putCosignature(c: KtCosignatureRecord, keep: number): void {
+    this.db.transaction(() => {
+      this.prepare(
+        `INSERT INTO kt_cosignatures (key_id, size, root, timestamp, line) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (key_id, size) DO UPDATE SET root = excluded.root, timestamp = excluded.timestamp, line = excluded.line`,
+      ).run(c.keyId, c.size, Buffer.from(c.root), c.timestamp, c.line);
+      this.prepare(
+        `DELETE FROM kt_cosignatures WHERE key_id = ? AND size NOT IN
+         (SELECT size FROM kt_cosignatures WHERE key_id = ? ORDER BY size DESC LIMIT ?)`,
+      ).run(c.keyId, c.keyId, keep);
+    })();
+  }
+
+  cosignatures(keyIds: string[]): KtCosignatureRecord[] {
+    if (keyIds.length === 0) return [];
+    return this.prepare<string[], CosignatureRow>(
+      `SELECT * FROM kt_cosignatures WHERE key_id IN (${keyIds.map(() => '?').join(', ')}) ORDER BY size DESC, key_id`,
+    )
+      .all(...keyIds)
+      .map((r) => ({ keyId: r.key_id, size: r.size, root: r.root, timestamp: r.timestamp, line: r.line }));
   }
 }
