@@ -257,10 +257,7 @@ export class KeyTransparency {
       .catch((e: unknown) => {
         if (e instanceof ClientError && e.code === 'not_found') throw failure('the account is not in the log');
         if (e instanceof ClientError && e.code === 'kt_unwitnessed') throw unwitnessed(bundle.username);
-        if (e instanceof ClientError && e.code === 'invalid_input' && this.#witnessIds(state).length > 0) {
-          throw failure('the relay does not keep cosignatures of the witnesses this app requires');
-        }
-        throw e;
+        throw this.#witnessRefused(state, e);
       });
     const cp = await this.#accept(state, answer.checkpoint);
     const entry = this.#included(cp, answer.leaf);
@@ -338,6 +335,16 @@ export class KeyTransparency {
     }
   }
 
+  /** A relay that refuses the witnesses we require (it keeps none of theirs) fails the check; other errors pass on. */
+  #witnessRefused(state: KtState, e: unknown): unknown {
+    if (e instanceof ClientError && e.code === 'invalid_input' && this.#witnessIds(state).length > 0) {
+      return failure(
+        'the relay does not keep cosignatures of the witnesses this app requires (no witness cosignature)',
+      );
+    }
+    return e;
+  }
+
   /** `<sep>witnessed=<ids>` when witnesses are required (see "Witnessed proofs" in PROTOCOL.md), else ''. */
   #witnessed(state: KtState, sep: '?' | '&'): string {
     const ids = this.#witnessIds(state);
@@ -363,7 +370,7 @@ export class KeyTransparency {
           .catch((e: unknown) => {
             // Our newest entries are not cosigned yet: they are checked on a later round, not an alarm now.
             if (e instanceof ClientError && e.code === 'kt_unwitnessed') return null;
-            throw e;
+            throw this.#witnessRefused(state, e);
           });
         if (answer === null) break;
         const cp = await this.#accept(state, answer.checkpoint);
