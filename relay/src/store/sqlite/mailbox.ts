@@ -125,6 +125,7 @@ export class MailboxStatements {
       outcomes[i] = outcome;
       if (outcome.status === 'stored') stored.push({ outcome, firstRow });
     }
+    this.sent.flush();
     const firstSeq = this.insertRows();
     for (const s of stored) s.outcome.firstSeq = firstSeq + s.firstRow;
     for (const ack of batch.acks) this.deleteAcked(ack.deviceId, ack.seqs);
