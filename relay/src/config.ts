@@ -42,6 +42,7 @@ const envSchema = z.object({
   BUNDLE_RATE_PER_MIN: int(1, 1_000_000, 2),
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('NORMAL'),
+  SQLITE_WRITER: z.enum(['worker', 'inline']).default('worker'),
   COMMIT_WINDOW_MS: int(0, 100, 0),
   TRUST_PROXY: z.string().default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
@@ -115,6 +116,8 @@ export interface Config {
   bundleRatePerMinute: number;
   mailboxTtlDays: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
+  /** Who commits sends, acks and last-seen: a worker thread with its own connection (default), or the main thread. */
+  sqliteWriter: 'worker' | 'inline';
   /** With fewer than 16 sends queued, wait this long for more before a commit (0: commit after the loop turn). */
   commitWindowMs: number;
   /** Express `trust proxy`: false, true, a hop count, or a comma-separated list of addresses/subnets. */
@@ -234,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     bundleRatePerMinute: e.BUNDLE_RATE_PER_MIN,
     mailboxTtlDays: e.MAILBOX_TTL_DAYS,
     sqliteSynchronous: e.SQLITE_SYNCHRONOUS,
+    sqliteWriter: e.SQLITE_WRITER,
     commitWindowMs: e.COMMIT_WINDOW_MS,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,

@@ -135,7 +135,11 @@ function relayVersion(): string {
 /** Opens the configured store: MongoDB when MONGODB_URI is set (failing within 5 s without a server), else SQLite. */
 export async function openStore(config: Config): Promise<Store> {
   if (config.mongodbUri === undefined) {
-    return new SqliteStore({ file: join(config.dataDir, 'weconnect.db'), synchronous: config.sqliteSynchronous });
+    return new SqliteStore({
+      file: join(config.dataDir, 'weconnect.db'),
+      synchronous: config.sqliteSynchronous,
+      writer: config.sqliteWriter,
+    });
   }
   return MongoStore.open({
     uri: config.mongodbUri,

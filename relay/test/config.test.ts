@@ -36,6 +36,7 @@ describe('loadConfig', () => {
       sendRatePerSecond: 50,
       mailboxTtlDays: 30,
       sqliteSynchronous: 'NORMAL',
+      sqliteWriter: 'worker',
       trustProxy: false,
       logLevel: 'info',
       mongodbUri: undefined,
@@ -56,6 +57,7 @@ describe('loadConfig', () => {
       TRUST_PROXY: '1',
       HOST: '',
       SQLITE_SYNCHRONOUS: 'FULL',
+      SQLITE_WRITER: 'inline',
     });
     expect(config).toMatchObject({
       port: 9000,
@@ -63,6 +65,7 @@ describe('loadConfig', () => {
       trustProxy: 1,
       host: '127.0.0.1',
       sqliteSynchronous: 'FULL',
+      sqliteWriter: 'inline',
     });
   });
 

@@ -21,11 +21,15 @@ export interface RelayProcess {
 }
 
 /**
- * Starts `node --conditions=source --import tsx src/main.ts` with `env` (PORT 0 unless given) and resolves once
+ * Starts `node --conditions=source --import tsx src/main.ts` (or `node <argv>`) with `env` (PORT 0 unless given) and resolves once
  * it prints the URL it listens on (main.ts prints "WeConnect relay listening on <url> ...").
  */
-export function startRelayProcess(env: Record<string, string>, timeoutMs = 20_000): Promise<RelayProcess> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN], {
+export function startRelayProcess(
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+  argv: string[] = ['--conditions=source', '--import', 'tsx', MAIN],
+): Promise<RelayProcess> {
+  const child = spawn(process.execPath, argv, {
     cwd: RELAY_DIR,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -69,6 +69,21 @@ function heldBytes(conn: RelayConn): number {
   return bytes;
 }
 
+/**
+ * Waits until the relay delivers live to the device (it read the empty mailbox after its connect). A send that lands
+ * before would be read from the mailbox instead, as a stored batch that the relay waits to be acknowledged before it
+ * pushes anything else, and a stalled device never acknowledges it: the stream below would never reach the device.
+ * With the SQLite writer worker the connect's own writes (last-seen) take long enough for the first send to land there.
+ */
+async function deliveringLive(relay: TestRelay, deviceId: string): Promise<void> {
+  const live = (): boolean =>
+    [...relay.relay.io.of('/').sockets.values()].some(
+      (socket) =>
+        socket.data.deviceId === deviceId && (socket.data.delivery as { live?: boolean } | null)?.live === true,
+    );
+  await waitFor(live, 5000, 'live delivery to the device');
+}
+
 /** Sends `count` 64 KiB messages to `to`, one at a time, until `stop()` holds; returns the ids sent. */
 async function stream(from: TestDevice, to: string, count: number, stop: () => boolean): Promise<string[]> {
   const ids: string[] = [];
@@ -97,6 +112,7 @@ describe('a device that stops reading its socket', () => {
     const sender = await connectDevice(relay.url, alice.accessToken);
     devices.push(sender);
     const stalled = await stalledDevice(relay.url, bob.accessToken);
+    await deliveringLive(relay, bob.deviceId);
     const conn = relayConnOf(relay, bob.deviceId);
     const tcp = conn?.transport.socket?._socket;
     if (!tcp) throw new Error('no relay-side TCP socket for the stalled device');
@@ -132,6 +148,7 @@ describe('a device that stops reading its socket', () => {
     const sender = await connectDevice(relay.url, alice.accessToken);
     devices.push(sender);
     const stalled = await stalledDevice(relay.url, bob.accessToken);
+    await deliveringLive(relay, bob.deviceId);
     const conn = relayConnOf(relay, bob.deviceId);
     if (!conn) throw new Error('no relay-side connection for the stalled device');
 

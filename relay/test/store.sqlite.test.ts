@@ -20,6 +20,9 @@ afterAll(() => {
 });
 
 runStoreContract('SQLite', () => Promise.resolve(new SqliteStore({ file: tempFile() })));
+runStoreContract('SQLite with the writer worker', () =>
+  Promise.resolve(new SqliteStore({ file: tempFile(), writer: 'worker' })),
+);
 
 describe('the SQLite backend', () => {
   it('applies every numbered migration once and records it', async () => {

@@ -2,6 +2,7 @@
 // committed in ONE store transaction (one fsync), and each sender is answered only after that commit.
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
+import { WriterLostError } from '../store/store.js';
 import type { MailboxCaps, MailboxEntry, SendOutcome, SendRequest, Store, WriteBatch } from '../store/store.js';
 
 interface PendingSend {
@@ -112,6 +113,16 @@ export class WriteBatcher {
     else setImmediate(run);
   }
 
+  /** Puts acks and last-seen times of a lost batch back in the queues (a newer last-seen already queued wins). */
+  private requeue(acks: WriteBatch['acks'], lastSeen: WriteBatch['lastSeen']): void {
+    for (const { deviceId, seqs } of acks) {
+      const list = this.acks.get(deviceId);
+      if (list) list.push(...seqs);
+      else this.acks.set(deviceId, [...seqs]);
+    }
+    for (const { userId, ts } of lastSeen) if (!this.lastSeen.has(userId)) this.lastSeen.set(userId, ts);
+  }
+
   private notifyIdle(): void {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
@@ -156,6 +167,14 @@ export class WriteBatcher {
         ackedEntries: acks.reduce((n, a) => n + a.seqs.length, 0),
       });
     } catch (err) {
+      if (err instanceof WriterLostError) {
+        // Committed or not, nobody learns it: no send is acknowledged (a retry with its id is answered from the
+        // idempotency record), and the acks and last-seen times go again with the next batch (both are idempotent).
+        this.o.log.error({ err, sends: sends.length }, 'the store writer stopped during a write batch');
+        this.requeue(acks, lastSeen);
+        for (const s of sends) s.reject(new RelayError('internal', 'could not store the message'));
+        return;
+      }
       const bookkeeping = acks.length > 0 || lastSeen.length > 0;
       if (sends.length > 1 || (sends.length === 1 && bookkeeping)) {
         this.o.log.warn({ err, sends: sends.length }, 'write batch failed; committing it in parts');

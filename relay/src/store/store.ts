@@ -186,6 +186,15 @@ export type SendOutcome =
 export type GroupRecipientsOutcome =
   { status: 'ok'; deviceIds: string[] } | { status: 'not_found' } | { status: 'forbidden' };
 
+/**
+ * applyWrites could not learn how a batch ended: the writer (the SQLite writer worker) stopped while it held it. Its
+ * sends may or may not be committed, so none is acknowledged (a client's retry with the same id is answered from the
+ * idempotency record), and splitting the batch would not help: the next batch goes to a new writer.
+ */
+export class WriterLostError extends Error {
+  override readonly name = 'WriterLostError';
+}
+
 /** Everything the write batcher commits in one durable transaction. */
 export interface WriteBatch {
   sends: SendRequest[];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { BlobRecord, BlobStore, NewBlob } from '../store.js';
+import { immediate } from './statements.js';
 import type { Prepare } from './statements.js';
 
 interface BlobRow {
@@ -50,7 +51,7 @@ export class SqliteBlobs implements BlobStore {
 
   create(blob: NewBlob, quota: number): Promise<'created' | 'quota_exceeded'> {
     return later(() =>
-      this.db.transaction((): 'created' | 'quota_exceeded' => {
+      immediate(this.db, (): 'created' | 'quota_exceeded' => {
         if (this.usageOf(blob.owner) + blob.size > quota) return 'quota_exceeded';
         this.prepare(
           `INSERT INTO blobs (blob_id, owner, size, received, sha256, created_at, expires_at)
@@ -130,7 +131,7 @@ export class SqliteBlobs implements BlobStore {
 
   link(owner: string, _senderDeviceId: string, blobIds: string[], messageId: string, ts: number): Promise<string[]> {
     return later(() =>
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         const ids = [...new Set(blobIds)];
         if (ids.length === 0) return [];
         const own = this.prepare<string[], { blob_id: string }>(
@@ -149,7 +150,7 @@ export class SqliteBlobs implements BlobStore {
 
   settleLinks(graceUntil: number): Promise<number> {
     return later(() =>
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         const done = this.prepare<[], { blob_id: string; message_id: string; ts: number }>(
           `SELECT blob_id, message_id, ts FROM blob_links l
            WHERE NOT EXISTS (SELECT 1 FROM mailbox m WHERE m.ts = l.ts AND m.message_id = l.message_id)`,
@@ -211,7 +212,7 @@ export class SqliteBlobs implements BlobStore {
   }
 
   private deleteRows(blobIds: string[]): void {
-    this.db.transaction(() => {
+    immediate(this.db, () => {
       for (let i = 0; i < blobIds.length; i += CHUNK) {
         const part = blobIds.slice(i, i + CHUNK);
         this.prepare(`DELETE FROM blobs WHERE blob_id IN (${marks(part.length)})`).run(...part);

@@ -1,5 +1,6 @@
 // Block rows of the SQLite store (migration 010). Synchronous; the SqliteStore wraps each call in a Promise.
 import type BetterSqlite3 from 'better-sqlite3';
+import { immediate } from './statements.js';
 import type { Prepare } from './statements.js';
 
 /** Lists for `IN (...)`, well below SQLite's bound-parameter limit. */
@@ -20,7 +21,7 @@ export class BlockTables {
   ) {}
 
   put(blocker: string, blocked: string, now: number, max: number): 'stored' | 'limit' {
-    return this.db.transaction((): 'stored' | 'limit' => {
+    return immediate(this.db, (): 'stored' | 'limit' => {
       const exists = this.prepare<[string, string]>('SELECT 1 FROM blocks WHERE blocker = ? AND blocked = ?').get(
         blocker,
         blocked,

@@ -1,6 +1,7 @@
 // Group rows of the SQLite store. Synchronous; the SqliteStore wraps each call in a Promise.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { GroupMemberRecord, GroupRecord } from '../store.js';
+import { immediate } from './statements.js';
 import type { Prepare } from './statements.js';
 import { withoutMember } from '../group-rules.js';
 
@@ -11,7 +12,7 @@ export class GroupTables {
   ) {}
 
   create(groupId: string, members: GroupMemberRecord[], now: number): GroupRecord {
-    return this.db.transaction((): GroupRecord => {
+    return immediate(this.db, (): GroupRecord => {
       this.prepare('INSERT INTO groups (group_id, version, created_at) VALUES (?, 1, ?)').run(groupId, now);
       this.insertMembers(groupId, members);
       return { groupId, version: 1, members: members.map((m) => ({ ...m })) };
@@ -43,7 +44,7 @@ export class GroupTables {
 
   /** Compare-and-set on the version; an empty member list deletes the group. */
   replaceMembers(groupId: string, expectedVersion: number, members: GroupMemberRecord[]): boolean {
-    return this.db.transaction((): boolean => {
+    return immediate(this.db, (): boolean => {
       const bumped = this.prepare('UPDATE groups SET version = version + 1 WHERE group_id = ? AND version = ?').run(
         groupId,
         expectedVersion,

@@ -7,6 +7,8 @@ import type BetterSqlite3 from 'better-sqlite3';
 
 const HOUR_MS = 3600 * 1000;
 const TWO_32 = 4294967296;
+/** Records per INSERT statement (5 parameters each). */
+const INSERT_CHUNK = 128;
 /** Grow the table beyond this share of used slots (linear probing stays short below it). */
 const MAX_LOAD = 0.7;
 
@@ -150,7 +152,11 @@ export class IdempotencyRecords {
   private readonly seed1: number;
   private readonly seed2: number;
   private readonly hash: SentHash = { hi: 0, lo: 0 };
-  private readonly insert: BetterSqlite3.Statement<[number, number, string, string, number]>;
+  /** Records of the transaction in progress not yet inserted: 5 parameters each, and their hashes (hi, lo). */
+  private pendingParams: unknown[] = [];
+  private pendingHashes: number[] = [];
+  /** `INSERT … VALUES (…), (…)` by number of rows. */
+  private readonly inserts = new Map<number, BetterSqlite3.Statement<unknown[]>>();
   private readonly byRowid: BetterSqlite3.Statement<[number], SentRow>;
   private readonly pruneBefore: BetterSqlite3.Statement<[number]>;
   private readonly firstRowid: BetterSqlite3.Statement<[], { first: number | null }>;
@@ -162,9 +168,6 @@ export class IdempotencyRecords {
     if (seed?.length !== 8) throw new Error('the database has no idempotency seed');
     this.seed1 = seed.readUInt32LE(0);
     this.seed2 = seed.readUInt32LE(4);
-    this.insert = db.prepare(
-      'INSERT INTO sent_ids (bucket, key, sender_device_id, message_id, ts) VALUES (?, ?, ?, ?, ?)',
-    );
     this.byRowid = db.prepare('SELECT sender_device_id, message_id, ts FROM sent_ids WHERE rowid = ?');
     this.pruneBefore = db.prepare('DELETE FROM sent_ids WHERE bucket < ?');
     this.firstRowid = db.prepare('SELECT min(rowid) AS first FROM sent_ids');
@@ -189,13 +192,47 @@ export class IdempotencyRecords {
     });
   }
 
-  /** Writes the record inside the caller's transaction. */
+  /** Stages the record; flush() writes it inside the caller's transaction. lookup() finds it at once. */
   record(sender: string, id: string, ts: number): void {
     hashSent(this.seed1, this.seed2, sender, id, this.hash);
     const { hi, lo } = this.hash;
-    const rowid = Number(this.insert.run(sentBucket(ts), hi * TWO_32 + lo, sender, id, ts).lastInsertRowid);
+    this.pendingParams.push(sentBucket(ts), hi * TWO_32 + lo, sender, id, ts);
+    this.pendingHashes.push(hi, lo);
     this.staged.set(stagedKey(sender, id), ts);
-    this.stagedRows.push(hi, lo, rowid);
+  }
+
+  /**
+   * Inserts the staged records, a few multi-row INSERTs for a whole batch. Their rowids (max + 1 each, the write lock
+   * held) are consecutive; the index learns them once the transaction commits.
+   */
+  flush(): void {
+    const total = this.pendingHashes.length / 2;
+    for (let start = 0; start < total; start += INSERT_CHUNK) {
+      const n = Math.min(INSERT_CHUNK, total - start);
+      const result = this.insertStatement(n).run(this.pendingParams.slice(start * 5, (start + n) * 5));
+      if (result.changes !== n) throw new Error('an idempotency insert stored fewer rows than it held');
+      const first = Number(result.lastInsertRowid) - n + 1;
+      for (let i = 0; i < n; i++) {
+        const at = (start + i) * 2;
+        this.stagedRows.push(this.pendingHashes[at] ?? 0, this.pendingHashes[at + 1] ?? 0, first + i);
+      }
+    }
+    this.pendingParams = [];
+    this.pendingHashes = [];
+  }
+
+  private insertStatement(n: number): BetterSqlite3.Statement<unknown[]> {
+    let statement = this.inserts.get(n);
+    if (!statement) {
+      statement = this.db.prepare(
+        `INSERT INTO sent_ids (bucket, key, sender_device_id, message_id, ts) VALUES ${Array.from(
+          { length: n },
+          () => '(?, ?, ?, ?, ?)',
+        ).join(', ')}`,
+      );
+      this.inserts.set(n, statement);
+    }
+    return statement;
   }
 
   committed(): void {
@@ -224,6 +261,10 @@ export class IdempotencyRecords {
   private clearStaged(): void {
     if (this.staged.size > 0) this.staged = new Map();
     if (this.stagedRows.length > 0) this.stagedRows = [];
+    if (this.pendingHashes.length > 0) {
+      this.pendingParams = [];
+      this.pendingHashes = [];
+    }
   }
 
   /** Rows carried over from schema 1 have no hash yet (SQL cannot compute it): computed once, here. */

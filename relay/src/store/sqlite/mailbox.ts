@@ -1,80 +1,82 @@
-// The hot path of the SQLite store: the statements of a write batch (sends, acks, last-seen) and mailbox reads,
-// prepared once, the idempotency records, and a cache of known device ids. `apply` runs inside the store's
-// transaction; the caller then calls committed() or rolledBack().
+// The write side of the SQLite store's hot path: the statements of a write batch (sends, acks, last-seen), prepared
+// once, the idempotency records, and a cache of known device ids. `apply` runs inside the writer's transaction (on
+// the main thread or on the writer worker); the caller then calls committed() or rolledBack().
 import type BetterSqlite3 from 'better-sqlite3';
 import { IdempotencyRecords } from './idempotency.js';
-import type {
-  GroupRecipientsOutcome,
-  MailboxCaps,
-  MailboxEntry,
-  SendOutcome,
-  SendRequest,
-  WriteBatch,
-} from '../store.js';
-
-interface EntryRow {
-  seq: number;
-  message_id: string;
-  group_id: string | null;
-  ts: number;
-  body: Buffer;
-}
+import { MailboxReads } from './mailbox-reads.js';
+import type { RawOutcome } from './write-outcomes.js';
+import type { GroupRecipientsOutcome, MailboxCaps, SendRequest, WriteBatch } from '../store.js';
 
 /** Known device ids kept at most; beyond it the cache starts over (it only saves reads). */
 const MAX_KNOWN_DEVICES = 200_000;
+/** Mailbox rows per INSERT statement (7 parameters each). */
+const INSERT_CHUNK = 128;
+/** Seqs per ack DELETE statement. */
+const DELETE_CHUNK = 256;
+const ROW_PARAMS = 7;
+const EMPTY = Buffer.alloc(0);
+
+/** A statement per number of rows or values, prepared on first use (a multi-row INSERT or a `seq IN (…)` list). */
+class SizedStatements {
+  private readonly bySize = new Map<number, BetterSqlite3.Statement<unknown[]>>();
+  constructor(
+    private readonly db: BetterSqlite3.Database,
+    private readonly sql: (n: number) => string,
+  ) {}
+
+  get(n: number): BetterSqlite3.Statement<unknown[]> {
+    let statement = this.bySize.get(n);
+    if (!statement) {
+      statement = this.db.prepare(this.sql(n));
+      this.bySize.set(n, statement);
+    }
+    return statement;
+  }
+}
 
 export class MailboxStatements {
   readonly sent: IdempotencyRecords;
+  private readonly reads: MailboxReads;
   /**
-   * Device ids known to exist, so that a send costs no read per envelope. Only deleteUser deletes devices, and it
-   * calls forgetDevices(); a device created later is simply not cached yet. A change committed by another connection
-   * to the file (an operator's tool, a test) moves `PRAGMA data_version`, and the cache starts over: a stale id would
-   * otherwise fail the whole batch on the mailbox's foreign key.
+   * Device ids known to exist, so that a send costs no read per envelope. Devices are deleted by deleteUser and the
+   * device removals, which call forgetDevices() when they ran on this connection; a device created later is simply
+   * not cached yet. A change committed by another connection to the file (the main thread while this runs on the
+   * writer worker, an operator's tool, a test) moves `PRAGMA data_version`, and the cache starts over: a stale id
+   * would otherwise fail the whole batch on the mailbox's foreign key.
    */
   private knownDevices = new Set<string>();
   private dataVersion = -1;
   private readonly readDataVersion: BetterSqlite3.Statement<[], number>;
   private readonly deviceExists: BetterSqlite3.Statement<[string], { one: number }>;
-  private readonly insertEntry: BetterSqlite3.Statement<[string, string, number, Uint8Array, number]>;
-  private readonly insertGroupEntry: BetterSqlite3.Statement<[string, string, string, number, number, number]>;
+  private readonly insertEntries: SizedStatements;
+  private readonly deleteEntries: SizedStatements;
   private readonly insertBody: BetterSqlite3.Statement<[number, Uint8Array]>;
   private readonly usage: BetterSqlite3.Statement<[string], { n: number; bytes: number }>;
-  private readonly deleteEntry: BetterSqlite3.Statement<[string, number]>;
   private readonly updateLastSeen: BetterSqlite3.Statement<[number, string]>;
-  private readonly groupExists: BetterSqlite3.Statement<[string], { one: number }>;
-  private readonly isMember: BetterSqlite3.Statement<[string, string], { one: number }>;
-  private readonly memberDevices: BetterSqlite3.Statement<[string, string], { device_id: string }>;
-  private readonly selectEntries: BetterSqlite3.Statement<[string, number, number], EntryRow>;
-  private readonly countEntries: BetterSqlite3.Statement<[string], { n: number }>;
+  /** The mailbox rows of the batch in progress, ROW_PARAMS values each, inserted at its end in a few statements. */
+  private rows: unknown[] = [];
 
   constructor(db: BetterSqlite3.Database) {
     this.sent = new IdempotencyRecords(db);
+    this.reads = new MailboxReads(db);
     this.deviceExists = db.prepare('SELECT 1 AS one FROM devices WHERE device_id = ?');
     this.readDataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
-    this.insertEntry = db.prepare(
-      'INSERT INTO mailbox (device_id, message_id, group_id, ts, body, size) VALUES (?, ?, NULL, ?, ?, ?)',
-    );
     // A group entry names its body in `bodies` (stored once per send) and holds an empty one itself.
-    this.insertGroupEntry = db.prepare(
-      `INSERT INTO mailbox (device_id, message_id, group_id, ts, body, body_id, size) VALUES (?, ?, ?, ?, x'', ?, ?)`,
+    this.insertEntries = new SizedStatements(
+      db,
+      (n) =>
+        `INSERT INTO mailbox (device_id, message_id, group_id, ts, body, body_id, size) VALUES ${Array.from(
+          { length: n },
+          () => '(?, ?, ?, ?, ?, ?, ?)',
+        ).join(', ')}`,
+    );
+    this.deleteEntries = new SizedStatements(
+      db,
+      (n) => `DELETE FROM mailbox WHERE device_id = ? AND seq IN (${Array.from({ length: n }, () => '?').join(', ')})`,
     );
     this.insertBody = db.prepare('INSERT INTO bodies (refs, body) VALUES (?, ?)');
     this.usage = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM mailbox WHERE device_id = ?');
-    this.deleteEntry = db.prepare('DELETE FROM mailbox WHERE device_id = ? AND seq = ?');
     this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ? AND share_presence = 1');
-    this.groupExists = db.prepare('SELECT 1 AS one FROM groups WHERE group_id = ?');
-    this.isMember = db.prepare('SELECT 1 AS one FROM group_members WHERE group_id = ? AND user_id = ?');
-    this.memberDevices = db.prepare(
-      `SELECT d.device_id FROM group_members m JOIN devices d ON d.user_id = m.user_id
-       WHERE m.group_id = ? AND d.device_id <> ? AND d.signed_prekey IS NOT NULL
-       ORDER BY m.position, d.created_at, d.device_id`,
-    );
-    this.selectEntries = db.prepare(
-      `SELECT m.seq, m.message_id, m.group_id, m.ts, CASE WHEN m.body_id IS NULL THEN m.body ELSE b.body END AS body
-       FROM mailbox m LEFT JOIN bodies b ON b.body_id = m.body_id
-       WHERE m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`,
-    );
-    this.countEntries = db.prepare('SELECT count(*) AS n FROM mailbox WHERE device_id = ?');
   }
 
   /** The transaction that ran apply() committed. */
@@ -84,10 +86,11 @@ export class MailboxStatements {
 
   /** The transaction that ran apply() was rolled back. */
   rolledBack(): void {
+    this.rows = [];
     this.sent.rolledBack();
   }
 
-  /** Devices were deleted: known ids must be read again. */
+  /** Devices were deleted on this connection: known ids must be read again. */
   forgetDevices(): void {
     this.knownDevices = new Set();
   }
@@ -100,7 +103,11 @@ export class MailboxStatements {
     return true;
   }
 
-  apply(batch: WriteBatch, now: number): SendOutcome[] {
+  /**
+   * Writes the batch (inside the caller's transaction). The mailbox rows of all its sends go in at the end, in send
+   * order, a few multi-row INSERTs in all: their seqs (AUTOINCREMENT, the write lock held) are consecutive.
+   */
+  apply(batch: WriteBatch, now: number): RawOutcome[] {
     if (batch.sends.length > 0) {
       const version = this.readDataVersion.get() ?? -1;
       if (version !== this.dataVersion) {
@@ -109,33 +116,70 @@ export class MailboxStatements {
       }
     }
     const usage = new Map<string, { n: number; bytes: number }>();
-    const outcomes = batch.sends.map((send) => this.applySend(send, now, batch.caps, usage));
-    for (const ack of batch.acks) for (const seq of ack.seqs) this.deleteEntry.run(ack.deviceId, seq);
+    const outcomes: RawOutcome[] = new Array<RawOutcome>(batch.sends.length);
+    const stored: { outcome: RawOutcome & { status: 'stored' }; firstRow: number }[] = [];
+    this.rows = [];
+    for (let i = 0; i < batch.sends.length; i++) {
+      const firstRow = this.rows.length / ROW_PARAMS;
+      const outcome = this.applySend(batch.sends[i] as SendRequest, now, batch.caps, usage);
+      outcomes[i] = outcome;
+      if (outcome.status === 'stored') stored.push({ outcome, firstRow });
+    }
+    this.sent.flush();
+    const firstSeq = this.insertRows();
+    for (const s of stored) s.outcome.firstSeq = firstSeq + s.firstRow;
+    for (const ack of batch.acks) this.deleteAcked(ack.deviceId, ack.seqs);
     for (const seen of batch.lastSeen) this.updateLastSeen.run(seen.ts, seen.userId);
     return outcomes;
   }
 
   groupRecipients(groupId: string, senderUserId: string, senderDeviceId: string): GroupRecipientsOutcome {
-    if (!this.groupExists.get(groupId)) return { status: 'not_found' };
-    if (!this.isMember.get(groupId, senderUserId)) return { status: 'forbidden' };
-    return { status: 'ok', deviceIds: this.memberDevices.all(groupId, senderDeviceId).map((r) => r.device_id) };
+    return this.reads.groupRecipients(groupId, senderUserId, senderDeviceId);
   }
 
-  fetch(deviceId: string, afterSeq: number, limit: number, maxBytes: number): MailboxEntry[] {
-    const entries: MailboxEntry[] = [];
-    let bytes = 0;
-    for (const row of this.selectEntries.iterate(deviceId, afterSeq, limit)) {
-      if (entries.length > 0 && bytes + row.body.length > maxBytes) break;
-      bytes += row.body.length;
-      const entry: MailboxEntry = { deviceId, seq: row.seq, id: row.message_id, ts: row.ts, body: row.body };
-      if (row.group_id !== null) entry.group = row.group_id;
-      entries.push(entry);
+  /** Inserts the staged rows; the seq of the first (0 when none). */
+  private insertRows(): number {
+    const rows = this.rows;
+    const total = rows.length / ROW_PARAMS;
+    if (total === 0) return 0;
+    let firstSeq = 0;
+    let lastSeq = 0;
+    for (let start = 0; start < total; start += INSERT_CHUNK) {
+      const n = Math.min(INSERT_CHUNK, total - start);
+      const params = rows.slice(start * ROW_PARAMS, (start + n) * ROW_PARAMS);
+      const result = this.insertEntries.get(n).run(params);
+      lastSeq = Number(result.lastInsertRowid);
+      if (start === 0) firstSeq = lastSeq - n + 1;
     }
-    return entries;
+    this.rows = [];
+    // Seqs are consecutive under the write lock; should that ever not hold, the batch fails rather than misreport.
+    if (lastSeq !== firstSeq + total - 1) throw new Error('mailbox seqs of one batch were not consecutive');
+    return firstSeq;
   }
 
-  count(deviceId: string): number {
-    return this.countEntries.get(deviceId)?.n ?? 0;
+  private deleteAcked(deviceId: string, seqs: number[]): void {
+    for (let start = 0; start < seqs.length; start += DELETE_CHUNK) {
+      const part = seqs.slice(start, start + DELETE_CHUNK);
+      this.deleteEntries.get(part.length).run([deviceId, ...part]);
+    }
+  }
+
+  /** Counts a delivery against its device's caps; false when it would pass one (nothing counted then). */
+  private admit(
+    to: string,
+    size: number,
+    caps: MailboxCaps,
+    usage: Map<string, { n: number; bytes: number }>,
+  ): boolean {
+    let used = usage.get(to);
+    if (!used) {
+      used = this.usage.get(to) ?? { n: 0, bytes: 0 };
+      usage.set(to, used);
+    }
+    if (used.n + 1 > caps.maxEntries || used.bytes + size > caps.maxBytes) return false;
+    used.n += 1;
+    used.bytes += size;
+    return true;
   }
 
   private applySend(
@@ -143,63 +187,68 @@ export class MailboxStatements {
     now: number,
     caps: MailboxCaps | undefined,
     usage: Map<string, { n: number; bytes: number }>,
-  ): SendOutcome {
+  ): RawOutcome {
     const previous = this.sent.lookup(send.senderDeviceId, send.id);
     if (previous !== undefined) return { status: 'duplicate', ts: previous };
+    const rows = this.rows;
 
-    let deliveries: { to: string; body: Uint8Array }[];
-    let group: string | null = null;
     if (send.target.kind === 'direct') {
-      for (const env of send.target.envelopes) {
+      const envelopes = send.target.envelopes;
+      for (const env of envelopes) {
         if (!this.deviceKnown(env.to)) return { status: 'unknown_recipient' };
       }
-      deliveries = send.target.envelopes;
-    } else {
-      const recipients = this.groupRecipients(send.target.groupId, send.senderUserId, send.senderDeviceId);
-      if (recipients.status !== 'ok') return recipients;
-      group = send.target.groupId;
-      const body = send.target.body;
-      deliveries = recipients.deviceIds.map((to) => ({ to, body }));
+      let kept: number[] | undefined;
+      let refused: string[] | undefined;
+      if (caps) {
+        for (let i = 0; i < envelopes.length; i++) {
+          const env = envelopes[i] as (typeof envelopes)[number];
+          if (this.admit(env.to, env.body.length, caps, usage)) {
+            if (refused) (kept ??= []).push(i);
+          } else {
+            // The first refusal: every envelope before it was kept.
+            if (!refused) kept = Array.from({ length: i }, (_, k) => k);
+            (refused ??= []).push(env.to);
+          }
+        }
+        // A send that reaches nobody stores nothing, not even its idempotency record: it may come again.
+        if (refused && (kept ?? []).length === 0) return { status: 'mailbox_full' };
+      }
+      this.sent.record(send.senderDeviceId, send.id, now);
+      if (kept) {
+        for (const i of kept) {
+          const env = envelopes[i] as (typeof envelopes)[number];
+          rows.push(env.to, send.id, null, now, env.body, null, env.body.length);
+        }
+      } else {
+        for (const env of envelopes) rows.push(env.to, send.id, null, now, env.body, null, env.body.length);
+      }
+      const outcome: RawOutcome = { status: 'stored', ts: now, firstSeq: 0 };
+      if (kept) outcome.kept = kept;
+      if (refused) outcome.refused = refused;
+      return outcome;
     }
 
-    const refused: string[] = [];
+    const { groupId, body } = send.target;
+    const recipients = this.reads.groupRecipients(groupId, send.senderUserId, send.senderDeviceId);
+    if (recipients.status !== 'ok') return recipients;
+    let to = recipients.deviceIds;
+    let refused: string[] | undefined;
     if (caps) {
-      deliveries = deliveries.filter(({ to, body }) => {
-        let used = usage.get(to);
-        if (!used) {
-          used = this.usage.get(to) ?? { n: 0, bytes: 0 };
-          usage.set(to, used);
-        }
-        if (used.n + 1 > caps.maxEntries || used.bytes + body.length > caps.maxBytes) {
-          refused.push(to);
-          return false;
-        }
-        used.n += 1;
-        used.bytes += body.length;
-        return true;
-      });
-      // A send that reaches nobody stores nothing, not even its idempotency record: it may come again.
-      if (deliveries.length === 0 && refused.length > 0) return { status: 'mailbox_full' };
+      const admitted: string[] = [];
+      for (const device of to) {
+        if (this.admit(device, body.length, caps, usage)) admitted.push(device);
+        else (refused ??= []).push(device);
+      }
+      if (refused && admitted.length === 0) return { status: 'mailbox_full' };
+      to = admitted;
     }
-
     this.sent.record(send.senderDeviceId, send.id, now);
-    let entries: MailboxEntry[];
-    if (group === null) {
-      entries = deliveries.map(({ to, body }): MailboxEntry => {
-        const seq = Number(this.insertEntry.run(to, send.id, now, body, body.length).lastInsertRowid);
-        return { deviceId: to, seq, id: send.id, ts: now, body };
-      });
-    } else {
-      const groupId = group;
-      const body = send.target.kind === 'group' ? send.target.body : new Uint8Array();
-      const bodyId = deliveries.length > 0 ? Number(this.insertBody.run(deliveries.length, body).lastInsertRowid) : 0;
-      entries = deliveries.map(({ to }): MailboxEntry => {
-        const seq = Number(this.insertGroupEntry.run(to, send.id, groupId, now, bodyId, body.length).lastInsertRowid);
-        return { deviceId: to, seq, id: send.id, ts: now, body, group: groupId };
-      });
+    if (to.length > 0) {
+      const bodyId = Number(this.insertBody.run(to.length, body).lastInsertRowid);
+      for (const device of to) rows.push(device, send.id, groupId, now, EMPTY, bodyId, body.length);
     }
-    return refused.length > 0
-      ? { status: 'stored', ts: now, entries, refused }
-      : { status: 'stored', ts: now, entries };
+    const outcome: RawOutcome = { status: 'stored', ts: now, firstSeq: 0, to };
+    if (refused) outcome.refused = refused;
+    return outcome;
   }
 }

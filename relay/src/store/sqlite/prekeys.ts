@@ -2,6 +2,7 @@
 // Synchronous; the SqliteStore wraps each call in a Promise.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { BundleRecord, KemPrekeyRecord, PrekeyCounts, PrekeyLimits, PrekeyUpload } from '../store.js';
+import { immediate } from './statements.js';
 import type { Prepare } from './statements.js';
 
 interface KemRow {
@@ -58,7 +59,7 @@ export class PrekeyTables {
   put(deviceId: string, keys: PrekeyUpload, max: PrekeyLimits): 'stored' | 'too_many' {
     const tooMany = Symbol('too many');
     try {
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         this.write(deviceId, keys);
         // A failed check rolls the transaction back.
         if (this.countOneTime(deviceId) > max.oneTime || this.countKemOneTime(deviceId) > max.kemOneTime) {
@@ -89,7 +90,7 @@ export class PrekeyTables {
 
   /** One transaction: read the devices, and delete-and-return one one-time prekey of each. */
   takeBundle(userId: string, takeFor: ReadonlySet<string> | null): BundleRecord | null {
-    return this.db.transaction((): BundleRecord | null => {
+    return immediate(this.db, (): BundleRecord | null => {
       const user = this.prepare<[string], { user_id: string; username: string; identity_key: Buffer }>(
         'SELECT user_id, username, identity_key FROM users WHERE user_id = ?',
       ).get(userId);

@@ -1,6 +1,5 @@
 // The embedded Store backend: one SQLite file in WAL mode through better-sqlite3 (synchronous, so every method's
 // work is atomic with respect to the event loop; the Promise wrapper keeps the interface backend-neutral).
-import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import { dirname, join } from 'node:path';
 import { SqliteBlobs } from './blobs.js';
@@ -8,9 +7,13 @@ import { BlockTables } from './blocks.js';
 import { KtTables } from './transparency.js';
 import { migrate } from './migrate.js';
 import { GroupTables } from './groups.js';
-import { MailboxStatements } from './mailbox.js';
+import { sentBucket } from './idempotency.js';
+import { MailboxReads } from './mailbox-reads.js';
+import { WorkerWriter } from './worker-writer.js';
+import { InlineWriter, openConnection } from './writer.js';
+import type { SqliteWriter } from './writer.js';
 import { PrekeyTables } from './prekeys.js';
-import { statementCache } from './statements.js';
+import { immediate, statementCache } from './statements.js';
 import type { Prepare } from './statements.js';
 import type {
   BundleRecord,
@@ -52,6 +55,12 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** Where blob files go (default: `blobs` next to the database file). */
   blobDir?: string;
+  /**
+   * Who commits the write batches (sends, acks, last-seen): `worker` (SQLITE_WRITER's default) a worker thread with
+   * its own connection, so that the main thread keeps serving during each commit; `inline` (this option's default)
+   * the main thread's connection.
+   */
+  writer?: 'inline' | 'worker';
 }
 
 interface UserRow {
@@ -95,8 +104,9 @@ function chunks<T>(items: T[], size = 500): T[][] {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly db: BetterSqlite3.Database;
-  private readonly mailbox: MailboxStatements;
-  private readonly applyTransaction: (batch: WriteBatch, now: number) => SendOutcome[];
+  private readonly mailbox: MailboxReads;
+  /** Runs the write batches; the main connection stays the reader and the writer of everything else. */
+  readonly writer: SqliteWriter;
   private readonly prekeys: PrekeyTables;
   private readonly groups: GroupTables;
   private readonly blocks: BlockTables;
@@ -106,12 +116,8 @@ export class SqliteStore implements Store {
   private closed = false;
 
   constructor(options: SqliteStoreOptions) {
-    this.db = new Database(options.file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.pragma('cache_size = -65536');
+    const synchronous = options.synchronous ?? 'NORMAL';
+    this.db = openConnection(options.file, synchronous);
     migrate(this.db);
     this.prepare = statementCache(this.db);
     this.prekeys = new PrekeyTables(this.db, this.prepare);
@@ -119,16 +125,17 @@ export class SqliteStore implements Store {
     this.blocks = new BlockTables(this.db, this.prepare);
     this.blobs = new SqliteBlobs(this.db, this.prepare, options.blobDir ?? join(dirname(options.file), 'blobs'));
     this.kt = new KtTables(this.db, this.prepare);
-    this.mailbox = new MailboxStatements(this.db);
-    this.applyTransaction = this.db.transaction((batch: WriteBatch, now: number) => this.mailbox.apply(batch, now));
+    this.mailbox = new MailboxReads(this.db);
+    // The worker opens its own connection once the schema is migrated.
+    this.writer =
+      options.writer === 'worker' ? new WorkerWriter({ file: options.file, synchronous }) : new InlineWriter(this.db);
   }
 
-  close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
-      this.db.close();
-    }
-    return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.writer.close();
+    this.db.close();
   }
 
   ping(): Promise<void> {
@@ -141,7 +148,7 @@ export class SqliteStore implements Store {
 
   createAccount(a: NewAccount): Promise<'created' | 'username_taken'> {
     return later(() =>
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         const inserted = this.prepare(
           `INSERT INTO users (user_id, username, salt, auth_hash, identity_key, created_at)
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING`,
@@ -177,7 +184,7 @@ export class SqliteStore implements Store {
   async deleteUser(userId: string): Promise<boolean> {
     const blobIds = this.blobs.idsOf(userId); // their rows go by cascade, their files below
     const gone = await later(() =>
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         this.prepare(
           'DELETE FROM sent_ids WHERE sender_device_id IN (SELECT device_id FROM devices WHERE user_id = ?)',
         ).run(userId);
@@ -185,7 +192,7 @@ export class SqliteStore implements Store {
         this.groups.dropFromAll(userId);
         // Its devices, prekeys, sessions, memberships and mailbox entries go with it (ON DELETE CASCADE).
         const deleted = this.prepare('DELETE FROM users WHERE user_id = ?').run(userId).changes > 0;
-        if (deleted) this.mailbox.forgetDevices();
+        if (deleted) this.writer.forgetDevices();
         return deleted;
       })(),
     );
@@ -316,7 +323,7 @@ export class SqliteStore implements Store {
     maxDevices?: number;
   }): Promise<'started' | 'device_limit'> {
     return later(() =>
-      this.db.transaction((): 'started' | 'device_limit' => {
+      immediate(this.db, (): 'started' | 'device_limit' => {
         if (args.newDevice) {
           if (args.maxDevices !== undefined && this.deviceCount(args.userId) >= args.maxDevices) return 'device_limit';
           this.insertDevice(args.userId, args.deviceId, args.now);
@@ -348,7 +355,7 @@ export class SqliteStore implements Store {
     startedAfter: number,
   ): Promise<RotateOutcome> {
     return later(() =>
-      this.db.transaction((): RotateOutcome => {
+      immediate(this.db, (): RotateOutcome => {
         const row = this.prepare<
           [Bytes],
           {
@@ -451,16 +458,7 @@ export class SqliteStore implements Store {
   // Mailbox --------------------------------------------------------------------------------------------------------
 
   applyWrites(batch: WriteBatch, now: number): Promise<SendOutcome[]> {
-    return later(() => {
-      try {
-        const outcomes = this.applyTransaction(batch, now);
-        this.mailbox.committed();
-        return outcomes;
-      } catch (err) {
-        this.mailbox.rolledBack();
-        throw err;
-      }
-    });
+    return this.writer.apply(batch, now);
   }
 
   fetchMailbox(deviceId: string, afterSeq: number, limit: number, maxBytes: number): Promise<MailboxEntry[]> {
@@ -494,7 +492,7 @@ export class SqliteStore implements Store {
       const insert = this.prepare<[string, string]>(
         'INSERT OR IGNORE INTO contacts (to_user, from_user) VALUES (?, ?)',
       );
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         for (const to of owners) insert.run(to, fromUserId);
       })();
       return [...owners];
@@ -556,7 +554,7 @@ export class SqliteStore implements Store {
 
   revokeUserSessions(userId: string): Promise<string[]> {
     return later(() =>
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         const ids = this.prepare<[string], { family_id: string }>(
           'SELECT family_id FROM session_families WHERE user_id = ? AND revoked = 0',
         )
@@ -569,7 +567,7 @@ export class SqliteStore implements Store {
   }
 
   deleteDevice(deviceId: string): Promise<string[] | null> {
-    return later(() => this.db.transaction(() => this.deleteDeviceRows(deviceId))());
+    return later(() => immediate(this.db, () => this.deleteDeviceRows(deviceId))());
   }
 
   // Devices as their owner manages them ------------------------------------------------------------------------------
@@ -608,7 +606,7 @@ export class SqliteStore implements Store {
 
   removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {
     return later(() =>
-      this.db.transaction(() => {
+      immediate(this.db, () => {
         const owner = this.prepare<[string], { user_id: string }>(
           'SELECT user_id FROM devices WHERE device_id = ?',
         ).get(deviceId);
@@ -660,9 +658,10 @@ export class SqliteStore implements Store {
 
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
     return later(() =>
-      this.db.transaction((): SweepResult => {
+      immediate(this.db, (): SweepResult => {
         const mailbox = this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
-        const sent = this.mailbox.sent.prune(cutoffs.sentBefore);
+        // The hours of idempotency records that ended before the cutoff (the writer's index drops them below).
+        const sent = this.prepare('DELETE FROM sent_ids WHERE bucket < ?').run(sentBucket(cutoffs.sentBefore)).changes;
         const refreshTokens = this.prepare('DELETE FROM refresh_tokens WHERE expires_at < ?').run(cutoffs.now).changes;
         this.prepare('DELETE FROM invites WHERE expires_at <= ?').run(cutoffs.now);
         this.prepare(
@@ -672,7 +671,7 @@ export class SqliteStore implements Store {
         return { mailbox, sent, refreshTokens };
       })(),
     ).then((result) => {
-      if (result.sent > 0) this.mailbox.sent.forgetPruned();
+      if (result.sent > 0) this.writer.forgetPruned();
       return result;
     });
   }
@@ -690,7 +689,7 @@ export class SqliteStore implements Store {
     // Prekeys, sessions and mailbox entries go with it (ON DELETE CASCADE).
     const deleted = this.prepare('DELETE FROM devices WHERE device_id = ?').run(deviceId).changes > 0;
     if (!deleted) return null;
-    this.mailbox.forgetDevices();
+    this.writer.forgetDevices();
     return families;
   }
 

@@ -14,3 +14,16 @@ export function statementCache(db: BetterSqlite3.Database): Prepare {
     return statement as unknown as BetterSqlite3.Statement<P, R>;
   };
 }
+
+/**
+ * `db.transaction(fn)` that begins IMMEDIATE. The file has two writing connections (the main thread's and the writer
+ * worker's): a deferred transaction that reads first and then writes fails with SQLITE_BUSY (no wait) when the other
+ * connection committed after its read began; one that takes the write lock at BEGIN waits (busy_timeout) instead.
+ */
+export function immediate<A extends unknown[], R>(
+  db: BetterSqlite3.Database,
+  fn: (...args: A) => R,
+): (...args: A) => R {
+  const transaction = db.transaction(fn);
+  return (...args: A) => transaction.immediate(...args);
+}

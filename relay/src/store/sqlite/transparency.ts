@@ -2,6 +2,7 @@
 // Promise. An append is one transaction, so the size (the leaf count) never runs ahead of the stored nodes.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { KtCosignatureRecord, KtLeafRecord, KtNodeRecord } from '../store.js';
+import { immediate } from './statements.js';
 import type { Prepare } from './statements.js';
 
 interface LeafRow {
@@ -28,7 +29,7 @@ export class KtTables {
     private readonly db: BetterSqlite3.Database,
     private readonly prepare: Prepare,
   ) {
-    this.appendTx = this.db.transaction((leaf: KtLeafRecord, nodes: KtNodeRecord[]) => {
+    this.appendTx = immediate(this.db, (leaf: KtLeafRecord, nodes: KtNodeRecord[]) => {
       if (this.size() !== leaf.index) return 'conflict';
       const taken = this.prepare<[string, number]>('SELECT 1 FROM kt_leaves WHERE user_id = ? AND seq = ?').get(
         leaf.userId,
@@ -104,7 +105,7 @@ export class KtTables {
         `DELETE FROM kt_cosignatures WHERE key_id = ? AND size NOT IN
          (SELECT size FROM kt_cosignatures WHERE key_id = ? ORDER BY size DESC LIMIT ?)`,
       ).run(c.keyId, c.keyId, keep);
-    })();
+    }).immediate(); // two writing connections (see immediate() in statements.ts)
   }
 
   cosignatures(keyIds: string[]): KtCosignatureRecord[] {
