@@ -96,16 +96,18 @@ export class KtTables {
 
   /** Migration 014: upsert, then drop all but the witness's `keep` largest sizes, in one transaction. */
   putCosignature(c: KtCosignatureRecord, keep: number): void {
-    this.db.transaction(() => {
-      this.prepare(
-        `INSERT INTO kt_cosignatures (key_id, size, root, timestamp, line) VALUES (?, ?, ?, ?, ?)
+    this.db
+      .transaction(() => {
+        this.prepare(
+          `INSERT INTO kt_cosignatures (key_id, size, root, timestamp, line) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (key_id, size) DO UPDATE SET root = excluded.root, timestamp = excluded.timestamp, line = excluded.line`,
-      ).run(c.keyId, c.size, Buffer.from(c.root), c.timestamp, c.line);
-      this.prepare(
-        `DELETE FROM kt_cosignatures WHERE key_id = ? AND size NOT IN
+        ).run(c.keyId, c.size, Buffer.from(c.root), c.timestamp, c.line);
+        this.prepare(
+          `DELETE FROM kt_cosignatures WHERE key_id = ? AND size NOT IN
          (SELECT size FROM kt_cosignatures WHERE key_id = ? ORDER BY size DESC LIMIT ?)`,
-      ).run(c.keyId, c.keyId, keep);
-    }).immediate(); // two writing connections (see immediate() in statements.ts)
+        ).run(c.keyId, c.keyId, keep);
+      })
+      .immediate(); // two writing connections (see immediate() in statements.ts)
   }
 
   cosignatures(keyIds: string[]): KtCosignatureRecord[] {
