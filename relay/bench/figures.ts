@@ -119,6 +119,9 @@ export function integrityProblems(result: TaskResult): string[] {
   if (result.lost > 0) problems.push(`${result.lost} lost`);
   if (result.duplicates > 0) problems.push(`${result.duplicates} duplicated`);
   if (result.strays > 0) problems.push(`${result.strays} stray`);
+  if (result.kind === 'messaging' && result.late > 0) {
+    problems.push(`${result.late} late (given up as lost in an earlier phase, then delivered)`);
+  }
   if (result.rejected > 0) problems.push(`${result.rejected} rejected`);
   if (result.kind === 'drain' && !result.complete) problems.push('drain timed out');
   return problems;

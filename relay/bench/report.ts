@@ -1,6 +1,9 @@
 // Turns the bench's raw runs into the Markdown report printed by run.ts and saved as BENCHMARKS.md: the targets
 // with this run's ratios, then one table per workload, the machine and its background load, every run.
 import { readFileSync } from 'node:fs';
+import { renderBlobBench } from './blobs.js';
+import type { BlobBenchResult } from './blobs.js';
+import { chartsOf } from './charts.js';
 import type { ClientCost, ClientFigures } from './client-cost.js';
 import {
   LOADGEN_LATE_MS,
@@ -30,6 +33,8 @@ export interface ReportInput {
   floor: string;
   servers: ServerDefinition[];
   clientCost: ClientCost;
+  /** The blob workload (null: not run). */
+  blobs: BlobBenchResult | { failed: string } | null;
   elapsedS: number;
   command: string;
 }
@@ -310,6 +315,19 @@ function signInTable(input: ReportInput, runs: Runs): string {
   return table(['server', 'sign-ins/s', 'server CPU ms/sign-in', 'p50 ms', 'server cores', 'failures'], rows, 1);
 }
 
+function blobSection(blobs: ReportInput['blobs']): string {
+  if (blobs === null) return '_Not run_ (`--no-blobs`).';
+  if ('failed' in blobs) return `**Failed:** ${blobs.failed}`;
+  return `The attachment store (issue #15), once per run after the messaging servers: a relay process of its own (SQLite,
+blob files under a temporary DATA_DIR); one account uploads ${blobs.bytes / 2 ** 20} MiB of random bytes in
+${blobs.chunkBytes / 2 ** 20} MiB chunks (each fsynced, the last one re-hashes the file) and downloads it whole, over
+127.0.0.1. The relay's RSS is read from /proc every 20 ms; growth is the peak over the warmed-up idle relay (the relay
+streams blobs, so it should not grow with the blob's size; \`relay/test/blobs-memory.test.ts\` fails at 64 MiB). A
+blob that does not come back intact fails the run. \`--blob-mib N\` sets the size, \`--no-blobs\` skips it.
+
+${renderBlobBench(blobs)}`;
+}
+
 function clientCostSection(cost: ClientCost): string {
   if (!cost.measured) return `Not measured: ${cost.reason}.${cost.command ? ` (\`${cost.command}\`)` : ''}`;
   const row = (where: string, f: ClientFigures | null, note: string): string[] =>
@@ -378,10 +396,19 @@ function everyRun(runs: ServerRun[]): string {
   );
 }
 
-export function renderReport(input: ReportInput): { markdown: string; problems: string[] } {
+/** The chart files run.ts writes beside BENCHMARKS.md (with --write), linked from it. */
+export const CHART_FILES = { latency: 'bench-latency.svg', cpu: 'bench-cpu.svg' } as const;
+
+export function renderReport(input: ReportInput): {
+  markdown: string;
+  problems: string[];
+  charts: { latency: string; cpu: string };
+} {
   const { settings, machine, baseline, floor } = input;
   const runs = new Runs(input.runs, settings.reps);
   const problems = collectProblems(input.runs);
+  if (input.blobs !== null && 'failed' in input.blobs) problems.push(`blobs failed: ${input.blobs.failed}`);
+  else if (input.blobs !== null && !input.blobs.intact) problems.push('blobs: the downloaded blob was not intact');
   const oneToOne = [
     'closed',
     ...new Set(input.runs.flatMap((r) => r.phases.map((p) => p.label)).filter((l) => l.startsWith('open '))),
@@ -442,6 +469,12 @@ ${backgroundNote}
 
 ${limitedNote}
 ${notes.length > 0 ? `\n${notes.join('\n')}\n` : ''}
+## Charts
+
+![p50 and p99 latency against offered rate, per server](${CHART_FILES.latency})
+
+![Server CPU µs per delivery per workload and server, with the ratio to ${baseline}](${CHART_FILES.cpu})
+
 ## Where the CPU goes
 
 ${cpuProfileSection()}
@@ -499,6 +532,10 @@ makes a new device. Once per run (first repetition): it needs a server start of 
 
 ${settings.signin ? signInTable(input, runs) : '_Not run._'}
 
+## Blobs
+
+${blobSection(input.blobs)}
+
 ## Client cost
 
 ${clientCostSection(input.clientCost)}
@@ -533,7 +570,14 @@ ${everyRun(input.runs)}
 ${input.command}
 \`\`\`
 `;
-  return { markdown, problems };
+  const charts = chartsOf(
+    runs,
+    settings.servers,
+    baseline,
+    [...oneToOne, ...groupLabels],
+    new Set(input.servers.filter((d) => d.reduced !== undefined).map((d) => d.name)),
+  );
+  return { markdown, problems, charts };
 }
 
 /**

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { renderBlobBench, runBlobBench } from './blobs.js';
+import type { BlobBenchResult } from './blobs.js';
 import { CLIENT_COST_SCRIPT, killClientCost, runClientCost } from './client-cost.js';
 import { ChildChannel, forkTs } from './ipc.js';
 import type { LoadgenCommand, LoadgenEvent, ServerCommand, ServerEvent, ServerSample, Task } from './ipc.js';
@@ -15,13 +16,15 @@ import { machineIdleUs, machineInfo } from './machine.js';
 import type { MachineInfo } from './machine.js';
 import { parseSettings, plannedTasks } from './plan.js';
 import type { BenchSettings, PlannedTask } from './plan.js';
-import { integrityProblems, renderReport } from './report.js';
+import { CHART_FILES, integrityProblems, renderReport } from './report.js';
 import type { PhaseRun, ServerRun } from './report.js';
 import { BASELINE, FLOOR, SERVERS, SkipServer } from './servers/index.js';
 import type { ServerDefinition } from './servers/index.js';
 
 /** The watchdog: everything is killed and the process exits 1. */
 const HARD_LIMIT_MS = 10 * 60_000;
+/** Time kept for the blob workload at the end (32 MiB up and down takes a few seconds on a quiet machine). */
+const BLOB_RESERVE_MS = 20_000;
 /** Runs that would end after this are skipped (with the reason in the report), so the report is always written. */
 const SOFT_LIMIT_MS = HARD_LIMIT_MS - 25_000;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -233,6 +236,10 @@ async function withServer(
   }
 }
 
+/** The reduced plan of the first FerretDB server in the run, if any: its one-node reference runs it too. */
+const reducedInRun = (settings: BenchSettings): ServerDefinition['reduced'] =>
+  SERVERS.find((s) => settings.servers.includes(s.name) && s.reduced !== undefined)?.reduced;
+
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** A server run with no figures yet (or never: `skipped` says why it did not run). */
@@ -260,7 +267,7 @@ async function runServer(
 ): Promise<ServerRun> {
   const run = emptyRun(definition.name, rep, null);
   const runStarted = performance.now();
-  const plan = plannedTasks(definition, settings, rep);
+  const plan = plannedTasks(definition, settings, rep, reducedInRun(settings));
   try {
     await withServer(definition, {}, settings, async (servers, loadgen, urls) => {
       const url = urls[0] ?? '';
@@ -270,6 +277,7 @@ async function runServer(
         recipientUrl: urls[urls.length - 1] ?? url,
         client: definition.client,
         parser: definition.parser,
+        socketIoClient: settings.client,
         pairs: plan.pairs,
         bodyBytes: settings.bodyBytes,
         groups: plan.groups,
@@ -357,14 +365,16 @@ async function main(): Promise<number> {
   const runs: ServerRun[] = [];
   const skipReason = new Map<string, string>();
   // Time kept for the client-cost script at the end, when it exists.
-  const reserveMs = settings.clientCost && existsSync(join(ROOT, CLIENT_COST_SCRIPT)) ? 40_000 : 0;
+  const reserveMs =
+    (settings.clientCost && existsSync(join(ROOT, CLIENT_COST_SCRIPT)) ? 40_000 : 0) +
+    (settings.blobMiB > 0 ? BLOB_RESERVE_MS : 0);
   for (let rep = 0; rep < settings.reps; rep++) {
     for (const definition of definitions) {
       const previous = runs.filter((r) => r.server === definition.name && r.skipped === null);
       const expectMs =
         previous.length > 0
           ? Math.max(...previous.map((r) => r.durationMs))
-          : plannedTasks(definition, settings, rep).estimateMs;
+          : plannedTasks(definition, settings, rep, reducedInRun(settings)).estimateMs;
       const known = skipReason.get(definition.name);
       const skipped =
         known ??
@@ -380,6 +390,20 @@ async function main(): Promise<number> {
       if (run.skipped !== null) skipReason.set(definition.name, run.skipped);
       runs.push(run);
     }
+  }
+
+  let blobs: BlobBenchResult | { failed: string } | null = null;
+  if (settings.blobMiB > 0) {
+    console.log(`  [${Math.round(elapsedMs() / 1000)} s] blobs, ${settings.blobMiB} MiB up and down (bench/blobs.ts)`);
+    blobs = await runBlobBench({ bytes: Math.round(settings.blobMiB * 2 ** 20) }).catch((error: unknown) => ({
+      failed: message(error),
+    }));
+    if ('failed' in blobs) console.error(`  blobs failed: ${blobs.failed}`);
+    else
+      console.log(
+        `  blobs: upload ${blobs.uploadMBps} MiB/s, download ${blobs.downloadMBps} MiB/s, ` +
+          `relay RSS +${blobs.rssGrowthMiB} MiB, ${blobs.intact ? 'intact' : 'NOT INTACT'}`,
+      );
   }
 
   const clientCostTimeout = Math.min(180_000, HARD_LIMIT_MS - 15_000 - elapsedMs());
@@ -398,6 +422,7 @@ async function main(): Promise<number> {
     floor: FLOOR,
     servers: definitions,
     clientCost,
+    blobs,
     elapsedS: Math.round(elapsedMs() / 1000),
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
   });
@@ -405,7 +430,9 @@ async function main(): Promise<number> {
   if (settings.write) {
     const target = join(ROOT, 'BENCHMARKS.md');
     await writeFile(target, report.markdown);
-    console.log(`wrote ${target}`);
+    await writeFile(join(ROOT, CHART_FILES.latency), report.charts.latency);
+    await writeFile(join(ROOT, CHART_FILES.cpu), report.charts.cpu);
+    console.log(`wrote ${target}, ${CHART_FILES.latency} and ${CHART_FILES.cpu} beside it`);
   }
   if (settings.profileDir !== null) console.log(`server CPU profiles in ${settings.profileDir}`);
   console.log(`bench: finished in ${Math.round(elapsedMs() / 1000)} s`);
