@@ -39,6 +39,7 @@ export function escapeXml(text: string): string {
 /** A number as a short label: 1.5, 12, 1,200, 12k. */
 export function shortNumber(value: number): string {
   if (!Number.isFinite(value)) return '–';
+  if (value === 0) return '0';
   if (value >= 10_000) return `${Math.round(value / 1000)}k`;
   if (value >= 100) return Math.round(value).toLocaleString('en-US');
   if (value >= 10) return value.toFixed(0);
@@ -206,8 +207,9 @@ export function cpuChart(groups: CpuGroup[], baseline: string, note = ''): strin
     ]);
   }
   const max = Math.max(...shown.flatMap((g) => g.bars.map((b) => b.value)));
-  const step = niceStep(max / 5);
-  const top = Math.ceil(max / step) * step;
+  // Headroom above the tallest bar for its vertical label (value and ratio).
+  const step = niceStep((max * 1.4) / 5);
+  const top = Math.ceil((max * 1.4) / step) * step;
   const y = (v: number): number => PLOT.top + plotHeight - (v / top) * plotHeight;
   const body: string[] = [];
   for (let v = 0; v <= top + step / 2; v += step) {

@@ -18,6 +18,8 @@ export interface PhaseRun {
   /** Busy CPU time of the whole machine over the window (null without /proc/stat). */
   machineBusyUs: number | null;
   serverRss: number;
+  /** The window on the monotonic clock (µs, as V8 CPU profiles time their samples), to cut a profile to it. */
+  windowMonoUs?: [number, number];
   /** Idle connections: the server's memory after a full GC, before opening them and with them open. */
   memory: { rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number } | null;
 }
@@ -32,6 +34,8 @@ export interface ServerRun {
   rssReady: number;
   rssConnected: number;
   phases: PhaseRun[];
+  /** The server's node processes of the main start (their CPU profiles carry the pid in the file name). */
+  pids?: number[];
   /** Why the run stopped early (the phases before it are kept), or null. */
   failure: string | null;
   /** Why the run did not happen (a missing binary, the time budget), or null. */
@@ -82,6 +86,8 @@ export const M = {
   max: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.max ?? Number.NaN) : Number.NaN),
   serverCores: (p) => p.serverCpuUs / windowUs(p),
   loadgenCores: (p) => p.result.loadgenCpuUs / windowUs(p),
+  /** The load generator's CPU per unit: what one delivery costs the client side (compares the clients). */
+  loadgenUs: (p) => (units(p) > 0 ? p.result.loadgenCpuUs / units(p) : Number.NaN),
   otherCores: (p) =>
     p.machineBusyUs === null ? Number.NaN : (p.machineBusyUs - p.serverCpuUs - p.result.loadgenCpuUs) / windowUs(p),
   seconds: (p) => windowUs(p) / 1e6,
@@ -89,6 +95,7 @@ export const M = {
     p.memory === null || units(p) === 0 ? Number.NaN : (p.memory.rssAfter - p.memory.rssBefore) / 1024 / units(p),
   heapKiBPerConn: (p) =>
     p.memory === null || units(p) === 0 ? Number.NaN : (p.memory.heapAfter - p.memory.heapBefore) / 1024 / units(p),
+  drainWaitS: (p) => (p.result.kind === 'messaging' ? p.result.drainWaitMs / 1000 : Number.NaN),
   fillSeconds: (p) => (p.result.kind === 'drain' ? p.result.fillMs / 1000 : Number.NaN),
   perCommit: (p) => {
     const commits = p.serverCounters.commits;

@@ -2,7 +2,7 @@
 // as separate child processes, run the tasks, sample the server's CPU and memory at the window edges; then the
 // client-cost script; then print (and with --write save as BENCHMARKS.md at the repository root) the report.
 // Exits non-zero when any message was lost or duplicated, or a run failed. See README.md; bounded by a watchdog.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +15,8 @@ import type { LoadgenCommand, LoadgenEvent, ServerCommand, ServerEvent, ServerSa
 import { machineIdleUs, machineInfo } from './machine.js';
 import type { MachineInfo } from './machine.js';
 import { parseSettings, plannedTasks } from './plan.js';
+import { mergeSummaries, profilesOf, renderProfileSection, summarizeProfile } from './profile-summary.js';
+import type { CpuProfile, ProfiledPhase } from './profile-summary.js';
 import type { BenchSettings, PlannedTask } from './plan.js';
 import { CHART_FILES, integrityProblems, renderReport } from './report.js';
 import type { PhaseRun, ServerRun } from './report.js';
@@ -76,6 +78,9 @@ async function sampleServer(nodes: ServerChannel[], gc = false): Promise<ServerS
   );
 }
 
+/** Now on the monotonic clock in µs: the clock V8 CPU profiles time their samples with (CLOCK_MONOTONIC). */
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
 const cpuUs = (s: ServerSample): number => s.cpu.user + s.cpu.system;
 
 /** How long the load generator may take to reach each point of a task. */
@@ -111,10 +116,12 @@ async function runTask(
     loadgen.send({ type: 'go' });
   }
   await loadgen.next('window-start', limits.start);
+  const monoStart = monotonicUs();
   const machineStart = machineIdleUs();
   const wallStart = performance.now();
   const before = await sampleServer(servers);
   await loadgen.next('window-end', limits.end);
+  const monoEnd = monotonicUs();
   const after = await sampleServer(servers);
   const machineEnd = machineIdleUs();
   const wallUs = (performance.now() - wallStart) * 1000;
@@ -151,6 +158,7 @@ async function runTask(
       machineStart === null || machineEnd === null ? null : wallUs * machine.cores - (machineEnd - machineStart),
     serverRss: after.rss,
     memory,
+    windowMonoUs: [monoStart, monoEnd],
   };
 }
 
@@ -271,6 +279,7 @@ async function runServer(
   try {
     await withServer(definition, {}, settings, async (servers, loadgen, urls) => {
       const url = urls[0] ?? '';
+      run.pids = servers.flatMap((server) => (server.child.pid === undefined ? [] : [server.child.pid]));
       run.rssReady = (await sampleServer(servers, true)).rss;
       const setup = {
         url,
@@ -337,6 +346,46 @@ async function runServer(
   }
   if (run.durationMs === 0) run.durationMs = performance.now() - runStarted;
   return run;
+}
+
+/**
+ * "Where the CPU goes" from this run's profiles: per server (those on the full plan), the profiled phase is the
+ * closed loop (else the server's first messaging phase), all repetitions; its CPU µs per delivery from the same
+ * windows.
+ */
+function profileReport(dir: string, runs: ServerRun[], definitions: ServerDefinition[], reps: number): string {
+  const phases: ProfiledPhase[] = [];
+  const command = ['npm run bench', '--', ...process.argv.slice(2)].join(' ');
+  for (const definition of definitions.filter((d) => d.reduced === undefined)) {
+    const mine = runs.filter((r) => r.server === definition.name && r.pids !== undefined);
+    const label =
+      mine.flatMap((r) => r.phases).find((p) => p.label === 'closed')?.label ??
+      mine.flatMap((r) => r.phases).find((p) => p.result.kind === 'messaging')?.label;
+    if (label === undefined) continue;
+    const summaries = [];
+    let cpu = 0;
+    let delivered = 0;
+    for (const run of mine.slice(0, reps)) {
+      const phase = run.phases.find((p) => p.label === label);
+      if (phase?.windowMonoUs === undefined || phase.result.kind !== 'messaging') continue;
+      cpu += phase.serverCpuUs;
+      delivered += phase.result.delivered;
+      for (const pid of run.pids ?? []) {
+        for (const file of profilesOf(dir, pid)) {
+          const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+          summaries.push(summarizeProfile(profile, [phase.windowMonoUs]));
+        }
+      }
+    }
+    if (summaries.length === 0 || delivered === 0) continue;
+    phases.push({
+      server: definition.name,
+      label,
+      cpuUsPerDelivery: cpu / delivered,
+      summary: mergeSummaries(summaries),
+    });
+  }
+  return renderProfileSection(phases, command);
 }
 
 /** `--blobs [--blob-mib N]`: the blob workload alone (bench/blobs.ts): upload and download MiB/s, relay RSS. */
@@ -414,7 +463,11 @@ async function main(): Promise<number> {
     : { measured: false as const, reason: 'skipped with --no-client-cost', command: '' };
   if (!clientCost.measured) console.log(`  client cost not measured: ${clientCost.reason}`);
 
+  const profileSection =
+    settings.profileDir === null ? null : profileReport(settings.profileDir, runs, definitions, settings.reps);
+
   const report = renderReport({
+    profileSection,
     settings,
     machine,
     runs,
