@@ -81,6 +81,13 @@ export const M = {
     const blocked = Math.max(0, p.serverLoopActiveMs - main.onCpuMs - main.runQueueWaitMs);
     return ((main.onCpuMs + blocked) * 1000) / units(p);
   },
+  /** Share of the window the main thread was on a CPU or blocked in synchronous calls (1 = a saturated loop). */
+  mainCores: (p) => {
+    const main = p.serverMainThread;
+    if (main === null) return Number.NaN;
+    const blocked = Math.max(0, p.serverLoopActiveMs - main.onCpuMs - main.runQueueWaitMs);
+    return ((main.onCpuMs + blocked) * 1000) / windowUs(p);
+  },
   p50: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.p50 ?? Number.NaN) : Number.NaN),
   p99: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.p99 ?? Number.NaN) : Number.NaN),
   max: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.max ?? Number.NaN) : Number.NaN),

@@ -68,6 +68,19 @@ function collectProblems(runs: ServerRun[]): string[] {
   return problems;
 }
 
+/**
+ * What limited a phase that missed its target, from the figures of the same windows: the relay's event loop when
+ * its main thread was busy most of the window, else the machine when other processes took most of a core, else the
+ * server's work per delivery.
+ */
+function limitOf(runs: Runs, server: string, label: string): string {
+  const main = runs.median(server, label, M.mainCores);
+  const other = runs.median(server, label, M.otherCores);
+  if (main >= 0.85) return `limited by the relay's event loop (main thread busy ${fmt(main, 2)} of a core)`;
+  if (other >= 0.5) return `limited by the machine (other load ${fmt(other, 2)} cores)`;
+  return `limited by the server's work per delivery (main thread ${fmt(main, 2)} of a core)`;
+}
+
 function summary(input: ReportInput, runs: Runs, problems: string[]): string {
   const { baseline, floor, settings } = input;
   const rows: string[][] = [];
@@ -82,12 +95,17 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
     const values = runs.ratio(OURS, reference, label, metric);
     const value = median(values);
     const limited = runs.limited(OURS, label).limited + runs.limited(reference, label).limited;
+    const verdict = verdictOf(value, ok);
+    const notes = [limited > 0 ? `load generator limited ${limited} of the phases` : ''];
+    if (verdict === 'missed') {
+      notes.push(metric === M.cpuUs ? 'the extra CPU: see "Where the CPU goes"' : limitOf(runs, OURS, label));
+    }
     rows.push([
       what,
       target,
       values.length === 0 ? '–' : `${withSpread(values, 2)}x`,
-      bold(verdictOf(value, ok)),
-      limited > 0 ? `load generator limited ${limited} of the phases` : '',
+      bold(verdict),
+      notes.filter((n) => n !== '').join('; '),
     ]);
   };
   const tenK = describeOpen(10_000);
@@ -129,14 +147,20 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
     ]);
   };
   const p99Limited = runs.limited(OURS, tenK).limited;
+  const p99s = runs.values(OURS, tenK, M.p99);
   absoluteRow(
     `p99 latency at 10k msg/s, ${OURS}`,
     '≤ 10 ms',
-    runs.values(OURS, tenK, M.p99),
+    p99s,
     'ms',
     1,
     (v) => v <= 10,
-    p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
+    [
+      p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
+      median(p99s) > 10 ? limitOf(runs, OURS, tenK) : '',
+    ]
+      .filter((n) => n !== '')
+      .join('; '),
   );
   const idleLabel = `idle ${settings.idle}`;
   absoluteRow(
