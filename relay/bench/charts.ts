@@ -161,11 +161,21 @@ export function latencyChart(series: LatencySeries[], note = ''): string {
         ),
       );
     }
-    // The p99 value at each point, above it.
-    for (const p of points) {
+  }
+  // The p99 value above each point; at each rate, labels that would overlap are pushed apart upwards.
+  for (const rate of rates) {
+    const labels = drawn
+      .flatMap((s) => s.points.filter((p) => p.rate === rate).map((p) => ({ server: s.server, at: y(p.p99) - 7, p })))
+      .sort((a, b) => b.at - a.at);
+    for (let i = 1; i < labels.length; i++) {
+      const below = labels[i - 1] as (typeof labels)[number];
+      const label = labels[i] as (typeof labels)[number];
+      label.at = Math.min(label.at, below.at - 12);
+    }
+    for (const label of labels) {
       body.push(
-        `<text x="${x(p.rate).toFixed(1)}" y="${(y(p.p99) - 7).toFixed(1)}" ${FONT} font-size="11" ` +
-          `fill="${colour}" text-anchor="middle">${shortNumber(p.p99)}</text>`,
+        `<text x="${x(rate).toFixed(1)}" y="${label.at.toFixed(1)}" ${FONT} font-size="11" ` +
+          `fill="${colourOf(servers, label.server)}" text-anchor="middle">${shortNumber(label.p.p99)}</text>`,
       );
     }
   }
