@@ -122,6 +122,10 @@ export function loadgenLimit(phase: PhaseRun): string | null {
     if (r.loadgenLoopDelayP99Ms >= LOADGEN_LATE_MS)
       reasons.push(`loop delay p99 ${r.loadgenLoopDelayP99Ms.toFixed(0)} ms`);
     if (r.maxSendLagMs >= LOADGEN_LATE_MS) reasons.push(`send lag ${r.maxSendLagMs.toFixed(0)} ms`);
+    // Late with CPU to spare: other processes held the cores the generator was waiting for.
+    if (reasons.length > 0 && M.loadgenCores(phase) < 0.5) {
+      reasons.push(`at ${M.loadgenCores(phase).toFixed(2)} core: starved by other load, not saturated`);
+    }
   }
   return reasons.length === 0 ? null : reasons.join(', ');
 }
