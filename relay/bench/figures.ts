@@ -18,6 +18,8 @@ export interface PhaseRun {
   /** Busy CPU time of the whole machine over the window (null without /proc/stat). */
   machineBusyUs: number | null;
   serverRss: number;
+  /** The window on the monotonic clock (µs, as V8 CPU profiles time their samples), to cut a profile to it. */
+  windowMonoUs?: [number, number];
   /** Idle connections: the server's memory after a full GC, before opening them and with them open. */
   memory: { rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number } | null;
 }
@@ -32,6 +34,8 @@ export interface ServerRun {
   rssReady: number;
   rssConnected: number;
   phases: PhaseRun[];
+  /** The server's node processes of the main start (their CPU profiles carry the pid in the file name). */
+  pids?: number[];
   /** Why the run stopped early (the phases before it are kept), or null. */
   failure: string | null;
   /** Why the run did not happen (a missing binary, the time budget), or null. */
@@ -77,11 +81,20 @@ export const M = {
     const blocked = Math.max(0, p.serverLoopActiveMs - main.onCpuMs - main.runQueueWaitMs);
     return ((main.onCpuMs + blocked) * 1000) / units(p);
   },
+  /** Share of the window the main thread was on a CPU or blocked in synchronous calls (1 = a saturated loop). */
+  mainCores: (p) => {
+    const main = p.serverMainThread;
+    if (main === null) return Number.NaN;
+    const blocked = Math.max(0, p.serverLoopActiveMs - main.onCpuMs - main.runQueueWaitMs);
+    return ((main.onCpuMs + blocked) * 1000) / windowUs(p);
+  },
   p50: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.p50 ?? Number.NaN) : Number.NaN),
   p99: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.p99 ?? Number.NaN) : Number.NaN),
   max: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.max ?? Number.NaN) : Number.NaN),
   serverCores: (p) => p.serverCpuUs / windowUs(p),
   loadgenCores: (p) => p.result.loadgenCpuUs / windowUs(p),
+  /** The load generator's CPU per unit: what one delivery costs the client side (compares the clients). */
+  loadgenUs: (p) => (units(p) > 0 ? p.result.loadgenCpuUs / units(p) : Number.NaN),
   otherCores: (p) =>
     p.machineBusyUs === null ? Number.NaN : (p.machineBusyUs - p.serverCpuUs - p.result.loadgenCpuUs) / windowUs(p),
   seconds: (p) => windowUs(p) / 1e6,
@@ -89,6 +102,7 @@ export const M = {
     p.memory === null || units(p) === 0 ? Number.NaN : (p.memory.rssAfter - p.memory.rssBefore) / 1024 / units(p),
   heapKiBPerConn: (p) =>
     p.memory === null || units(p) === 0 ? Number.NaN : (p.memory.heapAfter - p.memory.heapBefore) / 1024 / units(p),
+  drainWaitS: (p) => (p.result.kind === 'messaging' ? p.result.drainWaitMs / 1000 : Number.NaN),
   fillSeconds: (p) => (p.result.kind === 'drain' ? p.result.fillMs / 1000 : Number.NaN),
   perCommit: (p) => {
     const commits = p.serverCounters.commits;
@@ -108,6 +122,10 @@ export function loadgenLimit(phase: PhaseRun): string | null {
     if (r.loadgenLoopDelayP99Ms >= LOADGEN_LATE_MS)
       reasons.push(`loop delay p99 ${r.loadgenLoopDelayP99Ms.toFixed(0)} ms`);
     if (r.maxSendLagMs >= LOADGEN_LATE_MS) reasons.push(`send lag ${r.maxSendLagMs.toFixed(0)} ms`);
+    // Late with CPU to spare: other processes held the cores the generator was waiting for.
+    if (reasons.length > 0 && M.loadgenCores(phase) < 0.5) {
+      reasons.push(`at ${M.loadgenCores(phase).toFixed(2)} core: starved by other load, not saturated`);
+    }
   }
   return reasons.length === 0 ? null : reasons.join(', ');
 }
@@ -119,6 +137,9 @@ export function integrityProblems(result: TaskResult): string[] {
   if (result.lost > 0) problems.push(`${result.lost} lost`);
   if (result.duplicates > 0) problems.push(`${result.duplicates} duplicated`);
   if (result.strays > 0) problems.push(`${result.strays} stray`);
+  if (result.kind === 'messaging' && result.late > 0) {
+    problems.push(`${result.late} late (given up as lost in an earlier phase, then delivered)`);
+  }
   if (result.rejected > 0) problems.push(`${result.rejected} rejected`);
   if (result.kind === 'drain' && !result.complete) problems.push('drain timed out');
   return problems;

@@ -51,6 +51,8 @@ export interface LoadgenSetup {
   recipientUrl: string;
   client: ClientKind;
   parser: 'default' | 'msgpack';
+  /** Which Socket.IO client speaks to the Socket.IO servers: `raw` (raw-socketio.ts) or `socketio` (socket.io-client). */
+  socketIoClient: 'raw' | 'socketio';
   pairs: number;
   bodyBytes: number;
   /** Group sizes (recipient devices) to create; each must be at most `pairs`. */
@@ -60,9 +62,14 @@ export interface LoadgenSetup {
 }
 
 interface Windowed {
+  /** Drive only the first `pairs` pairs of the start (the one-node reference of a reduced plan); default all. */
+  pairs?: number;
   warmupMs: number;
   durationMs: number;
-  /** Longest wait after the window for every message of the run to arrive; what is still missing then is lost. */
+  /**
+   * The wait after the window for every message of the run: it goes on while messages keep arriving and ends when
+   * none arrived for this long (at most 4x it in all); what is still missing then is lost.
+   */
   drainMs: number;
 }
 
@@ -103,6 +110,10 @@ export interface MessagingResult extends Integrity {
   sent: number;
   /** From the scheduled (open loop) or actual send to each recipient's receipt, in ms, messages of the window. */
   latencyMs: LatencySummary | null;
+  /** Receipts of messages given up as lost in an earlier phase of the start (they came, after its drain ended). */
+  late: number;
+  /** How long the wait after the window took for the messages still on their way, ms. */
+  drainWaitMs: number;
   /** Load generator's own CPU over the window, microseconds. */
   loadgenCpuUs: number;
   /** Event-loop delay p99 of the load generator over the window, ms (high = the generator itself fell behind). */

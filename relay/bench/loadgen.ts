@@ -2,7 +2,6 @@
 // (WeConnect: signed-up accounts; bare and ws: made-up ids), connects them, and runs the tasks the orchestrator
 // asks for — messaging workloads (workloads.ts), idle connections, the offline drain and sign-ins (tasks.ts).
 import { performance } from 'node:perf_hooks';
-import type { Socket } from 'socket.io-client';
 import type { WebSocket } from 'ws';
 import { api, signInWithKeys, signUp, uniqueUsername } from '../test/helpers.js';
 import type { TestAccount } from '../test/helpers.js';
@@ -11,7 +10,9 @@ import { toParent } from './ipc.js';
 import type { LoadgenCommand, LoadgenSetup, TaskResult } from './ipc.js';
 import { inBatches, runDrain, runIdle, runSignIns } from './tasks.js';
 import type { Connector } from './tasks.js';
-import { SocketIoTransport, WsTransport, connectSocketIo, connectWs } from './transports.js';
+import { emitWithAck } from './raw-socketio.js';
+import type { EventSocket } from './raw-socketio.js';
+import { SocketIoTransport, WsTransport, connectEventSocket, connectWs } from './transports.js';
 import { LoadDriver, groupMembers, senderOf } from './workloads.js';
 import type { Transport } from './workloads.js';
 
@@ -83,8 +84,8 @@ async function prepare(setup: LoadgenSetup): Promise<{ prepared: Prepared; conne
   const authOf = (device: Device): Record<string, string> =>
     setup.client === 'weconnect' ? { token: device.token } : { deviceId: device.wireId };
   const started = performance.now();
-  const sockets: Socket[] = await inBatches(count, 100, (d) =>
-    connectSocketIo(urlOf(d), authOf(devices[d] as Device), setup.parser),
+  const sockets: EventSocket[] = await inBatches(count, 100, (d) =>
+    connectEventSocket(setup.socketIoClient, urlOf(d), authOf(devices[d] as Device), setup.parser),
   );
   const connectMs = performance.now() - started;
   const groupIds = new Map<number, string>();
@@ -98,9 +99,12 @@ async function prepare(setup: LoadgenSetup): Promise<{ prepared: Prepared; conne
       groupIds.set(size, (res.body as { groupId: string }).groupId);
     } else {
       const group = `g${size}`;
-      await (sockets[senderOf(0)] as Socket)
-        .timeout(10_000)
-        .emitWithAck('group:create', { group, members: members.map((m) => m.wireId) });
+      await emitWithAck(
+        sockets[senderOf(0)] as EventSocket,
+        'group:create',
+        { group, members: members.map((m) => m.wireId) },
+        10_000,
+      );
       groupIds.set(size, group);
     }
   }
@@ -139,12 +143,13 @@ async function idleConnector(setup: LoadgenSetup, accounts: number): Promise<Con
       : [];
   return {
     open: (i) =>
-      connectSocketIo(
+      connectEventSocket(
+        setup.socketIoClient,
         setup.url,
         setup.client === 'weconnect' ? { token: tokens[i % tokens.length] as string } : { deviceId: `idle${i}` },
         setup.parser,
       ),
-    close: (s) => (s as Socket).close(),
+    close: (s) => (s as EventSocket).close(),
   };
 }
 

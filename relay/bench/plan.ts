@@ -27,6 +27,10 @@ export interface BenchSettings {
   drainMs: number;
   write: boolean;
   profileDir: string | null;
+  /** The blob workload's size in MiB (0: not run; `--no-blobs`, `--blob-mib N`). */
+  blobMiB: number;
+  /** The load generator's Socket.IO client: `raw` (Engine.IO frames on `ws`, the default) or `socketio`. */
+  client: 'raw' | 'socketio';
 }
 
 export interface PlannedTask {
@@ -78,8 +82,12 @@ export function parseSettings(argv: string[], servers: ServerDefinition[]): Benc
       throw new Error(`group size ${size}: must be even, at most --pairs (${pairs}) and at most 510`);
     }
   }
+  const client = value('client') ?? 'raw';
+  if (client !== 'raw' && client !== 'socketio') throw new Error(`--client must be raw or socketio, not '${client}'`);
   return {
     quick,
+    client,
+    blobMiB: flag('no-blobs') ? 0 : number('blob-mib', 32),
     reps: number('reps', quick ? 1 : 3),
     servers: chosen,
     pairs,
@@ -101,6 +109,10 @@ export function parseSettings(argv: string[], servers: ServerDefinition[]): Benc
 }
 
 export const describeOpen = (rate: number): string => `open ${rate}/s`;
+/** A phase of the reduced (FerretDB) plan, on the reduced server and on its one-node reference: "closed, 50 pairs". */
+export const describeReduced = (label: string, pairs: number): string => `${label}, ${pairs} pairs`;
+/** Whether a label is one of the full plan's open rates ("open 2000/s"), not a reduced-plan phase. */
+export const isFullOpen = (label: string): boolean => /^open \d+\/s$/.test(label);
 export const describeGroup = (size: number): string => `group ${size}`;
 
 /**
@@ -114,6 +126,7 @@ export function plannedTasks(
   definition: ServerDefinition,
   settings: BenchSettings,
   rep = 0,
+  reducedInRun?: ServerDefinition['reduced'],
 ): { pairs: number; groups: number[]; tasks: PlannedTask[]; estimateMs: number } {
   const reduced = definition.reduced;
   const windowed = {
@@ -128,19 +141,44 @@ export function plannedTasks(
       task: { kind: 'idle', connections: settings.idle, concurrency: 100, accounts: 10 },
     });
   }
-  const closed: PlannedTask[] = settings.closed
-    ? [
-        {
-          label: 'closed',
-          task: { kind: 'closed', inFlight: reduced?.inFlightPerSender ?? settings.inFlightPerSender, ...windowed },
-        },
-      ]
-    : [];
-  const open = (reduced?.rates ?? settings.rates).map((ratePerSec): PlannedTask => ({
-    label: describeOpen(ratePerSec),
-    task: { kind: 'open', ratePerSec, maxInFlight: OPEN_LOOP_CAP, ...windowed },
-  }));
-  tasks.push(...(reduced?.openFirst === true ? [...open, ...closed] : [...closed, ...open]));
+  const reducedPhases = (
+    plan: NonNullable<ServerDefinition['reduced']>,
+    extra: { pairs?: number; drainMs: number },
+  ): PlannedTask[] => {
+    const closed: PlannedTask[] = settings.closed
+      ? [
+          {
+            label: describeReduced('closed', plan.pairs),
+            task: { kind: 'closed', inFlight: plan.inFlightPerSender, ...windowed, ...extra },
+          },
+        ]
+      : [];
+    const open = plan.rates.map((ratePerSec): PlannedTask => ({
+      label: describeReduced(describeOpen(ratePerSec), plan.pairs),
+      task: { kind: 'open', ratePerSec, maxInFlight: OPEN_LOOP_CAP, ...windowed, ...extra },
+    }));
+    return plan.openFirst ? [...open, ...closed] : [...closed, ...open];
+  };
+  if (reduced !== undefined) tasks.push(...reducedPhases(reduced, { drainMs: reduced.drainMs }));
+  else {
+    if (settings.closed) {
+      tasks.push({
+        label: 'closed',
+        task: { kind: 'closed', inFlight: settings.inFlightPerSender, ...windowed },
+      });
+    }
+    for (const ratePerSec of settings.rates) {
+      tasks.push({
+        label: describeOpen(ratePerSec),
+        task: { kind: 'open', ratePerSec, maxInFlight: OPEN_LOOP_CAP, ...windowed },
+      });
+    }
+    // The one-node reference of the reduced (two-node) servers: the same phases on the first pairs of this start,
+    // so the report can divide the two-node figures by one node's under the same load.
+    if (definition.reducedReference === true && reducedInRun !== undefined && reducedInRun.pairs <= settings.pairs) {
+      tasks.push(...reducedPhases(reducedInRun, { pairs: reducedInRun.pairs, drainMs: settings.drainMs }));
+    }
+  }
   const groups = reduced === undefined ? settings.groups : [];
   for (const size of groups) {
     // About 1,000 deliveries in flight, as the closed loop over the pairs.

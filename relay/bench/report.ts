@@ -1,6 +1,9 @@
 // Turns the bench's raw runs into the Markdown report printed by run.ts and saved as BENCHMARKS.md: the targets
 // with this run's ratios, then one table per workload, the machine and its background load, every run.
 import { readFileSync } from 'node:fs';
+import { renderBlobBench } from './blobs.js';
+import type { BlobBenchResult } from './blobs.js';
+import { chartsOf } from './charts.js';
 import type { ClientCost, ClientFigures } from './client-cost.js';
 import {
   LOADGEN_LATE_MS,
@@ -14,7 +17,7 @@ import {
 } from './figures.js';
 import type { Metric, ServerRun } from './figures.js';
 import type { MachineInfo } from './machine.js';
-import { OPEN_LOOP_CAP, SIGNIN_COST, SIGNIN_WINDOW_MS, describeGroup, describeOpen } from './plan.js';
+import { OPEN_LOOP_CAP, SIGNIN_COST, SIGNIN_WINDOW_MS, describeGroup, describeOpen, isFullOpen } from './plan.js';
 import type { BenchSettings } from './plan.js';
 import type { ServerDefinition } from './servers/index.js';
 import { median } from './stats.js';
@@ -30,6 +33,10 @@ export interface ReportInput {
   floor: string;
   servers: ServerDefinition[];
   clientCost: ClientCost;
+  /** "Where the CPU goes" from this run's profiles (`--profile`), or null for the hand-kept CPU-PROFILE.md. */
+  profileSection: string | null;
+  /** The blob workload (null: not run). */
+  blobs: BlobBenchResult | { failed: string } | null;
   elapsedS: number;
   command: string;
 }
@@ -61,6 +68,19 @@ function collectProblems(runs: ServerRun[]): string[] {
   return problems;
 }
 
+/**
+ * What limited a phase that missed its target, from the figures of the same windows: the relay's event loop when
+ * its main thread was busy most of the window, else the machine when other processes took most of a core, else the
+ * server's work per delivery.
+ */
+function limitOf(runs: Runs, server: string, label: string): string {
+  const main = runs.median(server, label, M.mainCores);
+  const other = runs.median(server, label, M.otherCores);
+  if (main >= 0.85) return `limited by the relay's event loop (main thread busy ${fmt(main, 2)} of a core)`;
+  if (other >= 0.5) return `limited by the machine (other load ${fmt(other, 2)} cores)`;
+  return `limited by the server's work per delivery (main thread ${fmt(main, 2)} of a core)`;
+}
+
 function summary(input: ReportInput, runs: Runs, problems: string[]): string {
   const { baseline, floor, settings } = input;
   const rows: string[][] = [];
@@ -75,12 +95,17 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
     const values = runs.ratio(OURS, reference, label, metric);
     const value = median(values);
     const limited = runs.limited(OURS, label).limited + runs.limited(reference, label).limited;
+    const verdict = verdictOf(value, ok);
+    const notes = [limited > 0 ? `load generator limited ${limited} of the phases` : ''];
+    if (verdict === 'missed') {
+      notes.push(metric === M.cpuUs ? 'the extra CPU: see "Where the CPU goes"' : limitOf(runs, OURS, label));
+    }
     rows.push([
       what,
       target,
       values.length === 0 ? '–' : `${withSpread(values, 2)}x`,
-      bold(verdictOf(value, ok)),
-      limited > 0 ? `load generator limited ${limited} of the phases` : '',
+      bold(verdict),
+      notes.filter((n) => n !== '').join('; '),
     ]);
   };
   const tenK = describeOpen(10_000);
@@ -122,14 +147,20 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
     ]);
   };
   const p99Limited = runs.limited(OURS, tenK).limited;
+  const p99s = runs.values(OURS, tenK, M.p99);
   absoluteRow(
     `p99 latency at 10k msg/s, ${OURS}`,
     '≤ 10 ms',
-    runs.values(OURS, tenK, M.p99),
+    p99s,
     'ms',
     1,
     (v) => v <= 10,
-    p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
+    [
+      p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
+      median(p99s) > 10 ? limitOf(runs, OURS, tenK) : '',
+    ]
+      .filter((n) => n !== '')
+      .join('; '),
   );
   const idleLabel = `idle ${settings.idle}`;
   absoluteRow(
@@ -163,6 +194,30 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
   };
   clientRow('node');
   clientRow('chromium');
+  for (const label of reducedLabels(input)) {
+    for (const server of input.settings.servers.filter((s) => s !== ONE_NODE && runs.has(s, label))) {
+      const values = runs.ratio(server, ONE_NODE, label, M.cpuUs);
+      rows.push([
+        `server CPU µs/delivery, ${server} ÷ ${ONE_NODE} (one node, SQLite), ${label}`,
+        'reported',
+        values.length === 0 ? '–' : `${withSpread(values, 2)}x`,
+        values.length === 0 ? 'not measured' : 'reported',
+        'see "Two nodes"',
+      ]);
+    }
+  }
+  const blobs = input.blobs;
+  if (blobs !== null) {
+    rows.push([
+      'relay RSS growth while a blob goes up and down',
+      '< 64 MiB',
+      'failed' in blobs ? '–' : `${blobs.rssGrowthMiB} MiB (${blobs.bytes / 2 ** 20} MiB blob)`,
+      'failed' in blobs ? '**missed**' : bold(verdictOf(blobs.rssGrowthMiB, (v) => v < 64)),
+      'failed' in blobs
+        ? blobs.failed
+        : `upload ${blobs.uploadMBps} MiB/s, download ${blobs.downloadMBps} MiB/s${blobs.intact ? '' : '; NOT intact'}`,
+    ]);
+  }
   const integrity = problems.filter((p) => !p.includes(' failed: '));
   rows.push([
     'lost or duplicated messages, every server and run',
@@ -212,6 +267,7 @@ function messagingTable(input: ReportInput, runs: Runs, labels: string[]): strin
         `${integrity.lost} / ${integrity.dup}`,
         integrity.skipped > 0 ? fmt(integrity.skipped) : '',
         loadgenCell(runs, server, label),
+        fmt(runs.median(server, label, M.loadgenUs), 0),
         fmt(runs.median(server, label, M.otherCores), 2),
       ]);
     }
@@ -232,6 +288,76 @@ function messagingTable(input: ReportInput, runs: Runs, labels: string[]): strin
       'main-thread µs/delivery',
       'lost / dup',
       'skipped (overload)',
+      'load gen cores',
+      'load gen µs/delivery',
+      'other load cores',
+    ],
+    rows,
+  );
+}
+
+/** The one-node reference of the reduced (FerretDB) servers' ratios. */
+const ONE_NODE = OURS;
+
+/** The reduced plan's phase labels that ran ("closed, 50 pairs", "open 50/s, 50 pairs"), in run order. */
+function reducedLabels(input: ReportInput): string[] {
+  const reducedServers = new Set(input.servers.filter((d) => d.reduced !== undefined).map((d) => d.name));
+  return [
+    ...new Set(input.runs.filter((r) => reducedServers.has(r.server)).flatMap((r) => r.phases.map((p) => p.label))),
+  ];
+}
+
+/**
+ * The reduced servers (two nodes on FerretDB with Redis; one node on FerretDB) beside the one-node SQLite relay
+ * running the same phases on its first pairs, with ratios to it taken within each repetition.
+ */
+function twoNodeTable(input: ReportInput, runs: Runs, labels: string[]): string {
+  const rows: string[][] = [];
+  const servers = [ONE_NODE, ...input.settings.servers.filter((s) => s !== ONE_NODE)];
+  for (const label of labels) {
+    for (const server of servers) {
+      if (!runs.has(server, label)) continue;
+      const ratio = (metric: Metric): string =>
+        server === ONE_NODE ? '1' : withSpread(runs.ratio(server, ONE_NODE, label, metric), 2);
+      const sums = runs.runs
+        .filter((r) => r.server === server)
+        .flatMap((r) => r.phases.filter((p) => p.label === label))
+        .map((p) => p.result)
+        .reduce(
+          (sum, r) =>
+            r.kind === 'messaging'
+              ? { lost: sum.lost + r.lost, late: sum.late + r.late, dup: sum.dup + r.duplicates + r.strays }
+              : sum,
+          { lost: 0, late: 0, dup: 0 },
+        );
+      rows.push([
+        label,
+        server,
+        withSpread(runs.values(server, label, M.perSec)),
+        ratio(M.perSec),
+        fmt(runs.median(server, label, M.p50), 1),
+        withSpread(runs.values(server, label, M.p99), 1),
+        withSpread(runs.values(server, label, M.cpuUs), 0),
+        ratio(M.cpuUs),
+        fmt(runs.median(server, label, M.drainWaitS), 1),
+        `${sums.lost} / ${sums.late} / ${sums.dup}`,
+        loadgenCell(runs, server, label),
+        fmt(runs.median(server, label, M.otherCores), 2),
+      ]);
+    }
+  }
+  return table(
+    [
+      'workload',
+      'server',
+      'delivered/s',
+      `÷ ${ONE_NODE}`,
+      'p50 ms',
+      'p99 ms',
+      'server CPU µs/delivery',
+      `÷ ${ONE_NODE}`,
+      'drain wait s',
+      'lost / late / dup',
       'load gen cores',
       'other load cores',
     ],
@@ -310,6 +436,50 @@ function signInTable(input: ReportInput, runs: Runs): string {
   return table(['server', 'sign-ins/s', 'server CPU ms/sign-in', 'p50 ms', 'server cores', 'failures'], rows, 1);
 }
 
+function twoNodeSection(input: ReportInput, runs: Runs): string {
+  const labels = reducedLabels(input);
+  const reduced = input.servers.find((d) => d.reduced !== undefined)?.reduced;
+  if (labels.length === 0 || reduced === undefined) {
+    const skipped = input.runs.find(
+      (r) => r.skipped !== null && input.servers.some((d) => d.name === r.server && d.reduced),
+    );
+    return skipped ? `_Not run:_ ${skipped.skipped ?? ''}` : '_Not run_ (no FerretDB server in `--servers`).';
+  }
+  return `\`weconnect-2node\` is two relay processes sharing one FerretDB over PostgreSQL, with Redis between them;
+every sender is on node 1 and its recipient on node 2, so every delivery crosses Redis. FerretDB does only a few hundred
+writes a second, so these servers run a reduced plan (${reduced.pairs} pairs, ${reduced.rates.map((r) => `${r}/s`).join(', ')}
+offered, then a closed loop with ${reduced.inFlightPerSender} message in flight per sender), and \`${ONE_NODE}\` (one
+node, SQLite) runs the same phases on its first ${reduced.pairs} pairs in each repetition: the ratios divide by it,
+within the repetition. They measure two nodes **and** FerretDB against one node on SQLite (\`weconnect-ferret\`,
+one node on FerretDB, separates the two when given in \`--servers\`). Server CPU sums both node processes, not
+FerretDB's, PostgreSQL's or Redis's own (they show in "other load"). The drain after each phase waits while messages
+keep arriving (up to 4x the drain time): a slow store is not a loss; "late" counts messages given up as lost that
+arrived in a later phase.
+
+${twoNodeTable(input, runs, labels)}`;
+}
+
+function loadgenClientNote(client: BenchSettings['client']): string {
+  const raw =
+    "`bench/raw-socketio.ts` (Engine.IO and Socket.IO frames written directly on `ws` with the server's own parser)";
+  return client === 'raw'
+    ? `it spoke Socket.IO with ${raw} (\`--client socketio\` for socket.io-client), raw frames with the ws relay`
+    : 'it spoke Socket.IO with socket.io-client (`--client socketio`; the default is the raw client), raw frames with the ws relay';
+}
+
+function blobSection(blobs: ReportInput['blobs']): string {
+  if (blobs === null) return '_Not run_ (`--no-blobs`).';
+  if ('failed' in blobs) return `**Failed:** ${blobs.failed}`;
+  return `The attachment store (issue #15), once per run after the messaging servers: a relay process of its own (SQLite,
+blob files under a temporary DATA_DIR); one account uploads ${blobs.bytes / 2 ** 20} MiB of random bytes in
+${blobs.chunkBytes / 2 ** 20} MiB chunks (each fsynced, the last one re-hashes the file) and downloads it whole, over
+127.0.0.1. The relay's RSS is read from /proc every 20 ms; growth is the peak over the warmed-up idle relay (the relay
+streams blobs, so it should not grow with the blob's size; \`relay/test/blobs-memory.test.ts\` fails at 64 MiB). A
+blob that does not come back intact fails the run. \`--blob-mib N\` sets the size, \`--no-blobs\` skips it.
+
+${renderBlobBench(blobs)}`;
+}
+
 function clientCostSection(cost: ClientCost): string {
   if (!cost.measured) return `Not measured: ${cost.reason}.${cost.command ? ` (\`${cost.command}\`)` : ''}`;
   const row = (where: string, f: ClientFigures | null, note: string): string[] =>
@@ -350,6 +520,7 @@ function everyRun(runs: ServerRun[]): string {
         fmt(M.perCommit(phase), 1),
         fmt(phase.serverLoopDelay.maxMs, 0),
         fmt(M.loadgenCores(phase), 2),
+        fmt(M.loadgenUs(phase), 0),
         loadgenLimit(phase) ?? '',
         fmt(M.otherCores(phase), 2),
         integrityProblems(r).join(', ') || ('messages' in r ? `0 of ${fmt(r.messages)}` : ''),
@@ -370,6 +541,7 @@ function everyRun(runs: ServerRun[]): string {
       'per commit',
       'server loop delay max ms',
       'load gen cores',
+      'load gen µs/unit',
       'load gen limit',
       'other load cores',
       'lost/dup/stray/rejected of messages',
@@ -378,14 +550,20 @@ function everyRun(runs: ServerRun[]): string {
   );
 }
 
-export function renderReport(input: ReportInput): { markdown: string; problems: string[] } {
+/** The chart files run.ts writes beside BENCHMARKS.md (with --write), linked from it. */
+export const CHART_FILES = { latency: 'bench-latency.svg', cpu: 'bench-cpu.svg' } as const;
+
+export function renderReport(input: ReportInput): {
+  markdown: string;
+  problems: string[];
+  charts: { latency: string; cpu: string };
+} {
   const { settings, machine, baseline, floor } = input;
   const runs = new Runs(input.runs, settings.reps);
   const problems = collectProblems(input.runs);
-  const oneToOne = [
-    'closed',
-    ...new Set(input.runs.flatMap((r) => r.phases.map((p) => p.label)).filter((l) => l.startsWith('open '))),
-  ];
+  if (input.blobs !== null && 'failed' in input.blobs) problems.push(`blobs failed: ${input.blobs.failed}`);
+  else if (input.blobs !== null && !input.blobs.intact) problems.push('blobs: the downloaded blob was not intact');
+  const oneToOne = ['closed', ...new Set(input.runs.flatMap((r) => r.phases.map((p) => p.label)).filter(isFullOpen))];
   oneToOne.sort((a, b) => (a === 'closed' ? -1 : b === 'closed' ? 1 : Number(a.slice(5, -2)) - Number(b.slice(5, -2))));
   const groupLabels = settings.groups.map(describeGroup);
 
@@ -442,9 +620,15 @@ ${backgroundNote}
 
 ${limitedNote}
 ${notes.length > 0 ? `\n${notes.join('\n')}\n` : ''}
+## Charts
+
+![p50 and p99 latency against offered rate, per server](${CHART_FILES.latency})
+
+![Server CPU µs per delivery per workload and server, with the ratio to ${baseline}](${CHART_FILES.cpu})
+
 ## Where the CPU goes
 
-${cpuProfileSection()}
+${input.profileSection ?? cpuProfileSection()}
 
 ## 1:1 messages
 
@@ -457,10 +641,13 @@ send and the recipient got the push (which it acks at once, so every server hand
 Ratios: delivered/s as this ÷ reference (above 1 is better); CPU as this ÷ reference (below 1 is better). Open loop
 keeps at most ${fmt(OPEN_LOOP_CAP)} messages on their way: past that the server is overloaded and further scheduled sends
 are skipped (counted, never sent, so never lost), which bounds the backlog and the run time. Lost / dup sums every
-repetition; dup includes strays. A server on a reduced plan (\`weconnect-2node\`: 50 pairs, one message in flight per
-sender, 50/s offered, because its FerretDB store does ~200 msg/s) gets no ratios (n/a): it ran a different load.
+repetition; dup includes strays. The servers on FerretDB run a reduced plan: see "Two nodes".
 
 ${messagingTable(input, runs, oneToOne)}
+
+## Two nodes
+
+${twoNodeSection(input, runs)}
 
 ## Group fan-out
 
@@ -499,6 +686,10 @@ makes a new device. Once per run (first repetition): it needs a server start of 
 
 ${settings.signin ? signInTable(input, runs) : '_Not run._'}
 
+## Blobs
+
+${blobSection(input.blobs)}
+
 ## Client cost
 
 ${clientCostSection(input.clientCost)}
@@ -508,7 +699,7 @@ ${clientCostSection(input.clientCost)}
 - ${machine.cores} cores (${machine.cpuModel}), ${machine.memGiB} GiB, Node ${machine.node}
 - load average when the run started: ${machine.loadAvgAtStart.join(', ')}
 - "other load" = busy CPU of the whole machine in the window (from /proc/stat) minus the server and the load generator
-- the load generator is one process (socket.io-client or \`ws\`); it is marked where it may have been the limit
+- the load generator is one process; ${loadgenClientNote(settings.client)}; it is marked where it may have been the limit
 
 ## Servers
 
@@ -533,7 +724,14 @@ ${everyRun(input.runs)}
 ${input.command}
 \`\`\`
 `;
-  return { markdown, problems };
+  const charts = chartsOf(
+    runs,
+    settings.servers,
+    baseline,
+    [...oneToOne, ...groupLabels],
+    new Set(input.servers.filter((d) => d.reduced !== undefined).map((d) => d.name)),
+  );
+  return { markdown, problems, charts };
 }
 
 /**

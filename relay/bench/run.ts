@@ -2,26 +2,31 @@
 // as separate child processes, run the tasks, sample the server's CPU and memory at the window edges; then the
 // client-cost script; then print (and with --write save as BENCHMARKS.md at the repository root) the report.
 // Exits non-zero when any message was lost or duplicated, or a run failed. See README.md; bounded by a watchdog.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { renderBlobBench, runBlobBench } from './blobs.js';
+import type { BlobBenchResult } from './blobs.js';
 import { CLIENT_COST_SCRIPT, killClientCost, runClientCost } from './client-cost.js';
 import { ChildChannel, forkTs } from './ipc.js';
 import type { LoadgenCommand, LoadgenEvent, ServerCommand, ServerEvent, ServerSample, Task } from './ipc.js';
 import { machineIdleUs, machineInfo } from './machine.js';
 import type { MachineInfo } from './machine.js';
 import { parseSettings, plannedTasks } from './plan.js';
+import { mergeSummaries, profilesOf, renderProfileSection, summarizeProfile } from './profile-summary.js';
+import type { CpuProfile, ProfiledPhase } from './profile-summary.js';
 import type { BenchSettings, PlannedTask } from './plan.js';
-import { integrityProblems, renderReport } from './report.js';
+import { CHART_FILES, integrityProblems, renderReport } from './report.js';
 import type { PhaseRun, ServerRun } from './report.js';
 import { BASELINE, FLOOR, SERVERS, SkipServer } from './servers/index.js';
 import type { ServerDefinition } from './servers/index.js';
 
 /** The watchdog: everything is killed and the process exits 1. */
 const HARD_LIMIT_MS = 10 * 60_000;
+/** Time kept for the blob workload at the end (32 MiB up and down takes a few seconds on a quiet machine). */
+const BLOB_RESERVE_MS = 20_000;
 /** Runs that would end after this are skipped (with the reason in the report), so the report is always written. */
 const SOFT_LIMIT_MS = HARD_LIMIT_MS - 25_000;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -73,6 +78,9 @@ async function sampleServer(nodes: ServerChannel[], gc = false): Promise<ServerS
   );
 }
 
+/** Now on the monotonic clock in µs: the clock V8 CPU profiles time their samples with (CLOCK_MONOTONIC). */
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
 const cpuUs = (s: ServerSample): number => s.cpu.user + s.cpu.system;
 
 /** How long the load generator may take to reach each point of a task. */
@@ -108,10 +116,12 @@ async function runTask(
     loadgen.send({ type: 'go' });
   }
   await loadgen.next('window-start', limits.start);
+  const monoStart = monotonicUs();
   const machineStart = machineIdleUs();
   const wallStart = performance.now();
   const before = await sampleServer(servers);
   await loadgen.next('window-end', limits.end);
+  const monoEnd = monotonicUs();
   const after = await sampleServer(servers);
   const machineEnd = machineIdleUs();
   const wallUs = (performance.now() - wallStart) * 1000;
@@ -148,6 +158,7 @@ async function runTask(
       machineStart === null || machineEnd === null ? null : wallUs * machine.cores - (machineEnd - machineStart),
     serverRss: after.rss,
     memory,
+    windowMonoUs: [monoStart, monoEnd],
   };
 }
 
@@ -233,6 +244,10 @@ async function withServer(
   }
 }
 
+/** The reduced plan of the first FerretDB server in the run, if any: its one-node reference runs it too. */
+const reducedInRun = (settings: BenchSettings): ServerDefinition['reduced'] =>
+  SERVERS.find((s) => settings.servers.includes(s.name) && s.reduced !== undefined)?.reduced;
+
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** A server run with no figures yet (or never: `skipped` says why it did not run). */
@@ -260,16 +275,18 @@ async function runServer(
 ): Promise<ServerRun> {
   const run = emptyRun(definition.name, rep, null);
   const runStarted = performance.now();
-  const plan = plannedTasks(definition, settings, rep);
+  const plan = plannedTasks(definition, settings, rep, reducedInRun(settings));
   try {
     await withServer(definition, {}, settings, async (servers, loadgen, urls) => {
       const url = urls[0] ?? '';
+      run.pids = servers.flatMap((server) => (server.child.pid === undefined ? [] : [server.child.pid]));
       run.rssReady = (await sampleServer(servers, true)).rss;
       const setup = {
         url,
         recipientUrl: urls[urls.length - 1] ?? url,
         client: definition.client,
         parser: definition.parser,
+        socketIoClient: settings.client,
         pairs: plan.pairs,
         bodyBytes: settings.bodyBytes,
         groups: plan.groups,
@@ -331,6 +348,46 @@ async function runServer(
   return run;
 }
 
+/**
+ * "Where the CPU goes" from this run's profiles: per server (those on the full plan), the profiled phase is the
+ * closed loop (else the server's first messaging phase), all repetitions; its CPU µs per delivery from the same
+ * windows.
+ */
+function profileReport(dir: string, runs: ServerRun[], definitions: ServerDefinition[], reps: number): string {
+  const phases: ProfiledPhase[] = [];
+  const command = ['npm run bench', '--', ...process.argv.slice(2)].join(' ');
+  for (const definition of definitions.filter((d) => d.reduced === undefined)) {
+    const mine = runs.filter((r) => r.server === definition.name && r.pids !== undefined);
+    const label =
+      mine.flatMap((r) => r.phases).find((p) => p.label === 'closed')?.label ??
+      mine.flatMap((r) => r.phases).find((p) => p.result.kind === 'messaging')?.label;
+    if (label === undefined) continue;
+    const summaries = [];
+    let cpu = 0;
+    let delivered = 0;
+    for (const run of mine.slice(0, reps)) {
+      const phase = run.phases.find((p) => p.label === label);
+      if (phase?.windowMonoUs === undefined || phase.result.kind !== 'messaging') continue;
+      cpu += phase.serverCpuUs;
+      delivered += phase.result.delivered;
+      for (const pid of run.pids ?? []) {
+        for (const file of profilesOf(dir, pid)) {
+          const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+          summaries.push(summarizeProfile(profile, [phase.windowMonoUs]));
+        }
+      }
+    }
+    if (summaries.length === 0 || delivered === 0) continue;
+    phases.push({
+      server: definition.name,
+      label,
+      cpuUsPerDelivery: cpu / delivered,
+      summary: mergeSummaries(summaries),
+    });
+  }
+  return renderProfileSection(phases, command);
+}
+
 /** `--blobs [--blob-mib N]`: the blob workload alone (bench/blobs.ts): upload and download MiB/s, relay RSS. */
 async function blobsMain(argv: string[]): Promise<number> {
   const i = argv.indexOf('--blob-mib');
@@ -357,14 +414,16 @@ async function main(): Promise<number> {
   const runs: ServerRun[] = [];
   const skipReason = new Map<string, string>();
   // Time kept for the client-cost script at the end, when it exists.
-  const reserveMs = settings.clientCost && existsSync(join(ROOT, CLIENT_COST_SCRIPT)) ? 40_000 : 0;
+  const reserveMs =
+    (settings.clientCost && existsSync(join(ROOT, CLIENT_COST_SCRIPT)) ? 40_000 : 0) +
+    (settings.blobMiB > 0 ? BLOB_RESERVE_MS : 0);
   for (let rep = 0; rep < settings.reps; rep++) {
     for (const definition of definitions) {
       const previous = runs.filter((r) => r.server === definition.name && r.skipped === null);
       const expectMs =
         previous.length > 0
           ? Math.max(...previous.map((r) => r.durationMs))
-          : plannedTasks(definition, settings, rep).estimateMs;
+          : plannedTasks(definition, settings, rep, reducedInRun(settings)).estimateMs;
       const known = skipReason.get(definition.name);
       const skipped =
         known ??
@@ -382,6 +441,20 @@ async function main(): Promise<number> {
     }
   }
 
+  let blobs: BlobBenchResult | { failed: string } | null = null;
+  if (settings.blobMiB > 0) {
+    console.log(`  [${Math.round(elapsedMs() / 1000)} s] blobs, ${settings.blobMiB} MiB up and down (bench/blobs.ts)`);
+    blobs = await runBlobBench({ bytes: Math.round(settings.blobMiB * 2 ** 20) }).catch((error: unknown) => ({
+      failed: message(error),
+    }));
+    if ('failed' in blobs) console.error(`  blobs failed: ${blobs.failed}`);
+    else
+      console.log(
+        `  blobs: upload ${blobs.uploadMBps} MiB/s, download ${blobs.downloadMBps} MiB/s, ` +
+          `relay RSS +${blobs.rssGrowthMiB} MiB, ${blobs.intact ? 'intact' : 'NOT INTACT'}`,
+      );
+  }
+
   const clientCostTimeout = Math.min(180_000, HARD_LIMIT_MS - 15_000 - elapsedMs());
   if (settings.clientCost)
     console.log(`  [${Math.round(elapsedMs() / 1000)} s] client cost (crypto/bench/client-cost.ts)`);
@@ -390,7 +463,11 @@ async function main(): Promise<number> {
     : { measured: false as const, reason: 'skipped with --no-client-cost', command: '' };
   if (!clientCost.measured) console.log(`  client cost not measured: ${clientCost.reason}`);
 
+  const profileSection =
+    settings.profileDir === null ? null : profileReport(settings.profileDir, runs, definitions, settings.reps);
+
   const report = renderReport({
+    profileSection,
     settings,
     machine,
     runs,
@@ -398,6 +475,7 @@ async function main(): Promise<number> {
     floor: FLOOR,
     servers: definitions,
     clientCost,
+    blobs,
     elapsedS: Math.round(elapsedMs() / 1000),
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
   });
@@ -405,7 +483,9 @@ async function main(): Promise<number> {
   if (settings.write) {
     const target = join(ROOT, 'BENCHMARKS.md');
     await writeFile(target, report.markdown);
-    console.log(`wrote ${target}`);
+    await writeFile(join(ROOT, CHART_FILES.latency), report.charts.latency);
+    await writeFile(join(ROOT, CHART_FILES.cpu), report.charts.cpu);
+    console.log(`wrote ${target}, ${CHART_FILES.latency} and ${CHART_FILES.cpu} beside it`);
   }
   if (settings.profileDir !== null) console.log(`server CPU profiles in ${settings.profileDir}`);
   console.log(`bench: finished in ${Math.round(elapsedMs() / 1000)} s`);

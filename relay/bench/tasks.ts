@@ -5,7 +5,7 @@ import { signIn, signUp, uniqueUsername } from '../test/helpers.js';
 import type { TestAccount } from '../test/helpers.js';
 import type { DrainResult, IdleResult, LoadgenSetup, SignInResult, Task } from './ipc.js';
 import { summarizeLatencies } from './stats.js';
-import { connectSocketIo } from './transports.js';
+import { connectEventSocket } from './transports.js';
 import { IdSource, senderOf, sleep } from './workloads.js';
 import type { Transport, WindowHooks } from './workloads.js';
 
@@ -106,8 +106,9 @@ export async function runDrain(
     onDone = resolve;
     timer = setTimeout(resolve, task.timeoutMs);
   });
-  const socket = await connectSocketIo(setup.url, { token: offline.token }, 'msgpack', (s) =>
-    s.on('messages', (batch: { id: string }[], ack?: () => void) => {
+  const socket = await connectEventSocket(setup.socketIoClient, setup.url, { token: offline.token }, 'msgpack', (s) =>
+    s.on('messages', (...args: unknown[]) => {
+      const [batch, ack] = args as [{ id: string }[], (() => void) | undefined];
       for (const { id } of batch) {
         if (got.has(id)) duplicates++;
         else if (!expected.has(id)) strays++;

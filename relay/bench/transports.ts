@@ -1,9 +1,13 @@
 // The load generator's two client protocols behind workloads.ts's Transport: Socket.IO (the WeConnect relay and
 // the bare relays: `message:send` with an ack, `messages` pushes acked at once) and raw ws (the frames of wire.ts).
+// Socket.IO is spoken by either of two clients (`--client`): `raw` (raw-socketio.ts, the default: Engine.IO and
+// Socket.IO frames written directly on `ws` with the server's own parser) or `socketio` (socket.io-client).
 import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
 import { WebSocket } from 'ws';
+import { connectRawSocketIo } from './raw-socketio.js';
+import type { EventSocket } from './raw-socketio.js';
 import { AFTER_ID, FRAME, groupSendFrame, idFrame, sendFrame } from './wire.js';
 import type { Transport } from './workloads.js';
 
@@ -40,6 +44,20 @@ export function connectSocketIo(
   });
 }
 
+/** Which Socket.IO client the load generator uses (`--client`). */
+export type SocketIoClient = 'raw' | 'socketio';
+
+/** Connects one Socket.IO device with the chosen client; `listen` as for connectSocketIo. */
+export function connectEventSocket(
+  client: SocketIoClient,
+  url: string,
+  auth: Record<string, string>,
+  parser: 'default' | 'msgpack',
+  listen?: (socket: EventSocket) => void,
+): Promise<EventSocket> {
+  return client === 'raw' ? connectRawSocketIo(url, auth, parser, listen) : connectSocketIo(url, auth, parser, listen);
+}
+
 /** Connects one raw ws client as device number `device`. */
 export function connectWs(url: string, device: number): Promise<WebSocket> {
   const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/?device=${device}`, {
@@ -65,12 +83,13 @@ export class SocketIoTransport implements Transport {
    * @param groupIds wire id of the group of each size
    */
   constructor(
-    private readonly sockets: (Socket | undefined)[],
+    private readonly sockets: (EventSocket | undefined)[],
     private readonly wireIds: string[],
     private readonly groupIds: Map<number, string>,
   ) {
     sockets.forEach((socket, device) => {
-      socket?.on('messages', (batch: { id: string }[], ack?: () => void) => {
+      socket?.on('messages', (...args: unknown[]) => {
+        const [batch, ack] = args as [{ id: string }[], (() => void) | undefined];
         for (const message of batch) this.handler(device, message.id);
         if (typeof ack === 'function') ack();
       });

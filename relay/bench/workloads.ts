@@ -19,6 +19,9 @@ export interface Transport {
   onPush(handler: (device: number, id: string) => void): void;
 }
 
+/** The longest drain, as a multiple of the phase's drainMs, however long messages keep arriving. */
+export const DRAIN_CAP_FACTOR = 4;
+
 export const senderOf = (pair: number): number => 2 * pair;
 export const recipientOf = (pair: number): number => 2 * pair + 1;
 export const groupMembers = (size: number): number[] => Array.from({ length: size }, (_, p) => recipientOf(p));
@@ -72,6 +75,10 @@ type MessagingTask = Extract<Task, { kind: 'closed' | 'open' | 'group' }>;
 export class LoadDriver {
   private readonly inFlight = new Map<string, InFlight>();
   private readonly done = new Set<string>();
+  /** Ids given up as lost when a drain ended: a receipt of one later is counted as late, not as a stray. */
+  private readonly givenUp = new Set<string>();
+  /** Receipts and completions so far: the drain waits while this moves. */
+  private progress = 0;
   private readonly ids = new IdSource();
   private readonly body: Buffer;
   private readonly groupPositions = new Map<number, Int32Array>();
@@ -83,6 +90,7 @@ export class LoadDriver {
   private rejected = 0;
   private duplicates = 0;
   private strays = 0;
+  private late = 0;
   private latencies: number[] = [];
   private onComplete: ((slot: number) => void) | null = null;
   private onDrained: (() => void) | null = null;
@@ -153,9 +161,11 @@ export class LoadDriver {
     const entry = this.inFlight.get(id);
     if (entry === undefined) {
       if (this.done.has(id)) this.duplicates++;
+      else if (this.givenUp.has(id)) this.late++;
       else this.strays++;
       return;
     }
+    this.progress++;
     if (entry.got === null) {
       if (device !== entry.recipient) return void this.strays++;
       if (entry.waiting === 0) return void this.duplicates++;
@@ -174,6 +184,7 @@ export class LoadDriver {
   }
 
   private finish(id: string, entry: InFlight): void {
+    this.progress++;
     this.inFlight.delete(id);
     this.done.add(id);
     if (this.sending) this.onComplete?.(entry.slot);
@@ -181,8 +192,11 @@ export class LoadDriver {
   }
 
   /**
-   * Runs one workload: warm-up, measurement window, then a bounded wait for every message of the run (warm-up
-   * included). Lost = receipts plus send acks still missing then; a late arrival of one counts as a stray.
+   * Runs one workload: warm-up, measurement window, then a wait for every message of the run (warm-up included)
+   * that lasts while they keep arriving: it ends when all are in, when nothing arrived for `drainMs`, or after
+   * DRAIN_CAP_FACTOR × `drainMs` in all. Lost = receipts plus send acks still missing then (a slow store on a busy
+   * machine is not a lost message; a relay that dropped one makes no more progress on it); a receipt of a given-up
+   * id in a later phase counts as late there.
    */
   async run(task: MessagingTask, hooks: WindowHooks): Promise<MessagingResult> {
     this.delivered = 0;
@@ -191,6 +205,7 @@ export class LoadDriver {
     this.rejected = 0;
     this.duplicates = 0;
     this.strays = 0;
+    this.late = 0;
     this.latencies = [];
     this.windowOpen = false;
     this.sending = true;
@@ -199,10 +214,11 @@ export class LoadDriver {
     let tick: NodeJS.Timeout | undefined;
 
     const start = performance.now();
+    const pairs = task.kind === 'group' ? this.pairs : Math.min(this.pairs, task.pairs ?? this.pairs);
     if (task.kind === 'closed') {
       this.onComplete = (pair) => this.sendPair(pair, performance.now());
       for (let k = 0; k < task.inFlight; k++) {
-        for (let p = 0; p < this.pairs; p++) this.sendPair(p, performance.now());
+        for (let p = 0; p < pairs; p++) this.sendPair(p, performance.now());
       }
     } else if (task.kind === 'group') {
       const members = groupMembers(task.size);
@@ -210,8 +226,8 @@ export class LoadDriver {
       for (let k = 0; k < task.inFlight; k++) this.sendGroup(k, members, performance.now());
     } else {
       this.onComplete = null;
-      const interval = (1000 * this.pairs) / task.ratePerSec;
-      const due = Array.from({ length: this.pairs }, (_, p) => start + (p * interval) / this.pairs);
+      const interval = (1000 * pairs) / task.ratePerSec;
+      const due = Array.from({ length: pairs }, (_, p) => start + (p * interval) / pairs);
       const step = (): void => {
         if (!this.sending) return;
         const now = performance.now();
@@ -249,19 +265,34 @@ export class LoadDriver {
     delay.disable();
     hooks.onWindowEnd();
 
+    const drainStart = performance.now();
     if (this.inFlight.size > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, task.drainMs);
+        const deadline = drainStart + DRAIN_CAP_FACTOR * task.drainMs;
+        let seen = this.progress;
+        let timer: NodeJS.Timeout;
+        const check = (): void => {
+          // Something arrived in the last drainMs: the relay is still delivering, keep waiting (up to the cap).
+          if (this.progress !== seen && performance.now() < deadline) {
+            seen = this.progress;
+            timer = setTimeout(check, Math.min(task.drainMs, Math.max(0, deadline - performance.now())));
+          } else resolve();
+        };
+        timer = setTimeout(check, task.drainMs);
         this.onDrained = () => {
           clearTimeout(timer);
           resolve();
         };
       });
     }
+    const drainWaitMs = performance.now() - drainStart;
     this.onDrained = null;
     this.onComplete = null;
     let lost = 0;
-    for (const entry of this.inFlight.values()) lost += entry.waiting + (entry.acked ? 0 : 1);
+    for (const [id, entry] of this.inFlight) {
+      lost += entry.waiting + (entry.acked ? 0 : 1);
+      this.givenUp.add(id);
+    }
     this.inFlight.clear();
 
     return {
@@ -276,6 +307,8 @@ export class LoadDriver {
       lost,
       duplicates: this.duplicates,
       strays: this.strays,
+      late: this.late,
+      drainWaitMs,
       rejected: this.rejected,
       loadgenCpuUs: cpu.user + cpu.system,
       loadgenLoopDelayP99Ms: delay.percentile(99) / 1e6,

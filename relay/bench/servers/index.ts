@@ -31,6 +31,11 @@ export interface ServerDefinition {
    * its own pair count, closed-loop depth and open rates, and no groups, idle connections or drain.
    */
   reduced?: { pairs: number; inFlightPerSender: number; rates: number[]; drainMs: number; openFirst: boolean };
+  /**
+   * The one-node reference of the reduced servers: when one of them is in the run, this server also runs the
+   * reduced plan's phases on its first pairs (same labels), so their figures can be divided by its.
+   */
+  reducedReference?: boolean;
 }
 
 /** A server that cannot run on this machine (a missing binary): the bench skips it with the reason, not a failure. */
@@ -77,6 +82,7 @@ function weconnect(
   byDefault: boolean,
   topology: Topology = 'sqlite',
   reduced?: ServerDefinition['reduced'],
+  reducedReference = false,
 ): ServerDefinition {
   const nodes = topology === 'ferret-redis' ? 2 : 1;
   return {
@@ -84,6 +90,7 @@ function weconnect(
     description,
     byDefault,
     stores: true,
+    ...(reducedReference ? { reducedReference } : {}),
     ...(reduced === undefined ? {} : { reduced }),
     script: join(here, 'weconnect.ts'),
     args: [],
@@ -152,7 +159,12 @@ export const SERVERS: ServerDefinition[] = [
     'the WeConnect relay (src/server.ts in-process in its own child): JWT auth, SQLite mailbox (WAL, ' +
       'synchronous=NORMAL, the default) in a fresh temp DATA_DIR, ack after the group commit, msgpack parser; ' +
       `BCRYPT_COST=${WECONNECT_BENCH_ENV.BCRYPT_COST} and send rate limits raised to ` +
-      `${WECONNECT_BENCH_ENV.SEND_RATE_PER_SEC}/s for the run (the sign-in task has its own start at cost 12)`,
+      `${WECONNECT_BENCH_ENV.SEND_RATE_PER_SEC}/s for the run (the sign-in task has its own start at cost 12); ` +
+      'when a FerretDB server is in the run it also runs their reduced phases on its first 50 pairs, the one-node ' +
+      'reference of their ratios',
+    true,
+    'sqlite',
+    undefined,
     true,
   ),
   weconnect(

@@ -1,0 +1,214 @@
+// The bench's SVG charts (bench/charts.ts): well-formed XML with a white background, a title and axis labels, and
+// the figures themselves (latencies, CPU per delivery, ratios to the baseline) written on them.
+import { describe, expect, it } from 'vitest';
+import { chartsOf, cpuChart, escapeXml, latencyChart } from '../bench/charts.js';
+import { Runs } from '../bench/figures.js';
+import type { PhaseRun, ServerRun } from '../bench/figures.js';
+
+/**
+ * A strict well-formedness check for the XML the charts use (elements, quoted attributes, text, the five entities):
+ * every tag closes in order, one root, no bare `<` or `&` in text or attributes. Throws on the first fault.
+ */
+function assertWellFormedXml(xml: string): { root: string; elements: Map<string, number> } {
+  const token = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>|([^<]+)|(<)/g;
+  const stack: string[] = [];
+  const elements = new Map<string, number>();
+  let root: string | null = null;
+  let match: RegExpExecArray | null;
+  const checkEntities = (text: string): void => {
+    const bad = text.replace(/&(amp|lt|gt|quot|apos);/g, '').match(/&/);
+    if (bad) throw new Error(`unescaped & in ${JSON.stringify(text.slice(0, 60))}`);
+  };
+  while ((match = token.exec(xml)) !== null) {
+    const [, closing, name, attributes, selfClosing, text, stray] = match;
+    if (stray !== undefined) throw new Error(`stray < at ${match.index}: ${xml.slice(match.index, match.index + 40)}`);
+    if (text !== undefined) {
+      if (stack.length === 0 && text.trim() !== '') throw new Error(`text outside the root: ${text.slice(0, 40)}`);
+      checkEntities(text);
+      continue;
+    }
+    const tag = name as string;
+    checkEntities(attributes ?? '');
+    if (closing === '/') {
+      const open = stack.pop();
+      if (open !== tag) throw new Error(`</${tag}> closes <${String(open)}>`);
+      continue;
+    }
+    if (stack.length === 0) {
+      if (root !== null) throw new Error('more than one root element');
+      root = tag;
+    }
+    elements.set(tag, (elements.get(tag) ?? 0) + 1);
+    if (selfClosing !== '/') stack.push(tag);
+  }
+  if (stack.length > 0) throw new Error(`unclosed: ${stack.join(' > ')}`);
+  if (root === null) throw new Error('no root element');
+  return { root, elements };
+}
+
+/** The text content of every <text> element, in order. */
+const texts = (svg: string): string[] => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1] as string);
+
+describe('the bench latency chart', () => {
+  const svg = latencyChart([
+    {
+      server: 'weconnect',
+      points: [
+        { rate: 2000, p50: 1.2, p99: 4.5 },
+        { rate: 10_000, p50: 3.4, p99: 48.2 },
+      ],
+    },
+    {
+      server: 'bare',
+      points: [
+        { rate: 2000, p50: 0.9, p99: 3.1 },
+        { rate: 10_000, p50: 2.2, p99: 12.7 },
+      ],
+    },
+    { server: 'ws', points: [{ rate: 2000, p50: Number.NaN, p99: Number.NaN }] },
+  ]);
+
+  it('is well-formed SVG on a white background with a title and both axis labels', () => {
+    const { root, elements } = assertWellFormedXml(svg);
+    expect(root).toBe('svg');
+    expect(svg).toContain('xmlns="http://www.w3.org/2000/svg"');
+    expect(svg).toMatch(/<rect x="0" y="0" width="\d+" height="\d+" fill="#ffffff"\/>/);
+    expect(elements.get('title')).toBeGreaterThan(0);
+    expect(texts(svg)).toContain('Latency against offered rate (open loop)');
+    expect(texts(svg)).toContain('latency, ms (log scale)');
+    expect(texts(svg)).toContain('offered rate, messages per second (log scale)');
+  });
+
+  it('draws one p99 and one p50 line per server with figures, and names the servers in the legend', () => {
+    expect(svg.match(/<polyline /g)).toHaveLength(4);
+    expect(svg.match(/stroke-dasharray/g)).toHaveLength(2);
+    expect(texts(svg)).toEqual(expect.arrayContaining(['weconnect', 'bare', '48', '13', '4.5', '2k/s', '10k/s']));
+    // A server without figures gets no line and no legend entry.
+    expect(texts(svg)).not.toContain('ws');
+  });
+
+  it('says so when there are no open-loop figures', () => {
+    const empty = latencyChart([]);
+    assertWellFormedXml(empty);
+    expect(texts(empty)).toContain('no open-loop figures in this run');
+  });
+});
+
+describe('the bench CPU chart', () => {
+  const svg = cpuChart(
+    [
+      {
+        workload: 'closed',
+        bars: [
+          { server: 'weconnect', value: 75.4, ratio: 1.23 },
+          { server: 'bare', value: 61.3, ratio: 1 },
+          { server: 'ws', value: 26.1, ratio: 0.43 },
+        ],
+      },
+      {
+        workload: 'open 10000/s',
+        bars: [
+          { server: 'weconnect', value: 90, ratio: 0.97 },
+          { server: 'bare', value: 92.8, ratio: 1 },
+        ],
+      },
+    ],
+    'bare',
+  );
+
+  it('is well-formed SVG on a white background with a title and both axis labels', () => {
+    const { root } = assertWellFormedXml(svg);
+    expect(root).toBe('svg');
+    expect(svg).toMatch(/fill="#ffffff"/);
+    expect(texts(svg)).toContain('Server CPU per delivery');
+    expect(texts(svg)).toContain('server CPU µs per delivery');
+    expect(texts(svg)).toContain('workload');
+  });
+
+  it('draws one bar per server and workload with its µs and its ratio to the baseline', () => {
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(5);
+    expect(texts(svg)).toEqual(
+      expect.arrayContaining(['75 ×1.23', '61', '26 ×0.43', '90 ×0.97', '93', 'closed', 'open 10000/s']),
+    );
+  });
+
+  it('escapes what it writes', () => {
+    expect(escapeXml(`a<b & "c" 'd'>`)).toBe('a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;');
+    const odd = cpuChart([{ workload: 'a<&b', bars: [{ server: 's"1', value: 3, ratio: null }] }], 's"1');
+    assertWellFormedXml(odd);
+    expect(texts(odd)).toContain('a&lt;&amp;b');
+  });
+});
+
+describe('the bench charts from a run', () => {
+  const phase = (label: string, delivered: number, cpuUs: number, p50: number, p99: number): PhaseRun => ({
+    label,
+    result: {
+      kind: 'messaging',
+      open: label.startsWith('open'),
+      skipped: 0,
+      windowMs: 1000,
+      delivered,
+      sent: delivered,
+      latencyMs: { p50, p99, max: p99, count: delivered },
+      messages: delivered,
+      lost: 0,
+      duplicates: 0,
+      strays: 0,
+      late: 0,
+      drainWaitMs: 0,
+      rejected: 0,
+      loadgenCpuUs: 1000,
+      loadgenLoopDelayP99Ms: 1,
+      maxSendLagMs: 1,
+    },
+    serverCpuUs: cpuUs * delivered,
+    serverLoopActiveMs: 0,
+    serverLoopDelay: { p99Ms: 0, maxMs: 0 },
+    serverMainThread: null,
+    serverCounters: {},
+    machineBusyUs: null,
+    serverRss: 0,
+    memory: null,
+  });
+  const run = (server: string, phases: PhaseRun[]): ServerRun => ({
+    server,
+    rep: 0,
+    setupMs: 0,
+    connectMs: 0,
+    devices: 0,
+    rssReady: 0,
+    rssConnected: 0,
+    phases,
+    failure: null,
+    skipped: null,
+    durationMs: 0,
+  });
+  const runs = new Runs(
+    [
+      run('weconnect', [phase('closed', 1000, 80, 5, 9), phase('open 2000/s', 2000, 120, 2, 7.5)]),
+      run('bare', [phase('closed', 1000, 64, 4, 8), phase('open 2000/s', 2000, 100, 1.5, 6)]),
+      run('weconnect-2node', [phase('closed', 100, 2400, 200, 400)]),
+    ],
+    1,
+  );
+  const charts = chartsOf(
+    runs,
+    ['weconnect', 'weconnect-2node', 'bare'],
+    'bare',
+    ['closed', 'open 2000/s'],
+    new Set(['weconnect-2node']),
+  );
+
+  it('puts each server’s median CPU per delivery and its ratio to the baseline on the bars', () => {
+    assertWellFormedXml(charts.cpu);
+    expect(texts(charts.cpu)).toEqual(expect.arrayContaining(['80 ×1.25', '64', '120 ×1.20', '100']));
+  });
+
+  it('plots the open-loop latencies and leaves out the servers on a reduced plan, saying so', () => {
+    assertWellFormedXml(charts.latency);
+    expect(texts(charts.latency)).toEqual(expect.arrayContaining(['7.5', '6.0', '2k/s']));
+    expect(texts(charts.latency).join(' ')).toContain('not shown: weconnect-2node (reduced plan)');
+    expect(texts(charts.cpu)).not.toContain('weconnect-2node');
+  });
+});
