@@ -125,6 +125,17 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.contactsWritingTo(bob.userId, [alice.userId])).toEqual([]);
       });
 
+      it('records the same contacts from many concurrent sends, every pair (two relay nodes race like this)', async () => {
+        const others = Array.from({ length: 12 }, (_, i) => newAccount(`peer${i}`));
+        for (const o of others) await store.createAccount(o);
+        const devices = others.map((o) => o.deviceId);
+        // Reversed orders too, so that concurrent requests meet on different pairs first.
+        const runs = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? devices : [...devices].reverse()));
+        const answers = await Promise.all(runs.map((d) => store.recordContacts(alice.userId, d)));
+        for (const owners of answers) expect([...owners].sort()).toEqual(others.map((o) => o.userId).sort());
+        for (const o of others) expect(await store.contactsWritingTo(o.userId, [alice.userId])).toEqual([alice.userId]);
+      });
+
       it('stores presence settings, backups and last-seen times', async () => {
         await store.setSharePresence(alice.userId, false);
         await store.applyWrites({ ...noWrites, lastSeen: [{ userId: bob.userId, ts: T0 + 5 }] }, T0 + 6);
