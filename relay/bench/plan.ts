@@ -94,10 +94,10 @@ export function parseSettings(argv: string[], servers: ServerDefinition[]): Benc
     bodyBytes: number('body', 300),
     inFlightPerSender: number('inflight', 2),
     closed: !flag('no-closed'),
-    rates: list('rates', quick ? '2000,10000' : '2000,5000,10000,20000'),
+    rates: list('rates', quick ? '2000,5000,10000' : '2000,5000,10000,20000'),
     groups,
     idle: flag('no-idle') ? 0 : number('idle', quick ? 2000 : 5000, true),
-    offline: flag('no-drain') ? 0 : number('offline', 10_000, true),
+    offline: flag('no-drain') ? 0 : number('offline', quick ? 10_000 : 100_000, true), // issue #18: 100,000 in < 2 s
     signin: !flag('no-signin'),
     clientCost: !flag('no-client-cost'),
     warmupMs: number('warmup', 1) * 1000,

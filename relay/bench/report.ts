@@ -43,7 +43,8 @@ export interface ReportInput {
 
 /** The server the targets are about. */
 const OURS = 'weconnect';
-const CLIENT_SEND_TARGET_US = 200;
+/** Issue #18: a 1:1 send (pad + ratchet + seal) on a post-quantum session, in Chromium. */
+const CLIENT_SEND_TARGET_US = 100;
 
 function table(header: string[], rows: string[][], leftColumns = 2): string {
   const align = header.map((_, i) => (i < leftColumns ? '---' : '---:'));
@@ -108,8 +109,17 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
       notes.filter((n) => n !== '').join('; '),
     ]);
   };
+  // The targets of issue #18 (they replace issue #8's): CPU ≤ 1.0x bare and ≤ 2.0x ws, closed loop and at 5,000/s.
+  const fiveK = describeOpen(5_000);
   const tenK = describeOpen(10_000);
-  ratioRow(`server CPU µs/delivery, ${OURS} ÷ ${baseline}, ${tenK}`, tenK, M.cpuUs, baseline, '≤ 1.0x', (v) => v <= 1);
+  ratioRow(
+    `server CPU µs/delivery, ${OURS} ÷ ${baseline}, ${fiveK}`,
+    fiveK,
+    M.cpuUs,
+    baseline,
+    '≤ 1.0x',
+    (v) => v <= 1,
+  );
   ratioRow(
     `server CPU µs/delivery, ${OURS} ÷ ${baseline}, closed loop`,
     'closed',
@@ -118,14 +128,14 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
     '≤ 1.0x',
     (v) => v <= 1,
   );
-  ratioRow(`server CPU µs/delivery, ${OURS} ÷ ${floor}, ${tenK}`, tenK, M.cpuUs, floor, '≤ 1.5x', (v) => v <= 1.5);
+  ratioRow(`server CPU µs/delivery, ${OURS} ÷ ${floor}, ${fiveK}`, fiveK, M.cpuUs, floor, '≤ 2.0x', (v) => v <= 2);
   ratioRow(
     `server CPU µs/delivery, ${OURS} ÷ ${floor}, closed loop`,
     'closed',
     M.cpuUs,
     floor,
-    '≤ 1.5x',
-    (v) => v <= 1.5,
+    '≤ 2.0x (stretch 1.5x)',
+    (v) => v <= 2,
   );
   ratioRow(`closed-loop delivered/s, ${OURS} ÷ ${baseline}`, 'closed', M.perSec, baseline, '≥ 1.0x', (v) => v >= 1);
   ratioRow(`closed-loop delivered/s, ${OURS} ÷ ${floor}`, 'closed', M.perSec, floor, '≥ 0.7x', (v) => v >= 0.7);
@@ -146,30 +156,35 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
       note,
     ]);
   };
-  const p99Limited = runs.limited(OURS, tenK).limited;
-  const p99s = runs.values(OURS, tenK, M.p99);
-  absoluteRow(
-    `p99 latency at 10k msg/s, ${OURS}`,
-    '≤ 10 ms',
-    p99s,
-    'ms',
-    1,
-    (v) => v <= 10,
-    [
-      p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
-      median(p99s) > 10 ? limitOf(runs, OURS, tenK) : '',
-    ]
-      .filter((n) => n !== '')
-      .join('; '),
-  );
+  for (const [rate, label] of [
+    ['5k', fiveK],
+    ['10k', tenK],
+  ] as const) {
+    const p99Limited = runs.limited(OURS, label).limited;
+    const p99s = runs.values(OURS, label, M.p99);
+    absoluteRow(
+      `p99 latency at ${rate} msg/s, ${OURS}`,
+      '≤ 10 ms',
+      p99s,
+      'ms',
+      1,
+      (v) => v <= 10,
+      [
+        p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
+        median(p99s) > 10 ? limitOf(runs, OURS, label) : '',
+      ]
+        .filter((n) => n !== '')
+        .join('; '),
+    );
+  }
   const idleLabel = `idle ${settings.idle}`;
   absoluteRow(
     `RSS per idle connection, ${OURS}`,
-    '≤ 12 KiB',
+    '≤ 10 KiB',
     runs.values(OURS, idleLabel, M.rssKiBPerConn),
     'KiB',
     1,
-    (v) => v <= 12,
+    (v) => v <= 10,
   );
   const drainLabel = `drain ${settings.offline}`;
   const drains = runs.values(OURS, drainLabel, M.seconds);
