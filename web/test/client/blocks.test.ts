@@ -55,6 +55,10 @@ describe('blocking', () => {
     // Baseline: before the block, mal's message reaches ann.
     await mal.engine.send(ann.userId, 'before the block');
     await until('ann got it', () => hasText(ann.engine, mal.userId, 'before the block'));
+    // And ann's delivery receipt reached mal before the block (the last test checks no read receipt follows it).
+    await until('mal saw it delivered', async () =>
+      (await history(mal.engine, ann.userId)).some((m) => m.text === 'before the block' && m.status === 'delivered'),
+    );
 
     await ann.engine.block(person(mal));
     expect(ann.engine.getSnapshot().blocked).toEqual([person(mal)]);
