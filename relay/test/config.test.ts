@@ -36,7 +36,7 @@ describe('loadConfig', () => {
       sendRatePerSecond: 50,
       mailboxTtlDays: 30,
       sqliteSynchronous: 'NORMAL',
-      sqliteWriter: 'worker',
+      sqliteWriter: 'inline',
       trustProxy: false,
       logLevel: 'info',
       mongodbUri: undefined,
@@ -48,6 +48,13 @@ describe('loadConfig', () => {
     });
     expect(config.dataDir).toBe(join(process.cwd(), 'data'));
     expect(config.webDist).toMatch(/web[/\\]dist$/);
+  });
+
+  it('puts the SQLite writer on a thread where commits fsync (auto), unless told otherwise', () => {
+    expect(loadConfig({ SQLITE_SYNCHRONOUS: 'FULL' }).sqliteWriter).toBe('worker');
+    expect(loadConfig({ SQLITE_SYNCHRONOUS: 'NORMAL' }).sqliteWriter).toBe('inline');
+    expect(loadConfig({ SQLITE_SYNCHRONOUS: 'NORMAL', SQLITE_WRITER: 'worker' }).sqliteWriter).toBe('worker');
+    expect(loadConfig({ SQLITE_SYNCHRONOUS: 'FULL', SQLITE_WRITER: 'inline' }).sqliteWriter).toBe('inline');
   });
 
   it('reads overrides and treats empty values as unset', () => {

@@ -56,9 +56,9 @@ export interface SqliteStoreOptions {
   /** Where blob files go (default: `blobs` next to the database file). */
   blobDir?: string;
   /**
-   * Who commits the write batches (sends, acks, last-seen): `worker` (SQLITE_WRITER's default) a worker thread with
-   * its own connection, so that the main thread keeps serving during each commit; `inline` (this option's default)
-   * the main thread's connection.
+   * Who commits the write batches (sends, acks, last-seen): `worker` a worker thread with its own connection, so that
+   * the main thread keeps serving during each commit (SQLITE_WRITER=auto picks it with SQLITE_SYNCHRONOUS=FULL);
+   * `inline` (this option's default) the main thread's connection.
    */
   writer?: 'inline' | 'worker';
 }
