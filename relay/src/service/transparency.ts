@@ -97,6 +97,20 @@ export class KeyTransparency {
    * the same. Retries on a lost race until the latest entry matches the state read after the append.
    */
   record(userId: string): Promise<void> {
+    return this.append(async (size) => {
+      const latest = await this.store.ktLatestOf(userId, size);
+      const state = await this.stateOf(userId, latest ? latest.seq + 1 : 0);
+      if (state === null) return { result: undefined };
+      if (latest && encodeKtEntry({ ...state, seq: latest.seq }).equals(latest.entry)) return { result: undefined };
+      return { leaf: { index: size, userId, seq: state.seq, entry: encodeKtEntry(state) }, result: undefined };
+    });
+  }
+
+  /**
+   * The one append path, one at a time on this node: at the current size (after finishing a leaf another node left
+   * half-appended), `plan` says what to append, if anything; the append is a compare-and-set, retried on a lost race.
+   */
+  private append<T>(plan: (size: number) => Promise<{ leaf?: KtLeafRecord; result: T }>): Promise<T> {
     const run = this.tail.then(async () => {
       for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt += 1) {
         const size = await this.store.ktSize();
@@ -105,13 +119,8 @@ export class KeyTransparency {
           await this.finish(stray);
           continue;
         }
-        const latest = await this.store.ktLatestOf(userId, size);
-        const state = await this.stateOf(userId, latest ? latest.seq + 1 : 0);
-        if (state === null) return;
-        if (latest && encodeKtEntry({ ...state, seq: latest.seq }).equals(latest.entry)) return;
-        const bytes = encodeKtEntry(state);
-        const leaf = { index: size, userId, seq: state.seq, entry: bytes };
-        if ((await this.store.ktAppend(leaf, await this.nodesFor(leaf))) === 'appended') return;
+        const { leaf, result } = await plan(size);
+        if (!leaf || (await this.store.ktAppend(leaf, await this.nodesFor(leaf))) === 'appended') return result;
       }
       throw new Error('key transparency: could not append after many attempts');
     });
@@ -130,22 +139,12 @@ export class KeyTransparency {
     if (known) return known;
     const owner = releaseOwner(hash.toString('hex'));
     const entry = encodeReleaseKtEntry(releaseKeyIdOf(bytes), hash);
-    const run = this.tail.then(async () => {
-      for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt += 1) {
-        const size = await this.store.ktSize();
-        const stray = await this.store.ktLeaf(size);
-        if (stray) {
-          await this.finish(stray);
-          continue;
-        }
-        const latest = await this.store.ktLatestOf(owner, size);
-        if (latest) return latest;
-        const leaf = { index: size, userId: owner, seq: 0, entry };
-        if ((await this.store.ktAppend(leaf, await this.nodesFor(leaf))) === 'appended') return leaf;
-      }
-      throw new Error('key transparency: could not append after many attempts');
+    const run = this.append(async (size) => {
+      const latest = await this.store.ktLatestOf(owner, size);
+      if (latest) return { result: latest };
+      const leaf = { index: size, userId: owner, seq: 0, entry };
+      return { leaf, result: leaf };
     });
-    this.tail = run.catch(() => undefined);
     this.releases.set(hash.toString('hex'), run);
     run.catch(() => this.releases.delete(hash.toString('hex')));
     return run;
