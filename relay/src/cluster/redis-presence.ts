@@ -16,11 +16,17 @@ const sinceKey = (userId: string): string => `${PREFIX}since:${userId}`;
 /** How long an offline user's last-seen time stays in Redis (the store keeps it for good). */
 const SEEN_TTL_MS = 24 * 3600 * 1000;
 
-// KEYS: user hash, node set, since key, nodes zset. ARGV: node id, user id, now, node expiry.
+// Every write of a node's count for a user sets the count this node holds (not an increment): a command that runs
+// twice, or after the node's write-back (a NOSCRIPT retry lets other commands in between), cannot count twice.
+
+// KEYS: user hash, node set, since key, nodes zset. ARGV: node id, user id, now, node expiry, this node's count.
 const CONNECT = new Script(`
+if tonumber(ARGV[5]) <= 0 then
+  return false
+end
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 local before = redis.call('HLEN', KEYS[1])
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[2])
 if before == 0 then
   redis.call('SET', KEYS[3], ARGV[3])
@@ -29,16 +35,17 @@ end
 return false
 `);
 
-// KEYS: user hash, node set, since key. ARGV: node id, user id, now, seen ttl.
+// KEYS: user hash, node set, since key. ARGV: node id, user id, now, seen ttl, this node's count.
 const DISCONNECT = new Script(`
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-if n <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('SREM', KEYS[2], ARGV[2])
-  if redis.call('HLEN', KEYS[1]) == 0 then
-    redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
-    return ARGV[3]
-  end
+if tonumber(ARGV[5]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
+  return false
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+  return ARGV[3]
 end
 return false
 `);
@@ -76,12 +83,15 @@ end
 return offline
 `);
 
-// KEYS: nodes zset, node set. ARGV: node id, node expiry, now, prefix, then user id and count pairs. Writes this
-// node's connections back; answers the users who had been offline (they come online again).
+// KEYS: nodes zset, node set. ARGV: node id, node expiry, now, prefix, seen ttl, then user id and count pairs.
+// Writes this node's connections back, and takes out the users it no longer holds (a disconnect that could not
+// reach Redis). Answers {users who had been offline and come online again, users who went offline}.
 const REASSERT = new Script(`
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local back = {}
-for i = 5, #ARGV, 2 do
+local held = {}
+for i = 6, #ARGV, 2 do
+  held[ARGV[i]] = true
   local uk = ARGV[4] .. 'u:' .. ARGV[i]
   if redis.call('HLEN', uk) == 0 then
     redis.call('SET', ARGV[4] .. 'since:' .. ARGV[i], ARGV[3])
@@ -90,7 +100,18 @@ for i = 5, #ARGV, 2 do
   redis.call('HSET', uk, ARGV[1], ARGV[i + 1])
   redis.call('SADD', KEYS[2], ARGV[i])
 end
-return back
+local gone = {}
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if not held[user] then
+    local uk = ARGV[4] .. 'u:' .. user
+    redis.call('SREM', KEYS[2], user)
+    if redis.call('HDEL', uk, ARGV[1]) == 1 and redis.call('HLEN', uk) == 0 then
+      redis.call('SET', ARGV[4] .. 'since:' .. user, ARGV[3], 'PX', ARGV[5])
+      gone[#gone + 1] = user
+    end
+  end
+end
+return {back, gone}
 `);
 
 export interface RedisPresenceOptions {
@@ -109,6 +130,8 @@ export class RedisPresenceRegistry implements PresenceRegistry {
   /** This node's open connections per user: what it writes back after an outage. */
   private readonly local = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
+  /** Whether a heartbeat has gone in already (the first one adds this node by design). */
+  private beaten = false;
 
   constructor(private readonly o: RedisPresenceOptions) {
     this.timer = setInterval(
@@ -125,7 +148,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     const since = await CONNECT.run<string | null>(
       this.o.client,
       [userKey(userId), nodeKey(this.nodeId), sinceKey(userId), NODES],
-      [this.nodeId, userId, now, now + this.o.nodeTimeoutMs],
+      () => [this.nodeId, userId, now, now + this.o.nodeTimeoutMs, this.local.get(userId) ?? 0],
     );
     return since === null ? null : Number(since);
   }
@@ -137,7 +160,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     const at = await DISCONNECT.run<string | null>(
       this.o.client,
       [userKey(userId), nodeKey(this.nodeId), sinceKey(userId)],
-      [this.nodeId, userId, now, SEEN_TTL_MS],
+      () => [this.nodeId, userId, now, SEEN_TTL_MS, this.local.get(userId) ?? 0],
     );
     return at === null ? null : Number(at);
   }
@@ -161,24 +184,35 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     return out;
   }
 
-  /** Heartbeat, then reap nodes whose heartbeat stopped. */
+  /**
+   * Heartbeat, then reap nodes whose heartbeat stopped. A heartbeat that finds this node missing (another node took
+   * it for dead during a long pause, or Redis lost its data) writes this node's connections back.
+   */
   async beat(): Promise<void> {
     const now = this.o.now();
-    await this.o.client.zAdd(NODES, { score: now + this.o.nodeTimeoutMs, value: this.nodeId });
+    const added = await this.o.client.zAdd(NODES, { score: now + this.o.nodeTimeoutMs, value: this.nodeId });
+    if (added === 1 && this.beaten) await this.reassert();
+    this.beaten = true;
     const offline = await REAP.run<string[]>(this.o.client, [NODES], [now, PREFIX, SEEN_TTL_MS]);
     for (const userId of offline) this.o.onTransition(userId, false, now);
   }
 
-  /** After Redis was away (perhaps restarted empty): this node's connections go back in. */
+  /**
+   * After Redis was away (perhaps restarted empty, perhaps not): this node's connections go back in, and what it
+   * no longer holds comes out.
+   */
   async reassert(): Promise<void> {
     const now = this.o.now();
-    const pairs = [...this.local].flatMap(([userId, count]) => [userId, count]);
-    const back = await REASSERT.run<string[]>(
-      this.o.client,
-      [NODES, nodeKey(this.nodeId)],
-      [this.nodeId, now + this.o.nodeTimeoutMs, now, PREFIX, ...pairs],
-    );
+    const [back, gone] = await REASSERT.run<[string[], string[]]>(this.o.client, [NODES, nodeKey(this.nodeId)], () => [
+      this.nodeId,
+      now + this.o.nodeTimeoutMs,
+      now,
+      PREFIX,
+      SEEN_TTL_MS,
+      ...[...this.local].flatMap(([userId, count]) => [userId, count]),
+    ]);
     for (const userId of back) this.o.onTransition(userId, true, now);
+    for (const userId of gone) this.o.onTransition(userId, false, now);
   }
 
   close(): void {

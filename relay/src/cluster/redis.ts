@@ -190,17 +190,24 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
   await subscriber.subscribe(CHANNEL, (message: Buffer) => theBus.receive(message), true);
   await registry.beat();
 
-  // The subscriber is re-subscribed before it reports ready; then the command client must be back too.
-  subscriber.on('ready', () => {
-    if (!down) return;
-    void (async () => {
-      while (!command.isReady) await new Promise((r) => setTimeout(r, 50));
-      down = false;
-      o.log.info('Redis is back; resyncing presence and mailboxes');
-      await registry.reassert().catch((err: unknown) => o.log.warn({ err }, 'presence reassert failed'));
-      theBus.resumed();
-    })();
-  });
+  // The subscriber is re-subscribed before it reports ready; the command client must be back too. Whichever of
+  // the two comes back last (the command client alone may have lost its connection) starts the resync, once.
+  let recovering = false;
+  const recover = (): void => {
+    if (!down || recovering || !subscriber.isReady || !command.isReady) return;
+    recovering = true;
+    down = false;
+    o.log.info('Redis is back; resyncing presence and mailboxes');
+    void registry
+      .reassert()
+      .catch((err: unknown) => o.log.warn({ err }, 'presence reassert failed'))
+      .finally(() => {
+        recovering = false;
+        theBus.resumed();
+      });
+  };
+  subscriber.on('ready', recover);
+  command.on('ready', recover);
 
   return {
     bus: theBus,
