@@ -27,6 +27,8 @@ export interface BenchSettings {
   drainMs: number;
   write: boolean;
   profileDir: string | null;
+  /** `--relay-node-flags "<flags>"` (or `none`): the relay's Node flags for this run instead of node-flags.json. */
+  relayNodeFlags: string[] | null;
   /** The blob workload's size in MiB (0: not run; `--no-blobs`, `--blob-mib N`). */
   blobMiB: number;
   /** The load generator's Socket.IO client: `raw` (Engine.IO frames on `ws`, the default) or `socketio`. */
@@ -105,6 +107,7 @@ export function parseSettings(argv: string[], servers: ServerDefinition[]): Benc
     drainMs: number('drain', 15) * 1000,
     write: flag('write'),
     profileDir: flag('profile') ? join(tmpdir(), `weconnect-bench-profiles-${Date.now()}`) : null,
+    relayNodeFlags: relayNodeFlags(value('relay-node-flags')),
   };
 }
 
@@ -218,4 +221,14 @@ export function plannedTasks(
     (definition.client === 'weconnect' ? pairs * 8 : pairs * 2) +
     (reduced === undefined ? 0 : 15_000);
   return { pairs, groups, tasks, estimateMs };
+}
+
+function relayNodeFlags(raw: string | undefined): string[] | null {
+  if (raw === undefined) return null;
+  if (raw === 'none') return [];
+  const flags = raw.split(' ').filter((f) => f !== '');
+  if (flags.length === 0 || flags.some((f) => !f.startsWith('--'))) {
+    throw new Error('--relay-node-flags takes Node flags ("--a=1 --b") or none');
+  }
+  return flags;
 }

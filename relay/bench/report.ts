@@ -720,7 +720,7 @@ ${clientCostSection(input.clientCost)}
 
 Each runs in its own child process; the load generator is another. 127.0.0.1 only.
 
-${input.servers.map((s) => `- \`${s.name}\`: ${s.description}`).join('\n')}
+${input.servers.map((s) => `- \`${s.name}\`: ${s.description}${nodeFlagsNote(s, input.settings.relayNodeFlags)}`).join('\n')}
 
 ## Setup
 
@@ -764,4 +764,18 @@ function cpuProfileSection(): string {
       'profiles, `npx tsx relay/bench/profile-summary.ts <file>` summarizes one; write it to relay/bench/CPU-PROFILE.md._'
     );
   }
+}
+
+/** How a server's Node flags are described: as it ships, or what --relay-node-flags put instead. */
+function nodeFlagsNote(server: ServerDefinition, override: string[] | null): string {
+  if (server.nodeFlags === undefined) return '';
+  if (override !== null) {
+    const given = override.length > 0 ? `\`${override.join(' ')}\`` : 'none';
+    return `; Node flags ${given} (--relay-node-flags; it ships with \`${server.nodeFlags.join(' ')}\`)`;
+  }
+  if (server.nodeFlags.length === 0) return '';
+  return (
+    `; Node flags as it ships: \`${server.nodeFlags.join(' ')}\` (the other servers run without flags, as they ` +
+    'usually are; the same flag gives bare Socket.IO a similar gain: relay/bench/BEFORE-AFTER-18.md)'
+  );
 }

@@ -213,7 +213,10 @@ async function withServer(
     cleanup = prepared.cleanup;
     prepared.envs.forEach((env, i) => {
       const server: ServerChannel = new ChildChannel(
-        forkTs(definition.script, definition.args, { ...env, ...extraEnv }, execArgv),
+        forkTs(definition.script, definition.args, { ...env, ...extraEnv }, [
+          ...execArgv,
+          ...(definition.nodeFlags === undefined ? [] : (settings.relayNodeFlags ?? definition.nodeFlags)),
+        ]),
         `server ${definition.name}${prepared.envs.length > 1 ? ` node ${i + 1}` : ''}`,
       );
       servers.push(server);
