@@ -47,5 +47,4 @@ EXPOSE 8080
 # Readiness, not liveness: /api/ready answers 503 when the store (or Redis) does not answer within READY_TIMEOUT_MS.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/api/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# The Node flags of every start of the relay: relay/node-flags.json says why.
-CMD ["node", "--max-semi-space-size=32", "relay/dist/main.js"]
+CMD ["node", "relay/dist/main.js"]

@@ -27,7 +27,7 @@ export interface BenchSettings {
   drainMs: number;
   write: boolean;
   profileDir: string | null;
-  /** `--relay-node-flags "<flags>"` (or `none`): the relay's Node flags for this run instead of node-flags.json. */
+  /** `--relay-node-flags "<flags>"`: Node flags for the relay's processes in this run (it ships with none). */
   relayNodeFlags: string[] | null;
   /** The blob workload's size in MiB (0: not run; `--no-blobs`, `--blob-mib N`). */
   blobMiB: number;

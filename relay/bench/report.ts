@@ -766,16 +766,8 @@ function cpuProfileSection(): string {
   }
 }
 
-/** How a server's Node flags are described: as it ships, or what --relay-node-flags put instead. */
-function nodeFlagsNote(server: ServerDefinition, override: string[] | null): string {
-  if (server.nodeFlags === undefined) return '';
-  if (override !== null) {
-    const given = override.length > 0 ? `\`${override.join(' ')}\`` : 'none';
-    return `; Node flags ${given} (--relay-node-flags; it ships with \`${server.nodeFlags.join(' ')}\`)`;
-  }
-  if (server.nodeFlags.length === 0) return '';
-  return (
-    `; Node flags as it ships: \`${server.nodeFlags.join(' ')}\` (the other servers run without flags, as they ` +
-    'usually are; the same flag gives bare Socket.IO a similar gain: relay/bench/BEFORE-AFTER-18.md)'
-  );
+/** The Node flags --relay-node-flags gave the relay's processes in this run (the relay ships with none). */
+function nodeFlagsNote(server: ServerDefinition, flags: string[] | null): string {
+  if (server.client !== 'weconnect' || flags === null || flags.length === 0) return '';
+  return `; run with the Node flags \`${flags.join(' ')}\` (--relay-node-flags; it ships with none)`;
 }

@@ -215,7 +215,7 @@ async function withServer(
       const server: ServerChannel = new ChildChannel(
         forkTs(definition.script, definition.args, { ...env, ...extraEnv }, [
           ...execArgv,
-          ...(definition.nodeFlags === undefined ? [] : (settings.relayNodeFlags ?? definition.nodeFlags)),
+          ...(definition.client === 'weconnect' ? (settings.relayNodeFlags ?? []) : []),
         ]),
         `server ${definition.name}${prepared.envs.length > 1 ? ` node ${i + 1}` : ''}`,
       );

@@ -1,6 +1,6 @@
 // The servers the bench can drive. Each runs as its own child process (see host.ts); add a server here to bench it.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,8 +22,6 @@ export interface ServerDefinition {
   prepare(): Promise<{ envs: NodeJS.ProcessEnv[]; cleanup(): Promise<void> }>;
   client: ClientKind;
   parser: LoadgenSetup['parser'];
-  /** Node flags of each server process (the relay's own, as it ships: relay/node-flags.json). */
-  nodeFlags?: string[];
   /** Run when --servers is not given. */
   byDefault: boolean;
   /** Keeps messages for offline devices (the offline-drain task runs) and has accounts (the sign-in task runs). */
@@ -54,11 +52,6 @@ function serviceOf(started: Started, what: string): Service {
 type Topology = 'sqlite' | 'ferret' | 'ferret-redis';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-
-/** The Node flags the relay ships with (npm start, the Dockerfile): the bench runs it as users do. */
-export const RELAY_NODE_FLAGS = (
-  JSON.parse(readFileSync(new URL('../../node-flags.json', import.meta.url), 'utf8')) as { flags: string[] }
-).flags;
 
 /** Rate limits are raised so that the bench measures the relay, not its limiter. */
 export const WECONNECT_BENCH_ENV = {
@@ -145,7 +138,6 @@ function weconnect(
     },
     client: 'weconnect',
     parser: 'msgpack',
-    nodeFlags: RELAY_NODE_FLAGS,
   };
 }
 
