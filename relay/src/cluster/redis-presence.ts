@@ -130,8 +130,6 @@ export class RedisPresenceRegistry implements PresenceRegistry {
   /** This node's open connections per user: what it writes back after an outage. */
   private readonly local = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
-  /** Whether a heartbeat has gone in already (the first one adds this node by design). */
-  private beaten = false;
 
   constructor(private readonly o: RedisPresenceOptions) {
     this.timer = setInterval(
@@ -191,8 +189,7 @@ export class RedisPresenceRegistry implements PresenceRegistry {
   async beat(): Promise<void> {
     const now = this.o.now();
     const added = await this.o.client.zAdd(NODES, { score: now + this.o.nodeTimeoutMs, value: this.nodeId });
-    if (added === 1 && this.beaten) await this.reassert();
-    this.beaten = true;
+    if (added === 1) await this.reassert(); // at the first heartbeat there is nothing to write back
     const offline = await REAP.run<string[]>(this.o.client, [NODES], [now, PREFIX, SEEN_TTL_MS]);
     for (const userId of offline) this.o.onTransition(userId, false, now);
   }

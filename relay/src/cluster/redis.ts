@@ -204,6 +204,7 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
       .finally(() => {
         recovering = false;
         theBus.resumed();
+        recover(); // a cut that began and ended meanwhile had its 'ready' ignored
       });
   };
   subscriber.on('ready', recover);
