@@ -831,6 +831,31 @@ export function runStoreContract(name: string, makeStore: () => Promise<Store>):
         expect(await store.countMailbox(alice.deviceId)).toBe(3);
       });
 
+      it("deletes exactly the acknowledged entries when one batch acks hundreds across devices, and no other device's", async () => {
+        // 300 sends to both: more acks than one statement takes (256 pairs), and a remainder that is not a power
+        // of two, in one batch with acks of two devices and a forged ack naming the other device's seqs.
+        const ids = Array.from({ length: 300 }, (_, i) => `m${i}`);
+        await store.applyWrites(
+          { ...noWrites, sends: ids.map((m) => direct(alice, m, [bob.deviceId, alice.deviceId])) },
+          T0,
+        );
+        const bobSeqs = (await store.fetchMailbox(bob.deviceId, 0, 500, 1 << 24)).map((e) => e.seq);
+        const aliceSeqs = (await store.fetchMailbox(alice.deviceId, 0, 500, 1 << 24)).map((e) => e.seq);
+        expect([bobSeqs.length, aliceSeqs.length]).toEqual([300, 300]);
+        await store.applyWrites(
+          {
+            ...noWrites,
+            acks: [
+              { deviceId: bob.deviceId, seqs: bobSeqs.slice(0, 259) },
+              { deviceId: alice.deviceId, seqs: [...aliceSeqs.slice(0, 5), ...bobSeqs.slice(259)] },
+            ],
+          },
+          T0,
+        );
+        expect((await store.fetchMailbox(bob.deviceId, 0, 500, 1 << 24)).map((e) => e.id)).toEqual(ids.slice(259));
+        expect((await store.fetchMailbox(alice.deviceId, 0, 500, 1 << 24)).map((e) => e.id)).toEqual(ids.slice(5));
+      });
+
       it('reads a mailbox after a seq, up to a count and a byte budget (always at least one entry)', async () => {
         await store.applyWrites(
           { ...noWrites, sends: ['1', '2', '3', '4'].map((m) => direct(alice, m, [bob.deviceId], bytes(100))) },
