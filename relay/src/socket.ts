@@ -266,12 +266,21 @@ interface EventHandlers {
 function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): EventHandlers {
   const { log, mailbox, presence, delivery, eventLimiter, now } = deps;
 
-  /** Every event costs one token of the device's bucket, whatever it carries. */
-  const admit = async (link: SocketLink): Promise<void> => {
-    if (!(await eventLimiter.take(link.deviceId, now()))) {
-      deps.metrics?.rateLimited.inc({ limit: 'events' });
-      throw new RelayError('rate_limited', 'too many events; slow down');
-    }
+  const limited = (): never => {
+    deps.metrics?.rateLimited.inc({ limit: 'events' });
+    throw new RelayError('rate_limited', 'too many events; slow down');
+  };
+  /**
+   * Every event costs one token of the device's bucket, whatever it carries. Throws `rate_limited`; a promise only
+   * when the limiter answers with one (the cluster's), so a message on one node makes none here.
+   */
+  const admit = (link: SocketLink): void | Promise<void> => {
+    const taken = eventLimiter.take(link.deviceId, now());
+    if (taken === true) return;
+    if (taken === false) limited();
+    return (taken as Promise<boolean>).then((ok) => {
+      if (!ok) limited();
+    });
   };
   const answer = (ack: Ack | undefined, value: unknown): void => {
     if (!ack) return;
@@ -289,11 +298,12 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
 
   const send = async (link: SocketLink, payload: unknown, ack: Ack | undefined): Promise<void> => {
     try {
-      await admit(link);
+      const admitted = admit(link);
+      if (admitted) await admitted;
       const input = parseInput(messageSendSchema, payload, 'payload');
-      const result = await mailbox.send(link, input);
+      const { ts, refused } = await mailbox.send(link, input);
       deps.metrics?.sends.inc();
-      answer(ack, { ok: true, ...result });
+      answer(ack, refused ? { ok: true, ts, refused } : { ok: true, ts });
     } catch (err) {
       deps.metrics?.refusedSends.inc({ code: asRelayError(err).code });
       fail(ack, err);
@@ -321,10 +331,12 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
       } else if (event === 'presence:watch') {
         void watch(this.data, payload, ack);
       } else {
-        admit(this.data).then(
-          () => fail(ack, new RelayError('invalid_input', 'unknown event')),
-          (err: unknown) => fail(ack, err),
-        );
+        Promise.resolve()
+          .then(() => admit(this.data))
+          .then(
+            () => fail(ack, new RelayError('invalid_input', 'unknown event')),
+            (err: unknown) => fail(ack, err),
+          );
       }
     },
     disconnect() {

@@ -14,7 +14,9 @@ import type { WriteBatcher } from './write-batcher.js';
 const RECENT_CONTACTS = 50_000;
 
 export class MailboxService {
-  private readonly recentContacts = new Set<string>();
+  /** Per sender user, the recipient devices recently recorded as its contacts; RECENT_CONTACTS pairs at most. */
+  private readonly recentContacts = new Map<string, Set<string>>();
+  private recentContactCount = 0;
   /** Links a stored send's `blobs` to it (issue #15; the BlobService). Called only for sends that name blobs. */
   linkBlobs: ((sender: AccessClaims, blobIds: string[], id: string, ts: number) => Promise<void>) | undefined;
 
@@ -34,19 +36,22 @@ export class MailboxService {
    * refused for (full mailboxes) when it was stored for others. Refused for all: throws `mailbox_full`.
    */
   async send(sender: AccessClaims, payload: MessageSendPayload): Promise<{ ts: number; refused?: RefusedRecipient[] }> {
-    const target: SendTarget =
-      'envelopes' in payload
-        ? { kind: 'direct', envelopes: await this.unblocked(sender, payload.envelopes) }
-        : { kind: 'group', groupId: payload.group, body: asBytes(payload.body) };
+    let target: SendTarget;
+    if ('envelopes' in payload) {
+      // Most senders are blocked by nobody: then no promise is made (this runs for every message).
+      const envelopes = this.unblocked(sender, payload.envelopes);
+      target = { kind: 'direct', envelopes: envelopes instanceof Promise ? await envelopes : envelopes };
+    } else {
+      target = { kind: 'group', groupId: payload.group, body: asBytes(payload.body) };
+    }
     if (payload.ephemeral === true) return this.relayEphemeral(sender, payload.id, target);
 
     // A direct send's contacts are recorded before its commit, so that a recipient who watches the sender as soon as
     // the message arrives (on any node) is allowed to; a group's recipients are known only once it is committed.
-    if (target.kind === 'direct')
-      await this.recordContacts(
-        sender.userId,
-        target.envelopes.map((e) => e.to),
-      );
+    if (target.kind === 'direct') {
+      const fresh = this.freshContacts(sender.userId, target.envelopes, (e) => e.to);
+      if (fresh) await this.recordContacts(sender.userId, fresh);
+    }
 
     const outcome = await this.batcher.send({
       senderUserId: sender.userId,
@@ -60,10 +65,8 @@ export class MailboxService {
     switch (outcome.status) {
       case 'stored':
         if (target.kind === 'group') {
-          void this.recordContacts(
-            sender.userId,
-            outcome.entries.map((e) => e.deviceId),
-          );
+          const fresh = this.freshContacts(sender.userId, outcome.entries, (e) => e.deviceId);
+          if (fresh) void this.recordContacts(sender.userId, fresh);
         }
         return outcome.refused
           ? { ts: outcome.ts, refused: outcome.refused.map((to) => ({ to, code: 'mailbox_full' as const })) }
@@ -91,19 +94,23 @@ export class MailboxService {
    * resend) is the one of a stored send, and never tells it that it is blocked, nor that the mailbox is full.
    * A sender nobody blocks (the in-memory index says so) costs no store read.
    */
-  private async unblocked(
+  private unblocked(
     sender: AccessClaims,
     envelopes: { to: string; body: Uint8Array | ArrayBuffer }[],
-  ): Promise<{ to: string; body: Uint8Array }[]> {
-    const all = envelopes.map((e) => ({ to: e.to, body: asBytes(e.body) }));
+  ): Envelopes | Promise<Envelopes> {
+    const all = envelopes.every((e) => e.body instanceof Uint8Array)
+      ? (envelopes as Envelopes)
+      : envelopes.map((e) => ({ to: e.to, body: asBytes(e.body) }));
     if (!this.blockIndex.mayBeBlocked(sender.userId)) return all;
-    const blocked = new Set(
-      await this.store.devicesBlocking(
+    return this.store
+      .devicesBlocking(
         sender.userId,
         all.map((e) => e.to),
-      ),
-    );
-    return blocked.size === 0 ? all : all.filter((e) => !blocked.has(e.to));
+      )
+      .then((list) => {
+        const blocked = new Set(list);
+        return blocked.size === 0 ? all : all.filter((e) => !blocked.has(e.to));
+      });
   }
 
   /**
@@ -119,16 +126,36 @@ export class MailboxService {
     );
   }
 
-  /** Pairs recorded lately are skipped (a conversation costs no write per send); a failure only loses presence. */
-  private async recordContacts(senderUserId: string, deviceIds: string[]): Promise<void> {
-    const fresh = [...new Set(deviceIds)].filter((d) => !this.recentContacts.has(`${senderUserId}:${d}`));
-    if (fresh.length === 0) return;
+  /**
+   * The recipient devices not recorded lately as contacts of the sender, each once; null when there are none (a
+   * conversation costs no write, and no allocation, per send).
+   */
+  private freshContacts<T>(senderUserId: string, items: readonly T[], deviceOf: (item: T) => string): string[] | null {
+    const known = this.recentContacts.get(senderUserId);
+    let fresh = null as string[] | null;
+    for (const item of items) {
+      const d = deviceOf(item);
+      if (known?.has(d) === true || fresh?.includes(d) === true) continue;
+      (fresh ??= []).push(d);
+    }
+    return fresh;
+  }
+
+  /** Records the pairs and remembers them; a failure only loses presence. */
+  private async recordContacts(senderUserId: string, fresh: string[]): Promise<void> {
     try {
       const owners = await this.store.recordContacts(senderUserId, fresh);
       if (owners.length > 0) this.onContacts(senderUserId, owners);
+      if (this.recentContactCount + fresh.length > RECENT_CONTACTS) {
+        this.recentContacts.clear();
+        this.recentContactCount = 0;
+      }
+      let known = this.recentContacts.get(senderUserId);
+      if (!known) this.recentContacts.set(senderUserId, (known = new Set()));
       for (const d of fresh) {
-        if (this.recentContacts.size >= RECENT_CONTACTS) this.recentContacts.clear();
-        this.recentContacts.add(`${senderUserId}:${d}`);
+        if (known.has(d)) continue;
+        known.add(d);
+        this.recentContactCount++;
       }
     } catch (err) {
       this.onError(err);
@@ -151,6 +178,8 @@ export class MailboxService {
     return { ts };
   }
 }
+
+type Envelopes = { to: string; body: Uint8Array }[];
 
 /** Socket bodies arrive as Buffers in Node; an ArrayBuffer (never from msgpack here, but typed so) is wrapped. */
 function asBytes(body: Uint8Array | ArrayBuffer): Uint8Array {
