@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { categoryOf, place, renderProfileSection, summarizeProfile } from '../bench/profile-summary.js';
 import type { CpuProfile } from '../bench/profile-summary.js';
+import { summarizeHeap } from '../bench/heap-summary.js';
+import type { HeapNode } from '../bench/heap-summary.js';
 
 const frame = (id: number, functionName: string, url: string) => ({
   id,
@@ -73,5 +75,30 @@ describe('the bench profile summary', () => {
     expect(markdown).toMatch(/\| our services and zod \| 20 \|/);
     expect(markdown).toContain('| **total (server CPU µs per delivery)** | **80** |');
     expect(markdown).toContain('`npm run bench -- --profile`');
+  });
+});
+
+describe('the bench heap summary', () => {
+  const node = (functionName: string, url: string, selfSize: number, children: HeapNode[] = []): HeapNode => ({
+    callFrame: { functionName, url, lineNumber: 0 },
+    selfSize,
+    children,
+  });
+
+  it('adds up the bytes of every node of the tree by package or file and by function', () => {
+    const summary = summarizeHeap({
+      head: node('(root)', '', 0, [
+        node('_encode', 'file:///w/node_modules/notepack.io/lib/encode.js', 3000, [
+          node('send', 'file:///w/relay/src/service/mailbox.ts', 500),
+        ]),
+        node('send', 'file:///w/relay/src/service/mailbox.ts', 700),
+        node('', 'file:///w/relay/src/socket.ts', 200),
+      ]),
+    });
+    expect(summary.totalBytes).toBe(4400);
+    expect(summary.byPlace.get('pkg:notepack.io')).toBe(3000);
+    expect(summary.byPlace.get('relay:src/service/mailbox.ts')).toBe(1200);
+    expect(summary.byFunction.get('send relay:src/service/mailbox.ts')).toBe(1200);
+    expect(summary.byFunction.get('(anonymous) relay:src/socket.ts')).toBe(200);
   });
 });

@@ -1,5 +1,7 @@
 // Runs a bench server inside its child process: reports its port, answers CPU samples, stops on request.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { toParent } from '../ipc.js';
 import type { MainThreadSample, ServerCommand } from '../ipc.js';
@@ -30,10 +32,37 @@ function mainThreadSample(): MainThreadSample | null {
 }
 
 /**
+ * With BENCH_HEAP_PROFILE_DIR set, samples every allocation of the server's life, collected objects included, and
+ * writes `heap.<pid>.heapprofile` there when it stops (bench/heap-summary.ts reads it): where the garbage that the
+ * collector's time pays for comes from. The sampler slows the server down: never in a measured run.
+ */
+async function sampleHeap(dir: string): Promise<() => Promise<void>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params: object = {}): Promise<unknown> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
+    );
+  await post('HeapProfiler.enable');
+  await post('HeapProfiler.startSampling', {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return async () => {
+    const { profile } = (await post('HeapProfiler.stopSampling')) as { profile: unknown };
+    writeFileSync(join(dir, `heap.${process.pid}.heapprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
+/**
  * Starts the server and serves the orchestrator's IPC commands. The server's own CPU is sampled here with
  * `process.cpuUsage()`, so the figure is this process alone (the load generator runs elsewhere).
  */
 export async function hostServer(start: () => Promise<StartedServer>): Promise<void> {
+  const heapDir = process.env.BENCH_HEAP_PROFILE_DIR;
+  const stopSampling = heapDir ? await sampleHeap(heapDir) : null;
   const server = await start();
   let stopping = false;
   const stop = async (): Promise<void> => {
@@ -42,6 +71,7 @@ export async function hostServer(start: () => Promise<StartedServer>): Promise<v
     const forced = setTimeout(() => process.exit(0), 5_000);
     forced.unref();
     try {
+      await stopSampling?.();
       await server.close();
     } finally {
       toParent({ type: 'stopped' });

@@ -20,11 +20,6 @@ export function openConnection(file: string, synchronous: Synchronous): BetterSq
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -65536');
-  // Statement journals (and temp b-trees) in memory: a multi-row DELETE or INSERT inside the batch transaction
-  // journals the pages it changes, and a journal past 64 KiB spilled to a temp file that is not truncated between
-  // statements: a pwrite per page per statement, about 7 µs per acked entry in the closed loop. It also keeps the
-  // ciphertext those pages hold out of temp files.
-  db.pragma('temp_store = MEMORY');
   return db;
 }
 
