@@ -4,7 +4,7 @@
 // A direct send's envelopes to users who block its sender are dropped before anything is stored (see unblocked()).
 import { RelayError } from '../errors.js';
 import type { MessageSendPayload, RefusedRecipient } from '../protocol.js';
-import type { SendTarget, Store } from '../store/store.js';
+import type { MailboxEntry, SendTarget, Store } from '../store/store.js';
 import type { BlockIndex } from './block-index.js';
 import type { Delivery } from './delivery.js';
 import type { AccessClaims } from './tokens.js';
@@ -49,7 +49,7 @@ export class MailboxService {
     // A direct send's contacts are recorded before its commit, so that a recipient who watches the sender as soon as
     // the message arrives (on any node) is allowed to; a group's recipients are known only once it is committed.
     if (target.kind === 'direct') {
-      const fresh = this.freshContacts(sender.userId, target.envelopes, (e) => e.to);
+      const fresh = this.freshContacts(sender.userId, target.envelopes, envelopeDevice);
       if (fresh) await this.recordContacts(sender.userId, fresh);
     }
 
@@ -65,7 +65,7 @@ export class MailboxService {
     switch (outcome.status) {
       case 'stored':
         if (target.kind === 'group') {
-          const fresh = this.freshContacts(sender.userId, outcome.entries, (e) => e.deviceId);
+          const fresh = this.freshContacts(sender.userId, outcome.entries, entryDevice);
           if (fresh) void this.recordContacts(sender.userId, fresh);
         }
         return outcome.refused
@@ -180,6 +180,9 @@ export class MailboxService {
 }
 
 type Envelopes = { to: string; body: Uint8Array }[];
+/** The recipient device of an envelope, and of a stored entry (made once, not per send). */
+const envelopeDevice = (e: { to: string }): string => e.to;
+const entryDevice = (e: MailboxEntry): string => e.deviceId;
 
 /** Socket bodies arrive as Buffers in Node; an ArrayBuffer (never from msgpack here, but typed so) is wrapped. */
 function asBytes(body: Uint8Array | ArrayBuffer): Uint8Array {
