@@ -1,10 +1,11 @@
-// Sealed envelopes (crypto_box_seal format to the recipient's identity X25519 key), content framing and padding.
+// Sealed envelopes (to the recipient's identity X25519 key; format 2 sealed, formats 1 and 2 opened), content
+// framing and padding.
 
-import { concat, fromBase64Url, lp8, Reader, toBase64Url, wipe } from './bytes.js';
+import { concat, fromBase64Url, isAllZero, lp8, Reader, toBase64Url, utf8, wipe } from './bytes.js';
 import { CryptoError } from './errors.js';
 import { checkIdentity } from './identity.js';
 import { ed25519ToX25519PublicKey, KEY_BYTES } from './keys.js';
-import { randomBytes, randomSourceReplaced } from './random.js';
+import { assertTestHooksEnabled, randomBytes, randomSourceGeneration, randomSourceReplaced } from './random.js';
 import { sodium } from './sodium.js';
 import type { Content, ContentKind, Envelope, EnvelopeType, Identity } from './types.js';
 import { bytesArg, fail, idArg, keyArg } from './validate.js';
@@ -102,26 +103,86 @@ export function decodeContent(framed: Uint8Array, allowed: readonly ContentKind[
 /** HSalsa20's input for crypto_box_beforenm: 16 zero bytes. */
 const HSALSA20_ZERO = new Uint8Array(16);
 
-/** crypto_box_beforenm's key from an X25519 output: HSalsa20(shared, 0). Wipes `shared`. */
-function boxKey(shared: Uint8Array): Uint8Array {
-  try {
-    return sodium().crypto_core_hsalsa20(HSALSA20_ZERO, shared, null);
-  } finally {
-    wipe(shared);
-  }
+/** Format 1's key (crypto_box_beforenm) from an X25519 output: HSalsa20(shared, 0). Does not wipe `shared`. */
+function boxKeyV1(shared: Uint8Array): Uint8Array {
+  return sodium().crypto_core_hsalsa20(HSALSA20_ZERO, shared, null);
 }
 
-/** crypto_box_seal's nonce: BLAKE2b-192(ephemeral public key ‖ recipient public key). */
-function sealNonce(ephemeralPublic: Uint8Array, recipient: Uint8Array): Uint8Array {
+/** Format 1's nonce (crypto_box_seal): BLAKE2b-192(ephemeral public key ‖ recipient public key). */
+function sealNonceV1(ephemeralPublic: Uint8Array, recipient: Uint8Array): Uint8Array {
   return sodium().crypto_generichash(24, concat(ephemeralPublic, recipient), null);
 }
 
+const SEAL_V2_LABEL = utf8('WeConnect sealed envelope v2');
+const NONCE_BYTES = 24;
+/** Format 2's overhead: ephemeral public key + random nonce + Poly1305 tag. */
+const SEAL_V2_OVERHEAD = KEY_BYTES + NONCE_BYTES + 16;
+
+/** Format 2's key: BLAKE2b-256 keyed with X25519(esk, rpk) over label ‖ epk ‖ rpk. Does not wipe `shared`. */
+function boxKeyV2(shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array): Uint8Array {
+  return sodium().crypto_generichash(32, concat(SEAL_V2_LABEL, ephemeralPublic, recipient), shared);
+}
+
 /**
- * crypto_box_seal, byte for byte (opens with crypto_box_seal_open): ephemeral public key ‖ XSalsa20-Poly1305 box
- * with nonce = BLAKE2b-192(epk ‖ rpk) and key = HSalsa20(X25519(esk, rpk), 0). The two X25519 operations run on the
- * platform when it is faster (x25519.ts). A test-replaced random source still fixes the ephemeral key (vectors).
+ * How many envelopes, and for how long, one ephemeral key seals to one recipient key (a seal epoch). Within an epoch
+ * the envelopes share their first 32 bytes, so whoever holds them can tell they come from one sender device (the
+ * relay knows that anyway from the sender's authenticated socket); the X25519 operations are paid once per epoch.
  */
-async function boxSeal(message: Uint8Array, recipient: Uint8Array): Promise<Uint8Array> {
+export const SEAL_EPOCH_ENVELOPES = 64;
+export const SEAL_EPOCH_MS = 60_000;
+/** Recipient keys with an open epoch, and opened epochs remembered by a recipient (least recently used go first). */
+export const SEAL_CACHE_SIZE = 256;
+
+interface SealEpoch {
+  readonly publicKey: Uint8Array;
+  /** Format 2's key; wiped when the epoch ends (a seal that finds it wiped starts a new epoch). */
+  readonly key: Uint8Array;
+}
+
+interface EpochEntry {
+  readonly epoch: Promise<SealEpoch>;
+  readonly expiresAt: number;
+  uses: number;
+}
+
+/** Open epochs by recipient X25519 key (base64url), oldest use first. */
+const sealEpochs = new Map<string, EpochEntry>();
+/** Keys of epochs that opened here, by recipient key ‖ ephemeral key (base64url), oldest use first. */
+const openedEpochs = new Map<string, Uint8Array>();
+let cachesGeneration = -1;
+
+/** How many epochs are open for sealing and remembered for opening here. Tests only. */
+export function dangerousTestOnlySealCacheSizes(): { sealing: number; opened: number } {
+  assertTestHooksEnabled('dangerousTestOnlySealCacheSizes');
+  return { sealing: sealEpochs.size, opened: openedEpochs.size };
+}
+
+/**
+ * Ends every seal epoch and forgets (wipes) every remembered epoch key: the next seal to anyone starts a new epoch.
+ * For sign-out and closing an account in a page that stays open.
+ */
+export function forgetSealEpochs(): void {
+  for (const entry of sealEpochs.values()) endEpoch(entry);
+  sealEpochs.clear();
+  for (const key of openedEpochs.values()) wipe(key);
+  openedEpochs.clear();
+}
+
+/** Golden vectors replace the random source: they start from empty caches, so the same seed gives the same bytes. */
+function checkCachesGeneration(): void {
+  if (cachesGeneration === randomSourceGeneration()) return;
+  cachesGeneration = randomSourceGeneration();
+  forgetSealEpochs();
+}
+
+function endEpoch(entry: EpochEntry): void {
+  entry.epoch.then(
+    (e) => wipe(e.key),
+    () => undefined,
+  );
+}
+
+async function startEpoch(recipient: Uint8Array): Promise<SealEpoch> {
   const secret = randomSourceReplaced() ? randomBytes(KEY_BYTES) : null;
   let eph: { publicKey: Uint8Array; shared: Uint8Array };
   try {
@@ -129,31 +190,122 @@ async function boxSeal(message: Uint8Array, recipient: Uint8Array): Promise<Uint
   } finally {
     wipe(secret);
   }
-  const key = boxKey(eph.shared);
   try {
-    const nonce = sealNonce(eph.publicKey, recipient);
-    return concat(eph.publicKey, sodium().crypto_box_easy_afternm(message, nonce, key));
+    return { publicKey: eph.publicKey, key: boxKeyV2(eph.shared, eph.publicKey, recipient) };
   } finally {
-    wipe(key);
+    wipe(eph.shared);
   }
 }
 
-/** crypto_box_seal_open, byte for byte; any failure is `decrypt_failed`. */
-async function boxSealOpen(body: Uint8Array, identity: Identity): Promise<Uint8Array> {
-  const ephemeralPublic = body.subarray(0, KEY_BYTES);
-  let key: Uint8Array;
+/** The epoch this seal belongs to: the open one for `recipient`, or a new one when it is used up or expired. */
+function epochFor(recipient: Uint8Array): Promise<SealEpoch> {
+  checkCachesGeneration();
+  const id = toBase64Url(recipient);
+  const now = Date.now();
+  let entry = sealEpochs.get(id);
+  if (entry) {
+    sealEpochs.delete(id);
+    if (entry.uses >= SEAL_EPOCH_ENVELOPES || now >= entry.expiresAt) {
+      endEpoch(entry);
+      entry = undefined;
+    }
+  }
+  if (!entry) {
+    const made: EpochEntry = { epoch: startEpoch(recipient), expiresAt: now + SEAL_EPOCH_MS, uses: 0 };
+    made.epoch.catch(() => {
+      if (sealEpochs.get(id) === made) sealEpochs.delete(id);
+    });
+    if (sealEpochs.size >= SEAL_CACHE_SIZE) {
+      const oldest = sealEpochs.keys().next().value!;
+      endEpoch(sealEpochs.get(oldest)!);
+      sealEpochs.delete(oldest);
+    }
+    entry = made;
+  }
+  sealEpochs.set(id, entry);
+  entry.uses++;
+  return entry.epoch;
+}
+
+/**
+ * Seals `message` to `recipient` (format 2): ephemeral public key ‖ nonce ‖ XSalsa20-Poly1305 box, with a random
+ * 24-byte nonce per envelope and the key of the current seal epoch (boxKeyV2). The X25519 operations run on the
+ * platform when it is faster (x25519.ts). A test-replaced random source fixes the ephemeral key and nonces (vectors).
+ */
+async function boxSeal(message: Uint8Array, recipient: Uint8Array): Promise<Uint8Array> {
+  for (;;) {
+    const epoch = await epochFor(recipient);
+    // An epoch that ended (and was wiped) while this seal waited for it is never used: take the next one.
+    if (isAllZero(epoch.key)) continue;
+    const nonce = randomBytes(NONCE_BYTES);
+    return concat(epoch.publicKey, nonce, sodium().crypto_secretbox_easy(message, nonce, epoch.key));
+  }
+}
+
+function openV2(body: Uint8Array, key: Uint8Array): Uint8Array | null {
+  if (body.length < SEAL_V2_OVERHEAD) return null;
   try {
-    key = boxKey(await staticDh(identity.dhPrivateKey, ephemeralPublic));
+    return sodium().crypto_secretbox_open_easy(
+      body.subarray(SEAL_V2_OVERHEAD - 16),
+      body.subarray(KEY_BYTES, KEY_BYTES + NONCE_BYTES),
+      key,
+    );
+  } catch {
+    return null;
+  }
+}
+
+function rememberOpened(id: string, key: Uint8Array): void {
+  const old = openedEpochs.get(id);
+  if (old && old !== key) wipe(old);
+  openedEpochs.delete(id);
+  if (openedEpochs.size >= SEAL_CACHE_SIZE) {
+    const oldest = openedEpochs.keys().next().value!;
+    wipe(openedEpochs.get(oldest));
+    openedEpochs.delete(oldest);
+  }
+  openedEpochs.set(id, key);
+}
+
+/**
+ * Opens a sealed envelope of either format: format 2 (what this library seals), or format 1, crypto_box_seal byte
+ * for byte (what it sealed before; still in mailboxes and outboxes). The X25519 operation is paid once per seal
+ * epoch: the key of an epoch that opened is remembered. Any failure is `decrypt_failed`.
+ */
+async function boxSealOpen(body: Uint8Array, identity: Identity): Promise<Uint8Array> {
+  checkCachesGeneration();
+  const ephemeralPublic = body.subarray(0, KEY_BYTES);
+  const id = `${toBase64Url(identity.dhPublicKey)}.${toBase64Url(ephemeralPublic)}`;
+  const known = openedEpochs.get(id);
+  if (known) {
+    const inner = openV2(body, known);
+    if (inner) {
+      rememberOpened(id, known);
+      return inner;
+    }
+  }
+  let shared: Uint8Array;
+  try {
+    shared = await staticDh(identity.dhPrivateKey, ephemeralPublic);
   } catch {
     throw new CryptoError('decrypt_failed', 'envelope failed to open');
   }
+  const keyV2 = boxKeyV2(shared, ephemeralPublic, identity.dhPublicKey);
+  const keyV1 = boxKeyV1(shared);
+  wipe(shared);
   try {
-    const nonce = sealNonce(ephemeralPublic, identity.dhPublicKey);
-    return sodium().crypto_box_open_easy_afternm(body.subarray(KEY_BYTES), nonce, key);
+    const inner = openV2(body, keyV2);
+    if (inner) {
+      rememberOpened(id, keyV2);
+      return inner;
+    }
+    wipe(keyV2);
+    const nonce = sealNonceV1(ephemeralPublic, identity.dhPublicKey);
+    return sodium().crypto_box_open_easy_afternm(body.subarray(KEY_BYTES), nonce, keyV1);
   } catch {
     throw new CryptoError('decrypt_failed', 'envelope failed to open');
   } finally {
-    wipe(key);
+    wipe(keyV1);
   }
 }
 

@@ -357,8 +357,9 @@ export function ratchetDecrypt(
 
 /**
  * Seals `{version, senderUserId, senderDeviceId, messageId, type, payload}` to a recipient's Ed25519 identity key
- * (`crypto_box_seal` to its X25519 form; byte-compatible with `crypto_box_seal_open`). The relay sees only the
- * recipient device it routes to and an opaque blob.
+ * (sealed envelope format 2 to its X25519 form, see README: one ephemeral key per seal epoch of at most 64 envelopes
+ * and 60 seconds per recipient key, a random nonce per envelope). The relay sees only the recipient device it routes
+ * to and an opaque blob.
  */
 export function sealEnvelope(params: {
   recipientIdentityKey: Uint8Array | string;
@@ -372,11 +373,17 @@ export function sealEnvelope(params: {
 }
 
 /**
- * Opens a sealed envelope with our identity (its X25519 key is imported into the platform once and cached). Rejects
- * with `decrypt_failed`, `bad_input` or `unsupported_version`.
+ * Opens a sealed envelope (format 2, or format 1: `crypto_box_seal`) with our identity (its X25519 key is imported
+ * into the platform once and cached; the keys of the last 256 seal epochs that opened are remembered). Rejects with
+ * `decrypt_failed`, `bad_input` or `unsupported_version`.
  */
 export function openEnvelope(id: Identity, body: Uint8Array): Promise<Envelope> {
   return envelope.openEnvelope(id, body);
+}
+
+/** Ends every seal epoch and wipes every remembered epoch key (sign-out, closing an account in an open page). */
+export function forgetSealEpochs(): void {
+  envelope.forgetSealEpochs();
 }
 
 /** Pads to 256-byte blocks up to 4 KiB, then to the next power of two (ISO/IEC 7816-4, `sodium.pad`). */

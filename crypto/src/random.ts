@@ -5,6 +5,8 @@ import { CryptoError } from './errors.js';
 type RandomSource = (n: number) => Uint8Array;
 
 let override: RandomSource | null = null;
+/** Counts replacements of the random source, so that caches of keys drawn from an earlier source can tell. */
+let generation = 0;
 
 /** Largest request crypto.getRandomValues accepts in one call. */
 const MAX_CHUNK = 65536;
@@ -27,6 +29,11 @@ export function randomBytes(n: number): Uint8Array {
 /** True while a test has replaced the random source (golden vectors): then every random byte must come from it. */
 export function randomSourceReplaced(): boolean {
   return override !== null;
+}
+
+/** Changes whenever a test replaces or restores the random source (golden vectors start from empty key caches). */
+export function randomSourceGeneration(): number {
+  return generation;
 }
 
 /**
@@ -52,4 +59,5 @@ export function dangerousTestOnlySetRandomSource(source: RandomSource | null): v
     throw new CryptoError('bad_input', 'dangerousTestOnlySetRandomSource: source must be a function or null');
   }
   override = source;
+  generation++;
 }

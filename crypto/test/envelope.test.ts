@@ -1,11 +1,12 @@
 // Sealed envelopes and padding.
 
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   createMessageId,
   createSenderKey,
   encryptGroupMessage,
   encryptToDevice,
+  forgetSealEpochs,
   MAX_CONTENT_BYTES,
   generateIdentity,
   openEnvelope,
@@ -15,9 +16,23 @@ import {
   toBase64Url,
   unpadPlaintext,
 } from '../src/index.js';
-import { paddedLength } from '../src/envelope.js';
+import {
+  dangerousTestOnlySealCacheSizes,
+  paddedLength,
+  SEAL_CACHE_SIZE,
+  SEAL_EPOCH_ENVELOPES,
+  SEAL_EPOCH_MS,
+} from '../src/envelope.js';
 import { sodium } from '../src/sodium.js';
-import { expectCode, expectCodeAsync, receive, startConversation, text } from './helpers.js';
+import {
+  expectCode,
+  expectCodeAsync,
+  openSealV2WithLibsodium,
+  receive,
+  sealV2WithLibsodium,
+  startConversation,
+  text,
+} from './helpers.js';
 
 async function sealed(recipient = generateIdentity()) {
   const messageId = createMessageId();
@@ -45,12 +60,21 @@ describe('sealed envelopes', () => {
     });
   });
 
-  it('is in crypto_box_seal format, to the X25519 form of the identity key', async () => {
+  it('is in format 2: epk ‖ nonce ‖ secretbox under the epoch key, to the X25519 form of the identity key', async () => {
     const { recipient, body } = await sealed();
-    const inner = sodium().crypto_box_seal_open(body, recipient.dhPublicKey, recipient.dhPrivateKey);
+    // Opened by an independent implementation from libsodium's primitives (test/helpers.ts).
+    const inner = openSealV2WithLibsodium(body, recipient.dhPublicKey, recipient.dhPrivateKey);
     expect(inner[0]).toBe(1);
-    const lib = sodium().crypto_box_seal(inner, recipient.dhPublicKey);
+    expect(body.length).toBe(32 + 24 + 16 + inner.length);
+    const lib = sealV2WithLibsodium(inner, recipient.dhPublicKey);
     expect((await openEnvelope(recipient, lib)).senderUserId).toBe('alice');
+  });
+
+  it('still opens format 1 (crypto_box_seal), what earlier versions sealed', async () => {
+    const { recipient, body } = await sealed();
+    const inner = openSealV2WithLibsodium(body, recipient.dhPublicKey, recipient.dhPrivateKey);
+    const v1 = sodium().crypto_box_seal(inner, recipient.dhPublicKey);
+    expect(await openEnvelope(recipient, v1)).toEqual(await openEnvelope(recipient, body));
   });
 
   it('hides the sender: the sealed bytes contain no identifier in clear', async () => {
@@ -94,6 +118,106 @@ describe('sealed envelopes', () => {
     const id = createMessageId();
     expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(createMessageId()).not.toBe(id);
+  });
+});
+
+describe('seal epochs (format 2)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const epk = (body: Uint8Array) => toBase64Url(body.subarray(0, 32));
+  const nonce = (body: Uint8Array) => toBase64Url(body.subarray(32, 56));
+
+  it('seals SEAL_EPOCH_ENVELOPES envelopes to one recipient under one ephemeral key with fresh nonces, then a new one', async () => {
+    const recipient = generateIdentity();
+    const bodies: Uint8Array[] = [];
+    for (let i = 0; i < 2 * SEAL_EPOCH_ENVELOPES + 1; i++) bodies.push((await sealed(recipient)).body);
+    const perKey = new Map<string, number>();
+    for (const b of bodies) perKey.set(epk(b), (perKey.get(epk(b)) ?? 0) + 1);
+    expect([...perKey.values()]).toEqual([SEAL_EPOCH_ENVELOPES, SEAL_EPOCH_ENVELOPES, 1]);
+    expect(new Set(bodies.map(nonce)).size).toBe(bodies.length);
+    for (const b of bodies) expect((await openEnvelope(recipient, b)).senderUserId).toBe('alice');
+  });
+
+  it('never shares an ephemeral key between two recipients', async () => {
+    const bob = generateIdentity();
+    const carol = generateIdentity();
+    const toBob: Uint8Array[] = [];
+    const toCarol: Uint8Array[] = [];
+    for (let i = 0; i < 10; i++) {
+      toBob.push((await sealed(bob)).body);
+      toCarol.push((await sealed(carol)).body);
+    }
+    const bobKeys = new Set(toBob.map(epk));
+    expect(bobKeys.size).toBe(1);
+    expect(toCarol.some((b) => bobKeys.has(epk(b)))).toBe(false);
+    // Bob, with his epoch remembered, still cannot open Carol's envelopes.
+    await openEnvelope(bob, toBob[0]!);
+    await expectCodeAsync(async () => await openEnvelope(bob, toCarol[0]!), 'decrypt_failed');
+  });
+
+  it('starts a new epoch once SEAL_EPOCH_MS have passed', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const recipient = generateIdentity();
+    const first = (await sealed(recipient)).body;
+    vi.setSystemTime(Date.now() + SEAL_EPOCH_MS - 1);
+    expect(epk((await sealed(recipient)).body)).toBe(epk(first));
+    vi.setSystemTime(Date.now() + 1);
+    const later = (await sealed(recipient)).body;
+    expect(epk(later)).not.toBe(epk(first));
+    expect((await openEnvelope(recipient, later)).senderUserId).toBe('alice');
+  });
+
+  it('shares one epoch between seals made at the same time, each with its own nonce', async () => {
+    const recipient = generateIdentity();
+    const bodies = await Promise.all(Array.from({ length: 20 }, async () => (await sealed(recipient)).body));
+    expect(new Set(bodies.map(epk)).size).toBe(1);
+    expect(new Set(bodies.map(nonce)).size).toBe(20);
+    const many = await Promise.all(Array.from({ length: 20 }, async () => (await sealed()).body));
+    expect(new Set(many.map(epk)).size).toBe(20);
+  });
+
+  it('refuses tampering also once the epoch is remembered, and the untouched envelope still opens', async () => {
+    const recipient = generateIdentity();
+    const { body, messageId } = await sealed(recipient);
+    await openEnvelope(recipient, body);
+    for (const i of [0, 31, 32, 55, 56, 71, 72, body.length - 1]) {
+      const t = body.slice();
+      t[i]! ^= 0x01;
+      await expectCodeAsync(async () => await openEnvelope(recipient, t), 'decrypt_failed');
+    }
+    await expectCodeAsync(async () => await openEnvelope(recipient, body.subarray(0, 71)), 'decrypt_failed');
+    expect((await openEnvelope(recipient, body)).messageId).toBe(messageId);
+  });
+
+  it('forgets every epoch on forgetSealEpochs: the next seal starts a new one, and nothing is remembered', async () => {
+    const recipient = generateIdentity();
+    const first = (await sealed(recipient)).body;
+    await openEnvelope(recipient, first);
+    forgetSealEpochs();
+    expect(dangerousTestOnlySealCacheSizes()).toEqual({ sealing: 0, opened: 0 });
+    const next = (await sealed(recipient)).body;
+    expect(epk(next)).not.toBe(epk(first));
+    // Both still open: with the identity key, whatever was remembered.
+    expect((await openEnvelope(recipient, first)).senderUserId).toBe('alice');
+    expect((await openEnvelope(recipient, next)).senderUserId).toBe('alice');
+  });
+
+  it('remembers only epochs that opened, and at most SEAL_CACHE_SIZE of them on either side', async () => {
+    const recipient = generateIdentity();
+    const before = dangerousTestOnlySealCacheSizes().opened;
+    // A relay's envelopes under fresh ephemeral keys that do not open are not remembered.
+    for (let i = 0; i < 20; i++) {
+      const junk = sealV2WithLibsodium(randomBytes(100), generateIdentity().dhPublicKey);
+      await expectCodeAsync(async () => await openEnvelope(recipient, junk), 'decrypt_failed');
+    }
+    expect(dangerousTestOnlySealCacheSizes().opened).toBe(before);
+    for (let i = 0; i < SEAL_CACHE_SIZE + 20; i++) {
+      const other = generateIdentity();
+      await openEnvelope(other, (await sealed(other)).body);
+    }
+    expect(dangerousTestOnlySealCacheSizes()).toEqual({ sealing: SEAL_CACHE_SIZE, opened: SEAL_CACHE_SIZE });
   });
 });
 

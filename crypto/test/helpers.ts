@@ -16,6 +16,7 @@ import {
   verifyPrekeyBundle,
 } from '../src/index.js';
 import { expect } from 'vitest';
+import { sodium } from '../src/sodium.js';
 
 export const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 export const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -107,4 +108,32 @@ export async function startConversation(withOneTime = true) {
   const accepted = await accept(bob, alice, first.body);
   expect(str(accepted.content.body)).toBe('hello');
   return { alice, bob, aliceSession: first.session, bobSession: accepted.session };
+}
+
+// Format 2 of the sealed envelope written out again with libsodium's primitives only, independently of
+// src/envelope.ts: epk ‖ nonce(24) ‖ crypto_secretbox(inner, nonce, BLAKE2b-256(key = X25519(esk, rpk),
+// "WeConnect sealed envelope v2" ‖ epk ‖ rpk)).
+const SEAL_V2_LABEL = 'WeConnect sealed envelope v2';
+
+function sealV2Key(shared: Uint8Array, epk: Uint8Array, rpk: Uint8Array): Uint8Array {
+  return sodium().crypto_generichash(32, Buffer.concat([Buffer.from(SEAL_V2_LABEL), epk, rpk]), shared);
+}
+
+/** Opens a format-2 body with the recipient's X25519 key pair; throws if it does not open. */
+export function openSealV2WithLibsodium(body: Uint8Array, rpk: Uint8Array, rsk: Uint8Array): Uint8Array {
+  const epk = body.subarray(0, 32);
+  const key = sealV2Key(sodium().crypto_scalarmult(rsk, epk), epk, rpk);
+  return sodium().crypto_secretbox_open_easy(body.subarray(56), body.subarray(32, 56), key);
+}
+
+/** Seals `inner` to `rpk` in format 2 with a given (or fresh) ephemeral secret and nonce. */
+export function sealV2WithLibsodium(
+  inner: Uint8Array,
+  rpk: Uint8Array,
+  esk: Uint8Array = sodium().randombytes_buf(32),
+  nonce: Uint8Array = sodium().randombytes_buf(24),
+): Uint8Array {
+  const epk = sodium().crypto_scalarmult_base(esk);
+  const key = sealV2Key(sodium().crypto_scalarmult(esk, rpk), epk, rpk);
+  return Uint8Array.from(Buffer.concat([epk, nonce, sodium().crypto_secretbox_easy(inner, nonce, key)]));
 }

@@ -1,12 +1,13 @@
-// The sealed box on every X25519 backend (node:crypto, WebCrypto, libsodium): the same bytes, libsodium interop
-// both ways, tampering, and the golden vectors.
+// The sealed box on every X25519 backend (node:crypto, WebCrypto, libsodium): the same bytes, interop both ways with
+// libsodium (format 1, crypto_box_seal) and with format 2 written out from libsodium's primitives, tampering, and
+// the golden vectors.
 
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMessageId, generateIdentity, openEnvelope, sealEnvelope, type Identity } from '../src/index.js';
 import { sodium } from '../src/sodium.js';
 import { dangerousTestOnlySetX25519Backend, x25519Backend, type X25519Backend } from '../src/x25519.js';
-import { expectCodeAsync, text } from './helpers.js';
+import { expectCodeAsync, openSealV2WithLibsodium, sealV2WithLibsodium, text } from './helpers.js';
 import { VECTORS } from './vectors/build.js';
 import { readFileSync } from 'node:fs';
 
@@ -38,36 +39,32 @@ describe.each(BACKENDS)('sealed box on %s', (backend) => {
     expect(x25519Backend()).toBe(backend);
   });
 
-  it('opens with libsodium crypto_box_seal_open, and opens what crypto_box_seal made', async () => {
+  it('opens with libsodium primitives (format 2), and opens what crypto_box_seal made (format 1)', async () => {
     await dangerousTestOnlySetX25519Backend(backend);
     const recipient = generateIdentity();
     const body = await seal(recipient, text('to libsodium'));
-    const inner = sodium().crypto_box_seal_open(body, recipient.dhPublicKey, recipient.dhPrivateKey);
+    const inner = openSealV2WithLibsodium(body, recipient.dhPublicKey, recipient.dhPrivateKey);
     expect(inner[0]).toBe(1);
-    const fromLibsodium = sodium().crypto_box_seal(inner, recipient.dhPublicKey);
-    const env = await openEnvelope(recipient, fromLibsodium);
-    expect(env.payload).toEqual(text('to libsodium'));
-    expect(env.senderUserId).toBe('alice');
+    for (const made of [
+      sodium().crypto_box_seal(inner, recipient.dhPublicKey),
+      sealV2WithLibsodium(inner, recipient.dhPublicKey),
+    ]) {
+      const env = await openEnvelope(recipient, made);
+      expect(env.payload).toEqual(text('to libsodium'));
+      expect(env.senderUserId).toBe('alice');
+    }
   });
 
-  it('uses a fresh ephemeral key for every seal', async () => {
+  it('hands out each pre-made ephemeral key once: seals to many recipients at the same time never share one', async () => {
     await dangerousTestOnlySetX25519Backend(backend);
-    const recipient = generateIdentity();
-    const a = await seal(recipient, text('x'));
-    const b = await seal(recipient, text('x'));
-    expect(a.subarray(0, 32)).not.toEqual(b.subarray(0, 32));
-  });
-
-  it('hands out each pre-made ephemeral key once, also to seals made at the same time', async () => {
-    await dangerousTestOnlySetX25519Backend(backend);
-    const recipient = generateIdentity();
     const seen = new Set<string>();
     for (let round = 0; round < 10; round++) {
-      // 20 at once drains the pool (8) and makes the rest directly; between rounds it fills up again.
-      const bodies = await Promise.all(Array.from({ length: 20 }, () => seal(recipient, text('once'))));
-      for (const body of bodies) {
+      // 20 new recipients at once drain the pool (8) and make the rest directly; between rounds it fills up again.
+      const recipients = Array.from({ length: 20 }, () => generateIdentity());
+      const bodies = await Promise.all(recipients.map((r) => seal(r, text('once'))));
+      for (const [i, body] of bodies.entries()) {
         seen.add(sodium().to_hex(body.subarray(0, 32)));
-        expect((await openEnvelope(recipient, body)).payload).toEqual(text('once'));
+        expect((await openEnvelope(recipients[i]!, body)).payload).toEqual(text('once'));
       }
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -79,7 +76,7 @@ describe.each(BACKENDS)('sealed box on %s', (backend) => {
     const recipient = generateIdentity();
     const body = await seal(recipient, text('tamper'));
     await expectCodeAsync(() => openEnvelope(generateIdentity(), body), 'decrypt_failed');
-    for (const i of [0, 5, 31, 32, 47, 48, body.length - 1]) {
+    for (const i of [0, 5, 31, 32, 47, 55, 56, 72, body.length - 1]) {
       const t = body.slice();
       t[i]! ^= 0x01;
       await expectCodeAsync(() => openEnvelope(recipient, t), 'decrypt_failed');
@@ -90,6 +87,7 @@ describe.each(BACKENDS)('sealed box on %s', (backend) => {
       await expectCodeAsync(() => openEnvelope(recipient, t), 'decrypt_failed');
     }
     await expectCodeAsync(() => openEnvelope(recipient, body.subarray(0, 49)), 'decrypt_failed');
+    await expectCodeAsync(() => openEnvelope(recipient, body.subarray(0, 73)), 'decrypt_failed');
   });
 
   it('re-imports the private key when the identity bytes change under the cache', async () => {
@@ -107,29 +105,33 @@ describe.each(BACKENDS)('sealed box on %s', (backend) => {
     expect(env.payload).toEqual(text('after the swap'));
   });
 
-  it('reproduces the committed pairwise golden vector (same sealed bytes as libsodium)', async () => {
+  it('reproduces the committed pairwise golden vector', async () => {
     await dangerousTestOnlySetX25519Backend(backend);
     const committed = JSON.parse(readFileSync(new URL('./vectors/pairwise.json', import.meta.url), 'utf8')) as unknown;
     expect(JSON.parse(JSON.stringify(await VECTORS.pairwise()))).toEqual(committed);
   });
 
-  it('round-trips any payload with libsodium on the other side (property)', async () => {
+  it('round-trips any payload with libsodium on the other side, in both formats (property)', async () => {
     await dangerousTestOnlySetX25519Backend(backend);
     const recipient = generateIdentity();
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 600 }), fc.boolean(), async (payload, sealWithLibsodium) => {
-        if (sealWithLibsodium) {
-          const inner = sodium().crypto_box_seal_open(
-            await seal(recipient, payload),
-            recipient.dhPublicKey,
-            recipient.dhPrivateKey,
-          );
-          const env = await openEnvelope(recipient, sodium().crypto_box_seal(inner, recipient.dhPublicKey));
-          expect(env.payload).toEqual(payload);
-        } else {
-          expect((await openEnvelope(recipient, await seal(recipient, payload))).payload).toEqual(payload);
-        }
-      }),
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 600 }),
+        fc.constantFrom('ours', 'libsodium v1', 'libsodium v2'),
+        async (payload, sealer) => {
+          const ours = await seal(recipient, payload);
+          if (sealer === 'ours') {
+            expect((await openEnvelope(recipient, ours)).payload).toEqual(payload);
+            return;
+          }
+          const inner = openSealV2WithLibsodium(ours, recipient.dhPublicKey, recipient.dhPrivateKey);
+          const made =
+            sealer === 'libsodium v1'
+              ? sodium().crypto_box_seal(inner, recipient.dhPublicKey)
+              : sealV2WithLibsodium(inner, recipient.dhPublicKey);
+          expect((await openEnvelope(recipient, made)).payload).toEqual(payload);
+        },
+      ),
       { numRuns: 40 },
     );
   });

@@ -36,7 +36,7 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 const fromUtf8 = (b: Uint8Array) => new TextDecoder().decode(b);
 
 /** Runs `fn` (sync or async) with the deterministic random source; every vector is built through it. */
-async function withRandom<T>(seed: string, fn: () => T | Promise<T>): Promise<T> {
+export async function withRandom<T>(seed: string, fn: () => T | Promise<T>): Promise<T> {
   dangerousTestOnlySetRandomSource(deterministicRandom(seed));
   try {
     return await fn();
@@ -45,12 +45,18 @@ async function withRandom<T>(seed: string, fn: () => T | Promise<T>): Promise<T>
   }
 }
 
+export const PAIRWISE_SEED = 'weconnect-golden-pairwise-v1';
+
+/** The pairwise vector's two accounts: the first random draws of its seed. */
+export function pairwiseAccounts() {
+  return { alice: createAccountKeys({ oneTimePrekeyCount: 1 }), bob: createAccountKeys({ oneTimePrekeyCount: 1 }) };
+}
+
 /** X3DH + three Double Ratchet messages (prekey message, reply, normal message), sealed. */
 function pairwise() {
-  const seed = 'weconnect-golden-pairwise-v1';
+  const seed = PAIRWISE_SEED;
   return withRandom(seed, async () => {
-    const alice = createAccountKeys({ oneTimePrekeyCount: 1 });
-    const bob = createAccountKeys({ oneTimePrekeyCount: 1 });
+    const { alice, bob } = pairwiseAccounts();
     const bundle = verifyPrekeyBundle({
       identityKey: bob.upload.identityKey,
       signedPrekey: bob.upload.signedPrekey,
@@ -106,7 +112,8 @@ function pairwise() {
     messages.push({ from: 'alice', ...m3, type: env3.type, body: hex(e3.body) });
 
     return {
-      description: 'X3DH session start and three sealed Double Ratchet messages (prekey, message, message)',
+      description:
+        "X3DH session start and three Double Ratchet messages (prekey, message, message) in sealed envelopes of format 2 (Alice's two share one seal epoch)",
       randomSeed: seed,
       alice: { userId: 'alice', deviceId: 'alice-phone', upload: alice.upload },
       bob: { userId: 'bob', deviceId: 'bob-laptop', upload: bob.upload },

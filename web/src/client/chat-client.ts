@@ -590,6 +590,8 @@ export class ChatClient implements ChatEngineApi {
     this.#disappearing.stop();
     this.#transport.stop();
     this.#ctx.store.db.close();
+    // The seal epochs' keys stay in memory no longer than the account is open in this page.
+    this.#options.crypto.forgetSealEpochs();
     this.#options.onClosed();
   }
 
