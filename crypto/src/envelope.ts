@@ -145,7 +145,7 @@ interface EpochEntry {
   uses: number;
 }
 
-/** Open epochs by recipient X25519 key (base64url), oldest use first. */
+/** Open epochs by sending device and recipient X25519 key, oldest use first. */
 const sealEpochs = new Map<string, EpochEntry>();
 /** Keys of epochs that opened here, by recipient key ‖ ephemeral key (base64url), oldest use first. */
 const openedEpochs = new Map<string, Uint8Array>();
@@ -197,10 +197,14 @@ async function startEpoch(recipient: Uint8Array): Promise<SealEpoch> {
   }
 }
 
-/** The epoch this seal belongs to: the open one for `recipient`, or a new one when it is used up or expired. */
-function epochFor(recipient: Uint8Array): Promise<SealEpoch> {
+/**
+ * The epoch this seal belongs to: the open one of this sending device for `recipient`, or a new one when it is used
+ * up or expired. Keyed by the sender too, so that two accounts open in one process never share an ephemeral key
+ * (which would tell the relay that they are used on one machine).
+ */
+function epochFor(sender: string, recipient: Uint8Array): Promise<SealEpoch> {
   checkCachesGeneration();
-  const id = toBase64Url(recipient);
+  const id = `${sender} ${toBase64Url(recipient)}`;
   const now = Date.now();
   let entry = sealEpochs.get(id);
   if (entry) {
@@ -232,9 +236,9 @@ function epochFor(recipient: Uint8Array): Promise<SealEpoch> {
  * 24-byte nonce per envelope and the key of the current seal epoch (boxKeyV2). The X25519 operations run on the
  * platform when it is faster (x25519.ts). A test-replaced random source fixes the ephemeral key and nonces (vectors).
  */
-async function boxSeal(message: Uint8Array, recipient: Uint8Array): Promise<Uint8Array> {
+async function boxSeal(message: Uint8Array, sender: string, recipient: Uint8Array): Promise<Uint8Array> {
   for (;;) {
-    const epoch = await epochFor(recipient);
+    const epoch = await epochFor(sender, recipient);
     // An epoch that ended (and was wiped) while this seal waited for it is never used: take the next one.
     if (isAllZero(epoch.key)) continue;
     const nonce = randomBytes(NONCE_BYTES);
@@ -323,7 +327,8 @@ export async function sealEnvelopeTo(
     messageIdBytes(p.messageId),
     p.payload,
   );
-  return boxSeal(inner, recipientDhKey);
+  // User and device ids are base64url (validated by idArg): the space cannot occur in them.
+  return boxSeal(inner, `${p.senderUserId} ${p.senderDeviceId}`, recipientDhKey);
 }
 
 export async function sealEnvelope(p: {

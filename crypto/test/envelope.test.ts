@@ -157,6 +157,25 @@ describe('seal epochs (format 2)', () => {
     await expectCodeAsync(async () => await openEnvelope(bob, toCarol[0]!), 'decrypt_failed');
   });
 
+  it('never shares an ephemeral key between two sending devices, also in one process', async () => {
+    const recipient = generateIdentity();
+    const seal = (senderUserId: string, senderDeviceId: string) =>
+      sealEnvelope({
+        recipientIdentityKey: recipient.publicKey,
+        senderUserId,
+        senderDeviceId,
+        messageId: createMessageId(),
+        type: 'message',
+        payload: text('x'),
+      });
+    const alicePhone = [await seal('alice', 'alice-d1'), await seal('alice', 'alice-d1')];
+    const aliceLaptop = await seal('alice', 'alice-d2');
+    const carol = await seal('carol', 'carol-d1');
+    expect(epk(alicePhone[1]!)).toBe(epk(alicePhone[0]!));
+    expect(new Set([epk(alicePhone[0]!), epk(aliceLaptop), epk(carol)]).size).toBe(3);
+    expect((await openEnvelope(recipient, carol)).senderUserId).toBe('carol');
+  });
+
   it('starts a new epoch once SEAL_EPOCH_MS have passed', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const recipient = generateIdentity();
