@@ -205,7 +205,7 @@ async function startEpoch(recipient: Uint8Array): Promise<SealEpoch> {
 function epochFor(sender: string, recipient: Uint8Array): Promise<SealEpoch> {
   checkCachesGeneration();
   const id = `${sender} ${toBase64Url(recipient)}`;
-  const now = Date.now();
+  const now = performance.now(); // monotonic: a clock set back does not stretch an epoch
   let entry = sealEpochs.get(id);
   if (entry) {
     sealEpochs.delete(id);
