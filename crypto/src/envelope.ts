@@ -114,9 +114,11 @@ function sealNonceV1(ephemeralPublic: Uint8Array, recipient: Uint8Array): Uint8A
 }
 
 const SEAL_V2_LABEL = utf8('WeConnect sealed envelope v2');
+/** Format 2's first byte (format 1 has none: it starts with its random ephemeral key). */
+const SEAL_V2_PREFIX = Uint8Array.of(2);
 const NONCE_BYTES = 24;
-/** Format 2's overhead: ephemeral public key + random nonce + Poly1305 tag. */
-const SEAL_V2_OVERHEAD = KEY_BYTES + NONCE_BYTES + 16;
+/** Format 2's overhead: version byte + ephemeral public key + random nonce + Poly1305 tag. */
+const SEAL_V2_OVERHEAD = 1 + KEY_BYTES + NONCE_BYTES + 16;
 
 /** Format 2's key: BLAKE2b-256 keyed with X25519(esk, rpk) over label ‖ epk ‖ rpk. Does not wipe `shared`. */
 function boxKeyV2(shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array): Uint8Array {
@@ -125,7 +127,7 @@ function boxKeyV2(shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Ui
 
 /**
  * How many envelopes, and for how long, one ephemeral key seals to one recipient key (a seal epoch). Within an epoch
- * the envelopes share their first 32 bytes, so whoever holds them can tell they come from one sender device (the
+ * the envelopes share their ephemeral key (bytes 1–32), so whoever holds them can tell they come from one sender device (the
  * relay knows that anyway from the sender's authenticated socket); the X25519 operations are paid once per epoch.
  */
 export const SEAL_EPOCH_ENVELOPES = 64;
@@ -232,9 +234,10 @@ function epochFor(sender: string, recipient: Uint8Array): Promise<SealEpoch> {
 }
 
 /**
- * Seals `message` to `recipient` (format 2): ephemeral public key ‖ nonce ‖ XSalsa20-Poly1305 box, with a random
- * 24-byte nonce per envelope and the key of the current seal epoch (boxKeyV2). The X25519 operations run on the
- * platform when it is faster (x25519.ts). A test-replaced random source fixes the ephemeral key and nonces (vectors).
+ * Seals `message` to `recipient` (format 2): 0x02 ‖ ephemeral public key ‖ nonce ‖ XSalsa20-Poly1305 box, with a
+ * random 24-byte nonce per envelope and the key of the current seal epoch (boxKeyV2). The X25519 operations run on
+ * the platform when it is faster (x25519.ts). A test-replaced random source fixes the ephemeral key and nonces
+ * (vectors).
  */
 async function boxSeal(message: Uint8Array, sender: string, recipient: Uint8Array): Promise<Uint8Array> {
   for (;;) {
@@ -242,16 +245,16 @@ async function boxSeal(message: Uint8Array, sender: string, recipient: Uint8Arra
     // An epoch that ended (and was wiped) while this seal waited for it is never used: take the next one.
     if (isAllZero(epoch.key)) continue;
     const nonce = randomBytes(NONCE_BYTES);
-    return concat(epoch.publicKey, nonce, sodium().crypto_secretbox_easy(message, nonce, epoch.key));
+    return concat(SEAL_V2_PREFIX, epoch.publicKey, nonce, sodium().crypto_secretbox_easy(message, nonce, epoch.key));
   }
 }
 
-function openV2(body: Uint8Array, key: Uint8Array): Uint8Array | null {
-  if (body.length < SEAL_V2_OVERHEAD) return null;
+/** Format 2's box opened with `key`, or null. */
+function secretboxOpenV2(body: Uint8Array, key: Uint8Array): Uint8Array | null {
   try {
     return sodium().crypto_secretbox_open_easy(
       body.subarray(SEAL_V2_OVERHEAD - 16),
-      body.subarray(KEY_BYTES, KEY_BYTES + NONCE_BYTES),
+      body.subarray(1 + KEY_BYTES, 1 + KEY_BYTES + NONCE_BYTES),
       key,
     );
   } catch {
@@ -271,46 +274,67 @@ function rememberOpened(id: string, key: Uint8Array): void {
   openedEpochs.set(id, key);
 }
 
-/**
- * Opens a sealed envelope of either format: format 2 (what this library seals), or format 1, crypto_box_seal byte
- * for byte (what it sealed before; still in mailboxes and outboxes). The X25519 operation is paid once per seal
- * epoch: the key of an epoch that opened is remembered. Any failure is `decrypt_failed`.
- */
-async function boxSealOpen(body: Uint8Array, identity: Identity): Promise<Uint8Array> {
-  checkCachesGeneration();
-  const ephemeralPublic = body.subarray(0, KEY_BYTES);
+/** Opens format 2 (the caller checked the version byte and the length); null if it does not open. */
+async function openV2(body: Uint8Array, identity: Identity): Promise<Uint8Array | null> {
+  const ephemeralPublic = body.subarray(1, 1 + KEY_BYTES);
   const id = `${toBase64Url(identity.dhPublicKey)}.${toBase64Url(ephemeralPublic)}`;
   const known = openedEpochs.get(id);
   if (known) {
-    const inner = openV2(body, known);
+    const inner = secretboxOpenV2(body, known);
     if (inner) {
       rememberOpened(id, known);
       return inner;
     }
   }
-  let shared: Uint8Array;
+  let key: Uint8Array;
   try {
-    shared = await staticDh(identity.dhPrivateKey, ephemeralPublic);
+    const shared = await staticDh(identity.dhPrivateKey, ephemeralPublic);
+    key = boxKeyV2(shared, ephemeralPublic, identity.dhPublicKey);
+    wipe(shared);
+  } catch {
+    return null;
+  }
+  const inner = secretboxOpenV2(body, key);
+  if (inner) rememberOpened(id, key);
+  else wipe(key);
+  return inner;
+}
+
+/** Opens format 1: crypto_box_seal_open, byte for byte. Any failure is `decrypt_failed`. */
+async function openV1(body: Uint8Array, identity: Identity): Promise<Uint8Array> {
+  const ephemeralPublic = body.subarray(0, KEY_BYTES);
+  let key: Uint8Array;
+  try {
+    const shared = await staticDh(identity.dhPrivateKey, ephemeralPublic);
+    key = boxKeyV1(shared);
+    wipe(shared);
   } catch {
     throw new CryptoError('decrypt_failed', 'envelope failed to open');
   }
-  const keyV2 = boxKeyV2(shared, ephemeralPublic, identity.dhPublicKey);
-  const keyV1 = boxKeyV1(shared);
-  wipe(shared);
   try {
-    const inner = openV2(body, keyV2);
-    if (inner) {
-      rememberOpened(id, keyV2);
-      return inner;
-    }
-    wipe(keyV2);
     const nonce = sealNonceV1(ephemeralPublic, identity.dhPublicKey);
-    return sodium().crypto_box_open_easy_afternm(body.subarray(KEY_BYTES), nonce, keyV1);
+    return sodium().crypto_box_open_easy_afternm(body.subarray(KEY_BYTES), nonce, key);
   } catch {
     throw new CryptoError('decrypt_failed', 'envelope failed to open');
   } finally {
-    wipe(keyV1);
+    wipe(key);
   }
+}
+
+/**
+ * Opens a sealed envelope of either format: format 2 (what this library seals, first byte 0x02), or format 1,
+ * crypto_box_seal byte for byte (what it sealed before; still in mailboxes and outboxes). Format 1 has no version
+ * byte (it starts with a random ephemeral key), so a body that starts with 0x02 and does not open as format 2 is
+ * tried as format 1 too. The X25519 operation is paid once per seal epoch: the key of an epoch that opened is
+ * remembered. Any failure is `decrypt_failed`.
+ */
+async function boxSealOpen(body: Uint8Array, identity: Identity): Promise<Uint8Array> {
+  checkCachesGeneration();
+  if (body[0] === SEAL_V2_PREFIX[0] && body.length >= SEAL_V2_OVERHEAD) {
+    const inner = await openV2(body, identity);
+    if (inner) return inner;
+  }
+  return openV1(body, identity);
 }
 
 /** Seals to an X25519 key already validated (the session caches the peer's). */

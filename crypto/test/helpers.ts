@@ -111,7 +111,7 @@ export async function startConversation(withOneTime = true) {
 }
 
 // Format 2 of the sealed envelope written out again with libsodium's primitives only, independently of
-// src/envelope.ts: epk ‖ nonce(24) ‖ crypto_secretbox(inner, nonce, BLAKE2b-256(key = X25519(esk, rpk),
+// src/envelope.ts: 0x02 ‖ epk ‖ nonce(24) ‖ crypto_secretbox(inner, nonce, BLAKE2b-256(key = X25519(esk, rpk),
 // "WeConnect sealed envelope v2" ‖ epk ‖ rpk)).
 const SEAL_V2_LABEL = 'WeConnect sealed envelope v2';
 
@@ -121,9 +121,10 @@ function sealV2Key(shared: Uint8Array, epk: Uint8Array, rpk: Uint8Array): Uint8A
 
 /** Opens a format-2 body with the recipient's X25519 key pair; throws if it does not open. */
 export function openSealV2WithLibsodium(body: Uint8Array, rpk: Uint8Array, rsk: Uint8Array): Uint8Array {
-  const epk = body.subarray(0, 32);
+  if (body[0] !== 2) throw new Error('not format 2');
+  const epk = body.subarray(1, 33);
   const key = sealV2Key(sodium().crypto_scalarmult(rsk, epk), epk, rpk);
-  return sodium().crypto_secretbox_open_easy(body.subarray(56), body.subarray(32, 56), key);
+  return sodium().crypto_secretbox_open_easy(body.subarray(57), body.subarray(33, 57), key);
 }
 
 /** Seals `inner` to `rpk` in format 2 with a given (or fresh) ephemeral secret and nonce. */
@@ -135,5 +136,7 @@ export function sealV2WithLibsodium(
 ): Uint8Array {
   const epk = sodium().crypto_scalarmult_base(esk);
   const key = sealV2Key(sodium().crypto_scalarmult(esk, rpk), epk, rpk);
-  return Uint8Array.from(Buffer.concat([epk, nonce, sodium().crypto_secretbox_easy(inner, nonce, key)]));
+  return Uint8Array.from(
+    Buffer.concat([Uint8Array.of(2), epk, nonce, sodium().crypto_secretbox_easy(inner, nonce, key)]),
+  );
 }
