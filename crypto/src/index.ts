@@ -638,6 +638,11 @@ export function dangerousTestOnlySetRandomSource(source: ((n: number) => Uint8Ar
   random.dangerousTestOnlySetRandomSource(source);
 }
 
+/** How many seal epochs are open for sealing and remembered for opening. Throws `test_hooks_disabled` outside tests. */
+export function dangerousTestOnlySealCacheSizes(): { sealing: number; opened: number } {
+  return envelope.dangerousTestOnlySealCacheSizes();
+}
+
 // ── device names (issue #14) ───────────────────────────────────────────────────────────────────────────────
 
 /** Longest device name in UTF-8 bytes (after trimming). */

@@ -2,11 +2,12 @@
 // device within a seal epoch share their ephemeral key, so the operator can group stored entries by sender (it knows
 // the sender from the socket anyway); envelopes of two different senders never share one, even when both accounts
 // run in one process (here they do: the two engines share one crypto module). Read from the relay's SQLite file
-// while the recipient is offline: the bytes the operator stores.
+// while the recipient is offline: the bytes the operator stores. Closing a client wipes the epochs' keys.
 import 'fake-indexeddb/auto';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCrypto } from '../../src/client/crypto-loader';
 import { asClient, hasText, openWith, signUpUser, until, type TestUser } from '../support/engine';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
@@ -77,5 +78,14 @@ describe('sealed envelopes at rest on the relay', () => {
     for (const s of sent) {
       await until(`ben reads “${s.text}”`, () => hasText(ben.engine, s.from.userId, s.text));
     }
+  });
+
+  it('are forgotten when a client closes (sign-out, account deletion): no epoch key stays in the page', async () => {
+    const c = await loadCrypto();
+    const held = c.dangerousTestOnlySealCacheSizes();
+    expect(held.sealing).toBeGreaterThan(0);
+    expect(held.opened).toBeGreaterThan(0);
+    asClient(cat.engine).close();
+    expect(c.dangerousTestOnlySealCacheSizes()).toEqual({ sealing: 0, opened: 0 });
   });
 });
