@@ -146,11 +146,13 @@ export class Actions {
       await ctx.store.commit(batch);
       return;
     }
-    await ctx.store.stageMessage(batch, updated, sort);
+    const staged = await ctx.store.stageMessageUpdate(batch, updated, sort);
     const c = ctx.convs.get(before.conv);
     const next = c && sort >= c.lastTs ? { ...c, lastText: lastTextOf(updated) } : null;
-    if (next) await ctx.stageConv(batch, next);
+    // The last line changes only with the message: one that disappeared meanwhile must not come back there either.
+    if (next) await ctx.stageConv(batch, next, staged);
     await ctx.store.commit(batch);
+    if (!staged.applied) return;
     if (next) {
       ctx.convs.set(next.conv, next);
       ctx.publishConvs();

@@ -771,6 +771,12 @@ export class ChatClient implements ChatEngineApi {
     return this.#disappearing.sweep();
   }
 
+  /** Test-only: `around` runs each IndexedDB commit of this engine (null: none), e.g. to hold one back. */
+  dangerousTestOnlyAroundCommit(around: LocalStore['dangerousTestOnlyAroundCommit']): void {
+    assertTest();
+    this.#ctx.store.dangerousTestOnlyAroundCommit = around;
+  }
+
   /** Test-only: how many messages wait in the outbox. */
   async dangerousTestOnlyOutboxSize(): Promise<number> {
     assertTest();

@@ -20,7 +20,7 @@ import type { Receipts } from './receipts';
 import { conversationSummarySchema, type Contact } from './schemas';
 import { KeyedSerialQueue } from './serial-queue';
 import type { Sessions } from './sessions';
-import type { LocalStore, WriteBatch } from './store';
+import type { LocalStore, StagedUpdate, WriteBatch } from './store';
 import type { Transport } from './transport';
 import type { Trust } from './trust';
 import type {
@@ -222,10 +222,14 @@ export class EngineContext {
       .map(({ unreadIds: _unreadIds, lastArrival: _lastArrival, ...c }) => c);
   }
 
-  async stageConv(batch: WriteBatch, c: ConvState): Promise<void> {
+  /** Stages the conversation's state; with `onlyWith`, only if that message update finds its row at commit. */
+  async stageConv(batch: WriteBatch, c: ConvState, onlyWith?: StagedUpdate): Promise<void> {
     const { conv, ...rest } = c;
     const sealed = await this.store.vault.seal(`conversations/${conv}`, rest);
-    batch.add('conversations', (tx) => tx.objectStore('conversations').put({ conv, sealed }));
+    batch.add('conversations', async (tx) => {
+      if (onlyWith && !(await onlyWith.found)) return;
+      await tx.objectStore('conversations').put({ conv, sealed });
+    });
   }
 
   publishConvs(): void {

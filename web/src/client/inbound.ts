@@ -301,9 +301,9 @@ export class Inbound {
           failedIds: [...ids, entry.id],
           ...(senderDevice === env.senderDeviceId ? { senderDevice } : {}),
         };
-        await ctx.store.stageMessage(clean, updated, joined.sort);
+        const staged = await ctx.store.stageMessageUpdate(clean, updated, joined.sort);
         await ctx.store.commit(clean);
-        ctx.emitMessages(conv, [updated]);
+        if (staged.applied) ctx.emitMessages(conv, [updated]);
       } else {
         await ctx.store.commit(clean);
       }

@@ -22,7 +22,7 @@ import {
   type ControlPayload,
   type OutboxEntry,
 } from './schemas';
-import { WriteBatch } from './store';
+import { WriteBatch, type StagedUpdate } from './store';
 import type { ChatMessage, SendExtra } from './types';
 import { lastTextOf } from './actions';
 
@@ -428,12 +428,13 @@ export class Outbound {
     const batch = new WriteBatch();
     batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
     let updated: ChatMessage | null = null;
+    let staged: StagedUpdate | null = null;
     if (found && RANK[found.message.status] < RANK.sent) {
       updated = { ...found.message, status: 'sent' };
-      await ctx.store.stageMessage(batch, updated, found.sort);
+      staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
     }
     await ctx.store.commit(batch);
-    if (updated) ctx.emitMessages(conv, [updated]);
+    if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
   }
 
   /** The send cannot succeed: drop it from the outbox and show why on the message. */
@@ -443,12 +444,13 @@ export class Outbound {
     const batch = new WriteBatch();
     batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
     let updated: ChatMessage | null = null;
+    let staged: StagedUpdate | null = null;
     if (found) {
       updated = { ...found.message, failure: `Not sent: ${reason}` };
-      await ctx.store.stageMessage(batch, updated, found.sort);
+      staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
     }
     await ctx.store.commit(batch);
-    if (updated) ctx.emitMessages(conv, [updated]);
+    if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
     if (notify) ctx.notice('error', `A message could not be sent: ${reason}`);
   }
 
@@ -582,8 +584,8 @@ export class Outbound {
     if (to.length === 0) await this.sendPairwiseNow(peer, content);
     const updated: ChatMessage = { ...found.message, failure: 'Could not be decrypted. Asked the sender to resend.' };
     const batch = new WriteBatch();
-    await ctx.store.stageMessage(batch, updated, found.sort);
+    const staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
     await ctx.store.commit(batch);
-    ctx.emitMessages(conv, [updated]);
+    if (staged.applied) ctx.emitMessages(conv, [updated]);
   }
 }

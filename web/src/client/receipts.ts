@@ -4,8 +4,16 @@
 
 import { RANK, type ConvState, type EngineContext } from './context';
 import { describeError } from './errors';
-import { WriteBatch } from './store';
+import { WriteBatch, type StagedUpdate } from './store';
 import type { ChatMessage } from './types';
+
+/** A message changed in a batch, and what its commit found. */
+type Changed = [ChatMessage, StagedUpdate];
+
+/** The changed messages whose rows were still there (one the sweep deleted meanwhile is not shown again). */
+function stillThere(changed: readonly Changed[]): ChatMessage[] {
+  return changed.filter(([, staged]) => staged.applied).map(([m]) => m);
+}
 
 const TYPING_SEND_EVERY_MS = 3_000;
 
@@ -41,18 +49,17 @@ export class Receipts {
     ctx.convs.set(conv, next);
     ctx.publishConvs();
     const batch = new WriteBatch();
-    const changed: ChatMessage[] = [];
+    const changed: Changed[] = [];
     for (const id of ids) {
       const found = await ctx.store.message(id);
       if (found && !found.message.mine && found.message.status !== 'read') {
         const m: ChatMessage = { ...found.message, status: 'read' };
-        await ctx.store.stageMessage(batch, m, found.sort);
-        changed.push(m);
+        changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
       }
     }
     await ctx.stageConv(batch, next);
     await ctx.store.commit(batch);
-    ctx.emitMessages(conv, changed);
+    ctx.emitMessages(conv, stillThere(changed));
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
       // Our other devices clear the same messages (stored, so an offline one catches up); then the peer's ticks.
@@ -78,19 +85,18 @@ export class Receipts {
       unread: Math.max(0, c.unread - (c.unreadIds.length - unreadIds.length)),
       unreadIds,
     };
-    const changed: ChatMessage[] = [];
+    const changed: Changed[] = [];
     for (const id of ids) {
       const found = await ctx.store.message(id);
       if (!found || found.message.mine || found.message.conv !== conv || found.message.status === 'read') continue;
       const m: ChatMessage = { ...found.message, status: 'read' };
-      await ctx.store.stageMessage(batch, m, found.sort);
-      changed.push(m);
+      changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
     }
     await ctx.stageConv(batch, next);
     await ctx.store.commit(batch);
     ctx.convs.set(conv, next);
     ctx.publishConvs();
-    ctx.emitMessages(conv, changed);
+    ctx.emitMessages(conv, stillThere(changed));
   }
 
   /** Ticks my messages in `conv`; callers pass only receipts from the conversation's peer or group members. */
@@ -98,16 +104,15 @@ export class Receipts {
     const ctx = this.#ctx;
     // Read receipts off (reciprocal, as in Signal): others' "read" counts only as delivered here.
     const status = sent === 'read' && !ctx.snapshot.preferences.readReceipts ? 'delivered' : sent;
-    const changed: ChatMessage[] = [];
+    const changed: Changed[] = [];
     for (const id of ids) {
       const found = await ctx.store.message(id);
       if (!found || !found.message.mine || found.message.conv !== conv) continue;
       if (RANK[found.message.status] >= RANK[status]) continue;
       const m: ChatMessage = { ...found.message, status };
-      await ctx.store.stageMessage(batch, m, found.sort);
-      changed.push(m);
+      changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
     }
     await ctx.store.commit(batch);
-    ctx.emitMessages(conv, changed);
+    ctx.emitMessages(conv, stillThere(changed));
   }
 }

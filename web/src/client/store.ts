@@ -46,6 +46,20 @@ export class WriteBatch {
 
 type BatchTx = IDBPTransaction<WeConnectDB, StoreNames<WeConnectDB>[], 'readwrite'>;
 
+/** A message update staged by `LocalStore.stageMessageUpdate`: whether its row was still there at commit. */
+export class StagedUpdate {
+  /** True once the committing transaction found the row (and wrote the update). Read it after `commit`. */
+  applied = false;
+  #settle: (there: boolean) => void = () => undefined;
+  /** Settles inside the committing transaction, so that writes which depend on the update can wait for it there. */
+  readonly found = new Promise<boolean>((resolve) => (this.#settle = resolve));
+
+  settle(there: boolean): void {
+    this.applied = there;
+    this.#settle(there);
+  }
+}
+
 export class LocalStore {
   readonly db: EngineDB;
   readonly vault: Vault;
@@ -71,8 +85,16 @@ export class LocalStore {
       throw new ClientError('not_signed_in', `This device's data is closed: ${this.#retired}.`);
   }
 
+  /** Test-only (ChatClient.dangerousTestOnlyAroundCommit): runs every commit, to hold one while others go on. */
+  dangerousTestOnlyAroundCommit: ((batch: WriteBatch, commit: () => Promise<void>) => Promise<void>) | null = null;
+
   async commit(batch: WriteBatch): Promise<void> {
     if (batch.ops.length === 0) return;
+    const around = this.dangerousTestOnlyAroundCommit;
+    return around ? around(batch, () => this.#commit(batch)) : this.#commit(batch);
+  }
+
+  async #commit(batch: WriteBatch): Promise<void> {
     this.#assertWritable();
     const tx = this.db.transaction([...batch.stores], 'readwrite');
     await Promise.all([...batch.ops.map((op) => op(tx)), tx.done]);
@@ -132,6 +154,26 @@ export class LocalStore {
     const sealed = await this.vault.seal(`messages/${m.id}`, m);
     const row: MessageRow = { id: m.id, conv: m.conv, sort, sealed };
     batch.add('messages', (tx) => tx.objectStore('messages').put(row));
+  }
+
+  /**
+   * Stages `m` over its stored row, written only if that row is still there when the batch commits. Every change to
+   * a message already stored (a tick, a read mark, an edit, a failure note) reads it, seals the change, and commits
+   * later: in between, the disappearing-message sweep may have deleted it, and a plain put would bring the message
+   * back with no expiry record left to delete it again. `applied` tells, once the batch committed, whether it was
+   * written; a message that is gone must not be shown again either.
+   */
+  async stageMessageUpdate(batch: WriteBatch, m: ChatMessage, sort: number): Promise<StagedUpdate> {
+    const sealed = await this.vault.seal(`messages/${m.id}`, m);
+    const row: MessageRow = { id: m.id, conv: m.conv, sort, sealed };
+    const staged = new StagedUpdate();
+    batch.add('messages', async (tx) => {
+      const messages = tx.objectStore('messages');
+      const there = (await messages.getKey(m.id)) !== undefined;
+      staged.settle(there);
+      if (there) await messages.put(row);
+    });
+    return staged;
   }
 
   async message(id: string): Promise<{ message: ChatMessage; sort: number } | null> {

@@ -36,6 +36,56 @@ async function rawRow(dbName: string, id: string): Promise<unknown> {
   }
 }
 
+/** The raw IndexedDB row of a conversation (its sealed summary), read outside the engine. */
+async function rawConversation(dbName: string, conv: string): Promise<unknown> {
+  const db = await openDB(dbName);
+  try {
+    return await db.get('conversations', conv);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Holds the engine's next IndexedDB commit that writes messages (after it read and sealed them) until `release`,
+ * which resolves once that commit is done; other commits go on meanwhile.
+ */
+function holdNextMessagesCommit(engine: ChatEngineApi): {
+  holding: Promise<void>;
+  release: () => Promise<void>;
+  stop: () => void;
+} {
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  let open!: () => void;
+  const released = new Promise<void>((resolve) => (open = resolve));
+  let committed!: () => void;
+  const done = new Promise<void>((resolve) => (committed = resolve));
+  let armed = true;
+  asClient(engine).dangerousTestOnlyAroundCommit(async (batch, commit) => {
+    if (!armed || !batch.stores.has('messages')) return commit();
+    armed = false;
+    held();
+    await released;
+    try {
+      await commit();
+    } finally {
+      committed();
+    }
+  });
+  return {
+    holding,
+    release: async () => {
+      open();
+      await done;
+    },
+    stop: () => {
+      open();
+      asClient(engine).dangerousTestOnlyAroundCommit(null);
+    },
+  };
+}
+
 /** The expiry records (array keys ['expiry', …]) of a database. */
 async function expiryKeys(dbName: string): Promise<unknown[]> {
   const db = await openDB(dbName);
@@ -202,6 +252,84 @@ describe('disappearing messages in a one-to-one conversation', () => {
     }
     await ann.engine.setDisappearing(bob.userId, 0);
     await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+  });
+
+  it('a receipt applied while the message disappears does not bring it back, on disk or on screen', async () => {
+    await ann.engine.setDisappearing(bob.userId, 300);
+    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
+    const id = await ann.engine.send(bob.userId, 'raced by a read receipt');
+    const status = async () => (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status;
+    await until('delivered to bob', async () => (await status()) === 'delivered');
+    // Baseline: the sealed row and its expiry record are on ann's device.
+    expect(await rawRow(ann.db, id)).toBeDefined();
+    expect((await expiryKeys(ann.db)).some((k) => String((k as string[])[1]).endsWith(`:${id}`))).toBe(true);
+
+    // Bob reads it; ann's commit of his read receipt (the tick) is held back once it has read and sealed the row.
+    const hold = holdNextMessagesCommit(ann.engine);
+    const shown: string[] = [];
+    const offShown = ann.engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
+    try {
+      await bob.engine.markRead(ann.userId);
+      await hold.holding;
+      // Meanwhile the timer runs out: the sweep deletes the row and its expiry record.
+      now += 301_000;
+      await asClient(ann.engine).dangerousTestOnlyExpireNow();
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      shown.length = 0;
+
+      await hold.release();
+      // The tick's commit found no row: nothing was written back, and nothing is shown again.
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      expect((await expiryKeys(ann.db)).some((k) => String((k as string[])[1]).endsWith(`:${id}`))).toBe(false);
+      expect((await history(ann.engine, bob.userId)).some((m) => m.id === id)).toBe(false);
+      expect(shown).not.toContain(id);
+    } finally {
+      offShown();
+      hold.stop();
+    }
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+  });
+
+  it("an edit applied while the message disappears brings back neither it nor its text as the chat's last line", async () => {
+    await ann.engine.setDisappearing(bob.userId, 300);
+    await until('ann2 has the timer', () => timerOf(ann2, bob.userId) === 300);
+    // Ann's newest message, edited from her other device: on this device the edit would be the chat's last line.
+    const id = await ann.engine.send(bob.userId, 'ann will edit this');
+    await until('ann2 has the copy', () => hasText(ann2, bob.userId, 'ann will edit this'));
+    // Bob's delivery tick is in first, so that the commit held below is the edit's.
+    await until('delivered to bob', async () => {
+      return (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status === 'delivered';
+    });
+    expect(await rawRow(ann.db, id)).toBeDefined();
+
+    const hold = holdNextMessagesCommit(ann.engine);
+    const shown: string[] = [];
+    const offShown = ann.engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
+    try {
+      await ann2.edit(bob.userId, id, 'an edited secret');
+      await hold.holding;
+      now += 301_000;
+      await asClient(ann.engine).dangerousTestOnlyExpireNow();
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      const afterSweep = await rawConversation(ann.db, bob.userId);
+      expect(afterSweep).toBeDefined();
+      shown.length = 0;
+
+      await hold.release();
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      expect((await history(ann.engine, bob.userId)).some((m) => m.id === id)).toBe(false);
+      expect(shown).not.toContain(id);
+      const last = () => ann.engine.getSnapshot().conversations.find((c) => c.conv === bob.userId)?.lastText;
+      expect(last()).not.toMatch(/edit/);
+      // As stored: the conversation's sealed row is the one the sweep wrote, not the edit's.
+      expect(await rawConversation(ann.db, bob.userId)).toEqual(afterSweep);
+    } finally {
+      offShown();
+      hold.stop();
+    }
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('ann2 has it off', () => timerOf(ann2, bob.userId) === undefined);
   });
 
   it('a timer from someone outside the conversation changes nothing', async () => {
