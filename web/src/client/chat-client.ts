@@ -777,6 +777,12 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.store.dangerousTestOnlyAroundCommit = around;
   }
 
+  /** Test-only: a conversation's last line as stored in IndexedDB (what the list shows after a reload). */
+  async dangerousTestOnlyStoredLastText(conv: string): Promise<string | undefined> {
+    assertTest();
+    return (await this.#ctx.store.conversations()).find((c) => c.conv === conv)?.lastText;
+  }
+
   /** Test-only: how many messages wait in the outbox. */
   async dangerousTestOnlyOutboxSize(): Promise<number> {
     assertTest();

@@ -19,8 +19,9 @@ import { DEFAULT_PREFERENCES, type PreferenceStore } from './preferences';
 import type { Receipts } from './receipts';
 import { conversationSummarySchema, type Contact } from './schemas';
 import { KeyedSerialQueue } from './serial-queue';
+import { describeError } from './errors';
 import type { Sessions } from './sessions';
-import type { LocalStore, StagedUpdate, WriteBatch } from './store';
+import { WriteBatch, type LocalStore, type StagedUpdate } from './store';
 import type { Transport } from './transport';
 import type { Trust } from './trust';
 import type {
@@ -222,14 +223,39 @@ export class EngineContext {
       .map(({ unreadIds: _unreadIds, lastArrival: _lastArrival, ...c }) => c);
   }
 
-  /** Stages the conversation's state; with `onlyWith`, only if that message update finds its row at commit. */
+  /**
+   * Stages the conversation's state; with `onlyWith`, only if that message update finds its row at commit.
+   *
+   * The state in memory (`convs`) is the newest; each writer derives its state from it, then seals and commits, and
+   * writers interleave. One that derived its state before another's commit (a read mark while the disappearing
+   * sweep runs) would leave its older state on disk: after a reload the list would show a vanished message's text
+   * as the last line again. So once a commit that wrote a conversation is done, and its writer has updated memory
+   * (it does so at once after the commit, or before staging), memory is written again if it holds another state.
+   */
   async stageConv(batch: WriteBatch, c: ConvState, onlyWith?: StagedUpdate): Promise<void> {
     const { conv, ...rest } = c;
     const sealed = await this.store.vault.seal(`conversations/${conv}`, rest);
+    let written = false;
     batch.add('conversations', async (tx) => {
       if (onlyWith && !(await onlyWith.found)) return;
+      written = true;
       await tx.objectStore('conversations').put({ conv, sealed });
     });
+    // A timer, not a microtask: the writer's own continuation after commit() (which updates memory) runs first.
+    batch.afterCommit(() => {
+      if (written) setTimeout(() => this.#rewriteIfNewer(conv, c), 0);
+    });
+  }
+
+  #rewriteIfNewer(conv: string, written: ConvState): void {
+    const newest = this.convs.get(conv);
+    if (this.closed || newest === undefined || newest === written) return;
+    const batch = new WriteBatch();
+    this.stageConv(batch, newest)
+      .then(() => this.store.commit(batch))
+      .catch((e: unknown) => {
+        if (!this.closed) console.warn('conversation state not written again:', describeError(e));
+      });
   }
 
   publishConvs(): void {

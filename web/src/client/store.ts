@@ -38,9 +38,16 @@ export class WriteBatch {
   readonly ops: ((tx: BatchTx) => Promise<unknown>)[] = [];
   readonly stores = new Set<StoreNames<WeConnectDB>>();
 
+  /** Run once the batch has committed (not after a failed commit). */
+  readonly committed: (() => void)[] = [];
+
   add(store: StoreNames<WeConnectDB>, op: (tx: BatchTx) => Promise<unknown>): void {
     this.stores.add(store);
     this.ops.push(op);
+  }
+
+  afterCommit(then: () => void): void {
+    this.committed.push(then);
   }
 }
 
@@ -98,6 +105,7 @@ export class LocalStore {
     this.#assertWritable();
     const tx = this.db.transaction([...batch.stores], 'readwrite');
     await Promise.all([...batch.ops.map((op) => op(tx)), tx.done]);
+    for (const then of batch.committed) then();
   }
 
   // ── generic sealed key/value stores ──────────────────────────────────────────────────────────────────────

@@ -332,6 +332,35 @@ describe('disappearing messages in a one-to-one conversation', () => {
     await until('ann2 has it off', () => timerOf(ann2, bob.userId) === undefined);
   });
 
+  it("a read mark committed while the message disappears leaves its text nowhere as the chat's last line", async () => {
+    await ann.engine.setDisappearing(bob.userId, 300);
+    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
+    const id = await ann.engine.send(bob.userId, 'bob reads this as it vanishes');
+    await until('bob got it', () => hasText(bob.engine, ann.userId, 'bob reads this as it vanishes'));
+    const hold = holdNextMessagesCommit(bob.engine);
+    try {
+      const reading = bob.engine.markRead(ann.userId);
+      await hold.holding;
+      now += 301_000;
+      await asClient(bob.engine).dangerousTestOnlyExpireNow();
+      expect(await rawRow(bob.db, id)).toBeUndefined();
+      const stored = () => asClient(bob.engine).dangerousTestOnlyStoredLastText(ann.userId);
+      expect(await stored()).not.toMatch(/vanish/);
+      const afterSweep = await rawConversation(bob.db, ann.userId);
+      await hold.release();
+      await reading;
+      expect(await rawRow(bob.db, id)).toBeUndefined();
+      expect(bob.engine.getSnapshot().conversations.find((c) => c.conv === ann.userId)?.lastText).not.toMatch(/vanish/);
+      // The read mark has committed the state it derived before the sweep; the newest state is written after it.
+      expect(await rawConversation(bob.db, ann.userId)).not.toEqual(afterSweep);
+      await until('the stored last line is the newest again', async () => !/vanish/.test((await stored()) ?? 'vanish'));
+    } finally {
+      hold.stop();
+    }
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+  });
+
   it('a timer from someone outside the conversation changes nothing', async () => {
     const mal = await signUpUser(relay.url, 'dm_mal', clock);
     engines.push(mal.engine);
