@@ -291,6 +291,30 @@ describe('disappearing messages in a one-to-one conversation', () => {
     await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
   });
 
+  it('a receipt applied while the message is deleted for me does not bring it back either', async () => {
+    const id = await ann.engine.send(bob.userId, 'ann deletes this for herself');
+    const status = async () => (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status;
+    await until('delivered to bob', async () => (await status()) === 'delivered');
+    expect(await rawRow(ann.db, id)).toBeDefined();
+    const hold = holdNextMessagesCommit(ann.engine);
+    const shown: string[] = [];
+    const offShown = ann.engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
+    try {
+      await bob.engine.markRead(ann.userId);
+      await hold.holding;
+      await ann.engine.deleteForMe(bob.userId, id);
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      shown.length = 0;
+      await hold.release();
+      expect(await rawRow(ann.db, id)).toBeUndefined();
+      expect((await history(ann.engine, bob.userId)).some((m) => m.id === id)).toBe(false);
+      expect(shown).not.toContain(id);
+    } finally {
+      offShown();
+      hold.stop();
+    }
+  });
+
   it("an edit applied while the message disappears brings back neither it nor its text as the chat's last line", async () => {
     await ann.engine.setDisappearing(bob.userId, 300);
     await until('ann2 has the timer', () => timerOf(ann2, bob.userId) === 300);
