@@ -26,25 +26,22 @@ const timerOf = (e: ChatEngineApi, conv: string) =>
 const flushed = (e: ChatEngineApi) =>
   until('outbox empty', async () => (await asClient(e).dangerousTestOnlyOutboxSize()) === 0);
 
-/** The raw IndexedDB row of a message (its sealed form), read outside the engine. */
-async function rawRow(dbName: string, id: string): Promise<unknown> {
+/** A raw IndexedDB record (its sealed form), read outside the engine. */
+async function rawRecord(dbName: string, store: 'messages' | 'conversations', key: string): Promise<unknown> {
   const db = await openDB(dbName);
   try {
-    return await db.get('messages', id);
+    return await db.get(store, key);
   } finally {
     db.close();
   }
 }
 
-/** The raw IndexedDB row of a conversation (its sealed summary), read outside the engine. */
-async function rawConversation(dbName: string, conv: string): Promise<unknown> {
-  const db = await openDB(dbName);
-  try {
-    return await db.get('conversations', conv);
-  } finally {
-    db.close();
-  }
-}
+/** The raw row of a message, and of a conversation (its sealed summary). */
+const rawRow = (dbName: string, id: string) => rawRecord(dbName, 'messages', id);
+const rawConversation = (dbName: string, conv: string) => rawRecord(dbName, 'conversations', conv);
+
+/** The status of one of Ann's messages to Bob, as her engine shows it. */
+const annStatus = async (id: string) => (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status;
 
 /**
  * Holds the engine's next IndexedDB commit that writes messages (after it read and sealed them) until `release`,
@@ -84,6 +81,13 @@ function holdNextMessagesCommit(engine: ChatEngineApi): {
       asClient(engine).dangerousTestOnlyAroundCommit(null);
     },
   };
+}
+
+/** The ids of the messages the engine tells its page about (new or changed), until `offShown`. */
+function watchShown(engine: ChatEngineApi): { shown: string[]; offShown: () => void } {
+  const shown: string[] = [];
+  const offShown = engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
+  return { shown, offShown };
 }
 
 /** The expiry records (array keys ['expiry', …]) of a database. */
@@ -258,16 +262,14 @@ describe('disappearing messages in a one-to-one conversation', () => {
     await ann.engine.setDisappearing(bob.userId, 300);
     await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
     const id = await ann.engine.send(bob.userId, 'raced by a read receipt');
-    const status = async () => (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status;
-    await until('delivered to bob', async () => (await status()) === 'delivered');
+    await until('delivered to bob', async () => (await annStatus(id)) === 'delivered');
     // Baseline: the sealed row and its expiry record are on ann's device.
     expect(await rawRow(ann.db, id)).toBeDefined();
     expect((await expiryKeys(ann.db)).some((k) => String((k as string[])[1]).endsWith(`:${id}`))).toBe(true);
 
     // Bob reads it; ann's commit of his read receipt (the tick) is held back once it has read and sealed the row.
     const hold = holdNextMessagesCommit(ann.engine);
-    const shown: string[] = [];
-    const offShown = ann.engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
+    const { shown, offShown } = watchShown(ann.engine);
     try {
       await bob.engine.markRead(ann.userId);
       await hold.holding;
@@ -293,12 +295,10 @@ describe('disappearing messages in a one-to-one conversation', () => {
 
   it('a receipt applied while the message is deleted for me does not bring it back either', async () => {
     const id = await ann.engine.send(bob.userId, 'ann deletes this for herself');
-    const status = async () => (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status;
-    await until('delivered to bob', async () => (await status()) === 'delivered');
+    await until('delivered to bob', async () => (await annStatus(id)) === 'delivered');
     expect(await rawRow(ann.db, id)).toBeDefined();
     const hold = holdNextMessagesCommit(ann.engine);
-    const shown: string[] = [];
-    const offShown = ann.engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
+    const { shown, offShown } = watchShown(ann.engine);
     try {
       await bob.engine.markRead(ann.userId);
       await hold.holding;
@@ -322,14 +322,11 @@ describe('disappearing messages in a one-to-one conversation', () => {
     const id = await ann.engine.send(bob.userId, 'ann will edit this');
     await until('ann2 has the copy', () => hasText(ann2, bob.userId, 'ann will edit this'));
     // Bob's delivery tick is in first, so that the commit held below is the edit's.
-    await until('delivered to bob', async () => {
-      return (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status === 'delivered';
-    });
+    await until('delivered to bob', async () => (await annStatus(id)) === 'delivered');
     expect(await rawRow(ann.db, id)).toBeDefined();
 
     const hold = holdNextMessagesCommit(ann.engine);
-    const shown: string[] = [];
-    const offShown = ann.engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
+    const { shown, offShown } = watchShown(ann.engine);
     try {
       await ann2.edit(bob.userId, id, 'an edited secret');
       await hold.holding;
