@@ -88,18 +88,20 @@ export class Actions {
       await ctx.store.commit(batch);
       return;
     }
-    const found = await ctx.store.message(action.target);
-    if (!found) {
-      await this.#keep(batch, arrived, action);
-      await ctx.store.commit(batch);
-      return;
-    }
-    if (found.message.conv !== arrived.conv) {
-      await ctx.store.commit(batch); // aimed at a message of another conversation: never across conversations
-      return;
-    }
-    const updated = applyAction(found.message, action, arrived.from, arrived, this.#audience(arrived.conv));
-    await this.#store(batch, found.message, updated, found.sort);
+    await ctx.store.changeMessages(async () => {
+      const found = await ctx.store.message(action.target);
+      if (!found) {
+        await this.#keep(batch, arrived, action);
+        await ctx.store.commit(batch);
+        return;
+      }
+      if (found.message.conv !== arrived.conv) {
+        await ctx.store.commit(batch); // aimed at a message of another conversation: never across conversations
+        return;
+      }
+      const updated = applyAction(found.message, action, arrived.from, arrived, this.#audience(arrived.conv));
+      await this.#store(batch, found.message, updated, found.sort);
+    });
   }
 
   async #keep(batch: WriteBatch, arrived: ArrivedAction, action: TargetedAction): Promise<void> {
@@ -139,7 +141,10 @@ export class Actions {
     return out;
   }
 
-  /** Stages and commits `updated` (when it changed anything), the conversation's last line if it was the latest. */
+  /**
+   * Stages and commits `updated` (when it changed anything), the conversation's last line if it was the latest.
+   * Inside `changeMessages`, with `before` read there.
+   */
   async #store(batch: WriteBatch, before: ChatMessage, updated: ChatMessage | null, sort: number): Promise<void> {
     const ctx = this.#ctx;
     if (!updated) {
@@ -181,11 +186,13 @@ export class Actions {
     const ctx = this.#ctx;
     const id = await ctx.parts.outbound.queueAction(conv, action);
     const stamp: Stamp = { ts: await ctx.stamp(), id };
-    // Read again after queueing: an action that arrived meanwhile is taken into account.
-    const found = await ctx.store.message(action.target);
-    if (!found) return;
-    const updated = applyAction(found.message, action, ctx.me.userId, stamp, this.#audience(conv));
-    await this.#store(new WriteBatch(), found.message, updated, found.sort);
+    await ctx.store.changeMessages(async () => {
+      // Read again after queueing: an action that arrived meanwhile is taken into account.
+      const found = await ctx.store.message(action.target);
+      if (!found) return;
+      const updated = applyAction(found.message, action, ctx.me.userId, stamp, this.#audience(conv));
+      await this.#store(new WriteBatch(), found.message, updated, found.sort);
+    });
   }
 
   /** Reacts to a message with one emoji (replacing our earlier reaction to it). */

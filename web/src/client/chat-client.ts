@@ -777,6 +777,12 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.store.dangerousTestOnlyAroundCommit = around;
   }
 
+  /** Test-only: how many changes to stored messages wait for the running one (LocalStore.changeMessages). */
+  dangerousTestOnlyMessageChangesWaiting(): number {
+    assertTest();
+    return this.#ctx.store.dangerousTestOnlyChangesWaiting;
+  }
+
   /** Test-only: a conversation's last line as stored in IndexedDB (what the list shows after a reload). */
   async dangerousTestOnlyStoredLastText(conv: string): Promise<string | undefined> {
     assertTest();

@@ -291,8 +291,9 @@ export class Inbound {
       return;
     }
     const last = this.#lastFailure.get(conv);
-    const joined = last && now - last.at < FAILURE_COALESCE_MS ? await ctx.store.message(last.id) : null;
-    if (joined && joined.message.failure && !joined.message.mine && joined.message.conv === conv) {
+    const joinedIt = await ctx.store.changeMessages(async () => {
+      const joined = last && now - last.at < FAILURE_COALESCE_MS ? await ctx.store.message(last.id) : null;
+      if (!joined?.message.failure || joined.message.mine || joined.message.conv !== conv) return false;
       const ids = joined.message.failedIds ?? [joined.message.id];
       if (ids.length < 50 && !ids.includes(entry.id)) {
         const { senderDevice, ...rest } = joined.message;
@@ -307,8 +308,9 @@ export class Inbound {
       } else {
         await ctx.store.commit(clean);
       }
-      return;
-    }
+      return true;
+    });
+    if (joinedIt) return;
     await ctx.storeIncoming(clean, conv, existing.username, {
       id: entry.id,
       conv,

@@ -424,33 +424,37 @@ export class Outbound {
   /** The relay stored the send: drop it from the outbox and tick it `sent`. */
   async acknowledged(id: string, conv: string): Promise<void> {
     const ctx = this.#ctx;
-    const found = await ctx.store.message(id);
-    const batch = new WriteBatch();
-    batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
-    let updated: ChatMessage | null = null;
-    let staged: StagedUpdate | null = null;
-    if (found && RANK[found.message.status] < RANK.sent) {
-      updated = { ...found.message, status: 'sent' };
-      staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
-    }
-    await ctx.store.commit(batch);
-    if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
+    await ctx.store.changeMessages(async () => {
+      const found = await ctx.store.message(id);
+      const batch = new WriteBatch();
+      batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
+      let updated: ChatMessage | null = null;
+      let staged: StagedUpdate | null = null;
+      if (found && RANK[found.message.status] < RANK.sent) {
+        updated = { ...found.message, status: 'sent' };
+        staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
+      }
+      await ctx.store.commit(batch);
+      if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
+    });
   }
 
   /** The send cannot succeed: drop it from the outbox and show why on the message. */
   async failOutgoing(id: string, conv: string, reason: string, notify = true): Promise<void> {
     const ctx = this.#ctx;
-    const found = await ctx.store.message(id);
-    const batch = new WriteBatch();
-    batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
-    let updated: ChatMessage | null = null;
-    let staged: StagedUpdate | null = null;
-    if (found) {
-      updated = { ...found.message, failure: `Not sent: ${reason}` };
-      staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
-    }
-    await ctx.store.commit(batch);
-    if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
+    await ctx.store.changeMessages(async () => {
+      const found = await ctx.store.message(id);
+      const batch = new WriteBatch();
+      batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
+      let updated: ChatMessage | null = null;
+      let staged: StagedUpdate | null = null;
+      if (found) {
+        updated = { ...found.message, failure: `Not sent: ${reason}` };
+        staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
+      }
+      await ctx.store.commit(batch);
+      if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
+    });
     if (notify) ctx.notice('error', `A message could not be sent: ${reason}`);
   }
 
@@ -582,10 +586,15 @@ export class Outbound {
     const device = found.message.senderDevice;
     const to = device === undefined ? [] : await this.sendPairwiseNow(peer, content, [device]);
     if (to.length === 0) await this.sendPairwiseNow(peer, content);
-    const updated: ChatMessage = { ...found.message, failure: 'Could not be decrypted. Asked the sender to resend.' };
-    const batch = new WriteBatch();
-    const staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
-    await ctx.store.commit(batch);
-    if (staged.applied) ctx.emitMessages(conv, [updated]);
+    await ctx.store.changeMessages(async () => {
+      // Read again: the row may have changed (or gone) while the request was sent.
+      const now = await ctx.store.message(messageId);
+      if (!now?.message.failure) return;
+      const updated: ChatMessage = { ...now.message, failure: 'Could not be decrypted. Asked the sender to resend.' };
+      const batch = new WriteBatch();
+      const staged = await ctx.store.stageMessageUpdate(batch, updated, now.sort);
+      await ctx.store.commit(batch);
+      if (staged.applied) ctx.emitMessages(conv, [updated]);
+    });
   }
 }

@@ -48,18 +48,20 @@ export class Receipts {
     const next: ConvState = { ...c, unread: 0, unreadIds: [] };
     ctx.convs.set(conv, next);
     ctx.publishConvs();
-    const batch = new WriteBatch();
-    const changed: Changed[] = [];
-    for (const id of ids) {
-      const found = await ctx.store.message(id);
-      if (found && !found.message.mine && found.message.status !== 'read') {
-        const m: ChatMessage = { ...found.message, status: 'read' };
-        changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
+    await ctx.store.changeMessages(async () => {
+      const batch = new WriteBatch();
+      const changed: Changed[] = [];
+      for (const id of ids) {
+        const found = await ctx.store.message(id);
+        if (found && !found.message.mine && found.message.status !== 'read') {
+          const m: ChatMessage = { ...found.message, status: 'read' };
+          changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
+        }
       }
-    }
-    await ctx.stageConv(batch, next);
-    await ctx.store.commit(batch);
-    ctx.emitMessages(conv, stillThere(changed));
+      await ctx.stageConv(batch, next);
+      await ctx.store.commit(batch);
+      ctx.emitMessages(conv, stillThere(changed));
+    });
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
       // Our other devices clear the same messages (stored, so an offline one catches up); then the peer's ticks.
@@ -85,18 +87,20 @@ export class Receipts {
       unread: Math.max(0, c.unread - (c.unreadIds.length - unreadIds.length)),
       unreadIds,
     };
-    const changed: Changed[] = [];
-    for (const id of ids) {
-      const found = await ctx.store.message(id);
-      if (!found || found.message.mine || found.message.conv !== conv || found.message.status === 'read') continue;
-      const m: ChatMessage = { ...found.message, status: 'read' };
-      changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
-    }
-    await ctx.stageConv(batch, next);
-    await ctx.store.commit(batch);
-    ctx.convs.set(conv, next);
-    ctx.publishConvs();
-    ctx.emitMessages(conv, stillThere(changed));
+    await ctx.store.changeMessages(async () => {
+      const changed: Changed[] = [];
+      for (const id of ids) {
+        const found = await ctx.store.message(id);
+        if (!found || found.message.mine || found.message.conv !== conv || found.message.status === 'read') continue;
+        const m: ChatMessage = { ...found.message, status: 'read' };
+        changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
+      }
+      await ctx.stageConv(batch, next);
+      await ctx.store.commit(batch);
+      ctx.convs.set(conv, next);
+      ctx.publishConvs();
+      ctx.emitMessages(conv, stillThere(changed));
+    });
   }
 
   /** Ticks my messages in `conv`; callers pass only receipts from the conversation's peer or group members. */
@@ -104,15 +108,17 @@ export class Receipts {
     const ctx = this.#ctx;
     // Read receipts off (reciprocal, as in Signal): others' "read" counts only as delivered here.
     const status = sent === 'read' && !ctx.snapshot.preferences.readReceipts ? 'delivered' : sent;
-    const changed: Changed[] = [];
-    for (const id of ids) {
-      const found = await ctx.store.message(id);
-      if (!found || !found.message.mine || found.message.conv !== conv) continue;
-      if (RANK[found.message.status] >= RANK[status]) continue;
-      const m: ChatMessage = { ...found.message, status };
-      changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
-    }
-    await ctx.store.commit(batch);
-    ctx.emitMessages(conv, stillThere(changed));
+    await ctx.store.changeMessages(async () => {
+      const changed: Changed[] = [];
+      for (const id of ids) {
+        const found = await ctx.store.message(id);
+        if (!found || !found.message.mine || found.message.conv !== conv) continue;
+        if (RANK[found.message.status] >= RANK[status]) continue;
+        const m: ChatMessage = { ...found.message, status };
+        changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
+      }
+      await ctx.store.commit(batch);
+      ctx.emitMessages(conv, stillThere(changed));
+    });
   }
 }

@@ -17,6 +17,7 @@ import {
 import type { ChatMessage, Conversation } from './types';
 import type { Sealed, Vault } from './vault';
 import { ClientError } from './errors';
+import { KeyedSerialQueue } from './serial-queue';
 
 type SealedStore = 'secrets' | 'sessions' | 'contacts';
 /**
@@ -72,6 +73,9 @@ export class LocalStore {
   readonly vault: Vault;
 
   #retired: string | null = null;
+  readonly #messageChanges = new KeyedSerialQueue();
+  #changing = false;
+  #changesWaiting = 0;
 
   constructor(db: EngineDB, vault: Vault) {
     this.db = db;
@@ -172,6 +176,7 @@ export class LocalStore {
    * written; a message that is gone must not be shown again either.
    */
   async stageMessageUpdate(batch: WriteBatch, m: ChatMessage, sort: number): Promise<StagedUpdate> {
+    if (!this.#changing) throw new Error('A stored message is changed only inside changeMessages()');
     const sealed = await this.vault.seal(`messages/${m.id}`, m);
     const row: MessageRow = { id: m.id, conv: m.conv, sort, sealed };
     const staged = new StagedUpdate();
@@ -182,6 +187,33 @@ export class LocalStore {
       if (there) await messages.put(row);
     });
     return staged;
+  }
+
+  /**
+   * Runs `task`, a change to stored messages (read the rows, seal the change, commit it, tell the page), once every
+   * change started before it is done. Two changes must not interleave: one sealed from a row that another has
+   * replaced since would write the older row back. A read mark, a tick or our own reaction committed just after an
+   * incoming "delete for everyone" would restore the deleted text on this device. One tab writes (boot's lock), so
+   * this store sees every writer. Deletes (the disappearing sweep, "delete for me") take no turn: an update writes
+   * only a row that is still there (`stageMessageUpdate`). A task must not wait for another change, nor for anything
+   * that waits for one (a send's acknowledgement does), or both wait forever.
+   */
+  changeMessages<T>(task: () => Promise<T>): Promise<T> {
+    this.#changesWaiting++;
+    return this.#messageChanges.run('messages', async () => {
+      this.#changesWaiting--;
+      this.#changing = true;
+      try {
+        return await task();
+      } finally {
+        this.#changing = false;
+      }
+    });
+  }
+
+  /** Test-only (ChatClient.dangerousTestOnlyMessageChangesWaiting): changes queued behind the running one. */
+  get dangerousTestOnlyChangesWaiting(): number {
+    return this.#changesWaiting;
   }
 
   async message(id: string): Promise<{ message: ChatMessage; sort: number } | null> {

@@ -19,6 +19,7 @@ import {
 import { PENDING_MAX } from '../../src/client/actions';
 import { actionPayloadSchema, chatPayloadSchema } from '../../src/client/schemas';
 import type { ChatEngineApi, ChatMessage, Person } from '../../src/client/types';
+import { holdNextMessagesCommit } from '../support/commits';
 import { asClient, boot, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
@@ -286,6 +287,72 @@ describe('delete for everyone', () => {
     await barrier(ann.engine, ben.userId, ben.engine, ann.userId);
     expect(gone((await find(ben.engine, ann.userId, id))!)).toBe(true);
     await expect(ann.engine.edit(ben.userId, id, 'again')).rejects.toThrow(/deleted/);
+  });
+
+  /**
+   * Ben writes to ann and deletes it for everyone at once; ann's own change to the message (`change`) has read the
+   * row, and its commit is held until ben's delete has reached her. Once both are done, the message stays deleted
+   * on ann's device, and what ann's change did (a read mark, a reaction) is kept too.
+   */
+  async function raceDelete(
+    text: string,
+    change: (id: string) => Promise<unknown>,
+    whileLatest: () => Promise<void> = async () => undefined,
+  ): Promise<ChatMessage> {
+    const id = await sendAndWait(ben.engine, ann.userId, text, [{ engine: ann.engine, conv: ben.userId }]);
+    // Baseline: ann's device holds the text.
+    expect((await find(ann.engine, ben.userId, id))?.text).toBe(text);
+    const hold = holdNextMessagesCommit(ann.engine);
+    try {
+      const changing = change(id);
+      await hold.holding;
+      await ben.engine.deleteForEveryone(ann.userId, id);
+      // The delete reached ann: it waits for the held change, or (were changes not serialized) it is applied already.
+      await until('the delete reached ann', async () => {
+        if (asClient(ann.engine).dangerousTestOnlyMessageChangesWaiting() > 0) return true;
+        return (await find(ann.engine, ben.userId, id))?.deleted === true;
+      });
+      await hold.release();
+      await changing;
+    } finally {
+      hold.stop();
+    }
+    await waitFor('deleted on ann’s device', ann.engine, ben.userId, id, (m) => m.deleted === true);
+    // Still the conversation's latest message: `whileLatest` checks the list's line.
+    await whileLatest();
+    // Everything ben sent before the barrier (his delete) was handled on ann's device, and the change was committed.
+    await barrier(ben.engine, ann.userId, ann.engine, ben.userId);
+    const stored = (await find(ann.engine, ben.userId, id))!;
+    expect(stored.deleted).toBe(true);
+    expect(stored.text).toBe('');
+    expect(JSON.stringify(stored)).not.toContain(text);
+    return stored;
+  }
+
+  it('stays deleted when our read mark of the message commits after the delete arrived', async () => {
+    const stored = await raceDelete('read as it is deleted', () => ann.engine.markRead(ben.userId));
+    // The read mark is not lost either.
+    expect(stored.status).toBe('read');
+  });
+
+  it('stays deleted, and so does the list’s last line, when our reaction commits after the delete arrived', async () => {
+    const deletedLine = 'This message was deleted';
+    const stored = await raceDelete(
+      'reacted to as it is deleted',
+      (id) => ann.engine.react(ben.userId, id, '👍'),
+      async () => {
+        // In memory, and in the sealed conversation row (what the list shows after a reload).
+        await until('the list says deleted', () =>
+          ann.engine.getSnapshot().conversations.find((c) => c.conv === ben.userId && c.lastText === deletedLine),
+        );
+        await until(
+          'and so does the stored row',
+          async () => (await asClient(ann.engine).dangerousTestOnlyStoredLastText(ben.userId)) === deletedLine,
+        );
+      },
+    );
+    // The delete takes every reaction away, ours included.
+    expect(stored.reactions).toBeUndefined();
   });
 
   it('works in a group for the sender’s own message', async () => {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newMessageId } from '../../src/client/bytes';
 import { DEVICE_CHECK_MS } from '../../src/client/sessions';
 import type { ChatEngineApi, Person } from '../../src/client/types';
+import { holdNextMessagesCommit, rawRecord, watchShown } from '../support/commits';
 import { asClient, boot, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
@@ -26,69 +27,12 @@ const timerOf = (e: ChatEngineApi, conv: string) =>
 const flushed = (e: ChatEngineApi) =>
   until('outbox empty', async () => (await asClient(e).dangerousTestOnlyOutboxSize()) === 0);
 
-/** A raw IndexedDB record (its sealed form), read outside the engine. */
-async function rawRecord(dbName: string, store: 'messages' | 'conversations', key: string): Promise<unknown> {
-  const db = await openDB(dbName);
-  try {
-    return await db.get(store, key);
-  } finally {
-    db.close();
-  }
-}
-
 /** The raw row of a message, and of a conversation (its sealed summary). */
 const rawRow = (dbName: string, id: string) => rawRecord(dbName, 'messages', id);
 const rawConversation = (dbName: string, conv: string) => rawRecord(dbName, 'conversations', conv);
 
 /** The status of one of Ann's messages to Bob, as her engine shows it. */
 const annStatus = async (id: string) => (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status;
-
-/**
- * Holds the engine's next IndexedDB commit that writes messages (after it read and sealed them) until `release`,
- * which resolves once that commit is done; other commits go on meanwhile.
- */
-function holdNextMessagesCommit(engine: ChatEngineApi): {
-  holding: Promise<void>;
-  release: () => Promise<void>;
-  stop: () => void;
-} {
-  let held!: () => void;
-  const holding = new Promise<void>((resolve) => (held = resolve));
-  let open!: () => void;
-  const released = new Promise<void>((resolve) => (open = resolve));
-  let committed!: () => void;
-  const done = new Promise<void>((resolve) => (committed = resolve));
-  let armed = true;
-  asClient(engine).dangerousTestOnlyAroundCommit(async (batch, commit) => {
-    if (!armed || !batch.stores.has('messages')) return commit();
-    armed = false;
-    held();
-    await released;
-    try {
-      await commit();
-    } finally {
-      committed();
-    }
-  });
-  return {
-    holding,
-    release: async () => {
-      open();
-      await done;
-    },
-    stop: () => {
-      open();
-      asClient(engine).dangerousTestOnlyAroundCommit(null);
-    },
-  };
-}
-
-/** The ids of the messages the engine tells its page about (new or changed), until `offShown`. */
-function watchShown(engine: ChatEngineApi): { shown: string[]; offShown: () => void } {
-  const shown: string[] = [];
-  const offShown = engine.onMessages((_conv, messages) => shown.push(...messages.map((m) => m.id)));
-  return { shown, offShown };
-}
 
 /** The expiry records (array keys ['expiry', …]) of a database. */
 async function expiryKeys(dbName: string): Promise<unknown[]> {

@@ -98,6 +98,34 @@ describe('LocalStore history', () => {
   });
 });
 
+describe('LocalStore changes to stored messages', () => {
+  it('runs them one at a time, each read after the one before committed, and refuses an update outside them', async () => {
+    const store = await makeStore('store-changes');
+    const first = new WriteBatch();
+    await store.stageMessage(first, msg(1), 1);
+    await store.commit(first);
+    await expect(store.stageMessageUpdate(new WriteBatch(), msg(1), 1)).rejects.toThrow(/changeMessages/);
+
+    // Two changes started together, each reading the row, appending to its text and committing: neither is lost.
+    const append = (suffix: string) =>
+      store.changeMessages(async () => {
+        const found = (await store.message(msg(1).id))!;
+        const batch = new WriteBatch();
+        await store.stageMessageUpdate(batch, { ...found.message, text: found.message.text + suffix }, found.sort);
+        await store.commit(batch);
+      });
+    await Promise.all([append(' a'), append(' b'), append(' c')]);
+    expect((await store.message(msg(1).id))?.message.text).toBe('message 1 a b c');
+    expect(store.dangerousTestOnlyChangesWaiting).toBe(0);
+
+    // A change that fails lets the next one run.
+    const failing = store.changeMessages(() => Promise.reject(new Error('boom')));
+    await expect(failing).rejects.toThrow('boom');
+    await append(' d');
+    expect((await store.message(msg(1).id))?.message.text).toBe('message 1 a b c d');
+  });
+});
+
 describe('LocalStore retire', () => {
   it('refuses a write a background task staged before the wipe, so no key comes back after it', async () => {
     const store = await makeStore('store-retire');
