@@ -153,13 +153,20 @@ export class Actions {
     }
     const staged = await ctx.store.stageMessageUpdate(batch, updated, sort);
     const c = ctx.convs.get(before.conv);
-    const next = c && sort >= c.lastTs ? { ...c, lastText: lastTextOf(updated) } : null;
     // The last line changes only with the message: one that disappeared meanwhile must not come back there either.
-    if (next) await ctx.stageConv(batch, next, staged);
+    const line =
+      c && sort >= c.lastTs
+        ? await ctx.stageConvChange(
+            batch,
+            c,
+            (was) => (sort >= was.lastTs ? { ...was, lastText: lastTextOf(updated) } : was),
+            staged,
+          )
+        : null;
     await ctx.store.commit(batch);
     if (!staged.applied) return;
-    if (next) {
-      ctx.convs.set(next.conv, next);
+    if (line) {
+      line.settle();
       ctx.publishConvs();
     }
     ctx.emitMessages(before.conv, [updated]);
@@ -242,16 +249,17 @@ export class Actions {
     batch.add('messages', (tx) => tx.objectStore('messages').delete(messageId));
     batch.add('outbox', (tx) => tx.objectStore('outbox').delete(messageId));
     const c = ctx.convs.get(conv);
-    let next = null;
+    let line = null;
     if (c && found.sort >= c.lastTs) {
       const { rows } = await ctx.store.page(conv, found.sort, 1);
       const previous = rows[0] ? await ctx.store.openMessage(rows[0]) : null;
-      next = { ...c, lastText: previous ? lastTextOf(previous) : '' };
-      await ctx.stageConv(batch, next);
+      const lastText = previous ? lastTextOf(previous) : '';
+      // Only while it is still the latest: a message that came in meanwhile keeps its line.
+      line = await ctx.stageConvChange(batch, c, (was) => (found.sort >= was.lastTs ? { ...was, lastText } : was));
     }
     await ctx.store.commit(batch);
-    if (next) {
-      ctx.convs.set(conv, next);
+    if (line) {
+      line.settle();
       ctx.publishConvs();
     }
   }

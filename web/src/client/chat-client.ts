@@ -5,7 +5,7 @@
 import type { AccountControl, PasswordProgress } from './account';
 import type { RelayApi } from './api';
 import { BlockList } from './blocks';
-import { EngineContext, assertTest, convRecordSchema, decoder, encoder } from './context';
+import { EngineContext, assertTest, convRecordSchema, decoder, encoder, type ConvState } from './context';
 import type { Crypto } from './crypto-loader';
 import { wipeEngineDB } from './db';
 import { Actions } from './actions';
@@ -320,9 +320,10 @@ export class ChatClient implements ChatEngineApi {
       unreadIds: [],
     };
     const batch = new WriteBatch();
-    await ctx.stageConv(batch, c);
+    // A message from that person stored meanwhile has started the conversation already: it stays as it is.
+    const { settle } = await ctx.stageConvChange(batch, c, (was) => was);
     await ctx.store.commit(batch);
-    ctx.convs.set(c.conv, c);
+    settle();
     ctx.publishConvs();
     ctx.watchPresence();
     // Meet the contact now (the device list; no one-time prekeys taken): a username registered again under a new
@@ -783,10 +784,12 @@ export class ChatClient implements ChatEngineApi {
     return this.#ctx.store.dangerousTestOnlyChangesWaiting;
   }
 
-  /** Test-only: a conversation's last line as stored in IndexedDB (what the list shows after a reload). */
-  async dangerousTestOnlyStoredLastText(conv: string): Promise<string | undefined> {
+  /** Test-only: a conversation's state as stored in IndexedDB, read as a reload reads it (#load). */
+  async dangerousTestOnlyStoredConversation(conv: string): Promise<ConvState | undefined> {
     assertTest();
-    return (await this.#ctx.store.conversations()).find((c) => c.conv === conv)?.lastText;
+    const row = await this.#ctx.store.db.get('conversations', conv);
+    if (!row) return undefined;
+    return { conv, ...(await this.#ctx.store.vault.open(`conversations/${conv}`, row.sealed, convRecordSchema)) };
   }
 
   /** Test-only: how many messages wait in the outbox. */

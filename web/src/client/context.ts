@@ -247,6 +247,35 @@ export class EngineContext {
     });
   }
 
+  /**
+   * Changes one conversation's state: stages `change` applied to memory's state now (to `start`, the state of a
+   * conversation that memory does not hold yet; with `onlyWith`, only if that message update finds its row), and
+   * returns `settle`, to call once the batch has committed. A writer derives its state, then seals and commits;
+   * another writer may set memory in between (a timer that arrives while we send, a read mark while a message is
+   * stored). Setting the state derived before would drop that change in memory, and then on disk too: a disappearing
+   * timer set while a message was sent came back off. So `settle` applies `change` to memory's newest state when it
+   * is not the one derived from; stageConv's rewrite then puts that on disk.
+   */
+  async stageConvChange(
+    batch: WriteBatch,
+    start: ConvState,
+    change: (c: ConvState) => ConvState,
+    onlyWith?: StagedUpdate,
+  ): Promise<{ next: ConvState; settle: () => ConvState }> {
+    const base = this.convs.get(start.conv);
+    const next = change(base ?? start);
+    await this.stageConv(batch, next, onlyWith);
+    return {
+      next,
+      settle: () => {
+        const newest = this.convs.get(start.conv);
+        const settled = newest === base ? next : change(newest ?? start);
+        this.convs.set(start.conv, settled);
+        return settled;
+      },
+    };
+  }
+
   #rewriteIfNewer(conv: string, written: ConvState): void {
     const newest = this.convs.get(conv);
     if (this.closed || newest === undefined || newest === written) return;
@@ -304,20 +333,19 @@ export class EngineContext {
     // A disappearing message from someone else expires counted from when it arrived on this device.
     const message = await this.parts.disappearing.stage(batch, pending, this.now());
     const existing = this.convs.get(conv);
-    const next: ConvState = {
-      ...existing,
-      conv,
+    await this.store.stageMessage(batch, message, message.ts);
+    const start: ConvState = { conv, username, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
+    const { settle } = await this.stageConvChange(batch, start, (c) => ({
+      ...c,
       username,
       lastText: lastTextOf(message),
-      lastTs: Math.max(existing?.lastTs ?? 0, message.ts),
-      unread: (existing?.unread ?? 0) + 1,
-      unreadIds: [...(existing?.unreadIds ?? []), message.id].slice(-1000),
+      lastTs: Math.max(c.lastTs, message.ts),
+      unread: c.unread + 1,
+      unreadIds: [...c.unreadIds, message.id].slice(-1000),
       lastArrival: message.ts,
-    };
-    await this.store.stageMessage(batch, message, message.ts);
-    await this.stageConv(batch, next);
+    }));
     await this.store.commit(batch);
-    this.convs.set(conv, next);
+    settle();
     this.publishConvs();
     this.emitMessages(conv, [message]);
     if (!message.failure) this.parts.preferences.arrived(conv, message);

@@ -9,7 +9,7 @@
 // time zero-padded, so the keys sort by time and the next expiry is found without opening any record).
 
 import { z } from 'zod';
-import type { ArrivedAction } from './actions';
+import { lastTextOf, type ArrivedAction } from './actions';
 import { type ConvState, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
 import { DISAPPEARING_TIMERS } from './schemas';
@@ -116,8 +116,6 @@ export class Disappearing {
       await ctx.store.commit(batch);
       return;
     }
-    const { expireSeconds: _old, ...rest } = c;
-    const next: ConvState = seconds > 0 ? { ...rest, expireSeconds: seconds } : rest;
     const name =
       from === ctx.me.userId
         ? ctx.me.username
@@ -130,9 +128,12 @@ export class Disappearing {
         : `${name} turned off disappearing messages`;
     const notice: ChatMessage = { id, conv, mine: false, text, ts, status: 'read', kind: 'notice' };
     await ctx.store.stageMessage(batch, notice, ts);
-    await ctx.stageConv(batch, next);
+    const { settle } = await ctx.stageConvChange(batch, c, (latest) => {
+      const { expireSeconds: _old, ...rest } = latest;
+      return seconds > 0 ? { ...rest, expireSeconds: seconds } : rest;
+    });
     await ctx.store.commit(batch);
-    ctx.convs.set(conv, next);
+    settle();
     ctx.publishConvs();
     ctx.emitMessages(conv, [notice]);
   }
@@ -203,7 +204,7 @@ export class Disappearing {
       removed.set(m.conv, [...(removed.get(m.conv) ?? []), m.id]);
       if (m.mine) for (const a of m.attachments ?? []) blobs.push(a.blobId);
     }
-    const convs = new Map<string, ConvState>();
+    const settles: (() => ConvState)[] = [];
     for (const [conv, ids] of removed) {
       const c = ctx.convs.get(conv);
       if (!c) continue;
@@ -211,19 +212,21 @@ export class Disappearing {
       const { rows } = await ctx.store.page(conv, null, ids.length + 1);
       const newest = [...rows].reverse().find((r) => !gone.has(r.id));
       const last = newest ? await ctx.store.openMessage(newest) : null;
-      const unreadIds = c.unreadIds.filter((id) => !gone.has(id));
-      const next: ConvState = {
-        ...c,
-        lastText: last ? (last.failure ? 'Message could not be decrypted' : last.text.slice(0, 200)) : '',
-        unread: Math.max(0, c.unread - (c.unreadIds.length - unreadIds.length)),
-        unreadIds,
+      const lastText = last ? lastTextOf(last) : '';
+      const change = (was: ConvState): ConvState => {
+        const unreadIds = was.unreadIds.filter((id) => !gone.has(id));
+        return {
+          ...was,
+          lastText,
+          unread: Math.max(0, was.unread - (was.unreadIds.length - unreadIds.length)),
+          unreadIds,
+        };
       };
-      await ctx.stageConv(batch, next);
-      convs.set(conv, next);
+      settles.push((await ctx.stageConvChange(batch, c, change)).settle);
     }
     await ctx.store.commit(batch);
-    for (const [conv, next] of convs) ctx.convs.set(conv, next);
-    if (convs.size > 0) ctx.publishConvs();
+    for (const settle of settles) settle();
+    if (settles.length > 0) ctx.publishConvs();
     for (const [conv, ids] of removed) for (const l of this.#listeners) l(conv, ids);
     for (const blobId of blobs) {
       // Best effort: the relay also expires blobs on its own (LIMITS.blobTtlDays).

@@ -49,7 +49,6 @@ export class GroupMembership {
 
   async saveGroup(groupId: string, group: GroupInfo, lastText: string, notice?: NoticeLine): Promise<void> {
     const ctx = this.#ctx;
-    const existing = ctx.convs.get(groupId);
     const batch = new WriteBatch();
     let line: ChatMessage | null = null;
     if (notice) {
@@ -58,23 +57,21 @@ export class GroupMembership {
       await ctx.store.stageMessage(batch, line, ts);
     }
     const unread = notice?.unread ?? false;
-    const next: ConvState = {
-      conv: groupId,
+    const lastTs = Math.max(ctx.now(), line?.ts ?? 0);
+    const start: ConvState = { conv: groupId, username: group.name, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
+    // What else the conversation holds (its disappearing timer) stays.
+    const { settle } = await ctx.stageConvChange(batch, start, (c) => ({
+      ...c,
       username: group.name,
       group,
       lastText: notice?.text ?? lastText,
-      lastTs: Math.max(ctx.now(), line?.ts ?? 0),
-      unread: (existing?.unread ?? 0) + (unread ? 1 : 0),
-      unreadIds: [...(existing?.unreadIds ?? []), ...(unread && line ? [line.id] : [])].slice(-1000),
-      ...(line
-        ? { lastArrival: line.ts }
-        : existing?.lastArrival !== undefined
-          ? { lastArrival: existing.lastArrival }
-          : {}),
-    };
-    await ctx.stageConv(batch, next);
+      lastTs,
+      unread: c.unread + (unread ? 1 : 0),
+      unreadIds: [...c.unreadIds, ...(unread && line ? [line.id] : [])].slice(-1000),
+      ...(line ? { lastArrival: line.ts } : {}),
+    }));
     await ctx.store.commit(batch);
-    ctx.convs.set(groupId, next);
+    settle();
     ctx.publishConvs();
     if (line) ctx.emitMessages(groupId, [line]);
   }

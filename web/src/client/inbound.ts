@@ -402,25 +402,28 @@ export class Inbound {
     sentAt: number,
   ): Promise<void> {
     const ctx = this.#ctx;
-    let existing = ctx.convs.get(conv);
-    if (!existing) {
-      const contact = await ctx.sessions.contact(conv);
-      existing = { conv, username: contact.username, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
-    }
+    // A conversation we have not had yet starts here; one in memory when the copy is stored is changed instead.
+    const start: ConvState = ctx.convs.get(conv) ?? {
+      conv,
+      username: (await ctx.sessions.contact(conv)).username,
+      lastText: '',
+      lastTs: 0,
+      unread: 0,
+      unreadIds: [],
+    };
     const ts = ctx.arrivalTs(conv, m.ts);
     const pending = await ctx.parts.actions.applyPending(batch, { ...m, conv, mine: true, ts, status: 'sent' });
     // Ours: a disappearing copy expires counted from when our other device sent it (its clock, never later than now).
     const message = await ctx.parts.disappearing.stage(batch, pending, Math.min(sentAt, ctx.now()));
-    const next: ConvState = {
-      ...existing,
-      lastText: lastTextOf(message),
-      lastTs: Math.max(existing.lastTs, ts),
-      lastArrival: ts,
-    };
     await ctx.store.stageMessage(batch, message, ts);
-    await ctx.stageConv(batch, next);
+    const { settle } = await ctx.stageConvChange(batch, start, (c) => ({
+      ...c,
+      lastText: lastTextOf(message),
+      lastTs: Math.max(c.lastTs, ts),
+      lastArrival: ts,
+    }));
     await ctx.store.commit(batch);
-    ctx.convs.set(conv, next);
+    settle();
     ctx.publishConvs();
     ctx.emitMessages(conv, [message]);
   }

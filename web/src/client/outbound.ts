@@ -4,7 +4,7 @@
 import type { Content } from '@weconnect/crypto';
 import { z } from 'zod';
 import { newMessageId } from './bytes';
-import { RANK, encoder, type ConvState, type EngineContext } from './context';
+import { RANK, encoder, type EngineContext } from './context';
 import { ClientError, describeError } from './errors';
 import {
   KT_GOSSIP_MAX_BYTES,
@@ -88,7 +88,7 @@ export class Outbound {
     const now = await ctx.stamp();
     const batch = new WriteBatch();
     // Written under the conversation's disappearing timer: it travels with the message, and our copy expires from now.
-    const timer = c.expireSeconds;
+    const timer = (ctx.convs.get(conv) ?? c).expireSeconds;
     const draft: ChatMessage = {
       id,
       conv,
@@ -101,12 +101,15 @@ export class Outbound {
       ...(timer ? { expireSeconds: timer } : {}),
     };
     const message = await ctx.parts.disappearing.stage(batch, draft, now);
-    const next: ConvState = { ...c, lastText: lastTextOf(message), lastTs: now };
     await ctx.store.stageMessage(batch, message, now);
-    await ctx.stageConv(batch, next);
+    const { settle } = await ctx.stageConvChange(batch, c, (latest) => ({
+      ...latest,
+      lastText: lastTextOf(message),
+      lastTs: now,
+    }));
     await ctx.store.stageOutbox(batch, id, conv, now, { envelopes: null });
     await ctx.store.commit(batch);
-    ctx.convs.set(conv, next);
+    settle();
     ctx.parts.receipts.sentMessage(conv);
     ctx.publishConvs();
     ctx.emitMessages(conv, [message]);

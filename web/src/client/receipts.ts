@@ -81,11 +81,9 @@ export class Receipts {
       return;
     }
     const read = new Set(ids);
-    const unreadIds = c.unreadIds.filter((id) => !read.has(id));
-    const next: ConvState = {
-      ...c,
-      unread: Math.max(0, c.unread - (c.unreadIds.length - unreadIds.length)),
-      unreadIds,
+    const change = (was: ConvState): ConvState => {
+      const unreadIds = was.unreadIds.filter((id) => !read.has(id));
+      return { ...was, unread: Math.max(0, was.unread - (was.unreadIds.length - unreadIds.length)), unreadIds };
     };
     await ctx.store.changeMessages(async () => {
       const changed: Changed[] = [];
@@ -95,9 +93,9 @@ export class Receipts {
         const m: ChatMessage = { ...found.message, status: 'read' };
         changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
       }
-      await ctx.stageConv(batch, next);
+      const { settle } = await ctx.stageConvChange(batch, c, change);
       await ctx.store.commit(batch);
-      ctx.convs.set(conv, next);
+      settle();
       ctx.publishConvs();
       ctx.emitMessages(conv, stillThere(changed));
     });

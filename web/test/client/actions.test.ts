@@ -347,7 +347,8 @@ describe('delete for everyone', () => {
         );
         await until(
           'and so does the stored row',
-          async () => (await asClient(ann.engine).dangerousTestOnlyStoredLastText(ben.userId)) === deletedLine,
+          async () =>
+            (await asClient(ann.engine).dangerousTestOnlyStoredConversation(ben.userId))?.lastText === deletedLine,
         );
       },
     );

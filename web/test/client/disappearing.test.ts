@@ -309,7 +309,7 @@ describe('disappearing messages in a one-to-one conversation', () => {
       now += 301_000;
       await asClient(bob.engine).dangerousTestOnlyExpireNow();
       expect(await rawRow(bob.db, id)).toBeUndefined();
-      const stored = () => asClient(bob.engine).dangerousTestOnlyStoredLastText(ann.userId);
+      const stored = async () => (await asClient(bob.engine).dangerousTestOnlyStoredConversation(ann.userId))?.lastText;
       expect(await stored()).not.toMatch(/vanish/);
       const afterSweep = await rawConversation(bob.db, ann.userId);
       await hold.release();
@@ -322,6 +322,34 @@ describe('disappearing messages in a one-to-one conversation', () => {
     } finally {
       hold.stop();
     }
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+  });
+
+  it('a timer that arrives while a message is sent stays set, in memory and as stored for the next start', async () => {
+    expect(timerOf(ann.engine, bob.userId)).toBeUndefined();
+    const stored = async () =>
+      (await asClient(ann.engine).dangerousTestOnlyStoredConversation(bob.userId))?.expireSeconds;
+    // Ann's send has derived the conversation's new state (its last line); its commit waits until bob's timer is in.
+    const hold = holdNextMessagesCommit(ann.engine);
+    try {
+      const sending = ann.engine.send(bob.userId, 'sent as the timer changes');
+      await hold.holding;
+      await bob.engine.setDisappearing(ann.userId, 300);
+      await until('the timer reached ann', () => timerOf(ann.engine, bob.userId) === 300);
+      await hold.release();
+      await sending;
+    } finally {
+      hold.stop();
+    }
+    expect(timerOf(ann.engine, bob.userId)).toBe(300);
+    expect(ann.engine.getSnapshot().conversations.find((c) => c.conv === bob.userId)?.lastText).toBe(
+      'sent as the timer changes',
+    );
+    await until('stored with the timer', async () => (await stored()) === 300);
+    // The next message is written under it.
+    const next = await ann.engine.send(bob.userId, 'written under the timer');
+    expect((await history(ann.engine, bob.userId)).find((m) => m.id === next)?.expireSeconds).toBe(300);
     await ann.engine.setDisappearing(bob.userId, 0);
     await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
   });
@@ -375,6 +403,14 @@ describe('disappearing messages in a group', () => {
     for (const e of [ann.engine, ann2, bob.engine, cat.engine]) {
       await until('the admin timer arrived', () => timerOf(e, group) === 86_400);
       expect((await history(e, group)).some((m) => m.kind === 'notice' && m.text === text)).toBe(true);
+    }
+    // A change to the group (a rename, from the admin) keeps the timer on every device of every member.
+    await cat.engine.renameGroup(group, 'Still vanishing');
+    for (const e of [ann.engine, ann2, bob.engine, cat.engine]) {
+      await until('the rename arrived', () =>
+        e.getSnapshot().conversations.some((c) => c.conv === group && c.group?.name === 'Still vanishing'),
+      );
+      expect(timerOf(e, group)).toBe(86_400);
     }
     // A group message written under it carries it to every member, and expires there.
     const id = await ann.engine.send(group, 'group message that vanishes');
