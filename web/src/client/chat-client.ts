@@ -778,6 +778,12 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.store.dangerousTestOnlyAroundCommit = around;
   }
 
+  /** Test-only: how many tasks wait for a group's queue (a send, a key share) behind the running one. */
+  dangerousTestOnlyGroupQueueWaiting(groupId: string): number {
+    assertTest();
+    return this.#ctx.queue.waiting(`group:${groupId}`);
+  }
+
   /** Test-only: how many changes to stored messages wait for the running one (LocalStore.changeMessages). */
   dangerousTestOnlyMessageChangesWaiting(): number {
     assertTest();

@@ -43,11 +43,14 @@ export class GroupMessaging {
       await outbound.failOutgoing(row.id, row.conv, 'you are no longer a member of this group');
       return 'next';
     }
-    let body = queuedBody;
+    let body: Uint8Array | null | undefined = queuedBody;
     if (!body) {
       try {
         body = await ctx.queue.run(`group:${row.conv}`, async () => {
-          const members = group.members.map((m) => m.userId);
+          // The members as they are now: a removal handled while this send waited for the queue has rotated our key,
+          // and the new key must not go to the member who was removed.
+          const members = this.#membersNow(row.conv);
+          if (!members) return null;
           const own = await this.#distribute(row.conv, members);
           const payload = action ?? (await outbound.chatPayloadOf(row.id, row.created));
           const out = ctx.c.encryptGroupMessage(own.key, {
@@ -67,6 +70,10 @@ export class GroupMessaging {
       } catch (e) {
         if (e instanceof ClientError && e.code === 'relay_unreachable') return 'stop';
         await outbound.failOutgoing(row.id, row.conv, describeError(e));
+        return 'next';
+      }
+      if (!body) {
+        await outbound.failOutgoing(row.id, row.conv, 'you are no longer a member of this group');
         return 'next';
       }
     }
@@ -168,22 +175,29 @@ export class GroupMessaging {
 
   /** Sends our sender key to every member of the group who does not hold it yet (before any message). */
   async shareKey(groupId: string): Promise<void> {
+    await this.#ctx.queue.run(`group:${groupId}`, async () => {
+      const members = this.#membersNow(groupId);
+      if (members) await this.#distribute(groupId, members);
+    });
+  }
+
+  /**
+   * The group's members as memory holds them now, or null when we are not in it. Read inside the group's queue, where
+   * a removal (which rotates our key) is handled: never a list taken before waiting for that queue.
+   */
+  #membersNow(groupId: string): string[] | null {
     const group = this.#ctx.convs.get(groupId)?.group;
-    if (!group || group.left) return;
-    const members = group.members.map((m) => m.userId);
-    await this.#ctx.queue.run(`group:${groupId}`, () => this.#distribute(groupId, members));
+    return group && !group.left ? group.members.map((m) => m.userId) : null;
   }
 
   /** An ephemeral group send (typing, receipts) under our sender key. */
   async sendControl(groupId: string, payload: ControlPayload): Promise<void> {
     const ctx = this.#ctx;
-    const group = ctx.convs.get(groupId)?.group;
-    if (!group || group.left) return;
+    if (!ctx.convs.get(groupId)?.group) return;
     await ctx.queue.run(`group:${groupId}`, async () => {
-      const own = await this.#distribute(
-        groupId,
-        group.members.map((m) => m.userId),
-      );
+      const members = this.#membersNow(groupId);
+      if (!members) return;
+      const own = await this.#distribute(groupId, members);
       const id = newMessageId();
       const out = ctx.c.encryptGroupMessage(own.key, {
         messageId: id,

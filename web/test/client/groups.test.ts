@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Person } from '../../src/client/types';
+import { holdNextMessagesCommit } from '../support/commits';
 import { asClient, hasText, history, signUpUser, until, type TestUser } from '../support/engine';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
@@ -159,5 +160,42 @@ describe('groups', () => {
       'cat’s send fails visibly',
       async () => (await history(cat.engine, group)).find((m) => m.text === 'still here?')?.failure,
     );
+  });
+  it('a send that waited while a removal was handled never gives the new sender key to the member removed', async () => {
+    const race = await ann.engine.createGroup('Race', [person(ben), person(cat)]);
+    const members = (u: TestUser) =>
+      u.engine.getSnapshot().conversations.find((c) => c.conv === race)?.group?.members.length;
+    for (const u of [ben, cat]) await until('the group arrived', () => members(u) === 3);
+    // Ben's key reaches everyone with his first message, cat's devices included (the baseline).
+    await ben.engine.send(race, 'ben before the removal');
+    await until('cat got it', () => hasText(cat.engine, race, 'ben before the removal'));
+    const catSlot = `${cat.userId}/${deviceOf(cat)}`;
+    expect(await asClient(ben.engine).dangerousTestOnlyGroupKeyDevices(race)).toContain(catSlot);
+
+    // Ben's client handles the removal in the group's queue: it rotates his key, then stores the new member list
+    // (that commit is held). A send of his waits for the queue meanwhile, having been queued when cat was a member.
+    const hold = holdNextMessagesCommit(ben.engine, ['conversations']);
+    try {
+      await ann.engine.removeGroupMember(race, cat.userId);
+      await hold.holding;
+      const sending = ben.engine.send(race, 'sent as cat is removed');
+      await until(
+        'the send waits for the group',
+        () => asClient(ben.engine).dangerousTestOnlyGroupQueueWaiting(race) > 0,
+      );
+      await hold.release();
+      await sending;
+    } finally {
+      hold.stop();
+    }
+    await until('ann got it', () => hasText(ann.engine, race, 'sent as cat is removed'));
+    // The key it went out under was given to ann, not to cat.
+    const devices = await asClient(ben.engine).dangerousTestOnlyGroupKeyDevices(race);
+    expect(devices).toContain(`${ann.userId}/${deviceOf(ann)}`);
+    expect(devices.filter((d) => d.startsWith(`${cat.userId}/`))).toEqual([]);
+    const body = asClient(ben.engine).dangerousTestOnlySentGroupBodies().at(-1)!;
+    await expect(asClient(cat.engine).dangerousTestOnlyOpenGroupBody(race, body)).rejects.toMatchObject({
+      code: 'decrypt_failed',
+    });
   });
 });

@@ -46,4 +46,21 @@ describe('KeyedSerialQueue', () => {
     await tick(0);
     expect(q.activeKeys).toBe(0);
   });
+  it('counts the tasks of a key that wait behind the running one', async () => {
+    const q = new KeyedSerialQueue();
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const first = q.run('a', () => gate);
+    const second = q.run('a', async () => q.waiting('a'));
+    const third = q.run('a', () => Promise.reject(new Error('boom')));
+    void q.run('b', async () => undefined);
+    await tick(0); // the first has started
+    expect(q.waiting('a')).toBe(2);
+    expect(q.waiting('b')).toBe(0);
+    open();
+    await first;
+    expect(await second).toBe(1); // the third still waited while the second ran
+    await expect(third).rejects.toThrow('boom');
+    expect(q.waiting('a')).toBe(0);
+  });
 });

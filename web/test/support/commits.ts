@@ -15,10 +15,13 @@ export async function rawRecord(dbName: string, store: 'messages' | 'conversatio
 }
 
 /**
- * Holds the engine's next IndexedDB commit that writes messages (after it read and sealed them) until `release`,
- * which resolves once that commit is done; other commits go on meanwhile.
+ * Holds the engine's next IndexedDB commit that writes messages (after it read and sealed them), and also every store
+ * in `alsoWrites`, until `release`, which resolves once that commit is done; other commits go on meanwhile.
  */
-export function holdNextMessagesCommit(engine: ChatEngineApi): {
+export function holdNextMessagesCommit(
+  engine: ChatEngineApi,
+  alsoWrites: readonly ('conversations' | 'outbox')[] = [],
+): {
   holding: Promise<void>;
   release: () => Promise<void>;
   stop: () => void;
@@ -31,7 +34,7 @@ export function holdNextMessagesCommit(engine: ChatEngineApi): {
   const done = new Promise<void>((resolve) => (committed = resolve));
   let armed = true;
   asClient(engine).dangerousTestOnlyAroundCommit(async (batch, commit) => {
-    if (!armed || !batch.stores.has('messages')) return commit();
+    if (!armed || !batch.stores.has('messages') || alsoWrites.some((s) => !batch.stores.has(s))) return commit();
     armed = false;
     held();
     await released;
