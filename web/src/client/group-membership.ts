@@ -24,7 +24,7 @@ export class GroupMembership {
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
     this.pictures = new GroupPictures(ctx, {
-      group: (conv) => this.#group(conv),
+      locally: (conv, change) => this.#locally(conv, change),
       requireOnline: () => this.requireOnline(),
       save: (groupId, group, lastText, notice) => this.saveGroup(groupId, group, lastText, notice),
       own: (text) => this.#own(text),
@@ -36,6 +36,16 @@ export class GroupMembership {
     if (!this.#ctx.transport.connected) {
       throw new ClientError('relay_unreachable', 'You are offline. Group changes need the relay; try again soon.');
     }
+  }
+
+  /**
+   * Runs a change this device makes to group `conv` (ask the relay, store the result) in the group's queue, with the
+   * group as memory holds it there. Group info from others is handled in that queue too: a change that read the group
+   * before a removal was handled, and stored it after, would put the removed member back, and our next sender key
+   * would go to them. Announcing the change (sends to members, which wait for their peers' queues) comes after.
+   */
+  #locally<T>(conv: string, change: (group: GroupInfo) => Promise<T>): Promise<T> {
+    return this.#ctx.queue.run(`group:${conv}`, () => change(this.#group(conv)));
   }
 
   #group(conv: string): GroupInfo {
@@ -150,19 +160,21 @@ export class GroupMembership {
   }
 
   async addGroupMembers(conv: string, people: readonly Person[]): Promise<void> {
-    const group = this.#group(conv);
-    this.requireOnline();
-    const answer = await this.#ctx.api.call('PUT', `/api/groups/${conv}/members`, groupAnswerSchema, {
-      add: people.map((p) => p.userId),
+    const { next, answer } = await this.#locally(conv, async (group) => {
+      this.requireOnline();
+      const answer = await this.#ctx.api.call('PUT', `/api/groups/${conv}/members`, groupAnswerSchema, {
+        add: people.map((p) => p.userId),
+      });
+      const next: GroupInfo = {
+        ...group,
+        members: this.people(answer.members, [...group.members, ...people]),
+        admins: answer.admins,
+      };
+      const text = `You added ${people.map((p) => p.username).join(', ')}`;
+      await this.saveGroup(conv, next, text, this.#own(text));
+      return { next, answer };
     });
-    const next: GroupInfo = {
-      ...group,
-      members: this.people(answer.members, [...group.members, ...people]),
-      admins: answer.admins,
-    };
     const added = people.filter((p) => answer.members.includes(p.userId));
-    const text = `You added ${people.map((p) => p.username).join(', ')}`;
-    await this.saveGroup(conv, next, text, this.#own(text));
     if (added.length > 0) {
       await this.#announce(conv, next, answer.members, { type: 'added', users: added.map((p) => p.userId) });
     }
@@ -176,33 +188,33 @@ export class GroupMembership {
 
   async removeGroupMember(conv: string, userId: string): Promise<void> {
     const ctx = this.#ctx;
-    const group = this.#group(conv);
-    this.requireOnline();
-    const answer = await ctx.api.call('PUT', `/api/groups/${conv}/members`, groupAnswerSchema, { remove: [userId] });
-    const next: GroupInfo = { ...group, members: this.people(answer.members, group.members), admins: answer.admins };
-    const removed = group.members.find((m) => m.userId === userId)?.username ?? 'a member';
-    await ctx.queue.run(`group:${conv}`, async () => {
+    const { next, answer } = await this.#locally(conv, async (group) => {
+      this.requireOnline();
+      const answer = await ctx.api.call('PUT', `/api/groups/${conv}/members`, groupAnswerSchema, { remove: [userId] });
+      const next: GroupInfo = { ...group, members: this.people(answer.members, group.members), admins: answer.admins };
+      const removed = group.members.find((m) => m.userId === userId)?.username ?? 'a member';
       const batch = new WriteBatch();
       await ctx.groupKeys.rotate(batch, conv, [userId]);
       await ctx.store.commit(batch);
+      await this.saveGroup(conv, next, `You removed ${removed}`, this.#own(`You removed ${removed}`));
+      return { next, answer };
     });
-    await this.saveGroup(conv, next, `You removed ${removed}`, this.#own(`You removed ${removed}`));
     await this.#announce(conv, next, [...answer.members, userId], { type: 'removed', users: [userId] });
   }
 
   async leaveGroup(conv: string): Promise<void> {
     const ctx = this.#ctx;
-    const group = this.#group(conv);
-    this.requireOnline();
-    await ctx.api.call('PUT', `/api/groups/${conv}/members`, null, { remove: [ctx.me.userId] });
-    const me = ctx.me.userId;
-    const next: GroupInfo = { ...group, members: group.members.filter((m) => m.userId !== me), left: true };
-    await ctx.queue.run(`group:${conv}`, async () => {
+    const next = await this.#locally(conv, async (group) => {
+      this.requireOnline();
+      await ctx.api.call('PUT', `/api/groups/${conv}/members`, null, { remove: [ctx.me.userId] });
+      const me = ctx.me.userId;
+      const next: GroupInfo = { ...group, members: group.members.filter((m) => m.userId !== me), left: true };
       const batch = new WriteBatch();
       await ctx.groupKeys.forget(batch, conv);
       await ctx.store.commit(batch);
+      await this.saveGroup(conv, next, 'You left the group', this.#own('You left the group'));
+      return next;
     });
-    await this.saveGroup(conv, next, 'You left the group', this.#own('You left the group'));
     await this.#announce(
       conv,
       next,
@@ -213,42 +225,46 @@ export class GroupMembership {
 
   /** Admins: a new name for every member (who take it only from an admin the relay lists). */
   async renameGroup(conv: string, name: string): Promise<void> {
-    const group = this.#group(conv);
-    this.#requireAdmin(group);
     const title = name.trim();
-    if (title.length === 0 || title.length > 100) throw new ClientError('invalid_input', 'Give the group a name.');
-    if (title === group.name) return;
-    this.requireOnline();
-    // The relay's current list: who gets the name, and whether we are still an admin there.
-    const { groups } = await this.#ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
-    const current = groups.find((g) => g.groupId === conv);
-    if (!current?.admins.includes(this.#ctx.me.userId)) {
-      throw new ClientError('invalid_input', 'Only admins can rename this group.');
-    }
-    const next: GroupInfo = { ...group, name: title, admins: current.admins };
-    const text = `You renamed the group to “${title}”`;
-    await this.saveGroup(conv, next, text, this.#own(text));
-    await this.#announce(conv, next, current.members, { type: 'renamed' });
+    const done = await this.#locally(conv, async (group) => {
+      this.#requireAdmin(group);
+      if (title.length === 0 || title.length > 100) throw new ClientError('invalid_input', 'Give the group a name.');
+      if (title === group.name) return null;
+      this.requireOnline();
+      // The relay's current list: who gets the name, and whether we are still an admin there.
+      const { groups } = await this.#ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
+      const current = groups.find((g) => g.groupId === conv);
+      if (!current?.admins.includes(this.#ctx.me.userId)) {
+        throw new ClientError('invalid_input', 'Only admins can rename this group.');
+      }
+      const next: GroupInfo = { ...group, name: title, admins: current.admins };
+      const text = `You renamed the group to “${title}”`;
+      await this.saveGroup(conv, next, text, this.#own(text));
+      return { next, to: current.members };
+    });
+    if (done) await this.#announce(conv, done.next, done.to, { type: 'renamed' });
   }
 
   /** Admins: makes `userId` an admin, or a plain member (the relay refuses to leave the group without one). */
   async setGroupAdmin(conv: string, userId: string, admin: boolean): Promise<void> {
-    const group = this.#group(conv);
-    this.#requireAdmin(group);
-    this.requireOnline();
-    const answer = await this.#ctx.api.call(
-      'PUT',
-      `/api/groups/${conv}/admins`,
-      groupAnswerSchema,
-      admin ? { add: [userId] } : { remove: [userId] },
-    );
-    const next: GroupInfo = { ...group, members: this.people(answer.members, group.members), admins: answer.admins };
-    const who =
-      userId === this.#ctx.me.userId
-        ? 'yourself'
-        : (group.members.find((m) => m.userId === userId)?.username ?? 'a member');
-    const text = admin ? `You made ${who} an admin` : `You removed ${who} as admin`;
-    await this.saveGroup(conv, next, text, this.#own(text));
+    const { next, answer } = await this.#locally(conv, async (group) => {
+      this.#requireAdmin(group);
+      this.requireOnline();
+      const answer = await this.#ctx.api.call(
+        'PUT',
+        `/api/groups/${conv}/admins`,
+        groupAnswerSchema,
+        admin ? { add: [userId] } : { remove: [userId] },
+      );
+      const next: GroupInfo = { ...group, members: this.people(answer.members, group.members), admins: answer.admins };
+      const who =
+        userId === this.#ctx.me.userId
+          ? 'yourself'
+          : (group.members.find((m) => m.userId === userId)?.username ?? 'a member');
+      const text = admin ? `You made ${who} an admin` : `You removed ${who} as admin`;
+      await this.saveGroup(conv, next, text, this.#own(text));
+      return { next, answer };
+    });
     await this.#announce(conv, next, answer.members, { type: 'admin', users: [userId], admin });
   }
 
@@ -265,9 +281,10 @@ export class GroupMembership {
    */
   async onGroupInfo(from: string, info: GroupInfoPayload, entry: ArrivedEntry): Promise<void> {
     const ctx = this.#ctx;
-    const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
-    const current = groups.find((g) => g.groupId === info.groupId);
     await ctx.queue.run(`group:${info.groupId}`, async () => {
+      // Asked in the queue: a change of ours to the group (handled there too) that came in between is in the answer.
+      const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
+      const current = groups.find((g) => g.groupId === info.groupId);
       const existing = ctx.convs.get(info.groupId)?.group;
       const fromOwn = from === ctx.me.userId;
       if (!current) {

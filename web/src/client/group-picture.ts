@@ -48,8 +48,8 @@ export function pictureOf(payload: GroupPicturePayload): Uint8Array | null | und
 
 /** What GroupPictures uses of GroupMembership. */
 export interface GroupPictureSteps {
-  /** The group `conv`, when we are in it (else throws). */
-  group(conv: string): GroupInfo;
+  /** Runs `change` in the group's queue with the group `conv`, when we are in it (else throws). */
+  locally<T>(conv: string, change: (group: GroupInfo) => Promise<T>): Promise<T>;
   requireOnline(): void;
   save(groupId: string, group: GroupInfo, lastText: string, notice?: NoticeLine): Promise<void>;
   /** A notice for something this device did. */
@@ -75,23 +75,25 @@ export class GroupPictures {
   /** Admins: a new group picture (checked image bytes) or none, for every member. */
   async set(conv: string, picture: Uint8Array | null): Promise<void> {
     const ctx = this.#ctx;
-    const group = this.#steps.group(conv);
-    if (!group.admins.includes(ctx.me.userId))
-      throw new ClientError('invalid_input', 'Only admins can change this group.');
-    if (picture && !isGroupPicture(picture)) {
-      throw new ClientError('invalid_input', 'The picture must be a JPEG, PNG or WebP image of at most 24 KB.');
-    }
-    this.#steps.requireOnline();
-    const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
-    const current = groups.find((g) => g.groupId === conv);
-    if (!current?.admins.includes(ctx.me.userId)) {
-      throw new ClientError('invalid_input', 'Only admins can change the group picture.');
-    }
-    const { picture: _old, ...rest } = group;
-    const next: GroupInfo = { ...rest, ...(picture ? { picture } : {}), admins: current.admins };
-    const text = picture ? 'You changed the group picture' : 'You removed the group picture';
-    await this.#steps.save(conv, next, text, this.#steps.own(text));
-    await this.#steps.sendTo(current.members, GroupPictures.payload(conv, picture));
+    const to = await this.#steps.locally(conv, async (group) => {
+      if (!group.admins.includes(ctx.me.userId))
+        throw new ClientError('invalid_input', 'Only admins can change this group.');
+      if (picture && !isGroupPicture(picture)) {
+        throw new ClientError('invalid_input', 'The picture must be a JPEG, PNG or WebP image of at most 24 KB.');
+      }
+      this.#steps.requireOnline();
+      const { groups } = await ctx.api.call('GET', '/api/groups', groupListAnswerSchema);
+      const current = groups.find((g) => g.groupId === conv);
+      if (!current?.admins.includes(ctx.me.userId)) {
+        throw new ClientError('invalid_input', 'Only admins can change the group picture.');
+      }
+      const { picture: _old, ...rest } = group;
+      const next: GroupInfo = { ...rest, ...(picture ? { picture } : {}), admins: current.admins };
+      const text = picture ? 'You changed the group picture' : 'You removed the group picture';
+      await this.#steps.save(conv, next, text, this.#steps.own(text));
+      return current.members;
+    });
+    await this.#steps.sendTo(to, GroupPictures.payload(conv, picture));
   }
 
   /** A group picture from `from`: taken only from a member the relay lists as admin (or our own other device). */

@@ -198,4 +198,43 @@ describe('groups', () => {
       code: 'decrypt_failed',
     });
   });
+  it('a rename stored after a removal was handled does not bring the removed member back, nor give them the key', async () => {
+    const g = await ann.engine.createGroup('Rename race', [person(ben), person(cat)]);
+    const groupOn = (u: TestUser) => u.engine.getSnapshot().conversations.find((c) => c.conv === g)?.group;
+    for (const u of [ben, cat]) await until('the group arrived', () => groupOn(u)?.members.length === 3);
+    await ann.engine.setGroupAdmin(g, ben.userId, true);
+    await until('ben is an admin', () => groupOn(ben)?.admins.includes(ben.userId));
+    await ben.engine.send(g, 'ben before the rename');
+    await until('cat got it', () => hasText(cat.engine, g, 'ben before the rename'));
+    expect(await asClient(ben.engine).dangerousTestOnlyGroupKeyDevices(g)).toContain(`${cat.userId}/${deviceOf(cat)}`);
+
+    // Ben renames; his commit of the new name is held. Meanwhile ann removes cat, and ben's client hears of it.
+    const hold = holdNextMessagesCommit(ben.engine, ['conversations']);
+    const removedLine = async () =>
+      (await history(ben.engine, g)).some(
+        (m) => m.kind === 'notice' && m.text.includes(`removed ${person(cat).username}`),
+      );
+    try {
+      const renaming = ben.engine.renameGroup(g, 'Renamed in the race');
+      await hold.holding;
+      await ann.engine.removeGroupMember(g, cat.userId);
+      // The removal reached ben: it waits for the group's queue, or (were group changes not serialized) it is stored.
+      await until(
+        'the removal reached ben',
+        async () => asClient(ben.engine).dangerousTestOnlyGroupQueueWaiting(g) > 0 || (await removedLine()),
+      );
+      await hold.release();
+      await renaming;
+    } finally {
+      hold.stop();
+    }
+    await until('the removal is stored on ben’s device', removedLine);
+    expect(groupOn(ben)?.name).toBe('Renamed in the race');
+    expect(groupOn(ben)?.members.map((m) => m.userId)).not.toContain(cat.userId);
+    await ben.engine.send(g, 'ben after the race');
+    await until('ann got it', () => hasText(ann.engine, g, 'ben after the race'));
+    const devices = await asClient(ben.engine).dangerousTestOnlyGroupKeyDevices(g);
+    expect(devices).toContain(`${ann.userId}/${deviceOf(ann)}`);
+    expect(devices.filter((d) => d.startsWith(`${cat.userId}/`))).toEqual([]);
+  });
 });
