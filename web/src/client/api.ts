@@ -20,6 +20,13 @@ function mapCode(code: string): ClientErrorCode {
   return KNOWN.has(code) ? (code as ClientErrorCode) : 'relay_error';
 }
 
+/**
+ * How long a call may take, answer included. The engine waits for some calls in its queues (a group's info is checked
+ * with the relay before it is stored): a relay that never answers, or a connection that went dead without a reset,
+ * must not hold them for ever.
+ */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
 /** Raw HTTP call; `token` adds the bearer header. Throws ClientError; returns the parsed JSON (or null on 204). */
 export async function request<T>(
   base: string,
@@ -28,8 +35,15 @@ export async function request<T>(
   schema: z.ZodType<T> | null,
   body?: unknown,
   token?: string,
+  timeoutMs = REQUEST_TIMEOUT_MS,
 ): Promise<T> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const unreachable = (cause: unknown): ClientError =>
+    signal.aborted
+      ? new ClientError('relay_unreachable', `The relay did not answer within ${timeoutMs / 1000} s.`, { cause })
+      : new ClientError('relay_unreachable', 'The relay is unreachable. Check your connection.', { cause });
   let res: Response;
+  let text: string;
   try {
     res = await fetch(new URL(path, base), {
       method,
@@ -38,11 +52,12 @@ export async function request<T>(
         ...(token ? { authorization: `Bearer ${token}` } : {}),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
     });
+    text = await res.text();
   } catch (cause) {
-    throw new ClientError('relay_unreachable', 'The relay is unreachable. Check your connection.', { cause });
+    throw unreachable(cause);
   }
-  const text = await res.text();
   let json: unknown = null;
   if (text) {
     try {
