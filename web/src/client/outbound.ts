@@ -22,7 +22,7 @@ import {
   type ControlPayload,
   type OutboxEntry,
 } from './schemas';
-import { WriteBatch, type StagedUpdate } from './store';
+import { WriteBatch } from './store';
 import type { ChatMessage, SendExtra } from './types';
 import { lastTextOf } from './actions';
 
@@ -425,40 +425,28 @@ export class Outbound {
   }
 
   /** The relay stored the send: drop it from the outbox and tick it `sent`. */
-  async acknowledged(id: string, conv: string): Promise<void> {
-    const ctx = this.#ctx;
-    await ctx.store.changeMessages(async () => {
-      const found = await ctx.store.message(id);
-      const batch = new WriteBatch();
-      batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
-      let updated: ChatMessage | null = null;
-      let staged: StagedUpdate | null = null;
-      if (found && RANK[found.message.status] < RANK.sent) {
-        updated = { ...found.message, status: 'sent' };
-        staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
-      }
-      await ctx.store.commit(batch);
-      if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
-    });
+  acknowledged(id: string, conv: string): Promise<void> {
+    return this.#closeSend(id, conv, (m) => (RANK[m.status] < RANK.sent ? { ...m, status: 'sent' } : null));
   }
 
   /** The send cannot succeed: drop it from the outbox and show why on the message. */
   async failOutgoing(id: string, conv: string, reason: string, notify = true): Promise<void> {
+    await this.#closeSend(id, conv, (m) => ({ ...m, failure: `Not sent: ${reason}` }));
+    if (notify) this.#ctx.notice('error', `A message could not be sent: ${reason}`);
+  }
+
+  /** Drops send `id` from the outbox and, in the same commit, changes its message (`change` null: as it is). */
+  async #closeSend(id: string, conv: string, change: (m: ChatMessage) => ChatMessage | null): Promise<void> {
     const ctx = this.#ctx;
     await ctx.store.changeMessages(async () => {
       const found = await ctx.store.message(id);
       const batch = new WriteBatch();
       batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
-      let updated: ChatMessage | null = null;
-      let staged: StagedUpdate | null = null;
-      if (found) {
-        updated = { ...found.message, failure: `Not sent: ${reason}` };
-        staged = await ctx.store.stageMessageUpdate(batch, updated, found.sort);
-      }
+      const updated = found ? change(found.message) : null;
+      const staged = found && updated ? await ctx.store.stageMessageUpdate(batch, updated, found.sort) : null;
       await ctx.store.commit(batch);
       if (updated && staged?.applied) ctx.emitMessages(conv, [updated]);
     });
-    if (notify) ctx.notice('error', `A message could not be sent: ${reason}`);
   }
 
   /** Encrypted control message (typing, receipts) to connected devices only; never stored, never retried. */
