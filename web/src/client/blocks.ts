@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { blockListAnswerSchema, idSchema, usernameSchema } from '@weconnect/relay/protocol';
 import type { RelayApi } from './api';
+import { KeyedSerialQueue } from './serial-queue';
 import type { LocalStore } from './store';
 import type { Person } from './types';
 
@@ -18,8 +19,19 @@ export interface BlockListHost {
   publish(people: readonly Person[]): void;
 }
 
+/** The sealed local copy of the list (read at start, and by tests). */
+export function readStoredBlocks(store: LocalStore): Promise<{ people: Person[] } | null> {
+  return store.read('secrets', 'blocks', storedBlocksSchema);
+}
+
 export class BlockList {
   #people: Person[] = [];
+  /**
+   * Block, unblock and sync one at a time, each with the relay's answer and the list stored before the next starts:
+   * two blocks made at once each started from the list without the other, and the later one dropped the first from
+   * this device (its messages in a shared group showed again, typing and receipts went to that person again).
+   */
+  readonly #turns = new KeyedSerialQueue();
 
   constructor(
     private readonly api: RelayApi,
@@ -29,24 +41,30 @@ export class BlockList {
 
   /** The sealed local copy, so that blocked people are dropped from the first message on. */
   async load(): Promise<void> {
-    const stored = await this.store.read('secrets', 'blocks', storedBlocksSchema);
+    const stored = await readStoredBlocks(this.store);
     if (stored) this.#apply(stored.people);
   }
 
   /** The relay's list (another of our devices may have changed it). */
-  async sync(): Promise<void> {
-    const answer = await this.api.call('GET', '/api/blocks', blockListAnswerSchema);
-    await this.#save(answer.blocks);
+  sync(): Promise<void> {
+    return this.#turns.run('blocks', async () => {
+      const answer = await this.api.call('GET', '/api/blocks', blockListAnswerSchema);
+      await this.#save(answer.blocks);
+    });
   }
 
-  async block(person: Person): Promise<void> {
-    await this.api.call('PUT', `/api/blocks/${encodeURIComponent(person.userId)}`, null);
-    await this.#save([...this.#people.filter((p) => p.userId !== person.userId), person]);
+  block(person: Person): Promise<void> {
+    return this.#turns.run('blocks', async () => {
+      await this.api.call('PUT', `/api/blocks/${encodeURIComponent(person.userId)}`, null);
+      await this.#save([...this.#people.filter((p) => p.userId !== person.userId), person]);
+    });
   }
 
-  async unblock(userId: string): Promise<void> {
-    await this.api.call('DELETE', `/api/blocks/${encodeURIComponent(userId)}`, null);
-    await this.#save(this.#people.filter((p) => p.userId !== userId));
+  unblock(userId: string): Promise<void> {
+    return this.#turns.run('blocks', async () => {
+      await this.api.call('DELETE', `/api/blocks/${encodeURIComponent(userId)}`, null);
+      await this.#save(this.#people.filter((p) => p.userId !== userId));
+    });
   }
 
   async #save(people: Person[]): Promise<void> {

@@ -4,7 +4,7 @@
 
 import type { AccountControl, PasswordProgress } from './account';
 import type { RelayApi } from './api';
-import { BlockList } from './blocks';
+import { BlockList, readStoredBlocks } from './blocks';
 import { EngineContext, assertTest, convRecordSchema, decoder, encoder, type ConvState } from './context';
 import type { Crypto } from './crypto-loader';
 import { wipeEngineDB } from './db';
@@ -776,6 +776,12 @@ export class ChatClient implements ChatEngineApi {
   dangerousTestOnlyAroundCommit(around: LocalStore['dangerousTestOnlyAroundCommit']): void {
     assertTest();
     this.#ctx.store.dangerousTestOnlyAroundCommit = around;
+  }
+
+  /** Test-only: the block list as sealed in IndexedDB (what the next start reads first). */
+  async dangerousTestOnlyStoredBlocks(): Promise<Person[] | undefined> {
+    assertTest();
+    return (await readStoredBlocks(this.#ctx.store))?.people;
   }
 
   /** Test-only: how many tasks wait for a group's queue (a send, a key share) behind the running one. */

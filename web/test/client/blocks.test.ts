@@ -139,4 +139,23 @@ describe('blocking', () => {
       asClient(second).close();
     }
   });
+  it('takes two blocks made at once, and two unblocks, each in memory and as stored for the next start', async () => {
+    const stored = async () =>
+      ((await asClient(ann.engine).dangerousTestOnlyStoredBlocks()) ?? []).map((p) => p.userId).sort();
+    // Baseline: nobody is blocked after the unblock above.
+    expect(ann.engine.getSnapshot().blocked).toEqual([]);
+    expect(await stored()).toEqual([]);
+    await Promise.all([ann.engine.block(person(mal)), ann.engine.block(person(cat))]);
+    const both = [mal.userId, cat.userId].sort();
+    expect(
+      ann.engine
+        .getSnapshot()
+        .blocked.map((p) => p.userId)
+        .sort(),
+    ).toEqual(both);
+    expect(await stored()).toEqual(both);
+    await Promise.all([ann.engine.unblock(mal.userId), ann.engine.unblock(cat.userId)]);
+    expect(ann.engine.getSnapshot().blocked).toEqual([]);
+    expect(await stored()).toEqual([]);
+  });
 });
