@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { EngineContext } from './context';
 import { ClientError } from './errors';
+import { KeyedSerialQueue } from './serial-queue';
 import type { ChatMessage } from './types';
 
 export const preferencesSchema = z.object({
@@ -37,6 +38,7 @@ export type ArrivalListener = (conv: string, message: ChatMessage) => void;
 export class PreferenceStore {
   readonly #ctx: EngineContext;
   readonly #arrivals = new Set<ArrivalListener>();
+  readonly #turns = new KeyedSerialQueue();
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -52,16 +54,26 @@ export class PreferenceStore {
     this.#ctx.set({ preferences: { ...DEFAULT_PREFERENCES, ...stored } }, false);
   }
 
-  async set(patch: Partial<Preferences>): Promise<void> {
-    const parsed = preferencesSchema.safeParse({ ...this.current, ...patch });
-    if (!parsed.success) throw new ClientError('invalid_input', 'These settings are not valid.');
-    await this.#ctx.store.write('secrets', KEY, parsed.data);
-    this.#ctx.set({ preferences: parsed.data });
+  /**
+   * Changes settings (`patch`, or a function of the settings as they are then). One change at a time, each from the
+   * settings the one before stored: two switched at once (read receipts off, then typing off) each started from the
+   * settings without the other, and the later one switched the first back on.
+   */
+  set(patch: Partial<Preferences> | ((now: Preferences) => Partial<Preferences>)): Promise<void> {
+    return this.#turns.run(KEY, async () => {
+      const now = this.current;
+      const parsed = preferencesSchema.safeParse({ ...now, ...(typeof patch === 'function' ? patch(now) : patch) });
+      if (!parsed.success) throw new ClientError('invalid_input', 'These settings are not valid.');
+      await this.#ctx.store.write('secrets', KEY, parsed.data);
+      this.#ctx.set({ preferences: parsed.data });
+    });
   }
 
-  async setMuted(conv: string, muted: boolean): Promise<void> {
-    const others = this.current.muted.filter((c) => c !== conv);
-    await this.set({ muted: muted ? [...others, conv] : others });
+  setMuted(conv: string, muted: boolean): Promise<void> {
+    return this.set((now) => {
+      const others = now.muted.filter((c) => c !== conv);
+      return { muted: muted ? [...others, conv] : others };
+    });
   }
 
   onArrival(listener: ArrivalListener): () => void {

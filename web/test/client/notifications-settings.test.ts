@@ -125,4 +125,30 @@ describe('notification and privacy settings', () => {
     await until('the indicator was handled', () => relayed(dan) - dansBefore === 1);
     expect(dan.engine.getSnapshot().typingUntil[eve.userId] ?? 0).toBe(0); // …and not shown
   });
+  it('changed at once, each change holds, in memory and after a reload', async () => {
+    // Baseline: both privacy settings on, and eve not muted (set one at a time).
+    await dan.engine.setPreferences({ readReceipts: true, typingIndicators: true });
+    await dan.engine.setMuted(eve.userId, false);
+    await Promise.all([
+      dan.engine.setPreferences({ readReceipts: false }),
+      dan.engine.setPreferences({ typingIndicators: false }),
+      dan.engine.setMuted(eve.userId, true),
+    ]);
+    const all = { readReceipts: false, typingIndicators: false, muted: [eve.userId] };
+    expect(dan.engine.getSnapshot().preferences).toMatchObject(all);
+    asClient(dan.engine).close();
+    dan.engine = await boot(relay.url, dan.db).signIn(dan.name, dan.password);
+    engines.push(dan.engine);
+    expect(dan.engine.getSnapshot().preferences).toMatchObject(all);
+    await Promise.all([
+      dan.engine.setPreferences({ readReceipts: true }),
+      dan.engine.setPreferences({ typingIndicators: true }),
+      dan.engine.setMuted(eve.userId, false),
+    ]);
+    expect(dan.engine.getSnapshot().preferences).toMatchObject({
+      readReceipts: true,
+      typingIndicators: true,
+      muted: [],
+    });
+  });
 });
