@@ -75,7 +75,6 @@ export class LocalStore {
   #retired: string | null = null;
   readonly #messageChanges = new KeyedSerialQueue();
   #changing = false;
-  #changesWaiting = 0;
 
   constructor(db: EngineDB, vault: Vault) {
     this.db = db;
@@ -199,9 +198,7 @@ export class LocalStore {
    * that waits for one (a send's acknowledgement does), or both wait forever.
    */
   changeMessages<T>(task: () => Promise<T>): Promise<T> {
-    this.#changesWaiting++;
     return this.#messageChanges.run('messages', async () => {
-      this.#changesWaiting--;
       this.#changing = true;
       try {
         return await task();
@@ -213,7 +210,7 @@ export class LocalStore {
 
   /** Test-only (ChatClient.dangerousTestOnlyMessageChangesWaiting): changes queued behind the running one. */
   get dangerousTestOnlyChangesWaiting(): number {
-    return this.#changesWaiting;
+    return this.#messageChanges.waiting('messages');
   }
 
   async message(id: string): Promise<{ message: ChatMessage; sort: number } | null> {
