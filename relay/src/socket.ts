@@ -89,8 +89,10 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
   // Socket.IO's memory advice: the engine's copy of the upgrade request is not needed after the handshake.
   io.engine.on('connection', (raw: EngineSocket) => {
     raw.request = null;
-    if (raw.transport?.name === 'websocket') releaseUpgradeRequest(raw.transport);
-    else raw.once('upgrade', releaseUpgradeRequest); // long-polling first: the WebSocket comes later, if at all
+    if (raw.transport?.name === 'websocket') {
+      releaseUpgradeRequest(raw.transport);
+      releaseHandshakeListeners(raw.transport);
+    } else raw.once('upgrade', releaseUpgradeRequest); // long-polling first: the WebSocket comes later, if at all
   });
 
   const bufferPolicy = writeBufferPolicy(config);
@@ -171,10 +173,14 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
   };
 }
 
-interface EngineTransport {
+interface EngineTransport extends NodeJS.EventEmitter {
   name?: string;
   /** The `ws` WebSocket of the websocket transport. */
-  socket?: { _socket?: NodeJS.EventEmitter | null; bufferedAmount?: number; terminate?: () => void };
+  socket?: NodeJS.EventEmitter & {
+    _socket?: NodeJS.EventEmitter | null;
+    bufferedAmount?: number;
+    terminate?: () => void;
+  };
 }
 interface EngineSocket extends NodeJS.EventEmitter {
   request: unknown;
@@ -239,6 +245,24 @@ function releaseUpgradeRequest(transport: EngineTransport): void {
     }
   }
 }
+
+/**
+ * Two listeners engine.io leaves for a connection's lifetime when it starts on a WebSocket, each a closure (with its
+ * entry in its emitter's listener table): the handshake's `headers` listener on the transport, which only a
+ * long-polling response emits, and `onUpgradeError` on the WebSocket, a no-op the transport's own `error` listener
+ * replaces (it stays, so an error is still handled).
+ */
+function releaseHandshakeListeners(transport: EngineTransport): void {
+  transport.removeAllListeners('headers');
+  const ws = transport.socket;
+  if (!ws) return;
+  for (const listener of ws.listeners('error')) {
+    if (listener.name === UPGRADE_ERROR_LISTENER) ws.removeListener('error', listener as () => void);
+  }
+}
+
+/** The name of engine.io's no-op `error` listener on a WebSocket that opened a session (server.js, onWebSocket). */
+const UPGRADE_ERROR_LISTENER = 'onUpgradeError';
 
 /** Shared by every trimmed handshake; frozen, so no one can write through it. */
 const EMPTY = Object.freeze({});
@@ -360,6 +384,9 @@ function onConnection(
 ): void {
   const link = socket.data;
   void socket.join([familyRoom(link.familyId), userRoom(link.userId)]);
+  // Socket.IO puts every socket in a room of its own id; the relay never addresses one (its rooms are the family's and
+  // the account's), and the room costs a Set and two map entries per connection.
+  void socket.leave(socket.id);
   expiry.add(socket, link.expiresAt);
   // "Last active" is kept per connection (and sign-in, refresh), never per message.
   deps.accounts.touch(link.deviceId).catch((err: unknown) => deps.log.warn({ err }, 'device activity not recorded'));

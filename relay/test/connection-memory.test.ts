@@ -1,8 +1,10 @@
 // What an idle connection keeps: no upgrade request (engine.io's and its WebSocketResponse's references are dropped),
-// no token in its handshake; and a client that starts on long-polling and upgrades to a WebSocket still works.
-// Each is compared with a plain Socket.IO server of the same versions and options, started here: the relay's
-// connection holds one `close` listener fewer on its TCP socket and no request where the plain one holds both (if
-// engine.io stopped adding them, the comparison fails instead of passing for nothing).
+// no token in its handshake, none of the handshake's listeners engine.io leaves behind, and no room of its own id;
+// and a client that starts on long-polling and upgrades to a WebSocket still works. Each is compared with a plain
+// Socket.IO server of the same versions and options, started here: the relay's connection holds one `close` listener
+// fewer on its TCP socket, no request, no `headers` listener on its transport, one `error` listener fewer on its
+// WebSocket and one room fewer where the plain one holds them (if engine.io or Socket.IO stopped adding them, the
+// comparison fails instead of passing for nothing).
 // scripts/idle-memory.ts measures the memory itself.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -26,7 +28,7 @@ afterAll(() => t.close());
 
 interface EngineClient {
   request: unknown;
-  transport: { name: string; socket?: { _socket?: NodeJS.EventEmitter } };
+  transport: NodeJS.EventEmitter & { name: string; socket?: NodeJS.EventEmitter & { _socket?: NodeJS.EventEmitter } };
 }
 
 /** engine.io's connected sockets (not a public API: this test pins the internals the relay works around). */
@@ -35,10 +37,34 @@ function engineClients(server: Server = t.relay.io as unknown as Server): Engine
   return Object.values(engine.clients);
 }
 
-const closeListeners = (client: EngineClient): number => client.transport.socket?._socket?.listenerCount('close') ?? -1;
+interface Held {
+  request: unknown;
+  /** On its TCP socket. */
+  closeListeners: number;
+  /** On its transport. */
+  headersListeners: number;
+  /** On its `ws` WebSocket. */
+  errorListeners: number;
+}
 
-/** What a connection of a plain Socket.IO server (no relay hooks) holds: its request, and its TCP close listeners. */
-async function plainConnection(): Promise<{ request: unknown; closeListeners: number }> {
+function held(client: EngineClient): Held {
+  return {
+    request: client.request,
+    closeListeners: client.transport.socket?._socket?.listenerCount('close') ?? -1,
+    headersListeners: client.transport.listenerCount('headers'),
+    errorListeners: client.transport.socket?.listenerCount('error') ?? -1,
+  };
+}
+
+/** The rooms the server's socket of that engine.io connection is in. */
+function roomsOf(server: Server, client: EngineClient): string[] {
+  const socket = [...server.of('/').sockets.values()].find((s) => (s.conn as unknown) === client);
+  if (!socket) throw new Error('no Socket.IO socket on that connection');
+  return [...socket.rooms].map((room) => (room === socket.id ? 'its own id' : room.split(':')[0]!));
+}
+
+/** What a connection of a plain Socket.IO server (no relay hooks) holds, and its rooms. */
+async function plainConnection(): Promise<Held & { rooms: string[] }> {
   const http = createServer();
   const server = new Server(http, { parser: msgpackParser, serveClient: false });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
@@ -51,7 +77,7 @@ async function plainConnection(): Promise<{ request: unknown; closeListeners: nu
     });
     const [client] = engineClients(server);
     if (!client) throw new Error('the plain server has no connection');
-    return { request: client.request, closeListeners: closeListeners(client) };
+    return { ...held(client), rooms: roomsOf(server, client) };
   } finally {
     socket.disconnect();
     await server.close();
@@ -59,16 +85,25 @@ async function plainConnection(): Promise<{ request: unknown; closeListeners: nu
 }
 
 describe('an idle connection', () => {
-  it('keeps neither the upgrade request nor the access token', async () => {
+  it('keeps neither the upgrade request, nor the access token, nor the handshake’s listeners, nor a room of its id', async () => {
     const plain = await plainConnection();
     expect(plain.request).not.toBeNull();
     expect(plain.closeListeners).toBeGreaterThan(0);
+    expect(plain.headersListeners).toBeGreaterThan(0);
+    expect(plain.errorListeners).toBeGreaterThan(1);
+    expect(plain.rooms).toEqual(['its own id']);
     const device = await connectDevice(t.url, alice.accessToken);
     const clients = engineClients();
     expect(clients.length).toBeGreaterThan(0);
     for (const client of clients) {
-      expect(client.request).toBeNull();
-      expect(closeListeners(client)).toBe(plain.closeListeners - 1);
+      expect(held(client)).toEqual({
+        request: null,
+        closeListeners: plain.closeListeners - 1,
+        headersListeners: 0,
+        // the transport's own, which handles a WebSocket error: engine.io's no-op is gone
+        errorListeners: plain.errorListeners - 1,
+      });
+      expect(roomsOf(t.relay.io as unknown as Server, client).sort()).toEqual(['family', 'user']);
     }
     const sockets = [...t.relay.io.sockets.sockets.values()];
     for (const socket of sockets) expect(JSON.stringify(socket.handshake)).not.toContain(alice.accessToken);
@@ -92,7 +127,7 @@ describe('an idle connection', () => {
       const plain = await plainConnection();
       for (const client of engineClients()) {
         expect(client.request).toBeNull();
-        expect(closeListeners(client)).toBe(plain.closeListeners - 1);
+        expect(held(client).closeListeners).toBe(plain.closeListeners - 1);
       }
       const id = messageId();
       const ack: unknown = await socket
