@@ -159,7 +159,7 @@ export class Actions {
         ? await ctx.stageConvChange(
             batch,
             c,
-            (was) => (sort >= was.lastTs ? { ...was, lastText: lastTextOf(updated) } : was),
+            (was) => (sort >= was.lastTs ? { ...was, lastText: lastTextOf(updated), lastId: updated.id } : was),
             staged,
           )
         : null;
@@ -254,8 +254,11 @@ export class Actions {
       const { rows } = await ctx.store.page(conv, found.sort, 1);
       const previous = rows[0] ? await ctx.store.openMessage(rows[0]) : null;
       const lastText = previous ? lastTextOf(previous) : '';
+      const lastId = previous?.id;
       // Only while it is still the latest: a message that came in meanwhile keeps its line.
-      line = await ctx.stageConvChange(batch, c, (was) => (found.sort >= was.lastTs ? { ...was, lastText } : was));
+      line = await ctx.stageConvChange(batch, c, (was) =>
+        found.sort >= was.lastTs ? { ...was, lastText, lastId } : was,
+      );
     }
     await ctx.store.commit(batch);
     if (line) {

@@ -804,6 +804,21 @@ export class ChatClient implements ChatEngineApi {
     return { conv, ...(await this.#ctx.store.vault.open(`conversations/${conv}`, row.sealed, convRecordSchema)) };
   }
 
+  /**
+   * Test-only: stores the conversation's state, and keeps it in memory, without the id of its last line's message, as
+   * a version before `lastId` left it.
+   */
+  async dangerousTestOnlyKeepConversationAsBeforeLastId(conv: string): Promise<void> {
+    assertTest();
+    const current = this.#ctx.convs.get(conv);
+    if (!current) throw new Error('no such conversation');
+    const { lastId: _lastId, ...before } = current;
+    const batch = new WriteBatch();
+    await this.#ctx.stageConv(batch, before);
+    await this.#ctx.store.commit(batch);
+    this.#ctx.convs.set(conv, before);
+  }
+
   /** Test-only: how many messages wait in the outbox. */
   async dangerousTestOnlyOutboxSize(): Promise<number> {
     assertTest();

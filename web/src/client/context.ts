@@ -47,12 +47,18 @@ export interface ConvState extends Conversation {
   lastArrival?: number;
   /** Disappearing messages: the conversation's timer in seconds (absent: off). */
   expireSeconds?: number;
+  /**
+   * The id of the message (or notice) the last line shows; absent when it shows none, and in states stored before it
+   * was kept. The disappearing sweep replaces only a line that comes from a message it deleted (or one it cannot tell).
+   */
+  lastId?: string;
 }
 
 export const convRecordSchema = conversationSummarySchema.extend({
   unreadIds: z.array(z.string()).max(1000),
   lastArrival: z.number().optional(),
   expireSeconds: z.number().int().positive().optional(),
+  lastId: z.string().optional(),
 });
 
 export interface EngineDeps {
@@ -220,7 +226,7 @@ export class EngineContext {
   sortedConvs(): Conversation[] {
     return [...this.convs.values()]
       .sort((a, b) => b.lastTs - a.lastTs)
-      .map(({ unreadIds: _unreadIds, lastArrival: _lastArrival, ...c }) => c);
+      .map(({ unreadIds: _unreadIds, lastArrival: _lastArrival, lastId: _lastId, ...c }) => c);
   }
 
   /**
@@ -339,6 +345,7 @@ export class EngineContext {
       ...c,
       username,
       lastText: lastTextOf(message),
+      lastId: message.id,
       lastTs: Math.max(c.lastTs, message.ts),
       unread: c.unread + 1,
       unreadIds: [...c.unreadIds, message.id].slice(-1000),

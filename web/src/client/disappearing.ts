@@ -215,9 +215,12 @@ export class Disappearing {
       const lastText = last ? lastTextOf(last) : '';
       const change = (was: ConvState): ConvState => {
         const unreadIds = was.unreadIds.filter((id) => !gone.has(id));
+        // The line changes only if it comes from a message deleted here: one that arrived (or was sent, or edited)
+        // since the rows above were read keeps its line.
+        const line = was.lastId === undefined || gone.has(was.lastId) ? { lastText, lastId: last?.id } : {};
         return {
           ...was,
-          lastText,
+          ...line,
           unread: Math.max(0, was.unread - (was.unreadIds.length - unreadIds.length)),
           unreadIds,
         };

@@ -69,12 +69,13 @@ export class GroupMembership {
     const unread = notice?.unread ?? false;
     const lastTs = Math.max(ctx.now(), line?.ts ?? 0);
     const start: ConvState = { conv: groupId, username: group.name, lastText: '', lastTs: 0, unread: 0, unreadIds: [] };
-    // What else the conversation holds (its disappearing timer) stays.
+    // What else the conversation holds (its disappearing timer) stays, and so does its last line without a notice:
+    // `lastText` is only for a conversation this device does not have yet.
     const { settle } = await ctx.stageConvChange(batch, start, (c) => ({
       ...c,
       username: group.name,
       group,
-      lastText: notice?.text ?? lastText,
+      ...(line ? { lastText: line.text, lastId: line.id } : c === start ? { lastText } : {}),
       lastTs,
       unread: c.unread + (unread ? 1 : 0),
       unreadIds: [...c.unreadIds, ...(unread && line ? [line.id] : [])].slice(-1000),

@@ -419,6 +419,7 @@ export class Inbound {
     const { settle } = await ctx.stageConvChange(batch, start, (c) => ({
       ...c,
       lastText: lastTextOf(message),
+      lastId: message.id,
       lastTs: Math.max(c.lastTs, ts),
       lastArrival: ts,
     }));

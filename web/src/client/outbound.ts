@@ -105,6 +105,7 @@ export class Outbound {
     const { settle } = await ctx.stageConvChange(batch, c, (latest) => ({
       ...latest,
       lastText: lastTextOf(message),
+      lastId: message.id,
       lastTs: now,
     }));
     await ctx.store.stageOutbox(batch, id, conv, now, { envelopes: null });

@@ -326,6 +326,52 @@ describe('disappearing messages in a one-to-one conversation', () => {
     await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
   });
 
+  it("a message that arrives while the sweep deletes the one before stays the chat's last line, in memory and as stored", async () => {
+    await ann.engine.setDisappearing(bob.userId, 300);
+    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
+    const id = await ann.engine.send(bob.userId, 'this one vanishes');
+    await until('bob got it', () => hasText(bob.engine, ann.userId, 'this one vanishes'));
+    const line = () => bob.engine.getSnapshot().conversations.find((c) => c.conv === ann.userId)?.lastText;
+    const stored = async () => (await asClient(bob.engine).dangerousTestOnlyStoredConversation(ann.userId))?.lastText;
+    // Bob's sweep has read the rows and worked out the line it would leave; its commit waits until the next message
+    // from Ann is stored and shown as the line.
+    now += 301_000;
+    const hold = holdNextMessagesCommit(bob.engine, ['conversations']);
+    try {
+      const sweeping = asClient(bob.engine).dangerousTestOnlyExpireNow();
+      await hold.holding;
+      await ann.engine.send(bob.userId, 'arrived during the sweep');
+      await until('bob shows it as the line', () => line() === 'arrived during the sweep');
+      await hold.release();
+      await sweeping;
+    } finally {
+      hold.stop();
+    }
+    expect(await rawRow(bob.db, id)).toBeUndefined();
+    expect(line()).toBe('arrived during the sweep');
+    await until('stored as the line', async () => (await stored()) === 'arrived during the sweep');
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+  });
+
+  it("replaces the vanished message's line in a conversation stored before the line's message id was kept", async () => {
+    await ann.engine.setDisappearing(bob.userId, 300);
+    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
+    const id = await ann.engine.send(bob.userId, 'vanishes from an older state');
+    await until('bob got it', () => hasText(bob.engine, ann.userId, 'vanishes from an older state'));
+    await asClient(bob.engine).dangerousTestOnlyKeepConversationAsBeforeLastId(ann.userId);
+    expect((await asClient(bob.engine).dangerousTestOnlyStoredConversation(ann.userId))?.lastId).toBeUndefined();
+    now += 301_000;
+    await asClient(bob.engine).dangerousTestOnlyExpireNow();
+    expect(await rawRow(bob.db, id)).toBeUndefined();
+    expect(bob.engine.getSnapshot().conversations.find((c) => c.conv === ann.userId)?.lastText).not.toMatch(/vanish/);
+    expect((await asClient(bob.engine).dangerousTestOnlyStoredConversation(ann.userId))?.lastText).not.toMatch(
+      /vanish/,
+    );
+    await ann.engine.setDisappearing(bob.userId, 0);
+    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+  });
+
   it('a timer that arrives while a message is sent stays set, in memory and as stored for the next start', async () => {
     expect(timerOf(ann.engine, bob.userId)).toBeUndefined();
     const stored = async () =>
