@@ -51,6 +51,8 @@ import type {
 } from './types';
 
 const MAINTENANCE_EVERY_MS = 60 * 60_000;
+/** The engine queue's key for reading and changing the relay's presence-sharing setting. */
+const PRESENCE_SETTING = 'settings:presence';
 
 export interface ChatClientOptions {
   crypto: Crypto;
@@ -510,9 +512,11 @@ export class ChatClient implements ChatEngineApi {
       }
     });
     void this.#blocks.sync().catch((e: unknown) => console.warn('block list not synced:', describeError(e)));
-    void this.#ctx.api
-      .call('GET', '/api/settings', settingsSchema)
-      .then((s) => this.#ctx.set({ sharePresence: s.sharePresence }))
+    void this.#ctx.queue
+      .run(PRESENCE_SETTING, async () => {
+        const s = await this.#ctx.api.call('GET', '/api/settings', settingsSchema);
+        this.#ctx.set({ sharePresence: s.sharePresence });
+      })
       .catch(() => undefined); // an optional extension of the protocol; the local choice stays
   }
 
@@ -523,10 +527,16 @@ export class ChatClient implements ChatEngineApi {
     this.#ctx.set({ presence: { ...this.#ctx.snapshot.presence, [userId]: { online, lastSeen } } });
   }
 
-  async setSharePresence(on: boolean): Promise<void> {
-    await this.#ctx.api.call('PUT', '/api/settings', null, { sharePresence: on });
-    await this.#ctx.store.write('secrets', 'settings', { sharePresence: on });
-    this.#ctx.set({ sharePresence: on });
+  /**
+   * One change at a time, each sent once the one before was answered (and after the relay's value was read at start):
+   * two requests in flight could reach the relay in either order, and it would keep sharing while the switch shows off.
+   */
+  setSharePresence(on: boolean): Promise<void> {
+    return this.#ctx.queue.run(PRESENCE_SETTING, async () => {
+      await this.#ctx.api.call('PUT', '/api/settings', null, { sharePresence: on });
+      await this.#ctx.store.write('secrets', 'settings', { sharePresence: on });
+      this.#ctx.set({ sharePresence: on });
+    });
   }
 
   /** Refills one-time prekeys below 20 and rotates the signed prekey weekly; prunes old dedupe ids and sends. */
@@ -782,6 +792,12 @@ export class ChatClient implements ChatEngineApi {
   async dangerousTestOnlyStoredBlocks(): Promise<Person[] | undefined> {
     assertTest();
     return (await readStoredBlocks(this.#ctx.store))?.people;
+  }
+
+  /** Test-only: how many presence-sharing changes wait for the one in flight (setSharePresence). */
+  dangerousTestOnlyPresenceSettingWaiting(): number {
+    assertTest();
+    return this.#ctx.queue.waiting(PRESENCE_SETTING);
   }
 
   /** Test-only: how many tasks wait for a group's queue (a send, a key share) behind the running one. */

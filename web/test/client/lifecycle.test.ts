@@ -1,7 +1,7 @@
 // The engine's account lifecycle against a real relay: sign-out (wipe or keep), presence sharing, one-time prekey
 // refill, weekly signed-prekey rotation on an injected clock, and the one-writer-tab lock.
 import 'fake-indexeddb/auto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { webLocks, type LockProvider } from '../../src/client/boot';
 import { openEngineDB } from '../../src/client/db';
 import {
@@ -110,6 +110,50 @@ describe('presence sharing', () => {
 
     await shy.engine.setSharePresence(true);
     await until('watcher sees shy online again', () => watcher.engine.getSnapshot().presence[shy.userId]?.online);
+  });
+
+  it('switched off and on at once, the relay keeps what the switch shows last, though the first request was slower', async () => {
+    const shy = await user('pr_twice');
+    const client = asClient(shy.engine);
+    const relayValue = async () => {
+      const answer = await http(relay.url, 'GET', '/api/settings', client.dangerousTestOnlyTokens().access ?? '');
+      return (answer.json as { sharePresence?: unknown }).sharePresence;
+    };
+    await until('the start-up read is done', () => client.dangerousTestOnlyPresenceSettingWaiting() === 0);
+    expect(await relayValue()).toBe(true);
+    // The first change's request is held on its way to the relay until the second one was answered, or waits its turn.
+    const realFetch = globalThis.fetch;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held = false;
+    let secondAnswered = false;
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const isPut = init?.method === 'PUT' && String(input).endsWith('/api/settings');
+      if (isPut && !held) {
+        held = true;
+        await gate;
+        return realFetch(input, init);
+      }
+      const res = await realFetch(input, init);
+      if (isPut) secondAnswered = true;
+      return res;
+    });
+    try {
+      const off = shy.engine.setSharePresence(false);
+      await until('the first request is held', () => held);
+      const on = shy.engine.setSharePresence(true);
+      await until(
+        'the second waits its turn, or was answered first',
+        () => secondAnswered || client.dangerousTestOnlyPresenceSettingWaiting() === 1,
+      );
+      release();
+      await Promise.all([off, on]);
+    } finally {
+      release();
+      spy.mockRestore();
+    }
+    expect(shy.engine.getSnapshot().sharePresence).toBe(true);
+    expect(await relayValue()).toBe(true);
   });
 });
 
