@@ -112,7 +112,7 @@ describe('presence sharing', () => {
     await until('watcher sees shy online again', () => watcher.engine.getSnapshot().presence[shy.userId]?.online);
   });
 
-  it('switched off and on at once, the relay keeps what the switch shows last, though the first request was slower', async () => {
+  it('switched on and off at once, the relay ends up not sharing, as the switch shows, though the first request was slower', async () => {
     const shy = await user('pr_twice');
     const client = asClient(shy.engine);
     const relayValue = async () => {
@@ -120,8 +120,10 @@ describe('presence sharing', () => {
       return (answer.json as { sharePresence?: unknown }).sharePresence;
     };
     await until('the start-up read is done', () => client.dangerousTestOnlyPresenceSettingWaiting() === 0);
-    expect(await relayValue()).toBe(true);
-    // The first change's request is held on its way to the relay until the second one was answered, or waits its turn.
+    await shy.engine.setSharePresence(false);
+    expect(await relayValue()).toBe(false);
+    // Switched on, then off: the first request is held on its way to the relay until the second one was answered, or
+    // until the second waits its turn.
     const realFetch = globalThis.fetch;
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
@@ -139,21 +141,21 @@ describe('presence sharing', () => {
       return res;
     });
     try {
-      const off = shy.engine.setSharePresence(false);
-      await until('the first request is held', () => held);
       const on = shy.engine.setSharePresence(true);
+      await until('the first request is held', () => held);
+      const off = shy.engine.setSharePresence(false);
       await until(
         'the second waits its turn, or was answered first',
         () => secondAnswered || client.dangerousTestOnlyPresenceSettingWaiting() === 1,
       );
       release();
-      await Promise.all([off, on]);
+      await Promise.all([on, off]);
     } finally {
       release();
       spy.mockRestore();
     }
-    expect(shy.engine.getSnapshot().sharePresence).toBe(true);
-    expect(await relayValue()).toBe(true);
+    expect(shy.engine.getSnapshot().sharePresence).toBe(false);
+    expect(await relayValue()).toBe(false);
   });
 });
 
