@@ -14,7 +14,7 @@ import {
   type TargetedAction,
 } from './action-state';
 import { previewText } from './attachment-names';
-import type { EngineContext } from './context';
+import type { ConvState, EngineContext } from './context';
 import { ClientError } from './errors';
 import { MAX_TEXT_BYTES, encodedTextBytes } from './message-limits';
 import { actionPayloadSchema, emojiSchema, relayIdSchema, type ActionPayload, type ChatPayload } from './schemas';
@@ -155,11 +155,12 @@ export class Actions {
     const c = ctx.convs.get(before.conv);
     // The last line changes only with the message: one that disappeared meanwhile must not come back there either.
     const line =
-      c && sort >= c.lastTs
+      c && showsLine(c, updated.id, sort)
         ? await ctx.stageConvChange(
             batch,
             c,
-            (was) => (sort >= was.lastTs ? { ...was, lastText: lastTextOf(updated), lastId: updated.id } : was),
+            (was) =>
+              showsLine(was, updated.id, sort) ? { ...was, lastText: lastTextOf(updated), lastId: updated.id } : was,
             staged,
           )
         : null;
@@ -250,14 +251,14 @@ export class Actions {
     batch.add('outbox', (tx) => tx.objectStore('outbox').delete(messageId));
     const c = ctx.convs.get(conv);
     let line = null;
-    if (c && found.sort >= c.lastTs) {
+    if (c && showsLine(c, messageId, found.sort)) {
       const { rows } = await ctx.store.page(conv, found.sort, 1);
       const previous = rows[0] ? await ctx.store.openMessage(rows[0]) : null;
       const lastText = previous ? lastTextOf(previous) : '';
       const lastId = previous?.id;
       // Only while it is still the latest: a message that came in meanwhile keeps its line.
       line = await ctx.stageConvChange(batch, c, (was) =>
-        found.sort >= was.lastTs ? { ...was, lastText, lastId } : was,
+        showsLine(was, messageId, found.sort) ? { ...was, lastText, lastId } : was,
       );
     }
     await ctx.store.commit(batch);
@@ -281,6 +282,15 @@ export class Actions {
     await this.deleteForMe(conv, messageId);
     return id;
   }
+}
+
+/**
+ * Whether the conversation's last line comes from message `id` (at `sort`). By its id; a state stored before the id
+ * was kept (or one whose line is from no message) tells by time: the line is the message's if nothing came after it.
+ * Time alone is not enough: group info without a notice moves a group up the list (its `lastTs`) and keeps the line.
+ */
+function showsLine(c: ConvState, id: string, sort: number): boolean {
+  return c.lastId === undefined ? sort >= c.lastTs : c.lastId === id;
 }
 
 /** The conversation list's line for a message. */

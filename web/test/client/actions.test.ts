@@ -366,6 +366,42 @@ describe('delete for everyone', () => {
     await waitFor('cat sees it deleted', cat.engine, group, id, (m) => m.deleted === true);
   });
 
+  it('clears the group’s last line after group info without a change moved the group up the list', async () => {
+    const id = await sendAndWait(ben.engine, group, 'group line to take back', [
+      { engine: ann.engine, conv: group },
+      { engine: cat.engine, conv: group },
+    ]);
+    const conv = () => cat.engine.getSnapshot().conversations.find((c) => c.conv === group);
+    const sort = (await find(cat.engine, group, id))?.ts ?? Infinity;
+    expect(conv()?.lastText).toBe('group line to take back');
+    // Group info with no event (what a device sends its own new device, and any member's modified client can send):
+    // no notice, the line stays, and the group moves up the list, past the message's time.
+    const current = conv()?.group;
+    if (!current) throw new Error('cat does not know the group');
+    const info = { v: 1, t: 'group', groupId: group, name: current.name, members: current.members };
+    await asClient(ann.engine).dangerousTestOnlySendPairwiseJson(cat.userId, info);
+    await until('the group moved up on cat’s list', () => (conv()?.lastTs ?? 0) > sort);
+    expect(conv()?.lastText).toBe('group line to take back');
+
+    await ben.engine.deleteForEveryone(group, id);
+    await waitFor('cat sees it deleted', cat.engine, group, id, (m) => m.deleted === true);
+    expect(conv()?.lastText).toBe('This message was deleted');
+    expect((await asClient(cat.engine).dangerousTestOnlyStoredConversation(group))?.lastText).toBe(
+      'This message was deleted',
+    );
+  });
+
+  it('clears the last line of a conversation stored before the line’s message id was kept', async () => {
+    const id = await sendAndWait(ben.engine, ann.userId, 'line of an older state', [
+      { engine: ann.engine, conv: ben.userId },
+    ]);
+    await asClient(ann.engine).dangerousTestOnlyKeepConversationAsBeforeLastId(ben.userId);
+    await ben.engine.deleteForEveryone(ann.userId, id);
+    await waitFor('ann sees it deleted', ann.engine, ben.userId, id, (m) => m.deleted === true);
+    const line = ann.engine.getSnapshot().conversations.find((c) => c.conv === ben.userId)?.lastText;
+    expect(line).toBe('This message was deleted');
+  });
+
   it('is refused on receipt when the delete arrived more than 24 hours after the message', async () => {
     const id = await sendAndWait(ben.engine, ann.userId, 'old news', [{ engine: ann.engine, conv: ben.userId }]);
     // Ben's device is closed to hold the delete in the relay's mailbox; then its relay time is moved a day on.
