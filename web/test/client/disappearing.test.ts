@@ -34,6 +34,21 @@ const rawConversation = (dbName: string, conv: string) => rawRecord(dbName, 'con
 /** The status of one of Ann's messages to Bob, as her engine shows it. */
 const annStatus = async (id: string) => (await history(ann.engine, bob.userId)).find((m) => m.id === id)?.status;
 
+/** Sets a 5-minute timer on Ann's chat with Bob and sends `text` under it; its id, once Bob has it. */
+async function vanishingToBob(text: string): Promise<string> {
+  await ann.engine.setDisappearing(bob.userId, 300);
+  await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
+  const id = await ann.engine.send(bob.userId, text);
+  await until('bob got it', () => hasText(bob.engine, ann.userId, text));
+  return id;
+}
+
+/** Turns the timer of Ann's chat with Bob off again, on both sides. */
+async function timerOffWithBob(): Promise<void> {
+  await ann.engine.setDisappearing(bob.userId, 0);
+  await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+}
+
 /** The expiry records (array keys ['expiry', …]) of a database. */
 async function expiryKeys(dbName: string): Promise<unknown[]> {
   const db = await openDB(dbName);
@@ -198,8 +213,7 @@ describe('disappearing messages in a one-to-one conversation', () => {
     } finally {
       spy.mockRestore();
     }
-    await ann.engine.setDisappearing(bob.userId, 0);
-    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+    await timerOffWithBob();
   });
 
   it('a receipt applied while the message disappears does not bring it back, on disk or on screen', async () => {
@@ -233,8 +247,7 @@ describe('disappearing messages in a one-to-one conversation', () => {
       offShown();
       hold.stop();
     }
-    await ann.engine.setDisappearing(bob.userId, 0);
-    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+    await timerOffWithBob();
   });
 
   it('a receipt applied while the message is deleted for me does not bring it back either', async () => {
@@ -298,10 +311,7 @@ describe('disappearing messages in a one-to-one conversation', () => {
   });
 
   it("a read mark committed while the message disappears leaves its text nowhere as the chat's last line", async () => {
-    await ann.engine.setDisappearing(bob.userId, 300);
-    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
-    const id = await ann.engine.send(bob.userId, 'bob reads this as it vanishes');
-    await until('bob got it', () => hasText(bob.engine, ann.userId, 'bob reads this as it vanishes'));
+    const id = await vanishingToBob('bob reads this as it vanishes');
     const hold = holdNextMessagesCommit(bob.engine);
     try {
       const reading = bob.engine.markRead(ann.userId);
@@ -322,15 +332,11 @@ describe('disappearing messages in a one-to-one conversation', () => {
     } finally {
       hold.stop();
     }
-    await ann.engine.setDisappearing(bob.userId, 0);
-    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+    await timerOffWithBob();
   });
 
   it("a message that arrives while the sweep deletes the one before stays the chat's last line, in memory and as stored", async () => {
-    await ann.engine.setDisappearing(bob.userId, 300);
-    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
-    const id = await ann.engine.send(bob.userId, 'this one vanishes');
-    await until('bob got it', () => hasText(bob.engine, ann.userId, 'this one vanishes'));
+    const id = await vanishingToBob('this one vanishes');
     const line = () => bob.engine.getSnapshot().conversations.find((c) => c.conv === ann.userId)?.lastText;
     const stored = async () => (await asClient(bob.engine).dangerousTestOnlyStoredConversation(ann.userId))?.lastText;
     // Bob's sweep has read the rows and worked out the line it would leave; its commit waits until the next message
@@ -350,15 +356,11 @@ describe('disappearing messages in a one-to-one conversation', () => {
     expect(await rawRow(bob.db, id)).toBeUndefined();
     expect(line()).toBe('arrived during the sweep');
     await until('stored as the line', async () => (await stored()) === 'arrived during the sweep');
-    await ann.engine.setDisappearing(bob.userId, 0);
-    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+    await timerOffWithBob();
   });
 
   it("replaces the vanished message's line in a conversation stored before the line's message id was kept", async () => {
-    await ann.engine.setDisappearing(bob.userId, 300);
-    await until('bob has the timer', () => timerOf(bob.engine, ann.userId) === 300);
-    const id = await ann.engine.send(bob.userId, 'vanishes from an older state');
-    await until('bob got it', () => hasText(bob.engine, ann.userId, 'vanishes from an older state'));
+    const id = await vanishingToBob('vanishes from an older state');
     await asClient(bob.engine).dangerousTestOnlyKeepConversationAsBeforeLastId(ann.userId);
     expect((await asClient(bob.engine).dangerousTestOnlyStoredConversation(ann.userId))?.lastId).toBeUndefined();
     now += 301_000;
@@ -368,8 +370,7 @@ describe('disappearing messages in a one-to-one conversation', () => {
     expect((await asClient(bob.engine).dangerousTestOnlyStoredConversation(ann.userId))?.lastText).not.toMatch(
       /vanish/,
     );
-    await ann.engine.setDisappearing(bob.userId, 0);
-    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+    await timerOffWithBob();
   });
 
   it('a timer that arrives while a message is sent stays set, in memory and as stored for the next start', async () => {
@@ -396,8 +397,7 @@ describe('disappearing messages in a one-to-one conversation', () => {
     // The next message is written under it.
     const next = await ann.engine.send(bob.userId, 'written under the timer');
     expect((await history(ann.engine, bob.userId)).find((m) => m.id === next)?.expireSeconds).toBe(300);
-    await ann.engine.setDisappearing(bob.userId, 0);
-    await until('bob has it off', () => timerOf(bob.engine, ann.userId) === undefined);
+    await timerOffWithBob();
   });
 
   it('a timer from someone outside the conversation changes nothing', async () => {
