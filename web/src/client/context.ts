@@ -49,7 +49,8 @@ export interface ConvState extends Conversation {
   expireSeconds?: number;
   /**
    * The id of the message (or notice) the last line shows; absent when it shows none, and in states stored before it
-   * was kept. The disappearing sweep replaces only a line that comes from a message it deleted (or one it cannot tell).
+   * was kept. An edit, a delete or the disappearing sweep changes the line only when it comes from their message
+   * (without an id: the sweep always, the others when nothing came after the message).
    */
   lastId?: string;
 }
