@@ -288,6 +288,10 @@ export class GroupMembership {
       const current = groups.find((g) => g.groupId === info.groupId);
       const existing = ctx.convs.get(info.groupId)?.group;
       const fromOwn = from === ctx.me.userId;
+      // About a group we know, only its members speak (or one who just left or was removed, for the notice): someone
+      // who was never in it, but learned its id, would otherwise move it up our list and have us store the answer.
+      const member = (id: string) => current?.members.includes(id) || existing?.members.some((m) => m.userId === id);
+      if (existing && !fromOwn && !member(from)) return;
       if (!current) {
         if (!existing || existing.left) return;
         const batch = new WriteBatch();

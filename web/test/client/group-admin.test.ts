@@ -1,13 +1,13 @@
 // Group admin features against a real relay: renames and pictures travel encrypted and are taken only from admins
 // (the relay's admin list decides), admins promote and demote, and every membership change leaves the same notice
-// line in every member's log; being added counts as unread.
+// line in every member's log; being added counts as unread. Group info from someone never in the group changes nothing.
 import 'fake-indexeddb/auto';
 import Database from 'better-sqlite3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChatMessage, Person } from '../../src/client/types';
-import { asClient, history, signUpUser, until, type TestUser } from '../support/engine';
+import { asClient, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
 let relay: TestRelay;
@@ -126,6 +126,23 @@ describe('group admins, names and notices', () => {
       await hasMessage(u, 'sent after the forged rename');
       expect(groupOf(u)?.username).toBe('Reading circle');
       expect((await notices(u)).some((t) => t.includes('Hijacked'))).toBe(false);
+    }
+  });
+
+  it('ignores group info from someone who was never in the group, even without a change', async () => {
+    const eve = await signUpUser(relay.url, 'ga_eve');
+    try {
+      await openWith(eve, ann);
+      const before = groupOf(ann);
+      if (!before?.group) throw new Error('ann does not know the group');
+      // Eve learned the group's id; her modified client sends its info, as a member's device would to a new device.
+      const info = { v: 1, t: 'group', groupId: group, name: before.group.name, members: before.group.members };
+      await asClient(eve.engine).dangerousTestOnlySendPairwiseJson(ann.userId, info);
+      await eve.engine.send(ann.userId, 'sent after the group info');
+      await until('ann has eve’s message', () => hasText(ann.engine, eve.userId, 'sent after the group info'));
+      expect(groupOf(ann)).toEqual(before);
+    } finally {
+      asClient(eve.engine).close();
     }
   });
 
