@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { blockListAnswerSchema, idSchema, usernameSchema } from '@weconnect/relay/protocol';
 import type { RelayApi } from './api';
-import { KeyedSerialQueue } from './serial-queue';
+import type { KeyedSerialQueue } from './serial-queue';
 import type { LocalStore } from './store';
 import type { Person } from './types';
 
@@ -24,19 +24,23 @@ export function readStoredBlocks(store: LocalStore): Promise<{ people: Person[] 
   return store.read('secrets', 'blocks', storedBlocksSchema);
 }
 
+/** The engine queue's key for block, unblock and the list's sync. */
+const BLOCKS = 'blocks';
+
 export class BlockList {
   #people: Person[] = [];
-  /**
-   * Block, unblock and sync one at a time, each with the relay's answer and the list stored before the next starts:
-   * two blocks made at once each started from the list without the other, and the later one dropped the first from
-   * this device (its messages in a shared group showed again, typing and receipts went to that person again).
-   */
-  readonly #turns = new KeyedSerialQueue();
 
   constructor(
     private readonly api: RelayApi,
     private readonly store: LocalStore,
     private readonly host: BlockListHost,
+    /**
+     * The engine's queue. Block, unblock and sync take turns in it (under BLOCKS), each with the relay's answer and
+     * the list stored before the next starts: two blocks made at once each started from the list without the other,
+     * and the later one dropped the first from this device (its messages in a shared group showed again, typing and
+     * receipts went to that person again).
+     */
+    private readonly turns: KeyedSerialQueue,
   ) {}
 
   /** The sealed local copy, so that blocked people are dropped from the first message on. */
@@ -47,21 +51,21 @@ export class BlockList {
 
   /** The relay's list (another of our devices may have changed it). */
   sync(): Promise<void> {
-    return this.#turns.run('blocks', async () => {
+    return this.turns.run(BLOCKS, async () => {
       const answer = await this.api.call('GET', '/api/blocks', blockListAnswerSchema);
       await this.#save(answer.blocks);
     });
   }
 
   block(person: Person): Promise<void> {
-    return this.#turns.run('blocks', async () => {
+    return this.turns.run(BLOCKS, async () => {
       await this.api.call('PUT', `/api/blocks/${encodeURIComponent(person.userId)}`, null);
       await this.#save([...this.#people.filter((p) => p.userId !== person.userId), person]);
     });
   }
 
   unblock(userId: string): Promise<void> {
-    return this.#turns.run('blocks', async () => {
+    return this.turns.run(BLOCKS, async () => {
       await this.api.call('DELETE', `/api/blocks/${encodeURIComponent(userId)}`, null);
       await this.#save(this.#people.filter((p) => p.userId !== userId));
     });

@@ -218,10 +218,12 @@ export class ChatClient implements ChatEngineApi {
       removed: () => void this.#deviceRemoved(),
     });
     options.api.onDeviceRemoved = () => void this.#deviceRemoved();
-    this.#blocks = new BlockList(options.api, options.store, {
-      blocked: ctx.blocked,
-      publish: (people) => ctx.set({ blocked: people }),
-    });
+    this.#blocks = new BlockList(
+      options.api,
+      options.store,
+      { blocked: ctx.blocked, publish: (people) => ctx.set({ blocked: people }) },
+      ctx.queue,
+    );
     this.#transport = new Transport(options.relayUrl, options.api.tokens, {
       state: (connection) => ctx.set({ connection }),
       messages: (batch, ack) => this.#inbound.onMessages(batch, ack),

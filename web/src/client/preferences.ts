@@ -6,7 +6,6 @@
 import { z } from 'zod';
 import type { EngineContext } from './context';
 import { ClientError } from './errors';
-import { KeyedSerialQueue } from './serial-queue';
 import type { ChatMessage } from './types';
 
 export const preferencesSchema = z.object({
@@ -38,7 +37,6 @@ export type ArrivalListener = (conv: string, message: ChatMessage) => void;
 export class PreferenceStore {
   readonly #ctx: EngineContext;
   readonly #arrivals = new Set<ArrivalListener>();
-  readonly #turns = new KeyedSerialQueue();
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -60,7 +58,7 @@ export class PreferenceStore {
    * settings without the other, and the later one switched the first back on.
    */
   set(patch: Partial<Preferences> | ((now: Preferences) => Partial<Preferences>)): Promise<void> {
-    return this.#turns.run(KEY, async () => {
+    return this.#ctx.queue.run(`settings:${KEY}`, async () => {
       const now = this.current;
       const parsed = preferencesSchema.safeParse({ ...now, ...(typeof patch === 'function' ? patch(now) : patch) });
       if (!parsed.success) throw new ClientError('invalid_input', 'These settings are not valid.');
