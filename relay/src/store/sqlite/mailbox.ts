@@ -9,6 +9,8 @@ import type { GroupRecipientsOutcome, MailboxCaps, SendRequest, WriteBatch } fro
 
 /** Known device ids kept at most; beyond it the cache starts over (it only saves reads). */
 const MAX_KNOWN_DEVICES = 200_000;
+/** Devices whose mailbox usage is kept at most; beyond it the longest-kept are dropped (and read again if needed). */
+const MAX_USAGE_KEPT = 100_000;
 /** Mailbox rows per INSERT statement (7 parameters each). */
 const INSERT_CHUNK = 128;
 /** (seq, device) pairs per ack DELETE statement; shorter lists are padded up to a power of two. */
@@ -16,18 +18,29 @@ const DELETE_CHUNK = 256;
 const ROW_PARAMS = 7;
 const EMPTY = Buffer.alloc(0);
 
-/** A statement per number of rows or values, prepared on first use (a multi-row INSERT or a `seq IN (…)` list). */
+/** A device's mailbox: its entries and the bytes of their bodies. */
+interface Usage {
+  n: number;
+  bytes: number;
+}
+
+/**
+ * A statement per number of rows or values, prepared on first use (a multi-row INSERT or a `seq IN (…)` list);
+ * `raw`: its rows come back as arrays.
+ */
 class SizedStatements {
   private readonly bySize = new Map<number, BetterSqlite3.Statement<unknown[]>>();
   constructor(
     private readonly db: BetterSqlite3.Database,
     private readonly sql: (n: number) => string,
+    private readonly raw = false,
   ) {}
 
   get(n: number): BetterSqlite3.Statement<unknown[]> {
     let statement = this.bySize.get(n);
     if (!statement) {
       statement = this.db.prepare(this.sql(n));
+      if (this.raw) statement.raw(true);
       this.bySize.set(n, statement);
     }
     return statement;
@@ -55,6 +68,17 @@ export class MailboxStatements {
   private readonly updateLastSeen: BetterSqlite3.Statement<[number, string]>;
   /** The mailbox rows of the batch in progress, ROW_PARAMS values each, inserted at its end in a few statements. */
   private rows: unknown[] = [];
+  /**
+   * Per device, its mailbox's entries and bytes (what the caps count), read once and then kept up to date by this
+   * connection's own inserts and deletes: reading it per send would scan the device's whole mailbox, so a group of
+   * offline devices would cost each send (members × entries) index reads. Another connection only ever deletes
+   * entries (the sweep; device and account deletions, whose devices are then gone), so a kept figure can only be
+   * too high, never too low: the caps hold. The sweep calls forgetUsage() after it (and so, once an hour, every
+   * figure is read afresh); a rollback drops them all too.
+   */
+  private usageKept = new Map<string, Usage>();
+  /** Usage reads (each scans the device's entries); for the tests that prove they are not made per send. */
+  usageReads = 0;
 
   constructor(db: BetterSqlite3.Database) {
     this.sent = new IdempotencyRecords(db);
@@ -72,10 +96,13 @@ export class MailboxStatements {
     );
     // All the batch's acks in one statement (per DELETE_CHUNK pairs): a statement per device journaled its pages
     // once per statement and cost about twice as much per entry. An entry goes only with its own device's ack.
+    // What it deleted comes back (device, size), for the kept usage figures.
     this.deleteEntries = new SizedStatements(
       db,
       (n) =>
-        `DELETE FROM mailbox WHERE (seq, device_id) IN (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')})`,
+        `DELETE FROM mailbox WHERE (seq, device_id) IN (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')})
+         RETURNING device_id, size`,
+      true,
     );
     this.insertBody = db.prepare('INSERT INTO bodies (refs, body) VALUES (?, ?)');
     this.usage = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM mailbox WHERE device_id = ?');
@@ -90,7 +117,13 @@ export class MailboxStatements {
   /** The transaction that ran apply() was rolled back. */
   rolledBack(): void {
     this.rows = [];
+    this.usageKept = new Map();
     this.sent.rolledBack();
+  }
+
+  /** Mailbox entries were deleted on another connection (the sweep, a device or account deletion). */
+  forgetUsage(): void {
+    this.usageKept = new Map();
   }
 
   /** Devices were deleted on this connection: known ids must be read again. */
@@ -118,13 +151,12 @@ export class MailboxStatements {
         this.forgetDevices();
       }
     }
-    const usage = new Map<string, { n: number; bytes: number }>();
     const outcomes: RawOutcome[] = new Array<RawOutcome>(batch.sends.length);
     const stored: { outcome: RawOutcome & { status: 'stored' }; firstRow: number }[] = [];
     this.rows = [];
     for (let i = 0; i < batch.sends.length; i++) {
       const firstRow = this.rows.length / ROW_PARAMS;
-      const outcome = this.applySend(batch.sends[i] as SendRequest, now, batch.caps, usage);
+      const outcome = this.applySend(batch.sends[i] as SendRequest, now, batch.caps);
       outcomes[i] = outcome;
       if (outcome.status === 'stored') stored.push({ outcome, firstRow });
     }
@@ -170,7 +202,7 @@ export class MailboxStatements {
       for (const seq of seqs) {
         params.push(seq, deviceId);
         if (params.length === 2 * DELETE_CHUNK) {
-          this.deleteEntries.get(DELETE_CHUNK).run(params);
+          this.deleted(this.deleteEntries.get(DELETE_CHUNK).all(params));
           params = [];
         }
       }
@@ -180,33 +212,54 @@ export class MailboxStatements {
     let size = 1;
     while (size < pairs) size *= 2;
     for (let i = pairs; i < size; i++) params.push(params[0], params[1]);
-    this.deleteEntries.get(size).run(params);
+    this.deleted(this.deleteEntries.get(size).all(params));
+  }
+
+  /** Takes deleted entries ([device, size] each) off the kept usage of their devices. */
+  private deleted(rows: unknown[]): void {
+    for (const row of rows as [string, number][]) {
+      const used = this.usageKept.get(row[0]);
+      if (!used) continue;
+      used.n -= 1;
+      used.bytes -= row[1];
+    }
+  }
+
+  /** A device's usage: the kept figure, else read (once) from its entries. */
+  private usageOf(deviceId: string): Usage {
+    let used = this.usageKept.get(deviceId);
+    if (used) return used;
+    this.usageReads += 1;
+    used = this.usage.get(deviceId) ?? { n: 0, bytes: 0 };
+    if (this.usageKept.size >= MAX_USAGE_KEPT) {
+      // Drop the longest-kept figure (a Map iterates in insertion order); it is read again when needed.
+      for (const oldest of this.usageKept.keys()) {
+        this.usageKept.delete(oldest);
+        break;
+      }
+    }
+    this.usageKept.set(deviceId, used);
+    return used;
+  }
+
+  /** A delivery stored without caps: counted in its device's kept usage, if any. */
+  private uncapped(to: string, size: number): void {
+    const used = this.usageKept.get(to);
+    if (!used) return;
+    used.n += 1;
+    used.bytes += size;
   }
 
   /** Counts a delivery against its device's caps; false when it would pass one (nothing counted then). */
-  private admit(
-    to: string,
-    size: number,
-    caps: MailboxCaps,
-    usage: Map<string, { n: number; bytes: number }>,
-  ): boolean {
-    let used = usage.get(to);
-    if (!used) {
-      used = this.usage.get(to) ?? { n: 0, bytes: 0 };
-      usage.set(to, used);
-    }
+  private admit(to: string, size: number, caps: MailboxCaps): boolean {
+    const used = this.usageOf(to);
     if (used.n + 1 > caps.maxEntries || used.bytes + size > caps.maxBytes) return false;
     used.n += 1;
     used.bytes += size;
     return true;
   }
 
-  private applySend(
-    send: SendRequest,
-    now: number,
-    caps: MailboxCaps | undefined,
-    usage: Map<string, { n: number; bytes: number }>,
-  ): RawOutcome {
+  private applySend(send: SendRequest, now: number, caps: MailboxCaps | undefined): RawOutcome {
     const previous = this.sent.lookup(send.senderDeviceId, send.id);
     if (previous !== undefined) return { status: 'duplicate', ts: previous };
     const rows = this.rows;
@@ -221,7 +274,7 @@ export class MailboxStatements {
       if (caps) {
         for (let i = 0; i < envelopes.length; i++) {
           const env = envelopes[i] as (typeof envelopes)[number];
-          if (this.admit(env.to, env.body.length, caps, usage)) {
+          if (this.admit(env.to, env.body.length, caps)) {
             if (refused) (kept ??= []).push(i);
           } else {
             // The first refusal: every envelope before it was kept.
@@ -239,7 +292,10 @@ export class MailboxStatements {
           rows.push(env.to, send.id, null, now, env.body, null, env.body.length);
         }
       } else {
-        for (const env of envelopes) rows.push(env.to, send.id, null, now, env.body, null, env.body.length);
+        for (const env of envelopes) {
+          rows.push(env.to, send.id, null, now, env.body, null, env.body.length);
+          if (!caps) this.uncapped(env.to, env.body.length);
+        }
       }
       const outcome: RawOutcome = { status: 'stored', ts: now, firstSeq: 0 };
       if (kept) outcome.kept = kept;
@@ -255,7 +311,7 @@ export class MailboxStatements {
     if (caps) {
       const admitted: string[] = [];
       for (const device of to) {
-        if (this.admit(device, body.length, caps, usage)) admitted.push(device);
+        if (this.admit(device, body.length, caps)) admitted.push(device);
         else (refused ??= []).push(device);
       }
       if (refused && admitted.length === 0) return { status: 'mailbox_full' };
@@ -264,7 +320,10 @@ export class MailboxStatements {
     this.sent.record(send.senderDeviceId, send.id, now);
     if (to.length > 0) {
       const bodyId = Number(this.insertBody.run(to.length, body).lastInsertRowid);
-      for (const device of to) rows.push(device, send.id, groupId, now, EMPTY, bodyId, body.length);
+      for (const device of to) {
+        rows.push(device, send.id, groupId, now, EMPTY, bodyId, body.length);
+        if (!caps) this.uncapped(device, body.length);
+      }
     }
     const outcome: RawOutcome = { status: 'stored', ts: now, firstSeq: 0, to };
     if (refused) outcome.refused = refused;

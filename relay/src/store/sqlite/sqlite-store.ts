@@ -672,6 +672,8 @@ export class SqliteStore implements Store {
       })(),
     ).then((result) => {
       if (result.sent > 0) this.writer.forgetPruned();
+      // Also when no entry expired: the kept usage starts over from the file at least once per sweep.
+      this.writer.forgetUsage();
       return result;
     });
   }

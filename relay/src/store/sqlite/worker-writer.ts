@@ -103,6 +103,11 @@ export class WorkerWriter implements SqliteWriter {
     this.post({ type: 'forgetPruned' });
   }
 
+  forgetUsage(): void {
+    // Batches posted before this one may still count the deleted entries: too high a figure, so the caps hold.
+    this.post({ type: 'forgetUsage' });
+  }
+
   /**
    * The worker's thread ends, as a crash would, when the next batch reaches it: before its transaction begins, or
    * after its COMMIT and before the outcomes are posted. That batch fails with WriterLostError. Tests only.

@@ -12,6 +12,7 @@ export type ToWriter =
   /** `batch`'s bodies are views into one ArrayBuffer, transferred with the message. */
   | { type: 'batch'; id: number; batch: WriteBatch; now: number }
   | { type: 'forgetPruned' }
+  | { type: 'forgetUsage' }
   /** Ends the worker's thread, as a crash would, when the next batch arrives: before it begins or after its COMMIT. */
   | { type: 'dangerousTestOnlyExit'; when: 'before-commit' | 'after-commit' }
   /** Closes the connection and ends the thread (after every batch sent before it). */

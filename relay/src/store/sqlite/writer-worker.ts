@@ -31,6 +31,9 @@ port.on('message', (message: ToWriter) => {
     case 'forgetPruned':
       mailbox.sent.forgetPruned();
       break;
+    case 'forgetUsage':
+      mailbox.forgetUsage();
+      break;
     case 'dangerousTestOnlyExit':
       exitOnBatch = message.when;
       break;

@@ -30,6 +30,8 @@ export interface SqliteWriter {
   forgetDevices(): void;
   /** sent_ids rows were pruned on the main connection: the in-memory index drops them too. */
   forgetPruned(): void;
+  /** Mailbox entries were deleted on the main connection: the kept per-device usage is read again. */
+  forgetUsage(): void;
   /** Waits for the batches in flight, then stops. */
   close(): Promise<void>;
 }
@@ -85,6 +87,10 @@ export class InlineWriter implements SqliteWriter {
 
   forgetPruned(): void {
     this.mailbox.sent.forgetPruned();
+  }
+
+  forgetUsage(): void {
+    this.mailbox.forgetUsage();
   }
 
   close(): Promise<void> {

@@ -1,0 +1,67 @@
+// What a group send to offline devices costs as their mailboxes fill: a real SQLite store (inline writer), a group
+// of `members` accounts (one device each) that never connect, and `sends` group sends from one member, one batch
+// each, under the relay's default caps. Prints the main thread's milliseconds per send for every 500 sends, so a
+// cost that grows with the queued entries shows. Run from relay/:
+//   npx tsx --conditions=source scripts/bench-group-caps.ts [members=256] [sends=4000]
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { LIMITS } from '../src/protocol.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { NewAccount, SendRequest } from '../src/store/store.js';
+
+const members = Number(process.argv[2] ?? 256);
+const sends = Number(process.argv[3] ?? 4000);
+const EVERY = 500;
+
+const id = (): string => randomBytes(16).toString('base64url');
+const account = (username: string): NewAccount => ({
+  userId: id(),
+  username,
+  salt: randomBytes(16),
+  authHash: '$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot',
+  identityKey: randomBytes(32),
+  deviceId: id(),
+  signedPrekey: { keyId: 1, publicKey: randomBytes(32), signature: randomBytes(64) },
+  oneTimePrekeys: [],
+  session: { familyId: id(), refresh: { tokenHash: randomBytes(32), expiresAt: Date.now() + 86_400_000 } },
+  now: Date.now(),
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'weconnect-group-caps-'));
+const store = new SqliteStore({ file: join(dir, 'weconnect.db'), writer: 'inline' });
+try {
+  const accounts = Array.from({ length: members }, (_, i) => account(`member${i}`));
+  for (const a of accounts) await store.createAccount(a);
+  const sender = accounts[0] as NewAccount;
+  const groupId = id();
+  await store.createGroup(
+    groupId,
+    accounts.map((a, i) => ({ userId: a.userId, admin: i === 0 })),
+    Date.now(),
+  );
+  const caps = { maxEntries: LIMITS.mailboxMaxEntries, maxBytes: LIMITS.mailboxMaxBytes };
+  console.log(`${members} members, offline; one group send of 300 bytes per batch`);
+  console.log('queued per device | ms per send (main thread)');
+  let started = performance.now();
+  for (let k = 1; k <= sends; k++) {
+    const send: SendRequest = {
+      senderUserId: sender.userId,
+      senderDeviceId: sender.deviceId,
+      id: id(),
+      target: { kind: 'group', groupId, body: randomBytes(300) },
+    };
+    const [outcome] = await store.applyWrites({ sends: [send], acks: [], lastSeen: [], caps }, Date.now());
+    if (outcome?.status !== 'stored') throw new Error(`send ${k}: ${outcome?.status}`);
+    if (k % EVERY === 0) {
+      const now = performance.now();
+      console.log(`${String(k).padStart(17)} | ${((now - started) / EVERY).toFixed(2)}`);
+      started = now;
+    }
+  }
+} finally {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+}
