@@ -38,6 +38,8 @@ const envSchema = z.object({
   MAILBOX_MAX_BYTES: int(64 * 1024, 64 * 1024 * 1024 * 1024, LIMITS.mailboxMaxBytes),
   SEND_RATE_BURST: int(1, 1_000_000, LIMITS.sendRateBurst),
   SEND_RATE_PER_SEC: int(1, 1_000_000, LIMITS.sendRatePerSecond),
+  SEND_DELIVERIES_BURST: int(1, 100_000_000, LIMITS.sendDeliveriesBurst),
+  SEND_DELIVERIES_PER_SEC: int(1, 100_000_000, LIMITS.sendDeliveriesPerSecond),
   BUNDLE_RATE_BURST: int(1, 1_000_000, 30),
   BUNDLE_RATE_PER_MIN: int(1, 1_000_000, 2),
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
@@ -111,6 +113,9 @@ export interface Config {
   mailboxMaxBytes: number;
   sendRateBurst: number;
   sendRatePerSecond: number;
+  /** Devices one account's sends may reach (stored and ephemeral): bucket size and refill per second. */
+  sendDeliveriesBurst: number;
+  sendDeliveriesPerSecond: number;
   /** Bundle fetches (each takes one-time prekeys) per requesting user and target user: bucket size and refill. */
   bundleRateBurst: number;
   bundleRatePerMinute: number;
@@ -233,6 +238,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     mailboxMaxBytes: e.MAILBOX_MAX_BYTES,
     sendRateBurst: e.SEND_RATE_BURST,
     sendRatePerSecond: e.SEND_RATE_PER_SEC,
+    sendDeliveriesBurst: e.SEND_DELIVERIES_BURST,
+    sendDeliveriesPerSecond: e.SEND_DELIVERIES_PER_SEC,
     bundleRateBurst: e.BUNDLE_RATE_BURST,
     bundleRatePerMinute: e.BUNDLE_RATE_PER_MIN,
     mailboxTtlDays: e.MAILBOX_TTL_DAYS,

@@ -47,6 +47,13 @@ export const LIMITS = {
   mailboxMaxBytes: 64 * 1024 * 1024,
   sendRateBurst: 200,
   sendRatePerSecond: 50,
+  /**
+   * Devices one account's sends may reach (stored entries and ephemeral offers): a bucket of this many, refilled at
+   * sendDeliveriesPerSecond. The event limit counts sends; this counts their fan-out (a group send to 256 members
+   * with 3 devices each is 768).
+   */
+  sendDeliveriesBurst: 20_000,
+  sendDeliveriesPerSecond: 2_000,
   mailboxTtlDays: 30,
   idempotencyDays: 30,
   /** A device's sealed name (what `PUT /api/devices/self/name` stores), in bytes before base64url. */

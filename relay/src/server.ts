@@ -213,6 +213,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const signupLimiter =
     cluster?.signupLimiter ?? new TokenBuckets(config.signupRateBurst, config.signupRatePerHour / 3600);
   const eventLimiter = cluster?.eventLimiter ?? new TokenBuckets(config.sendRateBurst, config.sendRatePerSecond);
+  const deliveryLimiter = new TokenBuckets(config.sendDeliveriesBurst, config.sendDeliveriesPerSecond);
   const tokens = new TokenService(jwtSecret, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds, now);
 
   // Wiring order: the batcher hands commits to delivery, delivery hands acks back to the batcher.
@@ -295,6 +296,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     now,
     (err: unknown) => log.warn({ err }, 'recording contacts failed'),
     (fromUserId, toUserIds) => presence.contactsAdded(fromUserId, toUserIds),
+    deliveryLimiter,
   );
 
   const devices = new DeviceService(store, now, {
@@ -349,6 +351,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     addressLimiter.prune(t);
     signupLimiter.prune(t);
     eventLimiter.prune(t);
+    deliveryLimiter.prune(t);
     const result = await store.sweepExpired({
       mailboxBefore: t - config.mailboxTtlDays * DAY_MS,
       sentBefore: t - LIMITS.idempotencyDays * DAY_MS,

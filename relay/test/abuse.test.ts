@@ -2,7 +2,7 @@
 // bytes get the right answer or lose their own connection; nothing is stored and the relay keeps serving others.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
+import { api, connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestAccount, TestDevice, TestRelay } from './helpers.js';
 import { databaseDigest, rowsWithMessageId, settledDigest } from './security/fuzz-support.js';
 
@@ -140,6 +140,49 @@ describe('a hostile socket client', () => {
       expect(codes.filter((c) => c === 'rate_limited')).toHaveLength(5);
       device.close();
     } finally {
+      await limited.close();
+    }
+  });
+
+  it('is refused once its account’s sends reached its budget of devices: group sends and typing count each device', async () => {
+    // One token a second, three in the bucket: a group send to five devices passes and leaves the account owing
+    // two, so the next send of that account waits three seconds; the test's steps take far less.
+    const limited = await startRelay({ SEND_DELIVERIES_BURST: '3', SEND_DELIVERIES_PER_SEC: '1' });
+    const devices: TestDevice[] = [];
+    try {
+      const accounts = await Promise.all(Array.from({ length: 6 }, () => signUp(limited.url)));
+      const [mallory, trudy, ...others] = accounts as [TestAccount, TestAccount, ...TestAccount[]];
+      const created = await api(limited.url, 'POST', '/api/groups', {
+        token: mallory.accessToken,
+        body: { members: [trudy, ...others].map((a) => a.userId) },
+      });
+      const groupId = (created.body as { groupId: string }).groupId;
+      const [m, tr, o] = await Promise.all(
+        [mallory, trudy, others[0] as TestAccount].map((a) => connectDevice(limited.url, a.accessToken)),
+      );
+      devices.push(m as TestDevice, tr as TestDevice, o as TestDevice);
+      const member = (others[1] as TestAccount).deviceId;
+      const groupSend = (d: TestDevice, ephemeral = false) =>
+        d.send({ id: messageId(), group: groupId, body: randomBytes(16), ...(ephemeral ? { ephemeral } : {}) });
+
+      // Stored: the first reaches five devices; the second is refused and stores nothing.
+      expect((await groupSend(m as TestDevice)).ok).toBe(true);
+      expect(await limited.relay.store.countMailbox(member)).toBe(1);
+      expect(await groupSend(m as TestDevice)).toMatchObject({ ok: false, error: { code: 'rate_limited' } });
+      expect(await limited.relay.store.countMailbox(member)).toBe(1);
+      // Typing (ephemeral) to the group counts its devices too.
+      expect((await groupSend(tr as TestDevice, true)).ok).toBe(true);
+      expect(await groupSend(tr as TestDevice)).toMatchObject({ ok: false, error: { code: 'rate_limited' } });
+      expect(await limited.relay.store.countMailbox(member)).toBe(1);
+      // Another account's budget is its own.
+      const direct = await (o as TestDevice).send({
+        id: messageId(),
+        envelopes: [{ to: member, body: randomBytes(16) }],
+      });
+      expect(direct.ok).toBe(true);
+      expect(await limited.relay.store.countMailbox(member)).toBe(2);
+    } finally {
+      for (const d of devices) d.close();
       await limited.close();
     }
   });

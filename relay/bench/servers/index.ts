@@ -58,6 +58,8 @@ export const WECONNECT_BENCH_ENV = {
   BCRYPT_COST: '4',
   SEND_RATE_BURST: '1000000',
   SEND_RATE_PER_SEC: '1000000',
+  SEND_DELIVERIES_BURST: '100000000',
+  SEND_DELIVERIES_PER_SEC: '100000000',
   BUNDLE_RATE_BURST: '1000000',
   // The load generator signs in every device from 127.0.0.1, many at once (in-flight sign-ins count as failures).
   SIGNUP_RATE_BURST: '100000',

@@ -7,6 +7,7 @@ import type { MessageSendPayload, RefusedRecipient } from '../protocol.js';
 import type { MailboxEntry, SendTarget, Store } from '../store/store.js';
 import type { BlockIndex } from './block-index.js';
 import type { Delivery } from './delivery.js';
+import type { TokenBuckets } from './rate-limit.js';
 import type { AccessClaims } from './tokens.js';
 import type { WriteBatcher } from './write-batcher.js';
 
@@ -29,6 +30,11 @@ export class MailboxService {
     private readonly onError: (err: unknown) => void = () => undefined,
     /** Told the users a sender has just written to (the PresenceService lets them see the sender). */
     private readonly onContacts: (fromUserId: string, toUserIds: string[]) => void = () => undefined,
+    /**
+     * Per account, the devices its sends may reach (SEND_DELIVERIES_*): a send is refused while the account owes,
+     * and each one is charged what it reached once that is known. Per relay node.
+     */
+    private readonly deliveries?: TokenBuckets,
   ) {}
 
   /**
@@ -36,6 +42,9 @@ export class MailboxService {
    * refused for (full mailboxes) when it was stored for others. Refused for all: throws `mailbox_full`.
    */
   async send(sender: AccessClaims, payload: MessageSendPayload): Promise<{ ts: number; refused?: RefusedRecipient[] }> {
+    if (this.deliveries && !this.deliveries.has(sender.userId, this.now())) {
+      throw new RelayError('rate_limited', 'this account’s messages reached too many devices lately; slow down');
+    }
     let target: SendTarget;
     if ('envelopes' in payload) {
       // Most senders are blocked by nobody: then no promise is made (this runs for every message).
@@ -64,6 +73,7 @@ export class MailboxService {
     }
     switch (outcome.status) {
       case 'stored':
+        this.deliveries?.charge(sender.userId, this.now(), outcome.entries.length);
         if (target.kind === 'group') {
           const fresh = this.freshContacts(sender.userId, outcome.entries, entryDevice);
           if (fresh) void this.recordContacts(sender.userId, fresh);
@@ -169,12 +179,14 @@ export class MailboxService {
       if (unknown.length > 0)
         throw new RelayError('unknown_recipient', 'an envelope names a device that does not exist');
       for (const e of target.envelopes) this.delivery.offerEphemeral([e.to], { id, seq: 0, ts, body: e.body });
+      this.deliveries?.charge(sender.userId, ts, target.envelopes.length);
       return { ts };
     }
     const recipients = await this.store.groupRecipients(target.groupId, sender.userId, sender.deviceId);
     if (recipients.status === 'not_found') throw new RelayError('not_found', 'no such group');
     if (recipients.status === 'forbidden') throw new RelayError('forbidden', 'only members can send to a group');
     this.delivery.offerEphemeral(recipients.deviceIds, { id, seq: 0, ts, body: target.body, group: target.groupId });
+    this.deliveries?.charge(sender.userId, ts, recipients.deviceIds.length);
     return { ts };
   }
 }

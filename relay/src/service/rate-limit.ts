@@ -113,6 +113,27 @@ export class TokenBuckets implements EventLimiter {
 
   /** Takes one token; false when the bucket is empty. */
   take(key: string, now: number): boolean {
+    const bucket = this.refilled(key, now);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  /** Whether at least one token is left (none is taken: charge() takes them once the cost is known). */
+  has(key: string, now: number): boolean {
+    return this.refilled(key, now).tokens >= 1;
+  }
+
+  /**
+   * Takes `cost` tokens, owing what is not there (down to one burst): a cost learned only after the work, such as a
+   * send's fan-out, is paid by waiting before the next one.
+   */
+  charge(key: string, now: number, cost: number): void {
+    const bucket = this.refilled(key, now);
+    bucket.tokens = Math.max(-this.burst, bucket.tokens - cost);
+  }
+
+  private refilled(key: string, now: number): { tokens: number; at: number } {
     let bucket = this.buckets.get(key);
     if (!bucket) {
       bucket = { tokens: this.burst, at: now };
@@ -120,9 +141,7 @@ export class TokenBuckets implements EventLimiter {
     }
     bucket.tokens = Math.min(this.burst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * this.perSecond);
     bucket.at = now;
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+    return bucket;
   }
 
   /** Drops buckets that have refilled completely: they behave exactly like new ones. */
