@@ -2,7 +2,7 @@
 // bytes get the right answer or lose their own connection; nothing is stored and the relay keeps serving others.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
+import { api, connectDevice, messageId, signInWithKeys, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestAccount, TestDevice, TestRelay } from './helpers.js';
 import { databaseDigest, rowsWithMessageId, settledDigest } from './security/fuzz-support.js';
 
@@ -144,9 +144,9 @@ describe('a hostile socket client', () => {
     }
   });
 
-  it('is refused once its account’s sends reached its budget of devices: group sends and typing count each device', async () => {
+  it('is refused once its account’s sends reached its budget of devices: group sends, typing and sends a block dropped all count', async () => {
     // One token a second, three in the bucket: a group send to five devices passes and leaves the account owing
-    // two, so the next send of that account waits three seconds; the test's steps take far less.
+    // two, so the next send of that account waits three seconds; each step below takes far less.
     const limited = await startRelay({ SEND_DELIVERIES_BURST: '3', SEND_DELIVERIES_PER_SEC: '1' });
     const devices: TestDevice[] = [];
     try {
@@ -181,6 +181,21 @@ describe('a hostile socket client', () => {
       });
       expect(direct.ok).toBe(true);
       expect(await limited.relay.store.countMailbox(member)).toBe(2);
+      // A send to someone who blocks the sender costs what it would cost if stored: the limit does not tell. One
+      // send to the blocker's six devices leaves the blocked account owing three (four seconds to wait).
+      const [blocker, blocked] = others.slice(2) as [TestAccount, TestAccount];
+      const put = await api(limited.url, 'PUT', `/api/blocks/${blocked.userId}`, { token: blocker.accessToken });
+      expect(put.status).toBe(204);
+      const more = await Promise.all(Array.from({ length: 5 }, () => signInWithKeys(limited.url, blocker)));
+      const blockerDevices = [blocker.deviceId, ...more.map((s) => s.deviceId)];
+      const held = await Promise.all(blockerDevices.map((d) => limited.relay.store.countMailbox(d)));
+      const b = await connectDevice(limited.url, blocked.accessToken);
+      devices.push(b);
+      const toBlocker = (to: string[]) =>
+        b.send({ id: messageId(), envelopes: to.map((d) => ({ to: d, body: randomBytes(16) })) });
+      expect((await toBlocker(blockerDevices)).ok).toBe(true);
+      expect(await toBlocker([blocker.deviceId])).toMatchObject({ ok: false, error: { code: 'rate_limited' } });
+      expect(await Promise.all(blockerDevices.map((d) => limited.relay.store.countMailbox(d)))).toEqual(held);
     } finally {
       for (const d of devices) d.close();
       await limited.close();

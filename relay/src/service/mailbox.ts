@@ -53,7 +53,10 @@ export class MailboxService {
     } else {
       target = { kind: 'group', groupId: payload.group, body: asBytes(payload.body) };
     }
-    if (payload.ephemeral === true) return this.relayEphemeral(sender, payload.id, target);
+    // A direct send is charged every envelope it carried, those a block dropped included: what the limit answers
+    // must not tell a sender that it is blocked.
+    const submitted = 'envelopes' in payload ? payload.envelopes.length : undefined;
+    if (payload.ephemeral === true) return this.relayEphemeral(sender, payload.id, target, submitted);
 
     // A direct send's contacts are recorded before its commit, so that a recipient who watches the sender as soon as
     // the message arrives (on any node) is allowed to; a group's recipients are known only once it is committed.
@@ -73,7 +76,7 @@ export class MailboxService {
     }
     switch (outcome.status) {
       case 'stored':
-        this.deliveries?.charge(sender.userId, this.now(), outcome.entries.length);
+        this.deliveries?.charge(sender.userId, this.now(), submitted ?? outcome.entries.length);
         if (target.kind === 'group') {
           const fresh = this.freshContacts(sender.userId, outcome.entries, entryDevice);
           if (fresh) void this.recordContacts(sender.userId, fresh);
@@ -172,14 +175,19 @@ export class MailboxService {
     }
   }
 
-  private async relayEphemeral(sender: AccessClaims, id: string, target: SendTarget): Promise<{ ts: number }> {
+  private async relayEphemeral(
+    sender: AccessClaims,
+    id: string,
+    target: SendTarget,
+    submitted: number | undefined,
+  ): Promise<{ ts: number }> {
     const ts = this.now();
     if (target.kind === 'direct') {
       const unknown = await this.store.findUnknownDevices(target.envelopes.map((e) => e.to));
       if (unknown.length > 0)
         throw new RelayError('unknown_recipient', 'an envelope names a device that does not exist');
       for (const e of target.envelopes) this.delivery.offerEphemeral([e.to], { id, seq: 0, ts, body: e.body });
-      this.deliveries?.charge(sender.userId, ts, target.envelopes.length);
+      this.deliveries?.charge(sender.userId, ts, submitted ?? target.envelopes.length);
       return { ts };
     }
     const recipients = await this.store.groupRecipients(target.groupId, sender.userId, sender.deviceId);
