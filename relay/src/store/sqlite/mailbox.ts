@@ -151,6 +151,12 @@ export class MailboxStatements {
         this.forgetDevices();
       }
     }
+    // Beyond MAX_USAGE_KEPT devices the longest-kept figures go (a Map iterates in insertion order). Only here,
+    // between batches: a figure that counts rows this batch has not inserted yet must not be read again meanwhile.
+    for (const oldest of this.usageKept.keys()) {
+      if (this.usageKept.size <= MAX_USAGE_KEPT) break;
+      this.usageKept.delete(oldest);
+    }
     const outcomes: RawOutcome[] = new Array<RawOutcome>(batch.sends.length);
     const stored: { outcome: RawOutcome & { status: 'stored' }; firstRow: number }[] = [];
     this.rows = [];
@@ -231,13 +237,6 @@ export class MailboxStatements {
     if (used) return used;
     this.usageReads += 1;
     used = this.usage.get(deviceId) ?? { n: 0, bytes: 0 };
-    if (this.usageKept.size >= MAX_USAGE_KEPT) {
-      // Drop the longest-kept figure (a Map iterates in insertion order); it is read again when needed.
-      for (const oldest of this.usageKept.keys()) {
-        this.usageKept.delete(oldest);
-        break;
-      }
-    }
     this.usageKept.set(deviceId, used);
     return used;
   }
