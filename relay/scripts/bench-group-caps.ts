@@ -11,32 +11,19 @@ import { performance } from 'node:perf_hooks';
 import { LIMITS } from '../src/protocol.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { NewAccount, SendRequest } from '../src/store/store.js';
+import { randomId, scriptAccount } from './store-accounts.js';
 
 const members = Number(process.argv[2] ?? 256);
 const sends = Number(process.argv[3] ?? 4000);
 const EVERY = 500;
 
-const id = (): string => randomBytes(16).toString('base64url');
-const account = (username: string): NewAccount => ({
-  userId: id(),
-  username,
-  salt: randomBytes(16),
-  authHash: '$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot',
-  identityKey: randomBytes(32),
-  deviceId: id(),
-  signedPrekey: { keyId: 1, publicKey: randomBytes(32), signature: randomBytes(64) },
-  oneTimePrekeys: [],
-  session: { familyId: id(), refresh: { tokenHash: randomBytes(32), expiresAt: Date.now() + 86_400_000 } },
-  now: Date.now(),
-});
-
 const dir = mkdtempSync(join(tmpdir(), 'weconnect-group-caps-'));
 const store = new SqliteStore({ file: join(dir, 'weconnect.db'), writer: 'inline' });
 try {
-  const accounts = Array.from({ length: members }, (_, i) => account(`member${i}`));
+  const accounts = Array.from({ length: members }, (_, i) => scriptAccount(`member${i}`));
   for (const a of accounts) await store.createAccount(a);
   const sender = accounts[0] as NewAccount;
-  const groupId = id();
+  const groupId = randomId();
   await store.createGroup(
     groupId,
     accounts.map((a, i) => ({ userId: a.userId, admin: i === 0 })),
@@ -50,7 +37,7 @@ try {
     const send: SendRequest = {
       senderUserId: sender.userId,
       senderDeviceId: sender.deviceId,
-      id: id(),
+      id: randomId(),
       target: { kind: 'group', groupId, body: randomBytes(300) },
     };
     const [outcome] = await store.applyWrites({ sends: [send], acks: [], lastSeen: [], caps }, Date.now());

@@ -11,7 +11,8 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { WriteBatcher } from '../src/service/write-batcher.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import type { NewAccount, SendRequest } from '../src/store/store.js';
+import type { SendRequest } from '../src/store/store.js';
+import { randomId, scriptAccount } from './store-accounts.js';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -23,20 +24,6 @@ const windows = arg('windows', '0').split(',').map(Number);
 const seconds = Number(arg('seconds', '3'));
 const inFlight = Number(arg('inflight', '1000'));
 const BODY = 300;
-
-const id = (): string => randomBytes(16).toString('base64url');
-const account = (username: string): NewAccount => ({
-  userId: id(),
-  username,
-  salt: randomBytes(16),
-  authHash: '$2b$04$notarealhashnotarealhashnotarealhashnotarealhashnot',
-  identityKey: randomBytes(32),
-  deviceId: id(),
-  signedPrekey: { keyId: 1, publicKey: randomBytes(32), signature: randomBytes(64) },
-  oneTimePrekeys: [],
-  session: { familyId: id(), refresh: { tokenHash: randomBytes(32), expiresAt: Date.now() + 86_400_000 } },
-  now: Date.now(),
-});
 
 interface Figures {
   sends: number;
@@ -53,8 +40,8 @@ const quantile = (sorted: number[], q: number): number =>
 async function run(writer: 'inline' | 'worker', windowMs: number, rate: number | null): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), 'weconnect-writer-bench-'));
   const store = new SqliteStore({ file: join(dir, 'weconnect.db'), writer });
-  const alice = account('alice');
-  const bob = account('bob');
+  const alice = scriptAccount('alice');
+  const bob = scriptAccount('bob');
   await store.createAccount(alice);
   await store.createAccount(bob);
   const batcher: WriteBatcher = new WriteBatcher({
@@ -71,7 +58,7 @@ async function run(writer: 'inline' | 'worker', windowMs: number, rate: number |
   const send = (): SendRequest => ({
     senderUserId: alice.userId,
     senderDeviceId: alice.deviceId,
-    id: id(),
+    id: randomId(),
     target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(BODY) }] },
   });
   // Warm up: the worker's start, the statements' first runs.
