@@ -113,7 +113,7 @@ export interface Config {
   mailboxMaxBytes: number;
   sendRateBurst: number;
   sendRatePerSecond: number;
-  /** Devices one account's sends may reach (stored and ephemeral): bucket size and refill per second. */
+  /** Devices one account's sends may reach (stored and ephemeral, a bucket each): bucket size and refill per second. */
   sendDeliveriesBurst: number;
   sendDeliveriesPerSecond: number;
   /** Bundle fetches (each takes one-time prekeys) per requesting user and target user: bucket size and refill. */

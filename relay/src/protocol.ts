@@ -48,9 +48,9 @@ export const LIMITS = {
   sendRateBurst: 200,
   sendRatePerSecond: 50,
   /**
-   * Devices one account's sends may reach (stored entries and ephemeral offers): a bucket of this many, refilled at
-   * sendDeliveriesPerSecond. The event limit counts sends; this counts their fan-out (a group send to 256 members
-   * with 3 devices each is 768).
+   * Devices one account's sends may reach: a bucket of this many for stored sends and another for ephemeral ones,
+   * each refilled at sendDeliveriesPerSecond. The event limit counts sends; this counts their fan-out (a group send
+   * to 256 members with 3 devices each is 768).
    */
   sendDeliveriesBurst: 20_000,
   sendDeliveriesPerSecond: 2_000,

@@ -213,7 +213,10 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const signupLimiter =
     cluster?.signupLimiter ?? new TokenBuckets(config.signupRateBurst, config.signupRatePerHour / 3600);
   const eventLimiter = cluster?.eventLimiter ?? new TokenBuckets(config.sendRateBurst, config.sendRatePerSecond);
-  const deliveryLimiter = new TokenBuckets(config.sendDeliveriesBurst, config.sendDeliveriesPerSecond);
+  const deliveryLimiter = {
+    stored: new TokenBuckets(config.sendDeliveriesBurst, config.sendDeliveriesPerSecond),
+    ephemeral: new TokenBuckets(config.sendDeliveriesBurst, config.sendDeliveriesPerSecond),
+  };
   const tokens = new TokenService(jwtSecret, config.accessTokenTtlSeconds, config.refreshTokenTtlSeconds, now);
 
   // Wiring order: the batcher hands commits to delivery, delivery hands acks back to the batcher.
@@ -351,7 +354,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     addressLimiter.prune(t);
     signupLimiter.prune(t);
     eventLimiter.prune(t);
-    deliveryLimiter.prune(t);
+    deliveryLimiter.stored.prune(t);
+    deliveryLimiter.ephemeral.prune(t);
     const result = await store.sweepExpired({
       mailboxBefore: t - config.mailboxTtlDays * DAY_MS,
       sentBefore: t - LIMITS.idempotencyDays * DAY_MS,

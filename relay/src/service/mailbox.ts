@@ -31,10 +31,11 @@ export class MailboxService {
     /** Told the users a sender has just written to (the PresenceService lets them see the sender). */
     private readonly onContacts: (fromUserId: string, toUserIds: string[]) => void = () => undefined,
     /**
-     * Per account, the devices its sends may reach (SEND_DELIVERIES_*): a send is refused while the account owes,
-     * and each one is charged what it reached once that is known. Per relay node.
+     * Per account, the devices its sends may reach (SEND_DELIVERIES_*), one bucket for stored sends and one for
+     * ephemeral ones (typing, receipts), so that the receipts of a busy group never hold back the account's
+     * messages: a send is refused while its bucket owes, and charged what it reached once that is known. Per node.
      */
-    private readonly deliveries?: TokenBuckets,
+    private readonly deliveries?: { stored: TokenBuckets; ephemeral: TokenBuckets },
   ) {}
 
   /**
@@ -42,7 +43,8 @@ export class MailboxService {
    * refused for (full mailboxes) when it was stored for others. Refused for all: throws `mailbox_full`.
    */
   async send(sender: AccessClaims, payload: MessageSendPayload): Promise<{ ts: number; refused?: RefusedRecipient[] }> {
-    if (this.deliveries && !this.deliveries.has(sender.userId, this.now())) {
+    const budget = payload.ephemeral === true ? this.deliveries?.ephemeral : this.deliveries?.stored;
+    if (budget && !budget.has(sender.userId, this.now())) {
       throw new RelayError('rate_limited', 'this account’s messages reached too many devices lately; slow down');
     }
     let target: SendTarget;
@@ -76,7 +78,7 @@ export class MailboxService {
     }
     switch (outcome.status) {
       case 'stored':
-        this.deliveries?.charge(sender.userId, this.now(), submitted ?? outcome.entries.length);
+        budget?.charge(sender.userId, this.now(), submitted ?? outcome.entries.length);
         if (target.kind === 'group') {
           const fresh = this.freshContacts(sender.userId, outcome.entries, entryDevice);
           if (fresh) void this.recordContacts(sender.userId, fresh);
@@ -187,14 +189,14 @@ export class MailboxService {
       if (unknown.length > 0)
         throw new RelayError('unknown_recipient', 'an envelope names a device that does not exist');
       for (const e of target.envelopes) this.delivery.offerEphemeral([e.to], { id, seq: 0, ts, body: e.body });
-      this.deliveries?.charge(sender.userId, ts, submitted ?? target.envelopes.length);
+      this.deliveries?.ephemeral.charge(sender.userId, ts, submitted ?? target.envelopes.length);
       return { ts };
     }
     const recipients = await this.store.groupRecipients(target.groupId, sender.userId, sender.deviceId);
     if (recipients.status === 'not_found') throw new RelayError('not_found', 'no such group');
     if (recipients.status === 'forbidden') throw new RelayError('forbidden', 'only members can send to a group');
     this.delivery.offerEphemeral(recipients.deviceIds, { id, seq: 0, ts, body: target.body, group: target.groupId });
-    this.deliveries?.charge(sender.userId, ts, recipients.deviceIds.length);
+    this.deliveries?.ephemeral.charge(sender.userId, ts, recipients.deviceIds.length);
     return { ts };
   }
 }
