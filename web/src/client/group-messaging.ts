@@ -1,7 +1,8 @@
 // GroupMessaging: group messages with sender keys — distribute our key to members who lack it, encrypt each message
 // once, send it as `{id, group, body}`; receive by finding the sender's record by (sender user, sender device,
 // distribution id) from the signed header, check the sender is a current member and the signed message id is the
-// relay entry's, verify and decrypt. Typing and receipts go the same way as ephemeral group sends.
+// relay entry's, verify and decrypt. Typing goes the same way, as an ephemeral group send; receipts go pairwise to
+// each message's author (receipts.ts), and a group receipt of an older client is still taken.
 
 import type { Session } from '@weconnect/crypto';
 import { newMessageId } from './bytes';
@@ -190,7 +191,7 @@ export class GroupMessaging {
     return group && !group.left ? group.members.map((m) => m.userId) : null;
   }
 
-  /** An ephemeral group send (typing, receipts) under our sender key. */
+  /** An ephemeral group send (typing) under our sender key. */
   async sendControl(groupId: string, payload: ControlPayload): Promise<void> {
     const ctx = this.#ctx;
     if (!ctx.convs.get(groupId)?.group) return;
@@ -311,7 +312,7 @@ export class GroupMessaging {
         ...(parsed.success ? richFields(parsed.data) : { failure: 'This message has an unsupported format.' }),
       });
       ctx.clearTyping(groupId);
-      return { conv: groupId, id: entry.id };
+      return { conv: groupId, id: entry.id, from };
     }
     const parsed = content.kind === 'control' ? controlPayloadSchema.safeParse(parseJson(content.body)) : null;
     if (parsed?.success && parsed.data.type === 'typing') {
@@ -323,6 +324,7 @@ export class GroupMessaging {
           typingName: { ...ctx.snapshot.typingName, [groupId]: senderName },
         });
     } else if (parsed?.success && parsed.data.type === 'receipt' && from !== ctx.me.userId) {
+      // From a client older than pairwise group receipts (see Receipts.send).
       await ctx.parts.receipts.applyReceipt(batch, groupId, parsed.data.status, parsed.data.ids);
     } else {
       await ctx.store.commit(batch);

@@ -35,8 +35,8 @@ const ktDeferredSchema = z
   )
   .max(KT_DEFERRED_MAX);
 
-/** A stored chat message that should get a delivery receipt. */
-export type Delivered = { conv: string; id: string } | null;
+/** A stored chat message that should get a delivery receipt: where it is, and who wrote it (the receipt's addressee). */
+export type Delivered = { conv: string; id: string; from: string } | null;
 
 export class Inbound {
   readonly #ctx: EngineContext;
@@ -68,7 +68,7 @@ export class Inbound {
     const ctx = this.#ctx;
     // Batches are handled strictly in order; the ack goes back only after every entry is stored.
     this.#chain = this.#chain.then(async () => {
-      const receipts = new Map<string, string[]>();
+      const receipts = new Map<string, { id: string; from: string }[]>();
       try {
         for (const raw of batch) {
           const parsed = deliveredMessageSchema.safeParse(raw);
@@ -78,7 +78,7 @@ export class Inbound {
           }
           const delivered = await this.#receive(parsed.data);
           if (parsed.data.seq === 0) this.ephemeralReceived++; // counted once handled
-          if (delivered) receipts.set(delivered.conv, [...(receipts.get(delivered.conv) ?? []), delivered.id]);
+          if (delivered) receipts.set(delivered.conv, [...(receipts.get(delivered.conv) ?? []), delivered]);
         }
       } catch (e) {
         // Storage failed: do not ack, so the relay delivers these entries again.
@@ -86,9 +86,9 @@ export class Inbound {
         return;
       }
       if (!ctx.deps.dangerousTestOnlySkipInboundAcks) ack();
-      for (const [conv, ids] of receipts) {
-        void ctx.parts.outbound
-          .sendControl(conv, { v: 1, type: 'receipt', status: 'delivered', ids })
+      for (const [conv, messages] of receipts) {
+        void ctx.parts.receipts
+          .send(conv, 'delivered', messages)
           .catch((e: unknown) => console.warn('delivery receipt not sent:', describeError(e)));
       }
     });
@@ -196,8 +196,13 @@ export class Inbound {
         await ctx.store.commit(batch);
         // The asking device and its key are those of the session the request decrypted on (authenticated).
         await ctx.parts.outbound.queueResend(from, env.senderDeviceId, session.peerIdentityKey, control.ids);
-      } else {
+      } else if (control.group === undefined) {
         await ctx.parts.receipts.applyReceipt(batch, from, control.status, control.ids);
+      } else if (ctx.convs.get(control.group)?.group?.members.some((m) => m.userId === from)) {
+        // A group member's receipt, sent to us alone as the author (applyReceipt ticks only our messages there).
+        await ctx.parts.receipts.applyReceipt(batch, control.group, control.status, control.ids);
+      } else {
+        await ctx.store.commit(batch); // not a member of that group (or no such group here): it ticks nothing
       }
       return null;
     }
@@ -262,11 +267,7 @@ export class Inbound {
         try {
           const delivered = await this.#receive(entry);
           if (!this.#redeferred.has(d.id)) done.add(d.id);
-          if (delivered) {
-            void ctx.parts.outbound
-              .sendControl(delivered.conv, { v: 1, type: 'receipt', status: 'delivered', ids: [delivered.id] })
-              .catch(() => undefined);
-          }
+          if (delivered) void ctx.parts.receipts.send(delivered.conv, 'delivered', [delivered]).catch(() => undefined);
         } catch {
           return; // storage or the relay failed: kept, tried again on the next connect
         }
@@ -391,7 +392,7 @@ export class Inbound {
         };
     await ctx.storeIncoming(batch, from, username, message);
     ctx.clearTyping(from);
-    return { conv: from, id: entry.id };
+    return { conv: from, id: entry.id, from };
   }
 
   /** A copy of a message our other device sent: stored as ours in its conversation (created if new). */

@@ -16,6 +16,8 @@ function stillThere(changed: readonly Changed[]): ChatMessage[] {
 }
 
 const TYPING_SEND_EVERY_MS = 3_000;
+/** Message ids per receipt (the schema's bound). */
+const IDS_PER_RECEIPT = 500;
 
 export class Receipts {
   readonly #ctx: EngineContext;
@@ -40,6 +42,41 @@ export class Receipts {
       .catch((e: unknown) => console.warn('typing indicator not sent:', describeError(e)));
   }
 
+  /**
+   * Tells who wrote `messages` (in `conv`) that we got or read them. One-to-one, the peer. In a group, each
+   * message's author alone, pairwise, naming the group: the other members learn nothing of when we got or read it,
+   * and a message costs the relay one receipt per member for its author's devices, not one for every member device.
+   */
+  async send(
+    conv: string,
+    status: 'delivered' | 'read',
+    messages: readonly { id: string; from?: string | undefined }[],
+  ): Promise<void> {
+    const ctx = this.#ctx;
+    const group = ctx.convs.get(conv)?.group !== undefined;
+    const byAuthor = new Map<string, string[]>();
+    for (const { id, from } of messages) {
+      const author = group ? from : conv;
+      // A group message with no author known here (one that did not decrypt), or ours from our other device.
+      if (author === undefined || author === ctx.me.userId) continue;
+      const ids = byAuthor.get(author);
+      if (ids) ids.push(id);
+      else byAuthor.set(author, [id]);
+    }
+    for (const [author, ids] of byAuthor) {
+      for (let i = 0; i < ids.length; i += IDS_PER_RECEIPT) {
+        const chunk = ids.slice(i, i + IDS_PER_RECEIPT);
+        await ctx.parts.outbound.sendControl(author, {
+          v: 1,
+          type: 'receipt',
+          status,
+          ids: chunk,
+          ...(group ? { group: conv } : {}),
+        });
+      }
+    }
+  }
+
   async markRead(conv: string): Promise<void> {
     const ctx = this.#ctx;
     const c = ctx.convs.get(conv);
@@ -48,12 +85,16 @@ export class Receipts {
     const next: ConvState = { ...c, unread: 0, unreadIds: [] };
     ctx.convs.set(conv, next);
     ctx.publishConvs();
+    // The messages read, with their authors in a group: the read receipts go to them (none for a notice line).
+    const read: { id: string; from?: string | undefined }[] = [];
     await ctx.store.changeMessages(async () => {
       const batch = new WriteBatch();
       const changed: Changed[] = [];
       for (const id of ids) {
         const found = await ctx.store.message(id);
-        if (found && !found.message.mine && found.message.status !== 'read') {
+        if (!found || found.message.mine) continue;
+        if (found.message.kind !== 'notice') read.push({ id, from: found.message.sender });
+        if (found.message.status !== 'read') {
           const m: ChatMessage = { ...found.message, status: 'read' };
           changed.push([m, await ctx.store.stageMessageUpdate(batch, m, found.sort)]);
         }
@@ -62,14 +103,12 @@ export class Receipts {
       await ctx.store.commit(batch);
       ctx.emitMessages(conv, stillThere(changed));
     });
-    for (let i = 0; i < ids.length; i += 500) {
-      const chunk = ids.slice(i, i + 500);
-      // Our other devices clear the same messages (stored, so an offline one catches up); then the peer's ticks.
-      await ctx.parts.outbound.queueOwnControl({ v: 1, type: 'read', conv, ids: chunk });
-      // Read receipts off: the peer's ticks stay at delivered.
-      if (!ctx.snapshot.preferences.readReceipts) continue;
-      await ctx.parts.outbound.sendControl(conv, { v: 1, type: 'receipt', status: 'read', ids: chunk });
+    // Our other devices clear the same messages (stored, so an offline one catches up); then the authors' ticks.
+    for (let i = 0; i < ids.length; i += IDS_PER_RECEIPT) {
+      await ctx.parts.outbound.queueOwnControl({ v: 1, type: 'read', conv, ids: ids.slice(i, i + IDS_PER_RECEIPT) });
     }
+    // Read receipts off: the authors' ticks stay at delivered.
+    if (ctx.snapshot.preferences.readReceipts) await this.send(conv, 'read', read);
   }
 
   /** Our other device read `ids` in `conv`: they are no longer unread here (no receipt goes out: it sent one). */

@@ -298,6 +298,11 @@ export const controlPayloadSchema = z.discriminatedUnion('type', [
     type: z.literal('receipt'),
     status: z.enum(['delivered', 'read']),
     ids: z.array(messageId).min(1).max(500),
+    /**
+     * Sent pairwise to a message's author: the group the ids are in (group receipts go to the author alone, not to
+     * every member). Taken only from a current member of that group.
+     */
+    group: id.optional(),
   }),
   /** "I could not decrypt these; please send them again." */
   z.object({ v: z.literal(1), type: z.literal('resend'), ids: z.array(messageId).min(1).max(50) }),

@@ -7,16 +7,20 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Person } from '../../src/client/types';
 import { holdNextMessagesCommit } from '../support/commits';
-import { asClient, hasText, history, signUpUser, until, type TestUser } from '../support/engine';
+import { asClient, hasText, history, openWith, signUpUser, until, type TestUser } from '../support/engine';
 import { startTestRelay, type TestRelay } from '../support/relay';
 
 let relay: TestRelay;
 let ann: TestUser;
 let ben: TestUser;
 let cat: TestUser;
+/** In one group with ann and ben (not the main one). */
+let dan: TestUser;
 let group: string;
 
 const person = (u: TestUser): Person => ({ userId: u.userId, username: u.name.toLowerCase() });
+/** Ephemeral entries (typing, receipts) the relay delivered to the user's device so far. */
+const relayed = (u: TestUser): number => asClient(u.engine).dangerousTestOnlyEphemeralReceived();
 const GROUP_NAME = 'Weekend plans 🏕';
 
 /**
@@ -45,21 +49,23 @@ const deviceOf = (u: TestUser): string => u.engine.getSnapshot().me.deviceId;
 
 beforeAll(async () => {
   relay = await startTestRelay();
-  [ann, ben, cat] = await Promise.all([
+  [ann, ben, cat, dan] = await Promise.all([
     signUpUser(relay.url, 'g_ann'),
     signUpUser(relay.url, 'g_ben'),
     signUpUser(relay.url, 'g_cat'),
+    signUpUser(relay.url, 'g_dan'),
   ]);
 }, 60_000);
 
 afterAll(async () => {
-  for (const u of [ann, ben, cat]) if (u) asClient(u.engine).close();
+  for (const u of [ann, ben, cat, dan]) if (u) asClient(u.engine).close();
   await relay?.close();
 });
 
-function groupOf(u: TestUser) {
-  return u.engine.getSnapshot().conversations.find((c) => c.conv === group)?.group;
+function groupIn(u: TestUser, groupId: string) {
+  return u.engine.getSnapshot().conversations.find((c) => c.conv === groupId)?.group;
 }
+const groupOf = (u: TestUser) => groupIn(u, group);
 
 describe('groups', () => {
   it('creates a named group; every member learns the name and members over the pairwise sessions', async () => {
@@ -113,19 +119,59 @@ describe('groups', () => {
     await until('cat has ben', () => hasText(cat.engine, group, 'hi from ben'));
   });
 
-  it('shows typing and moves ticks with group receipts', async () => {
-    ben.engine.notifyTyping(group);
-    await until('ann sees ben typing', () => ann.engine.getSnapshot().typingUntil[group]);
-    expect(ann.engine.getSnapshot().typingName[group]).toBe(ben.name.toLowerCase());
+  it('shows typing to every member; receipts move the author’s ticks and reach no other member', async () => {
+    // A group of its own, so that nothing from the tests above is still on its way to dan, the member watched.
+    const plans = await ann.engine.createGroup('Receipts', [person(ben), person(dan)]);
+    for (const u of [ben, dan]) await until(`${u.name} knows the group`, () => groupIn(u, plans));
+    const danStart = relayed(dan);
+    ben.engine.notifyTyping(plans);
+    await until('ann sees ben typing', () => ann.engine.getSnapshot().typingUntil[plans]);
+    await until('dan sees ben typing', () => dan.engine.getSnapshot().typingUntil[plans]);
+    await until('dan counted it', () => relayed(dan) - danStart === 1); // counted once handled, after it shows
+    expect(ann.engine.getSnapshot().typingName[plans]).toBe(ben.name.toLowerCase());
 
-    const id = await ann.engine.send(group, 'please read');
-    await until(
-      'delivered',
-      async () => (await history(ann.engine, group)).find((m) => m.id === id)?.status === 'delivered',
-    );
-    await until('cat has it', () => hasText(cat.engine, group, 'please read'));
-    await cat.engine.markRead(group);
-    await until('read', async () => (await history(ann.engine, group)).find((m) => m.id === id)?.status === 'read');
+    const annBefore = relayed(ann);
+    const danBefore = relayed(dan);
+    const id = await ann.engine.send(plans, 'please read');
+    const status = async () => (await history(ann.engine, plans)).find((m) => m.id === id)?.status;
+    await until('delivered', async () => (await status()) === 'delivered');
+    await until('ben has it', () => hasText(ben.engine, plans, 'please read'));
+    await until('dan has it', () => hasText(dan.engine, plans, 'please read'));
+    await ben.engine.markRead(plans);
+    await dan.engine.markRead(plans);
+    await until('read', async () => (await status()) === 'read');
+    // Ann's device got both members' receipts, delivered and read…
+    await until('ann has four receipts', () => relayed(ann) - annBefore >= 4);
+    // …and dan's device none of ben's: once ben's next group message is there, anything ben sent before it is too.
+    await ben.engine.send(plans, 'fence from ben');
+    await until('dan has the fence', () => hasText(dan.engine, plans, 'fence from ben'));
+    expect(relayed(dan) - danBefore).toBe(0);
+  });
+
+  it('takes a receipt that names a group only from a member of that group', async () => {
+    for (const u of [ben, cat]) asClient(u.engine).dangerousTestOnlySetOnline(false);
+    try {
+      const id = await ann.engine.send(group, 'no one has this yet');
+      const status = async () => (await history(ann.engine, group)).find((m) => m.id === id)?.status;
+      await until('sent', async () => (await status()) === 'sent');
+      // Dan shares a group with ann, but not this one; he knows (or guesses) its id and the message id.
+      await asClient(dan.engine).dangerousTestOnlySendControl(ann.userId, {
+        v: 1,
+        type: 'receipt',
+        status: 'read',
+        ids: [id],
+        group,
+      });
+      await openWith(dan, ann);
+      await dan.engine.send(ann.userId, 'fence from dan');
+      await until('ann has dan’s fence', () => hasText(ann.engine, dan.userId, 'fence from dan'));
+      expect(await status()).toBe('sent');
+      // A member's receipt of the same shape is taken.
+      asClient(ben.engine).dangerousTestOnlySetOnline(true);
+      await until('delivered by ben', async () => (await status()) === 'delivered');
+    } finally {
+      for (const u of [ben, cat]) asClient(u.engine).dangerousTestOnlySetOnline(true);
+    }
   });
 
   it('after a member is removed, everyone who stays rotates and the removed member can read nothing new', async () => {
