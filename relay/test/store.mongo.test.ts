@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type mongoose from 'mongoose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BYTES_PER_RECIPIENT, MAX_DOCUMENT_BYTES } from '../src/store/mongo/caps.js';
+import { BYTES_PER_RECIPIENT, MAX_DOCUMENT_BYTES, USAGE_FRESH_MS } from '../src/store/mongo/caps.js';
 import { SEQ_STRIDE } from '../src/store/mongo/models.js';
 import { MongoStore } from '../src/store/mongo/mongo-store.js';
 import type { SendRequest } from '../src/store/store.js';
@@ -109,6 +109,87 @@ describe.skipIf(!mongo)('MongoDB store', () => {
       expect(new Set(seqs).size).toBe(60);
       const mailbox = await two.fetchMailbox(bob.deviceId, 0, 100, 1 << 20);
       expect(mailbox.map((e) => e.id).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `n${i}`).sort());
+    });
+
+    describe('mailbox usage for the caps, kept per node', () => {
+      const groupSend = (sender: ReturnType<typeof newAccount>, id: string, groupId: string): SendRequest => ({
+        senderUserId: sender.userId,
+        senderDeviceId: sender.deviceId,
+        id,
+        target: { kind: 'group', groupId, body: Buffer.from(id) },
+      });
+      const caps = (maxEntries: number) => ({ maxEntries, maxBytes: 1 << 20 });
+      const statusOf = async (store: MongoStore, s: SendRequest, now: number, maxEntries: number) =>
+        (await store.applyWrites({ sends: [s], acks: [], lastSeen: [], caps: caps(maxEntries) }, now))[0]?.status;
+
+      it('reads each recipient device’s usage once while it is fresh, not once per send, however full', async () => {
+        const store = await openStore();
+        const members = Array.from({ length: 11 }, (_, i) => newAccount(`member${i}`));
+        for (const a of members) await store.createAccount(a);
+        const groupId = randomBytes(16).toString('base64url');
+        await store.createGroup(
+          groupId,
+          members.map((a, i) => ({ userId: a.userId, admin: i === 0 })),
+          T0,
+        );
+        const sender = members[0]!;
+        const before = store.dangerousTestOnlyUsageReads();
+        for (let i = 0; i < 40; i++)
+          expect(await statusOf(store, groupSend(sender, `g${i}`, groupId), T0 + i, 100)).toBe('stored');
+        expect(store.dangerousTestOnlyUsageReads() - before).toBe(10); // the ten other members' devices, once
+        // Once the figures are USAGE_FRESH_MS old, they are read again (once).
+        await statusOf(store, groupSend(sender, 'late', groupId), T0 + USAGE_FRESH_MS, 100);
+        expect(store.dangerousTestOnlyUsageReads() - before).toBe(20);
+      });
+
+      it('counts this node’s own sends between reads, those without caps too, and refuses at the cap', async () => {
+        const store = await openStore();
+        const alice = newAccount('alice');
+        const bob = newAccount('bob');
+        await store.createAccount(alice);
+        await store.createAccount(bob);
+        expect(await statusOf(store, send(alice, 'c0', bob.deviceId), T0, 3)).toBe('stored'); // read: 0
+        const [uncapped] = await store.applyWrites(
+          { sends: [send(alice, 'c1', bob.deviceId)], acks: [], lastSeen: [] },
+          T0 + 1,
+        );
+        expect(uncapped?.status).toBe('stored');
+        expect(await statusOf(store, send(alice, 'c2', bob.deviceId), T0 + 2, 3)).toBe('stored');
+        expect(await statusOf(store, send(alice, 'c3', bob.deviceId), T0 + 3, 3)).toBe('mailbox_full');
+        expect(await store.countMailbox(bob.deviceId)).toBe(3);
+      });
+
+      it('sees another node’s sends at its next read, USAGE_FRESH_MS at most after the last', async () => {
+        const dbName = `usage_${randomBytes(6).toString('hex')}`;
+        const one = await openStore(dbName);
+        const two = await openStore(dbName);
+        const alice = newAccount('alice');
+        const bob = newAccount('bob');
+        await one.createAccount(alice);
+        await one.createAccount(bob);
+        expect(await statusOf(one, send(alice, 'u1', bob.deviceId), T0, 3)).toBe('stored'); // one read bob: 0
+        expect(await statusOf(two, send(alice, 'u2', bob.deviceId), T0, 3)).toBe('stored'); // two read bob: 1
+        expect(await statusOf(two, send(alice, 'u3', bob.deviceId), T0, 3)).toBe('stored');
+        // Bob's mailbox is at its cap. Node one's figure (1) is fresh: it is trusted, and one more passes the cap…
+        expect(await statusOf(one, send(alice, 'u4', bob.deviceId), T0 + 1, 3)).toBe('stored');
+        expect(await one.countMailbox(bob.deviceId)).toBe(4);
+        // …and once it is USAGE_FRESH_MS old, it is read again: full (its own count alone would say 2).
+        expect(await statusOf(one, send(alice, 'u5', bob.deviceId), T0 + USAGE_FRESH_MS, 3)).toBe('mailbox_full');
+        expect(await statusOf(two, send(alice, 'u6', bob.deviceId), T0 + 2, 3)).toBe('mailbox_full');
+      });
+
+      it('makes room once the sweep deleted expired entries', async () => {
+        const store = await openStore();
+        const alice = newAccount('alice');
+        const bob = newAccount('bob');
+        await store.createAccount(alice);
+        await store.createAccount(bob);
+        expect(await statusOf(store, send(alice, 's1', bob.deviceId), T0, 1)).toBe('stored');
+        expect(await statusOf(store, send(alice, 's2', bob.deviceId), T0 + 1, 1)).toBe('mailbox_full');
+        const swept = await store.sweepExpired({ mailboxBefore: T0 + 1, sentBefore: T0, now: T0 + 2 });
+        expect(swept.mailbox).toBe(1);
+        expect(await statusOf(store, send(alice, 's3', bob.deviceId), T0 + 3, 1)).toBe('stored');
+      });
     });
 
     it('hands a one-time prekey to exactly one of many concurrent bundle fetches', async () => {

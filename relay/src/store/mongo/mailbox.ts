@@ -13,7 +13,7 @@ import type {
 } from '../store.js';
 import { SEQ_STRIDE } from './models.js';
 import type { MessageDoc, Models, UserDoc } from './models.js';
-import { MAX_DOCUMENT_BYTES, documentBytes, sizeOf, withinCaps } from './caps.js';
+import { KeptUsage, MAX_DOCUMENT_BYTES, documentBytes, sizeOf, withinCaps } from './caps.js';
 import type { Planned } from './caps.js';
 import { bytesOf, chunks, inBoundedRequests, isDuplicateKey } from './util.js';
 
@@ -51,6 +51,9 @@ export interface MongoMailboxOptions {
 }
 
 export class MongoMailbox {
+  /** Each recipient device's mailbox usage, for the caps (see KeptUsage). */
+  readonly usage = new KeptUsage();
+
   constructor(
     private readonly m: Models,
     private readonly o: MongoMailboxOptions,
@@ -159,6 +162,7 @@ export class MongoMailbox {
       );
       sent += res.modifiedCount;
     }
+    if (mailbox > 0) this.usage.forgetAll(); // entries went: every kept usage figure is read again
     return { mailbox, sent };
   }
 
@@ -167,9 +171,10 @@ export class MongoMailbox {
     if (sends.length === 0) return [];
 
     const keys = [...new Set(sends.map(keyOf))];
-    const known = new Map(
-      (await this.m.messages.find({ key: { $in: keys } }, { key: 1, ts: 1 }).lean()).map((d) => [d.key, d.ts]),
-    );
+    // One key (a batch of one send, the usual case below saturation) by equality: FerretDB 1.x reads every document
+    // for an `$in` (relay/README.md, "FerretDB"); MongoDB uses the index either way.
+    const byKey = keys.length === 1 ? { key: keys[0] } : { key: { $in: keys } };
+    const known = new Map((await this.m.messages.find(byKey, { key: 1, ts: 1 }).lean()).map((d) => [d.key, d.ts]));
     const directTo = new Set<string>();
     const groupIds = new Set<string>();
     for (const s of sends) {
@@ -218,7 +223,8 @@ export class MongoMailbox {
       inBatch.add(key);
     });
 
-    const fitting = caps ? await withinCaps(this.m, planned, outcomes, caps) : planned;
+    const fitting = caps ? await withinCaps(this.m, this.usage, planned, outcomes, caps, now) : planned;
+    if (!caps) this.usage.add(planned);
     const sized = fitting.filter((p) => {
       if (documentBytes(p) <= MAX_DOCUMENT_BYTES) return true;
       outcomes[p.index] = { status: 'too_large' };
@@ -365,6 +371,7 @@ export class MongoMailbox {
     }
     if (ops.length === 0) return;
     await inBoundedRequests(ops, (chunk) => this.m.messages.bulkWrite(chunk, { ordered: false }));
+    for (const { deviceId } of acks) this.usage.forget(deviceId); // entries went: read their usage again
     // By group (pushed down by FerretDB), not a scan of every message document.
     const bodies: AnyBulkWriteOperation<MessageDoc>[] = [...groupDocs].map(([group, docs]) => ({
       updateMany: {

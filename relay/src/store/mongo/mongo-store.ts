@@ -170,6 +170,11 @@ export class MongoStore implements Store {
     await this.connection.dropDatabase();
   }
 
+  /** How many device usage figures the caps read from the database so far (tests). */
+  dangerousTestOnlyUsageReads(): number {
+    return this.mailbox.usage.reads;
+  }
+
   // Accounts -------------------------------------------------------------------------------------------------------
 
   /**
