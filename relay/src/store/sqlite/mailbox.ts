@@ -121,7 +121,7 @@ export class MailboxStatements {
     this.sent.rolledBack();
   }
 
-  /** Mailbox entries were deleted on another connection (the sweep, a device or account deletion). */
+  /** Mailbox entries were deleted on another connection (the sweep calls it; a deleted device is never read again). */
   forgetUsage(): void {
     this.usageKept = new Map();
   }
