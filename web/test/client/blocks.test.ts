@@ -103,7 +103,7 @@ describe('blocking', () => {
     expect(before?.status).toBe('delivered');
   });
 
-  it("drops a blocked member's messages in a group both are in", async () => {
+  it("drops a blocked member's messages in a group both are in, and sends them no read receipt there", async () => {
     // Baseline: before the block, ann reads mal in the group (and so holds mal's sender key).
     await ann.engine.unblock(mal.userId);
     const group = await cat.engine.createGroup('Shared', [person(ann), person(mal)]);
@@ -112,8 +112,10 @@ describe('blocking', () => {
         u.engine.getSnapshot().conversations.some((c) => c.conv === group),
       );
     }
-    await mal.engine.send(group, 'mal before the block');
+    const malsId = await mal.engine.send(group, 'mal before the block');
     await until('ann got mal', () => hasText(ann.engine, group, 'mal before the block'));
+    const malsStatus = async () => (await history(mal.engine, group)).find((m) => m.id === malsId)?.status;
+    await until('mal saw it delivered', async () => (await malsStatus()) === 'delivered');
 
     await ann.engine.block(person(mal));
     await mal.engine.send(group, 'mal in the group');
@@ -124,6 +126,12 @@ describe('blocking', () => {
     expect(await hasText(ann.engine, group, 'mal in the group')).toBe(false);
     // Not even as a message that "could not be decrypted".
     expect((await history(ann.engine, group)).filter((m) => m.failure !== undefined)).toEqual([]);
+    // Reading the group now sends mal no read receipt of the message ann had from mal before the block. The fence:
+    // ann's next group message reaches mal after anything ann sent before it.
+    await ann.engine.markRead(group);
+    await ann.engine.send(group, 'fence from ann in the group');
+    await until('mal got ann’s fence', () => hasText(mal.engine, group, 'fence from ann in the group'));
+    expect(await malsStatus()).toBe('delivered');
   });
 
   it('learns the block list from the relay on another device, and lets the person through once unblocked', async () => {
