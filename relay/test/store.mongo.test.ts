@@ -55,6 +55,18 @@ describe.skipIf(!mongo)('MongoDB store', () => {
   runStoreContract('MongoDB', () => openStore());
 
   describe('the MongoDB backend', () => {
+    /** Two stores on one database (two relay nodes), with alice and bob signed up. */
+    async function twoNodes(prefix: string) {
+      const dbName = `${prefix}_${randomBytes(6).toString('hex')}`;
+      const one = await openStore(dbName);
+      const two = await openStore(dbName);
+      const alice = newAccount('alice');
+      const bob = newAccount('bob');
+      await one.createAccount(alice);
+      await one.createAccount(bob);
+      return { one, two, alice, bob };
+    }
+
     const send = (sender: ReturnType<typeof newAccount>, id: string, to: string): SendRequest => ({
       senderUserId: sender.userId,
       senderDeviceId: sender.deviceId,
@@ -63,13 +75,7 @@ describe.skipIf(!mongo)('MongoDB store', () => {
     });
 
     it('enforces idempotency in the database: two stores (two relay nodes) racing one id store it once', async () => {
-      const dbName = `race_${randomBytes(6).toString('hex')}`;
-      const one = await openStore(dbName);
-      const two = await openStore(dbName);
-      const alice = newAccount('alice');
-      const bob = newAccount('bob');
-      await one.createAccount(alice);
-      await one.createAccount(bob);
+      const { one, two, alice, bob } = await twoNodes('race');
       for (let round = 0; round < 5; round++) {
         const id = `race${round}`;
         const [a, b] = await Promise.all([
@@ -87,13 +93,7 @@ describe.skipIf(!mongo)('MongoDB store', () => {
     });
 
     it('numbers concurrent sends of two stores uniquely: every send stored once, every seq distinct', async () => {
-      const dbName = `number_${randomBytes(6).toString('hex')}`;
-      const one = await openStore(dbName);
-      const two = await openStore(dbName);
-      const alice = newAccount('alice');
-      const bob = newAccount('bob');
-      await one.createAccount(alice);
-      await one.createAccount(bob);
+      const { one, two, alice, bob } = await twoNodes('number');
       // Each node's write batcher commits one batch at a time; the two nodes run side by side.
       const node = async (store: MongoStore, from: number) => {
         const outcomes = [];
@@ -160,13 +160,7 @@ describe.skipIf(!mongo)('MongoDB store', () => {
       });
 
       it('sees another node’s sends at its next read, USAGE_FRESH_MS at most after the last', async () => {
-        const dbName = `usage_${randomBytes(6).toString('hex')}`;
-        const one = await openStore(dbName);
-        const two = await openStore(dbName);
-        const alice = newAccount('alice');
-        const bob = newAccount('bob');
-        await one.createAccount(alice);
-        await one.createAccount(bob);
+        const { one, two, alice, bob } = await twoNodes('usage');
         expect(await statusOf(one, send(alice, 'u1', bob.deviceId), T0, 3)).toBe('stored'); // one read bob: 0
         expect(await statusOf(two, send(alice, 'u2', bob.deviceId), T0, 3)).toBe('stored'); // two read bob: 1
         expect(await statusOf(two, send(alice, 'u3', bob.deviceId), T0, 3)).toBe('stored');

@@ -53,7 +53,9 @@ export class Receipts {
     messages: readonly { id: string; from?: string | undefined }[],
   ): Promise<void> {
     const ctx = this.#ctx;
-    const group = ctx.convs.get(conv)?.group !== undefined;
+    const g = ctx.convs.get(conv)?.group;
+    if (g?.left) return; // a group we left: its members hear nothing more from us (and would not take it)
+    const group = g !== undefined;
     const byAuthor = new Map<string, string[]>();
     for (const { id, from } of messages) {
       const author = group ? from : conv;

@@ -174,7 +174,7 @@ describe('groups', () => {
     }
   });
 
-  it('after a member is removed, everyone who stays rotates and the removed member can read nothing new', async () => {
+  it('after a member is removed, everyone who stays rotates, and the removed member can read nothing new and sends no receipt there', async () => {
     // Cat keeps her sender-key records (her client never hears of the removal: she went offline before it).
     asClient(cat.engine).dangerousTestOnlySetOnline(false);
     await ann.engine.removeGroupMember(group, cat.userId);
@@ -206,6 +206,16 @@ describe('groups', () => {
       'cat’s send fails visibly',
       async () => (await history(cat.engine, group)).find((m) => m.text === 'still here?')?.failure,
     );
+    // Reading what she had unread sends no receipt: the members hear nothing more from her in the group.
+    expect(groupOf(cat)?.left).toBe(true);
+    const unread = cat.engine.getSnapshot().conversations.find((c) => c.conv === group)?.unread ?? 0;
+    expect(unread).toBeGreaterThan(0);
+    const annBefore = relayed(ann);
+    await cat.engine.markRead(group);
+    await openWith(cat, ann);
+    await cat.engine.send(ann.userId, 'fence from cat');
+    await until('ann has cat’s fence', () => hasText(ann.engine, cat.userId, 'fence from cat'));
+    expect(relayed(ann) - annBefore).toBe(0);
   });
   it('a send that waited while a removal was handled never gives the new sender key to the member removed', async () => {
     const race = await ann.engine.createGroup('Race', [person(ben), person(cat)]);
