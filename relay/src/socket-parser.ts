@@ -2,7 +2,17 @@
 // string, or is one of the names Socket.IO and EventEmitter reserve ("disconnect", "error", ...), is rejected as
 // the default parser does, so no client can impersonate internal events (an unhandled "error" would crash Node);
 // so is a payload with a "__proto__" map key (see assertPlainData).
+import { createRequire } from 'node:module';
 import * as msgpackParser from 'socket.io-msgpack-parser';
+
+/**
+ * notepack.io (the msgpack of socket.io-msgpack-parser) ships no types: loaded through require with the two functions
+ * used here and by the cluster's wire format, so that every project that compiles this file (the web tests import the relay) needs no declaration.
+ */
+export const msgpack = createRequire(import.meta.url)('notepack.io') as {
+  encode(value: unknown): Buffer;
+  decode(buffer: Uint8Array): unknown;
+};
 
 const RESERVED_EVENTS = new Set([
   'connect',
@@ -35,15 +45,46 @@ interface DecodedPacket {
   data?: unknown;
 }
 
-class SafeDecoder extends msgpackParser.Decoder {
-  override checkPacket(decoded: DecodedPacket): void {
+type DecodedListener = (packet: unknown) => void;
+
+const checkPacket = (decoded: DecodedPacket): void => msgpackParser.Decoder.prototype.checkPacket.call(null, decoded);
+
+/**
+ * The server's decoder, one per connection. socket.io-msgpack-parser's own is a component-emitter: a table of listener
+ * arrays per connection (about 200 bytes once Socket.IO's Client listens) and two arrays made per packet to emit it.
+ * Socket.IO's Client attaches exactly one listener, for `decoded`, and removes it on close: this one holds that
+ * listener in a field and calls it directly. Anything else asking to listen is refused loudly, not ignored.
+ */
+export class SafeDecoder {
+  private listener: DecodedListener | null = null;
+
+  on(event: string, listener: DecodedListener): this {
+    if (event !== 'decoded' || this.listener !== null)
+      throw new Error(`the relay's decoder takes one 'decoded' listener`);
+    this.listener = listener;
+    return this;
+  }
+
+  removeListener(event: string, listener: DecodedListener): this {
+    if (event === 'decoded' && this.listener === listener) this.listener = null;
+    return this;
+  }
+
+  /** Decodes one frame; throws on anything the protocol does not allow (Socket.IO then closes the connection). */
+  add(frame: unknown): void {
+    const decoded = msgpack.decode(frame as Uint8Array) as DecodedPacket;
     if (typeof decoded !== 'object' || decoded === null) throw new Error('invalid packet');
-    super.checkPacket(decoded);
+    checkPacket(decoded);
     if (decoded.type === msgpackParser.PacketType.EVENT) {
       const name: unknown = Array.isArray(decoded.data) ? decoded.data[0] : undefined;
       if (typeof name !== 'string' || RESERVED_EVENTS.has(name)) throw new Error('invalid payload');
       assertPlainData(decoded.data);
     }
+    this.listener?.(decoded);
+  }
+
+  destroy(): void {
+    this.listener = null;
   }
 }
 

@@ -13,6 +13,7 @@ import { Server } from 'socket.io';
 import { io } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SafeDecoder, msgpack } from '../src/socket-parser.js';
 import { connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestAccount, TestRelay } from './helpers.js';
 
@@ -139,5 +140,38 @@ describe('an idle connection', () => {
       socket.disconnect();
       recipient.close();
     }
+  });
+});
+
+describe('the relay’s packet decoder', () => {
+  const event = (name: string, payload: unknown): Buffer =>
+    msgpack.encode({ type: msgpackParser.PacketType.EVENT, nsp: '/', data: [name, payload], id: 1 });
+
+  it('is what Socket.IO decodes each connection’s packets with, holding its one listener until the connection ends', async () => {
+    const device = await connectDevice(t.url, alice.accessToken);
+    const socket = [...t.relay.io.sockets.sockets.values()].at(-1);
+    const client = (socket as unknown as { client: { decoder: unknown; ondecoded: unknown } }).client;
+    expect(client.decoder).toBeInstanceOf(SafeDecoder);
+    expect((client.decoder as { listener: unknown }).listener).toBe(client.ondecoded);
+    device.close();
+    await waitFor(() => (client.decoder as { listener: unknown }).listener === null, 5000, 'the listener to go');
+  });
+
+  it('hands each packet to its listener, refuses a second listener or another event, and stops once removed', () => {
+    const decoder = new SafeDecoder();
+    const got: unknown[] = [];
+    const listener = (packet: unknown): void => void got.push(packet);
+    decoder.on('decoded', listener);
+    expect(() => decoder.on('decoded', () => undefined)).toThrow();
+    expect(() => new SafeDecoder().on('error', () => undefined)).toThrow();
+    decoder.add(event('message:send', { id: 'a' }));
+    expect(got).toEqual([
+      { type: msgpackParser.PacketType.EVENT, nsp: '/', data: ['message:send', { id: 'a' }], id: 1 },
+    ]);
+    expect(() => decoder.add(event('disconnect', {}))).toThrow('invalid payload');
+    expect(() => decoder.add(msgpack.encode({ type: 9, nsp: '/', data: [] }))).toThrow('invalid packet type');
+    decoder.removeListener('decoded', listener);
+    decoder.add(event('message:send', { id: 'b' }));
+    expect(got).toHaveLength(1);
   });
 });

@@ -1,19 +1,11 @@
 // The bytes of the cluster bus on Redis: msgpack (binary bodies inline), and on the way in a zod schema of every
 // event, so a message on the channel that is not one of ours (another program, an older or newer relay, a forged
 // publish by anyone who can reach Redis) is dropped instead of being taken for relay state.
-import { createRequire } from 'node:module';
 import { z } from 'zod';
-import { assertPlainData } from '../socket-parser.js';
+import { assertPlainData, msgpack } from '../socket-parser.js';
 import type { ClusterEvent } from './bus.js';
 
-/**
- * notepack.io (the msgpack of socket.io-msgpack-parser) ships no types: loaded through require with the two functions
- * used here, so that every project that compiles this file (the web tests import the relay) needs no declaration.
- */
-export const msgpack = createRequire(import.meta.url)('notepack.io') as {
-  encode(value: unknown): Buffer;
-  decode(buffer: Uint8Array): unknown;
-};
+export { msgpack };
 
 /** What one node publishes: the event and the publishing node (a node ignores its own). */
 export interface Envelope {
