@@ -12,6 +12,9 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const int = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+/** A rate that may be a fraction (`0.5`: one every two seconds). */
+const rate = (min: number, max: number, fallback: number) =>
+  z.coerce.number().finite().min(min).max(max).default(fallback);
 
 const envSchema = z.object({
   PORT: int(0, 65535, 8080),
@@ -39,7 +42,7 @@ const envSchema = z.object({
   SEND_RATE_BURST: int(1, 1_000_000, LIMITS.sendRateBurst),
   SEND_RATE_PER_SEC: int(1, 1_000_000, LIMITS.sendRatePerSecond),
   SEND_DELIVERIES_BURST: int(1, 100_000_000, LIMITS.sendDeliveriesBurst),
-  SEND_DELIVERIES_PER_SEC: int(1, 100_000_000, LIMITS.sendDeliveriesPerSecond),
+  SEND_DELIVERIES_PER_SEC: rate(0.001, 100_000_000, LIMITS.sendDeliveriesPerSecond),
   BUNDLE_RATE_BURST: int(1, 1_000_000, 30),
   BUNDLE_RATE_PER_MIN: int(1, 1_000_000, 2),
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),

@@ -145,9 +145,9 @@ describe('a hostile socket client', () => {
   });
 
   it('is refused once its account’s sends reached their budget of devices: group sends, typing apart, and sends a block dropped count', async () => {
-    // One token a second, three in the bucket: a group send to five devices passes and leaves the account owing
-    // two, so the next send of that account waits three seconds; each step below takes far less.
-    const limited = await startRelay({ SEND_DELIVERIES_BURST: '3', SEND_DELIVERIES_PER_SEC: '1' });
+    // One token every 1,000 seconds, three in the bucket: a group send to five devices passes and leaves the account
+    // owing two, so the next send of that account waits 3,000 seconds. No step below depends on how fast it runs.
+    const limited = await startRelay({ SEND_DELIVERIES_BURST: '3', SEND_DELIVERIES_PER_SEC: '0.001' });
     const devices: TestDevice[] = [];
     try {
       const accounts = await Promise.all(Array.from({ length: 6 }, () => signUp(limited.url)));
@@ -185,7 +185,7 @@ describe('a hostile socket client', () => {
       expect(direct.ok).toBe(true);
       expect(await limited.relay.store.countMailbox(member)).toBe(3);
       // A send to someone who blocks the sender costs what it would cost if stored: the limit does not tell. One
-      // send to the blocker's six devices leaves the blocked account owing three (four seconds to wait).
+      // send to the blocker's six devices leaves the blocked account owing three.
       const [blocker, blocked] = others.slice(2) as [TestAccount, TestAccount];
       const put = await api(limited.url, 'PUT', `/api/blocks/${blocked.userId}`, { token: blocker.accessToken });
       expect(put.status).toBe(204);

@@ -65,6 +65,7 @@ describe('loadConfig', () => {
       HOST: '',
       SQLITE_SYNCHRONOUS: 'FULL',
       SQLITE_WRITER: 'inline',
+      SEND_DELIVERIES_PER_SEC: '0.5',
     });
     expect(config).toMatchObject({
       port: 9000,
@@ -73,7 +74,10 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       sqliteSynchronous: 'FULL',
       sqliteWriter: 'inline',
+      sendDeliveriesPerSecond: 0.5,
     });
+    for (const bad of ['0', '-1', '0.0001', 'Infinity', 'fast'])
+      expect(() => loadConfig({ SEND_DELIVERIES_PER_SEC: bad }), bad).toThrow(/SEND_DELIVERIES_PER_SEC/);
   });
 
   it('names every invalid variable', () => {
