@@ -1,6 +1,6 @@
 // The figures the report shows, derived from the raw runs: per-phase metrics, medians and spreads over
 // repetitions, ratios taken within each repetition, the load generator's saturation and message-integrity checks.
-import type { MainThreadSample, TaskResult } from './ipc.js';
+import type { GcPauses, MainThreadSample, TaskResult } from './ipc.js';
 import { median } from './stats.js';
 
 /** One task on one server start, with the server's resources over the same window. */
@@ -11,6 +11,8 @@ export interface PhaseRun {
   /** Time the server's event loop was active over the window (CPU plus time blocked in syscalls such as fsync). */
   serverLoopActiveMs: number;
   serverLoopDelay: { p99Ms: number; maxMs: number };
+  /** The main thread's GC pauses over the window (absent in runs saved before they were measured). */
+  serverGcPause?: GcPauses;
   /** Scheduler times of the server's main thread over the window (null off Linux). */
   serverMainThread: MainThreadSample | null;
   /** Differences of the server's own counters over the window (WeConnect: `commits`). */
@@ -92,6 +94,12 @@ export const M = {
   p99: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.p99 ?? Number.NaN) : Number.NaN),
   max: (p) => ('latencyMs' in p.result ? (p.result.latencyMs?.max ?? Number.NaN) : Number.NaN),
   serverCores: (p) => p.serverCpuUs / windowUs(p),
+  /** The longest GC pause of the server's main thread in the window (of any node). */
+  gcMaxMs: (p) => p.serverGcPause?.maxMs ?? Number.NaN,
+  /** Milliseconds per second the server's main threads spent paused for GC. */
+  gcMsPerS: (p) => (p.serverGcPause ? (p.serverGcPause.totalMs * 1e6) / windowUs(p) : Number.NaN),
+  /** The longest event-loop delay in the window: what a ready frame waited at worst. */
+  loopDelayMaxMs: (p) => p.serverLoopDelay.maxMs,
   loadgenCores: (p) => p.result.loadgenCpuUs / windowUs(p),
   /** The load generator's CPU per unit: what one delivery costs the client side (compares the clients). */
   loadgenUs: (p) => (units(p) > 0 ? p.result.loadgenCpuUs / units(p) : Number.NaN),

@@ -16,6 +16,13 @@ export interface MainThreadSample {
   runQueueWaitMs: number;
 }
 
+/** Garbage-collector pauses of a server's main thread over a window (V8's `gc` performance entries). */
+export interface GcPauses {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+}
+
 /** A server's cumulative resource counters at one moment; the orchestrator takes differences over a window. */
 export interface ServerSample {
   cpu: CpuSample;
@@ -26,6 +33,8 @@ export interface ServerSample {
   mainThread: MainThreadSample | null;
   /** Event-loop delay since the previous sample, ms: how long a ready callback (an IPC message, a frame) waited. */
   loopDelay: { p99Ms: number; maxMs: number };
+  /** Garbage-collector pauses of the main thread since the previous sample. */
+  gcPause: GcPauses;
   /** Server-specific counters, e.g. the WeConnect relay's committed transactions. */
   counters: Record<string, number>;
 }

@@ -82,6 +82,21 @@ function limitOf(runs: Runs, server: string, label: string): string {
   return `limited by the server's work per delivery (main thread ${fmt(main, 2)} of a core)`;
 }
 
+/**
+ * What stalled the relay's event loop in a latency phase, beside the same of bare Socket.IO: the longest wait of a
+ * ready callback and the longest GC pause (medians over repetitions). A p99 above the loop's longest GC pause and
+ * near its longest delay is set by stalls, not by the work of one delivery.
+ */
+export function stalls(runs: Runs, label: string): string {
+  const of = (server: string): string => {
+    const gc = runs.median(server, label, M.gcMaxMs);
+    const delay = runs.median(server, label, M.loopDelayMaxMs);
+    return Number.isFinite(gc) ? `${fmt(delay, 0)} / ${fmt(gc, 1)} ms` : `${fmt(delay, 0)} ms / –`;
+  };
+  const reference = runs.has('bare', label) ? `; bare: ${of('bare')}` : '';
+  return `event-loop delay max / longest GC pause ${of(OURS)}${reference}`;
+}
+
 function summary(input: ReportInput, runs: Runs, problems: string[]): string {
   const { baseline, floor, settings } = input;
   const rows: string[][] = [];
@@ -172,6 +187,7 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
       [
         p99Limited > 0 ? `load generator limited ${p99Limited} of the phases` : '',
         median(p99s) > 10 ? limitOf(runs, OURS, label) : '',
+        median(p99s) > 10 ? stalls(runs, label) : '',
       ]
         .filter((n) => n !== '')
         .join('; '),
@@ -533,7 +549,9 @@ function everyRun(runs: ServerRun[]): string {
         fmt(M.mainUs(phase), 1),
         fmt(M.serverCores(phase), 2),
         fmt(M.perCommit(phase), 1),
-        fmt(phase.serverLoopDelay.maxMs, 0),
+        fmt(M.loopDelayMaxMs(phase), 0),
+        fmt(M.gcMaxMs(phase), 1),
+        fmt(M.gcMsPerS(phase), 0),
         fmt(M.loadgenCores(phase), 2),
         fmt(M.loadgenUs(phase), 0),
         loadgenLimit(phase) ?? '',
@@ -555,6 +573,8 @@ function everyRun(runs: ServerRun[]): string {
       'server cores',
       'per commit',
       'server loop delay max ms',
+      'server GC pause max ms',
+      'server GC ms/s',
       'load gen cores',
       'load gen µs/unit',
       'load gen limit',

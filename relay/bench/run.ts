@@ -67,6 +67,11 @@ async function sampleServer(nodes: ServerChannel[], gc = false): Promise<ServerS
         p99Ms: Math.max(sum.loopDelay.p99Ms, s.loopDelay.p99Ms),
         maxMs: Math.max(sum.loopDelay.maxMs, s.loopDelay.maxMs),
       },
+      gcPause: {
+        count: sum.gcPause.count + s.gcPause.count,
+        totalMs: sum.gcPause.totalMs + s.gcPause.totalMs,
+        maxMs: Math.max(sum.gcPause.maxMs, s.gcPause.maxMs),
+      },
       counters: Object.fromEntries(
         [...new Set([...Object.keys(sum.counters), ...Object.keys(s.counters)])].map((name) => [
           name,
@@ -144,6 +149,7 @@ async function runTask(
     serverCpuUs: cpuUs(after) - cpuUs(before),
     serverLoopActiveMs: after.loopActiveMs - before.loopActiveMs,
     serverLoopDelay: after.loopDelay,
+    serverGcPause: after.gcPause,
     serverMainThread:
       after.mainThread === null || before.mainThread === null
         ? null

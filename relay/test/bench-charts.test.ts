@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { chartsOf, cpuChart, escapeXml, latencyChart } from '../bench/charts.js';
 import { Runs } from '../bench/figures.js';
+import { stalls } from '../bench/report.js';
 import type { PhaseRun, ServerRun } from '../bench/figures.js';
 
 /**
@@ -210,5 +211,72 @@ describe('the bench charts from a run', () => {
     expect(texts(charts.latency)).toEqual(expect.arrayContaining(['7.5', '6.0', '2k/s']));
     expect(texts(charts.latency).join(' ')).toContain('not shown: weconnect-2node (reduced plan)');
     expect(texts(charts.cpu)).not.toContain('weconnect-2node');
+  });
+});
+
+describe('the p99 note on stalls', () => {
+  const phase = (loopMaxMs: number, gcMaxMs: number | null): PhaseRun => ({
+    label: 'open 5000/s',
+    result: {
+      kind: 'messaging',
+      open: true,
+      skipped: 0,
+      windowMs: 1000,
+      delivered: 5000,
+      sent: 5000,
+      latencyMs: { p50: 1, p99: 12, max: 20, count: 5000 },
+      messages: 5000,
+      lost: 0,
+      duplicates: 0,
+      strays: 0,
+      late: 0,
+      drainWaitMs: 0,
+      rejected: 0,
+      loadgenCpuUs: 1000,
+      loadgenLoopDelayP99Ms: 1,
+      maxSendLagMs: 1,
+    },
+    serverCpuUs: 1,
+    serverLoopActiveMs: 0,
+    serverLoopDelay: { p99Ms: 1, maxMs: loopMaxMs },
+    ...(gcMaxMs === null ? {} : { serverGcPause: { count: 3, totalMs: 3 * gcMaxMs, maxMs: gcMaxMs } }),
+    serverMainThread: null,
+    serverCounters: {},
+    machineBusyUs: null,
+    serverRss: 0,
+    memory: null,
+  });
+  const run = (server: string, rep: number, p: PhaseRun): ServerRun => ({
+    server,
+    rep,
+    setupMs: 0,
+    connectMs: 0,
+    devices: 0,
+    rssReady: 0,
+    rssConnected: 0,
+    phases: [p],
+    failure: null,
+    skipped: null,
+    durationMs: 0,
+  });
+
+  it('gives the median longest loop delay and GC pause of the relay and of bare Socket.IO', () => {
+    const runs = new Runs(
+      [
+        run('weconnect', 0, phase(20, 8)),
+        run('weconnect', 1, phase(30, 11)),
+        run('weconnect', 2, phase(24, 9)),
+        run('bare', 0, phase(12, 3)),
+        run('bare', 1, phase(14, 4)),
+        run('bare', 2, phase(13, 5)),
+      ],
+      3,
+    );
+    expect(stalls(runs, 'open 5000/s')).toBe('event-loop delay max / longest GC pause 24 / 9.0 ms; bare: 13 / 4.0 ms');
+  });
+
+  it('says so when a run has no GC figures, and leaves bare out when it did not run', () => {
+    const runs = new Runs([run('weconnect', 0, phase(20, null))], 1);
+    expect(stalls(runs, 'open 5000/s')).toBe('event-loop delay max / longest GC pause 20 ms / –');
   });
 });

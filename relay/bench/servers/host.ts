@@ -2,9 +2,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { PerformanceEntry } from 'node:perf_hooks';
 import { toParent } from '../ipc.js';
-import type { MainThreadSample, ServerCommand } from '../ipc.js';
+import type { GcPauses, MainThreadSample, ServerCommand } from '../ipc.js';
 
 export interface StartedServer {
   port: number;
@@ -81,6 +82,17 @@ export async function hostServer(start: () => Promise<StartedServer>): Promise<v
   };
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
+  // Each collection that stopped the main thread (scavenges, the pauses of mark-compact), for the p99 notes.
+  let gcPause: GcPauses = { count: 0, totalMs: 0, maxMs: 0 };
+  const addPauses = (entries: readonly PerformanceEntry[]): void => {
+    for (const entry of entries) {
+      gcPause.count += 1;
+      gcPause.totalMs += entry.duration;
+      gcPause.maxMs = Math.max(gcPause.maxMs, entry.duration);
+    }
+  };
+  const gcObserver = new PerformanceObserver((list) => addPauses(list.getEntries()));
+  gcObserver.observe({ entryTypes: ['gc'] });
   process.on('message', (message: ServerCommand) => {
     if (message.type === 'sample') {
       // For memory figures the orchestrator asks for a full collection first (servers run with --expose-gc), so
@@ -88,6 +100,9 @@ export async function hostServer(start: () => Promise<StartedServer>): Promise<v
       if (message.gc === true) (globalThis as { gc?: () => void }).gc?.();
       const loopDelay = { p99Ms: delay.percentile(99) / 1e6, maxMs: delay.max / 1e6 };
       delay.reset();
+      addPauses(gcObserver.takeRecords());
+      const gcSince = gcPause;
+      gcPause = { count: 0, totalMs: 0, maxMs: 0 };
       toParent({
         type: 'sample',
         cpu: process.cpuUsage(),
@@ -96,6 +111,7 @@ export async function hostServer(start: () => Promise<StartedServer>): Promise<v
         loopActiveMs: performance.eventLoopUtilization().active,
         mainThread: mainThreadSample(),
         loopDelay,
+        gcPause: gcSince,
         counters: server.counters?.() ?? {},
       });
     } else if (message.type === 'stop') void stop();
