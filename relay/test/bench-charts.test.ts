@@ -141,8 +141,9 @@ describe('the bench CPU chart', () => {
   });
 });
 
-describe('the bench charts from a run', () => {
-  const phase = (label: string, delivered: number, cpuUs: number, p50: number, p99: number): PhaseRun => ({
+/** A messaging phase of a run, as run.ts records it: `delivered` in a 1-second window at `cpuUs` per delivery. */
+function messagingPhase(label: string, delivered: number, cpuUs: number, p50: number, p99: number): PhaseRun {
+  return {
     label,
     result: {
       kind: 'messaging',
@@ -171,10 +172,13 @@ describe('the bench charts from a run', () => {
     machineBusyUs: null,
     serverRss: 0,
     memory: null,
-  });
-  const run = (server: string, phases: PhaseRun[]): ServerRun => ({
+  };
+}
+
+function serverRun(server: string, phases: PhaseRun[], rep = 0): ServerRun {
+  return {
     server,
-    rep: 0,
+    rep,
     setupMs: 0,
     connectMs: 0,
     devices: 0,
@@ -184,12 +188,18 @@ describe('the bench charts from a run', () => {
     failure: null,
     skipped: null,
     durationMs: 0,
-  });
+  };
+}
+
+describe('the bench charts from a run', () => {
   const runs = new Runs(
     [
-      run('weconnect', [phase('closed', 1000, 80, 5, 9), phase('open 2000/s', 2000, 120, 2, 7.5)]),
-      run('bare', [phase('closed', 1000, 64, 4, 8), phase('open 2000/s', 2000, 100, 1.5, 6)]),
-      run('weconnect-2node', [phase('closed', 100, 2400, 200, 400)]),
+      serverRun('weconnect', [
+        messagingPhase('closed', 1000, 80, 5, 9),
+        messagingPhase('open 2000/s', 2000, 120, 2, 7.5),
+      ]),
+      serverRun('bare', [messagingPhase('closed', 1000, 64, 4, 8), messagingPhase('open 2000/s', 2000, 100, 1.5, 6)]),
+      serverRun('weconnect-2node', [messagingPhase('closed', 100, 2400, 200, 400)]),
     ],
     1,
   );
@@ -216,59 +226,20 @@ describe('the bench charts from a run', () => {
 
 describe('the p99 note on stalls', () => {
   const phase = (loopMaxMs: number, gcMaxMs: number | null): PhaseRun => ({
-    label: 'open 5000/s',
-    result: {
-      kind: 'messaging',
-      open: true,
-      skipped: 0,
-      windowMs: 1000,
-      delivered: 5000,
-      sent: 5000,
-      latencyMs: { p50: 1, p99: 12, max: 20, count: 5000 },
-      messages: 5000,
-      lost: 0,
-      duplicates: 0,
-      strays: 0,
-      late: 0,
-      drainWaitMs: 0,
-      rejected: 0,
-      loadgenCpuUs: 1000,
-      loadgenLoopDelayP99Ms: 1,
-      maxSendLagMs: 1,
-    },
-    serverCpuUs: 1,
-    serverLoopActiveMs: 0,
+    ...messagingPhase('open 5000/s', 5000, 1, 1, 12),
     serverLoopDelay: { p99Ms: 1, maxMs: loopMaxMs },
     ...(gcMaxMs === null ? {} : { serverGcPause: { count: 3, totalMs: 3 * gcMaxMs, maxMs: gcMaxMs } }),
-    serverMainThread: null,
-    serverCounters: {},
-    machineBusyUs: null,
-    serverRss: 0,
-    memory: null,
-  });
-  const run = (server: string, rep: number, p: PhaseRun): ServerRun => ({
-    server,
-    rep,
-    setupMs: 0,
-    connectMs: 0,
-    devices: 0,
-    rssReady: 0,
-    rssConnected: 0,
-    phases: [p],
-    failure: null,
-    skipped: null,
-    durationMs: 0,
   });
 
   it('gives the median longest loop delay and GC pause of the relay and of bare Socket.IO', () => {
     const runs = new Runs(
       [
-        run('weconnect', 0, phase(20, 8)),
-        run('weconnect', 1, phase(30, 11)),
-        run('weconnect', 2, phase(24, 9)),
-        run('bare', 0, phase(12, 3)),
-        run('bare', 1, phase(14, 4)),
-        run('bare', 2, phase(13, 5)),
+        serverRun('weconnect', [phase(20, 8)], 0),
+        serverRun('weconnect', [phase(30, 11)], 1),
+        serverRun('weconnect', [phase(24, 9)], 2),
+        serverRun('bare', [phase(12, 3)], 0),
+        serverRun('bare', [phase(14, 4)], 1),
+        serverRun('bare', [phase(13, 5)], 2),
       ],
       3,
     );
@@ -276,7 +247,7 @@ describe('the p99 note on stalls', () => {
   });
 
   it('says so when a run has no GC figures, and leaves bare out when it did not run', () => {
-    const runs = new Runs([run('weconnect', 0, phase(20, null))], 1);
+    const runs = new Runs([serverRun('weconnect', [phase(20, null)])], 1);
     expect(stalls(runs, 'open 5000/s')).toBe('event-loop delay max / longest GC pause 20 ms / –');
   });
 });
