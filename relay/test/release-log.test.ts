@@ -187,4 +187,30 @@ describe.each(backends)('release entries on %s', (_name, open) => {
     if (store instanceof MongoStore) await store.dangerousTestOnlyDropDatabase();
     await store.close();
   });
+
+  // A node that finds a leaf another node left half-appended finishes it (KeyTransparency.append), possibly while
+  // the appending node is still finishing it: both upsert the same tree nodes at once.
+  it.skipIf(!open)(
+    'finishing one leaf from three nodes at once stores each tree node once and fails none',
+    async () => {
+      const store = await open!();
+      const rounds = 20;
+      const width = 8;
+      for (let round = 0; round < rounds; round++) {
+        const leaf = { index: round, userId: `u${round}`, seq: 0, entry: randomBytes(40) };
+        const nodes = Array.from({ length: width }, (_, i) => ({
+          level: 1,
+          index: round * width + i,
+          hash: randomBytes(32),
+        }));
+        expect(await store.ktAppend(leaf, [])).toBe('appended');
+        await Promise.all(Array.from({ length: 3 }, () => store.ktFinish(round + 1, nodes)));
+      }
+      const keys = Array.from({ length: rounds * width }, (_, index) => ({ level: 1, index }));
+      expect(await store.ktNodes(keys)).toHaveLength(rounds * width);
+      expect(await store.ktSize()).toBe(rounds);
+      if (store instanceof MongoStore) await store.dangerousTestOnlyDropDatabase();
+      await store.close();
+    },
+  );
 });

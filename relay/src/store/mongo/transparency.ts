@@ -4,7 +4,7 @@
 import mongoose from 'mongoose';
 import type { Connection, Model } from 'mongoose';
 import type { KtCosignatureRecord, KtLeafRecord, KtNodeRecord } from '../store.js';
-import { isDuplicateKey, requiredBytes } from './util.js';
+import { isDuplicateKey, onlyDuplicateKeys, requiredBytes } from './util.js';
 
 const { Schema } = mongoose;
 
@@ -118,16 +118,25 @@ export class MongoKt {
 
   async finish(size: number, nodes: KtNodeRecord[]): Promise<void> {
     if (nodes.length > 0) {
-      await this.nodeDocs.bulkWrite(
-        nodes.map((n) => ({
-          updateOne: {
-            filter: { _id: nodeId(n.level, n.index) },
-            update: { $setOnInsert: { hash: Buffer.from(n.hash) } },
-            upsert: true,
-          },
-        })),
-        { ordered: false },
-      );
+      const upserts = nodes.map((n) => ({
+        updateOne: {
+          filter: { _id: nodeId(n.level, n.index) },
+          update: { $setOnInsert: { hash: Buffer.from(n.hash) } },
+          upsert: true,
+        },
+      }));
+      // Another node finishing the same leaf (it found it half-appended) may insert some of these nodes between an
+      // upsert's look-up and its insert: a duplicate key. A node never changes once stored ($setOnInsert), so the next
+      // pass only inserts what is still missing. Each refused upsert names a node that now exists (FerretDB may stop a
+      // pass at its first refusal), so one pass per node and one more always ends.
+      for (let pass = 0; ; pass++) {
+        try {
+          await this.nodeDocs.bulkWrite(upserts, { ordered: false });
+          break;
+        } catch (err) {
+          if (pass >= upserts.length || !onlyDuplicateKeys(err)) throw err;
+        }
+      }
     }
     try {
       await this.head.updateOne({ _id: HEAD }, { $max: { size } }, { upsert: true });

@@ -23,6 +23,14 @@ export function isDuplicateKey(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === 11000;
 }
 
+/** Every write of a failed bulk write (or the one write of a failed command) was refused by a unique index. */
+export function onlyDuplicateKeys(err: unknown): boolean {
+  const writeErrors =
+    typeof err === 'object' && err !== null ? (err as { writeErrors?: unknown }).writeErrors : undefined;
+  const errors = Array.isArray(writeErrors) ? writeErrors : writeErrors === undefined ? [err] : [writeErrors];
+  return errors.length > 0 && errors.every(isDuplicateKey);
+}
+
 /** The server answered that a command or option is not implemented (FerretDB's NotImplemented, code 238). */
 export function isNotImplemented(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
