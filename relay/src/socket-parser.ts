@@ -7,7 +7,8 @@ import * as msgpackParser from 'socket.io-msgpack-parser';
 
 /**
  * notepack.io (the msgpack of socket.io-msgpack-parser) ships no types: loaded through require with the two functions
- * used here and by the cluster's wire format, so that every project that compiles this file (the web tests import the relay) needs no declaration.
+ * used here and by the cluster's wire format, so that every project that compiles this file (the web tests import the
+ * relay) needs no declaration.
  */
 export const msgpack = createRequire(import.meta.url)('notepack.io') as {
   encode(value: unknown): Buffer;
