@@ -20,6 +20,7 @@ import type { EventLimiter } from './service/rate-limit.js';
 import { ENGINE_HEADERS } from './http/security.js';
 import { ExpiryWheel, SocketLink } from './socket-link.js';
 import type { LinkSocket, WriteBufferPolicy } from './socket-link.js';
+import { SmallMap } from './socket-maps.js';
 import { relayParser } from './socket-parser.js';
 import { parseInput } from './validation.js';
 
@@ -278,6 +279,25 @@ function trimCleanups(raw: EngineSocket): void {
   if (Array.isArray(raw.cleanupFn)) raw.cleanupFn = raw.cleanupFn.slice();
 }
 
+/** Socket.IO's per-connection Maps: the socket's `acks`, and its client's `sockets` and `nsps`. */
+interface SocketMaps {
+  acks?: unknown;
+  client?: { sockets?: unknown; nsps?: unknown };
+}
+
+/**
+ * Swaps Socket.IO's three Maps of a connected socket (about 200 bytes of table each, even when empty) for SmallMaps
+ * (socket-maps.ts): its client's sockets by id and by namespace hold one entry, as the relay has one namespace, and
+ * the acks it awaits of a `messages` push are none or one while the connection is idle.
+ */
+function slimSocketMaps(socket: RelaySocket): void {
+  const maps = socket as unknown as SocketMaps;
+  if (maps.acks instanceof Map) maps.acks = new SmallMap(maps.acks);
+  const client = maps.client;
+  if (client?.sockets instanceof Map) client.sockets = new SmallMap(client.sockets);
+  if (client?.nsps instanceof Map) client.nsps = new SmallMap(client.nsps);
+}
+
 /** The name of engine.io's no-op `error` listener on a WebSocket that opened a session (server.js, onWebSocket). */
 const UPGRADE_ERROR_LISTENER = 'onUpgradeError';
 
@@ -414,6 +434,7 @@ function onConnection(
   // again, and a copy holds just the one (about 130 bytes less per connection).
   const any = socket as unknown as { _anyListeners?: unknown[] };
   if (Array.isArray(any._anyListeners)) any._anyListeners = any._anyListeners.slice();
+  slimSocketMaps(socket);
   socket.on('disconnect', handlers.disconnect);
 
   deps.metrics?.connections.inc();

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
+import type { Socket } from 'socket.io';
 import { io } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +32,8 @@ interface EngineClient {
   request: unknown;
   transport: NodeJS.EventEmitter & { name: string; socket?: NodeJS.EventEmitter & { _socket?: NodeJS.EventEmitter } };
 }
+
+const relayServer = (): Server => t.relay.io as unknown as Server;
 
 /** engine.io's connected sockets (not a public API: this test pins the internals the relay works around). */
 function engineClients(server: Server = t.relay.io as unknown as Server): EngineClient[] {
@@ -57,15 +60,40 @@ function held(client: EngineClient): Held {
   };
 }
 
-/** The rooms the server's socket of that engine.io connection is in. */
-function roomsOf(server: Server, client: EngineClient): string[] {
+/** The server's Socket.IO socket of that engine.io connection. */
+function socketOf(server: Server, client: EngineClient): Socket {
   const socket = [...server.of('/').sockets.values()].find((s) => (s.conn as unknown) === client);
   if (!socket) throw new Error('no Socket.IO socket on that connection');
+  return socket;
+}
+
+/** The rooms the server's socket of that engine.io connection is in. */
+function roomsOf(server: Server, client: EngineClient): string[] {
+  const socket = socketOf(server, client);
   return [...socket.rooms].map((room) => (room === socket.id ? 'its own id' : room.split(':')[0]!));
 }
 
-/** What a connection of a plain Socket.IO server (no relay hooks) holds, and its rooms. */
-async function plainConnection(): Promise<Held & { rooms: string[] }> {
+/** Socket.IO's per-connection maps (not a public API): the acks a socket awaits, its client's sockets and namespaces. */
+interface ConnectionMaps {
+  acks: ReadonlyMap<number, unknown>;
+  sockets: ReadonlyMap<string, unknown>;
+  nsps: ReadonlyMap<string, unknown>;
+}
+
+function mapsOf(socket: Socket): ConnectionMaps {
+  const inner = socket as unknown as { acks: ConnectionMaps['acks']; client: Omit<ConnectionMaps, 'acks'> };
+  return { acks: inner.acks, sockets: inner.client.sockets, nsps: inner.client.nsps };
+}
+
+/** What kind of object each map is, and what it holds. */
+function mapKinds(socket: Socket): Record<keyof ConnectionMaps, [string, number]> {
+  const maps = mapsOf(socket);
+  const kind = (map: ReadonlyMap<unknown, unknown>): [string, number] => [map.constructor.name, map.size];
+  return { acks: kind(maps.acks), sockets: kind(maps.sockets), nsps: kind(maps.nsps) };
+}
+
+/** What a connection of a plain Socket.IO server (no relay hooks) holds, its rooms and its maps. */
+async function plainConnection(): Promise<Held & { rooms: string[]; maps: ReturnType<typeof mapKinds> }> {
   const http = createServer();
   const server = new Server(http, { parser: msgpackParser, serveClient: false });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
@@ -78,7 +106,7 @@ async function plainConnection(): Promise<Held & { rooms: string[] }> {
     });
     const [client] = engineClients(server);
     if (!client) throw new Error('the plain server has no connection');
-    return { ...held(client), rooms: roomsOf(server, client) };
+    return { ...held(client), rooms: roomsOf(server, client), maps: mapKinds(socketOf(server, client)) };
   } finally {
     socket.disconnect();
     await server.close();
@@ -109,6 +137,39 @@ describe('an idle connection', () => {
     const sockets = [...t.relay.io.sockets.sockets.values()];
     for (const socket of sockets) expect(JSON.stringify(socket.handshake)).not.toContain(alice.accessToken);
     device.close();
+  });
+
+  it('holds its namespace and the acks it awaits in SmallMaps where Socket.IO holds Maps, and settles many pushes at once', async () => {
+    const plain = await plainConnection();
+    expect(plain.maps).toEqual({ acks: ['Map', 0], sockets: ['Map', 1], nsps: ['Map', 1] });
+    // an account of its own: what it leaves unsettled is no other test's
+    const carol = await signUp(t.url);
+    const recipient = await connectDevice(t.url, carol.accessToken, { autoAck: false });
+    const sender = await connectDevice(t.url, alice.accessToken);
+    try {
+      const [client] = engineClients().filter((c) => socketOf(relayServer(), c).data.deviceId === carol.deviceId);
+      if (!client) throw new Error('no relay connection of the recipient');
+      const socket = socketOf(relayServer(), client);
+      expect(mapKinds(socket)).toEqual({ acks: ['SmallMap', 0], sockets: ['SmallMap', 1], nsps: ['SmallMap', 1] });
+      // pushes the recipient does not acknowledge yet: the acks the relay awaits grow past one entry
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const id = messageId();
+        ids.push(id);
+        expect(await sender.send({ id, envelopes: [{ to: carol.deviceId, body: randomBytes(16) }] })).toMatchObject({
+          ok: true,
+        });
+        await waitFor(() => recipient.pendingAcks.length > i, 5000, `push ${i + 1}`);
+      }
+      expect(mapsOf(socket).acks.size).toBe(3);
+      for (const ack of recipient.pendingAcks.splice(0)) ack();
+      await waitFor(() => mapsOf(socket).acks.size === 0, 5000, 'the acks settled');
+      expect(mapKinds(socket).acks).toEqual(['SmallMap', 0]);
+      expect(recipient.messages.map((m) => m.id)).toEqual(ids);
+    } finally {
+      sender.close();
+      recipient.close();
+    }
   });
 
   it('works when it starts on long-polling and upgrades to a WebSocket', async () => {
