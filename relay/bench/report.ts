@@ -97,6 +97,17 @@ export function stalls(runs: Runs, label: string): string {
   return `event-loop delay max / longest GC pause ${of(OURS)}${reference}`;
 }
 
+/**
+ * The note on RSS per idle connection: the heap each server's connections hold, which is stable from run to run, beside
+ * the RSS, which also counts the heap pages V8 keeps committed after the connection storm and gives back seconds later
+ * (BEFORE-AFTER-18.md, "Idle connections, a third time").
+ */
+export function idleHeap(runs: Runs, label: string): string {
+  const servers = [OURS, 'bare', 'ws'].filter((server) => runs.has(server, label));
+  const heaps = servers.map((server) => `${server} ${fmt(runs.median(server, label, M.heapKiBPerConn), 1)}`);
+  return `heap used per connection (KiB): ${heaps.join(', ')}; RSS also counts heap pages V8 gives back later`;
+}
+
 function summary(input: ReportInput, runs: Runs, problems: string[]): string {
   const { baseline, floor, settings } = input;
   const rows: string[][] = [];
@@ -201,6 +212,7 @@ function summary(input: ReportInput, runs: Runs, problems: string[]): string {
     'KiB',
     1,
     (v) => v <= 10,
+    runs.has(OURS, idleLabel) ? idleHeap(runs, idleLabel) : '',
   );
   const drainLabel = `drain ${settings.offline}`;
   const drains = runs.values(OURS, drainLabel, M.seconds);

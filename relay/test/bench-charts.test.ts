@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { chartsOf, cpuChart, escapeXml, latencyChart } from '../bench/charts.js';
 import { Runs } from '../bench/figures.js';
-import { stalls } from '../bench/report.js';
+import { idleHeap, stalls } from '../bench/report.js';
 import type { PhaseRun, ServerRun } from '../bench/figures.js';
 
 /**
@@ -249,5 +249,36 @@ describe('the p99 note on stalls', () => {
   it('says so when a run has no GC figures, and leaves bare out when it did not run', () => {
     const runs = new Runs([serverRun('weconnect', [phase(20, null)])], 1);
     expect(stalls(runs, 'open 5000/s')).toBe('event-loop delay max / longest GC pause 20 ms / –');
+  });
+});
+
+describe('the note on RSS per idle connection', () => {
+  const idle = (rssKiB: number, heapKiB: number): PhaseRun => ({
+    ...messagingPhase('idle 5000', 0, 0, 0, 0),
+    result: { kind: 'idle', windowMs: 1000, connections: 1000, loadgenCpuUs: 1 },
+    memory: { rssBefore: 0, rssAfter: rssKiB * 1024 * 1000, heapBefore: 0, heapAfter: heapKiB * 1024 * 1000 },
+  });
+
+  it('gives the median heap per connection of each server that ran, the relay first', () => {
+    const runs = new Runs(
+      [
+        serverRun('ws', [idle(7.9, 2.8)], 0),
+        serverRun('weconnect', [idle(10.4, 8.0)], 0),
+        serverRun('weconnect', [idle(9.1, 8.2)], 1),
+        serverRun('weconnect', [idle(11.2, 7.9)], 2),
+        serverRun('bare', [idle(17.5, 11.1)], 0),
+      ],
+      3,
+    );
+    expect(idleHeap(runs, 'idle 5000')).toBe(
+      'heap used per connection (KiB): weconnect 8.0, bare 11.1, ws 2.8; RSS also counts heap pages V8 gives back later',
+    );
+  });
+
+  it('leaves out a server that did not run the phase', () => {
+    const runs = new Runs([serverRun('weconnect', [idle(10, 8)]), serverRun('bare', [])], 1);
+    expect(idleHeap(runs, 'idle 5000')).toBe(
+      'heap used per connection (KiB): weconnect 8.0; RSS also counts heap pages V8 gives back later',
+    );
   });
 });
