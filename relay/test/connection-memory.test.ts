@@ -85,6 +85,12 @@ function mapsOf(socket: Socket): ConnectionMaps {
   return { acks: inner.acks, sockets: inner.client.sockets, nsps: inner.client.nsps };
 }
 
+/** The relay's pushes on that socket still waiting for their ack (SocketLink's queue; not a public API). */
+function unsettledPushes(socket: Socket): number {
+  const link = socket.data as { pending?: { resolve: unknown }[] | null };
+  return (link.pending ?? []).filter((push) => push.resolve !== null).length;
+}
+
 /** What kind of object each map is, and what it holds. */
 function mapKinds(socket: Socket): Record<keyof ConnectionMaps, [string, number]> {
   const maps = mapsOf(socket);
@@ -166,6 +172,52 @@ describe('an idle connection', () => {
       await waitFor(() => mapsOf(socket).acks.size === 0, 5000, 'the acks settled');
       expect(mapKinds(socket).acks).toEqual(['SmallMap', 0]);
       expect(recipient.messages.map((m) => m.id)).toEqual(ids);
+    } finally {
+      sender.close();
+      recipient.close();
+    }
+  });
+
+  it('ignores acks a hostile client sends for ids it was never pushed, and settles real ones out of order and twice', async () => {
+    const dave = await signUp(t.url);
+    const recipient = await connectDevice(t.url, dave.accessToken, { autoAck: false });
+    const sender = await connectDevice(t.url, alice.accessToken);
+    const push = async (count: number): Promise<void> => {
+      const id = messageId();
+      await sender.send({ id, envelopes: [{ to: dave.deviceId, body: randomBytes(16) }] });
+      await waitFor(() => recipient.pendingAcks.length === count, 5000, `push ${count}`);
+    };
+    // an ACK packet as any client can write it, for any id
+    const rawAck = (id: number): void =>
+      (recipient.socket as unknown as { packet(packet: object): void }).packet({ type: 3, id, data: [] });
+    // a reply on the same connection: the relay has handled every packet sent before the request
+    const roundTrip = (): Promise<unknown> => recipient.watch([]).catch((err: unknown) => err);
+    try {
+      const [client] = engineClients().filter((c) => socketOf(relayServer(), c).data.deviceId === dave.deviceId);
+      if (!client) throw new Error('no relay connection of the recipient');
+      const socket = socketOf(relayServer(), client);
+      for (let i = 1; i <= 3; i++) await push(i);
+      const ids = [...mapsOf(socket).acks.keys()];
+      expect(ids).toHaveLength(3);
+      for (const id of [Math.max(...ids) + 1, Math.max(...ids) + 1000]) rawAck(id);
+      await roundTrip();
+      expect([...mapsOf(socket).acks.keys()]).toEqual(ids);
+      // nothing settled: a settled push is one the relay deletes from the mailbox as delivered
+      expect(unsettledPushes(socket)).toBe(3);
+      for (const id of [...ids].reverse()) {
+        rawAck(id);
+        rawAck(id);
+      }
+      await roundTrip();
+      expect(mapsOf(socket).acks.size).toBe(0);
+      expect(unsettledPushes(socket)).toBe(0);
+      // the client's own acks of the same pushes now find nothing; the connection lives on and is pushed again
+      for (const ack of recipient.pendingAcks.splice(0)) ack();
+      await push(1);
+      expect(mapsOf(socket).acks.size).toBe(1);
+      recipient.pendingAcks.splice(0)[0]!();
+      await waitFor(() => mapsOf(socket).acks.size === 0, 5000, 'the last ack settled');
+      expect(recipient.socket.connected).toBe(true);
     } finally {
       sender.close();
       recipient.close();
