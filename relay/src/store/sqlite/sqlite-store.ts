@@ -657,8 +657,8 @@ export class SqliteStore implements Store {
   }
 
   sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
-    return later(() =>
-      immediate(this.db, (): SweepResult => {
+    return later(() => {
+      const swept = immediate(this.db, (): SweepResult => {
         const mailbox = this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
         // The hours of idempotency records that ended before the cutoff (the writer's index drops them below).
         const sent = this.prepare('DELETE FROM sent_ids WHERE bucket < ?').run(sentBucket(cutoffs.sentBefore)).changes;
@@ -669,13 +669,26 @@ export class SqliteStore implements Store {
                (SELECT 1 FROM refresh_tokens r WHERE r.family_id = session_families.family_id)`,
         ).run();
         return { mailbox, sent, refreshTokens };
-      })(),
-    ).then((result) => {
+      })();
+      this.emptyWal();
+      return swept;
+    }).then((result) => {
       if (result.sent > 0) this.writer.forgetPruned();
       // Also when no entry expired: the kept usage starts over from the file at least once per sweep.
       this.writer.forgetUsage();
       return result;
     });
+  }
+
+  /**
+   * Deleted rows are zeroed where they lay (every connection sets `secure_delete`), but the write-ahead log still
+   * holds the page versions written before, an entry's sealed body among them, until SQLite writes over them. The
+   * sweep copies the log into the database file and truncates it to nothing, so that the bytes of a delivered entry
+   * last on disk at most one sweep interval. A writer that holds the log busy (the writer worker mid-commit past
+   * busy_timeout) leaves it to the next sweep.
+   */
+  private emptyWal(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   // Helpers (run inside the caller's transaction) ------------------------------------------------------------------

@@ -20,6 +20,10 @@ export function openConnection(file: string, synchronous: Synchronous): BetterSq
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -65536');
+  // A deleted row's bytes (a delivered entry's device, id, time and sealed body) are overwritten with zeros, not
+  // left in the page's free space or in free pages for anyone who copies the file: see SqliteStore.emptyWal for the
+  // write-ahead log. Measured at no cost per delivery (bench/BEFORE-AFTER-18.md).
+  db.pragma('secure_delete = ON');
   return db;
 }
 
