@@ -9,6 +9,7 @@ import { migrate } from './migrate.js';
 import { GroupTables } from './groups.js';
 import { sentBucket } from './idempotency.js';
 import { MailboxReads } from './mailbox-reads.js';
+import { drainDevices, drainExpired } from './mailbox-drain.js';
 import { WorkerWriter } from './worker-writer.js';
 import { InlineWriter, openConnection } from './writer.js';
 import type { SqliteWriter } from './writer.js';
@@ -183,6 +184,11 @@ export class SqliteStore implements Store {
 
   async deleteUser(userId: string): Promise<boolean> {
     const blobIds = this.blobs.idsOf(userId); // their rows go by cascade, their files below
+    await this.drainMailboxes(
+      this.prepare<[string], { device_id: string }>('SELECT device_id FROM devices WHERE user_id = ?')
+        .all(userId)
+        .map((r) => r.device_id),
+    );
     const gone = await later(() =>
       immediate(this.db, () => {
         this.prepare(
@@ -566,8 +572,17 @@ export class SqliteStore implements Store {
     );
   }
 
-  deleteDevice(deviceId: string): Promise<string[] | null> {
-    return later(() => immediate(this.db, () => this.deleteDeviceRows(deviceId))());
+  async deleteDevice(deviceId: string): Promise<string[] | null> {
+    await this.drainMailboxes([deviceId]);
+    return immediate(this.db, () => this.deleteDeviceRows(deviceId))();
+  }
+
+  /**
+   * Empties these devices' mailboxes a slice at a time (mailbox-drain.ts) before their rows are deleted in one
+   * transaction, which takes the entries that arrived meanwhile.
+   */
+  private async drainMailboxes(deviceIds: string[]): Promise<void> {
+    if ((await drainDevices(this.db, this.prepare, deviceIds)) > 0) this.writer.forgetUsage();
   }
 
   // Devices as their owner manages them ------------------------------------------------------------------------------
@@ -604,7 +619,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {
+  async removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {
+    const owner = this.prepare<[string], { user_id: string }>('SELECT user_id FROM devices WHERE device_id = ?').get(
+      deviceId,
+    );
+    // Another account's device is neither drained nor removed (the transaction below checks again).
+    if (owner?.user_id !== userId) return null;
+    await this.drainMailboxes([deviceId]);
     return later(() =>
       immediate(this.db, () => {
         const owner = this.prepare<[string], { user_id: string }>(
@@ -656,10 +677,12 @@ export class SqliteStore implements Store {
     return later(() => this.blocks.blockedUsers());
   }
 
-  sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
+  async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
+    const drained = await drainExpired(this.db, this.prepare, cutoffs.mailboxBefore);
     return later(() => {
       const swept = immediate(this.db, (): SweepResult => {
-        const mailbox = this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
+        // What expired while the slices were drained.
+        const mailbox = drained + this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
         // The hours of idempotency records that ended before the cutoff (the writer's index drops them below).
         const sent = this.prepare('DELETE FROM sent_ids WHERE bucket < ?').run(sentBucket(cutoffs.sentBefore)).changes;
         const refreshTokens = this.prepare('DELETE FROM refresh_tokens WHERE expires_at < ?').run(cutoffs.now).changes;
