@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { NewAccount, SendRequest } from '../src/store/store.js';
@@ -110,4 +111,55 @@ describe('a copy of the relay’s SQLite files, after delivery', () => {
       }
     });
   }
+});
+
+describe('the sweep’s truncation of the WAL', () => {
+  it(
+    'waits for no reader of the file: with one reading (an online backup) the sweep ends and leaves the WAL, and the next sweep empties it',
+    { timeout: 15_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'weconnect-retention-'));
+      dirs.push(dir);
+      const file = join(dir, 'weconnect.db');
+      const store = new SqliteStore({ file });
+      const reader = new Database(file, { readonly: true });
+      try {
+        const alice = newAccount('alice');
+        const bob = newAccount('bob');
+        for (const account of [alice, bob]) await store.createAccount(account);
+        const delivered = randomBytes(24);
+        const [outcome] = await store.applyWrites(
+          { sends: [direct(alice, 'gone', [bob.deviceId], () => bodyWith(delivered))], acks: [], lastSeen: [] },
+          T0,
+        );
+        if (outcome?.status !== 'stored') throw new Error('not stored');
+        await store.applyWrites(
+          { sends: [], acks: [{ deviceId: bob.deviceId, seqs: outcome.entries.map((e) => e.seq) }], lastSeen: [] },
+          T0 + 1,
+        );
+        // Another process holds a read transaction open, as the backup API does while it copies.
+        reader.exec('BEGIN');
+        reader.prepare('SELECT count(*) FROM mailbox').get();
+
+        // Waiting on the reader's lock (busy_timeout, 5 s a try) would hold the relay's event loop: the sweep must
+        // end, with the event loop turning meanwhile, and the delivered entry's earlier page still in the WAL.
+        let turns = 0;
+        const ticker = setInterval(() => turns++, 20);
+        try {
+          await store.sweepExpired({ mailboxBefore: 0, sentBefore: 0, now: T0 + 2 });
+        } finally {
+          clearInterval(ticker);
+        }
+        expect(turns).toBeGreaterThan(0);
+        expect(copiesOnDisk(file, delivered)).toBeGreaterThan(0);
+
+        reader.exec('COMMIT');
+        await store.sweepExpired({ mailboxBefore: 0, sentBefore: 0, now: T0 + 3 });
+        expect(copiesOnDisk(file, delivered)).toBe(0);
+      } finally {
+        reader.close();
+        await store.close();
+      }
+    },
+  );
 });

@@ -86,6 +86,9 @@ const toUser = (r: UserRow): UserRecord => ({
   disabled: r.disabled === 1,
 });
 
+/** Tries of the sweep's WAL truncation (SqliteStore.emptyWal), 100, 200, ... ms apart. */
+const WAL_TRUNCATE_TRIES = 5;
+
 /** Runs `fn` and turns its result or exception into a Promise, as an async backend would. */
 function later<T>(fn: () => T): Promise<T> {
   try {
@@ -679,8 +682,8 @@ export class SqliteStore implements Store {
 
   async sweepExpired(cutoffs: SweepCutoffs): Promise<SweepResult> {
     const drained = await drainExpired(this.db, this.prepare, cutoffs.mailboxBefore);
-    return later(() => {
-      const swept = immediate(this.db, (): SweepResult => {
+    return later(() =>
+      immediate(this.db, (): SweepResult => {
         // What expired while the slices were drained.
         const mailbox = drained + this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
         // The hours of idempotency records that ended before the cutoff (the writer's index drops them below).
@@ -692,13 +695,12 @@ export class SqliteStore implements Store {
                (SELECT 1 FROM refresh_tokens r WHERE r.family_id = session_families.family_id)`,
         ).run();
         return { mailbox, sent, refreshTokens };
-      })();
-      this.emptyWal();
-      return swept;
-    }).then((result) => {
+      })(),
+    ).then(async (result) => {
       if (result.sent > 0) this.writer.forgetPruned();
       // Also when no entry expired: the kept usage starts over from the file at least once per sweep.
       this.writer.forgetUsage();
+      await this.emptyWal();
       return result;
     });
   }
@@ -707,11 +709,27 @@ export class SqliteStore implements Store {
    * Deleted rows are zeroed where they lay (every connection sets `secure_delete`), but the write-ahead log still
    * holds the page versions written before, an entry's sealed body among them, until SQLite writes over them. The
    * sweep copies the log into the database file and truncates it to nothing, so that the bytes of a delivered entry
-   * last on disk at most one sweep interval. A writer that holds the log busy (the writer worker mid-commit past
-   * busy_timeout) leaves it to the next sweep.
+   * last on disk about one sweep interval. Truncating waits for every reader of the file (an online backup,
+   * `npm run admin`) and for the writer worker; with busy_timeout that wait would hold the event loop, so each try
+   * waits for nobody, and a few later tries follow before the next sweep's.
    */
-  private emptyWal(): void {
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  private async emptyWal(): Promise<void> {
+    for (let attempt = 1; attempt <= WAL_TRUNCATE_TRIES; attempt++) {
+      if (!this.db.open || this.truncateWalNow()) return;
+      if (attempt < WAL_TRUNCATE_TRIES) await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+
+  /** One TRUNCATE checkpoint that waits on no lock; true when the log is now empty. */
+  private truncateWalNow(): boolean {
+    const wait = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma('busy_timeout = 0');
+    try {
+      const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+      return result?.busy === 0;
+    } finally {
+      this.db.pragma(`busy_timeout = ${wait}`);
+    }
   }
 
   // Helpers (run inside the caller's transaction) ------------------------------------------------------------------
