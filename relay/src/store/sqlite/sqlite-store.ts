@@ -312,10 +312,14 @@ export class SqliteStore implements Store {
   // Devices and sessions ---------------------------------------------------------------------------------------------
 
   getDeviceOwner(deviceId: string): Promise<string | null> {
-    return later(
-      () =>
-        this.prepare<[string], { user_id: string }>('SELECT user_id FROM devices WHERE device_id = ?').get(deviceId)
-          ?.user_id ?? null,
+    return later(() => this.ownerOf(deviceId));
+  }
+
+  /** The user a device belongs to, or null. */
+  private ownerOf(deviceId: string): string | null {
+    return (
+      this.prepare<[string], { user_id: string }>('SELECT user_id FROM devices WHERE device_id = ?').get(deviceId)
+        ?.user_id ?? null
     );
   }
 
@@ -623,18 +627,12 @@ export class SqliteStore implements Store {
   }
 
   async removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {
-    const owner = this.prepare<[string], { user_id: string }>('SELECT user_id FROM devices WHERE device_id = ?').get(
-      deviceId,
-    );
     // Another account's device is neither drained nor removed (the transaction below checks again).
-    if (owner?.user_id !== userId) return null;
+    if (this.ownerOf(deviceId) !== userId) return null;
     await this.drainMailboxes([deviceId]);
     return later(() =>
       immediate(this.db, () => {
-        const owner = this.prepare<[string], { user_id: string }>(
-          'SELECT user_id FROM devices WHERE device_id = ?',
-        ).get(deviceId);
-        if (owner?.user_id !== userId) return null;
+        if (this.ownerOf(deviceId) !== userId) return null;
         this.prepare('INSERT OR REPLACE INTO removed_devices (device_id, user_id, removed_at) VALUES (?, ?, ?)').run(
           deviceId,
           userId,
