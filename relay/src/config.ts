@@ -48,7 +48,7 @@ const envSchema = z.object({
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('NORMAL'),
   SQLITE_WRITER: z.enum(['auto', 'worker', 'inline']).default('auto'),
-  COMMIT_WINDOW_MS: int(0, 100, 0),
+  COMMIT_WINDOW_MS: int(0, 100, 1),
   TRUST_PROXY: z.string().default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   WEB_DIST: z.string().min(1).optional(),
@@ -126,7 +126,10 @@ export interface Config {
   sqliteSynchronous: 'FULL' | 'NORMAL';
   /** Who commits sends, acks and last-seen: a worker thread with its own connection (default), or the main thread. */
   sqliteWriter: 'worker' | 'inline';
-  /** With fewer than 16 sends queued, wait this long for more before a commit (0: commit after the loop turn). */
+  /**
+   * While writes arrive at least two per this many ms and the event loop is less than half busy, a commit waits this
+   * long for more (or until 16 sends are queued); 0: every commit follows the loop turn (see WriteBatcher).
+   */
   commitWindowMs: number;
   /** Express `trust proxy`: false, true, a hop count, or a comma-separated list of addresses/subnets. */
   trustProxy: boolean | number | string;

@@ -50,7 +50,7 @@ export interface RelayOptions {
   sweepIntervalMs?: number;
   /** How long a mailbox batch waits for its ack before it is sent again (default 30 s). */
   ackTimeoutMs?: number;
-  /** The write batcher's commit window at low load, in ms (default: config.commitWindowMs, from COMMIT_WINDOW_MS). */
+  /** The write batcher's commit window, in ms (default: config.commitWindowMs, from COMMIT_WINDOW_MS). */
   commitWindowMs?: number;
 }
 

@@ -1,12 +1,13 @@
 // Group commit: sends queued in one turn of the event loop share one transaction, and no sender hears back
 // before that transaction has committed. Runs on a real SQLite store whose commits the test can hold back.
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { WriteBatcher } from '../src/service/write-batcher.js';
+import { WriteBatcher, loopUtilizationProbe } from '../src/service/write-batcher.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { MailboxEntry, SendOutcome, WriteBatch } from '../src/store/store.js';
 import { T0, newAccount } from './store.contract.js';
@@ -76,34 +77,97 @@ describe('the write batcher', () => {
     expect(await store.countMailbox(bob.deviceId)).toBe(25);
   });
 
-  it('with a commit window, commits sends a few milliseconds apart together; without one, apart', async () => {
-    const windowed = new WriteBatcher({
+  /** A batcher with a commit window, over the test's store; the event loop counts as busy when `busy()` says. */
+  const windowedBatcher = (commitWindowMs: number, busy = () => false) => {
+    const b = new WriteBatcher({
       store,
       now: () => T0,
       log: pino({ level: 'silent' }),
       onCommitted: () => undefined,
-      commitWindowMs: 100,
+      commitWindowMs,
+      loopBusy: busy,
     });
-    const sendWith = (b: WriteBatcher, id: string) =>
+    const sendWith = (id: string) =>
       b.send({
         senderUserId: alice.userId,
         senderDeviceId: alice.deviceId,
         id,
         target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
       });
-    const first = sendWith(windowed, 'w1');
+    return { batcher: b, sendWith };
+  };
+  const sendIds = () => store.batches.map((b) => b.sends.map((s) => s.id));
+
+  it('with a commit window, commits sends a few milliseconds apart together; without one, apart', async () => {
+    const { batcher: windowed, sendWith } = windowedBatcher(500);
+    // The first write has none just before it: nothing to gather, so it does not wait.
+    await sendWith('w0');
+    await nextTurn(); // (what is queued while a commit runs goes next, without a window)
+    const first = sendWith('w1');
     await nextTurn();
     // A later turn, and the window still holds w1 back (without a window it would have committed by now).
-    expect(store.batches).toEqual([]);
-    await Promise.all([first, sendWith(windowed, 'w2')]);
-    expect(store.batches.map((b) => b.sends.map((s) => s.id))).toEqual([['w1', 'w2']]);
+    expect(sendIds()).toEqual([['w0']]);
+    await Promise.all([first, sendWith('w2')]);
+    expect(sendIds()).toEqual([['w0'], ['w1', 'w2']]);
     await windowed.close();
 
     store.batches = [];
     const alone = send('n1');
     await vi.waitFor(() => expect(store.batches).toHaveLength(1)); // n1's commit has begun
     await Promise.all([alone, send('n2')]);
-    expect(store.batches.map((b) => b.sends.map((s) => s.id))).toEqual([['n1'], ['n2']]);
+    expect(sendIds()).toEqual([['n1'], ['n2']]);
+  });
+
+  it('skips the window for a lone write, for writes too far apart to gather two, and while the event loop is busy', async () => {
+    // A window no test waits out: each send is answered only if its commit does not wait.
+    const quiet = windowedBatcher(60_000);
+    expect((await quiet.sendWith('lone')).status).toBe('stored');
+    await quiet.batcher.close();
+
+    // Writes 30 ms apart, with a window of 40 ms: fewer than two would arrive in it, so it is not worth waiting.
+    store.batches = [];
+    const sparse = windowedBatcher(40);
+    await sparse.sendWith('s0');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const s1 = sparse.sendWith('s1');
+    await nextTurn();
+    expect(sendIds()).toEqual([['s0'], ['s1']]); // s1's commit began after the turn it was sent in
+    await s1;
+    await sparse.batcher.close();
+
+    store.batches = [];
+    const busy = windowedBatcher(60_000, () => true);
+    await busy.sendWith('b0');
+    const next = busy.sendWith('b1'); // right after b0: the window would hold it, but the loop is busy
+    await vi.waitFor(() => expect(store.batches).toHaveLength(2)); // b1's commit has begun without b2
+    await Promise.all([next, busy.sendWith('b2')]);
+    expect(sendIds()).toEqual([['b0'], ['b1'], ['b2']]);
+    await busy.batcher.close();
+  });
+
+  it('ends the commit window once 16 sends are queued, whichever turn they arrived in', async () => {
+    // A window no test waits out: the sends are answered only if the queue ends it.
+    const { batcher: windowed, sendWith } = windowedBatcher(60_000);
+    await sendWith('p0');
+    await nextTurn();
+    const early = Array.from({ length: 5 }, (_, i) => sendWith(`a${i}`));
+    await nextTurn();
+    const late = Array.from({ length: 10 }, (_, i) => sendWith(`b${i}`));
+    await nextTurn();
+    expect(sendIds()).toEqual([['p0']]); // 15 queued: the window holds them
+    const outcomes = await Promise.all([...early, ...late, sendWith('c0'), sendWith('c1')]);
+    expect(outcomes.every((o) => o.status === 'stored')).toBe(true);
+    // One commit of all 17: the 16th ended the window, and the 17th, in the same turn, joined it.
+    expect(store.batches.map((b) => b.sends.length)).toEqual([1, 17]);
+    await windowed.close();
+  });
+
+  it('finds the event loop busy after a long synchronous stretch, and not once it has idled', async () => {
+    const busy = loopUtilizationProbe(0.5, 50);
+    const until = performance.now() + 120;
+    while (performance.now() < until); // the event loop held for 120 ms
+    expect(busy()).toBe(true);
+    await vi.waitFor(() => expect(busy()).toBe(false), { timeout: 5_000, interval: 20 });
   });
 
   it('answers no sender before the commit, and hands the entries to delivery first', async () => {

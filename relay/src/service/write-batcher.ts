@@ -1,5 +1,7 @@
 // Group commit: every send, mailbox ack and last-seen update that arrives within one turn of the event loop is
-// committed in ONE store transaction (one fsync), and each sender is answered only after that commit.
+// committed in ONE store transaction (one fsync), and each sender is answered only after that commit. While writes
+// arrive close together and the event loop has time to spare, a short commit window gathers several turns' worth.
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
 import { WriterLostError } from '../store/store.js';
@@ -24,11 +26,15 @@ export interface WriteBatcherOptions {
   /** Sends per transaction; more wait for the next one. */
   maxSends?: number;
   /**
-   * When little is queued, wait this long (ms) for more before committing, so that a lightly loaded relay pays one
-   * commit for several sends; 0 (the default) commits after the current turn of the event loop. Under load the
-   * queue is longer than the threshold and nothing waits.
+   * The commit window (ms): while writes arrive at least two per window (on average over the last ~8) and the
+   * event loop is not busy, a commit waits this long for more (or until WINDOW_THRESHOLD sends are queued), so that
+   * a moderately loaded relay pays one commit for several sends. Fewer writes would not pay for the extra wake-up
+   * of the timer; a busy event loop's turns already gather many. Those commit after the current turn, as does every
+   * write with 0 (the default here; the relay's is COMMIT_WINDOW_MS).
    */
   commitWindowMs?: number;
+  /** Whether the event loop is busy (the window is then skipped); by default its utilization over ~100 ms > 0.5. */
+  loopBusy?: () => boolean;
   /** Per-device mailbox caps, applied to every send (none when absent). */
   caps?: MailboxCaps;
   /** Told after every commit: how long the store took, how many sends it held, and how many entries were acked. */
@@ -37,21 +43,50 @@ export interface WriteBatcherOptions {
 
 /** Below this many queued sends, the commit window applies. */
 const WINDOW_THRESHOLD = 16;
+/** Above this share of its time busy, the event loop is busy (see loopBusy). */
+const BUSY_UTILIZATION = 0.5;
+/** How often the event loop's utilization is sampled, at most (ms). */
+const UTILIZATION_PERIOD_MS = 100;
+
+/**
+ * Whether the event loop was busy more than BUSY_UTILIZATION of the time in its last sampling period of at least
+ * UTILIZATION_PERIOD_MS (looked at only when asked: between samples the last answer holds).
+ */
+export function loopUtilizationProbe(threshold = BUSY_UTILIZATION, periodMs = UTILIZATION_PERIOD_MS): () => boolean {
+  let last = performance.eventLoopUtilization();
+  let busy = false;
+  return () => {
+    const now = performance.eventLoopUtilization();
+    if (now.idle + now.active - (last.idle + last.active) < periodMs) return busy;
+    busy = performance.eventLoopUtilization(now, last).utilization > threshold;
+    last = now;
+    return busy;
+  };
+}
 
 export class WriteBatcher {
   private sends: PendingSend[] = [];
   private acks = new Map<string, number[]>();
   private lastSeen = new Map<string, number>();
   private scheduled = false;
+  /** The commit window's timer while it runs (null otherwise): a queue that reaches WINDOW_THRESHOLD ends it. */
+  private windowTimer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private closed = false;
   private readonly maxSends: number;
   private idleWaiters: (() => void)[] = [];
+  /** When the last write was queued (performance.now()), and the time between writes, averaged (see queued()). */
+  private lastWriteAt = -Infinity;
+  private meanGapMs = Infinity;
+  private readonly windowMs: number;
+  private readonly loopBusy: () => boolean;
   /** Transactions committed so far (for tests and metrics). */
   commits = 0;
 
   constructor(private readonly o: WriteBatcherOptions) {
     this.maxSends = o.maxSends ?? 1000;
+    this.windowMs = o.commitWindowMs ?? 0;
+    this.loopBusy = o.loopBusy ?? (this.windowMs > 0 ? loopUtilizationProbe() : () => true);
   }
 
   /** Resolves once the send is committed (or found to be a duplicate or refused). */
@@ -59,7 +94,8 @@ export class WriteBatcher {
     if (this.closed) return Promise.reject(new RelayError('internal', 'the relay is shutting down'));
     return new Promise((resolve, reject) => {
       this.sends.push({ request, resolve, reject });
-      this.schedule();
+      this.queued();
+      if (this.windowTimer && this.sends.length >= WINDOW_THRESHOLD) this.endWindow();
     });
   }
 
@@ -69,14 +105,14 @@ export class WriteBatcher {
     const list = this.acks.get(deviceId);
     if (list) list.push(...seqs);
     else this.acks.set(deviceId, [...seqs]);
-    this.schedule();
+    this.queued();
   }
 
   /** Queues a user's last-seen time (the newest per user wins). */
   seen(userId: string, ts: number): void {
     if (this.closed) return;
     this.lastSeen.set(userId, ts);
-    this.schedule();
+    this.queued();
   }
 
   /** Resolves when everything queued so far is committed. */
@@ -96,22 +132,54 @@ export class WriteBatcher {
     return this.sends.length > 0 || this.acks.size > 0 || this.lastSeen.size > 0;
   }
 
+  /** A write was queued: notes when (for the window), and schedules its commit. */
+  private queued(): void {
+    if (this.windowMs > 0) {
+      // An exponential average over the last ~8 writes; the first write after a quiet spell (longer than 8 windows)
+      // starts it over.
+      const now = performance.now();
+      const gap = now - this.lastWriteAt;
+      const averaging = Number.isFinite(this.meanGapMs) && gap < 8 * this.windowMs;
+      this.meanGapMs = averaging ? this.meanGapMs + (gap - this.meanGapMs) / 8 : gap;
+      this.lastWriteAt = now;
+    }
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.scheduled || this.running) return;
     this.scheduled = true;
-    const run = (): void => {
-      this.scheduled = false;
-      this.running = this.drain().finally(() => {
-        this.running = null;
-        if (this.hasWork()) this.schedule();
-        else this.notifyIdle();
-      });
-    };
-    const windowMs = this.o.commitWindowMs ?? 0;
     // setImmediate runs after the I/O callbacks of this loop turn: all frames read in it join one transaction.
-    if (windowMs > 0 && this.sends.length < WINDOW_THRESHOLD) setTimeout(run, windowMs);
-    else setImmediate(run);
+    if (this.gathers()) this.windowTimer = setTimeout(this.run, this.windowMs);
+    else setImmediate(this.run);
   }
+
+  /** Whether the commit about to be scheduled waits for more writes (see commitWindowMs). */
+  private gathers(): boolean {
+    return (
+      this.windowMs > 0 &&
+      this.sends.length < WINDOW_THRESHOLD &&
+      2 * this.meanGapMs < this.windowMs &&
+      !this.loopBusy()
+    );
+  }
+
+  /** Enough sends are queued to fill a commit: the window ends, and they commit after this turn. */
+  private endWindow(): void {
+    if (this.windowTimer) clearTimeout(this.windowTimer);
+    this.windowTimer = null;
+    setImmediate(this.run);
+  }
+
+  private readonly run = (): void => {
+    this.scheduled = false;
+    this.windowTimer = null;
+    this.running = this.drain().finally(() => {
+      this.running = null;
+      if (this.hasWork()) this.schedule();
+      else this.notifyIdle();
+    });
+  };
 
   /** Puts acks and last-seen times of a lost batch back in the queues (a newer last-seen already queued wins). */
   private requeue(acks: WriteBatch['acks'], lastSeen: WriteBatch['lastSeen']): void {
