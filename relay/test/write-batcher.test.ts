@@ -99,7 +99,7 @@ describe('the write batcher', () => {
   const sendIds = () => store.batches.map((b) => b.sends.map((s) => s.id));
 
   it('with a commit window, commits sends a few milliseconds apart together; without one, apart', async () => {
-    const { batcher: windowed, sendWith } = windowedBatcher(500);
+    const { batcher: windowed, sendWith } = windowedBatcher(1_000);
     // The first write has none just before it: nothing to gather, so it does not wait.
     await sendWith('w0');
     await nextTurn(); // (what is queued while a commit runs goes next, without a window)
