@@ -21,6 +21,7 @@ import { ENGINE_HEADERS } from './http/security.js';
 import { ExpiryWheel, SocketLink } from './socket-link.js';
 import type { LinkSocket, WriteBufferPolicy } from './socket-link.js';
 import { SmallMap } from './socket-maps.js';
+import { coalesceWrites } from './socket-writes.js';
 import { relayParser } from './socket-parser.js';
 import { parseInput } from './validation.js';
 
@@ -91,12 +92,14 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
   io.engine.on('connection', (raw: EngineSocket) => {
     raw.request = null;
     if (raw.transport?.name === 'websocket') {
+      coalesceWrites(raw.transport);
       releaseUpgradeRequest(raw.transport);
       releaseHandshakeListeners(raw.transport);
       trimCleanups(raw);
     } else {
       // long-polling first: the WebSocket comes later, if at all
       raw.once('upgrade', (transport: EngineTransport) => {
+        coalesceWrites(transport);
         releaseUpgradeRequest(transport);
         trimCleanups(raw);
       });
