@@ -19,6 +19,7 @@ interface WsTransport {
 interface Corkable {
   cork(): void;
   uncork(): void;
+  destroy(err?: Error): void;
 }
 
 /** The transport classes whose `send` is wrapped (one, engine.io's WebSocket; wrapped once). */
@@ -26,9 +27,21 @@ const wrapped = new WeakSet<object>();
 /** TCP sockets corked in this turn. */
 const corked = new Set<Corkable>();
 
+/**
+ * Runs once per turn in which something was written. A socket whose uncork threw (Node's streams do not; this is the
+ * guard) is destroyed, and the others are still uncorked: a socket left corked would never write again, and the set
+ * left non-empty would keep every later socket corked too.
+ */
 function uncorkAll(): void {
-  for (const tcp of corked) tcp.uncork();
+  const sockets = [...corked];
   corked.clear();
+  for (const tcp of sockets) {
+    try {
+      tcp.uncork();
+    } catch (err) {
+      tcp.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
 import type { Socket as NetSocket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PresenceUpdate } from '../src/protocol.js';
+import { coalesceWrites } from '../src/socket-writes.js';
 import { connectDevice, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestDevice, TestRelay } from './helpers.js';
 
@@ -71,5 +72,52 @@ describe('writes to a connection', () => {
     await waitFor(() => device.presence.length === 4, 5000, 'a fourth presence update');
     expect(device.presence[3]).toEqual(update(4));
     expect(counter.writes).toBe(2);
+  });
+
+  it('destroys a socket whose uncork throws, and still uncorks the others then and in later turns', async () => {
+    /** A TCP socket as the wrapper sees it; `uncork` throws when told to. */
+    class FakeTcp {
+      corks = 0;
+      destroyed: Error | undefined;
+      constructor(private readonly throws: boolean) {}
+      cork(): void {
+        this.corks++;
+      }
+      uncork(): void {
+        this.corks--;
+        if (this.throws) throw new Error('uncork failed');
+      }
+      destroy(err?: Error): void {
+        this.destroyed = err;
+      }
+    }
+    /** A transport class of its own, so the wrapper wraps this one (engine.io's is wrapped by the test above). */
+    class FakeTransport {
+      writable = true;
+      sent: unknown[] = [];
+      constructor(readonly socket: { _socket: FakeTcp }) {}
+      send(packets: unknown[]): void {
+        this.writable = false;
+        this.sent.push(...packets);
+      }
+    }
+    const bad = new FakeTcp(true);
+    const good = new FakeTcp(false);
+    const a = new FakeTransport({ _socket: bad });
+    const b = new FakeTransport({ _socket: good });
+    coalesceWrites(a);
+    a.send(['a1']);
+    b.send(['b1']);
+    expect([bad.corks, good.corks]).toEqual([1, 1]);
+    expect([a.writable, b.writable]).toEqual([true, true]);
+    await turnEnded();
+    expect(bad.destroyed?.message).toBe('uncork failed');
+    expect(good.corks).toBe(0);
+
+    b.send(['b2']);
+    expect(good.corks).toBe(1);
+    await turnEnded();
+    expect(good.corks).toBe(0);
+    expect(b.sent).toEqual(['b1', 'b2']);
   });
 });
