@@ -66,7 +66,8 @@ export function coalesceWrites(transport: object): void {
     }
     send.call(this, packets);
     // engine.io would wait for the write's callback; the frame is in the corked socket's buffer, in order, so the
-    // next packet may follow it there. The callback still comes (after the uncork) and only sets this again.
+    // next packet may follow it there. The callback still comes after the uncork: it sets this again, and engine.io
+    // then runs the flush's send callbacks and flushes its (now empty) buffer, as before.
     this.writable = true;
   };
 }
