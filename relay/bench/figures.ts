@@ -24,6 +24,8 @@ export interface PhaseRun {
   windowMonoUs?: [number, number];
   /** Idle connections: the server's memory after a full GC, before opening them and with them open. */
   memory: { rssBefore: number; rssAfter: number; heapBefore: number; heapAfter: number } | null;
+  /** A phase that lost messages: the server's gauges after its drain (see StartedServer.gauges). */
+  serverHeldAtEnd?: Record<string, number>;
 }
 
 export interface ServerRun {

@@ -37,6 +37,8 @@ export interface ServerSample {
   gcPause: GcPauses;
   /** Server-specific counters, e.g. the WeConnect relay's committed transactions. */
   counters: Record<string, number>;
+  /** Server-specific values at this moment, e.g. the WeConnect relay's sends not answered yet. */
+  gauges: Record<string, number>;
 }
 
 /** Server child → orchestrator. */

@@ -72,14 +72,30 @@ async function sampleServer(nodes: ServerChannel[], gc = false): Promise<ServerS
         totalMs: sum.gcPause.totalMs + s.gcPause.totalMs,
         maxMs: Math.max(sum.gcPause.maxMs, s.gcPause.maxMs),
       },
-      counters: Object.fromEntries(
-        [...new Set([...Object.keys(sum.counters), ...Object.keys(s.counters)])].map((name) => [
-          name,
-          (sum.counters[name] ?? 0) + (s.counters[name] ?? 0),
-        ]),
-      ),
+      counters: addUp(sum.counters, s.counters),
+      gauges: addUp(sum.gauges, s.gauges),
     }),
     first,
+  );
+}
+
+/** "151 sends unanswered, 151 of them waiting on the store" from the WeConnect relay's gauges; else name=value. */
+function describeHeld(gauges: Record<string, number>): string {
+  const { sendsUnanswered, sendsWaitingOnStore, ...rest } = gauges;
+  const parts: string[] = [];
+  if (sendsUnanswered !== undefined) {
+    parts.push(
+      `${sendsUnanswered} sends unanswered` +
+        (sendsWaitingOnStore !== undefined ? `, ${sendsWaitingOnStore} of them waiting on the store` : ''),
+    );
+  }
+  for (const [name, value] of Object.entries(rest)) parts.push(`${name}=${value}`);
+  return parts.join(', ') || 'nothing reported';
+}
+
+function addUp(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(
+    [...new Set([...Object.keys(a), ...Object.keys(b)])].map((name) => [name, (a[name] ?? 0) + (b[name] ?? 0)]),
   );
 }
 
@@ -131,6 +147,8 @@ async function runTask(
   const machineEnd = machineIdleUs();
   const wallUs = (performance.now() - wallStart) * 1000;
   const { result } = await loadgen.next('result', limits.result);
+  // Messages were lost: where the server holds them now (a send it never answered, one waiting on its store).
+  const heldAtEnd = integrityProblems(result).length > 0 ? (await sampleServer(servers)).gauges : undefined;
   let memory: PhaseRun['memory'] = null;
   if (memoryBefore !== null) {
     const memoryAfter = await sampleServer(servers, true);
@@ -165,6 +183,7 @@ async function runTask(
     serverRss: after.rss,
     memory,
     windowMonoUs: [monoStart, monoEnd],
+    ...(heldAtEnd ? { serverHeldAtEnd: heldAtEnd } : {}),
   };
 }
 
@@ -196,6 +215,7 @@ function progress(server: string, rep: number, phase: PhaseRun): void {
   process.stdout.write(
     `  [${Math.round(elapsedMs() / 1000)} s] ${server.padEnd(15)} rep ${rep + 1} ${phase.label.padEnd(16)} ${figures}` +
       (problems.length > 0 ? ` — ${problems.join(', ')}` : '') +
+      (phase.serverHeldAtEnd ? ` (server after the drain: ${describeHeld(phase.serverHeldAtEnd)})` : '') +
       '\n',
   );
 }

@@ -67,6 +67,10 @@ export interface Relay {
   readonly health: HealthAnswer;
   /** Transactions committed by the write batcher so far. */
   commits(): number;
+  /** `message:send` events received and not answered yet (parsing, limits, store, delivery): for operations and the bench. */
+  sendsUnanswered(): number;
+  /** Of those, the sends in the write batcher: in the commit that runs and queued behind it. */
+  sendsWaitingOnStore(): number;
   /**
    * Listens for HTTP and Socket.IO, and (when METRICS_PORT is set) starts the metrics listener: `metricsUrl` is its
    * GET /metrics address.
@@ -334,9 +338,11 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     kt,
   });
   const httpServer = createServer(app);
+  const sendGauge = { unanswered: 0 };
   const sockets = attachSocket(httpServer, {
     config,
     log,
+    sendGauge,
     accounts,
     mailbox,
     presence,
@@ -395,6 +401,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     store,
     health,
     commits: () => batcher.commits,
+    sendsUnanswered: () => sendGauge.unanswered,
+    sendsWaitingOnStore: () => batcher.waitingSends,
     sweep,
     async listen(port = config.port, host = config.host) {
       let metricsUrl: string | undefined;

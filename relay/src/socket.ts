@@ -45,6 +45,8 @@ export interface SocketDeps {
   bus: ClusterBus;
   /** Prometheus metrics, when METRICS_PORT is set. */
   metrics?: RelayMetrics;
+  /** `message:send` events received and not answered yet (Relay.sendsUnanswered). */
+  sendGauge?: { unanswered: number };
   /** Socket.IO's adapter between relay nodes (the Redis streams adapter); in-memory when absent. */
   adapter?: ServerOptions['adapter'];
 }
@@ -360,7 +362,9 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
     answer(ack, errorAck(e));
   };
 
+  const gauge = deps.sendGauge ?? { unanswered: 0 };
   const send = async (link: SocketLink, payload: unknown, ack: Ack | undefined): Promise<void> => {
+    gauge.unanswered++;
     try {
       const admitted = admit(link);
       if (admitted) await admitted;
@@ -371,6 +375,8 @@ function eventHandlers(deps: SocketDeps, expiry: ExpiryWheel<RelaySocket>): Even
     } catch (err) {
       deps.metrics?.refusedSends.inc({ code: asRelayError(err).code });
       fail(ack, err);
+    } finally {
+      gauge.unanswered--;
     }
   };
 

@@ -287,3 +287,32 @@ describe('message:send rate limit', () => {
     }
   });
 });
+
+describe('sends the relay holds', () => {
+  it('counts a send as unanswered until its ack, and as waiting on the store while its commit runs', async () => {
+    const store = t.relay.store;
+    const applyWrites = store.applyWrites.bind(store);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    store.applyWrites = async (batch, now) => {
+      await gate;
+      return applyWrites(batch, now);
+    };
+    try {
+      expect([t.relay.sendsUnanswered(), t.relay.sendsWaitingOnStore()]).toEqual([0, 0]);
+      const id = messageId();
+      const acked = sender.send({ id, envelopes: [{ to: bob.deviceId, body: randomBytes(32) }] });
+      await waitFor(() => t.relay.sendsWaitingOnStore() === 1, 5000, 'the send in the held commit');
+      expect(t.relay.sendsUnanswered()).toBe(1);
+      release();
+      expect(await acked).toMatchObject({ ok: true });
+      expect([t.relay.sendsUnanswered(), t.relay.sendsWaitingOnStore()]).toEqual([0, 0]);
+      // A refused send is answered too.
+      expect(await sender.send({ id: 'not an id', envelopes: [] })).toMatchObject({ ok: false });
+      expect(t.relay.sendsUnanswered()).toBe(0);
+    } finally {
+      release();
+      store.applyWrites = applyWrites;
+    }
+  });
+});

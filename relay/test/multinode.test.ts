@@ -68,6 +68,7 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
   });
 
   afterAll(async () => {
+    redis?.resume?.(); // a test that failed while Redis was paused
     for (const device of devices) device.close();
     await Promise.all(nodes.map((n) => n.stop(3000).catch(() => undefined)));
     await redis?.stop();
@@ -326,6 +327,36 @@ describe.skipIf(skipReason !== '')('two relay nodes with MongoDB and Redis', () 
     const daveDevice = await connect(node1, dave.accessToken);
     await waitFor(() => daveState()?.online === true, 10_000, 'dave online seen from the other node');
     daveDevice.close();
+  });
+
+  it('answers sends and presence watches while Redis is silent (its process stopped), and delivers the sends across nodes once it answers', async () => {
+    if (!redis?.pause || !redis.resume) return;
+    const a = await connect(node1, alice.accessToken);
+    const b = await connect(node2, bob.accessToken);
+    const before = messageId();
+    expect(await a.send({ id: before, envelopes: [{ to: bob.deviceId, body: body(before) }] })).toMatchObject({
+      ok: true,
+    });
+    await waitFor(() => idsOf(b).has(before), 5000, 'delivery before the silence');
+
+    // Redis keeps its connections and answers nothing: every send would wait on its rate limit for good.
+    const sent: string[] = [];
+    redis.pause();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const id = messageId();
+        expect(await a.send({ id, envelopes: [{ to: bob.deviceId, body: body(id) }] })).toMatchObject({ ok: true });
+        sent.push(id);
+      }
+      expect(sent.filter((id) => idsOf(b).has(id))).toEqual([]); // nothing crossed to the other node meanwhile
+      // Presence lives in Redis: a watch fails, as while Redis is away, instead of waiting for good.
+      expect(await b.watch([alice.userId])).toMatchObject({ ok: false, error: { code: 'internal' } });
+    } finally {
+      redis.resume();
+    }
+    await waitFor(() => sent.every((id) => idsOf(b).has(id)), 10_000, 'the messages sent while Redis was silent');
+    a.close();
+    b.close();
   });
 
   it(

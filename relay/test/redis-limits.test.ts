@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RedisEventLimiter, RedisSigninLimiter } from '../src/cluster/redis-limits.js';
+import { RedisDeadline } from '../src/cluster/scripts.js';
 import type { RedisClient } from '../src/cluster/scripts.js';
 import { startRedis } from './services.js';
 import type { Service } from './services.js';
@@ -20,6 +21,7 @@ async function node(): Promise<RedisClient> {
   return client;
 }
 afterAll(async () => {
+  redis?.resume?.(); // a test that failed while Redis was paused
   for (const c of clients) await c.close().catch(() => undefined);
   await redis?.stop();
 });
@@ -70,5 +72,39 @@ describe.skipIf(!redis)('per-address limits in Redis', () => {
     expect(await b.take('signup:x', T)).toBe(true);
     expect(await a.take('signup:x', T)).toBe(false);
     expect(await b.take('signup:y', T)).toBe(true);
+  });
+
+  it('decides alone while Redis is silent (a stopped process), keeps the limits, and asks Redis again after a back-off', async () => {
+    if (!redis?.pause || !redis.resume) throw new Error('redis-server was not started here');
+    const [one, two] = [await node(), await node()];
+    const deadline = new RedisDeadline(log, 100);
+    const events = new RedisEventLimiter(one, 2, 1 / 3600, deadline);
+    const signins = new RedisSigninLimiter(one, 1, 60_000, log, 'wc:signin-silent', deadline);
+    const other = new RedisEventLimiter(two, 2, 1 / 3600);
+    expect(await events.take('device:s', T)).toBe(true);
+
+    redis.pause();
+    try {
+      // Redis holds the command it was sent and answers nothing: past the deadline, this node's own bucket answers.
+      expect(await events.take('device:s', T)).toBe(true);
+      // During the back-off nothing is sent to Redis, and the node's own limits still hold.
+      expect(await events.take('device:q', T)).toBe(true);
+      expect(await events.take('device:q', T)).toBe(true);
+      expect(await events.take('device:q', T)).toBe(false);
+      const admitted = await signins.admit('carol', T);
+      if (!admitted.ok) throw new Error('refused while Redis was silent');
+      admitted.slot.fail(T);
+      expect((await signins.admit('carol', T + 1)).ok).toBe(false);
+    } finally {
+      redis.resume();
+    }
+    await one.ping(); // Redis has run everything it was sent before this
+    expect(await one.exists('wc:bucket:device:q')).toBe(0);
+    expect(await one.keys('wc:signin-silent:*')).toEqual([]);
+
+    // After the back-off, the shared bucket is Redis's again: two tokens here leave none for the other node.
+    expect(await events.take('device:r', T + 2000)).toBe(true);
+    expect(await events.take('device:r', T + 2000)).toBe(true);
+    expect(await other.take('device:r', T + 2000)).toBe(false);
   });
 });

@@ -26,6 +26,12 @@ export interface Service {
   /** Kills the server at once (redis: to simulate an outage); `start()` brings it back on the same port. */
   kill(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * Stops the process where it stands (SIGSTOP): its connections stay open and nothing answers on them, as with a
+   * hung server or a dropped network path. `resume()` (SIGCONT) lets it go on. Absent for a server not started here.
+   */
+  pause?(): void;
+  resume?(): void;
 }
 
 export type Started = { service: Service } | { skip: string };
@@ -83,6 +89,7 @@ function exited(child: ChildProcess): Promise<void> {
 async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
   if (!child) return;
   child.kill(signal);
+  child.kill('SIGCONT'); // a paused server (pause()) takes the signal only once it runs again
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited(child);
   clearTimeout(timer);
@@ -128,6 +135,12 @@ async function supervise(
     async kill() {
       await stopChild(child, 'SIGKILL');
       child = null;
+    },
+    pause() {
+      if (!child?.kill('SIGSTOP')) throw new Error(`${what} is not running`);
+    },
+    resume() {
+      child?.kill('SIGCONT');
     },
     async stop() {
       if (stopped) return;

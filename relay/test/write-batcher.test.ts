@@ -187,6 +187,34 @@ describe('the write batcher', () => {
     expect(answered).toBe(true);
   });
 
+  it('reports a commit the store has not finished, with the sends waiting on it, and its end', async () => {
+    const logged: { msg: string; sends?: number; queued?: number; runningMs?: number; tookMs?: number }[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    const watched = new WriteBatcher({ store, now: () => T0, log, onCommitted: () => undefined, stallWarnMs: 30 });
+    const sendOn = (id: string) =>
+      watched.send({
+        senderUserId: alice.userId,
+        senderDeviceId: alice.deviceId,
+        id,
+        target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
+      });
+    store.hold();
+    const held = [sendOn('s1'), sendOn('s2')];
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1)); // the commit has begun, and is held
+    const queued = sendOn('s3');
+    await vi.waitFor(() => expect(logged).toHaveLength(1), { timeout: 5_000, interval: 10 });
+    expect(logged[0]).toMatchObject({ msg: 'a store commit has not finished; its senders wait', sends: 2, queued: 1 });
+    expect(logged[0]?.runningMs).toBeGreaterThanOrEqual(30);
+    expect(watched.waitingSends).toBe(3);
+    store.open();
+    expect((await Promise.all([...held, queued])).map((o) => o.status)).toEqual(['stored', 'stored', 'stored']);
+    expect(logged[1]).toMatchObject({ msg: 'the stalled store commit ended' });
+    expect(logged[1]?.tookMs).toBeGreaterThanOrEqual(30);
+    expect(watched.waitingSends).toBe(0);
+    await watched.close();
+    expect(logged).toHaveLength(2); // once per stalled commit: the next commit was not held
+  });
+
   it('queues what arrives during a commit for the next one, in order', async () => {
     store.hold();
     const first = send('first');

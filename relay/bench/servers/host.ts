@@ -12,6 +12,8 @@ export interface StartedServer {
   close(): Promise<void>;
   /** Cumulative counters worth reporting per window (optional). */
   counters?: () => Record<string, number>;
+  /** What the server holds right now (optional): reported for a phase that lost messages, after its drain. */
+  gauges?: () => Record<string, number>;
 }
 
 /**
@@ -113,6 +115,7 @@ export async function hostServer(start: () => Promise<StartedServer>): Promise<v
         loopDelay,
         gcPause: gcSince,
         counters: server.counters?.() ?? {},
+        gauges: server.gauges?.() ?? {},
       });
     } else if (message.type === 'stop') void stop();
   });

@@ -6,5 +6,10 @@ import { hostServer } from './host.js';
 await hostServer(async () => {
   const relay = await createRelay(loadConfig(process.env));
   const { port } = await relay.listen(0, '127.0.0.1');
-  return { port, close: () => relay.close(), counters: () => ({ commits: relay.commits() }) };
+  return {
+    port,
+    close: () => relay.close(),
+    counters: () => ({ commits: relay.commits() }),
+    gauges: () => ({ sendsUnanswered: relay.sendsUnanswered(), sendsWaitingOnStore: relay.sendsWaitingOnStore() }),
+  };
 });

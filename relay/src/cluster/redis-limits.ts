@@ -1,11 +1,12 @@
 // Rate limits shared by every relay node through Redis: sign-in failures per key in a sliding window, and token
-// buckets per key (a device's socket events, an address's sign-ups). Each check is one Lua script (atomic in Redis). While Redis cannot answer, the node falls
-// back to its own in-process limits, so an outage neither blocks sign-ins and sends nor lifts the limits.
+// buckets per key (a device's socket events, an address's sign-ups). Each check is one Lua script (atomic in Redis).
+// While Redis cannot answer — it refuses, it is away, or it is silent past a deadline — the node falls back to its own
+// in-process limits, so an outage neither blocks sign-ins and sends nor lifts the limits.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FailureLimiter, TokenBuckets } from '../service/rate-limit.js';
 import type { EventLimiter, SigninAdmission, SigninLimiter } from '../service/rate-limit.js';
-import { Script } from './scripts.js';
+import { RedisDeadline, SILENT, Script } from './scripts.js';
 import type { RedisClient } from './scripts.js';
 
 /** Keys hold a hash of username and address, not the values. */
@@ -65,25 +66,26 @@ export class RedisSigninLimiter implements SigninLimiter {
     private readonly log: Logger,
     /** Names this limiter's keys apart from another's (failures per username and address, or per address). */
     private readonly prefix = 'wc:signin',
+    private readonly deadline = new RedisDeadline(log),
   ) {
     this.local = new FailureLimiter(maxFailures, windowMs);
   }
 
   async admit(key: string, now: number): Promise<SigninAdmission> {
+    if (this.deadline.silent(now)) return this.local.admit(key, now);
     const h = keyHash(key);
     const keys = [`${this.prefix}:f:${h}`, `${this.prefix}:p:${h}`];
-    let answer: [number, string?];
+    let answer: [number, string?] | typeof SILENT;
     try {
-      answer = await ADMIT.run<[number, string?]>(this.client, keys, [
+      answer = await this.deadline.answer(
+        ADMIT.run<[number, string?]>(this.client, keys, [now, this.windowMs, this.maxFailures, IN_FLIGHT_TTL_MS]),
         now,
-        this.windowMs,
-        this.maxFailures,
-        IN_FLIGHT_TTL_MS,
-      ]);
+      );
     } catch (err) {
       this.log.warn({ err }, 'Redis sign-in limit unavailable; limiting in this process');
       return this.local.admit(key, now);
     }
+    if (answer === SILENT) return this.local.admit(key, now);
     if (Number(answer[0]) !== 1) {
       const oldest = Number(answer[1]);
       const waitMs = Number.isFinite(oldest) && answer[1] !== '' ? oldest + this.windowMs - now : 1000;
@@ -117,14 +119,19 @@ export class RedisEventLimiter implements EventLimiter {
     private readonly client: RedisClient,
     private readonly burst: number,
     private readonly perSecond: number,
+    private readonly deadline = new RedisDeadline(null),
   ) {
     this.local = new TokenBuckets(burst, perSecond);
   }
 
   async take(key: string, now: number): Promise<boolean> {
-    if (!this.client.isReady) return this.local.take(key, now);
+    if (!this.client.isReady || this.deadline.silent(now)) return this.local.take(key, now);
     try {
-      return (await TAKE.run<number>(this.client, [`wc:bucket:${key}`], [this.burst, this.perSecond, now])) === 1;
+      const answer = await this.deadline.answer(
+        TAKE.run<number>(this.client, [`wc:bucket:${key}`], [this.burst, this.perSecond, now]),
+        now,
+      );
+      return answer === SILENT ? this.local.take(key, now) : answer === 1;
     } catch {
       return this.local.take(key, now);
     }

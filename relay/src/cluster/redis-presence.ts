@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { PresenceRegistry, RegistryState } from '../service/presence.js';
-import { Script } from './scripts.js';
+import { SILENT, Script } from './scripts.js';
+import type { RedisDeadline } from './scripts.js';
 import type { RedisClient } from './scripts.js';
 
 const PREFIX = 'wc:presence:';
@@ -122,6 +123,8 @@ export interface RedisPresenceOptions {
   nodeTimeoutMs: number;
   /** Users who went offline with a dead node (or came back after an outage), for the presence service. */
   onTransition: (userId: string, online: boolean, at: number) => void;
+  /** Bounds the reads a client waits on (`states`, for a presence watch); none when absent. */
+  deadline?: RedisDeadline;
 }
 
 export class RedisPresenceRegistry implements PresenceRegistry {
@@ -167,11 +170,10 @@ export class RedisPresenceRegistry implements PresenceRegistry {
     const out = new Map<string, RegistryState>();
     for (let i = 0; i < userIds.length; i += 200) {
       const part = userIds.slice(i, i + 200);
-      const flat = await STATES.run<(number | string)[]>(
-        this.o.client,
-        [...part.map(userKey), ...part.map(sinceKey)],
-        [],
-      );
+      const read = STATES.run<(number | string)[]>(this.o.client, [...part.map(userKey), ...part.map(sinceKey)], []);
+      const flat = this.o.deadline ? await this.o.deadline.answer(read, this.o.now()) : await read;
+      // A watch fails as it does while Redis is away (the client watches again later), rather than wait for good.
+      if (flat === SILENT) throw new Error('Redis did not answer a presence read in time');
       part.forEach((id, j) => {
         const connections = Number(flat[2 * j]);
         const since = flat[2 * j + 1] === '' ? undefined : Number(flat[2 * j + 1]);

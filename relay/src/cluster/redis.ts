@@ -11,6 +11,7 @@ import type { EventLimiter, SigninLimiter } from '../service/rate-limit.js';
 import type { ClusterBus, ClusterEvent } from './bus.js';
 import { RedisEventLimiter, RedisSigninLimiter } from './redis-limits.js';
 import { RedisPresenceRegistry } from './redis-presence.js';
+import { RedisDeadline } from './scripts.js';
 import type { RedisClient } from './scripts.js';
 import { decodeEnvelope, encodeEnvelope } from './wire.js';
 
@@ -30,6 +31,8 @@ export interface RedisClusterOptions {
   events: { burst: number; perSecond: number };
   /** Sign-ups per address. */
   signups: { burst: number; perSecond: number };
+  /** How long a limit check waits for Redis before the node decides alone (default REDIS_ANSWER_WITHIN_MS). */
+  answerWithinMs?: number;
 }
 
 export interface RedisCluster {
@@ -158,6 +161,9 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
   const adapterClient = createClient({ url: o.url, socket }) as RedisClient;
   const clients = [command, subscriber, adapterClient];
 
+  // One deadline for the command client's checks and reads that a client waits on: once Redis is silent, every one of
+  // them goes on without it for a while.
+  const deadline = new RedisDeadline(o.log, o.answerWithinMs);
   let down = false;
   const cut = (err?: unknown): void => {
     if (!down) o.log.warn({ err }, 'Redis connection lost; live fan-out paused, delivery continues from the store');
@@ -184,6 +190,7 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
     now: o.now,
     nodeTimeoutMs: o.nodeTimeoutMs,
     onTransition: (userId, online, at) => onTransition(userId, online, at),
+    deadline,
   });
   const theBus = new RedisBus(command, registry.nodeId, o.log);
 
@@ -216,16 +223,24 @@ export async function connectRedisCluster(o: RedisClusterOptions): Promise<Redis
     onPresenceTransition(handler) {
       onTransition = handler;
     },
-    signinLimiter: new RedisSigninLimiter(command, o.signin.maxFailures, o.signin.windowMs, o.log),
+    signinLimiter: new RedisSigninLimiter(
+      command,
+      o.signin.maxFailures,
+      o.signin.windowMs,
+      o.log,
+      'wc:signin',
+      deadline,
+    ),
     addressLimiter: new RedisSigninLimiter(
       command,
       o.signinAddress.maxFailures,
       o.signinAddress.windowMs,
       o.log,
       'wc:signin-address',
+      deadline,
     ),
-    eventLimiter: new RedisEventLimiter(command, o.events.burst, o.events.perSecond),
-    signupLimiter: new RedisEventLimiter(command, o.signups.burst, o.signups.perSecond),
+    eventLimiter: new RedisEventLimiter(command, o.events.burst, o.events.perSecond, deadline),
+    signupLimiter: new RedisEventLimiter(command, o.signups.burst, o.signups.perSecond, deadline),
     adapter: createAdapter(adapterClient, { blockTimeInMs: 2000 }) as ServerOptions['adapter'],
     async ping() {
       await command.ping();

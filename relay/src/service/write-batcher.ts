@@ -39,7 +39,16 @@ export interface WriteBatcherOptions {
   caps?: MailboxCaps;
   /** Told after every commit: how long the store took, how many sends it held, and how many entries were acked. */
   observeCommit?: (commit: { seconds: number; sends: number; ackedEntries: number }) => void;
+  /**
+   * A commit still running after this long (ms; checked as often) is logged as a warning, with the sends that wait
+   * on it, and its end too: a store that stops answering holds every sender, and says nothing else. Default
+   * STALL_WARN_MS; 0: never.
+   */
+  stallWarnMs?: number;
 }
+
+/** See stallWarnMs. */
+const STALL_WARN_MS = 5000;
 
 /** Below this many queued sends, the commit window applies. */
 const WINDOW_THRESHOLD = 16;
@@ -82,11 +91,34 @@ export class WriteBatcher {
   private readonly loopBusy: () => boolean;
   /** Transactions committed so far (for tests and metrics). */
   commits = 0;
+  /** The running commit: when it began (performance.now()), its sends, and whether it was reported as stalled. */
+  private commitSince = 0;
+  private commitSends = 0;
+  private stallReported = false;
+  private readonly stallWatch: NodeJS.Timeout | null;
 
   constructor(private readonly o: WriteBatcherOptions) {
     this.maxSends = o.maxSends ?? 1000;
     this.windowMs = o.commitWindowMs ?? 0;
     this.loopBusy = o.loopBusy ?? (this.windowMs > 0 ? loopUtilizationProbe() : () => true);
+    const stallMs = o.stallWarnMs ?? STALL_WARN_MS;
+    this.stallWatch = stallMs > 0 ? setInterval(() => this.watchStall(stallMs), stallMs).unref() : null;
+  }
+
+  /** Sends waiting for the store: those of the running commit and those queued behind it. */
+  get waitingSends(): number {
+    return (this.commitSince > 0 ? this.commitSends : 0) + this.sends.length;
+  }
+
+  private watchStall(stallMs: number): void {
+    if (this.commitSince === 0 || this.stallReported) return;
+    const runningMs = performance.now() - this.commitSince;
+    if (runningMs < stallMs) return;
+    this.stallReported = true;
+    this.o.log.warn(
+      { runningMs: Math.round(runningMs), sends: this.commitSends, queued: this.sends.length },
+      'a store commit has not finished; its senders wait',
+    );
   }
 
   /** Resolves once the send is committed (or found to be a duplicate or refused). */
@@ -126,6 +158,7 @@ export class WriteBatcher {
     const done = this.idle();
     this.closed = true;
     await done;
+    if (this.stallWatch) clearInterval(this.stallWatch);
   }
 
   private hasWork(): boolean {
@@ -181,6 +214,14 @@ export class WriteBatcher {
     });
   };
 
+  private commitEnded(): void {
+    if (this.stallReported) {
+      this.o.log.warn({ tookMs: Math.round(performance.now() - this.commitSince) }, 'the stalled store commit ended');
+      this.stallReported = false;
+    }
+    this.commitSince = 0;
+  }
+
   /** Puts acks and last-seen times of a lost batch back in the queues (a newer last-seen already queued wins). */
   private requeue(acks: WriteBatch['acks'], lastSeen: WriteBatch['lastSeen']): void {
     for (const { deviceId, seqs } of acks) {
@@ -224,10 +265,16 @@ export class WriteBatcher {
     try {
       const requests = sends.map((s) => s.request);
       const started = process.hrtime.bigint();
-      outcomes = await this.o.store.applyWrites(
-        this.o.caps ? { sends: requests, acks, lastSeen, caps: this.o.caps } : { sends: requests, acks, lastSeen },
-        this.o.now(),
-      );
+      this.commitSince = performance.now();
+      this.commitSends = sends.length;
+      try {
+        outcomes = await this.o.store.applyWrites(
+          this.o.caps ? { sends: requests, acks, lastSeen, caps: this.o.caps } : { sends: requests, acks, lastSeen },
+          this.o.now(),
+        );
+      } finally {
+        this.commitEnded();
+      }
       this.commits++;
       this.o.observeCommit?.({
         seconds: Number(process.hrtime.bigint() - started) / 1e9,
