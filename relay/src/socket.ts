@@ -20,6 +20,7 @@ import type { EventLimiter } from './service/rate-limit.js';
 import { ENGINE_HEADERS } from './http/security.js';
 import { ExpiryWheel, SocketLink } from './socket-link.js';
 import type { LinkSocket, WriteBufferPolicy } from './socket-link.js';
+import { compactListenerTables } from './listener-tables.js';
 import { SmallMap } from './socket-maps.js';
 import { coalesceWrites } from './socket-writes.js';
 import { relayParser } from './socket-parser.js';
@@ -104,6 +105,7 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
         coalesceWrites(transport);
         releaseUpgradeRequest(transport);
         trimCleanups(raw);
+        compactListenerTables(raw, transport, transport.socket);
       });
     }
   });
@@ -449,4 +451,7 @@ function onConnection(
   deps.metrics?.connections.inc();
   link.delivery = deps.delivery.attach(link);
   deps.presence.connected(link.userId);
+  // Every listener of the connection's lifetime is set: its four listener tables go into fast mode (listener-tables.ts).
+  const conn = socket.conn as unknown as EngineSocket;
+  compactListenerTables(socket, conn, conn.transport, conn.transport?.socket);
 }

@@ -14,6 +14,7 @@ import type { Socket } from 'socket.io';
 import { io } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasCompactListeners } from '../src/listener-tables.js';
 import { SafeDecoder, msgpack } from '../src/socket-parser.js';
 import { connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestAccount, TestRelay } from './helpers.js';
@@ -98,8 +99,18 @@ function mapKinds(socket: Socket): Record<keyof ConnectionMaps, [string, number]
   return { acks: kind(maps.acks), sockets: kind(maps.sockets), nsps: kind(maps.nsps) };
 }
 
-/** What a connection of a plain Socket.IO server (no relay hooks) holds, its rooms and its maps. */
-async function plainConnection(): Promise<Held & { rooms: string[]; maps: ReturnType<typeof mapKinds> }> {
+/**
+ * Whether each of a connection's four listener tables is compact (listener-tables.ts): the Socket.IO socket's, the
+ * engine.io socket's, its transport's and the `ws` WebSocket's.
+ */
+function compactTables(server: Server, client: EngineClient): boolean[] {
+  return [socketOf(server, client), client, client.transport, client.transport.socket].map(hasCompactListeners);
+}
+
+/** What a connection of a plain Socket.IO server (no relay hooks) holds, its rooms, its maps and listener tables. */
+async function plainConnection(): Promise<
+  Held & { rooms: string[]; maps: ReturnType<typeof mapKinds>; tables: boolean[] }
+> {
   const http = createServer();
   const server = new Server(http, { parser: msgpackParser, serveClient: false });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
@@ -112,7 +123,12 @@ async function plainConnection(): Promise<Held & { rooms: string[]; maps: Return
     });
     const [client] = engineClients(server);
     if (!client) throw new Error('the plain server has no connection');
-    return { ...held(client), rooms: roomsOf(server, client), maps: mapKinds(socketOf(server, client)) };
+    return {
+      ...held(client),
+      rooms: roomsOf(server, client),
+      maps: mapKinds(socketOf(server, client)),
+      tables: compactTables(server, client),
+    };
   } finally {
     socket.disconnect();
     await server.close();
@@ -139,7 +155,9 @@ describe('an idle connection', () => {
         errorListeners: plain.errorListeners - 1,
       });
       expect(roomsOf(t.relay.io as unknown as Server, client).sort()).toEqual(['family', 'user']);
+      expect(compactTables(relayServer(), client)).toEqual([true, true, true, true]);
     }
+    expect(plain.tables).toEqual([false, false, false, false]);
     const sockets = [...t.relay.io.sockets.sockets.values()];
     for (const socket of sockets) expect(JSON.stringify(socket.handshake)).not.toContain(alice.accessToken);
     device.close();
@@ -242,6 +260,7 @@ describe('an idle connection', () => {
       for (const client of engineClients()) {
         expect(client.request).toBeNull();
         expect(held(client).closeListeners).toBe(plain.closeListeners - 1);
+        expect(compactTables(relayServer(), client)).toEqual([true, true, true, true]);
       }
       const id = messageId();
       const ack: unknown = await socket
