@@ -1,6 +1,8 @@
 // Socket.IO gives every connection three Maps: the client's sockets by id and by namespace, and the socket's
 // callbacks for the acks it awaits. A Map holds a hash table of about 200 bytes even when empty or holding one entry.
 // An idle relay connection has one namespace and awaits no ack (or one), so socket.ts swaps them for `SmallMap`.
+// Its adapter gives it Sets too: the rooms it is in (the relay's two), and each room's sockets (one or two devices
+// of a session or an account, mostly): socket.ts swaps those of one or two items for `SmallSet`.
 
 /** `SmallMap.key` when it holds nothing. */
 const NONE: unique symbol = Symbol('none');
@@ -88,5 +90,91 @@ export class SmallMap<K, V> implements Iterable<[K, V]> {
 
   private many(): Map<K, V> {
     return this.value as Map<K, V>;
+  }
+}
+
+/** `SmallSet`'s slots when they hold nothing. */
+const EMPTY: unique symbol = Symbol('empty');
+
+/**
+ * A Set that holds up to two items in two fields, and builds a real Set only for a third (about 40 bytes, where a
+ * Set of one or two is about 200). Once it has built one it keeps it until `clear()`. Items compare with `===` (a
+ * Set's SameValueZero differs only for NaN, never a room or a socket id). Items iterate in insertion order and may be
+ * deleted while iterating, as a Set's; unlike a Set's, an iteration over the two fields does not visit items added
+ * during it (Socket.IO's adapter adds none while it iterates).
+ */
+export class SmallSet<T> implements Iterable<T> {
+  private a: T | typeof EMPTY = EMPTY;
+  private b: T | typeof EMPTY = EMPTY;
+  private many: Set<T> | null = null;
+
+  constructor(items: Iterable<T> = []) {
+    for (const item of items) this.add(item);
+  }
+
+  get size(): number {
+    if (this.many) return this.many.size;
+    return (this.a === EMPTY ? 0 : 1) + (this.b === EMPTY ? 0 : 1);
+  }
+
+  has(item: T): boolean {
+    if (this.many) return this.many.has(item);
+    return item === this.a || item === this.b;
+  }
+
+  add(item: T): this {
+    if (this.many) this.many.add(item);
+    else if (item === this.a || item === this.b) return this;
+    else if (this.a === EMPTY) this.a = item;
+    else if (this.b === EMPTY) this.b = item;
+    else {
+      this.many = new Set<T>([this.a, this.b, item]);
+      this.a = this.b = EMPTY;
+    }
+    return this;
+  }
+
+  delete(item: T): boolean {
+    if (this.many) return this.many.delete(item);
+    if (item === this.a && this.a !== EMPTY) {
+      this.a = this.b; // the second moves up: insertion order holds
+      this.b = EMPTY;
+      return true;
+    }
+    if (item === this.b && this.b !== EMPTY) {
+      this.b = EMPTY;
+      return true;
+    }
+    return false;
+  }
+
+  clear(): void {
+    this.a = this.b = EMPTY;
+    this.many = null;
+  }
+
+  *values(): IterableIterator<T> {
+    if (this.many) {
+      yield* this.many;
+      return;
+    }
+    const held: (T | typeof EMPTY)[] = [this.a, this.b];
+    for (const item of held) if (item !== EMPTY && this.has(item)) yield item;
+  }
+
+  keys(): IterableIterator<T> {
+    return this.values();
+  }
+
+  *entries(): IterableIterator<[T, T]> {
+    for (const item of this.values()) yield [item, item];
+  }
+
+  forEach(callback: (value: T, key: T, set: this) => void): void {
+    for (const item of this.values()) callback(item, item, this);
+  }
+
+  [Symbol.iterator](): IterableIterator<T> {
+    return this.values();
   }
 }

@@ -21,7 +21,7 @@ import { ENGINE_HEADERS } from './http/security.js';
 import { ExpiryWheel, SocketLink } from './socket-link.js';
 import type { LinkSocket, WriteBufferPolicy } from './socket-link.js';
 import { compactListenerTables } from './listener-tables.js';
-import { SmallMap } from './socket-maps.js';
+import { SmallMap, SmallSet } from './socket-maps.js';
 import { coalesceWrites } from './socket-writes.js';
 import { relayParser } from './socket-parser.js';
 import { parseInput } from './validation.js';
@@ -305,6 +305,32 @@ function slimSocketMaps(socket: RelaySocket): void {
   if (client?.nsps instanceof Map) client.nsps = new SmallMap(client.nsps);
 }
 
+/** The adapter's Sets (not a public API): each socket's rooms, and each room's sockets. */
+interface AdapterSets {
+  sids?: Map<string, unknown>;
+  rooms?: Map<string, unknown>;
+}
+
+/** A room's sockets are held in a SmallSet up to this many (a larger room keeps its Set). */
+const SMALL_ROOM = 2;
+
+/**
+ * Swaps the adapter's Set of the rooms a socket is in (the relay's two, once it left the room of its own id) and the
+ * Set of each of those rooms that holds one or two sockets (about 200 bytes of table each) for SmallSets
+ * (socket-maps.ts). A room's SmallSet takes later members itself; one made again after it emptied is a Set until the
+ * next connection that joins it.
+ */
+function slimRoomSets(socket: RelaySocket): void {
+  const adapter = socket.nsp.adapter as unknown as AdapterSets;
+  const rooms = adapter.sids?.get(socket.id);
+  if (!(rooms instanceof Set)) return;
+  adapter.sids?.set(socket.id, new SmallSet(rooms as Set<string>));
+  for (const room of rooms as Set<string>) {
+    const members = adapter.rooms?.get(room);
+    if (members instanceof Set && members.size <= SMALL_ROOM) adapter.rooms?.set(room, new SmallSet(members));
+  }
+}
+
 /** The name of engine.io's no-op `error` listener on a WebSocket that opened a session (server.js, onWebSocket). */
 const UPGRADE_ERROR_LISTENER = 'onUpgradeError';
 
@@ -435,6 +461,7 @@ function onConnection(
   // Socket.IO puts every socket in a room of its own id; the relay never addresses one (its rooms are the family's and
   // the account's), and the room costs a Set and two map entries per connection.
   void socket.leave(socket.id);
+  slimRoomSets(socket);
   expiry.add(socket, link.expiresAt);
   // "Last active" is kept per connection (and sign-in, refresh), never per message.
   deps.accounts.touch(link.deviceId).catch((err: unknown) => deps.log.warn({ err }, 'device activity not recorded'));

@@ -92,6 +92,22 @@ function unsettledPushes(socket: Socket): number {
   return (link.pending ?? []).filter((push) => push.resolve !== null).length;
 }
 
+/** What kind of Set the adapter holds the socket's rooms in, and each of those rooms' sockets in, and their sizes. */
+function roomSets(server: Server, client: EngineClient): [string, number][] {
+  const socket = socketOf(server, client);
+  const adapter = server.of('/').adapter as unknown as {
+    sids: Map<string, ReadonlySet<unknown>>;
+    rooms: Map<string, ReadonlySet<unknown>>;
+  };
+  const mine = adapter.sids.get(socket.id);
+  if (!mine) throw new Error('the socket is in no room');
+  const kind = (set: ReadonlySet<unknown> | undefined): [string, number] => [
+    set?.constructor.name ?? 'none',
+    set?.size ?? -1,
+  ];
+  return [kind(mine), ...[...mine].map((room) => kind(adapter.rooms.get(room as string)))];
+}
+
 /** What kind of object each map is, and what it holds. */
 function mapKinds(socket: Socket): Record<keyof ConnectionMaps, [string, number]> {
   const maps = mapsOf(socket);
@@ -109,7 +125,7 @@ function compactTables(server: Server, client: EngineClient): boolean[] {
 
 /** What a connection of a plain Socket.IO server (no relay hooks) holds, its rooms, its maps and listener tables. */
 async function plainConnection(): Promise<
-  Held & { rooms: string[]; maps: ReturnType<typeof mapKinds>; tables: boolean[] }
+  Held & { rooms: string[]; maps: ReturnType<typeof mapKinds>; tables: boolean[]; roomSets: [string, number][] }
 > {
   const http = createServer();
   const server = new Server(http, { parser: msgpackParser, serveClient: false });
@@ -128,6 +144,7 @@ async function plainConnection(): Promise<
       rooms: roomsOf(server, client),
       maps: mapKinds(socketOf(server, client)),
       tables: compactTables(server, client),
+      roomSets: roomSets(server, client),
     };
   } finally {
     socket.disconnect();
@@ -156,8 +173,19 @@ describe('an idle connection', () => {
       });
       expect(roomsOf(t.relay.io as unknown as Server, client).sort()).toEqual(['family', 'user']);
       expect(compactTables(relayServer(), client)).toEqual([true, true, true, true]);
+      // its two rooms, each with its one device
+      expect(roomSets(relayServer(), client)).toEqual([
+        ['SmallSet', 2],
+        ['SmallSet', 1],
+        ['SmallSet', 1],
+      ]);
     }
     expect(plain.tables).toEqual([false, false, false, false]);
+    // the room of its own id
+    expect(plain.roomSets).toEqual([
+      ['Set', 1],
+      ['Set', 1],
+    ]);
     const sockets = [...t.relay.io.sockets.sockets.values()];
     for (const socket of sockets) expect(JSON.stringify(socket.handshake)).not.toContain(alice.accessToken);
     device.close();

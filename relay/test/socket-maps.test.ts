@@ -1,8 +1,9 @@
-// SmallMap (src/socket-maps.ts) stands in for Socket.IO's per-connection Maps, so it must answer as a Map does: random
-// runs of set, delete, clear and reads (deleting while iterating included) are checked against a real Map.
+// SmallMap and SmallSet (src/socket-maps.ts) stand in for Socket.IO's per-connection Maps and its adapter's Sets, so
+// they must answer as a Map and a Set do: random runs of writes, deletes, clears and reads (deleting while iterating
+// included) are checked against a real Map and a real Set.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SmallMap } from '../src/socket-maps.js';
+import { SmallMap, SmallSet } from '../src/socket-maps.js';
 
 type Op =
   | { op: 'set'; key: number; value: string }
@@ -82,5 +83,74 @@ describe('SmallMap', () => {
       ['b', 2],
     ]);
     expect(new SmallMap().size).toBe(0);
+  });
+});
+
+type SetOp =
+  | { op: 'add'; item: number }
+  | { op: 'delete'; item: number }
+  | { op: 'clear' }
+  | { op: 'deleteWhileIterating'; item: number };
+
+const setOp: fc.Arbitrary<SetOp> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ op: fc.constant('add' as const), item: key }) },
+  { weight: 4, arbitrary: fc.record({ op: fc.constant('delete' as const), item: key }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('clear' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('deleteWhileIterating' as const), item: key }) },
+);
+
+function applyToSet(set: Set<number> | SmallSet<number>, step: SetOp): unknown {
+  switch (step.op) {
+    case 'add':
+      return set.add(step.item) === set;
+    case 'delete':
+      return set.delete(step.item);
+    case 'clear':
+      return set.clear();
+    case 'deleteWhileIterating': {
+      // the adapter's clean-up: a socket leaving each room it is in, while it iterates them
+      const seen: number[] = [];
+      for (const item of set) {
+        seen.push(item);
+        set.delete(item === step.item ? item : step.item);
+      }
+      return seen;
+    }
+  }
+}
+
+function setState(set: Set<number> | SmallSet<number>): unknown {
+  const forEach: [number, number][] = [];
+  set.forEach((value, k) => forEach.push([k, value]));
+  return {
+    size: set.size,
+    values: [...set.values()],
+    keys: [...set.keys()],
+    entries: [...set.entries()],
+    spread: [...set],
+    forEach,
+    has: [0, 1, 2, 3, 4].map((k) => set.has(k)),
+  };
+}
+
+describe('SmallSet', () => {
+  it('answers every read, write and iteration as a Set does, from none to several items and back', () => {
+    fc.assert(
+      fc.property(fc.array(setOp, { maxLength: 40 }), (steps) => {
+        const real = new Set<number>();
+        const small = new SmallSet<number>();
+        for (const step of steps) {
+          expect(applyToSet(small, step)).toEqual(applyToSet(real, step));
+          expect(setState(small)).toEqual(setState(real));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('starts with the items it is given, in their order, once each', () => {
+    expect([...new SmallSet(['a', 'b', 'a'])]).toEqual(['a', 'b']);
+    expect([...new SmallSet(['a', 'b', 'c'])]).toEqual(['a', 'b', 'c']);
+    expect(new SmallSet().size).toBe(0);
   });
 });
