@@ -67,7 +67,7 @@ export interface Relay {
   readonly health: HealthAnswer;
   /** Transactions committed by the write batcher so far. */
   commits(): number;
-  /** `message:send` events received and not answered yet (parsing, limits, store, delivery): for operations and the bench. */
+  /** `message:send` events received and not answered yet (parsing, limits, store, delivery): operations, the bench. */
   sendsUnanswered(): number;
   /** Of those, the sends in the write batcher: in the commit that runs and queued behind it. */
   sendsWaitingOnStore(): number;

@@ -478,7 +478,7 @@ function onConnection(
   deps.metrics?.connections.inc();
   link.delivery = deps.delivery.attach(link);
   deps.presence.connected(link.userId);
-  // Every listener of the connection's lifetime is set: its four listener tables go into fast mode (listener-tables.ts).
+  // Every listener of the connection's lifetime is set: its four listener tables go to fast mode (listener-tables.ts).
   const conn = socket.conn as unknown as EngineSocket;
   compactListenerTables(socket, conn, conn.transport, conn.transport?.socket);
 }

@@ -35,7 +35,7 @@ export class Script {
   }
 }
 
-/** How long a check (a rate limit, a presence read) waits for Redis's answer before the node goes on without it (ms). */
+/** How long a check (a rate limit, a presence read) waits for Redis's answer before going on without it (ms). */
 export const REDIS_ANSWER_WITHIN_MS = 250;
 /** After Redis stayed silent past that deadline, how long the node goes on without it before asking again (ms). */
 const SILENT_BACKOFF_MS = 1000;
@@ -47,8 +47,9 @@ export const SILENT = Symbol('silent');
  * A deadline on Redis's answers. A Redis that keeps its connection open and answers nothing (a stopped process, a
  * network path that drops packets) fails no command: the client has written it and waits for good. Without a
  * deadline every send, sign-in and presence watch of every node would wait with it. After one silence the node goes
- * on without Redis for SILENT_BACKOFF_MS, so an outage costs each check at most one wait. A script that Redis runs after its deadline
- * has still run there (a rate limit: a token taken twice, here and there; an in-flight sign-in that expires later).
+ * on without Redis for SILENT_BACKOFF_MS, so an outage costs each check at most one wait. A script that Redis runs
+ * after its deadline has still run there (a rate limit: a token taken twice, here and there; an in-flight sign-in
+ * that expires later).
  */
 export class RedisDeadline {
   private silentUntil = -Infinity;
