@@ -48,6 +48,7 @@ const envSchema = z.object({
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('NORMAL'),
   SQLITE_WRITER: z.enum(['auto', 'worker', 'inline']).default('auto'),
+  SQLITE_PAGE_SIZE: int(512, 65536, 4096).refine((n) => (n & (n - 1)) === 0, 'must be a power of two'),
   COMMIT_WINDOW_MS: int(0, 100, 1),
   TRUST_PROXY: z.string().default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
@@ -126,6 +127,8 @@ export interface Config {
   sqliteSynchronous: 'FULL' | 'NORMAL';
   /** Who commits sends, acks and last-seen: a worker thread with its own connection (default), or the main thread. */
   sqliteWriter: 'worker' | 'inline';
+  /** The page size of a database file the relay creates (an existing one keeps its own). */
+  sqlitePageSize: number;
   /**
    * While writes arrive at least two per this many ms and the event loop is less than half busy, a commit waits this
    * long for more (or until 16 sends are queued); 0: every commit follows the loop turn (see WriteBatcher).
@@ -255,6 +258,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // with NORMAL (no fsync per commit) handing batches to a thread cost more CPU than the commits it moved.
     sqliteWriter:
       e.SQLITE_WRITER === 'auto' ? (e.SQLITE_SYNCHRONOUS === 'FULL' ? 'worker' : 'inline') : e.SQLITE_WRITER,
+    sqlitePageSize: e.SQLITE_PAGE_SIZE,
     commitWindowMs: e.COMMIT_WINDOW_MS,
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,

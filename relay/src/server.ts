@@ -143,6 +143,7 @@ export async function openStore(config: Config): Promise<Store> {
       file: join(config.dataDir, 'weconnect.db'),
       synchronous: config.sqliteSynchronous,
       writer: config.sqliteWriter,
+      newFilePageSize: config.sqlitePageSize,
     });
   }
   return MongoStore.open({
@@ -168,6 +169,12 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   const backend = await openStore(config);
   if (backend instanceof MongoStore && !backend.ttlIndexes) {
     log.warn('the MongoDB server has no TTL indexes (FerretDB?): expiry relies on the relay sweep alone');
+  }
+  if (backend instanceof SqliteStore && backend.pageSize !== config.sqlitePageSize) {
+    log.info(
+      { pageSize: backend.pageSize, configured: config.sqlitePageSize },
+      'the database file keeps the page size it was created with; SQLITE_PAGE_SIZE applies to new files',
+    );
   }
   // Every change to an account's keys or devices appends to the key transparency log (issue #16).
   const kt = new KeyTransparency(backend, transparencyKey(jwtSecret), config.ktWitnesses ?? []);

@@ -2,6 +2,9 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
+import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createRelay } from '../src/server.js';
@@ -55,6 +58,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ SQLITE_SYNCHRONOUS: 'NORMAL' }).sqliteWriter).toBe('inline');
     expect(loadConfig({ SQLITE_SYNCHRONOUS: 'NORMAL', SQLITE_WRITER: 'worker' }).sqliteWriter).toBe('worker');
     expect(loadConfig({ SQLITE_SYNCHRONOUS: 'FULL', SQLITE_WRITER: 'inline' }).sqliteWriter).toBe('inline');
+  });
+
+  it('takes a power of two from 512 to 65536 as the page size of a new SQLite file', () => {
+    expect(loadConfig({}).sqlitePageSize).toBe(4096);
+    expect(loadConfig({ SQLITE_PAGE_SIZE: '1024' }).sqlitePageSize).toBe(1024);
+    for (const bad of ['1000', '256', '131072', 'small'])
+      expect(() => loadConfig({ SQLITE_PAGE_SIZE: bad }), bad).toThrow(/SQLITE_PAGE_SIZE/);
   });
 
   it('reads overrides and treats empty values as unset', () => {
@@ -114,6 +124,30 @@ describe('placeholder secrets', () => {
 });
 
 describe('createRelay', () => {
+  it('creates its database with SQLITE_PAGE_SIZE, and says so when an existing file keeps another', async () => {
+    const dataDir = tempDir();
+    const start = async (env: Record<string, string>): Promise<Record<string, unknown>[]> => {
+      const lines: Record<string, unknown>[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+          done();
+        },
+      });
+      const config = loadConfig({ DATA_DIR: dataDir, WEB_DIST: join(dataDir, 'none'), ...env });
+      const relay = await createRelay(config, { logger: pino({ level: 'info' }, sink) });
+      await relay.close();
+      return lines;
+    };
+    const keeps = (lines: Record<string, unknown>[]) =>
+      lines.filter((l) => String(l.msg).startsWith('the database file keeps the page size'));
+    expect(keeps(await start({ SQLITE_PAGE_SIZE: '1024' }))).toEqual([]);
+    const db = new Database(join(dataDir, 'weconnect.db'), { readonly: true });
+    expect(db.pragma('page_size', { simple: true })).toBe(1024);
+    db.close();
+    expect(keeps(await start({}))).toMatchObject([{ pageSize: 1024, configured: 4096 }]);
+  });
+
   it('fails fast, naming the server, when MONGODB_URI or REDIS_URL points where nothing answers', async () => {
     const closed = await freePort();
     const base = { DATA_DIR: tempDir(), LOG_LEVEL: 'silent' };

@@ -54,6 +54,13 @@ export interface SqliteStoreOptions {
    * loss can lose the last commits. FULL: every commit is fsynced before it returns (survives power loss).
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * The page size of a database file created by this open (a power of two, 512–65,536 bytes; SQLite's default 4,096).
+   * An existing file keeps its own: see `pageSize`. Every page a commit changes is written whole to the WAL and again at
+   * the checkpoint, so smaller pages write fewer bytes per message at low rates and cost CPU at high ones
+   * (relay/README.md, SQLITE_PAGE_SIZE).
+   */
+  newFilePageSize?: number;
   /** Where blob files go (default: `blobs` next to the database file). */
   blobDir?: string;
   /**
@@ -105,12 +112,19 @@ function chunks<T>(items: T[], size = 500): T[][] {
   return out;
 }
 
+/** Whether SQLite takes `n` as a page size: a power of two from 512 to 65,536. */
+export function isPageSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly db: BetterSqlite3.Database;
   private readonly mailbox: MailboxReads;
   /** Runs the write batches; the main connection stays the reader and the writer of everything else. */
   readonly writer: SqliteWriter;
+  /** The file's page size, fixed when it was created (newFilePageSize applies only then). */
+  readonly pageSize: number;
   private readonly prekeys: PrekeyTables;
   private readonly groups: GroupTables;
   private readonly blocks: BlockTables;
@@ -121,8 +135,12 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     const synchronous = options.synchronous ?? 'NORMAL';
-    this.db = openConnection(options.file, synchronous);
+    if (options.newFilePageSize !== undefined && !isPageSize(options.newFilePageSize)) {
+      throw new Error(`page size ${options.newFilePageSize}: a power of two from 512 to 65536 bytes`);
+    }
+    this.db = openConnection(options.file, synchronous, options.newFilePageSize);
     migrate(this.db);
+    this.pageSize = this.db.pragma('page_size', { simple: true }) as number;
     this.prepare = statementCache(this.db);
     this.prekeys = new PrekeyTables(this.db, this.prepare);
     this.groups = new GroupTables(this.db, this.prepare);

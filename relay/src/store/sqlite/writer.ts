@@ -13,8 +13,14 @@ export type Synchronous = 'FULL' | 'NORMAL';
  * Opens a connection to the store's file with the pragmas every connection uses. busy_timeout matters on each: with
  * a writer worker there are two writing connections, and each waits for the other's commit instead of failing.
  */
-export function openConnection(file: string, synchronous: Synchronous): BetterSqlite3.Database {
+export function openConnection(
+  file: string,
+  synchronous: Synchronous,
+  newFilePageSize?: number,
+): BetterSqlite3.Database {
   const db = new Database(file);
+  // Only a file without pages takes it (before WAL mode writes the first); an existing file keeps its own.
+  if (newFilePageSize !== undefined) db.pragma(`page_size = ${newFilePageSize}`);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
   db.pragma('foreign_keys = ON');
