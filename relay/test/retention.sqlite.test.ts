@@ -27,9 +27,9 @@ function copiesOnDisk(file: string, marker: Buffer): number {
   return copies;
 }
 
-/** A sealed body as the relay sees it: random bytes, with the marker somewhere inside. */
-function bodyWith(marker: Buffer): Buffer {
-  return Buffer.concat([randomBytes(120), marker, randomBytes(140)]);
+/** A sealed body as the relay sees it: random bytes, with the marker somewhere inside (`pad` bytes further in). */
+function bodyWith(marker: Buffer, pad = 0): Buffer {
+  return Buffer.concat([randomBytes(120 + pad), marker, randomBytes(140)]);
 }
 
 const direct = (from: NewAccount, id: string, to: string[], body: (to: string) => Buffer): SendRequest => ({
@@ -40,77 +40,82 @@ const direct = (from: NewAccount, id: string, to: string[], body: (to: string) =
 });
 
 describe('a copy of the relay’s SQLite files, after delivery', () => {
-  for (const writer of ['inline', 'worker'] as const) {
-    it(`holds no byte of an acknowledged entry once the sweep ran, and every byte of one still waiting (${writer} writer)`, async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'weconnect-retention-'));
-      dirs.push(dir);
-      const file = join(dir, 'weconnect.db');
-      const store = new SqliteStore({ file, writer });
-      try {
-        const alice = newAccount('alice');
-        const bob = newAccount('bob');
-        const carol = newAccount('carol');
-        for (const account of [alice, bob, carol]) await store.createAccount(account);
-        const delivered = randomBytes(24);
-        const waiting = randomBytes(24);
-        const groupDelivered = randomBytes(24);
-        // Bob's and carol's entries share pages: an acknowledged one is a cell among live ones, not a freed page.
-        const many = Array.from({ length: 40 }, (_, i) =>
-          direct(alice, `filler-${i}`, [bob.deviceId, carol.deviceId], () => randomBytes(300)),
-        );
-        const group = await store.createGroup(
-          'g-retention',
-          [
-            { userId: alice.userId, admin: true },
-            { userId: bob.userId, admin: false },
-          ],
-          T0,
-        );
-        const sends: SendRequest[] = [
-          ...many.slice(0, 20),
-          direct(alice, 'gone', [bob.deviceId], () => bodyWith(delivered)),
-          direct(alice, 'kept', [carol.deviceId], () => bodyWith(waiting)),
-          {
-            senderUserId: alice.userId,
-            senderDeviceId: alice.deviceId,
-            id: 'group-gone',
-            target: { kind: 'group', groupId: group.groupId, body: bodyWith(groupDelivered) },
-          },
-          ...many.slice(20),
-        ];
-        const outcomes = await store.applyWrites({ sends, acks: [], lastSeen: [] }, T0);
-        const seqsOf = (id: string): number[] => {
-          const outcome = outcomes[sends.findIndex((send) => send.id === id)];
-          if (outcome?.status !== 'stored') throw new Error(`${id} was not stored`);
-          return outcome.entries.map((e) => e.seq);
-        };
-        // Baseline: before delivery the adversary holds all three (in the WAL, or the file once checkpointed).
-        for (const marker of [delivered, waiting, groupDelivered])
-          expect(copiesOnDisk(file, marker)).toBeGreaterThan(0);
+  // With 1 KiB pages (SQLITE_PAGE_SIZE) the markers sit 2 KB into their bodies: in overflow pages, freed whole.
+  const layouts = [
+    { pageSize: 4096, pad: 0 },
+    { pageSize: 1024, pad: 2000 },
+  ] as const;
+  for (const writer of ['inline', 'worker'] as const)
+    for (const { pageSize, pad } of layouts)
+      it(`holds no byte of an acknowledged entry once the sweep ran, and every byte of one still waiting (${writer} writer, ${pageSize}-byte pages)`, async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'weconnect-retention-'));
+        dirs.push(dir);
+        const file = join(dir, 'weconnect.db');
+        const store = new SqliteStore({ file, writer, newFilePageSize: pageSize });
+        try {
+          const alice = newAccount('alice');
+          const bob = newAccount('bob');
+          const carol = newAccount('carol');
+          for (const account of [alice, bob, carol]) await store.createAccount(account);
+          const delivered = randomBytes(24);
+          const waiting = randomBytes(24);
+          const groupDelivered = randomBytes(24);
+          // Bob's and carol's entries share pages: an acknowledged one is a cell among live ones, not a freed page.
+          const many = Array.from({ length: 40 }, (_, i) =>
+            direct(alice, `filler-${i}`, [bob.deviceId, carol.deviceId], () => randomBytes(300)),
+          );
+          const group = await store.createGroup(
+            'g-retention',
+            [
+              { userId: alice.userId, admin: true },
+              { userId: bob.userId, admin: false },
+            ],
+            T0,
+          );
+          const sends: SendRequest[] = [
+            ...many.slice(0, 20),
+            direct(alice, 'gone', [bob.deviceId], () => bodyWith(delivered, pad)),
+            direct(alice, 'kept', [carol.deviceId], () => bodyWith(waiting, pad)),
+            {
+              senderUserId: alice.userId,
+              senderDeviceId: alice.deviceId,
+              id: 'group-gone',
+              target: { kind: 'group', groupId: group.groupId, body: bodyWith(groupDelivered, pad) },
+            },
+            ...many.slice(20),
+          ];
+          const outcomes = await store.applyWrites({ sends, acks: [], lastSeen: [] }, T0);
+          const seqsOf = (id: string): number[] => {
+            const outcome = outcomes[sends.findIndex((send) => send.id === id)];
+            if (outcome?.status !== 'stored') throw new Error(`${id} was not stored`);
+            return outcome.entries.map((e) => e.seq);
+          };
+          // Baseline: before delivery the adversary holds all three (in the WAL, or the file once checkpointed).
+          for (const marker of [delivered, waiting, groupDelivered])
+            expect(copiesOnDisk(file, marker)).toBeGreaterThan(0);
 
-        await store.applyWrites(
-          {
-            sends: [],
-            acks: [{ deviceId: bob.deviceId, seqs: [...seqsOf('gone'), ...seqsOf('group-gone')] }],
-            lastSeen: [],
-          },
-          T0 + 1,
-        );
-        await store.sweepExpired({ mailboxBefore: 0, sentBefore: 0, now: T0 + 2 });
+          await store.applyWrites(
+            {
+              sends: [],
+              acks: [{ deviceId: bob.deviceId, seqs: [...seqsOf('gone'), ...seqsOf('group-gone')] }],
+              lastSeen: [],
+            },
+            T0 + 1,
+          );
+          await store.sweepExpired({ mailboxBefore: 0, sentBefore: 0, now: T0 + 2 });
 
-        expect(copiesOnDisk(file, delivered)).toBe(0);
-        expect(copiesOnDisk(file, groupDelivered)).toBe(0);
-        // The search still finds what the relay must keep: carol's entry, on disk and served.
-        expect(copiesOnDisk(file, waiting)).toBeGreaterThan(0);
-        const carolsMailbox = await store.fetchMailbox(carol.deviceId, 0, 100, 1 << 20);
-        expect(carolsMailbox.some((e) => Buffer.from(e.body).includes(waiting))).toBe(true);
-        const bobsMailbox = await store.fetchMailbox(bob.deviceId, 0, 100, 1 << 20);
-        expect(bobsMailbox).toHaveLength(40);
-      } finally {
-        await store.close();
-      }
-    });
-  }
+          expect(copiesOnDisk(file, delivered)).toBe(0);
+          expect(copiesOnDisk(file, groupDelivered)).toBe(0);
+          // The search still finds what the relay must keep: carol's entry, on disk and served.
+          expect(copiesOnDisk(file, waiting)).toBeGreaterThan(0);
+          const carolsMailbox = await store.fetchMailbox(carol.deviceId, 0, 100, 1 << 20);
+          expect(carolsMailbox.some((e) => Buffer.from(e.body).includes(waiting))).toBe(true);
+          const bobsMailbox = await store.fetchMailbox(bob.deviceId, 0, 100, 1 << 20);
+          expect(bobsMailbox).toHaveLength(40);
+        } finally {
+          await store.close();
+        }
+      });
 });
 
 describe('the sweep’s truncation of the WAL', () => {
