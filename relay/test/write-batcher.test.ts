@@ -200,7 +200,11 @@ describe('the write batcher', () => {
       });
     store.hold();
     const held = [sendOn('s1'), sendOn('s2')];
-    await vi.waitFor(() => expect(store.batches).toHaveLength(1)); // the commit has begun, and is held
+    // The batcher's commit runs on the immediate its first send scheduled, before this one: s3 is queued behind the
+    // held commit in the same turn, before any timer (the stall check) can run. (Polling for the commit instead let
+    // the check run first on a busy machine, and report no queued send.)
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.batches).toHaveLength(1); // the commit has begun, and is held
     const queued = sendOn('s3');
     await vi.waitFor(() => expect(logged).toHaveLength(1), { timeout: 5_000, interval: 10 });
     expect(logged[0]).toMatchObject({ msg: 'a store commit has not finished; its senders wait', sends: 2, queued: 1 });
