@@ -131,6 +131,7 @@ const METRICS: { metric: Metric; label: string; digits: number }[] = [
   { metric: 'p99Ms', label: 'p99 ms', digits: 1 },
 ];
 
+/** Without figures.ts's thousands separators: a row lists its pairs joined by commas (`5001 → 4987, 4998 → 5010`). */
 const fmt = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFixed(digits) : '–');
 
 /** The summary table: one row per phase and metric, over the pairs in which both sides measured that phase. */

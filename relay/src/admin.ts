@@ -7,7 +7,8 @@ import { createClient } from 'redis';
 import { ConfigError, loadConfig } from './config.js';
 import type { Config } from './config.js';
 import { encodeEnvelope } from './cluster/wire.js';
-import { openStore } from './server.js';
+import { openStore, sqliteFile } from './server.js';
+import { changePageSize } from './store/sqlite/sqlite-store.js';
 import { loadOrCreateSecret, transparencyKey } from './secrets.js';
 import { KeyTransparency, loggingStore } from './service/transparency.js';
 import { AdminService } from './service/admin.js';
@@ -22,7 +23,8 @@ const USAGE = `usage: npm run admin -- <command>
   revoke <username|userId>                           revoke every session (devices and keys stay)
   remove-device <deviceId>                           the device, its keys, sessions and mailbox
   delete <username|userId> --yes                     erase the account and everything of it
-  invite [--days <n>]                                an invite token (shown once; default 7 days)`;
+  invite [--days <n>]                                an invite token (shown once; default 7 days)
+  page-size <bytes>                                  rewrite the SQLite file with pages of this size (relay stopped)`;
 
 class UsageError extends Error {}
 
@@ -149,6 +151,25 @@ async function run(store: Store, config: Config, p: Parsed): Promise<number> {
   }
 }
 
+/**
+ * `page-size <bytes>`: SQLITE_PAGE_SIZE sets the page size of a new database file only; this rewrites an existing one
+ * (relay/README.md). Runs without opening the store: it needs the file to itself.
+ */
+function pageSize(config: Config, p: Parsed): number {
+  const bytes = Number(p.args[0]);
+  if (p.args[0] === undefined || !Number.isInteger(bytes)) {
+    console.error(`page-size needs a number of bytes\n${USAGE}`);
+    return 2;
+  }
+  if (config.mongodbUri !== undefined) throw new Error('page-size is for the SQLite store; MONGODB_URI is set');
+  const file = sqliteFile(config);
+  const started = performance.now();
+  const { from, to } = changePageSize(file, bytes);
+  const took = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(from === to ? `${file}: ${to}-byte pages already` : `${file}: ${from}-byte pages → ${to} (${took} s)`);
+  return 0;
+}
+
 async function main(): Promise<number> {
   let parsed: Parsed;
   try {
@@ -158,6 +179,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfig();
+  if (parsed.command === 'page-size') return pageSize(config, parsed);
   // The operator's changes (removing a device, deleting an account) are logged like the relay's own (issue #16).
   const backend = await openStore(config);
   const secret = config.jwtSecret ?? loadOrCreateSecret(join(config.dataDir, 'jwt-secret')).secret;

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { LIMITS } from './protocol.js';
 import { parseWitnessKey } from './service/kt-witness.js';
+import { isPageSize } from './store/sqlite/page-size.js';
 
 /** The relay package's directory (the same from src/ under tsx and from dist/ when built). */
 export const RELAY_PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -48,7 +49,7 @@ const envSchema = z.object({
   MAILBOX_TTL_DAYS: int(1, 3650, LIMITS.mailboxTtlDays),
   SQLITE_SYNCHRONOUS: z.enum(['FULL', 'NORMAL']).default('NORMAL'),
   SQLITE_WRITER: z.enum(['auto', 'worker', 'inline']).default('auto'),
-  SQLITE_PAGE_SIZE: int(512, 65536, 4096).refine((n) => (n & (n - 1)) === 0, 'must be a power of two'),
+  SQLITE_PAGE_SIZE: int(512, 65536, 4096).refine(isPageSize, 'must be a power of two'),
   COMMIT_WINDOW_MS: int(0, 100, 1),
   TRUST_PROXY: z.string().default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),

@@ -137,10 +137,13 @@ function relayVersion(): string {
 }
 
 /** Opens the configured store: MongoDB when MONGODB_URI is set (failing within 5 s without a server), else SQLite. */
+/** The SQLite store's database file, in DATA_DIR. */
+export const sqliteFile = (config: Config): string => join(config.dataDir, 'weconnect.db');
+
 export async function openStore(config: Config): Promise<Store> {
   if (config.mongodbUri === undefined) {
     return new SqliteStore({
-      file: join(config.dataDir, 'weconnect.db'),
+      file: sqliteFile(config),
       synchronous: config.sqliteSynchronous,
       writer: config.sqliteWriter,
       newFilePageSize: config.sqlitePageSize,
@@ -173,7 +176,8 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   if (backend instanceof SqliteStore && backend.pageSize !== config.sqlitePageSize) {
     log.info(
       { pageSize: backend.pageSize, configured: config.sqlitePageSize },
-      'the database file keeps the page size it was created with; SQLITE_PAGE_SIZE applies to new files',
+      'the database file keeps the page size it was created with; SQLITE_PAGE_SIZE applies to new files, and ' +
+        '`npm run admin -- page-size <bytes>` rewrites this one while the relay is stopped',
     );
   }
   // Every change to an account's keys or devices appends to the key transparency log (issue #16).

@@ -3,6 +3,8 @@
 // account whole; deactivation, session revocation, device removal, invites, lists and counts act on the same store.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,11 +22,15 @@ afterAll(() => t.close());
 
 /** Runs `npm run admin -- ...args` with the relay's DATA_DIR; resolves with its exit code and output. */
 function admin(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return adminIn(t.dataDir, args);
+}
+
+function adminIn(dataDir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       'npm',
       ['run', 'admin', '--silent', '--', ...args],
-      { cwd: ROOT, env: { ...process.env, DATA_DIR: t.dataDir, LOG_LEVEL: 'silent' }, timeout: 60_000 },
+      { cwd: ROOT, env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'silent' }, timeout: 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
@@ -239,5 +245,38 @@ describe('the other admin commands', () => {
     db.close();
     const counts = JSON.parse((await admin('counts')).stdout) as Record<string, number>;
     expect(counts).toMatchObject({ users, groups: expect.any(Number), mailboxEntries: expect.any(Number) });
+  });
+});
+
+describe('npm run admin -- page-size', () => {
+  it('refuses while the relay has the file open, and rewrites it once the relay is stopped', async () => {
+    const running = await adminIn(t.dataDir, ['page-size', '1024']);
+    expect([running.code, running.stderr]).toEqual([1, expect.stringMatching(/stop the relay first/)]);
+    const db = openDb();
+    expect(db.pragma('page_size', { simple: true })).toBe(4096);
+    db.close();
+    expect((await signUp(t.url)).userId).toEqual(expect.any(String)); // the running relay is untouched
+
+    const dataDir = mkdtempSync(join(tmpdir(), 'weconnect-pagesize-'));
+    try {
+      const first = await startRelay({ DATA_DIR: dataDir });
+      const frank = await signUp(first.url);
+      await first.close();
+      const changed = await adminIn(dataDir, ['page-size', '1024']);
+      expect([changed.code, changed.stdout]).toEqual([0, expect.stringMatching(/4096-byte pages → 1024/)]);
+      const again = await startRelay({ DATA_DIR: dataDir });
+      try {
+        const file = new Database(join(dataDir, 'weconnect.db'), { readonly: true });
+        expect(file.pragma('page_size', { simple: true })).toBe(1024);
+        file.close();
+        expect((await signIn(again.url, frank)).userId).toBe(frank.userId);
+      } finally {
+        await again.close();
+      }
+      expect((await adminIn(dataDir, ['page-size', 'big'])).code).toBe(2);
+      expect((await adminIn(dataDir, ['page-size', '1000'])).stderr).toMatch(/a power of two/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMigrations } from '../src/store/sqlite/migrate.js';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { SqliteStore, changePageSize } from '../src/store/sqlite/sqlite-store.js';
 import type { SendRequest } from '../src/store/store.js';
 import { T0, newAccount, runStoreContract } from './store.contract.js';
 
@@ -166,6 +166,65 @@ describe('the SQLite backend', () => {
     const small = await walBytes(1024);
     expect(big).toBeGreaterThan(30 * 2 * 4096); // at least one page per commit, each written whole
     expect(small).toBeLessThan(big / 2);
+  });
+
+  it('rewrites an existing file with another page size, and keeps everything in it (npm run admin -- page-size)', async () => {
+    const file = tempFile();
+    const [alice, bob] = [newAccount('alice'), newAccount('bob')];
+    const send = (id: string, body: Buffer): SendRequest => ({
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id,
+      target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body }] },
+    });
+    // Bodies of 300 bytes and of 3,000 (an overflow chain on 1 KiB pages); the first two are acknowledged.
+    const bodies = Array.from({ length: 6 }, (_, i) => Buffer.alloc(i % 2 === 0 ? 300 : 3000, i + 1));
+    const before = new SqliteStore({ file });
+    await before.createAccount(alice);
+    await before.createAccount(bob);
+    for (const [i, body] of bodies.entries())
+      await before.applyWrites({ sends: [send(`m${i}`, body)], acks: [], lastSeen: [] }, T0 + i);
+    const stored = await before.fetchMailbox(bob.deviceId, 0, 10, 1 << 20);
+    await before.applyWrites(
+      { sends: [], acks: [{ deviceId: bob.deviceId, seqs: stored.slice(0, 2).map((e) => e.seq) }], lastSeen: [] },
+      T0 + 9,
+    );
+    const kept = await before.fetchMailbox(bob.deviceId, 0, 10, 1 << 20);
+    expect(kept).toHaveLength(4);
+    // The file is held open: nothing changes, and the store goes on working.
+    expect(() => changePageSize(file, 1024)).toThrow(/open in another process: stop the relay first/);
+    expect([
+      before.db.pragma('page_size', { simple: true }),
+      before.db.pragma('journal_mode', { simple: true }),
+    ]).toEqual([4096, 'wal']);
+    await before.close();
+
+    expect(changePageSize(file, 1024)).toEqual({ from: 4096, to: 1024 });
+    const check = new Database(file, { readonly: true });
+    expect([check.pragma('page_size', { simple: true }), check.pragma('integrity_check', { simple: true })]).toEqual([
+      1024,
+      'ok',
+    ]);
+    check.close();
+    const after = new SqliteStore({ file });
+    expect([after.pageSize, after.db.pragma('journal_mode', { simple: true })]).toEqual([1024, 'wal']);
+    expect(await after.findUserByUsername('bob')).toMatchObject({ userId: bob.userId });
+    // The unacknowledged entries, whole and in order; a resent id is still a duplicate; new seqs follow the old.
+    expect(await after.fetchMailbox(bob.deviceId, 0, 10, 1 << 20)).toEqual(kept);
+    expect(await after.applyWrites({ sends: [send('m0', bodies[0]!)], acks: [], lastSeen: [] }, T0 + 20)).toEqual([
+      { status: 'duplicate', ts: T0 },
+    ]);
+    const [fresh] = await after.applyWrites(
+      { sends: [send('new', Buffer.alloc(10))], acks: [], lastSeen: [] },
+      T0 + 21,
+    );
+    expect(fresh?.status === 'stored' && fresh.entries[0]!.seq).toBe(stored.at(-1)!.seq + 1);
+    await after.close();
+
+    expect(changePageSize(file, 1024)).toEqual({ from: 1024, to: 1024 });
+    for (const bad of [1000, 256, 131072, 0.5])
+      expect(() => changePageSize(file, bad), String(bad)).toThrow(/page size/);
+    expect(() => changePageSize(`${file}.missing`, 1024)).toThrow();
   });
 
   it('refuses a database whose schema is newer than this relay', async () => {

@@ -1,5 +1,6 @@
 // The embedded Store backend: one SQLite file in WAL mode through better-sqlite3 (synchronous, so every method's
 // work is atomic with respect to the event loop; the Promise wrapper keeps the interface backend-neutral).
+import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import { dirname, join } from 'node:path';
 import { SqliteBlobs } from './blobs.js';
@@ -7,6 +8,7 @@ import { BlockTables } from './blocks.js';
 import { KtTables } from './transparency.js';
 import { migrate } from './migrate.js';
 import { GroupTables } from './groups.js';
+import { isPageSize } from './page-size.js';
 import { sentBucket } from './idempotency.js';
 import { MailboxReads } from './mailbox-reads.js';
 import { drainDevices, drainExpired } from './mailbox-drain.js';
@@ -112,9 +114,38 @@ function chunks<T>(items: T[], size = 500): T[][] {
   return out;
 }
 
-/** Whether SQLite takes `n` as a page size: a power of two from 512 to 65,536. */
-export function isPageSize(n: number): boolean {
-  return Number.isInteger(n) && n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
+/**
+ * Rewrites an existing database file with `size`-byte pages (`npm run admin -- page-size`): out of WAL mode, VACUUM
+ * with the new size, back into WAL mode. Refuses while anything else has the file open (the relay must be stopped):
+ * the journal mode cannot change then. VACUUM's copy of the database stays in memory, not in a temporary file;
+ * on the way, the WAL is checkpointed and deleted, and the rollback journal VACUUM writes is deleted when it is done.
+ * The file's page sizes before and after; nothing changes when it has that size already.
+ */
+export function changePageSize(file: string, size: number): { from: number; to: number } {
+  if (!isPageSize(size)) throw new Error(`page size ${size}: a power of two from 512 to 65536 bytes`);
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 0');
+    const from = db.pragma('page_size', { simple: true }) as number;
+    if (from === size) return { from, to: size };
+    let mode: unknown;
+    try {
+      mode = db.pragma('journal_mode = DELETE', { simple: true });
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY') throw err;
+    }
+    if (mode !== 'delete') throw new Error(`${file} is open in another process: stop the relay first`);
+    db.pragma('secure_delete = ON');
+    db.pragma('temp_store = MEMORY');
+    db.pragma(`page_size = ${size}`);
+    db.exec('VACUUM');
+    db.pragma('journal_mode = WAL');
+    const to = db.pragma('page_size', { simple: true }) as number;
+    if (to !== size) throw new Error(`SQLite kept ${to}-byte pages`);
+    return { from, to };
+  } finally {
+    db.close();
+  }
 }
 
 export class SqliteStore implements Store {
