@@ -29,6 +29,7 @@ export interface PhaseFigures {
   cpuUs: number;
   mainUs: number;
   perCommit: number;
+  diskKb: number;
 }
 
 const COLUMNS = {
@@ -38,6 +39,7 @@ const COLUMNS = {
   cpuUs: 'server CPU µs/unit',
   mainUs: 'main µs/unit',
   perCommit: 'per commit',
+  diskKb: 'disk KB/unit',
 } as const;
 
 type Metric = keyof typeof COLUMNS;
@@ -76,6 +78,7 @@ export function parseEveryRun(markdown: string): PhaseFigures[] {
       cpuUs: figure('cpuUs'),
       mainUs: figure('mainUs'),
       perCommit: figure('perCommit'),
+      diskKb: figure('diskKb'),
     });
   }
   return phases;
@@ -129,6 +132,7 @@ const METRICS: { metric: Metric; label: string; digits: number }[] = [
   { metric: 'perS', label: 'per s', digits: 0 },
   { metric: 'p50Ms', label: 'p50 ms', digits: 1 },
   { metric: 'p99Ms', label: 'p99 ms', digits: 1 },
+  { metric: 'diskKb', label: 'disk KB/unit', digits: 1 },
 ];
 
 /** Without figures.ts's thousands separators: a row lists its pairs joined by commas (`5001 → 4987, 4998 → 5010`). */

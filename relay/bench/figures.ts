@@ -15,7 +15,10 @@ export interface PhaseRun {
   serverGcPause?: GcPauses;
   /** Scheduler times of the server's main thread over the window (null off Linux). */
   serverMainThread: MainThreadSample | null;
-  /** Differences of the server's own counters over the window (WeConnect: `commits`). */
+  /**
+   * Differences of the server's counters over the window: its own (WeConnect: `commits`), and every server process's
+   * `diskWriteBytes` (see servers/host.ts; absent off Linux and in runs saved before it was measured).
+   */
   serverCounters: Record<string, number>;
   /** Busy CPU time of the whole machine over the window (null without /proc/stat). */
   machineBusyUs: number | null;
@@ -114,6 +117,11 @@ export const M = {
     p.memory === null || units(p) === 0 ? Number.NaN : (p.memory.heapAfter - p.memory.heapBefore) / 1024 / units(p),
   drainWaitS: (p) => (p.result.kind === 'messaging' ? p.result.drainWaitMs / 1000 : Number.NaN),
   fillSeconds: (p) => (p.result.kind === 'drain' ? p.result.fillMs / 1000 : Number.NaN),
+  /** KB (1,000 bytes) written toward the disk per unit, by every server process (not by FerretDB or PostgreSQL). */
+  diskKbPerUnit: (p) => {
+    const bytes = p.serverCounters.diskWriteBytes;
+    return bytes === undefined || units(p) === 0 ? Number.NaN : bytes / 1000 / units(p);
+  },
   perCommit: (p) => {
     const commits = p.serverCounters.commits;
     return p.result.kind === 'messaging' && commits !== undefined && commits > 0

@@ -561,6 +561,7 @@ function everyRun(runs: ServerRun[]): string {
         fmt(M.mainUs(phase), 1),
         fmt(M.serverCores(phase), 2),
         fmt(M.perCommit(phase), 1),
+        fmt(M.diskKbPerUnit(phase), 1),
         fmt(M.loopDelayMaxMs(phase), 0),
         fmt(M.gcMaxMs(phase), 1),
         fmt(M.gcMsPerS(phase), 0),
@@ -584,6 +585,7 @@ function everyRun(runs: ServerRun[]): string {
       'main µs/unit',
       'server cores',
       'per commit',
+      'disk KB/unit',
       'server loop delay max ms',
       'server GC pause max ms',
       'server GC ms/s',
@@ -761,7 +763,10 @@ ${table(['server', 'rep', 'devices', 'setup s', 'connect s', 'RSS ready MiB', 'R
 ## Every run
 
 "unit" is a delivery, a connection, a drained message or a sign-in. Main-thread µs: the event-loop thread's time on a
-CPU plus time blocked in synchronous calls, without time other processes held the core (Linux schedstat).
+CPU plus time blocked in synchronous calls, without time other processes held the core (Linux schedstat). Disk KB: what
+the server's processes wrote toward the disk per unit (Linux /proc/<pid>/io \`write_bytes\`: a page of a file counts
+when it becomes dirty, and once until it is written back; socket writes do not count; FerretDB's and PostgreSQL's
+writes are theirs, not the server's; nothing where the temp directory the bench puts DATA_DIR in is tmpfs).
 
 ${everyRun(input.runs)}
 

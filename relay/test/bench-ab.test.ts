@@ -8,11 +8,11 @@ const REPORT = `
 
 "unit" is a delivery, a connection, a drained message or a sign-in.
 
-| task | server | rep | per s | p50 ms | p99 ms | server CPU µs/unit | main µs/unit | server cores | per commit | other load cores |
-| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
-| closed | weconnect | 1 | 15,994 | 50.8 | 95.4 | 68.2 | 55.5 | 1.09 | 650.2 | 0.04 |
-| open 5000/s | weconnect | 1 | 5,012 | 1.9 | 54.2 | 149.9 | 139.3 | 0.75 | 3.1 | 0.09 |
-| open 5000/s | bare | 1 | 5,001 | 1.5 | 23.6 | 125.3 | 112.0 | 0.63 | – | 0.03 |
+| task | server | rep | per s | p50 ms | p99 ms | server CPU µs/unit | main µs/unit | server cores | per commit | disk KB/unit | other load cores |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| closed | weconnect | 1 | 15,994 | 50.8 | 95.4 | 68.2 | 55.5 | 1.09 | 650.2 | 2.1 | 0.04 |
+| open 5000/s | weconnect | 1 | 5,012 | 1.9 | 54.2 | 149.9 | 139.3 | 0.75 | 3.1 | 8.6 | 0.09 |
+| open 5000/s | bare | 1 | 5,001 | 1.5 | 23.6 | 125.3 | 112.0 | 0.63 | – | 0.0 | 0.03 |
 
 ## Command
 `;
@@ -30,6 +30,7 @@ describe('bench ab', () => {
       cpuUs: 68.2,
       mainUs: 55.5,
       perCommit: 650.2,
+      diskKb: 2.1,
     });
     expect(phases[2]?.server).toBe('bare');
     expect(phases[2]?.perCommit).toBeNaN();

@@ -35,6 +35,21 @@ function mainThreadSample(): MainThreadSample | null {
 }
 
 /**
+ * Bytes this process (all its threads: the relay's writer worker too) caused to be written to the disk so far, from
+ * Linux's /proc/self/io `write_bytes`: each page of a file counted when it becomes dirty, and not again until it is
+ * written back, so a WAL page rewritten before writeback counts once, as it reaches the disk once. Socket writes do
+ * not count. Absent where there is no such file.
+ */
+export function diskCounters(): Record<string, number> {
+  try {
+    const bytes = /^write_bytes:\s*(\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1];
+    return bytes === undefined ? {} : { diskWriteBytes: Number(bytes) };
+  } catch {
+    return {};
+  }
+}
+
+/**
  * With BENCH_HEAP_PROFILE_DIR set, samples every allocation of the server's life, collected objects included, and
  * writes `heap.<pid>.heapprofile` there when it stops (bench/heap-summary.ts reads it): where the garbage that the
  * collector's time pays for comes from. The sampler slows the server down: never in a measured run.
@@ -114,7 +129,7 @@ export async function hostServer(start: () => Promise<StartedServer>): Promise<v
         mainThread: mainThreadSample(),
         loopDelay,
         gcPause: gcSince,
-        counters: server.counters?.() ?? {},
+        counters: { ...server.counters?.(), ...diskCounters() },
         gauges: server.gauges?.() ?? {},
       });
     } else if (message.type === 'stop') void stop();
