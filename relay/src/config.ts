@@ -51,6 +51,7 @@ const envSchema = z.object({
   SQLITE_WRITER: z.enum(['auto', 'worker', 'inline']).default('auto'),
   SQLITE_PAGE_SIZE: int(512, 65536, 4096).refine(isPageSize, 'must be a power of two'),
   COMMIT_WINDOW_MS: int(0, 100, 1),
+  ACK_HOLD_MS: z.coerce.number().int().min(0).max(10_000).optional(),
   TRUST_PROXY: z.string().default('false'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   WEB_DIST: z.string().min(1).optional(),
@@ -135,6 +136,12 @@ export interface Config {
    * long for more (or until 16 sends are queued); 0: every commit follows the loop turn (see WriteBatcher).
    */
   commitWindowMs: number;
+  /**
+   * How long acks (the deletions of delivered entries) and last-seen times wait for a send to commit with, when none
+   * is queued (ms); 0: they commit after the loop turn, as sends do (see WriteBatcher). Default 1000 with SQLite, 0
+   * with MongoDB.
+   */
+  ackHoldMs: number;
   /** Express `trust proxy`: false, true, a hop count, or a comma-separated list of addresses/subnets. */
   trustProxy: boolean | number | string;
   logLevel: LogLevel;
@@ -261,6 +268,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       e.SQLITE_WRITER === 'auto' ? (e.SQLITE_SYNCHRONOUS === 'FULL' ? 'worker' : 'inline') : e.SQLITE_WRITER,
     sqlitePageSize: e.SQLITE_PAGE_SIZE,
     commitWindowMs: e.COMMIT_WINDOW_MS,
+    // MongoDB's mailbox reads are asynchronous: one that began before a held ack commits could send its entry again.
+    ackHoldMs: e.ACK_HOLD_MS ?? (e.MONGODB_URI === undefined ? 1000 : 0),
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     logLevel: e.LOG_LEVEL,
     webDist: e.WEB_DIST ? resolve(e.WEB_DIST) : resolve(RELAY_PACKAGE_DIR, '../web/dist'),

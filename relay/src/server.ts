@@ -242,6 +242,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
     onCommitted: (entries) => delivery.committed(entries),
     caps: { maxEntries: config.mailboxMaxEntries, maxBytes: config.mailboxMaxBytes },
     commitWindowMs: options.commitWindowMs ?? config.commitWindowMs,
+    ackHoldMs: config.ackHoldMs,
     ...(metrics
       ? {
           observeCommit: (c: { seconds: number; sends: number; ackedEntries: number }) => {

@@ -40,6 +40,8 @@ describe('loadConfig', () => {
       mailboxTtlDays: 30,
       sqliteSynchronous: 'NORMAL',
       sqliteWriter: 'inline',
+      commitWindowMs: 1,
+      ackHoldMs: 1000,
       trustProxy: false,
       logLevel: 'info',
       mongodbUri: undefined,
@@ -65,6 +67,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ SQLITE_PAGE_SIZE: '1024' }).sqlitePageSize).toBe(1024);
     for (const bad of ['1000', '256', '131072', 'small'])
       expect(() => loadConfig({ SQLITE_PAGE_SIZE: bad }), bad).toThrow(/SQLITE_PAGE_SIZE/);
+  });
+
+  it('holds acks up to ACK_HOLD_MS, 0 to 10 s: by default 1 s with SQLite and not at all with MongoDB', () => {
+    expect(loadConfig({ MONGODB_URI: 'mongodb://127.0.0.1:27017/weconnect' }).ackHoldMs).toBe(0);
+    expect(loadConfig({ MONGODB_URI: 'mongodb://127.0.0.1:27017/weconnect', ACK_HOLD_MS: '500' }).ackHoldMs).toBe(500);
+    expect(loadConfig({ ACK_HOLD_MS: '0' }).ackHoldMs).toBe(0);
+    expect(loadConfig({ ACK_HOLD_MS: '10000' }).ackHoldMs).toBe(10_000);
+    for (const bad of ['10001', '-1', 'soon'])
+      expect(() => loadConfig({ ACK_HOLD_MS: bad }), bad).toThrow(/ACK_HOLD_MS/);
   });
 
   it('reads overrides and treats empty values as unset', () => {

@@ -203,3 +203,32 @@ describe('delivery with concurrent committers', () => {
     expect(ids(link.received)).toEqual(['slow-bus', 'marker']);
   });
 });
+
+describe('acks and the ack hold', () => {
+  it('asks for the acks of mailbox batches to commit now, and lets those of live pushes wait for a send', async () => {
+    const acked: { seqs: number[]; now: boolean }[] = [];
+    const recording = new Delivery({
+      store,
+      writes: {
+        ack: (_deviceId, seqs, now) => acked.push({ seqs, now: now === true }),
+        idle: () => Promise.resolve(),
+      },
+      bus: new LocalBus(),
+      log,
+      ackTimeoutMs: 1000,
+    });
+    const stored = await storeForBob('stored 1', 'stored 2');
+    const link = recordingLink();
+    link.release();
+    const before = store.reads;
+    recording.attach(link);
+    await waitFor(() => store.reads > before + 1, 2000, 'the mailbox read to its end'); // the batch, then an empty read
+    const [live] = await storeForBob('live');
+    recording.committed([live as MailboxEntry]);
+    await waitFor(() => acked.length === 2, 2000, 'the live ack');
+    expect(acked).toEqual([
+      { seqs: stored.map((e) => e.seq), now: true },
+      { seqs: [live?.seq], now: false },
+    ]);
+  });
+});

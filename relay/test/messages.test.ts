@@ -14,15 +14,19 @@ let alice: TestAccount;
 let sender: TestDevice;
 /** Finished mailbox reads per device. */
 const reads = new Map<string, number>();
-beforeAll(async () => {
-  t = await startRelay({ SEND_RATE_BURST: '10000' }, { now: () => Date.now() + offset });
-  const store = t.relay.store;
+/** Counts each device's finished mailbox reads on the relay's store into `counts`. */
+function countReads(relay: TestRelay, counts: Map<string, number>): void {
+  const store = relay.relay.store;
   const fetchMailbox = store.fetchMailbox.bind(store);
   store.fetchMailbox = async (deviceId, afterSeq, limit, maxBytes) => {
     const entries = await fetchMailbox(deviceId, afterSeq, limit, maxBytes);
-    reads.set(deviceId, (reads.get(deviceId) ?? 0) + 1);
+    counts.set(deviceId, (counts.get(deviceId) ?? 0) + 1);
     return entries;
   };
+}
+beforeAll(async () => {
+  t = await startRelay({ SEND_RATE_BURST: '10000' }, { now: () => Date.now() + offset });
+  countReads(t, reads);
   alice = await signUp(t.url);
   sender = await connectDevice(t.url, alice.accessToken);
 });
@@ -145,3 +149,47 @@ async function waitForEmptyMailbox(deviceId: string): Promise<void> {
     await sleep(10);
   }
 }
+
+describe('the ack hold (ACK_HOLD_MS)', () => {
+  it('deletes an acknowledged live entry with the next send, and before a mailbox read', async () => {
+    const held = await startRelay({ ACK_HOLD_MS: '10000' });
+    const heldReads = new Map<string, number>();
+    countReads(held, heldReads);
+    const store = held.relay.store;
+    const devices: TestDevice[] = [];
+    try {
+      const [hana, ivan] = [await signUp(held.url), await signUp(held.url)];
+      const from = await connectDevice(held.url, hana.accessToken);
+      const to = await connectDevice(held.url, ivan.accessToken);
+      devices.push(from, to);
+      await waitFor(() => (heldReads.get(ivan.deviceId) ?? 0) > 0, 5000, 'the empty mailbox read: live from then on');
+      const send = async (): Promise<string> => {
+        const id = messageId();
+        const ack = await from.send({ id, envelopes: [{ to: ivan.deviceId, body: randomBytes(32) }] });
+        if (!ack.ok) throw new Error(`send failed: ${ack.error.code}`);
+        return id;
+      };
+      const first = await send();
+      await to.waitForMessages(1);
+      await to.watch([hana.userId]); // answered after the ack that came before it on the same connection
+      expect(await store.countMailbox(ivan.deviceId)).toBe(1); // acknowledged, waiting for a send
+      const second = await send();
+      expect((await store.fetchMailbox(ivan.deviceId, 0, 10, 1 << 20)).map((e) => e.id)).toEqual([second]);
+      await to.waitForMessages(2);
+      await to.watch([hana.userId]);
+      to.close();
+      // The next connection's mailbox read commits the held ack first: the second message does not come again.
+      const readsBefore = heldReads.get(ivan.deviceId) ?? 0;
+      const again = await connectDevice(held.url, ivan.accessToken);
+      devices.push(again);
+      await waitFor(() => (heldReads.get(ivan.deviceId) ?? 0) > readsBefore, 5000, 'the mailbox read');
+      const marker = await send();
+      await again.waitForMessages(1);
+      expect(again.messages.map((m) => m.id)).toEqual([marker]);
+      expect(first).not.toBe(second);
+    } finally {
+      for (const d of devices) d.close();
+      await held.close();
+    }
+  });
+});

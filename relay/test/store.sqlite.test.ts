@@ -227,6 +227,30 @@ describe('the SQLite backend', () => {
     expect(() => changePageSize(`${file}.missing`, 1024)).toThrow();
   });
 
+  it("applies a batch's acks before its sends: an entry acknowledged in the batch frees its place under the caps", async () => {
+    const store = new SqliteStore({ file: tempFile() });
+    const [alice, bob] = [newAccount('alice'), newAccount('bob')];
+    await store.createAccount(alice);
+    await store.createAccount(bob);
+    const caps = { maxEntries: 2, maxBytes: 1 << 20 };
+    const send = (id: string): SendRequest => ({
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id,
+      target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: Buffer.from(id) }] },
+    });
+    const full = await store.applyWrites({ sends: [send('a'), send('b')], acks: [], lastSeen: [], caps }, T0);
+    const firstSeq = full[0]?.status === 'stored' ? full[0].entries[0]!.seq : -1;
+    const [third] = await store.applyWrites(
+      { sends: [send('c')], acks: [{ deviceId: bob.deviceId, seqs: [firstSeq] }], lastSeen: [], caps },
+      T0 + 1,
+    );
+    expect(third).toMatchObject({ status: 'stored', entries: [{ deviceId: bob.deviceId }] });
+    expect(third?.status === 'stored' && third.refused).toBeFalsy();
+    expect((await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20)).map((e) => e.id)).toEqual(['b', 'c']);
+    await store.close();
+  });
+
   it('refuses a database whose schema is newer than this relay', async () => {
     const file = tempFile();
     await new SqliteStore({ file }).close();

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WriteBatcher, loopUtilizationProbe } from '../src/service/write-batcher.js';
+import type { WriteBatcherOptions } from '../src/service/write-batcher.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { MailboxEntry, SendOutcome, WriteBatch } from '../src/store/store.js';
 import { T0, newAccount } from './store.contract.js';
@@ -60,13 +61,27 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const send = (id: string) =>
-  batcher.send({
+/** Sends one message from alice to bob under `id` through batcher `b`. */
+const sendVia = (b: WriteBatcher) => (id: string) =>
+  b.send({
     senderUserId: alice.userId,
     senderDeviceId: alice.deviceId,
     id,
     target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
   });
+const send = (id: string) => sendVia(batcher)(id);
+
+/** A batcher over the test's store with these options, and a send of one message to bob under a given id. */
+function batcherWith(options: Pick<WriteBatcherOptions, 'commitWindowMs' | 'ackHoldMs' | 'loopBusy'>) {
+  const b = new WriteBatcher({
+    store,
+    now: () => T0,
+    log: pino({ level: 'silent' }),
+    onCommitted: () => undefined,
+    ...options,
+  });
+  return { batcher: b, sendWith: sendVia(b) };
+}
 
 describe('the write batcher', () => {
   it('commits sends queued in the same turn in one transaction', async () => {
@@ -78,24 +93,8 @@ describe('the write batcher', () => {
   });
 
   /** A batcher with a commit window, over the test's store; the event loop counts as busy when `busy()` says. */
-  const windowedBatcher = (commitWindowMs: number, busy = () => false) => {
-    const b = new WriteBatcher({
-      store,
-      now: () => T0,
-      log: pino({ level: 'silent' }),
-      onCommitted: () => undefined,
-      commitWindowMs,
-      loopBusy: busy,
-    });
-    const sendWith = (id: string) =>
-      b.send({
-        senderUserId: alice.userId,
-        senderDeviceId: alice.deviceId,
-        id,
-        target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
-      });
-    return { batcher: b, sendWith };
-  };
+  const windowedBatcher = (commitWindowMs: number, busy = () => false) =>
+    batcherWith({ commitWindowMs, loopBusy: busy });
   const sendIds = () => store.batches.map((b) => b.sends.map((s) => s.id));
 
   it('with a commit window, commits sends a few milliseconds apart together; without one, apart', async () => {
@@ -298,3 +297,117 @@ describe('the write batcher', () => {
     expect(await store.countMailbox(bob.deviceId)).toBe(before - 1 + ids.length - 1);
   });
 });
+
+describe('the ack hold (ACK_HOLD_MS)', () => {
+  /** A batcher whose acks and last-seen times wait `ackHoldMs` for a send; a commit window too, if given. */
+  const heldBatcher = (ackHoldMs: number, commitWindowMs = 0) => {
+    const { batcher: b, sendWith: sendOutcome } = batcherWith({ ackHoldMs, commitWindowMs, loopBusy: () => false });
+    const sendWith = async (id: string): Promise<number> => {
+      const outcome = await sendOutcome(id);
+      if (outcome.status !== 'stored') throw new Error(`${id}: ${outcome.status}`);
+      return outcome.entries[0]!.seq;
+    };
+    return { batcher: b, sendWith };
+  };
+  const turns = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) await nextTurn();
+  };
+  /** Rejects if `promise` has not settled within `ms` (a hold that idle() failed to end would take a minute). */
+  const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
+    Promise.race([
+      promise,
+      new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms)),
+    ]);
+
+  it('holds acks and last-seen times while no send is queued, and commits them with the next send', async () => {
+    const { batcher: b, sendWith } = heldBatcher(60_000);
+    const first = await sendWith('s0');
+    store.batches = [];
+    b.ack(bob.deviceId, [first]);
+    b.seen(alice.userId, T0 + 5);
+    await turns(5);
+    expect(store.batches).toEqual([]); // without the hold they would have committed after the first turn
+    expect(await store.countMailbox(bob.deviceId)).toBe(1);
+    await sendWith('s1');
+    expect(store.batches).toHaveLength(1);
+    expect(store.batches[0]).toMatchObject({
+      sends: [{ id: 's1' }],
+      acks: [{ deviceId: bob.deviceId, seqs: [first] }],
+      lastSeen: [{ userId: alice.userId, ts: T0 + 5 }],
+    });
+    expect((await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20)).map((e) => e.id)).toEqual(['s1']);
+    await b.close();
+  });
+
+  it('commits held acks by themselves when the hold is over', async () => {
+    const { batcher: b, sendWith } = heldBatcher(300);
+    const first = await sendWith('s0');
+    store.batches = [];
+    b.ack(bob.deviceId, [first]);
+    await turns(3);
+    expect(store.batches).toEqual([]);
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1), { timeout: 10_000 });
+    await b.idle();
+    expect(await store.countMailbox(bob.deviceId)).toBe(0);
+    await b.close();
+  });
+
+  it('ends the hold for idle() (a mailbox read sees the deletions) and at 256 acknowledged entries', async () => {
+    const { batcher: b, sendWith } = heldBatcher(60_000);
+    const first = await sendWith('s0');
+    b.ack(bob.deviceId, [first]);
+    await turns(3);
+    expect(await store.countMailbox(bob.deviceId)).toBe(1); // held
+    await within(b.idle(), 5000);
+    expect(await store.countMailbox(bob.deviceId)).toBe(0);
+    // idle() while the commit of a send is still running (its sender has its answer; the batcher has not finished):
+    // the ack queued meanwhile is not held after that commit either.
+    const second = await sendWith('s1');
+    b.ack(bob.deviceId, [second]);
+    await within(b.idle(), 5000);
+    expect(await store.countMailbox(bob.deviceId)).toBe(0);
+
+    store.batches = [];
+    b.ack(
+      bob.deviceId,
+      Array.from({ length: 255 }, (_, i) => 1_000_000 + i),
+    );
+    await turns(3);
+    expect(store.batches).toEqual([]);
+    b.ack(bob.deviceId, [2_000_000]);
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1), { timeout: 5000 });
+    expect(store.batches[0]?.acks[0]?.seqs).toHaveLength(256);
+    await b.close();
+  });
+
+  it('does not hold the ack of a batch read from the mailbox (given `now`)', async () => {
+    const { batcher: b, sendWith } = heldBatcher(60_000);
+    const first = await sendWith('s0');
+    const second = await sendWith('s1');
+    store.batches = [];
+    b.ack(bob.deviceId, [first]);
+    await turns(3);
+    expect(store.batches).toEqual([]);
+    b.ack(bob.deviceId, [second], true);
+    await vi.waitFor(() => expect(store.batches).toHaveLength(1), { timeout: 5000 });
+    expect(store.batches[0]?.acks).toEqual([{ deviceId: bob.deviceId, seqs: [first, second] }]);
+    await b.close();
+  });
+
+  it('lets the commit window gather the sends that end a hold', async () => {
+    const { batcher: b, sendWith } = heldBatcher(60_000, 1_000);
+    const first = await sendWith('w0');
+    await nextTurn();
+    store.batches = [];
+    b.ack(bob.deviceId, [first]);
+    const w1 = sendWith('w1');
+    await turns(2);
+    expect(store.batches).toEqual([]); // w1 ended the hold, and the window now waits for more
+    await Promise.all([w1, sendWith('w2')]);
+    expect(sendIdsOf(store.batches)).toEqual([['w1', 'w2']]);
+    expect(store.batches[0]?.acks).toEqual([{ deviceId: bob.deviceId, seqs: [first] }]);
+    await b.close();
+  });
+});
+
+const sendIdsOf = (batches: WriteBatch[]): string[][] => batches.map((b) => b.sends.map((s) => s.id));

@@ -23,7 +23,8 @@ export interface DeviceLink {
 
 /** Where acknowledged entries go to be deleted, and how to wait for queued writes (the WriteBatcher). */
 export interface AckSink {
-  ack(deviceId: string, seqs: number[]): void;
+  /** `now`: commit with the next write batch, not held for a send (a mailbox batch's ack; see WriteBatcher). */
+  ack(deviceId: string, seqs: number[], now?: boolean): void;
   idle(): Promise<void>;
 }
 
@@ -206,6 +207,7 @@ class Connection {
         this.d.writes.ack(
           this.link.deviceId,
           entries.map((e) => e.seq),
+          true,
         );
       }
       // Unacknowledged within the timeout: the same batch is read and sent again.

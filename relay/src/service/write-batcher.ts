@@ -33,6 +33,14 @@ export interface WriteBatcherOptions {
    * write with 0 (the default here; the relay's is COMMIT_WINDOW_MS).
    */
   commitWindowMs?: number;
+  /**
+   * Acks and last-seen times queued while no send is: they wait up to this long (ms) for a send, or for ACK_HOLD_SEQS
+   * acknowledged entries, and then commit with it. A relay at a few messages a second otherwise pays a commit for each
+   * send and another for its recipient's ack, each writing whole pages to the WAL. idle() ends the wait (whoever
+   * reads the mailbox after it sees the deletions), and so does an ack given `now`. 0 (the default here; the relay's
+   * is ACK_HOLD_MS): no wait.
+   */
+  ackHoldMs?: number;
   /** Whether the event loop is busy (the window is then skipped); by default its utilization over ~100 ms > 0.5. */
   loopBusy?: () => boolean;
   /** Per-device mailbox caps, applied to every send (none when absent). */
@@ -50,6 +58,8 @@ export interface WriteBatcherOptions {
 /** See stallWarnMs. */
 const STALL_WARN_MS = 5000;
 
+/** Acknowledged entries that end an ack hold: deleting more at once would hold the event loop (see ackHoldMs). */
+const ACK_HOLD_SEQS = 256;
 /** Below this many queued sends, the commit window applies. */
 const WINDOW_THRESHOLD = 16;
 /** Above this share of its time busy, the event loop is busy (see loopBusy). */
@@ -80,6 +90,11 @@ export class WriteBatcher {
   private scheduled = false;
   /** The commit window's timer while it runs (null otherwise): a queue that reaches WINDOW_THRESHOLD ends it. */
   private windowTimer: NodeJS.Timeout | null = null;
+  /** The ack hold's timer while it runs (null otherwise): a send, idle() or ACK_HOLD_SEQS acked entries end it. */
+  private holdTimer: NodeJS.Timeout | null = null;
+  /** Acknowledged entries queued since the last commit began, and whether any of them may not wait (see ack). */
+  private ackedQueued = 0;
+  private ackNow = false;
   private running: Promise<void> | null = null;
   private closed = false;
   private readonly maxSends: number;
@@ -88,6 +103,7 @@ export class WriteBatcher {
   private lastWriteAt = -Infinity;
   private meanGapMs = Infinity;
   private readonly windowMs: number;
+  private readonly ackHoldMs: number;
   private readonly loopBusy: () => boolean;
   /** Transactions committed so far (for tests and metrics). */
   commits = 0;
@@ -100,6 +116,7 @@ export class WriteBatcher {
   constructor(private readonly o: WriteBatcherOptions) {
     this.maxSends = o.maxSends ?? 1000;
     this.windowMs = o.commitWindowMs ?? 0;
+    this.ackHoldMs = o.ackHoldMs ?? 0;
     this.loopBusy = o.loopBusy ?? (this.windowMs > 0 ? loopUtilizationProbe() : () => true);
     const stallMs = o.stallWarnMs ?? STALL_WARN_MS;
     this.stallWatch = stallMs > 0 ? setInterval(() => this.watchStall(stallMs), stallMs).unref() : null;
@@ -127,17 +144,24 @@ export class WriteBatcher {
     return new Promise((resolve, reject) => {
       this.sends.push({ request, resolve, reject });
       this.queued();
+      if (this.holdTimer) this.endHold(true);
       if (this.windowTimer && this.sends.length >= WINDOW_THRESHOLD) this.endWindow();
     });
   }
 
-  /** Queues the deletion of acknowledged entries of one device. */
-  ack(deviceId: string, seqs: number[]): void {
+  /**
+   * Queues the deletion of acknowledged entries of one device. `now`: not held for a send (see ackHoldMs): the ack of
+   * a batch read from the mailbox, which holds up to a hundred entries and is followed by the next at once.
+   */
+  ack(deviceId: string, seqs: number[], now = false): void {
     if (seqs.length === 0 || this.closed) return;
     const list = this.acks.get(deviceId);
     if (list) list.push(...seqs);
     else this.acks.set(deviceId, [...seqs]);
+    this.ackedQueued += seqs.length;
+    if (now) this.ackNow = true;
     this.queued();
+    if (this.holdTimer && (this.ackNow || this.ackedQueued >= ACK_HOLD_SEQS)) this.endHold(false);
   }
 
   /** Queues a user's last-seen time (the newest per user wins). */
@@ -149,6 +173,7 @@ export class WriteBatcher {
 
   /** Resolves when everything queued so far is committed. */
   idle(): Promise<void> {
+    if (this.holdTimer) this.endHold(false);
     if (!this.hasWork() && !this.running && !this.scheduled) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
@@ -183,8 +208,20 @@ export class WriteBatcher {
     if (this.scheduled || this.running) return;
     this.scheduled = true;
     // setImmediate runs after the I/O callbacks of this loop turn: all frames read in it join one transaction.
-    if (this.gathers()) this.windowTimer = setTimeout(this.run, this.windowMs);
+    if (this.holds()) this.holdTimer = setTimeout(this.run, this.ackHoldMs);
+    else if (this.gathers()) this.windowTimer = setTimeout(this.run, this.windowMs);
     else setImmediate(this.run);
+  }
+
+  /** Whether the commit about to be scheduled holds acks and last-seen times for a send (see ackHoldMs). */
+  private holds(): boolean {
+    return (
+      this.ackHoldMs > 0 &&
+      this.sends.length === 0 &&
+      !this.ackNow &&
+      this.ackedQueued < ACK_HOLD_SEQS &&
+      this.idleWaiters.length === 0
+    );
   }
 
   /** Whether the commit about to be scheduled waits for more writes (see commitWindowMs). */
@@ -204,9 +241,18 @@ export class WriteBatcher {
     setImmediate(this.run);
   }
 
+  /** A send (`window`: the commit window may still apply to it), idle() or enough acks end the hold. */
+  private endHold(window: boolean): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    if (window && this.gathers()) this.windowTimer = setTimeout(this.run, this.windowMs);
+    else setImmediate(this.run);
+  }
+
   private readonly run = (): void => {
     this.scheduled = false;
     this.windowTimer = null;
+    this.holdTimer = null;
     this.running = this.drain().finally(() => {
       this.running = null;
       if (this.hasWork()) this.schedule();
@@ -228,6 +274,7 @@ export class WriteBatcher {
       const list = this.acks.get(deviceId);
       if (list) list.push(...seqs);
       else this.acks.set(deviceId, [...seqs]);
+      this.ackedQueued += seqs.length;
     }
     for (const { userId, ts } of lastSeen) if (!this.lastSeen.has(userId)) this.lastSeen.set(userId, ts);
   }
@@ -244,6 +291,8 @@ export class WriteBatcher {
       const sends = this.sends.splice(0, this.maxSends);
       const acks = [...this.acks].map(([deviceId, seqs]) => ({ deviceId, seqs }));
       const lastSeen = [...this.lastSeen].map(([userId, ts]) => ({ userId, ts }));
+      this.ackedQueued = 0;
+      this.ackNow = false;
       this.acks.clear();
       this.lastSeen.clear();
       await this.commit({ sends, acks, lastSeen });

@@ -157,6 +157,9 @@ export class MailboxStatements {
       if (this.usageKept.size <= MAX_USAGE_KEPT) break;
       this.usageKept.delete(oldest);
     }
+    // The batch's acks first: what they delete no longer counts against a send's caps in the same batch (acks wait for
+    // a send to commit with: WriteBatcher, ackHoldMs).
+    this.deleteAcked(batch.acks);
     const outcomes: RawOutcome[] = new Array<RawOutcome>(batch.sends.length);
     const stored: { outcome: RawOutcome & { status: 'stored' }; firstRow: number }[] = [];
     this.rows = [];
@@ -169,7 +172,6 @@ export class MailboxStatements {
     this.sent.flush();
     const firstSeq = this.insertRows();
     for (const s of stored) s.outcome.firstSeq = firstSeq + s.firstRow;
-    this.deleteAcked(batch.acks);
     for (const seen of batch.lastSeen) this.updateLastSeen.run(seen.ts, seen.userId);
     return outcomes;
   }
