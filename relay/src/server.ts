@@ -136,10 +136,10 @@ function relayVersion(): string {
   return typeof version === 'string' ? version : 'unknown';
 }
 
-/** Opens the configured store: MongoDB when MONGODB_URI is set (failing within 5 s without a server), else SQLite. */
 /** The SQLite store's database file, in DATA_DIR. */
 export const sqliteFile = (config: Config): string => join(config.dataDir, 'weconnect.db');
 
+/** Opens the configured store: MongoDB when MONGODB_URI is set (failing within 5 s without a server), else SQLite. */
 export async function openStore(config: Config): Promise<Store> {
   if (config.mongodbUri === undefined) {
     return new SqliteStore({
