@@ -135,7 +135,6 @@ export function changePageSize(file: string, size: number): { from: number; to: 
       if ((err as { code?: unknown }).code !== 'SQLITE_BUSY') throw err;
     }
     if (mode !== 'delete') throw new Error(`${file} is open in another process: stop the relay first`);
-    db.pragma('secure_delete = ON');
     db.pragma('temp_store = MEMORY');
     db.pragma(`page_size = ${size}`);
     db.exec('VACUUM');
