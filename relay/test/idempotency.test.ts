@@ -105,6 +105,46 @@ describe('idempotency records (SQLite)', () => {
     await reopened.close();
   });
 
+  it('prunes the oldest rows only: a record after a younger one (the clock stepped back) waits, a young one stays', async () => {
+    const file = tempFile();
+    const store = new SqliteStore({ file });
+    const { alice, bob } = await twoAccounts(store);
+    const at = T0 + 30 * 60 * 1000;
+    const stored = async (id: string, ts: number): Promise<void> => {
+      expect((await store.applyWrites(sends(send(alice, id, bob.deviceId)), ts))[0]?.status).toBe('stored');
+    };
+    await stored('a-old', at);
+    await stored('b-young', at + 2 * HOUR);
+    await stored('c-old-after-young', at); // committed after b, with an older hour
+    await stored('d-young', at + 3 * HOUR);
+    const db = store.db;
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'sent_ids_by_bucket'").get()).toBeUndefined();
+    const left = (): string[] =>
+      db
+        .prepare<[], { message_id: string }>('SELECT message_id FROM sent_ids ORDER BY rowid')
+        .all()
+        .map((r) => r.message_id);
+
+    // a cutoff at b's hour: a goes; c is as old, but waits behind b; b and d are young and stay
+    const window = { mailboxBefore: 0, now: at + 30 * DAY };
+    expect((await store.sweepExpired({ ...window, sentBefore: at + 2 * HOUR })).sent).toBe(1);
+    expect(left()).toEqual(['b-young', 'c-old-after-young', 'd-young']);
+    expect(await store.applyWrites(sends(send(alice, 'c-old-after-young', bob.deviceId)), at + 30 * DAY)).toEqual([
+      { status: 'duplicate', ts: at },
+    ]);
+    await stored('a-old', at + 30 * DAY); // pruned: a new send, on disk and in memory
+
+    // a cutoff past d's hour: b, c and d go together; a's new record (30 days later) stays
+    expect((await store.sweepExpired({ ...window, sentBefore: at + 4 * HOUR })).sent).toBe(3);
+    expect(left()).toEqual(['a-old']);
+    await stored('c-old-after-young', at + 31 * DAY);
+    // every record old: the table empties; an empty table prunes nothing
+    expect((await store.sweepExpired({ ...window, sentBefore: at + 40 * DAY })).sent).toBe(2);
+    expect(left()).toEqual([]);
+    expect((await store.sweepExpired({ ...window, sentBefore: at + 40 * DAY })).sent).toBe(0);
+    await store.close();
+  });
+
   it('recognises the ids of a schema-1 database after migrating it', async () => {
     const file = tempFile();
     const alice = newAccount('alice');

@@ -1,6 +1,6 @@
 // The idempotency records of the SQLite store: (sending device, message id) → ts of every stored send of the last
-// 30 days. The table is append-only (rowid order is commit order, plus an index on the monotonic hour bucket that
-// pruning deletes by), so a send never dirties a random B-tree page. The lookup index lives in memory, compactly:
+// 30 days. The table is append-only, without an index (rowid order is commit order, and pruning deletes the oldest
+// rows: PRUNE_SENT), so a send dirties only the table's last page. The lookup index lives in memory, compactly:
 // a 53-bit keyed hash and the rowid of each record in typed arrays (16 bytes a slot, about 23–46 bytes a record),
 // and every hash hit is confirmed against the row on disk, so a hash collision can never swallow a new message.
 import type BetterSqlite3 from 'better-sqlite3';
@@ -14,6 +14,16 @@ const MAX_LOAD = 0.7;
 
 /** The hour a record belongs to; pruning drops whole hours. */
 export const sentBucket = (ts: number): number => Math.floor(ts / HOUR_MS);
+
+/**
+ * Deletes the records of every hour that ended before the bucket given (so a record lives at least until then): the
+ * rows before the first one, in rowid order, of a later hour. Rowids follow commit order, so those are the old
+ * hours, read from the start of the table and no further. Should the relay's clock ever step back, a record of an old
+ * hour committed after a younger one stays until that one goes: pruning is late then, never early.
+ */
+export const PRUNE_SENT = `DELETE FROM sent_ids WHERE rowid < coalesce(
+  (SELECT rowid FROM sent_ids WHERE bucket >= ? ORDER BY rowid LIMIT 1),
+  (SELECT max(rowid) FROM sent_ids) + 1)`;
 
 /** A 53-bit hash split as `hi` (21 bits) and `lo` (32 bits); `lo` picks the slot. */
 export interface SentHash {
@@ -158,7 +168,6 @@ export class IdempotencyRecords {
   /** `INSERT … VALUES (…), (…)` by number of rows. */
   private readonly inserts = new Map<number, BetterSqlite3.Statement<unknown[]>>();
   private readonly byRowid: BetterSqlite3.Statement<[number], SentRow>;
-  private readonly pruneBefore: BetterSqlite3.Statement<[number]>;
   private readonly firstRowid: BetterSqlite3.Statement<[], { first: number | null }>;
 
   constructor(private readonly db: BetterSqlite3.Database) {
@@ -169,7 +178,6 @@ export class IdempotencyRecords {
     this.seed1 = seed.readUInt32LE(0);
     this.seed2 = seed.readUInt32LE(4);
     this.byRowid = db.prepare('SELECT sender_device_id, message_id, ts FROM sent_ids WHERE rowid = ?');
-    this.pruneBefore = db.prepare('DELETE FROM sent_ids WHERE bucket < ?');
     this.firstRowid = db.prepare('SELECT min(rowid) AS first FROM sent_ids');
     this.fillMissingKeys();
     const all = db.prepare<[], { rowid: number; key: number }>('SELECT rowid, key FROM sent_ids');
@@ -245,15 +253,7 @@ export class IdempotencyRecords {
     this.clearStaged();
   }
 
-  /**
-   * Deletes the records of every hour that ended before `before` (so a record lives at least until then), inside
-   * the caller's transaction; call forgetPruned() once it committed.
-   */
-  prune(before: number): number {
-    return this.pruneBefore.run(sentBucket(before)).changes;
-  }
-
-  /** Drops from memory the records below the oldest row left on disk. */
+  /** Drops from memory the records below the oldest row left on disk (after PRUNE_SENT committed). */
   forgetPruned(): void {
     this.index.retain(this.firstRowid.get()?.first ?? Number.MAX_SAFE_INTEGER);
   }

@@ -9,7 +9,7 @@ import { KtTables } from './transparency.js';
 import { migrate } from './migrate.js';
 import { GroupTables } from './groups.js';
 import { isPageSize } from './page-size.js';
-import { sentBucket } from './idempotency.js';
+import { PRUNE_SENT, sentBucket } from './idempotency.js';
 import { MailboxReads } from './mailbox-reads.js';
 import { drainDevices, drainExpired } from './mailbox-drain.js';
 import { WorkerWriter } from './worker-writer.js';
@@ -733,7 +733,7 @@ export class SqliteStore implements Store {
         // What expired while the slices were drained.
         const mailbox = drained + this.prepare('DELETE FROM mailbox WHERE ts < ?').run(cutoffs.mailboxBefore).changes;
         // The hours of idempotency records that ended before the cutoff (the writer's index drops them below).
-        const sent = this.prepare('DELETE FROM sent_ids WHERE bucket < ?').run(sentBucket(cutoffs.sentBefore)).changes;
+        const sent = this.prepare(PRUNE_SENT).run(sentBucket(cutoffs.sentBefore)).changes;
         const refreshTokens = this.prepare('DELETE FROM refresh_tokens WHERE expires_at < ?').run(cutoffs.now).changes;
         this.prepare('DELETE FROM invites WHERE expires_at <= ?').run(cutoffs.now);
         this.prepare(
