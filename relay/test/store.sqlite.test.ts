@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readMigrations } from '../src/store/sqlite/migrate.js';
+import { migrate, readMigrations } from '../src/store/sqlite/migrate.js';
 import { SqliteStore, changePageSize } from '../src/store/sqlite/sqlite-store.js';
 import type { SendRequest } from '../src/store/store.js';
 import { T0, newAccount, runStoreContract } from './store.contract.js';
@@ -87,6 +87,124 @@ describe('the SQLite backend', () => {
     const [again] = await store.applyWrites({ sends: [send('a', Buffer.from('ok'))], acks: [], lastSeen: [] }, T0 + 1);
     expect(again?.status).toBe('stored');
     await store.close();
+  });
+
+  it('never hands out a seq twice: not after the highest entry is deleted, nor after a reopen', async () => {
+    const file = tempFile();
+    const [alice, bob] = [newAccount('alice'), newAccount('bob')];
+    const sendOne = async (store: SqliteStore, id: string, at: number): Promise<number> => {
+      const [out] = await store.applyWrites(
+        {
+          sends: [
+            {
+              senderUserId: alice.userId,
+              senderDeviceId: alice.deviceId,
+              id,
+              target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: Buffer.from(id) }] },
+            },
+          ],
+          acks: [],
+          lastSeen: [],
+        },
+        at,
+      );
+      if (out?.status !== 'stored') throw new Error(`${id} not stored`);
+      const seq = out.entries[0]!.seq;
+      // acknowledged at once: the mailbox is empty again, and its highest seq gone
+      await store.applyWrites({ sends: [], acks: [{ deviceId: bob.deviceId, seqs: [seq] }], lastSeen: [] }, at);
+      return seq;
+    };
+    const first = new SqliteStore({ file });
+    await first.createAccount(alice);
+    await first.createAccount(bob);
+    const seqs = [await sendOne(first, 'a', T0), await sendOne(first, 'b', T0 + 1), await sendOne(first, 'c', T0 + 2)];
+    expect(await first.countMailbox(bob.deviceId)).toBe(0);
+    await first.close();
+    const second = new SqliteStore({ file });
+    seqs.push(await sendOne(second, 'd', T0 + 3), await sendOne(second, 'e', T0 + 4));
+    await second.close();
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
+    // one block reserved per start, not a counter write per commit
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare("SELECT value FROM counters WHERE name = 'mailbox_seq'").get()).toEqual({
+      value: seqs[3]! - 1 + 10_000,
+    });
+    // and SQLite keeps no AUTOINCREMENT sequence of its own to rewrite in every commit
+    expect(check.prepare("SELECT count(*) AS n FROM sqlite_sequence WHERE name = 'mailbox'").get()).toEqual({ n: 0 });
+    check.close();
+  });
+
+  it('gives up the seqs of a rolled-back batch: a writer that starts meanwhile has them, and no insert collides', async () => {
+    const file = tempFile();
+    const alice = newAccount('alice');
+    const send = (id: string, body: unknown): SendRequest => ({
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id,
+      target: { kind: 'direct', envelopes: [{ to: alice.deviceId, body: body as Uint8Array }] },
+    });
+    const one = new SqliteStore({ file });
+    await one.createAccount(alice);
+    // The first batch reserves a block, then fails at its insert: the reservation is rolled back with it.
+    const broken = { sends: [send('a', Buffer.from('ok')), send('b', { not: 'bytes' })], acks: [], lastSeen: [] };
+    await expect(one.applyWrites(broken, T0)).rejects.toThrow();
+    // Another writer on the file (as the writer worker is) reserves the same numbers and uses three of them.
+    const other = new SqliteStore({ file });
+    const theirs = await other.applyWrites(
+      {
+        sends: [send('x', Buffer.from('1')), send('y', Buffer.from('2')), send('z', Buffer.from('3'))],
+        acks: [],
+        lastSeen: [],
+      },
+      T0 + 1,
+    );
+    const taken = theirs.map((o) => (o.status === 'stored' ? o.entries[0]!.seq : 0));
+    await other.close();
+    const [mine] = await one.applyWrites({ sends: [send('a', Buffer.from('ok'))], acks: [], lastSeen: [] }, T0 + 2);
+    expect(mine?.status).toBe('stored');
+    expect(mine?.status === 'stored' && mine.entries[0]!.seq).toBeGreaterThan(Math.max(...taken));
+    expect(await one.countMailbox(alice.deviceId)).toBe(4);
+    await one.close();
+  });
+
+  it('carries a mailbox over to the table without AUTOINCREMENT (migration 016): entries, bodies, and seqs above the old', () => {
+    const file = tempFile();
+    const db = new Database(file);
+    db.pragma('foreign_keys = ON');
+    migrate(
+      db,
+      readMigrations().filter((m) => m.version <= 15),
+    );
+    db.prepare(
+      "INSERT INTO users (user_id, username, salt, auth_hash, identity_key, created_at) VALUES ('u', 'u', x'00', 'h', x'00', 0)",
+    ).run();
+    for (const d of ['d1', 'd2'])
+      db.prepare("INSERT INTO devices (device_id, user_id, created_at) VALUES (?, 'u', 0)").run(d);
+    const insert = db.prepare(
+      'INSERT INTO mailbox (device_id, message_id, group_id, ts, body, body_id, size) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    insert.run('d1', 'm1', null, 1, Buffer.from('one'), null, 3);
+    const bodyId = Number(
+      db.prepare('INSERT INTO bodies (refs, body) VALUES (2, ?)').run(Buffer.from('group')).lastInsertRowid,
+    );
+    insert.run('d1', 'g1', 'grp', 2, Buffer.alloc(0), bodyId, 5);
+    insert.run('d2', 'g1', 'grp', 2, Buffer.alloc(0), bodyId, 5);
+    insert.run('d2', 'm9', null, 3, Buffer.from('gone'), null, 4);
+    db.prepare("DELETE FROM mailbox WHERE message_id = 'm9'").run(); // the highest seq, 4, is gone; AUTOINCREMENT knew it
+    const before = db.prepare('SELECT * FROM mailbox ORDER BY seq').all();
+    expect(migrate(db)).toEqual([16]);
+    expect(db.prepare('SELECT * FROM mailbox ORDER BY seq').all()).toEqual(before);
+    expect(db.prepare("SELECT value FROM counters WHERE name = 'mailbox_seq'").get()).toEqual({ value: 4 });
+    // the trigger came along: the group body goes with its last entry
+    db.prepare("DELETE FROM mailbox WHERE message_id = 'g1' AND device_id = 'd1'").run();
+    expect(db.prepare('SELECT refs FROM bodies WHERE body_id = ?').get(bodyId)).toEqual({ refs: 1 });
+    db.prepare("DELETE FROM mailbox WHERE message_id = 'g1'").run();
+    expect(db.prepare('SELECT count(*) AS n FROM bodies').get()).toEqual({ n: 0 });
+    // and a device's deletion still takes its entries
+    db.prepare("DELETE FROM devices WHERE device_id = 'd1'").run();
+    expect(db.prepare('SELECT count(*) AS n FROM mailbox').get()).toEqual({ n: 0 });
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    db.close();
   });
 
   it('runs in WAL mode with the chosen synchronous level', async () => {
@@ -209,7 +327,7 @@ describe('the SQLite backend', () => {
     const after = new SqliteStore({ file });
     expect([after.pageSize, after.db.pragma('journal_mode', { simple: true })]).toEqual([1024, 'wal']);
     expect(await after.findUserByUsername('bob')).toMatchObject({ userId: bob.userId });
-    // The unacknowledged entries, whole and in order; a resent id is still a duplicate; new seqs follow the old.
+    // The unacknowledged entries, whole and in order; a resent id is still a duplicate; new seqs are above the old.
     expect(await after.fetchMailbox(bob.deviceId, 0, 10, 1 << 20)).toEqual(kept);
     expect(await after.applyWrites({ sends: [send('m0', bodies[0]!)], acks: [], lastSeen: [] }, T0 + 20)).toEqual([
       { status: 'duplicate', ts: T0 },
@@ -218,7 +336,7 @@ describe('the SQLite backend', () => {
       { sends: [send('new', Buffer.alloc(10))], acks: [], lastSeen: [] },
       T0 + 21,
     );
-    expect(fresh?.status === 'stored' && fresh.entries[0]!.seq).toBe(stored.at(-1)!.seq + 1);
+    expect(fresh?.status === 'stored' && fresh.entries[0]!.seq).toBeGreaterThan(stored.at(-1)!.seq);
     await after.close();
 
     expect(changePageSize(file, 1024)).toEqual({ from: 1024, to: 1024 });

@@ -11,11 +11,17 @@ import type { GroupRecipientsOutcome, MailboxCaps, SendRequest, WriteBatch } fro
 const MAX_KNOWN_DEVICES = 200_000;
 /** Devices whose mailbox usage is kept at most; beyond it the longest-kept are dropped (and read again if needed). */
 const MAX_USAGE_KEPT = 100_000;
-/** Mailbox rows per INSERT statement (7 parameters each). */
+/** Mailbox rows per INSERT statement (8 parameters each). */
 const INSERT_CHUNK = 128;
+/**
+ * Seqs a writer reserves at a time in `counters` (one page write per block, where AUTOINCREMENT wrote one per commit).
+ * A writer's start, and a rolled-back batch, leave the rest of its block unused: seqs have gaps, never repeats.
+ */
+const SEQ_BLOCK = 10_000;
 /** (seq, device) pairs per ack DELETE statement; shorter lists are padded up to a power of two. */
 const DELETE_CHUNK = 256;
-const ROW_PARAMS = 7;
+/** seq (filled in when the batch's rows are inserted), device, id, group, ts, body, body id, size. */
+const ROW_PARAMS = 8;
 const EMPTY = Buffer.alloc(0);
 
 /** A device's mailbox: its entries and the bytes of their bodies. */
@@ -66,6 +72,10 @@ export class MailboxStatements {
   private readonly insertBody: BetterSqlite3.Statement<[number, Uint8Array]>;
   private readonly usage: BetterSqlite3.Statement<[string], { n: number; bytes: number }>;
   private readonly updateLastSeen: BetterSqlite3.Statement<[number, string]>;
+  private readonly reserveSeqs: BetterSqlite3.Statement<[number], number>;
+  /** The next seq to hand out, and the last of the block reserved (0: none yet, or given up by a rollback). */
+  private nextSeq = 0;
+  private seqLimit = 0;
   /** The mailbox rows of the batch in progress, ROW_PARAMS values each, inserted at its end in a few statements. */
   private rows: unknown[] = [];
   /**
@@ -89,9 +99,9 @@ export class MailboxStatements {
     this.insertEntries = new SizedStatements(
       db,
       (n) =>
-        `INSERT INTO mailbox (device_id, message_id, group_id, ts, body, body_id, size) VALUES ${Array.from(
+        `INSERT INTO mailbox (seq, device_id, message_id, group_id, ts, body, body_id, size) VALUES ${Array.from(
           { length: n },
-          () => '(?, ?, ?, ?, ?, ?, ?)',
+          () => '(?, ?, ?, ?, ?, ?, ?, ?)',
         ).join(', ')}`,
     );
     // All the batch's acks in one statement (per DELETE_CHUNK pairs): a statement per device journaled its pages
@@ -107,6 +117,9 @@ export class MailboxStatements {
     this.insertBody = db.prepare('INSERT INTO bodies (refs, body) VALUES (?, ?)');
     this.usage = db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM mailbox WHERE device_id = ?');
     this.updateLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE user_id = ? AND share_presence = 1');
+    this.reserveSeqs = db
+      .prepare<[number], number>("UPDATE counters SET value = value + ? WHERE name = 'mailbox_seq' RETURNING value")
+      .pluck();
   }
 
   /** The transaction that ran apply() committed. */
@@ -117,6 +130,10 @@ export class MailboxStatements {
   /** The transaction that ran apply() was rolled back. */
   rolledBack(): void {
     this.rows = [];
+    // The block's reservation was rolled back with the batch: the next batch reserves afresh, above every seq
+    // committed, by this writer or any other.
+    this.nextSeq = 0;
+    this.seqLimit = 0;
     this.usageKept = new Map();
     this.sent.rolledBack();
   }
@@ -141,7 +158,7 @@ export class MailboxStatements {
 
   /**
    * Writes the batch (inside the caller's transaction). The mailbox rows of all its sends go in at the end, in send
-   * order, a few multi-row INSERTs in all: their seqs (AUTOINCREMENT, the write lock held) are consecutive.
+   * order, a few multi-row INSERTs in all, with consecutive seqs from this writer's block.
    */
   apply(batch: WriteBatch, now: number): RawOutcome[] {
     if (batch.sends.length > 0) {
@@ -180,24 +197,34 @@ export class MailboxStatements {
     return this.reads.groupRecipients(groupId, senderUserId, senderDeviceId);
   }
 
-  /** Inserts the staged rows; the seq of the first (0 when none). */
+  /** Inserts the staged rows with consecutive seqs; the seq of the first (0 when none). */
   private insertRows(): number {
     const rows = this.rows;
     const total = rows.length / ROW_PARAMS;
     if (total === 0) return 0;
-    let firstSeq = 0;
-    let lastSeq = 0;
+    if (this.nextSeq === 0 || this.nextSeq + total - 1 > this.seqLimit) this.reserveBlock(total);
+    const firstSeq = this.nextSeq;
+    for (let i = 0; i < total; i++) rows[i * ROW_PARAMS] = firstSeq + i;
+    this.nextSeq += total;
     for (let start = 0; start < total; start += INSERT_CHUNK) {
       const n = Math.min(INSERT_CHUNK, total - start);
-      const params = rows.slice(start * ROW_PARAMS, (start + n) * ROW_PARAMS);
-      const result = this.insertEntries.get(n).run(params);
-      lastSeq = Number(result.lastInsertRowid);
-      if (start === 0) firstSeq = lastSeq - n + 1;
+      const result = this.insertEntries.get(n).run(rows.slice(start * ROW_PARAMS, (start + n) * ROW_PARAMS));
+      if (result.changes !== n) throw new Error('a mailbox insert stored fewer rows than it held');
     }
     this.rows = [];
-    // Seqs are consecutive under the write lock; should that ever not hold, the batch fails rather than misreport.
-    if (lastSeq !== firstSeq + total - 1) throw new Error('mailbox seqs of one batch were not consecutive');
     return firstSeq;
+  }
+
+  /**
+   * Reserves the next block of seqs, in the batch's transaction: above the counter, which is above every seq any
+   * writer has committed. What was left of the block before is never used.
+   */
+  private reserveBlock(atLeast: number): void {
+    const size = Math.max(SEQ_BLOCK, atLeast);
+    const last = this.reserveSeqs.get(size);
+    if (last === undefined) throw new Error('the database has no mailbox seq counter');
+    this.nextSeq = last - size + 1;
+    this.seqLimit = last;
   }
 
   /**
@@ -290,11 +317,11 @@ export class MailboxStatements {
       if (kept) {
         for (const i of kept) {
           const env = envelopes[i] as (typeof envelopes)[number];
-          rows.push(env.to, send.id, null, now, env.body, null, env.body.length);
+          rows.push(0, env.to, send.id, null, now, env.body, null, env.body.length);
         }
       } else {
         for (const env of envelopes) {
-          rows.push(env.to, send.id, null, now, env.body, null, env.body.length);
+          rows.push(0, env.to, send.id, null, now, env.body, null, env.body.length);
           if (!caps) this.uncapped(env.to, env.body.length);
         }
       }
@@ -322,7 +349,7 @@ export class MailboxStatements {
     if (to.length > 0) {
       const bodyId = Number(this.insertBody.run(to.length, body).lastInsertRowid);
       for (const device of to) {
-        rows.push(device, send.id, groupId, now, EMPTY, bodyId, body.length);
+        rows.push(0, device, send.id, groupId, now, EMPTY, bodyId, body.length);
         if (!caps) this.uncapped(device, body.length);
       }
     }
