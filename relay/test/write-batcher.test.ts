@@ -70,6 +70,7 @@ const sendVia = (b: WriteBatcher) => (id: string) =>
     target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] },
   });
 const send = (id: string) => sendVia(batcher)(id);
+const sendIdsOf = (batches: WriteBatch[]): string[][] => batches.map((b) => b.sends.map((s) => s.id));
 
 /** A batcher over the test's store with these options, and a send of one message to bob under a given id. */
 function batcherWith(options: Pick<WriteBatcherOptions, 'commitWindowMs' | 'ackHoldMs' | 'loopBusy'>) {
@@ -95,7 +96,7 @@ describe('the write batcher', () => {
   /** A batcher with a commit window, over the test's store; the event loop counts as busy when `busy()` says. */
   const windowedBatcher = (commitWindowMs: number, busy = () => false) =>
     batcherWith({ commitWindowMs, loopBusy: busy });
-  const sendIds = () => store.batches.map((b) => b.sends.map((s) => s.id));
+  const sendIds = () => sendIdsOf(store.batches);
 
   it('with a commit window, commits sends a few milliseconds apart together; without one, apart', async () => {
     const { batcher: windowed, sendWith } = windowedBatcher(1_000);
@@ -409,5 +410,3 @@ describe('the ack hold (ACK_HOLD_MS)', () => {
     await b.close();
   });
 });
-
-const sendIdsOf = (batches: WriteBatch[]): string[][] => batches.map((b) => b.sends.map((s) => s.id));

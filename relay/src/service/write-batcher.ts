@@ -161,7 +161,7 @@ export class WriteBatcher {
     this.ackedQueued += seqs.length;
     if (now) this.ackNow = true;
     this.queued();
-    if (this.holdTimer && (this.ackNow || this.ackedQueued >= ACK_HOLD_SEQS)) this.endHold(false);
+    if (this.holdTimer && !this.holds()) this.endHold(false); // `now`, or ACK_HOLD_SEQS entries
   }
 
   /** Queues a user's last-seen time (the newest per user wins). */
@@ -213,7 +213,7 @@ export class WriteBatcher {
     else setImmediate(this.run);
   }
 
-  /** Whether the commit about to be scheduled holds acks and last-seen times for a send (see ackHoldMs). */
+  /** Whether a commit holds acks and last-seen times for a send (see ackHoldMs): when scheduled, and while it waits. */
   private holds(): boolean {
     return (
       this.ackHoldMs > 0 &&
