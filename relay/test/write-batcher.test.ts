@@ -396,7 +396,8 @@ describe('the ack hold (ACK_HOLD_MS)', () => {
   });
 
   it('lets the commit window gather the sends that end a hold', async () => {
-    const { batcher: b, sendWith } = heldBatcher(60_000, 1_000);
+    // A window of a minute: only the sixteenth queued send ends it, so no stall of the machine can end it early.
+    const { batcher: b, sendWith } = heldBatcher(60_000, 60_000);
     const first = await sendWith('w0');
     await nextTurn();
     store.batches = [];
@@ -404,8 +405,9 @@ describe('the ack hold (ACK_HOLD_MS)', () => {
     const w1 = sendWith('w1');
     await turns(2);
     expect(store.batches).toEqual([]); // w1 ended the hold, and the window now waits for more
-    await Promise.all([w1, sendWith('w2')]);
-    expect(sendIdsOf(store.batches)).toEqual([['w1', 'w2']]);
+    const rest = Array.from({ length: 15 }, (_, i) => `w${i + 2}`);
+    await Promise.all([w1, ...rest.map((id) => sendWith(id))]);
+    expect(sendIdsOf(store.batches)).toEqual([['w1', ...rest]]);
     expect(store.batches[0]?.acks).toEqual([{ deviceId: bob.deviceId, seqs: [first] }]);
     await b.close();
   });
