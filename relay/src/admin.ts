@@ -8,7 +8,7 @@ import { ConfigError, loadConfig } from './config.js';
 import type { Config } from './config.js';
 import { encodeEnvelope } from './cluster/wire.js';
 import { openStore, sqliteFile } from './server.js';
-import { changePageSize } from './store/sqlite/sqlite-store.js';
+import { rewriteFile } from './store/sqlite/sqlite-store.js';
 import { loadOrCreateSecret, transparencyKey } from './secrets.js';
 import { KeyTransparency, loggingStore } from './service/transparency.js';
 import { AdminService } from './service/admin.js';
@@ -24,7 +24,8 @@ const USAGE = `usage: npm run admin -- <command>
   remove-device <deviceId>                           the device, its keys, sessions and mailbox
   delete <username|userId> --yes                     erase the account and everything of it
   invite [--days <n>]                                an invite token (shown once; default 7 days)
-  page-size <bytes>                                  rewrite the SQLite file with pages of this size (relay stopped)`;
+  page-size <bytes>                                  rewrite the SQLite file with pages of this size (relay stopped)
+  compact                                            rewrite the SQLite file without its free pages (relay stopped)`;
 
 class UsageError extends Error {}
 
@@ -151,22 +152,32 @@ async function run(store: Store, config: Config, p: Parsed): Promise<number> {
   }
 }
 
+const MB = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
 /**
- * `page-size <bytes>`: SQLITE_PAGE_SIZE sets the page size of a new database file only; this rewrites an existing one
- * (relay/README.md). Runs without opening the store: it needs the file to itself.
+ * `page-size <bytes>` and `compact`: SQLITE_PAGE_SIZE sets the page size of a new database file only; `page-size`
+ * rewrites an existing one, `compact` rewrites it with the size it has, and both leave out its free pages
+ * (relay/README.md). Run without opening the store: they need the file to itself.
  */
-function pageSize(config: Config, p: Parsed): number {
-  const bytes = Number(p.args[0]);
-  if (p.args[0] === undefined || !Number.isInteger(bytes)) {
-    console.error(`page-size needs a number of bytes\n${USAGE}`);
-    return 2;
+function rewrite(config: Config, p: Parsed): number {
+  let size: number | undefined;
+  if (p.command === 'page-size') {
+    size = Number(p.args[0]);
+    if (p.args[0] === undefined || !Number.isInteger(size)) {
+      console.error(`page-size needs a number of bytes\n${USAGE}`);
+      return 2;
+    }
   }
-  if (config.mongodbUri !== undefined) throw new Error('page-size is for the SQLite store; MONGODB_URI is set');
+  if (config.mongodbUri !== undefined) throw new Error(`${p.command} is for the SQLite store; MONGODB_URI is set`);
   const file = sqliteFile(config);
   const started = performance.now();
-  const { from, to } = changePageSize(file, bytes);
+  const { from, to, bytesBefore, bytesAfter } = rewriteFile(file, size);
   const took = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(from === to ? `${file}: ${to}-byte pages already` : `${file}: ${from}-byte pages → ${to} (${took} s)`);
+  if (size === from) console.log(`${file}: ${to}-byte pages already`);
+  else {
+    const pages = from === to ? `${to}-byte pages` : `${from}-byte pages → ${to}`;
+    console.log(`${file}: ${pages}, ${MB(bytesBefore)} → ${MB(bytesAfter)} with its WAL (${took} s)`);
+  }
   return 0;
 }
 
@@ -179,7 +190,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  if (parsed.command === 'page-size') return pageSize(config, parsed);
+  if (parsed.command === 'page-size' || parsed.command === 'compact') return rewrite(config, parsed);
   // The operator's changes (removing a device, deleting an account) are logged like the relay's own (issue #16).
   const backend = await openStore(config);
   const secret = config.jwtSecret ?? loadOrCreateSecret(join(config.dataDir, 'jwt-secret')).secret;

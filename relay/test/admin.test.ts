@@ -3,7 +3,7 @@
 // account whole; deactivation, session revocation, device removal, invites, lists and counts act on the same store.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -245,6 +245,54 @@ describe('the other admin commands', () => {
     db.close();
     const counts = JSON.parse((await admin('counts')).stdout) as Record<string, number>;
     expect(counts).toMatchObject({ users, groups: expect.any(Number), mailboxEntries: expect.any(Number) });
+  });
+});
+
+describe('npm run admin -- compact', () => {
+  it('refuses while the relay has the file open, and rewrites it without its free pages once the relay is stopped', async () => {
+    const running = await adminIn(t.dataDir, ['compact']);
+    expect([running.code, running.stderr]).toEqual([1, expect.stringMatching(/stop the relay first/)]);
+    expect((await signUp(t.url)).userId).toEqual(expect.any(String)); // the running relay is untouched
+
+    const dataDir = mkdtempSync(join(tmpdir(), 'weconnect-compact-'));
+    try {
+      const first = await startRelay({ DATA_DIR: dataDir });
+      const grace = await signUp(first.url);
+      await first.close();
+      // About 4 MB of pages that held something once and are free now (as after migration 016, or a big mailbox).
+      const file = join(dataDir, 'weconnect.db');
+      const db = new Database(file);
+      db.exec('CREATE TABLE filler (b BLOB)');
+      const fill = db.prepare('INSERT INTO filler (b) VALUES (randomblob(4000))');
+      for (let i = 0; i < 1000; i++) fill.run();
+      db.exec('DROP TABLE filler');
+      const free = db.pragma('freelist_count', { simple: true }) as number;
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      db.close();
+      expect(free).toBeGreaterThanOrEqual(1000);
+      const before = statSync(file).size;
+
+      const compacted = await adminIn(dataDir, ['compact']);
+      expect([compacted.code, compacted.stdout]).toEqual([
+        0,
+        expect.stringMatching(/4096-byte pages, [\d.]+ MB → [\d.]+ MB/),
+      ]);
+      expect(before - statSync(file).size).toBeGreaterThanOrEqual(free * 4096);
+      const check = new Database(file, { readonly: true });
+      expect([
+        check.pragma('freelist_count', { simple: true }),
+        check.pragma('integrity_check', { simple: true }),
+      ]).toEqual([0, 'ok']);
+      check.close();
+      const again = await startRelay({ DATA_DIR: dataDir });
+      try {
+        expect((await signIn(again.url, grace)).userId).toBe(grace.userId);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,11 +1,11 @@
 // The store contract on real SQLite files, plus what only the SQLite backend has: migrations, WAL, durability mode.
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrate, readMigrations } from '../src/store/sqlite/migrate.js';
-import { SqliteStore, changePageSize } from '../src/store/sqlite/sqlite-store.js';
+import { SqliteStore, rewriteFile } from '../src/store/sqlite/sqlite-store.js';
 import type { SendRequest } from '../src/store/store.js';
 import { T0, newAccount, runStoreContract } from './store.contract.js';
 
@@ -310,14 +310,14 @@ describe('the SQLite backend', () => {
     const kept = await before.fetchMailbox(bob.deviceId, 0, 10, 1 << 20);
     expect(kept).toHaveLength(4);
     // The file is held open: nothing changes, and the store goes on working.
-    expect(() => changePageSize(file, 1024)).toThrow(/open in another process: stop the relay first/);
+    expect(() => rewriteFile(file, 1024)).toThrow(/open in another process: stop the relay first/);
     expect([
       before.db.pragma('page_size', { simple: true }),
       before.db.pragma('journal_mode', { simple: true }),
     ]).toEqual([4096, 'wal']);
     await before.close();
 
-    expect(changePageSize(file, 1024)).toEqual({ from: 4096, to: 1024 });
+    expect(rewriteFile(file, 1024)).toMatchObject({ from: 4096, to: 1024 });
     const check = new Database(file, { readonly: true });
     expect([check.pragma('page_size', { simple: true }), check.pragma('integrity_check', { simple: true })]).toEqual([
       1024,
@@ -339,10 +339,66 @@ describe('the SQLite backend', () => {
     expect(fresh?.status === 'stored' && fresh.entries[0]!.seq).toBeGreaterThan(stored.at(-1)!.seq);
     await after.close();
 
-    expect(changePageSize(file, 1024)).toEqual({ from: 1024, to: 1024 });
-    for (const bad of [1000, 256, 131072, 0.5])
-      expect(() => changePageSize(file, bad), String(bad)).toThrow(/page size/);
-    expect(() => changePageSize(`${file}.missing`, 1024)).toThrow();
+    expect(rewriteFile(file, 1024)).toMatchObject({ from: 1024, to: 1024 });
+    for (const bad of [1000, 256, 131072, 0.5]) expect(() => rewriteFile(file, bad), String(bad)).toThrow(/page size/);
+    expect(() => rewriteFile(`${file}.missing`, 1024)).toThrow();
+  });
+
+  it('compacts a file whose mailbox once held much more, and keeps what it holds (npm run admin -- compact)', async () => {
+    const file = tempFile();
+    const [alice, bob] = [newAccount('alice'), newAccount('bob')];
+    const store = new SqliteStore({ file });
+    await store.createAccount(alice);
+    await store.createAccount(bob);
+    // 2,000 entries of 2,000 bytes (about 4 MB), all but the last three acknowledged.
+    const sends = Array.from({ length: 2000 }, (_, i): SendRequest => ({
+      senderUserId: alice.userId,
+      senderDeviceId: alice.deviceId,
+      id: `m${i}`,
+      target: { kind: 'direct', envelopes: [{ to: bob.deviceId, body: Buffer.alloc(2000, i % 251) }] },
+    }));
+    for (let i = 0; i < sends.length; i += 200)
+      await store.applyWrites({ sends: sends.slice(i, i + 200), acks: [], lastSeen: [] }, T0 + i);
+    let seq = 0;
+    for (;;) {
+      const batch = await store.fetchMailbox(bob.deviceId, seq, 100, 1 << 20);
+      const acked = batch.filter((e) => Number(e.id.slice(1)) < sends.length - 3);
+      if (acked.length === 0) break;
+      await store.applyWrites(
+        { sends: [], acks: [{ deviceId: bob.deviceId, seqs: acked.map((e) => e.seq) }], lastSeen: [] },
+        T0 + 5000,
+      );
+      seq = batch.at(-1)!.seq;
+    }
+    const kept = await store.fetchMailbox(bob.deviceId, 0, 10, 1 << 20);
+    expect(kept.map((e) => e.id)).toEqual(['m1997', 'm1998', 'm1999']);
+    expect(() => rewriteFile(file)).toThrow(/open in another process: stop the relay first/);
+    const freePages = store.db.pragma('freelist_count', { simple: true }) as number;
+    expect(freePages).toBeGreaterThan(900); // the acknowledged entries' pages, zeroed and free
+    await store.close();
+    const sizeBefore = statSync(file).size;
+
+    const rewritten = rewriteFile(file);
+    expect(rewritten).toMatchObject({ from: 4096, to: 4096 });
+    expect(rewritten.bytesBefore).toBeGreaterThanOrEqual(sizeBefore);
+    expect(rewritten.bytesAfter).toBe(
+      statSync(file).size + (existsSync(`${file}-wal`) ? statSync(`${file}-wal`).size : 0),
+    );
+    // The free pages are gone from the file: it lost at least their bytes.
+    expect(sizeBefore - statSync(file).size).toBeGreaterThanOrEqual(freePages * 4096);
+    const check = new Database(file, { readonly: true });
+    expect([
+      check.pragma('freelist_count', { simple: true }),
+      check.pragma('integrity_check', { simple: true }),
+    ]).toEqual([0, 'ok']);
+    check.close();
+    const after = new SqliteStore({ file });
+    expect(after.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(await after.fetchMailbox(bob.deviceId, 0, 10, 1 << 20)).toEqual(kept);
+    expect(await after.applyWrites({ sends: [sends[0]!], acks: [], lastSeen: [] }, T0 + 9000)).toEqual([
+      { status: 'duplicate', ts: T0 },
+    ]);
+    await after.close();
   });
 
   it("applies a batch's acks before its sends: an entry acknowledged in the batch frees its place under the caps", async () => {

@@ -2,6 +2,7 @@
 // work is atomic with respect to the event loop; the Promise wrapper keeps the interface backend-neutral).
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { SqliteBlobs } from './blobs.js';
 import { BlockTables } from './blocks.js';
@@ -114,20 +115,38 @@ function chunks<T>(items: T[], size = 500): T[][] {
   return out;
 }
 
+/** What rewriteFile did: the page sizes before and after, and the file's bytes (with its WAL) before and after. */
+export interface Rewritten {
+  from: number;
+  to: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+/** The bytes of a database file and of its WAL (0 for a file that is not there). */
+function bytesOnDisk(file: string): number {
+  const size = (path: string): number => (existsSync(path) ? statSync(path).size : 0);
+  return size(file) + size(`${file}-wal`);
+}
+
 /**
- * Rewrites an existing database file with `size`-byte pages (`npm run admin -- page-size`): out of WAL mode, VACUUM
- * with the new size, back into WAL mode. Refuses while anything else has the file open (the relay must be stopped):
- * the journal mode cannot change then. VACUUM's copy of the database stays in memory, not in a temporary file;
- * on the way, the WAL is checkpointed and deleted, and the rollback journal VACUUM writes is deleted when it is done.
- * The file's page sizes before and after; nothing changes when it has that size already.
+ * Rewrites an existing database file whole (`npm run admin -- compact`, and `page-size` with `size`): out of WAL mode,
+ * VACUUM (with `size`-byte pages, if given), back into WAL mode. The rewritten file holds no free pages: a file that
+ * grew (a mailbox that once held many entries, or migration 016's copy of the mailbox) shrinks to what it holds.
+ * Refuses while anything else has the file open (the relay must be stopped): the journal mode cannot change then.
+ * VACUUM's copy of the database stays in memory, not in a temporary file; on the way, the WAL is checkpointed and
+ * deleted, and the rollback journal VACUUM writes is deleted when it is done. With `size` equal to the file's page
+ * size, nothing is rewritten.
  */
-export function changePageSize(file: string, size: number): { from: number; to: number } {
-  if (!isPageSize(size)) throw new Error(`page size ${size}: a power of two from 512 to 65536 bytes`);
+export function rewriteFile(file: string, size?: number): Rewritten {
+  if (size !== undefined && !isPageSize(size))
+    throw new Error(`page size ${size}: a power of two from 512 to 65536 bytes`);
+  const bytesBefore = bytesOnDisk(file);
   const db = new Database(file, { fileMustExist: true });
   try {
     db.pragma('busy_timeout = 0');
     const from = db.pragma('page_size', { simple: true }) as number;
-    if (from === size) return { from, to: size };
+    if (size === from) return { from, to: size, bytesBefore, bytesAfter: bytesBefore };
     let mode: unknown;
     try {
       mode = db.pragma('journal_mode = DELETE', { simple: true });
@@ -136,12 +155,12 @@ export function changePageSize(file: string, size: number): { from: number; to: 
     }
     if (mode !== 'delete') throw new Error(`${file} is open in another process: stop the relay first`);
     db.pragma('temp_store = MEMORY');
-    db.pragma(`page_size = ${size}`);
+    if (size !== undefined) db.pragma(`page_size = ${size}`);
     db.exec('VACUUM');
     db.pragma('journal_mode = WAL');
     const to = db.pragma('page_size', { simple: true }) as number;
-    if (to !== size) throw new Error(`SQLite kept ${to}-byte pages`);
-    return { from, to };
+    if (size !== undefined && to !== size) throw new Error(`SQLite kept ${to}-byte pages`);
+    return { from, to, bytesBefore, bytesAfter: bytesOnDisk(file) };
   } finally {
     db.close();
   }
