@@ -84,6 +84,11 @@ export interface Relay {
 
 const DAY_MS = 24 * 3600 * 1000;
 const CLOSE_GRACE_MS = 5000;
+/**
+ * Free pages in a SQLite file that the start notes (64 MiB, and a quarter of the file or more): a mailbox that once
+ * held much more than it holds, or migration 016's copy of the mailbox. SQLite reuses them; `compact` gives them back.
+ */
+const FREE_PAGES_NOTED_BYTES = 64 * 1024 * 1024;
 /** How long close() waits for queued writes to commit. */
 const CLOSE_WRITES_MS = 10_000;
 
@@ -179,6 +184,16 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
       'the database file keeps the page size it was created with; SQLITE_PAGE_SIZE applies to new files, and ' +
         '`npm run admin -- page-size <bytes>` rewrites this one while the relay is stopped',
     );
+  }
+  if (backend instanceof SqliteStore) {
+    const { fileBytes, freeBytes } = backend.pages();
+    if (freeBytes >= FREE_PAGES_NOTED_BYTES && freeBytes * 4 >= fileBytes) {
+      log.info(
+        { freeMB: Math.round(freeBytes / 1e6), fileMB: Math.round(fileBytes / 1e6) },
+        'part of the database file is free pages (SQLite reuses them); `npm run admin -- compact` gives them back to ' +
+          'the disk while the relay is stopped',
+      );
+    }
   }
   // Every change to an account's keys or devices appends to the key transparency log (issue #16).
   const kt = new KeyTransparency(backend, transparencyKey(jwtSecret), config.ktWitnesses ?? []);

@@ -8,6 +8,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createRelay } from '../src/server.js';
+import { rewriteFile } from '../src/store/sqlite/sqlite-store.js';
 import { api, signUp, startRelay } from './helpers.js';
 import { freePort } from './services.js';
 
@@ -157,6 +158,37 @@ describe('createRelay', () => {
     expect(db.pragma('page_size', { simple: true })).toBe(1024);
     db.close();
     expect(keeps(await start({}))).toMatchObject([{ pageSize: 1024, configured: 4096 }]);
+  });
+
+  it('says at start when much of the database file is free pages, and names the command that gives them back', async () => {
+    const dataDir = tempDir();
+    const start = async (): Promise<Record<string, unknown>[]> => {
+      const lines: Record<string, unknown>[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+          done();
+        },
+      });
+      const config = loadConfig({ DATA_DIR: dataDir, WEB_DIST: join(dataDir, 'none') });
+      const relay = await createRelay(config, { logger: pino({ level: 'info' }, sink) });
+      await relay.close();
+      return lines.filter((l) => String(l.msg).startsWith('part of the database file is free pages'));
+    };
+    expect(await start()).toEqual([]);
+    // 80 MB that the file held once (as a mailbox that emptied, or migration 016's copy of one), then free.
+    const db = new Database(join(dataDir, 'weconnect.db'));
+    db.exec(`CREATE TABLE filler (b BLOB);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+        INSERT INTO filler (b) SELECT zeroblob(4000) FROM n;
+      DROP TABLE filler;`);
+    db.close();
+    const [noted] = await start();
+    expect(noted).toMatchObject({ freeMB: expect.any(Number), fileMB: expect.any(Number) });
+    expect(noted!.freeMB).toBeGreaterThanOrEqual(80);
+    expect(String(noted!.msg)).toMatch(/npm run admin -- compact/);
+    rewriteFile(join(dataDir, 'weconnect.db')); // npm run admin -- compact
+    expect(await start()).toEqual([]);
   });
 
   it('fails fast, naming the server, when MONGODB_URI or REDIS_URL points where nothing answers', async () => {

@@ -209,6 +209,12 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 
+  /** The file's pages in bytes, and those of its free pages (which SQLite reuses, and `rewriteFile` gives back). */
+  pages(): { fileBytes: number; freeBytes: number } {
+    const count = (pragma: string): number => this.db.pragma(pragma, { simple: true }) as number;
+    return { fileBytes: count('page_count') * this.pageSize, freeBytes: count('freelist_count') * this.pageSize };
+  }
+
   ping(): Promise<void> {
     return later(() => {
       this.prepare('SELECT 1 FROM schema_migrations LIMIT 1').get();
