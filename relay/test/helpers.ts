@@ -3,9 +3,10 @@
 // Used by the relay suites, the crash-recovery test and the benchmark: keep them general.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
@@ -357,4 +358,15 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 5000, what =
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A SQLite file as `PRAGMA`s see it, read-only: its bytes, its free pages and its integrity check. */
+export function sqliteFileState(file: string): { bytes: number; freePages: number; integrity: unknown } {
+  const db = new Database(file, { readonly: true });
+  try {
+    const freePages = db.pragma('freelist_count', { simple: true }) as number;
+    return { bytes: statSync(file).size, freePages, integrity: db.pragma('integrity_check', { simple: true }) };
+  } finally {
+    db.close();
+  }
 }
