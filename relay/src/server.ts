@@ -160,6 +160,28 @@ export async function openStore(config: Config): Promise<Store> {
   });
 }
 
+/**
+ * What the start says about the SQLite file: a page size other than SQLITE_PAGE_SIZE (which applies to new files
+ * only), and free pages past FREE_PAGES_NOTED_BYTES and a quarter of the file. Each names the admin command for it.
+ */
+function noteSqliteFile(backend: SqliteStore, config: Config, log: Logger): void {
+  if (backend.pageSize !== config.sqlitePageSize) {
+    log.info(
+      { pageSize: backend.pageSize, configured: config.sqlitePageSize },
+      'the database file keeps the page size it was created with; SQLITE_PAGE_SIZE applies to new files, and ' +
+        '`npm run admin -- page-size <bytes>` rewrites this one while the relay is stopped',
+    );
+  }
+  const { fileBytes, freeBytes } = backend.pages();
+  if (freeBytes >= FREE_PAGES_NOTED_BYTES && freeBytes * 4 >= fileBytes) {
+    log.info(
+      { freeMB: Math.round(freeBytes / 1e6), fileMB: Math.round(fileBytes / 1e6) },
+      'part of the database file is free pages (SQLite reuses them); `npm run admin -- compact` gives them back to ' +
+        'the disk while the relay is stopped',
+    );
+  }
+}
+
 export async function createRelay(config: Config, options: RelayOptions = {}): Promise<Relay> {
   const log = options.logger ?? createLogger(config.logLevel);
   const now = options.now ?? Date.now;
@@ -178,23 +200,7 @@ export async function createRelay(config: Config, options: RelayOptions = {}): P
   if (backend instanceof MongoStore && !backend.ttlIndexes) {
     log.warn('the MongoDB server has no TTL indexes (FerretDB?): expiry relies on the relay sweep alone');
   }
-  if (backend instanceof SqliteStore && backend.pageSize !== config.sqlitePageSize) {
-    log.info(
-      { pageSize: backend.pageSize, configured: config.sqlitePageSize },
-      'the database file keeps the page size it was created with; SQLITE_PAGE_SIZE applies to new files, and ' +
-        '`npm run admin -- page-size <bytes>` rewrites this one while the relay is stopped',
-    );
-  }
-  if (backend instanceof SqliteStore) {
-    const { fileBytes, freeBytes } = backend.pages();
-    if (freeBytes >= FREE_PAGES_NOTED_BYTES && freeBytes * 4 >= fileBytes) {
-      log.info(
-        { freeMB: Math.round(freeBytes / 1e6), fileMB: Math.round(fileBytes / 1e6) },
-        'part of the database file is free pages (SQLite reuses them); `npm run admin -- compact` gives them back to ' +
-          'the disk while the relay is stopped',
-      );
-    }
-  }
+  if (backend instanceof SqliteStore) noteSqliteFile(backend, config, log);
   // Every change to an account's keys or devices appends to the key transparency log (issue #16).
   const kt = new KeyTransparency(backend, transparencyKey(jwtSecret), config.ktWitnesses ?? []);
   const store = loggingStore(backend, kt);
