@@ -20,7 +20,7 @@ import type { EventLimiter } from './service/rate-limit.js';
 import { ENGINE_HEADERS } from './http/security.js';
 import { ExpiryWheel, SocketLink } from './socket-link.js';
 import type { LinkSocket, WriteBufferPolicy } from './socket-link.js';
-import { compactListenerTables } from './listener-tables.js';
+import { compactListenerTables, unwrapOnceListeners } from './listener-tables.js';
 import { SmallMap, SmallSet } from './socket-maps.js';
 import { coalesceWrites } from './socket-writes.js';
 import { relayParser } from './socket-parser.js';
@@ -99,12 +99,15 @@ export function attachSocket(httpServer: HttpServer, deps: SocketDeps): SocketLa
       releaseUpgradeRequest(raw.transport);
       releaseHandshakeListeners(raw.transport);
       trimCleanups(raw);
+      unwrapConnectionOnces(raw, raw.transport);
     } else {
+      unwrapConnectionOnces(raw);
       // long-polling first: the WebSocket comes later, if at all
       raw.once('upgrade', (transport: EngineTransport) => {
         coalesceWrites(transport);
         releaseUpgradeRequest(transport);
         trimCleanups(raw);
+        unwrapConnectionOnces(undefined, transport);
         compactListenerTables(raw, transport, transport.socket);
       });
     }
@@ -284,6 +287,22 @@ function releaseHandshakeListeners(transport: EngineTransport): void {
  */
 function trimCleanups(raw: EngineSocket): void {
   if (Array.isArray(raw.cleanupFn)) raw.cleanupFn = raw.cleanupFn.slice();
+}
+
+/**
+ * The four `once` listeners engine.io sets for a connection's lifetime, each replaced by the listener it wraps
+ * (listener-tables.ts: about 150 bytes each). Each is reached at most once without its wrapper:
+ * - the engine.io socket's `close` (engine.io's server counts its clients with it): the socket emits `close` only
+ *   where its readyState first turns to closed;
+ * - the transport's `close` and `error`: the engine.io socket's own, which it removes when it first closes, and it
+ *   closes on either (`clearTransport`);
+ * - the `ws` WebSocket's `close`, the transport's: `ws` emits it once, when the TCP socket has closed.
+ * Given the engine.io socket at its `connection`, the transport when it is set (at `connection` or `upgrade`).
+ */
+function unwrapConnectionOnces(raw?: EngineSocket, transport?: EngineTransport): void {
+  unwrapOnceListeners(raw, 'close');
+  unwrapOnceListeners(transport, 'close', 'error');
+  unwrapOnceListeners(transport?.socket, 'close');
 }
 
 /** Socket.IO's per-connection Maps: the socket's `acks`, and its client's `sockets` and `nsps`. */

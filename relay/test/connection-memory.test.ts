@@ -4,7 +4,8 @@
 // Socket.IO server of the same versions and options, started here: the relay's connection holds one `close` listener
 // fewer on its TCP socket, no request, no `headers` listener on its transport, one `error` listener fewer on its
 // WebSocket and one room fewer where the plain one holds them (if engine.io or Socket.IO stopped adding them, the
-// comparison fails instead of passing for nothing).
+// comparison fails instead of passing for nothing). It holds none of the four `once` wrappers the plain one holds,
+// and is still forgotten when it ends by a disconnect, a vanished TCP socket or a frame `ws` refuses.
 // scripts/idle-memory.ts measures the memory itself.
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -14,7 +15,7 @@ import type { Socket } from 'socket.io';
 import { io } from 'socket.io-client';
 import * as msgpackParser from 'socket.io-msgpack-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasCompactListeners } from '../src/listener-tables.js';
+import { hasCompactListeners, onceWrapperCount } from '../src/listener-tables.js';
 import { SafeDecoder, msgpack } from '../src/socket-parser.js';
 import { connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
 import type { TestAccount, TestRelay } from './helpers.js';
@@ -123,9 +124,22 @@ function compactTables(server: Server, client: EngineClient): boolean[] {
   return [socketOf(server, client), client, client.transport, client.transport.socket].map(hasCompactListeners);
 }
 
+/** The `once` wrappers of a connection's engine.io socket, its transport and its `ws` WebSocket, in that order. */
+function onceWrappers(client: EngineClient): number[] {
+  return [client as unknown as NodeJS.EventEmitter, client.transport, client.transport.socket].map((emitter) =>
+    emitter ? onceWrapperCount(emitter) : -1,
+  );
+}
+
 /** What a connection of a plain Socket.IO server (no relay hooks) holds, its rooms, its maps and listener tables. */
 async function plainConnection(): Promise<
-  Held & { rooms: string[]; maps: ReturnType<typeof mapKinds>; tables: boolean[]; roomSets: [string, number][] }
+  Held & {
+    rooms: string[];
+    maps: ReturnType<typeof mapKinds>;
+    tables: boolean[];
+    roomSets: [string, number][];
+    onces: number[];
+  }
 > {
   const http = createServer();
   const server = new Server(http, { parser: msgpackParser, serveClient: false });
@@ -145,6 +159,7 @@ async function plainConnection(): Promise<
       maps: mapKinds(socketOf(server, client)),
       tables: compactTables(server, client),
       roomSets: roomSets(server, client),
+      onces: onceWrappers(client),
     };
   } finally {
     socket.disconnect();
@@ -270,6 +285,56 @@ describe('an idle connection', () => {
     }
   });
 
+  it('holds none of the four `once` wrappers engine.io sets, and is still cleaned up however it ends', async () => {
+    const plain = await plainConnection();
+    // engine.io's: its server's `close` on the socket; the socket's `close` and `error` on its transport; the
+    // transport's `close` on its WebSocket
+    expect(plain.onces).toEqual([1, 2, 1]);
+    const engine = relayServer().engine as unknown as { clientsCount: number };
+    const before = { engine: engine.clientsCount, sockets: relayServer().of('/').sockets.size };
+    /** The client's own WebSocket (socket.io-client on `ws`) and its TCP socket. */
+    const clientWs = (device: Awaited<ReturnType<typeof connectDevice>>) =>
+      (device.socket.io.engine.transport as unknown as { ws: { _socket: { write(b: Buffer): void; destroy(): void } } })
+        .ws;
+    const ends: [string, (device: Awaited<ReturnType<typeof connectDevice>>) => void, string][] = [
+      ['a Socket.IO disconnect', (device) => device.close(), 'transport close'],
+      ['a TCP socket gone without a close frame', (device) => clientWs(device)._socket.destroy(), 'transport close'],
+      // a client's frame must be masked: `ws` fails the connection with an error on the transport
+      ['an unmasked frame', (device) => clientWs(device)._socket.write(Buffer.from([0x81, 0x00])), 'transport error'],
+    ];
+    for (const [how, end, reason] of ends) {
+      const device = await connectDevice(t.url, alice.accessToken);
+      const mine = engineClients().find((c) => socketOf(relayServer(), c).id === device.socket.id);
+      if (!mine) throw new Error(`no relay connection to end by ${how}`);
+      expect(onceWrappers(mine), how).toEqual([0, 0, 0]);
+      const closed = new Promise<unknown>((resolve) => (mine as unknown as NodeJS.EventEmitter).on('close', resolve));
+      end(device);
+      expect(await closed, how).toBe(reason);
+      await waitFor(
+        () => engine.clientsCount === before.engine && relayServer().of('/').sockets.size === before.sockets,
+        5000,
+        `the relay to forget the connection ended by ${how}`,
+      );
+      // the engine.io socket's own listeners left its transport when it closed; the `error` listener that stays is
+      // the no-op engine.io then adds, to silence a discarded transport's later errors
+      expect([mine.transport.listenerCount('close'), mine.transport.listenerCount('error')], how).toEqual([0, 1]);
+      device.close();
+    }
+    // and the relay serves on
+    const recipient = await connectDevice(t.url, bob.accessToken);
+    const sender = await connectDevice(t.url, alice.accessToken);
+    try {
+      const id = messageId();
+      expect(await sender.send({ id, envelopes: [{ to: bob.deviceId, body: randomBytes(16) }] })).toMatchObject({
+        ok: true,
+      });
+      expect((await recipient.waitForMessages(1)).map((m) => m.id)).toEqual([id]);
+    } finally {
+      sender.close();
+      recipient.close();
+    }
+  });
+
   it('works when it starts on long-polling and upgrades to a WebSocket', async () => {
     const recipient = await connectDevice(t.url, bob.accessToken);
     const socket = io(t.url, { parser: msgpackParser, auth: { token: alice.accessToken }, forceNew: true });
@@ -289,6 +354,7 @@ describe('an idle connection', () => {
         expect(client.request).toBeNull();
         expect(held(client).closeListeners).toBe(plain.closeListeners - 1);
         expect(compactTables(relayServer(), client)).toEqual([true, true, true, true]);
+        expect(onceWrappers(client)).toEqual([0, 0, 0]);
       }
       const id = messageId();
       const ack: unknown = await socket
