@@ -160,6 +160,11 @@ export async function openStore(config: Config): Promise<Store> {
   });
 }
 
+/** Whether the start mentions a SQLite file's free pages: 64 MiB or more of them, and a quarter of the file or more. */
+export function freePagesWorthNoting(pages: { fileBytes: number; freeBytes: number }): boolean {
+  return pages.freeBytes >= FREE_PAGES_NOTED_BYTES && pages.freeBytes * 4 >= pages.fileBytes;
+}
+
 /**
  * What the start says about the SQLite file: a page size other than SQLITE_PAGE_SIZE (which applies to new files
  * only), and free pages past FREE_PAGES_NOTED_BYTES and a quarter of the file. Each names the admin command for it.
@@ -173,7 +178,7 @@ function noteSqliteFile(backend: SqliteStore, config: Config, log: Logger): void
     );
   }
   const { fileBytes, freeBytes } = backend.pages();
-  if (freeBytes >= FREE_PAGES_NOTED_BYTES && freeBytes * 4 >= fileBytes) {
+  if (freePagesWorthNoting({ fileBytes, freeBytes })) {
     log.info(
       { freeMB: Math.round(freeBytes / 1e6), fileMB: Math.round(fileBytes / 1e6) },
       'part of the database file is free pages (SQLite reuses them); `npm run admin -- compact` gives them back to ' +

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { createRelay } from '../src/server.js';
+import { createRelay, freePagesWorthNoting } from '../src/server.js';
 import { rewriteFile } from '../src/store/sqlite/sqlite-store.js';
 import { api, signUp, startRelay } from './helpers.js';
 import { freePort } from './services.js';
@@ -195,6 +195,17 @@ describe('createRelay', () => {
     expect(String(noted!.msg)).toMatch(/npm run admin -- compact/);
     rewriteFile(join(dataDir, 'weconnect.db')); // npm run admin -- compact
     expect(await start()).toEqual([]);
+  });
+
+  it('leaves free pages unmentioned below 64 MiB, or below a quarter of a bigger file', () => {
+    const MiB = 1024 * 1024;
+    const noted = (freeMiB: number, fileMiB: number): boolean =>
+      freePagesWorthNoting({ freeBytes: freeMiB * MiB, fileBytes: fileMiB * MiB });
+    expect([noted(64, 256), noted(64, 64), noted(300, 1000), noted(1000, 1000)]).toEqual([true, true, true, true]);
+    // a little less than 64 MiB, however much of the file it is
+    expect(noted(63.9, 64)).toBe(false);
+    // 64 MiB or more, but less than a quarter of the file: a big file with a little room, which SQLite reuses
+    expect([noted(64, 256.1), noted(100, 401), noted(249, 1000)]).toEqual([false, false, false]);
   });
 
   it('fails fast, naming the server, when MONGODB_URI or REDIS_URL points where nothing answers', async () => {
