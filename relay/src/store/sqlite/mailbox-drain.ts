@@ -4,7 +4,7 @@
 // devices. A slice is a transaction of its own, at most DRAIN_ROWS entries and DRAIN_BYTES of bodies (or one entry),
 // with a turn of the event loop between slices.
 import type BetterSqlite3 from 'better-sqlite3';
-import { immediate } from './statements.js';
+import { BOUND_LIMIT, immediate } from './statements.js';
 import type { Prepare } from './statements.js';
 
 export const DRAIN_ROWS = 256;
@@ -29,7 +29,7 @@ async function drain(db: BetterSqlite3.Database, prepare: Prepare, selection: Se
   );
   const remove = prepare(
     `DELETE FROM mailbox WHERE seq IN
-       (SELECT seq FROM mailbox WHERE ${selection.where} ORDER BY ${selection.order} LIMIT ?)`,
+       (SELECT seq FROM mailbox WHERE ${selection.where} ORDER BY ${selection.order} ${BOUND_LIMIT})`,
   );
   const slice = immediate(db, (): number => {
     let rows = 0;

@@ -1,6 +1,7 @@
 // Mailbox reads of the SQLite store (a device's entries, their count, a group's recipient devices), prepared once on
 // whichever connection reads: the main thread's for fetches, the writer's for group sends inside its transaction.
 import type BetterSqlite3 from 'better-sqlite3';
+import { BOUND_LIMIT } from './statements.js';
 import type { GroupRecipientsOutcome, MailboxEntry } from '../store.js';
 
 interface EntryRow {
@@ -29,7 +30,7 @@ export class MailboxReads {
     this.selectEntries = db.prepare(
       `SELECT m.seq, m.message_id, m.group_id, m.ts, CASE WHEN m.body_id IS NULL THEN m.body ELSE b.body END AS body
        FROM mailbox m LEFT JOIN bodies b ON b.body_id = m.body_id
-       WHERE m.device_id = ? AND m.seq > ? ORDER BY m.seq LIMIT ?`,
+       WHERE m.device_id = ? AND m.seq > ? ORDER BY m.seq ${BOUND_LIMIT}`,
     );
     this.countEntries = db.prepare('SELECT count(*) AS n FROM mailbox WHERE device_id = ?');
   }

@@ -17,7 +17,7 @@ import { WorkerWriter } from './worker-writer.js';
 import { InlineWriter, openConnection } from './writer.js';
 import type { SqliteWriter } from './writer.js';
 import { PrekeyTables } from './prekeys.js';
-import { immediate, statementCache } from './statements.js';
+import { BOUND_LIMIT, immediate, statementCache } from './statements.js';
 import type { Prepare } from './statements.js';
 import type {
   BundleRecord,
@@ -287,7 +287,7 @@ export class SqliteStore implements Store {
     // username character sorts below U+007F.
     return later(() =>
       this.prepare<[string, string, number], { user_id: string; username: string }>(
-        'SELECT user_id, username FROM users WHERE username >= ? AND username < ? ORDER BY username LIMIT ?',
+        `SELECT user_id, username FROM users WHERE username >= ? AND username < ? ORDER BY username ${BOUND_LIMIT}`,
       )
         .all(prefix, `${prefix}\u007f`, limit)
         .map((r) => ({ userId: r.user_id, username: r.username })),
@@ -619,7 +619,7 @@ export class SqliteStore implements Store {
       >(
         `SELECT u.user_id, u.username, u.disabled, u.created_at,
                 (SELECT COUNT(*) FROM devices d WHERE d.user_id = u.user_id) AS devices
-           FROM users u WHERE u.username > ? ORDER BY u.username LIMIT ?`,
+           FROM users u WHERE u.username > ? ORDER BY u.username ${BOUND_LIMIT}`,
       )
         .all(after, limit)
         .map((r) => ({

@@ -2,7 +2,7 @@
 // Promise. An append is one transaction, so the size (the leaf count) never runs ahead of the stored nodes.
 import type BetterSqlite3 from 'better-sqlite3';
 import type { KtCosignatureRecord, KtLeafRecord, KtNodeRecord } from '../store.js';
-import { immediate } from './statements.js';
+import { BOUND_LIMIT, immediate } from './statements.js';
 import type { Prepare } from './statements.js';
 
 interface LeafRow {
@@ -88,7 +88,7 @@ export class KtTables {
 
   entriesOf(userId: string, from: number, to: number, limit: number): KtLeafRecord[] {
     return this.prepare<[string, number, number, number], LeafRow>(
-      'SELECT * FROM kt_leaves WHERE user_id = ? AND idx >= ? AND idx < ? ORDER BY idx LIMIT ?',
+      `SELECT * FROM kt_leaves WHERE user_id = ? AND idx >= ? AND idx < ? ORDER BY idx ${BOUND_LIMIT}`,
     )
       .all(userId, from, to, limit)
       .map(toLeaf);
@@ -104,7 +104,7 @@ export class KtTables {
         ).run(c.keyId, c.size, Buffer.from(c.root), c.timestamp, c.line);
         this.prepare(
           `DELETE FROM kt_cosignatures WHERE key_id = ? AND size NOT IN
-         (SELECT size FROM kt_cosignatures WHERE key_id = ? ORDER BY size DESC LIMIT ?)`,
+         (SELECT size FROM kt_cosignatures WHERE key_id = ? ORDER BY size DESC ${BOUND_LIMIT})`,
         ).run(c.keyId, c.keyId, keep);
       })
       .immediate(); // two writing connections (see immediate() in statements.ts)
