@@ -1,9 +1,9 @@
 // What a bare `LIMIT ?` costs (statements.ts, BOUND_LIMIT), on a store file with the relay's schema and a mailbox of
 // 100 devices × 20 entries. Three statements: the relay's mailbox read past the last entry (what most connections
-// find first), the same from the start, and its directory page. Each in three forms: with a bare `LIMIT ?` (the
-// baseline: SQLite prepares it again on every call), as the relay writes it (`LIMIT ? + 0`), and with the limit in
-// the SQL. Each form runs four turns of 20,000 calls, alternating with the others, each call for another device or
-// name; prints the fastest turn's µs per call and its ratio to the baseline.
+// find first), the same from the start, and a page of usernames (the admin tool's list). Each in three forms: with
+// a bare `LIMIT ?` (the baseline: SQLite prepares it again on every call), as the relay writes it (`LIMIT ? + 0`),
+// and with the limit in the SQL. Each form runs four turns of 20,000 calls, alternating with the others, each call
+// for another device or name; prints the fastest turn's µs per call and its ratio to the baseline.
 //   npx tsx --conditions=source scripts/bench-bound-limit.ts     (from relay/)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,7 +50,7 @@ try {
     },
     { name: `mailbox read, ${PER_DEVICE} entries`, sql: mailboxRead, args: (i) => [`device-${i % DEVICES}`, 0] },
     {
-      name: 'directory page',
+      name: "a page of 100 usernames (the admin tool's list)",
       sql: (limit) => `SELECT user_id, username FROM users WHERE username > ? ORDER BY username ${limit}`,
       args: (i) => [`name${String(i % 1000).padStart(4, '0')}`],
     },
