@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasCompactListeners, onceWrapperCount } from '../src/listener-tables.js';
 import { SafeDecoder, msgpack } from '../src/socket-parser.js';
 import { connectDevice, messageId, signUp, startRelay, waitFor } from './helpers.js';
-import type { TestAccount, TestRelay } from './helpers.js';
+import type { TestAccount, TestDevice, TestRelay } from './helpers.js';
 
 let t: TestRelay;
 let alice: TestAccount;
@@ -293,10 +293,10 @@ describe('an idle connection', () => {
     const engine = relayServer().engine as unknown as { clientsCount: number };
     const before = { engine: engine.clientsCount, sockets: relayServer().of('/').sockets.size };
     /** The client's own WebSocket (socket.io-client on `ws`) and its TCP socket. */
-    const clientWs = (device: Awaited<ReturnType<typeof connectDevice>>) =>
+    const clientWs = (device: TestDevice) =>
       (device.socket.io.engine.transport as unknown as { ws: { _socket: { write(b: Buffer): void; destroy(): void } } })
         .ws;
-    const ends: [string, (device: Awaited<ReturnType<typeof connectDevice>>) => void, string][] = [
+    const ends: [string, (device: TestDevice) => void, string][] = [
       ['a Socket.IO disconnect', (device) => device.close(), 'transport close'],
       ['a TCP socket gone without a close frame', (device) => clientWs(device)._socket.destroy(), 'transport close'],
       // a client's frame must be masked: `ws` fails the connection with an error on the transport

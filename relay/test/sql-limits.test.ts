@@ -1,6 +1,6 @@
 // Every LIMIT the relay's SQLite statements take per call is written as statements.ts's BOUND_LIMIT: SQLite prepares
 // a statement with a bare `LIMIT ?` again on every call (scripts/bench-bound-limit.ts measures it). And the form
-// still limits, in each statement that uses it.
+// limits as a bare one does, here on a table of its own; the store's tests run each statement that uses it.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
