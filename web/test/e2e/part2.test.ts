@@ -175,11 +175,22 @@ describe.skipIf(reason !== null)('WeConnect part 2 in Chromium', () => {
     await bubble(p, ANN, 'reaches both of your browsers').waitFor({ timeout: 15_000 });
     await cat.page.getByRole('button', { name: new RegExp(`^${ANN.toLowerCase()}`) }).click({ timeout: 15_000 });
     await bubble(cat.page, ANN, 'reaches both of your browsers').waitFor({ timeout: 15_000 });
-    // The first browser also shows what cat wrote from the second one, as hers.
+    // The first browser also shows what cat wrote from the second one, as hers. (This step once timed out on a
+    // machine running two whole suites at once; if it does again, the error says what that browser showed.)
     await conversationLog(cat.page, ANN)
       .locator('.message.mine .text')
       .filter({ hasText: 'hello from my second browser' })
-      .waitFor({ timeout: 15_000 });
+      .waitFor({ timeout: 15_000 })
+      .catch(async (e: unknown) => {
+        const shown = await conversationLog(cat.page, ANN)
+          .innerText({ timeout: 1_000 })
+          .catch(() => '(no log)');
+        throw new Error(
+          `cat's first browser never showed her own message. Its conversation with ann: ${JSON.stringify(shown)}; ` +
+            `its last console lines: ${JSON.stringify(cat.console.slice(-20))}`,
+          { cause: e },
+        );
+      });
     const fromApp = cspViolations(cat2);
     await proveCspRecorder(cat2);
     expect(fromApp).toEqual([]);
