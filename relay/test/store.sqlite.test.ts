@@ -287,6 +287,47 @@ describe('the SQLite backend', () => {
     expect(small).toBeLessThan(big / 2);
   });
 
+  it('writes the activity times of devices touched in one turn in one commit, each its latest (a reconnect storm)', async () => {
+    const file = tempFile();
+    const store = new SqliteStore({ file });
+    const accounts = Array.from({ length: 100 }, (_, i) => newAccount(`u${i}`));
+    for (const account of accounts) await store.createAccount(account);
+    store.db.pragma('wal_checkpoint(TRUNCATE)');
+    expect(statSync(`${file}-wal`).size).toBe(0);
+    // Every device connects at once; the first also touches twice more (a later time, then an earlier one), and a
+    // device that does not exist (removed meanwhile) is among them.
+    const first = accounts[0] as (typeof accounts)[number];
+    await Promise.all([
+      ...accounts.map((a, i) => store.touchDevice(a.deviceId, T0 + 100 + i)),
+      store.touchDevice(first.deviceId, T0 + 500),
+      store.touchDevice(first.deviceId, T0 + 300),
+      store.touchDevice('no-such-device', T0 + 100),
+    ]);
+    // A commit per touch would have put at least one page per touch (103) into the WAL.
+    const frames = statSync(`${file}-wal`).size / (4096 + 24);
+    expect(frames).toBeGreaterThan(0);
+    expect(frames).toBeLessThan(10);
+    for (const [i, account] of accounts.entries()) {
+      const [device] = await store.listDevices(account.userId);
+      expect(device?.lastActiveAt, account.username).toBe(i === 0 ? T0 + 500 : T0 + 100 + i);
+    }
+    await store.close();
+  });
+
+  it('writes the activity times still waiting when the store closes, and refuses any after', async () => {
+    const file = tempFile();
+    const store = new SqliteStore({ file });
+    const alice = newAccount('alice');
+    await store.createAccount(alice);
+    const touched = store.touchDevice(alice.deviceId, T0 + 42);
+    await store.close();
+    await touched;
+    await expect(store.touchDevice(alice.deviceId, T0 + 43)).rejects.toThrow('closed');
+    const reopened = new SqliteStore({ file });
+    expect((await reopened.listDevices(alice.userId))[0]?.lastActiveAt).toBe(T0 + 42);
+    await reopened.close();
+  });
+
   it('rewrites an existing file with another page size, and keeps everything in it (npm run admin -- page-size)', async () => {
     const file = tempFile();
     const [alice, bob] = [newAccount('alice'), newAccount('bob')];
