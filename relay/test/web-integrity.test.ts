@@ -60,7 +60,8 @@ describe('the page the relay serves', () => {
       const res = await fetch(`${web.url}${path}`);
       expect(res.status, path).toBe(200);
       expect(res.headers.get('integrity-policy'), path).toBe('blocked-destinations=(script)');
-      expect(res.headers.get('integrity-policy-report-only'), path).toBe('blocked-destinations=(style)');
+      // No report-only policy for styles: Chromium does not support that destination and logged an error per load.
+      expect(res.headers.get('integrity-policy-report-only'), path).toBeNull();
     }
   });
 
