@@ -2,7 +2,7 @@
 // contact's key change shows a banner and blocks sending until accepted; a second browser signs in to an existing
 // account (identity restored from the encrypted backup) and sees new messages arrive. Screenshots in /tmp.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { bareAccount, http } from '../support/engine';
 import { dangerousTestOnlyReplaceIdentity, startTestRelay, type TestRelay } from '../support/relay';
 import {
@@ -182,12 +182,17 @@ describe.skipIf(reason !== null)('WeConnect part 2 in Chromium', () => {
       .filter({ hasText: 'hello from my second browser' })
       .waitFor({ timeout: 15_000 })
       .catch(async (e: unknown) => {
-        const shown = await conversationLog(cat.page, ANN)
-          .innerText({ timeout: 1_000 })
-          .catch(() => '(no log)');
+        const text = (page: Page, locator: (p: Page) => Locator): Promise<string> =>
+          locator(page)
+            .innerText({ timeout: 1_000 })
+            .catch(() => '(none)');
+        const shown = await text(cat.page, (pg) => conversationLog(pg, ANN));
+        const notices = await text(cat.page, (pg) => pg.locator('.notices'));
+        const sent = await text(p, (pg) => conversationLog(pg, ANN));
         throw new Error(
           `cat's first browser never showed her own message. Its conversation with ann: ${JSON.stringify(shown)}; ` +
-            `its last console lines: ${JSON.stringify(cat.console.slice(-20))}`,
+            `its notices: ${JSON.stringify(notices)}; its last console lines: ${JSON.stringify(cat.console.slice(-20))}; ` +
+            `the second browser's conversation with ann: ${JSON.stringify(sent)}`,
           { cause: e },
         );
       });
