@@ -200,7 +200,7 @@ export class Outbound {
           if (!(await this.#witnessReady(row.conv))) {
             throw new ClientError('kt_unwitnessed', 'still waiting for the witness');
           }
-          envelopes = await ctx.queue.run(row.conv, () => this.#encryptOneToOne(row, entry));
+          envelopes = await this.#inPeerAndOwnQueues(row.conv, () => this.#encryptOneToOne(row, entry));
           this.#witnessWait.delete(row.conv);
         } catch (e) {
           if (e instanceof ClientError && e.code === 'relay_unreachable') return;
@@ -255,8 +255,20 @@ export class Outbound {
   }
 
   /**
-   * Encrypts a queued one-to-one message (inside the peer's queue): to every device of the peer and our own other
-   * devices, or, for a re-send, to the asking device alone. Records the send in the send log and stores the
+   * Runs `task` holding our own queue, then the peer's. A one-to-one send also encrypts to our own other devices, and
+   * the sessions with them are shared by every conversation: a message from one of them (decrypted in our own queue)
+   * or a send to another peer must not read the same session state meanwhile, or one of the two messages reuses a
+   * message key and the other device drops it as a duplicate, silently. Our own queue is always taken first; nothing
+   * that holds a peer's queue waits for ours.
+   */
+  #inPeerAndOwnQueues<T>(peer: string, task: () => Promise<T>): Promise<T> {
+    const { queue, me } = this.#ctx;
+    return queue.run(me.userId, () => (peer === me.userId ? task() : queue.run(peer, task)));
+  }
+
+  /**
+   * Encrypts a queued one-to-one message (inside our own queue and the peer's): to every device of the peer and our
+   * own other devices, or, for a re-send, to the asking device alone. Records the send in the send log and stores the
    * envelopes in the outbox entry, in one commit. Returns null for a re-send that may no longer go out: its send
    * log record is gone (older than a day), the peer's key is no longer the one the original went to, or the
    * device has no session.

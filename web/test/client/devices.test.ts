@@ -169,6 +169,52 @@ describe('a new device', () => {
       mine: true,
     });
   });
+  it("loses no copy when both devices of one account write at once, each also taking in the other one's", async () => {
+    // Each device encrypts a copy of what it sends to the other one while decrypting the other one's copies: the
+    // session between the two is shared by every conversation. Dan's first device comes back online with twelve
+    // messages queued, while the relay holds twelve copies from the second: its sends and its receipts then overlap.
+    const dan = await user('race_dan');
+    const eve = await user('race_eve');
+    await openWith(dan, eve);
+    const dan2 = await boot(relay.url, `${dan.db}-second`, clock).signIn(dan.name, dan.password);
+    engines.push(dan2);
+    await until('dan2 online', () => dan2.getSnapshot().connection === 'online');
+    await openWith({ ...dan, engine: dan2 }, eve);
+    await dan2.send(eve.userId, 'from dan2');
+    await until('dan1 has the copy', () => hasText(dan.engine, eve.userId, 'from dan2'));
+    await dan.engine.send(eve.userId, 'from dan1');
+    await until('dan2 has the copy', () => hasText(dan2, eve.userId, 'from dan1'));
+
+    const dan1 = asClient(dan.engine);
+    dan1.dangerousTestOnlySetOnline(false);
+    await until('dan1 offline', () => dan.engine.getSnapshot().connection === 'offline');
+    const sent: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      sent.push(`first ${i}`, `second ${i}`);
+      await dan.engine.send(eve.userId, `first ${i}`);
+      await dan2.send(eve.userId, `second ${i}`);
+    }
+    await until('dan2 sent all', async () => (await asClient(dan2).dangerousTestOnlyOutboxSize()) === 0);
+    dan1.dangerousTestOnlySetOnline(true);
+
+    const missing = async (engine: ChatEngineApi, conv: string): Promise<string[]> => {
+      const shown = new Set((await history(engine, conv)).map((m) => m.text));
+      return sent.filter((t) => !shown.has(t));
+    };
+    await until('eve got all', async () => (await missing(eve.engine, dan.userId)).length === 0, 30_000);
+    await until('dan1 sent all', async () => (await dan1.dangerousTestOnlyOutboxSize()) === 0);
+    // Each device has every message of both, as its own; a lost copy would be dropped silently (a reused key).
+    const settled = async () => [await missing(dan.engine, eve.userId), await missing(dan2, eve.userId)];
+    await until('both devices have all', async () => (await settled()).flat().length === 0, 15_000).catch(
+      () => undefined,
+    );
+    expect(await settled()).toEqual([[], []]);
+    for (const engine of [dan.engine, dan2]) {
+      const copies = (await history(engine, eve.userId)).filter((m) => sent.includes(m.text));
+      expect(copies.every((m) => m.mine)).toBe(true);
+      expect(engine.getSnapshot().notices.filter((n) => n.kind === 'error')).toEqual([]);
+    }
+  });
 });
 
 describe('the device cap', () => {

@@ -175,20 +175,19 @@ describe.skipIf(reason !== null)('WeConnect part 2 in Chromium', () => {
     await bubble(p, ANN, 'reaches both of your browsers').waitFor({ timeout: 15_000 });
     await cat.page.getByRole('button', { name: new RegExp(`^${ANN.toLowerCase()}`) }).click({ timeout: 15_000 });
     await bubble(cat.page, ANN, 'reaches both of your browsers').waitFor({ timeout: 15_000 });
-    // The first browser also shows what cat wrote from the second one, as hers. (This step once timed out on a
-    // machine running two whole suites at once; if it does again, the error says what that browser showed.)
+    // The first browser also shows what cat wrote from the second one, as hers. (This step failed now and then, the
+    // copy missing without a notice. A likely cause is fixed: a device could encrypt two messages to its own other
+    // device with one key, and that device dropped the second as a replay (devices.test.ts, "loses no copy…"). If it
+    // fails again, the error says what each browser showed.)
     await conversationLog(cat.page, ANN)
       .locator('.message.mine .text')
       .filter({ hasText: 'hello from my second browser' })
       .waitFor({ timeout: 15_000 })
       .catch(async (e: unknown) => {
-        const text = (page: Page, locator: (p: Page) => Locator): Promise<string> =>
-          locator(page)
-            .innerText({ timeout: 1_000 })
-            .catch(() => '(none)');
-        const shown = await text(cat.page, (pg) => conversationLog(pg, ANN));
-        const notices = await text(cat.page, (pg) => pg.locator('.notices'));
-        const sent = await text(p, (pg) => conversationLog(pg, ANN));
+        const text = (locator: Locator): Promise<string> => locator.innerText({ timeout: 1_000 }).catch(() => '(none)');
+        const shown = await text(conversationLog(cat.page, ANN));
+        const notices = await text(cat.page.locator('.notices'));
+        const sent = await text(conversationLog(p, ANN));
         throw new Error(
           `cat's first browser never showed her own message. Its conversation with ann: ${JSON.stringify(shown)}; ` +
             `its notices: ${JSON.stringify(notices)}; its last console lines: ${JSON.stringify(cat.console.slice(-20))}; ` +
