@@ -14,6 +14,7 @@ import {
   conversationLog,
   launch,
   removeBuild,
+  shownIn,
   signUpInBrowser,
   skipReason,
   watchedPage,
@@ -327,9 +328,33 @@ describe.skipIf(reason !== null)('message actions in Chromium', () => {
   it('Reply: a quote of a message older than the loaded page loads older pages until the original shows', async () => {
     const a = ann.page;
     const b = ben.context.pages()[0]!;
+    // This relay keeps at most 8 unacknowledged entries per mailbox (for Retry, above), and a send that finds ben's
+    // mailbox full fails. On a busy machine his browser falls behind ann's typing: she waits for the delivery tick of
+    // every fourth message, so that at most four are on their way at once.
+    const tick = (text: string) =>
+      conversationLog(a, BEN.toLowerCase())
+        .locator('li.message')
+        .filter({ has: a.locator('.text', { hasText: new RegExp(`^${text}$`) }) })
+        .getAttribute('data-status');
+    const delivered = async (text: string) => {
+      await expect
+        .poll(() => tick(text), { timeout: 30_000 })
+        .toMatch(/^(delivered|read)$/)
+        .catch(async (e: unknown) => {
+          throw new Error(
+            `"${text}" was never delivered. Ann's browser shows ${await shownIn(ann, a, BEN.toLowerCase())}; ` +
+              `ben's shows ${await shownIn(ben, b, ANN.toLowerCase())}`,
+            { cause: e },
+          );
+        });
+    };
     await say(a, 'anchor far back');
-    for (let i = 0; i < 55; i++) await say(a, `filler ${i}`);
-    await bubble(b, ANN.toLowerCase(), 'filler 54').waitFor({ timeout: 30_000 });
+    await delivered('anchor far back');
+    for (let i = 0; i < 55; i++) {
+      await say(a, `filler ${i}`);
+      if (i % 4 === 3 || i === 54) await delivered(`filler ${i}`);
+    }
+    await bubble(b, ANN.toLowerCase(), 'filler 54').waitFor({ timeout: 15_000 });
     await (await action(b, ANN, 'anchor far back', 'Reply')).click();
     await say(b, 'answering the anchor');
     await bubble(a, BEN.toLowerCase(), 'answering the anchor').waitFor({ timeout: 15_000 });

@@ -6,7 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
-import { chromium, type Browser, type BrowserContext, type ConsoleMessage, type Page } from 'playwright-core';
+import {
+  chromium,
+  type Browser,
+  type BrowserContext,
+  type ConsoleMessage,
+  type Locator,
+  type Page,
+} from 'playwright-core';
 import { vi } from 'vitest';
 import { loadCrypto } from '../../src/client/crypto-loader';
 import { OwnKeys } from '../../src/client/own-keys';
@@ -137,6 +144,19 @@ export function conversationLog(page: Page, peer: string) {
 /** Message texts containing `text` in the conversation with `peer`. */
 export function bubble(page: Page, peer: string, text: string) {
   return conversationLog(page, peer).locator('.message .text').filter({ hasText: text });
+}
+
+/**
+ * What a browser shows, for a failure message: the end of its conversation with `peer`, its notices, and the last
+ * lines of its first page's console. `page` is the page to read (it may be a later page of `w`'s context).
+ */
+export async function shownIn(w: WatchedPage, page: Page, peer: string): Promise<string> {
+  const text = (locator: Locator): Promise<string> => locator.innerText({ timeout: 1_000 }).catch(() => '(none)');
+  return JSON.stringify({
+    conversation: (await text(conversationLog(page, peer))).slice(-2_000),
+    notices: await text(page.locator('.notices')),
+    console: w.console.slice(-20),
+  });
 }
 
 /** An account made straight through the relay's API (no browser): someone to find and open a conversation with. */

@@ -2,7 +2,7 @@
 // contact's key change shows a banner and blocks sending until accepted; a second browser signs in to an existing
 // account (identity restored from the encrypted backup) and sees new messages arrive. Screenshots in /tmp.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Locator, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { bareAccount, http } from '../support/engine';
 import { dangerousTestOnlyReplaceIdentity, startTestRelay, type TestRelay } from '../support/relay';
 import {
@@ -13,6 +13,7 @@ import {
   launch,
   proveCspRecorder,
   removeBuild,
+  shownIn,
   signUpInBrowser,
   skipReason,
   watchedPage,
@@ -184,14 +185,9 @@ describe.skipIf(reason !== null)('WeConnect part 2 in Chromium', () => {
       .filter({ hasText: 'hello from my second browser' })
       .waitFor({ timeout: 15_000 })
       .catch(async (e: unknown) => {
-        const text = (locator: Locator): Promise<string> => locator.innerText({ timeout: 1_000 }).catch(() => '(none)');
-        const shown = await text(conversationLog(cat.page, ANN));
-        const notices = await text(cat.page.locator('.notices'));
-        const sent = await text(conversationLog(p, ANN));
         throw new Error(
-          `cat's first browser never showed her own message. Its conversation with ann: ${JSON.stringify(shown)}; ` +
-            `its notices: ${JSON.stringify(notices)}; its last console lines: ${JSON.stringify(cat.console.slice(-20))}; ` +
-            `the second browser's conversation with ann: ${JSON.stringify(sent)}`,
+          `cat's first browser never showed her own message. It shows ${await shownIn(cat, cat.page, ANN)}; ` +
+            `the second browser shows ${await shownIn(cat2, p, ANN)}`,
           { cause: e },
         );
       });
