@@ -152,7 +152,12 @@ export class Inbound {
       if (e instanceof ClientError && e.code === 'kt_unwitnessed' && (await this.#defer(entry, e.message))) return null;
       const clean = new WriteBatch();
       ctx.store.stageSeen(clean, entry.id, ctx.now());
-      if (!hasCode(e, 'duplicate_message') && entry.seq !== 0) {
+      if (hasCode(e, 'duplicate_message') && entry.seq !== 0) {
+        // A new id whose message key was already used: a replay from before the dedupe window, or a sender that
+        // encrypted two messages with one key (a bug, fixed once: outbound.ts #inPeerAndOwnQueues). Dropped as a
+        // replay, and said in the console, where someone looking for a missing message looks.
+        console.warn('A stored message reused a message key that was already used; it was dropped as a replay.');
+      } else if (entry.seq !== 0) {
         // A stored (non-ephemeral) message failed: say so rather than losing it silently (see #undecryptable).
         await this.#undecryptable(clean, env, entry, describeError(e));
         return null;

@@ -177,9 +177,9 @@ describe.skipIf(reason !== null)('WeConnect part 2 in Chromium', () => {
     await cat.page.getByRole('button', { name: new RegExp(`^${ANN.toLowerCase()}`) }).click({ timeout: 15_000 });
     await bubble(cat.page, ANN, 'reaches both of your browsers').waitFor({ timeout: 15_000 });
     // The first browser also shows what cat wrote from the second one, as hers. (This step failed now and then, the
-    // copy missing without a notice. A likely cause is fixed: a device could encrypt two messages to its own other
-    // device with one key, and that device dropped the second as a replay (devices.test.ts, "loses no copy…"). If it
-    // fails again, the error says what each browser showed.)
+    // copy missing without a line in the conversation. One way that happens is fixed: a device could encrypt two
+    // messages to its own other device with one key, and that device dropped the second as a replay (devices.test.ts,
+    // "loses no copy…"). If it fails again, the error says what each browser showed, console included.)
     await conversationLog(cat.page, ANN)
       .locator('.message.mine .text')
       .filter({ hasText: 'hello from my second browser' })
