@@ -169,6 +169,7 @@ describe('a new device', () => {
       mine: true,
     });
   });
+
   it("loses no copy when both devices of one account write at once, each also taking in the other one's", async () => {
     // Each device encrypts a copy of what it sends to the other one while decrypting the other one's copies: the
     // session between the two is shared by every conversation. Dan's first device comes back online with twelve
