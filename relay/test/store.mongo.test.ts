@@ -2,11 +2,12 @@
 // MongoDB backend has to prove: idempotency across two store instances (two relay nodes), expiry documents, the
 // durable write concern, and failing fast without a server.
 import { randomBytes } from 'node:crypto';
-import type mongoose from 'mongoose';
+import mongoose from 'mongoose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BYTES_PER_RECIPIENT, MAX_DOCUMENT_BYTES, USAGE_FRESH_MS } from '../src/store/mongo/caps.js';
 import { SEQ_STRIDE } from '../src/store/mongo/models.js';
 import { MongoStore } from '../src/store/mongo/mongo-store.js';
+import { BULK_STATEMENTS_PER_REQUEST } from '../src/store/mongo/util.js';
 import type { SendRequest } from '../src/store/store.js';
 import { freePort, startMongo } from './services.js';
 import type { Service } from './services.js';
@@ -55,6 +56,41 @@ describe.skipIf(!mongo)('MongoDB store', () => {
   runStoreContract('MongoDB', () => openStore());
 
   describe('the MongoDB backend', () => {
+    it('writes the activity times of devices touched at once in one bulk write, each its latest (a reconnect storm)', async () => {
+      const dbName = `touch_${randomBytes(6).toString('hex')}`;
+      const store = await openStore(dbName);
+      const accounts = Array.from({ length: 50 }, (_, i) => newAccount(`t${i}`));
+      for (const account of accounts) await store.createAccount(account);
+      const first = accounts[0] as (typeof accounts)[number];
+      // Every device connects at once; the first also touches twice more (a later time, then an earlier one), and a
+      // device that does not exist (removed meanwhile) is among them. Mongoose reports each call it sends.
+      const calls: string[] = [];
+      mongoose.set('debug', (collection: string, method: string) => void calls.push(`${collection}.${method}`));
+      try {
+        await Promise.all([
+          ...accounts.map((a, i) => store.touchDevice(a.deviceId, T0 + 100 + i)),
+          store.touchDevice(first.deviceId, T0 + 500),
+          store.touchDevice(first.deviceId, T0 + 300),
+          store.touchDevice('no-such-device', T0 + 100),
+        ]);
+      } finally {
+        mongoose.set('debug', false);
+      }
+      // 51 devices in requests of at most BULK_STATEMENTS_PER_REQUEST statements, where each touch was a request.
+      expect(calls).toEqual(Array(Math.ceil(51 / BULK_STATEMENTS_PER_REQUEST)).fill('devices.bulkWrite'));
+      for (const [i, account] of accounts.entries()) {
+        const [device] = await store.listDevices(account.userId);
+        expect(device?.lastActiveAt, account.username).toBe(i === 0 ? T0 + 500 : T0 + 100 + i);
+      }
+      const pending = store.touchDevice(first.deviceId, T0 + 900);
+      await store.close();
+      stores.splice(stores.indexOf(store), 1); // closed: afterAll drops the database through the reopened one
+      await pending; // written before the connection closed
+      await expect(store.touchDevice(first.deviceId, T0 + 901)).rejects.toThrow('closed');
+      const reopened = await openStore(dbName);
+      expect((await reopened.listDevices(first.userId))[0]?.lastActiveAt).toBe(T0 + 900);
+    });
+
     /** Two stores on one database (two relay nodes), with alice and bob signed up. */
     async function twoNodes(prefix: string) {
       const dbName = `${prefix}_${randomBytes(6).toString('hex')}`;

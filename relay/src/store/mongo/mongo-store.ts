@@ -43,6 +43,7 @@ import { MongoMailbox } from './mailbox.js';
 import { TTL_INDEXES, defineModels } from './models.js';
 import type { DeviceDoc, FamilyDoc, GroupDoc, KemPrekeyDoc, Models, PrekeyDoc, UserDoc } from './models.js';
 import { redactUrl } from '../../log.js';
+import { TurnBatch } from '../turn-batch.js';
 import { bytesOf, inBoundedRequests, isDuplicateKey, isNotImplemented, requiredBytes } from './util.js';
 
 export interface MongoStoreOptions {
@@ -98,6 +99,16 @@ export class MongoStore implements Store {
   private blockDocs: MongoBlocks | null = null;
   private blobDocs: MongoBlobs | null = null;
   private ktDocs: MongoKt | null = null;
+  /** Activity times of one turn, written in one unordered bulk write (see TurnBatch). */
+  private readonly touches = new TurnBatch(async (times) => {
+    const ops = [...times].map(([deviceId, at]) => ({
+      updateOne: {
+        filter: { _id: deviceId, $or: [{ lastActiveAt: null }, { lastActiveAt: { $lt: at } }] },
+        update: { $set: { lastActiveAt: at } },
+      },
+    }));
+    await inBoundedRequests(ops, (chunk) => this.m.devices.bulkWrite(chunk, { ordered: false }));
+  });
 
   private constructor(
     private readonly connection: Connection,
@@ -153,6 +164,7 @@ export class MongoStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.touches.close();
     // Forced: the relay has already waited for its queued writes; an operation the server never answers must not
     // keep the process alive.
     await this.connection.close(true);
@@ -747,11 +759,8 @@ export class MongoStore implements Store {
     return result.matchedCount > 0;
   }
 
-  async touchDevice(deviceId: string, at: number): Promise<void> {
-    await this.m.devices.updateOne(
-      { _id: deviceId, $or: [{ lastActiveAt: null }, { lastActiveAt: { $lt: at } }] },
-      { $set: { lastActiveAt: at } },
-    );
+  touchDevice(deviceId: string, at: number): Promise<void> {
+    return this.touches.add(deviceId, at);
   }
 
   async removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {

@@ -17,6 +17,7 @@ import { WorkerWriter } from './worker-writer.js';
 import { InlineWriter, openConnection } from './writer.js';
 import type { SqliteWriter } from './writer.js';
 import { PrekeyTables } from './prekeys.js';
+import { TurnBatch } from '../turn-batch.js';
 import { BOUND_LIMIT, immediate, statementCache } from './statements.js';
 import type { Prepare } from './statements.js';
 import type {
@@ -181,10 +182,8 @@ export class SqliteStore implements Store {
   private readonly kt: KtTables;
   private readonly prepare: Prepare;
   private closed = false;
-  /** Activity times not yet written (device → the latest), and the touchDevice() calls waiting for their commit. */
-  private touches = new Map<string, number>();
-  private touchWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
-  private readonly writeTouches: (touches: Map<string, number>) => void;
+  /** Activity times of one turn, written in one transaction (see TurnBatch). */
+  private readonly touches: TurnBatch;
 
   constructor(options: SqliteStoreOptions) {
     const synchronous = options.synchronous ?? 'NORMAL';
@@ -204,9 +203,11 @@ export class SqliteStore implements Store {
     const touch = this.prepare<[number, string, number]>(
       'UPDATE devices SET last_active_at = ? WHERE device_id = ? AND (last_active_at IS NULL OR last_active_at < ?)',
     );
-    this.writeTouches = immediate(this.db, (touches: Map<string, number>) => {
-      for (const [deviceId, at] of touches) touch.run(at, deviceId, at);
-    });
+    this.touches = new TurnBatch(
+      immediate(this.db, (touches: ReadonlyMap<string, number>) => {
+        for (const [deviceId, at] of touches) touch.run(at, deviceId, at);
+      }),
+    );
     // The worker opens its own connection once the schema is migrated.
     this.writer =
       options.writer === 'worker' ? new WorkerWriter({ file: options.file, synchronous }) : new InlineWriter(this.db);
@@ -215,7 +216,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.flushTouches();
+    await this.touches.close();
     await this.writer.close();
     this.db.close();
   }
@@ -709,30 +710,7 @@ export class SqliteStore implements Store {
    * that commit.
    */
   touchDevice(deviceId: string, at: number): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('the store is closed'));
-    const pending = this.touches.get(deviceId);
-    if (pending === undefined || pending < at) this.touches.set(deviceId, at);
-    return new Promise((resolve, reject) => {
-      if (this.touchWaiters.length === 0) setImmediate(() => this.flushTouches());
-      this.touchWaiters.push({ resolve, reject });
-    });
-  }
-
-  /** Writes the activity times touchDevice() gathered, in one transaction, and settles its promises. */
-  private flushTouches(): void {
-    const touches = this.touches;
-    const waiters = this.touchWaiters;
-    if (waiters.length === 0) return;
-    this.touches = new Map();
-    this.touchWaiters = [];
-    try {
-      this.writeTouches(touches);
-    } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      for (const waiter of waiters) waiter.reject(error);
-      return;
-    }
-    for (const waiter of waiters) waiter.resolve();
+    return this.touches.add(deviceId, at);
   }
 
   async removeOwnDevice(userId: string, deviceId: string, now: number): Promise<string[] | null> {
