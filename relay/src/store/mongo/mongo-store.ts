@@ -99,10 +99,13 @@ export class MongoStore implements Store {
   private blockDocs: MongoBlocks | null = null;
   private blobDocs: MongoBlobs | null = null;
   private ktDocs: MongoKt | null = null;
-  /** Activity times of one turn, written in one unordered bulk write (see TurnBatch). */
+  /**
+   * Activity times of one turn, written in unordered bulk writes (see TurnBatch), of `updateMany` statements: each
+   * matches one device, but ends its read before the next (see BULK_STATEMENTS_PER_REQUEST).
+   */
   private readonly touches = new TurnBatch(async (times) => {
     const ops = [...times].map(([deviceId, at]) => ({
-      updateOne: {
+      updateMany: {
         filter: { _id: deviceId, $or: [{ lastActiveAt: null }, { lastActiveAt: { $lt: at } }] },
         update: { $set: { lastActiveAt: at } },
       },
