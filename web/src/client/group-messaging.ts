@@ -87,8 +87,10 @@ export class GroupMessaging {
       return 'stop';
     }
     if (ctx.deps.dangerousTestOnlyDropSendAcks) return 'next';
-    if (ack.ok) await outbound.acknowledged(row.id, row.conv);
-    else if (ack.error.code === 'rate_limited') {
+    if (ack.ok) {
+      await outbound.acknowledged(row.id, row.conv);
+      if (ack.refused?.length) outbound.refusedInGroup(row.conv, ack.refused.length);
+    } else if (ack.error.code === 'rate_limited') {
       outbound.retryLater();
       return 'stop';
     } else await outbound.failOutgoing(row.id, row.conv, ack.error.message);

@@ -7,7 +7,7 @@ import { ClientError, describeError } from './errors';
 import { groupPayloadSchema, type GroupPayload } from './groups';
 import { deliveredMessageSchema, type ReceivedMessage } from '@weconnect/relay/protocol';
 import { lastTextOf, richFields } from './actions';
-import { actionPayloadSchema, chatPayloadSchema, controlPayloadSchema } from './schemas';
+import { actionPayloadSchema, chatPayloadSchema, controlPayloadSchema, resentCopySchema } from './schemas';
 import { WriteBatch } from './store';
 import type { ChatMessage } from './types';
 import { z } from 'zod';
@@ -347,12 +347,26 @@ export class Inbound {
     json: unknown,
   ): Promise<Delivered> {
     const ctx = this.#ctx;
+    let id = entry.id;
+    const copy = resentCopySchema.safeParse(json);
+    if (copy.success) {
+      // A copy sent again because the relay refused the first send for this device: filed under the first id, and
+      // dropped when that first send was already handled here (a relay that lied "refused" delivered both), or when
+      // a message has that id (a contact naming one of ours, which it received, must not replace it).
+      if ((await ctx.store.seen(copy.data.orig)) || (await ctx.store.message(copy.data.orig))) {
+        this.duplicatesDropped++;
+        await ctx.store.commit(batch);
+        return null;
+      }
+      id = copy.data.orig;
+      ctx.store.stageSeen(batch, id, ctx.now());
+    }
     const action = actionPayloadSchema.safeParse(json);
     if (action.success) {
       // Ours from another device names its conversation; a peer's belongs to the conversation with the peer.
       const conv = from === ctx.me.userId ? action.data.to : from;
       if (conv === undefined) await ctx.store.commit(batch);
-      else await ctx.parts.actions.receive(batch, { conv, from, id: entry.id, ts: entry.ts, action: action.data });
+      else await ctx.parts.actions.receive(batch, { conv, from, id, ts: entry.ts, action: action.data });
       return null;
     }
     const parsed = chatPayloadSchema.safeParse(json);
@@ -366,7 +380,7 @@ export class Inbound {
         batch,
         parsed.data.to,
         {
-          id: entry.id,
+          id,
           text: parsed.data.text,
           ts: entry.ts,
           ...richFields(parsed.data),
@@ -378,7 +392,7 @@ export class Inbound {
     if (parsed.success && parsed.data.kt !== undefined) ctx.ktGossip?.received(from, parsed.data.kt);
     const message: ChatMessage = parsed.success
       ? {
-          id: entry.id,
+          id,
           conv: from,
           mine: false,
           text: parsed.data.text,
@@ -387,7 +401,7 @@ export class Inbound {
           ...richFields(parsed.data),
         }
       : {
-          id: entry.id,
+          id,
           conv: from,
           mine: false,
           text: '',
@@ -397,7 +411,7 @@ export class Inbound {
         };
     await ctx.storeIncoming(batch, from, username, message);
     ctx.clearTyping(from);
-    return { conv: from, id: entry.id, from };
+    return { conv: from, id, from };
   }
 
   /** A copy of a message our other device sent: stored as ours in its conversation (created if new). */

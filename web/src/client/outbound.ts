@@ -45,6 +45,16 @@ export const SEND_LOG_MAX = 5_000;
 /** At most this many re-sends per contact per `RESEND_WINDOW_MS` (counted in memory: a reload starts afresh). */
 export const RESEND_LIMIT = 20;
 export const RESEND_WINDOW_MS = 3_600_000;
+/** A copy the relay refused (the device's mailbox was full) goes again after this, doubling up to the maximum. */
+export const REFUSED_RETRY_MS = 60_000;
+export const REFUSED_RETRY_MAX_MS = 15 * 60_000;
+/** Refused copies waiting at most at once; one more is given up at once (and the user told). */
+export const REFUSED_MAX = 1_000;
+/** The user is told of refused copies at most once per conversation in this time (and once more on giving up). */
+const REFUSED_NOTICE_MS = 3_600_000;
+
+type RefusedCopy = NonNullable<OutboxEntry['refused']>;
+type OutboxRowKey = { id: string; conv: string; created: number };
 
 export class Outbound {
   readonly #ctx: EngineContext;
@@ -56,6 +66,13 @@ export class Outbound {
   #witnessRetry: ReturnType<typeof setTimeout> | null = null;
   /** Per contact, when each re-send of the current window was queued (the per-contact rate limit). */
   readonly #resent = new Map<string, number[]>();
+  /** The next try of a refused copy (one timer, for the earliest), and when it fires (Date.now() time). */
+  #refusedTimer: ReturnType<typeof setTimeout> | null = null;
+  #refusedAt = 0;
+  /** Refused copies in the outbox, as the last flush counted them (and those queued since). */
+  #refusedWaiting = 0;
+  /** Per conversation and kind of notice, when the user was last told of refused copies. */
+  readonly #refusedTold = new Map<string, number>();
 
   constructor(ctx: EngineContext) {
     this.#ctx = ctx;
@@ -133,6 +150,8 @@ export class Outbound {
     this.#retry = null;
     if (this.#witnessRetry) clearTimeout(this.#witnessRetry);
     this.#witnessRetry = null;
+    if (this.#refusedTimer) clearTimeout(this.#refusedTimer);
+    this.#refusedTimer = null;
   }
 
   /**
@@ -182,8 +201,16 @@ export class Outbound {
     const ctx = this.#ctx;
     /** Conversations waiting for the witness in this flush: their later messages wait too (order is kept). */
     const waiting = new Set<string>();
-    for (const { row, entry } of await ctx.store.outbox()) {
+    /** Devices whose mailbox was full for a refused copy in this flush: their later copies wait without trying. */
+    const full = new Set<string>();
+    const rows = await ctx.store.outbox();
+    this.#refusedWaiting = rows.filter(({ entry }) => entry.refused).length;
+    for (const { row, entry } of rows) {
       if (!ctx.transport.connected || ctx.closed) return;
+      if (entry.refused) {
+        if ((await this.#flushRefused(row, entry, entry.refused, full)) === 'stop') return;
+        continue;
+      }
       if (waiting.has(row.conv)) continue;
       if (entry.control) {
         if ((await this.#flushOwnControl(row, entry.control, entry.envelopes)) === 'stop') return;
@@ -194,13 +221,16 @@ export class Outbound {
         if ((await ctx.parts.groupMessages.flushRow(row, entry.groupBody, group, entry.action)) === 'stop') return;
         continue;
       }
+      let sent = entry;
       let envelopes = entry.envelopes;
       if (!envelopes) {
         try {
           if (!(await this.#witnessReady(row.conv))) {
             throw new ClientError('kt_unwitnessed', 'still waiting for the witness');
           }
-          envelopes = await this.#inPeerAndOwnQueues(row.conv, () => this.#encryptOneToOne(row, entry));
+          const made = await this.#inPeerAndOwnQueues(row.conv, () => this.#encryptOneToOne(row, entry));
+          sent = made ?? entry;
+          envelopes = made && made.envelopes;
           this.#witnessWait.delete(row.conv);
         } catch (e) {
           if (e instanceof ClientError && e.code === 'relay_unreachable') return;
@@ -233,7 +263,12 @@ export class Outbound {
       }
       if (ctx.deps.dangerousTestOnlyDropSendAcks) continue;
       if (ack.ok) {
-        await this.acknowledged(row.id, row.conv);
+        const refused = ack.refused?.map((r) => r.to) ?? [];
+        const stage =
+          refused.length > 0 && !entry.resendOf
+            ? (batch: WriteBatch) => this.#stageRefused(batch, row, sent, refused)
+            : undefined;
+        await this.acknowledged(row.id, row.conv, stage);
       } else if (ack.error.code === 'unknown_recipient') {
         // A device of the peer is gone: check the device list again and re-encrypt, same id.
         await ctx.queue.run(row.conv, async () => {
@@ -269,14 +304,14 @@ export class Outbound {
   /**
    * Encrypts a queued one-to-one message (inside our own queue and the peer's): to every device of the peer and our
    * own other devices, or, for a re-send, to the asking device alone. Records the send in the send log and stores the
-   * envelopes in the outbox entry, in one commit. Returns null for a re-send that may no longer go out: its send
+   * envelopes in the outbox entry, in one commit; returns that entry. Null for a re-send that may no longer go out: its send
    * log record is gone (older than a day), the peer's key is no longer the one the original went to, or the
    * device has no session.
    */
   async #encryptOneToOne(
     row: { id: string; conv: string; created: number },
     entry: OutboxEntry,
-  ): Promise<{ to: string; body: Uint8Array }[] | null> {
+  ): Promise<OutboxEntry | null> {
     const ctx = this.#ctx;
     const batch = new WriteBatch();
     let at = ctx.now();
@@ -308,10 +343,194 @@ export class Outbound {
         devices: toPeer.map((e) => ({ deviceId: e.to, identityKey })),
       });
     }
-    const made = [...toPeer, ...toOwn];
+    const ownDevices = toOwn.length > 0 ? { ownDevices: toOwn.map((e) => e.to) } : {};
+    const made: OutboxEntry = { ...entry, envelopes: [...toPeer, ...toOwn], ...ownDevices };
+    await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, made);
+    await ctx.store.commit(batch);
+    return made;
+  }
+
+  /**
+   * The relay stored a send for some devices and refused it for these (their mailboxes were full): queues a copy for
+   * each, in the commit that closes the send. Each goes alone, later, naming the first send (see `#flushRefused`).
+   */
+  async #stageRefused(batch: WriteBatch, row: OutboxRowKey, entry: OutboxEntry, devices: string[]): Promise<void> {
+    const ctx = this.#ctx;
+    const now = ctx.now();
+    const own = new Set(entry.ownDevices ?? []);
+    const identityKey = (await ctx.store.contact(row.conv))?.identityKey;
+    for (const device of devices) {
+      const mine = own.has(device);
+      if (this.#refusedWaiting >= REFUSED_MAX || (!mine && identityKey === undefined)) {
+        this.#tellRefused(row.conv, mine, true);
+        continue;
+      }
+      this.#refusedWaiting++;
+      const refused: RefusedCopy = {
+        original: row.id,
+        device,
+        own: mine,
+        ...(mine ? {} : { identityKey }),
+        tries: 0,
+        notBefore: now + REFUSED_RETRY_MS,
+        until: now + SEND_LOG_MS,
+      };
+      // Filed at the first send's time: the copies of one device go in the order of their messages.
+      await ctx.store.stageOutbox(batch, newMessageId(), row.conv, row.created, {
+        envelopes: null,
+        ...(entry.action ? { action: entry.action } : {}),
+        refused,
+      });
+      this.#tellRefused(row.conv, mine, false);
+    }
+    this.#armRefused(REFUSED_RETRY_MS);
+  }
+
+  /**
+   * One copy for a device the relay refused: it waits for its time, is encrypted once for that device alone, and
+   * goes again with a backoff while the device's mailbox is still full, until its day is over. Dropped when its
+   * message is gone (deleted, expired), the device is, or the peer's key is no longer the one the first send went to.
+   */
+  async #flushRefused(
+    row: OutboxRowKey,
+    entry: OutboxEntry,
+    refused: RefusedCopy,
+    full: Set<string>,
+  ): Promise<'next' | 'stop'> {
+    const ctx = this.#ctx;
+    const now = ctx.now();
+    if (now > refused.until) {
+      await this.#drop(row.id);
+      this.#tellRefused(row.conv, refused.own, true);
+      return 'next';
+    }
+    if (refused.notBefore > now) {
+      this.#armRefused(refused.notBefore - now);
+      return 'next';
+    }
+    if (full.has(refused.device)) {
+      await this.#refusedAgain(row, entry, refused);
+      return 'next';
+    }
+    let envelopes = entry.envelopes;
+    if (!envelopes) {
+      try {
+        envelopes = await this.#inPeerAndOwnQueues(row.conv, () => this.#encryptRefused(row, entry, refused));
+      } catch (e) {
+        if (e instanceof ClientError && e.code === 'relay_unreachable') return 'stop';
+        console.warn('a copy for a refused device was dropped:', describeError(e));
+        envelopes = null;
+      }
+      if (!envelopes) {
+        await this.#drop(row.id);
+        return 'next';
+      }
+    }
+    let ack;
+    try {
+      ack = await ctx.transport.send({ id: row.id, envelopes });
+    } catch {
+      return 'stop';
+    }
+    if (ack.ok) {
+      await this.#drop(row.id);
+    } else if (ack.error.code === 'mailbox_full') {
+      // Still full: the same envelope and id go again later (the relay stored nothing under the id).
+      full.add(refused.device);
+      await this.#refusedAgain(row, { ...entry, envelopes }, refused);
+    } else if (ack.error.code === 'rate_limited') {
+      this.retryLater();
+      return 'stop';
+    } else {
+      console.warn('a copy for a refused device was dropped:', ack.error.code);
+      await this.#drop(row.id);
+    }
+    return 'next';
+  }
+
+  /** Encrypts a refused copy for its device alone (inside our own queue and the peer's); null: nothing to send. */
+  async #encryptRefused(
+    row: OutboxRowKey,
+    entry: OutboxEntry,
+    refused: RefusedCopy,
+  ): Promise<{ to: string; body: Uint8Array }[] | null> {
+    const ctx = this.#ctx;
+    if (!refused.own && refused.identityKey !== (await ctx.store.contact(row.conv))?.identityKey) return null;
+    let payload: object;
+    if (entry.action) {
+      payload = { ...entry.action, to: row.conv, orig: refused.original };
+    } else {
+      const m = (await ctx.store.message(refused.original))?.message;
+      if (!m || !m.mine || m.conv !== row.conv || m.failure || m.deleted) return null;
+      payload = { ...(await this.chatPayloadOf(refused.original, row.created)), to: row.conv, orig: refused.original };
+    }
+    const content = { kind: 'chat', body: encoder.encode(JSON.stringify(payload)) } as const;
+    const batch = new WriteBatch();
+    const peer = refused.own ? ctx.me.userId : row.conv;
+    const made = await ctx.sessions.encrypt(peer, row.id, content, batch, false, [refused.device]);
+    if (made.length === 0) return null;
     await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { ...entry, envelopes: made });
     await ctx.store.commit(batch);
     return made;
+  }
+
+  /** A refused copy's device is still full: the copy waits twice as long as before (at most the maximum). */
+  async #refusedAgain(row: OutboxRowKey, entry: OutboxEntry, refused: RefusedCopy): Promise<void> {
+    const ctx = this.#ctx;
+    const delay = Math.min(REFUSED_RETRY_MS * 2 ** (refused.tries + 1), REFUSED_RETRY_MAX_MS);
+    const next: RefusedCopy = { ...refused, tries: refused.tries + 1, notBefore: ctx.now() + delay };
+    const batch = new WriteBatch();
+    await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { ...entry, refused: next });
+    await ctx.store.commit(batch);
+    this.#armRefused(delay);
+  }
+
+  /** Flushes the outbox again in `delay` ms, unless a flush is already due sooner. */
+  #armRefused(delay: number): void {
+    if (this.#ctx.closed) return;
+    const at = Date.now() + delay;
+    if (this.#refusedTimer && this.#refusedAt <= at) return;
+    if (this.#refusedTimer) clearTimeout(this.#refusedTimer);
+    this.#refusedAt = at;
+    this.#refusedTimer = setTimeout(() => {
+      this.#refusedTimer = null;
+      if (!this.#ctx.closed) void this.flushOutbox();
+    }, delay);
+  }
+
+  /** Tells the user that a message has not reached a device yet (or, `gaveUp`, never will): once an hour per chat. */
+  #tellRefused(conv: string, own: boolean, gaveUp: boolean): void {
+    const ctx = this.#ctx;
+    const key = `${gaveUp ? 'gave-up' : 'waiting'}:${conv}`;
+    const now = ctx.now();
+    if (now - (this.#refusedTold.get(key) ?? -Infinity) < REFUSED_NOTICE_MS) return;
+    this.#refusedTold.set(key, now);
+    const device = own
+      ? 'one of your other devices'
+      : `one of ${ctx.convs.get(conv)?.username ?? 'the contact'}’s devices`;
+    if (gaveUp) {
+      ctx.notice('error', `A message never reached ${device}: its mailbox on the relay stayed full.`);
+    } else {
+      ctx.notice(
+        'info',
+        `A message has not reached ${device} yet: its mailbox on the relay is full (the device has been away a long time). It is sent again when there is room, for up to a day.`,
+      );
+    }
+  }
+
+  /**
+   * A group send the relay stored for some devices and refused for others (full mailboxes): the user is told, once
+   * an hour per group. Nothing is sent again: a group send goes to every member's devices at once.
+   */
+  refusedInGroup(conv: string, devices: number): void {
+    const ctx = this.#ctx;
+    const now = ctx.now();
+    if (now - (this.#refusedTold.get(`group:${conv}`) ?? -Infinity) < REFUSED_NOTICE_MS) return;
+    this.#refusedTold.set(`group:${conv}`, now);
+    const name = ctx.convs.get(conv)?.username ?? 'the group';
+    const which = devices === 1 ? 'one device' : `${devices} devices`;
+    const why = devices === 1 ? 'its mailbox on the relay is full' : 'their mailboxes on the relay are full';
+    ctx.notice('error', `A message did not reach ${which} in ${name}: ${why}.`);
   }
 
   async #drop(id: string): Promise<void> {
@@ -438,8 +657,8 @@ export class Outbound {
   }
 
   /** The relay stored the send: drop it from the outbox and tick it `sent`. */
-  acknowledged(id: string, conv: string): Promise<void> {
-    return this.#closeSend(id, conv, (m) => (RANK[m.status] < RANK.sent ? { ...m, status: 'sent' } : null));
+  acknowledged(id: string, conv: string, stage?: (batch: WriteBatch) => Promise<void>): Promise<void> {
+    return this.#closeSend(id, conv, (m) => (RANK[m.status] < RANK.sent ? { ...m, status: 'sent' } : null), stage);
   }
 
   /** The send cannot succeed: drop it from the outbox and show why on the message. */
@@ -448,13 +667,22 @@ export class Outbound {
     if (notify) this.#ctx.notice('error', `A message could not be sent: ${reason}`);
   }
 
-  /** Drops send `id` from the outbox and, in the same commit, changes its message (`change` null: as it is). */
-  async #closeSend(id: string, conv: string, change: (m: ChatMessage) => ChatMessage | null): Promise<void> {
+  /**
+   * Drops send `id` from the outbox and, in the same commit, changes its message (`change` null: as it is) and stages
+   * what `stage` adds.
+   */
+  async #closeSend(
+    id: string,
+    conv: string,
+    change: (m: ChatMessage) => ChatMessage | null,
+    stage?: (batch: WriteBatch) => Promise<void>,
+  ): Promise<void> {
     const ctx = this.#ctx;
     await ctx.store.changeMessages(async () => {
       const found = await ctx.store.message(id);
       const batch = new WriteBatch();
       batch.add('outbox', (tx) => tx.objectStore('outbox').delete(id));
+      await stage?.(batch);
       const updated = found ? change(found.message) : null;
       const staged = found && updated ? await ctx.store.stageMessageUpdate(batch, updated, found.sort) : null;
       await ctx.store.commit(batch);

@@ -254,6 +254,8 @@ export const chatPayloadSchema = z
     expire: z.number().int().positive().max(604_800).optional(),
     /** Key transparency gossip (issue #16): the newest relay checkpoint the sender verified (a signed note). */
     kt: z.string().max(8192).optional(),
+    /** A copy sent again to a device the relay first refused (`resentCopySchema`): filed under this, the first id. */
+    orig: messageId.optional(),
   })
   .refine((p) => p.text.length > 0 || (p.attachments?.length ?? 0) > 0, 'a message needs text or an attachment');
 export type ChatPayload = z.infer<typeof chatPayloadSchema>;
@@ -291,6 +293,14 @@ export const actionPayloadSchema = z.discriminatedUnion('type', [
 ]);
 export type ActionPayload = z.infer<typeof actionPayloadSchema>;
 
+/**
+ * The mark of a copy sent again (a chat message or an action): the relay refused the first send for this device,
+ * because its mailbox was full, and stored it for the others. `orig` is the first send's id: the copy is filed under
+ * it and marks it handled, and a copy whose first send was already handled here is dropped, so that a relay which
+ * lies "refused" cannot make a message show twice.
+ */
+export const resentCopySchema = z.object({ orig: messageId });
+
 export const controlPayloadSchema = z.discriminatedUnion('type', [
   z.object({ v: z.literal(1), type: z.literal('typing') }),
   z.object({
@@ -326,6 +336,24 @@ export const outboxEntrySchema = z.object({
   resendOf: messageId.optional(),
   /** Only these devices of the peer get it (a re-send goes to the asking device alone, never to our own). */
   onlyDevices: z.array(id).min(1).max(16).optional(),
+  /** Which of the envelopes' devices are our own other devices (a refused copy for one goes again as our own). */
+  ownDevices: z.array(id).max(256).optional(),
+  /**
+   * A copy for one device the relay refused (its mailbox was full) while it stored the send for the others: sent
+   * again to that device alone, under a new id and naming the first (`orig`), with a backoff, until `until`.
+   */
+  refused: z
+    .object({
+      original: messageId,
+      device: id,
+      own: z.boolean(),
+      /** The peer's identity key when the first send went out: a copy never goes to a key the first did not. */
+      identityKey: z.string().min(1).max(128).optional(),
+      tries: z.number().int().nonnegative(),
+      notBefore: z.number(),
+      until: z.number(),
+    })
+    .optional(),
 });
 export type OutboxEntry = z.infer<typeof outboxEntrySchema>;
 

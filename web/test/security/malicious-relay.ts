@@ -1,6 +1,6 @@
 // A malicious relay for tests: an HTTP + Socket.IO proxy in front of the real relay that can rewrite HTTP answers
-// (prekey bundles) and hold, drop, reorder, replay or forge `messages` deliveries. Clients connect to it exactly as
-// to a relay; each client socket gets its own upstream socket to the real relay with the client's own token.
+// (prekey bundles) and acks, and hold, drop, reorder, replay or forge `messages` deliveries. Clients connect to it
+// exactly as to a relay; each client socket gets its own upstream socket to the real relay with the client's own token.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket as ServerSocket } from 'socket.io';
@@ -14,6 +14,13 @@ export interface Delivery {
   ts: number;
   body: Uint8Array;
   group?: string;
+}
+
+/** What the proxy keeps on each client socket: its upstream socket, and the pushes that came before its handler. */
+interface ProxyData {
+  up?: ClientSocket;
+  early?: [Delivery[], () => void][];
+  onMessages?: (raw: Delivery[], ack: () => void) => void;
 }
 
 export interface MaliciousRelay {
@@ -37,6 +44,11 @@ export interface MaliciousRelay {
   refuseHttp:
     ((path: string) => { status: number; code: string; message: string; retryAfter?: number } | undefined) | null;
   /** Every item the real relay handed to each device, in arrival order (what the operator could replay). */
+  /**
+   * Rewrites the relay's answer to a client's event (its ack) before the client gets it: `payload` is what the client
+   * sent, `deviceId` the sending device.
+   */
+  rewriteAck: ((event: string, deviceId: string, payload: unknown, answer: unknown) => unknown) | null;
   seen: Map<string, Delivery[]>;
   /** Every envelope each device sent (`message:send`), in order: what the operator receives from clients. */
   sent: Map<string, { id: string; to: string; body: Uint8Array }[]>;
@@ -57,9 +69,10 @@ function deviceOf(token: unknown): string {
   }
 }
 
+/** A copy of a delivered body: the parser's may be a view of a buffer that is used again once the event is handled. */
 function toBytes(body: unknown): Uint8Array {
-  if (body instanceof Uint8Array) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (body instanceof Uint8Array) return Uint8Array.prototype.slice.call(body);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
   throw new Error('a delivery body is not binary');
 }
 
@@ -128,9 +141,17 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
       forceNew: true,
       auth: { token },
     });
+    // The relay pushes a waiting mailbox as soon as the upstream socket connects, before this socket's connection
+    // handler runs: what arrives meanwhile waits for it (an unanswered push would hold the mailbox back for good).
+    const data = socket.data as ProxyData;
+    data.early = [];
+    up.on('messages', (raw: Delivery[], ack: () => void) => {
+      if (data.onMessages) data.onMessages(raw, ack);
+      else data.early?.push([raw.map((d) => ({ ...d, body: toBytes(d.body) })), ack]);
+    });
     up.once('connect', () => {
       upstreams.add(up);
-      (socket.data as { up?: ClientSocket }).up = up;
+      data.up = up;
       next();
     });
     up.once('connect_error', (err: Error & { data?: unknown }) => {
@@ -142,10 +163,11 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
   });
 
   ioServer.on('connection', (socket) => {
-    const up = (socket.data as { up: ClientSocket }).up;
+    const data = socket.data as ProxyData;
+    const up = data.up!;
     const deviceId = deviceOf((socket.handshake.auth as { token?: unknown }).token);
     clients.set(deviceId, socket);
-    up.on('messages', (raw: Delivery[], ack: () => void) => {
+    const onMessages = (raw: Delivery[], ack: () => void): void => {
       // msgpack hands binary over as an ArrayBuffer (or a Buffer): the attacker's copies are plain Uint8Arrays, so a
       // test that tries to open them with a key really tries (an ArrayBuffer would only be refused as bad input).
       const batch = raw.map((d) => ({ ...d, body: toBytes(d.body) }));
@@ -153,12 +175,19 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
       const out = relay.tamper ? relay.tamper(deviceId, batch) : batch;
       if (out.length === 0 || relay.tamper) ack(); // what the malicious relay withholds is gone
       if (out.length > 0) socket.emit('messages', out, relay.tamper ? () => undefined : ack);
-    });
+    };
+    data.onMessages = onMessages;
+    for (const [raw, ack] of data.early?.splice(0) ?? []) onMessages(raw, ack);
     up.on('presence', (update: unknown) => socket.emit('presence', update));
     up.on('devices:changed', (event: unknown) => socket.emit('devices:changed', event));
     up.on('disconnect', () => socket.disconnect(true));
     socket.onAny((event: string, ...args: unknown[]) => {
       if (event === 'message:send') recordSend(deviceId, args[0]);
+      const ack = args.at(-1);
+      if (relay.rewriteAck && typeof ack === 'function') {
+        const rewrite = relay.rewriteAck;
+        args[args.length - 1] = (answer: unknown) => ack(rewrite(event, deviceId, args[0], answer));
+      }
       up.emit(event, ...args);
     });
     socket.on('disconnect', () => {
@@ -187,6 +216,7 @@ export async function startMaliciousRelay(upstreamUrl: string): Promise<Maliciou
     forgeHttp: null,
     refuseHttp: null,
     tamper: null,
+    rewriteAck: null,
     seen: new Map(),
     sent: new Map(),
     requests: [],

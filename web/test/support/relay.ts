@@ -149,3 +149,13 @@ export function oneTimePrekeyCounts(relay: TestRelay): Map<string, number> {
     db.close();
   }
 }
+
+/** Entries waiting in a device's mailbox, read from the relay's SQLite file (what it has not acknowledged yet). */
+export function mailboxEntries(relay: TestRelay, deviceId: string): number {
+  const db = new Database(join(relay.dataDir, 'weconnect.db'), { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM mailbox WHERE device_id = ?').get(deviceId) as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
