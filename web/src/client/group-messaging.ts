@@ -88,8 +88,12 @@ export class GroupMessaging {
     }
     if (ctx.deps.dangerousTestOnlyDropSendAcks) return 'next';
     if (ack.ok) {
-      await outbound.acknowledged(row.id, row.conv);
-      if (ack.refused?.length) outbound.refusedInGroup(row.conv, ack.refused.length);
+      // Devices whose mailboxes were full get a copy later, pairwise (Outbound.stageRefused).
+      const refused = ack.refused?.map((r) => r.to) ?? [];
+      const entry = { envelopes: null, ...(action ? { action } : {}) };
+      const stage =
+        refused.length > 0 ? (batch: WriteBatch) => outbound.stageRefused(batch, row, entry, refused) : undefined;
+      await outbound.acknowledged(row.id, row.conv, stage);
     } else if (ack.error.code === 'rate_limited') {
       outbound.retryLater();
       return 'stop';

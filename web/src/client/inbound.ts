@@ -360,6 +360,7 @@ export class Inbound {
       }
       id = copy.data.orig;
       ctx.store.stageSeen(batch, id, ctx.now());
+      if (copy.data.group !== undefined) return this.#groupCopy(batch, entry, from, id, copy.data.group, json);
     }
     const action = actionPayloadSchema.safeParse(json);
     if (action.success) {
@@ -412,6 +413,56 @@ export class Inbound {
     await ctx.storeIncoming(batch, from, username, message);
     ctx.clearTyping(from);
     return { conv: from, id, from };
+  }
+
+  /**
+   * A copy of a group message (or action), sent pairwise because the relay refused the group send for this device:
+   * taken only from a current member of a group we are in (or from our own other device), filed in the group as the
+   * group send would have been, under the first id (`id`).
+   */
+  async #groupCopy(
+    batch: WriteBatch,
+    entry: ReceivedMessage,
+    from: string,
+    id: string,
+    groupId: string,
+    json: unknown,
+  ): Promise<Delivered> {
+    const ctx = this.#ctx;
+    const conv = ctx.convs.get(groupId);
+    const group = conv?.group;
+    const mine = from === ctx.me.userId;
+    if (!conv || !group || group.left || (!mine && !group.members.some((m) => m.userId === from))) {
+      await ctx.store.commit(batch); // not a member (or no such group here): nothing
+      return null;
+    }
+    const action = actionPayloadSchema.safeParse(json);
+    if (action.success) {
+      await ctx.parts.actions.receive(batch, { conv: groupId, from, id, ts: entry.ts, action: action.data });
+      return null;
+    }
+    const parsed = chatPayloadSchema.safeParse(json);
+    if (!parsed.success) {
+      await ctx.store.commit(batch);
+      return null;
+    }
+    const fields = { text: parsed.data.text, ts: entry.ts, ...richFields(parsed.data) };
+    if (mine) {
+      await this.#storeOwnCopy(batch, groupId, { id, ...fields }, parsed.data.sentAt);
+      return null;
+    }
+    const senderName = group.members.find((m) => m.userId === from)?.username ?? 'member';
+    await ctx.storeIncoming(batch, groupId, conv.username, {
+      id,
+      conv: groupId,
+      mine: false,
+      status: 'delivered',
+      sender: from,
+      senderName,
+      ...fields,
+    });
+    ctx.clearTyping(groupId);
+    return { conv: groupId, id, from };
   }
 
   /** A copy of a message our other device sent: stored as ours in its conversation (created if new). */

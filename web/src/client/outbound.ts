@@ -266,7 +266,7 @@ export class Outbound {
         const refused = ack.refused?.map((r) => r.to) ?? [];
         const stage =
           refused.length > 0 && !entry.resendOf
-            ? (batch: WriteBatch) => this.#stageRefused(batch, row, sent, refused)
+            ? (batch: WriteBatch) => this.stageRefused(batch, row, sent, refused)
             : undefined;
         await this.acknowledged(row.id, row.conv, stage);
       } else if (ack.error.code === 'unknown_recipient') {
@@ -351,26 +351,34 @@ export class Outbound {
   }
 
   /**
-   * The relay stored a send for some devices and refused it for these (their mailboxes were full): queues a copy for
-   * each, in the commit that closes the send. Each goes alone, later, naming the first send (see `#flushRefused`).
+   * The relay stored a send (one-to-one or to a group) for some devices and refused it for these (their mailboxes
+   * were full): queues a copy for each, in the commit that closes the send. Each goes alone, later, pairwise, naming
+   * the first send (see `#flushRefused`). A group's devices are known by the slots our sender key went to.
    */
-  async #stageRefused(batch: WriteBatch, row: OutboxRowKey, entry: OutboxEntry, devices: string[]): Promise<void> {
+  async stageRefused(batch: WriteBatch, row: OutboxRowKey, entry: OutboxEntry, devices: string[]): Promise<void> {
     const ctx = this.#ctx;
     const now = ctx.now();
-    const own = new Set(entry.ownDevices ?? []);
-    const identityKey = (await ctx.store.contact(row.conv))?.identityKey;
+    const me = ctx.me.userId;
+    const owners = new Map<string, string>((entry.ownDevices ?? []).map((d) => [d, me]));
+    if (ctx.convs.get(row.conv)?.group) {
+      for (const slot of (await ctx.groupKeys.peekOwn(row.conv))?.devices ?? []) {
+        const [user, device] = slot.split('/');
+        if (user && device) owners.set(device, user);
+      }
+    }
     for (const device of devices) {
-      const mine = own.has(device);
-      if (this.#refusedWaiting >= REFUSED_MAX || (!mine && identityKey === undefined)) {
-        this.#tellRefused(row.conv, mine, true);
+      const user = owners.get(device) ?? (ctx.convs.get(row.conv)?.group ? undefined : row.conv);
+      const identityKey = user && user !== me ? (await ctx.store.contact(user))?.identityKey : undefined;
+      if (this.#refusedWaiting >= REFUSED_MAX || !user || (user !== me && identityKey === undefined)) {
+        this.#tellRefused(row.conv, user, true);
         continue;
       }
       this.#refusedWaiting++;
       const refused: RefusedCopy = {
         original: row.id,
         device,
-        own: mine,
-        ...(mine ? {} : { identityKey }),
+        user,
+        ...(identityKey !== undefined ? { identityKey } : {}),
         tries: 0,
         notBefore: now + REFUSED_RETRY_MS,
         until: now + SEND_LOG_MS,
@@ -381,7 +389,7 @@ export class Outbound {
         ...(entry.action ? { action: entry.action } : {}),
         refused,
       });
-      this.#tellRefused(row.conv, mine, false);
+      this.#tellRefused(row.conv, user, false);
     }
     this.#armRefused(REFUSED_RETRY_MS);
   }
@@ -389,7 +397,8 @@ export class Outbound {
   /**
    * One copy for a device the relay refused: it waits for its time, is encrypted once for that device alone, and
    * goes again with a backoff while the device's mailbox is still full, until its day is over. Dropped when its
-   * message is gone (deleted, expired), the device is, or the peer's key is no longer the one the first send went to.
+   * message is gone (deleted, expired), the device is, its owner left the group, or the owner's key is no longer
+   * the one the first send went to.
    */
   async #flushRefused(
     row: OutboxRowKey,
@@ -401,7 +410,7 @@ export class Outbound {
     const now = ctx.now();
     if (now > refused.until) {
       await this.#drop(row.id);
-      this.#tellRefused(row.conv, refused.own, true);
+      this.#tellRefused(row.conv, refused.user, true);
       return 'next';
     }
     if (refused.notBefore > now) {
@@ -415,7 +424,7 @@ export class Outbound {
     let envelopes = entry.envelopes;
     if (!envelopes) {
       try {
-        envelopes = await this.#inPeerAndOwnQueues(row.conv, () => this.#encryptRefused(row, entry, refused));
+        envelopes = await this.#inPeerAndOwnQueues(refused.user, () => this.#encryptRefused(row, entry, refused));
       } catch (e) {
         if (e instanceof ClientError && e.code === 'relay_unreachable') return 'stop';
         console.warn('a copy for a refused device was dropped:', describeError(e));
@@ -448,26 +457,29 @@ export class Outbound {
     return 'next';
   }
 
-  /** Encrypts a refused copy for its device alone (inside our own queue and the peer's); null: nothing to send. */
+  /** Encrypts a refused copy for its device alone (inside our own queue and its owner's); null: nothing to send. */
   async #encryptRefused(
     row: OutboxRowKey,
     entry: OutboxEntry,
     refused: RefusedCopy,
   ): Promise<{ to: string; body: Uint8Array }[] | null> {
     const ctx = this.#ctx;
-    if (!refused.own && refused.identityKey !== (await ctx.store.contact(row.conv))?.identityKey) return null;
+    const own = refused.user === ctx.me.userId;
+    if (!own && refused.identityKey !== (await ctx.store.contact(refused.user))?.identityKey) return null;
+    const group = ctx.convs.get(row.conv)?.group;
+    if (group && (group.left || (!own && !group.members.some((m) => m.userId === refused.user)))) return null;
+    const where = { ...(group ? { group: row.conv } : { to: row.conv }), orig: refused.original };
     let payload: object;
     if (entry.action) {
-      payload = { ...entry.action, to: row.conv, orig: refused.original };
+      payload = { ...entry.action, ...where };
     } else {
       const m = (await ctx.store.message(refused.original))?.message;
       if (!m || !m.mine || m.conv !== row.conv || m.failure || m.deleted) return null;
-      payload = { ...(await this.chatPayloadOf(refused.original, row.created)), to: row.conv, orig: refused.original };
+      payload = { ...(await this.chatPayloadOf(refused.original, row.created)), ...where };
     }
     const content = { kind: 'chat', body: encoder.encode(JSON.stringify(payload)) } as const;
     const batch = new WriteBatch();
-    const peer = refused.own ? ctx.me.userId : row.conv;
-    const made = await ctx.sessions.encrypt(peer, row.id, content, batch, false, [refused.device]);
+    const made = await ctx.sessions.encrypt(refused.user, row.id, content, batch, false, [refused.device]);
     if (made.length === 0) return null;
     await ctx.store.stageOutbox(batch, row.id, row.conv, row.created, { ...entry, envelopes: made });
     await ctx.store.commit(batch);
@@ -498,39 +510,29 @@ export class Outbound {
     }, delay);
   }
 
-  /** Tells the user that a message has not reached a device yet (or, `gaveUp`, never will): once an hour per chat. */
-  #tellRefused(conv: string, own: boolean, gaveUp: boolean): void {
+  /**
+   * Tells the user that a message has not reached a device of `user` yet (or, `gaveUp`, never will; `user` unknown: a
+   * device of the group's): once an hour per conversation.
+   */
+  #tellRefused(conv: string, user: string | undefined, gaveUp: boolean): void {
     const ctx = this.#ctx;
     const key = `${gaveUp ? 'gave-up' : 'waiting'}:${conv}`;
     const now = ctx.now();
     if (now - (this.#refusedTold.get(key) ?? -Infinity) < REFUSED_NOTICE_MS) return;
     this.#refusedTold.set(key, now);
-    const device = own
-      ? 'one of your other devices'
-      : `one of ${ctx.convs.get(conv)?.username ?? 'the contact'}’s devices`;
+    const c = ctx.convs.get(conv);
+    const where = c?.group ? ` in ${c.username}` : '';
+    const name = c?.group?.members.find((m) => m.userId === user)?.username ?? (c?.group ? undefined : c?.username);
+    const device =
+      user === ctx.me.userId ? 'one of your other devices' : name ? `one of ${name}’s devices` : 'a device';
     if (gaveUp) {
-      ctx.notice('error', `A message never reached ${device}: its mailbox on the relay stayed full.`);
+      ctx.notice('error', `A message${where} never reached ${device}: its mailbox on the relay stayed full.`);
     } else {
       ctx.notice(
         'info',
-        `A message has not reached ${device} yet: its mailbox on the relay is full (the device has been away a long time). It is sent again when there is room, for up to a day.`,
+        `A message${where} has not reached ${device} yet: its mailbox on the relay is full (the device has been away a long time). It is sent again when there is room, for up to a day.`,
       );
     }
-  }
-
-  /**
-   * A group send the relay stored for some devices and refused for others (full mailboxes): the user is told, once
-   * an hour per group. Nothing is sent again: a group send goes to every member's devices at once.
-   */
-  refusedInGroup(conv: string, devices: number): void {
-    const ctx = this.#ctx;
-    const now = ctx.now();
-    if (now - (this.#refusedTold.get(`group:${conv}`) ?? -Infinity) < REFUSED_NOTICE_MS) return;
-    this.#refusedTold.set(`group:${conv}`, now);
-    const name = ctx.convs.get(conv)?.username ?? 'the group';
-    const which = devices === 1 ? 'one device' : `${devices} devices`;
-    const why = devices === 1 ? 'its mailbox on the relay is full' : 'their mailboxes on the relay are full';
-    ctx.notice('error', `A message did not reach ${which} in ${name}: ${why}.`);
   }
 
   async #drop(id: string): Promise<void> {

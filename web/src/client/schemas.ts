@@ -294,12 +294,17 @@ export const actionPayloadSchema = z.discriminatedUnion('type', [
 export type ActionPayload = z.infer<typeof actionPayloadSchema>;
 
 /**
- * The mark of a copy sent again (a chat message or an action): the relay refused the first send for this device,
+ * The mark of a copy sent again (a chat message or an action, one-to-one or in a group, where it goes pairwise instead
+ * of under the sender key): the relay refused the first send for this device,
  * because its mailbox was full, and stored it for the others. `orig` is the first send's id: the copy is filed under
  * it and marks it handled, and a copy whose first send was already handled here is dropped, so that a relay which
  * lies "refused" cannot make a message show twice.
  */
-export const resentCopySchema = z.object({ orig: messageId });
+export const resentCopySchema = z.object({
+  orig: messageId,
+  /** A copy of a group message, sent pairwise: taken only from a current member of that group. */
+  group: id.optional(),
+});
 
 export const controlPayloadSchema = z.discriminatedUnion('type', [
   z.object({ v: z.literal(1), type: z.literal('typing') }),
@@ -346,8 +351,9 @@ export const outboxEntrySchema = z.object({
     .object({
       original: messageId,
       device: id,
-      own: z.boolean(),
-      /** The peer's identity key when the first send went out: a copy never goes to a key the first did not. */
+      /** Who the device belongs to: the peer, a member of the group, or we (one of our own other devices). */
+      user: id,
+      /** Its identity key when the first send went out (not ours): a copy never goes to a key the first did not. */
       identityKey: z.string().min(1).max(128).optional(),
       tries: z.number().int().nonnegative(),
       notBefore: z.number(),

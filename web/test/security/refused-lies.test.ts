@@ -125,39 +125,64 @@ describe('a relay that lies that it refused a send for some devices', () => {
   });
 });
 
-describe('a contact who marks a message as a copy of one of ours', () => {
-  it('cannot replace our message with its own: the "copy" is dropped, ours stays', async () => {
-    const vic = await user('rl_vic');
-    const m = await attackerAccount(relay.url);
-    await openWith(vic, { name: m.username, userId: m.userId } as TestUser);
-    const mine = await vic.engine.send(m.userId, 'mine');
-    // What mallory holds: vic's envelope, which she opens with her own keys, and so the message's id.
-    const sent = await until('it went out', () =>
-      (evil.sent.get(vic.engine.getSnapshot().me.deviceId) ?? []).find((e) => e.id === mine),
-    );
-    const env = await m.c.openEnvelope(m.keys.identity, sent.body);
-    const info = m.c.readPrekeyMessage(env.payload);
-    const side = m.c.acceptSession({
-      identity: m.keys.identity,
-      localUserId: m.userId,
-      localDeviceId: m.deviceId,
-      envelope: env,
-      signedPrekey: m.keys.signedPrekey,
-      oneTimePrekey: m.keys.oneTimePrekeys.find((k) => k.keyId === info.oneTimePrekeyId) ?? null,
-      kemPrekey: m.kemPrekey(info.kemPrekeyId),
-      expectedPeerIdentityKey: info.identityKey,
-    }).session;
-    const forged = m.c.createMessageId();
-    const payload = { v: 1, text: 'not yours', sentAt: now, orig: env.messageId };
+/**
+ * Mallory, a contact of vic's (an account whose keys the test holds): vic writes to her first, and she answers on
+ * that session with whatever payload she likes. Returns the id of vic's message and a sender of Mallory's payloads.
+ */
+async function mallory(vic: TestUser) {
+  const m = await attackerAccount(relay.url);
+  await openWith(vic, { name: m.username, userId: m.userId } as TestUser);
+  const mine = await vic.engine.send(m.userId, 'mine');
+  // What mallory holds: vic's envelope, which she opens with her own keys, and so the message's id.
+  const sent = await until('it went out', () =>
+    (evil.sent.get(vic.engine.getSnapshot().me.deviceId) ?? []).find((e) => e.id === mine),
+  );
+  const env = await m.c.openEnvelope(m.keys.identity, sent.body);
+  const info = m.c.readPrekeyMessage(env.payload);
+  let side = m.c.acceptSession({
+    identity: m.keys.identity,
+    localUserId: m.userId,
+    localDeviceId: m.deviceId,
+    envelope: env,
+    signedPrekey: m.keys.signedPrekey,
+    oneTimePrekey: m.keys.oneTimePrekeys.find((k) => k.keyId === info.oneTimePrekeyId) ?? null,
+    kemPrekey: m.kemPrekey(info.kemPrekeyId),
+    expectedPeerIdentityKey: info.identityKey,
+  }).session;
+  let seq = 9_000_000;
+  /** Sends `payload` to vic's device on Mallory's session (as the relay would deliver it); resolves once handled. */
+  const send = async (payload: object): Promise<void> => {
+    const id = m.c.createMessageId();
     const out = await m.c.encryptToDevice(side, {
-      messageId: forged,
+      messageId: id,
       content: { kind: 'chat', body: new TextEncoder().encode(JSON.stringify(payload)) },
     });
-    const dropped = asClient(vic.engine).dangerousTestOnlyDuplicatesDropped();
-    await evil.inject(vic.engine.getSnapshot().me.deviceId, [{ id: forged, seq: 9_000_001, ts: now, body: out.body }]);
+    side = out.session;
+    await evil.inject(vic.engine.getSnapshot().me.deviceId, [{ id, seq: ++seq, ts: now, body: out.body }]);
+  };
+  return { m, seenId: env.messageId, mine, send };
+}
 
+describe('a contact who sends a message marked as a copy', () => {
+  it('cannot replace one of our messages with its own: the "copy" is dropped, ours stays', async () => {
+    const vic = await user('rl_vic');
+    const { m, seenId, mine, send } = await mallory(vic);
+    const dropped = asClient(vic.engine).dangerousTestOnlyDuplicatesDropped();
+    await send({ v: 1, text: 'not yours', sentAt: now, orig: seenId });
     expect(asClient(vic.engine).dangerousTestOnlyDuplicatesDropped()).toBe(dropped + 1);
     const shownNow = (await history(vic.engine, m.userId)).map((x) => [x.id, x.text, x.mine]);
     expect(shownNow).toEqual([[mine, 'mine', true]]);
+  });
+
+  it('cannot post into a group it is not in by calling its message a copy of a group message', async () => {
+    const vic = await user('rl_vic');
+    const [wes, xan] = [await user('rl_wes'), await user('rl_xan')];
+    const members = [wes, xan].map((u) => ({ userId: u.userId, username: u.name.toLowerCase() }));
+    const group = await vic.engine.createGroup('Members only', members);
+    await vic.engine.send(group, 'members only');
+    const { m, send } = await mallory(vic);
+    const before = (await history(vic.engine, group)).map((x) => x.id);
+    await send({ v: 1, text: 'let me in', sentAt: now, orig: m.c.createMessageId(), group }); // handled once it resolves
+    expect((await history(vic.engine, group)).map((x) => x.id)).toEqual(before);
   });
 });
