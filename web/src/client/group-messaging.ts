@@ -146,8 +146,9 @@ export class GroupMessaging {
     const ctx = this.#ctx;
     const outbound = ctx.parts.outbound;
     const slot = `${userId}/${deviceId}`;
-    // What to send is decided in the group's queue; the sends happen outside it, because an inbound group-info
-    // message holds the peer's queue while it waits for this group's (waiting for the peer here would deadlock).
+    // What to send is decided in the group's queue; the sends happen outside it, so that the group's own sends do
+    // not wait behind these. (Inside would not deadlock: inbound.ts handles group info after releasing the peer's
+    // queue, and a group send takes the group's queue, then the peer's, as `#distribute` does.)
     const plan = await ctx.queue.run(`group:${groupId}`, async () => {
       const current = ctx.convs.get(groupId)?.group;
       if (!current || current.left) return null;
