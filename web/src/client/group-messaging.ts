@@ -113,12 +113,15 @@ export class GroupMessaging {
     // Our own other devices get it too (the relay fans group messages out to them as well).
     for (const peer of members) {
       if (sentTo.includes(peer)) continue;
-      const reached = await ctx.parts.outbound.sendPairwiseNow(peer, {
+      const sent = await ctx.parts.outbound.sendPairwiseNow(peer, {
         kind: 'sender_key',
         body: ctx.c.senderKeyDistribution(own.key),
       });
-      sentTo.push(peer);
-      devices.push(...reached.map((d) => `${peer}/${d}`));
+      // A member with a device whose mailbox was full gets the key again with our next group send (until it has
+      // room); the device is recorded either way, so that a group send refused for it is copied to it pairwise.
+      if (sent.refused.length === 0) sentTo.push(peer);
+      for (const d of [...sent.to, ...sent.refused])
+        if (!devices.includes(`${peer}/${d}`)) devices.push(`${peer}/${d}`);
       const batch = new WriteBatch();
       await ctx.groupKeys.stageOwn(batch, groupId, { key: own.key, sentTo, devices });
       await ctx.store.commit(batch);
@@ -170,7 +173,7 @@ export class GroupMessaging {
     const key = plan.key;
     if (!key) return;
     const reached = await outbound.sendPairwiseNow(userId, { kind: 'sender_key', body: key.body }, [deviceId]);
-    if (reached.length === 0) return;
+    if (reached.to.length === 0) return;
     await ctx.queue.run(`group:${groupId}`, async () => {
       const latest = await ctx.groupKeys.peekOwn(groupId);
       // Rotated meanwhile: the new key goes to every device with the next send.

@@ -14,7 +14,10 @@ import type { Crypto } from './crypto-loader';
 import { relayIdSchema } from './schemas';
 import type { LocalStore, WriteBatch } from './store';
 
-/** `sentTo`: members (user ids) who got the key; `devices`: which of their devices did (`userId/deviceId`). */
+/**
+ * `sentTo`: members (user ids) whose every device took the key; `devices`: the devices it was sent to
+ * (`userId/deviceId`), one whose mailbox was full included (its member is then not in `sentTo`, and gets it again).
+ */
 const ownKeySchema = z.object({
   key: z.unknown(),
   sentTo: z.array(z.string()),

@@ -716,9 +716,14 @@ export class Outbound {
 
   /**
    * A stored pairwise send made and emitted now (group info, sender keys); throws when it did not go out. With
-   * `onlyDevices`, only those devices of the peer get it. Returns the devices it went to.
+   * `onlyDevices`, only those devices of the peer get it. Returns the devices the relay stored it for (`to`) and
+   * those whose mailboxes were full (`refused`: all of them when it stored it for none). Nothing is sent again.
    */
-  async sendPairwiseNow(peer: string, content: Content, onlyDevices?: readonly string[]): Promise<string[]> {
+  async sendPairwiseNow(
+    peer: string,
+    content: Content,
+    onlyDevices?: readonly string[],
+  ): Promise<{ to: string[]; refused: string[] }> {
     const ctx = this.#ctx;
     for (let attempt = 0; ; attempt++) {
       const id = newMessageId();
@@ -728,9 +733,13 @@ export class Outbound {
         await ctx.store.commit(batch);
         return made;
       });
-      if (envelopes.length === 0) return []; // our own account with no other device
+      if (envelopes.length === 0) return { to: [], refused: [] }; // our own account with no other device
       const ack = await ctx.transport.send({ id, envelopes });
-      if (ack.ok) return envelopes.map((e) => e.to);
+      if (ack.ok) {
+        const refused = new Set(ack.refused?.map((r) => r.to));
+        return { to: envelopes.map((e) => e.to).filter((d) => !refused.has(d)), refused: [...refused] };
+      }
+      if (ack.error.code === 'mailbox_full') return { to: [], refused: envelopes.map((e) => e.to) };
       if (ack.error.code !== 'unknown_recipient' || attempt > 0) {
         throw new ClientError('relay_error', ack.error.message);
       }
@@ -818,7 +827,7 @@ export class Outbound {
     const payload: ControlPayload = { v: 1, type: 'resend', ids: found.message.failedIds ?? [messageId] };
     const content = { kind: 'control', body: encoder.encode(JSON.stringify(payload)) } as const;
     const device = found.message.senderDevice;
-    const to = device === undefined ? [] : await this.sendPairwiseNow(peer, content, [device]);
+    const to = device === undefined ? [] : (await this.sendPairwiseNow(peer, content, [device])).to;
     if (to.length === 0) await this.sendPairwiseNow(peer, content);
     await ctx.store.changeMessages(async () => {
       // Read again: the row may have changed (or gone) while the request was sent.

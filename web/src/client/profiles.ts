@@ -206,8 +206,11 @@ export class Profiles {
       const payload: ControlPayload = { v: 1, type: 'profile-key', userId: ctx.me.userId, key: ctx.c.toBase64Url(key) };
       key.fill(0);
       const body = encoder.encode(JSON.stringify(payload));
-      const to = await ctx.parts.outbound.sendPairwiseNow(userId, { kind: 'control', body });
-      if (to.length > 0) await ctx.store.write('secrets', ['profile-shared', userId], { at: ctx.now() });
+      const sent = await ctx.parts.outbound.sendPairwiseNow(userId, { kind: 'control', body });
+      // Shared only once every device took it: a device whose mailbox was full gets it the next time.
+      if (sent.to.length > 0 && sent.refused.length === 0) {
+        await ctx.store.write('secrets', ['profile-shared', userId], { at: ctx.now() });
+      }
     })()
       .catch((e: unknown) => console.warn('profile key not sent:', describeError(e)))
       .finally(() => this.#sharing.delete(userId));

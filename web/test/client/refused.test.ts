@@ -198,4 +198,34 @@ describe('a send refused for some devices', () => {
     const leeGot = await shown(lee.engine, group);
     for (const [text, id] of ids) expect([text, leeGot.get(text)]).toEqual([text, [id]]);
   });
+
+  it('a member whose only device is full stops no one: the key goes to her again after a rotation, once she has room', async () => {
+    const kay = await user('rf_kay');
+    const lee = await user('rf_lee');
+    const mia = await user('rf_mia');
+    const nat = await user('rf_nat');
+    const people = [lee, mia, nat].map((u) => ({ userId: u.userId, username: u.name.toLowerCase() }));
+    const group = await kay.engine.createGroup('Rotations', people);
+    await kay.engine.send(group, 'before');
+    await until('mia got it', async () => (await shown(mia.engine, group)).has('before'));
+    asClient(mia.engine).close();
+    for (let i = 0; i < 3; i++) await kay.engine.send(group, `filler ${i}`); // her mailbox is full after these
+    await until('lee got them', async () => (await shown(lee.engine, group)).has('filler 2'));
+    // A removal makes a new key, which goes to mia's device pairwise: the relay refuses it (mailbox_full).
+    await kay.engine.removeGroupMember(group, nat.userId);
+    const id = await kay.engine.send(group, 'after the rotation');
+    await until('lee got it', async () => (await shown(lee.engine, group)).has('after the rotation'));
+    await until('sent', async () => (await history(kay.engine, group)).every((m) => m.status !== 'pending'));
+    expect((await history(kay.engine, group)).filter((m) => m.failure)).toEqual([]);
+
+    const back = await boot(relay.url, mia.db, clock).unlock(mia.password, false);
+    engines.push(back);
+    now += REFUSED_RETRY_MS;
+    await retryUntil(kay, 'mia has the copy', async () => (await shown(back, group)).has('after the rotation'));
+    expect((await shown(back, group)).get('after the rotation')).toEqual([id]);
+    // Her device has room now: the next send takes the new key to her first, and she reads it as a group message.
+    const next = await kay.engine.send(group, 'with the new key');
+    const got = await until('it reached mia', async () => (await history(back, group)).find((m) => m.id === next));
+    expect([got.text, got.failure]).toEqual(['with the new key', undefined]);
+  });
 });
