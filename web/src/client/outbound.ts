@@ -561,11 +561,6 @@ export class Outbound {
   ): Promise<'next' | 'stop'> {
     const ctx = this.#ctx;
     const me = ctx.me.userId;
-    const drop = async () => {
-      const batch = new WriteBatch();
-      batch.add('outbox', (tx) => tx.objectStore('outbox').delete(row.id));
-      await ctx.store.commit(batch);
-    };
     let envelopes = made;
     if (!envelopes) {
       try {
@@ -580,12 +575,12 @@ export class Outbound {
       } catch (e) {
         if (e instanceof ClientError && e.code === 'relay_unreachable') return 'stop';
         console.warn('read state not synced to our other devices:', describeError(e));
-        await drop();
+        await this.#drop(row.id);
         return 'next';
       }
     }
     if (envelopes.length === 0) {
-      await drop(); // no other device of ours
+      await this.#drop(row.id); // no other device of ours
       return 'next';
     }
     let ack;
@@ -595,7 +590,7 @@ export class Outbound {
       return 'stop';
     }
     if (ack.ok) {
-      await drop();
+      await this.#drop(row.id);
     } else if (ack.error.code === 'unknown_recipient') {
       await ctx.queue.run(me, async () => {
         const batch = new WriteBatch();
@@ -609,7 +604,7 @@ export class Outbound {
       return 'stop';
     } else {
       console.warn('read state not synced to our other devices:', ack.error.code);
-      await drop();
+      await this.#drop(row.id);
     }
     return 'next';
   }
