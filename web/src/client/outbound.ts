@@ -304,8 +304,8 @@ export class Outbound {
   /**
    * Encrypts a queued one-to-one message (inside our own queue and the peer's): to every device of the peer and our
    * own other devices, or, for a re-send, to the asking device alone. Records the send in the send log and stores the
-   * envelopes in the outbox entry, in one commit; returns that entry. Null for a re-send that may no longer go out: its send
-   * log record is gone (older than a day), the peer's key is no longer the one the original went to, or the
+   * envelopes in the outbox entry, in one commit; returns that entry. Null for a re-send that may no longer go out:
+   * its send log record is gone (older than a day), the peer's key is no longer the one the original went to, or the
    * device has no session.
    */
   async #encryptOneToOne(
